@@ -1,0 +1,117 @@
+//! Core: per-guild configuration, per-guild secrets and bot-wide settings.
+
+use mongodb::bson::{oid::ObjectId, Bson, DateTime, Document};
+use serde::{Deserialize, Serialize};
+
+use crate::context::{Context, Error};
+use crate::plugin::{CloneStepSpec, CollectionSpec, Plugin};
+
+/// The core plugin.
+pub struct CorePlugin;
+
+#[async_trait::async_trait]
+impl Plugin for CorePlugin {
+    fn name(&self) -> &'static str {
+        "core"
+    }
+    fn description(&self) -> &'static str {
+        "Guild configuration, guild secrets and bot-wide settings"
+    }
+    fn collections(&self) -> Vec<CollectionSpec> {
+        vec![
+            CollectionSpec::new("guild_configs", "GuildConfig").unique(&["guildId"]),
+            CollectionSpec::new("guild_envs", "GuildEnv")
+                .unique(&["guildId", "key"])
+                .encrypted(&["encryptedValue"]),
+            CollectionSpec::new("bot_settings", "BotSetting")
+                .unique(&["key"])
+                .global(),
+        ]
+    }
+    fn clone_steps(&self) -> Vec<CloneStepSpec> {
+        vec![CloneStepSpec::new(
+            1,
+            "Core settings",
+            &["guild_configs", "guild_envs", "bot_settings"],
+        )]
+    }
+    fn commands(&self) -> Vec<poise::Command<crate::context::Data, Error>> {
+        vec![about()]
+    }
+}
+
+/// Shows Heimdall's version and its plugins.
+#[poise::command(slash_command, ephemeral)]
+pub async fn about(ctx: Context<'_>) -> Result<(), Error> {
+    let names = ctx.data().registry.plugin_names().join(", ");
+    ctx.say(crate::locales::t(
+        "core.about",
+        &[("version", env!("CARGO_PKG_VERSION")), ("plugins", &names)],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// `guild_configs`: a guild's basic settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GuildConfig {
+    /// Document id.
+    #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
+    pub id: Option<ObjectId>,
+    /// Guild snowflake.
+    pub guild_id: String,
+    /// Text command prefix.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Locale, e.g. `en-US`.
+    #[serde(default)]
+    pub locale: Option<String>,
+    /// Enabled plugin names.
+    #[serde(default)]
+    pub enabled_plugins: Vec<String>,
+    /// Creation time.
+    #[serde(default)]
+    pub created_at: Option<DateTime>,
+    /// Fields this struct does not name; kept on write.
+    #[serde(flatten)]
+    pub extra: Document,
+}
+
+/// `guild_envs`: an encrypted per-guild secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GuildEnv {
+    /// Document id.
+    #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
+    pub id: Option<ObjectId>,
+    /// Guild snowflake.
+    pub guild_id: String,
+    /// Variable name.
+    pub key: String,
+    /// `v1:<nonce>:<ciphertext>`.
+    pub encrypted_value: String,
+    /// Last change.
+    #[serde(default)]
+    pub updated_at: Option<DateTime>,
+    /// Fields this struct does not name; kept on write.
+    #[serde(flatten)]
+    pub extra: Document,
+}
+
+/// `bot_settings`: a bot-wide setting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BotSetting {
+    /// Document id.
+    #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
+    pub id: Option<ObjectId>,
+    /// Setting name.
+    pub key: String,
+    /// Any BSON value.
+    #[serde(default)]
+    pub value: Bson,
+    /// Fields this struct does not name; kept on write.
+    #[serde(flatten)]
+    pub extra: Document,
+}

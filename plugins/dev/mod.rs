@@ -1,0 +1,22 @@
+//! Dev: owner-only tools, above all migration (Legacy Import and Instance Clone).
+
+use crate::plugin::{CollectionSpec, Plugin};
+
+/// The dev plugin.
+pub struct DevPlugin;
+
+/// The collection holding migration run records.
+pub const MIGRATION_RUNS: &str = "migration_runs";
+
+#[async_trait::async_trait]
+impl Plugin for DevPlugin {
+    fn name(&self) -> &'static str {
+        "dev"
+    }
+    fn description(&self) -> &'static str {
+        "Owner-only tools: Legacy Import and Instance Clone"
+    }
+    fn collections(&self) -> Vec<CollectionSpec> {
+        vec![CollectionSpec::new(MIGRATION_RUNS, "MigrationRun").internal()]
+    }
+}

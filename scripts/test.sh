@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, clippy, and the integration tests against a real
+# MongoDB-compatible server (a local secantusd-rs, or MONGODB_TEST_URI when set).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked --no-fail-fast

@@ -1,0 +1,127 @@
+//! The HTTP API: health, the plugin catalog, every plugin's routes, and the dashboard.
+//!
+//! Errors answer `{code, message}` (see [`AppError`]).
+
+use std::path::PathBuf;
+
+use axum::extract::State;
+use axum::http::{Request, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use mongodb::bson::doc;
+use serde::Serialize;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::trace::TraceLayer;
+
+use crate::context::Data;
+use crate::error::{AppError, UserError, UserErrorKind};
+
+/// The full router: `/api/...` plus the dashboard's static files.
+pub fn router(data: Data) -> Router {
+    let mut api = Router::new()
+        .route("/api/health", get(health))
+        .route("/api/plugins", get(plugins));
+    for p in data.registry.plugins() {
+        api = api.merge(p.routes());
+    }
+    let api = api.route("/api/{*rest}", axum::routing::any(api_not_found));
+    let dir = dashboard_dir();
+    let index = dir.join("index.html");
+    api.fallback_service(ServeDir::new(&dir).fallback(ServeFile::new(index)))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                tracing::info_span!("api", method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .with_state(data)
+}
+
+/// Where the dashboard's built files are: `HEIMDALL_DASHBOARD_DIR`, else `dashboard/public`
+/// in the source tree.
+pub fn dashboard_dir() -> PathBuf {
+    std::env::var("HEIMDALL_DASHBOARD_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/dashboard/public")))
+}
+
+/// `GET /api/health` answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// `ok` when the database answers.
+    pub status: &'static str,
+    /// Heimdall's version.
+    pub version: &'static str,
+    /// Whether the Discord connection is configured.
+    pub discord: bool,
+    /// Registered plugins.
+    pub plugins: Vec<&'static str>,
+}
+
+async fn health(State(data): State<Data>) -> Result<Json<Health>, AppError> {
+    data.db.run_command(doc! { "ping": 1 }).await.map_err(|e| {
+        tracing::warn!(error = %e, "health: database ping failed");
+        UserError::new(
+            UserErrorKind::Unavailable,
+            "database_unreachable",
+            "the database does not answer",
+        )
+    })?;
+    Ok(Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        discord: data.config.discord_token.is_some(),
+        plugins: data.registry.plugin_names(),
+    }))
+}
+
+/// One plugin in `GET /api/plugins`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginInfo {
+    /// Name.
+    pub name: &'static str,
+    /// What it does.
+    pub description: &'static str,
+    /// Its collections.
+    pub collections: Vec<&'static str>,
+    /// Its clone steps as `(order, label)`.
+    pub clone_steps: Vec<(u16, &'static str)>,
+}
+
+async fn plugins(State(data): State<Data>) -> Json<Vec<PluginInfo>> {
+    let reg = &data.registry;
+    Json(
+        reg.plugins()
+            .iter()
+            .map(|p| PluginInfo {
+                name: p.name(),
+                description: p.description(),
+                collections: reg
+                    .collections()
+                    .iter()
+                    .filter(|c| c.plugin == p.name())
+                    .map(|c| c.spec.name)
+                    .collect(),
+                clone_steps: reg
+                    .clone_steps()
+                    .iter()
+                    .filter(|s| s.plugin == p.name())
+                    .map(|s| (s.spec.order, s.spec.label))
+                    .collect(),
+            })
+            .collect(),
+    )
+}
+
+async fn api_not_found(req: Request<axum::body::Body>) -> (StatusCode, AppError) {
+    (
+        StatusCode::NOT_FOUND,
+        UserError::new(
+            UserErrorKind::NotFound,
+            "not_found",
+            format!("no API endpoint {} {}", req.method(), req.uri().path()),
+        )
+        .into(),
+    )
+}

@@ -1,0 +1,109 @@
+//! MongoDB connection and the indexes every plugin declares.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use mongodb::bson::{doc, Document};
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Client, Database, IndexModel};
+
+use crate::config::redact_uri;
+use crate::error::{UserError, UserErrorKind};
+use crate::plugin::{CollectionSpec, Registry};
+
+/// Connects to `uri` and checks the server answers within `timeout`.
+///
+/// An unreachable server or a malformed URI is a [`UserError`] naming the (redacted) URI.
+pub async fn connect(uri: &str, timeout: Duration) -> anyhow::Result<Client> {
+    let mut opts = ClientOptions::parse(uri).await.map_err(|e| {
+        UserError::bad_request(
+            "invalid_uri",
+            format!(
+                "{} is not a valid MongoDB connection string: {e}",
+                redact_uri(uri)
+            ),
+        )
+    })?;
+    opts.server_selection_timeout = Some(timeout);
+    opts.connect_timeout = Some(timeout);
+    opts.app_name = Some("heimdall".into());
+    let client = Client::with_options(opts).context("building MongoDB client")?;
+    client
+        .database("admin")
+        .run_command(doc! { "ping": 1 })
+        .await
+        .map_err(|e| {
+            UserError::new(
+                UserErrorKind::Unavailable,
+                "database_unreachable",
+                format!(
+                    "cannot reach MongoDB at {} within {}s: {}. Check that the server is running and the address is right.",
+                    redact_uri(uri),
+                    timeout.as_secs(),
+                    first_line(&e.to_string())
+                ),
+            )
+        })?;
+    Ok(client)
+}
+
+fn first_line(s: &str) -> &str {
+    let s = s.lines().next().unwrap_or(s);
+    if s.len() > 300 {
+        &s[..s.floor_char_boundary(300)]
+    } else {
+        s
+    }
+}
+
+/// The index models a collection declares: its unique key and its TTL index.
+pub fn index_models(spec: &CollectionSpec) -> Vec<IndexModel> {
+    let mut out = Vec::new();
+    if !spec.unique_key.is_empty() {
+        let keys: Document = spec
+            .unique_key
+            .iter()
+            .map(|f| ((*f).to_string(), 1i32.into()))
+            .collect();
+        out.push(
+            IndexModel::builder()
+                .keys(keys)
+                .options(IndexOptions::builder().unique(true).build())
+                .build(),
+        );
+    }
+    if let Some(ttl) = spec.ttl {
+        out.push(
+            IndexModel::builder()
+                .keys(doc! { ttl.field: 1 })
+                .options(
+                    IndexOptions::builder()
+                        .expire_after(Duration::from_secs(ttl.expire_after_secs))
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    out
+}
+
+/// Creates the unique and TTL indexes of one collection in `db`.
+pub async fn ensure_collection_indexes(db: &Database, spec: &CollectionSpec) -> anyhow::Result<()> {
+    let models = index_models(spec);
+    if models.is_empty() {
+        return Ok(());
+    }
+    db.collection::<Document>(spec.name)
+        .create_indexes(models)
+        .await
+        .with_context(|| format!("creating indexes of {}", spec.name))?;
+    Ok(())
+}
+
+/// Creates every unique and TTL index of every registered collection.
+pub async fn ensure_indexes(db: &Database, registry: &Registry) -> anyhow::Result<()> {
+    for c in registry.collections() {
+        ensure_collection_indexes(db, &c.spec).await?;
+    }
+    Ok(())
+}

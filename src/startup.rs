@@ -1,0 +1,149 @@
+//! Building and running the bot: catalog check, database, indexes, API, Discord.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::config::{Config, ConfigError};
+use crate::context::{Data, Inner};
+use crate::crypto::Crypto;
+use crate::embedded::{EmbeddedServer, ServerOptions};
+use crate::plugin::{Plugin, Registry};
+use crate::{api, db, discord, embedded, locales};
+
+/// A built bot, ready to run.
+pub struct Application {
+    data: Data,
+    api_listener: TcpListener,
+    api_addr: SocketAddr,
+    _embedded: Option<EmbeddedServer>,
+}
+
+/// Binds `addr:port`; a taken port is a [`ConfigError`] naming `setting`.
+pub async fn bind(setting: &'static str, addr: &str, port: u16) -> anyhow::Result<TcpListener> {
+    TcpListener::bind((addr, port)).await.map_err(|e| {
+        let msg = if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!("port {port} on {addr} is already in use; stop the program using it or choose another port")
+        } else {
+            format!("cannot listen on {addr}:{port}: {e}")
+        };
+        ConfigError::new(setting, msg).into()
+    })
+}
+
+impl Application {
+    /// Checks the catalog, connects to the database (starting a local one when
+    /// `MONGODB_URI` is unset), creates every index, binds the API port and starts plugins.
+    pub async fn build(config: Config, plugins: Vec<Arc<dyn Plugin>>) -> anyhow::Result<Self> {
+        let registry = Registry::new(plugins).context("the plugin catalog is inconsistent")?;
+
+        let (uri, embedded) = match &config.mongodb_uri {
+            Some(uri) => (uri.expose().to_string(), None),
+            None => {
+                let path = config.data_dir.join("mongo");
+                tracing::info!(path = %path.display(), "MONGODB_URI is not set: starting a local secantusd-rs");
+                let server =
+                    tokio::task::spawn_blocking(move || embedded::start(&ServerOptions::new(path)))
+                        .await??;
+                (server.uri.clone(), Some(server))
+            }
+        };
+        let client = db::connect(&uri, Duration::from_secs(10)).await?;
+        let database = client.database(&config.mongodb_db);
+        db::ensure_indexes(&database, &registry).await?;
+
+        let api_listener = bind("API_PORT", &config.bind_address, config.api_port).await?;
+        let api_addr = api_listener.local_addr()?;
+
+        let crypto = config.encryption_key.as_ref().map(Crypto::new);
+        let data = Data::new(Inner {
+            config,
+            client,
+            db: database,
+            registry: Arc::new(registry),
+            crypto,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        for p in data.registry.plugins() {
+            p.start(&data)
+                .await
+                .with_context(|| format!("starting plugin {}", p.name()))?;
+        }
+        Ok(Self {
+            data,
+            api_listener,
+            api_addr,
+            _embedded: embedded,
+        })
+    }
+
+    /// The shared context.
+    pub fn data(&self) -> &Data {
+        &self.data
+    }
+
+    /// The address the API listens on.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// Serves until `data().shutdown` is cancelled (Ctrl-C in `heimdall run`), then stops
+    /// plugins and waits for every task.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self {
+            data,
+            api_listener,
+            api_addr,
+            _embedded,
+        } = self;
+        let shutdown = data.shutdown.clone();
+        tracing::info!(%api_addr, "API and dashboard listening");
+
+        let app = api::router(data.clone());
+        let stop = shutdown.clone();
+        data.tasks.spawn(
+            async move {
+                if let Err(e) = axum::serve(api_listener, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+                {
+                    tracing::error!(error = %e, "API server stopped");
+                }
+            }
+            .instrument(tracing::info_span!("api_server")),
+        );
+
+        match data.config.discord_token.clone() {
+            Some(token) => {
+                let d = data.clone();
+                data.tasks.spawn(async move {
+                    if let Err(e) = discord::run(d.clone(), token.expose().to_string()).await {
+                        tracing::error!(error = %e, "Discord connection failed; the API and dashboard keep running");
+                    }
+                });
+            }
+            None => tracing::warn!("{}", locales::t("discord.off", &[])),
+        }
+
+        shutdown.cancelled().await;
+        tracing::info!("shutting down");
+        for p in data.registry.plugins() {
+            p.shutdown(&data).await;
+        }
+        data.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(15), data.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some tasks did not stop within 15 s");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,234 @@
+//! The plugin catalog: the real one is consistent and complete, broken ones stop start-up,
+//! and every declared index exists after start-up.
+
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use heimdall::plugin::{CatalogError, CloneStepSpec, CollectionSpec, Plugin, Registry};
+use mongodb::bson::Document;
+
+use crate::helpers::{spawn_app, test_env, unique_db_name};
+
+struct TestPlugin {
+    name: &'static str,
+    collections: Vec<CollectionSpec>,
+    steps: Vec<CloneStepSpec>,
+}
+
+#[async_trait::async_trait]
+impl Plugin for TestPlugin {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn description(&self) -> &'static str {
+        "test plugin"
+    }
+    fn collections(&self) -> Vec<CollectionSpec> {
+        self.collections.clone()
+    }
+    fn clone_steps(&self) -> Vec<CloneStepSpec> {
+        self.steps.clone()
+    }
+}
+
+fn with_extra(p: TestPlugin) -> Vec<Arc<dyn Plugin>> {
+    let mut all = heimdall::plugins::all();
+    all.push(Arc::new(p));
+    all
+}
+
+/// The catalog of models.md: 17 data plugins + dev, 40 collections, 24 steps in order.
+#[test]
+fn real_catalog_matches_the_model_spec() {
+    let reg = Registry::new(heimdall::plugins::all()).expect("the real catalog is consistent");
+    assert_eq!(reg.plugins().len(), 18);
+    let data_collections: Vec<_> = reg
+        .collections()
+        .iter()
+        .filter(|c| c.plugin != "dev")
+        .collect();
+    assert_eq!(data_collections.len(), 40);
+    let labels: Vec<_> = reg.clone_steps().iter().map(|s| s.spec.label).collect();
+    assert_eq!(labels.len(), 24);
+    assert_eq!(labels[0], "Core settings");
+    assert_eq!(labels[12], "Modmail messages");
+    assert_eq!(labels[23], "Welcome");
+    let step_of = |c: &str| {
+        reg.clone_steps()
+            .iter()
+            .find(|s| s.spec.collections.contains(&c))
+            .map(|s| s.spec.order)
+    };
+    assert_eq!(step_of("infractions"), Some(10));
+    assert_eq!(step_of("automod_rules"), Some(9));
+    assert_eq!(
+        step_of("tictactoe_games"),
+        None,
+        "ephemeral games are never copied"
+    );
+    assert_eq!(step_of("migration_runs"), None);
+    let votes = reg.collection("suggestion_votes").unwrap();
+    assert_eq!(votes.parent_reference().unwrap().collection, "suggestions");
+}
+
+#[test]
+fn duplicate_collection_is_refused() {
+    let p = TestPlugin {
+        name: "imposter",
+        collections: vec![CollectionSpec::new("tags", "Tag")],
+        steps: vec![],
+    };
+    let err = Registry::new(with_extra(p)).unwrap_err();
+    assert_eq!(
+        err,
+        CatalogError::DuplicateCollection {
+            collection: "tags",
+            first: "tags",
+            second: "imposter"
+        }
+    );
+    assert!(err.to_string().contains("\"tags\""), "{err}");
+}
+
+#[test]
+fn duplicate_plugin_name_is_refused() {
+    let p = TestPlugin {
+        name: "moderation",
+        collections: vec![],
+        steps: vec![],
+    };
+    assert_eq!(
+        Registry::new(with_extra(p)).unwrap_err(),
+        CatalogError::DuplicatePlugin("moderation")
+    );
+}
+
+#[test]
+fn reference_to_a_later_step_is_refused() {
+    let p = TestPlugin {
+        name: "polls",
+        collections: vec![
+            CollectionSpec::new("poll_votes", "PollVote").references("pollId", "polls"),
+            CollectionSpec::new("polls", "Poll"),
+        ],
+        steps: vec![
+            CloneStepSpec::new(25, "Poll votes", &["poll_votes"]),
+            CloneStepSpec::new(26, "Polls", &["polls"]),
+        ],
+    };
+    let err = Registry::new(with_extra(p)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CatalogError::ReferenceNotEarlier {
+                collection: "poll_votes",
+                target: "polls",
+                step: 25,
+                target_step: 26,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn durable_collection_without_step_and_step_gaps_are_refused() {
+    let p = TestPlugin {
+        name: "polls",
+        collections: vec![CollectionSpec::new("polls", "Poll")],
+        steps: vec![],
+    };
+    assert_eq!(
+        Registry::new(with_extra(p)).unwrap_err(),
+        CatalogError::CollectionNotCopied("polls")
+    );
+    let p = TestPlugin {
+        name: "polls",
+        collections: vec![CollectionSpec::new("polls", "Poll")],
+        steps: vec![CloneStepSpec::new(30, "Polls", &["polls"])],
+    };
+    assert!(matches!(
+        Registry::new(with_extra(p)).unwrap_err(),
+        CatalogError::StepOrderGap { order: 30, .. }
+    ));
+}
+
+#[tokio::test]
+async fn start_up_stops_on_a_broken_catalog() {
+    let env = test_env(&unique_db_name("broken"));
+    let config = heimdall::config::Config::from_sources(&env, None).unwrap();
+    let p = TestPlugin {
+        name: "imposter",
+        collections: vec![CollectionSpec::new("guild_configs", "GuildConfig")],
+        steps: vec![],
+    };
+    let err = match heimdall::startup::Application::build(config, with_extra(p)).await {
+        Ok(_) => panic!("start-up accepted a duplicate collection"),
+        Err(e) => e,
+    };
+    let text = format!("{err:#}");
+    assert!(text.contains("guild_configs"), "{text}");
+    assert!(text.contains("imposter"), "{text}");
+}
+
+/// Every unique and TTL index of models.md exists after start-up (read with listIndexes).
+#[tokio::test]
+async fn start_up_creates_every_unique_and_ttl_index() {
+    let app = spawn_app().await;
+    let mut checked = 0;
+    for c in app.data.registry.collections() {
+        let spec = &c.spec;
+        if spec.unique_key.is_empty() && spec.ttl.is_none() {
+            continue;
+        }
+        let indexes: Vec<Document> = app
+            .db
+            .collection::<Document>(spec.name)
+            .list_indexes()
+            .await
+            .unwrap()
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| mongodb::bson::to_document(&m).unwrap())
+            .collect();
+        if !spec.unique_key.is_empty() {
+            let want: Vec<&str> = spec.unique_key.clone();
+            let found = indexes.iter().any(|ix| {
+                let keys: Vec<&str> = ix
+                    .get_document("key")
+                    .unwrap()
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                keys == want && ix.get_bool("unique").unwrap_or(false)
+            });
+            assert!(
+                found,
+                "{}: no unique index on {want:?}: {indexes:?}",
+                spec.name
+            );
+            checked += 1;
+        }
+        if let Some(ttl) = spec.ttl {
+            let found = indexes.iter().any(|ix| {
+                ix.get_document("key").unwrap().contains_key(ttl.field)
+                    && ix.get("expireAfterSeconds").and_then(|v| {
+                        v.as_i64()
+                            .or(v.as_i32().map(i64::from))
+                            .or(v.as_f64().map(|f| f as i64))
+                    }) == Some(ttl.expire_after_secs as i64)
+            });
+            assert!(
+                found,
+                "{}: no TTL index on {}: {indexes:?}",
+                spec.name, ttl.field
+            );
+            checked += 1;
+        }
+    }
+    // 35 unique keys + 3 TTL indexes in models.md.
+    assert_eq!(checked, 38);
+}

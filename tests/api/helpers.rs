@@ -1,0 +1,148 @@
+//! `spawn_app()` and friends: one secantusd-rs per test process (or `MONGODB_TEST_URI`),
+//! a unique database per test, the bot on free ports.
+#![allow(dead_code)] // shared by every test module; not each uses every helper
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use heimdall::config::Config;
+use heimdall::context::Data;
+use heimdall::crypto::EncryptionKey;
+use heimdall::embedded::{self, ServerOptions};
+use heimdall::startup::Application;
+use mongodb::{Client, Database};
+
+/// The key tests encrypt with.
+pub const TEST_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+/// Another key, for mismatch tests.
+pub const OTHER_KEY: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+/// The owner id configured in test apps.
+pub const OWNER_ID: &str = "100000000000000001";
+
+/// The test key parsed.
+pub fn test_key() -> EncryptionKey {
+    TEST_KEY.parse().unwrap()
+}
+
+/// The connection string of the test server: `MONGODB_TEST_URI`, or a `secantusd-rs` started
+/// once for this test process (killed when the process exits).
+pub fn mongo_uri() -> String {
+    static URI: OnceLock<String> = OnceLock::new();
+    URI.get_or_init(|| {
+        if let Ok(uri) = std::env::var("MONGODB_TEST_URI") {
+            return uri;
+        }
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("test-db")
+            .join(std::process::id().to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut opts = ServerOptions::new(dir);
+        opts.cache_size = "1G".into();
+        let server = embedded::start(&opts).expect(
+            "starting secantusd-rs for the tests (install it with ./scripts/install-deps.sh)",
+        );
+        let uri = server.uri.clone();
+        // Lives as long as the test process; the kernel kills the server when it exits.
+        std::mem::forget(server);
+        uri
+    })
+    .clone()
+}
+
+/// A database name no other test uses.
+pub fn unique_db_name(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "t{}_{}_{}",
+        std::process::id(),
+        prefix,
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A client of the test server.
+pub async fn client() -> Client {
+    heimdall::db::connect(&mongo_uri(), Duration::from_secs(20))
+        .await
+        .expect("test server reachable")
+}
+
+/// A fresh, empty database on the test server.
+pub async fn fresh_db(prefix: &str) -> Database {
+    client().await.database(&unique_db_name(prefix))
+}
+
+/// The environment of a test app.
+pub fn test_env(db_name: &str) -> HashMap<String, String> {
+    HashMap::from([
+        ("MONGODB_URI".to_string(), mongo_uri()),
+        ("MONGODB_DB".to_string(), db_name.to_string()),
+        ("API_PORT".to_string(), "0".to_string()),
+        ("WS_PORT".to_string(), "0".to_string()),
+        ("ENCRYPTION_KEY".to_string(), TEST_KEY.to_string()),
+        ("OWNER_IDS".to_string(), OWNER_ID.to_string()),
+        (
+            "AUTH_SECRET".to_string(),
+            "test-secret-test-secret-test-secret-0123".to_string(),
+        ),
+    ])
+}
+
+/// A running bot.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// The bot's shared context.
+    pub data: Data,
+    /// The bot's database.
+    pub db: Database,
+    /// An HTTP client.
+    pub http: reqwest::Client,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.data.shutdown.cancel();
+    }
+}
+
+impl TestApp {
+    /// GET `path` and the JSON answer.
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+}
+
+/// Starts the bot against a fresh database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the bot with a changed environment.
+pub async fn spawn_app_with(change: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+    let db_name = unique_db_name("app");
+    let mut env = test_env(&db_name);
+    change(&mut env);
+    let config = Config::from_sources(&env, None).expect("valid test config");
+    let app = Application::build(config, heimdall::plugins::all())
+        .await
+        .expect("the bot starts");
+    let address = format!("http://{}", app.api_addr());
+    let data = app.data().clone();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        db: data.db.clone(),
+        data,
+        http: reqwest::Client::new(),
+    }
+}

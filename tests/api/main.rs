@@ -1,0 +1,11 @@
+//! The one integration test binary: every test talks to a real MongoDB-compatible server.
+
+mod helpers;
+
+mod binary;
+mod catalog;
+mod config;
+mod crypto;
+mod health;
+mod models;
+mod seed;
