@@ -30,6 +30,10 @@ pub enum Command {
     /// guilds of very different sizes) or, with --legacy, an old-bot database with every
     /// quirk of the legacy format. The same --seed gives the same data.
     Seed(SeedArgs),
+    /// Migrate data into this bot: `clone` another Heimdall instance, then `resume`,
+    /// `cancel`, `status` and `list` runs. Owner-only by nature: it needs the database.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
 }
 
 /// Arguments of `heimdall seed`.
@@ -111,6 +115,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             app.run_until_stopped().await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Migrate(cmd) => migrate(cmd).await,
         Command::Seed(args) => {
             let key = match &args.encryption_key {
                 Some(k) => k.parse::<EncryptionKey>().map_err(|e| {
@@ -144,4 +149,230 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `heimdall migrate ...`.
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Copy another Heimdall instance's database into this bot's database (MONGODB_URI,
+    /// MONGODB_DB): all guilds or one, skipping what exists, verified at the end.
+    Clone(CloneArgs),
+    /// Continue a cancelled, failed or crashed run from its checkpoints.
+    Resume(ResumeArgs),
+    /// Ask a running migration to stop at its next batch.
+    Cancel {
+        /// The run id.
+        run_id: String,
+    },
+    /// Show a run's record.
+    Status {
+        /// The run id.
+        run_id: String,
+        /// Print the record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the latest runs.
+    List,
+}
+
+/// Arguments of `heimdall migrate clone`.
+#[derive(Debug, Args)]
+pub struct CloneArgs {
+    /// Connection string of the source instance's MongoDB.
+    #[arg(long)]
+    pub source: String,
+    /// Source database (default: the one in --source, else `heimdall`).
+    #[arg(long)]
+    pub source_db: Option<String>,
+    /// Copy only this guild (a Discord id).
+    #[arg(long)]
+    pub guild: Option<String>,
+    /// Print the plan (what would be inserted, skipped, remapped) and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace documents that already exist (default: skip them).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Copy although this instance's ENCRYPTION_KEY cannot decrypt the source's secrets.
+    #[arg(long)]
+    pub allow_key_mismatch: bool,
+    /// Print the result as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Documents per batch.
+    #[arg(long, default_value_t = 1000, hide = true)]
+    pub batch_size: usize,
+}
+
+/// Arguments of `heimdall migrate resume`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run id.
+    pub run_id: String,
+    /// The source connection string, when the run did not store it.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Print the result as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Who runs the CLI, for run records.
+fn cli_user() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
+    use crate::migration::{clone, runs::RunStore, term, ProgressSink};
+    let config = Config::from_env()?;
+    let opened = crate::startup::open_database(&config).await?;
+    let registry = std::sync::Arc::new(crate::plugin::Registry::new(crate::plugins::all())?);
+    let env = clone::MigrationEnv {
+        target: opened.db.clone(),
+        target_uri: opened.uri.clone(),
+        registry,
+        crypto: config
+            .encryption_key
+            .as_ref()
+            .map(crate::crypto::Crypto::new),
+        lease_ttl: clone::lease_ttl_from_env(),
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_ctrl_c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping at the next batch… (the run can be resumed)");
+            on_ctrl_c.cancel();
+        }
+    });
+    let sink: std::sync::Arc<dyn ProgressSink> = std::sync::Arc::new(term::TerminalSink::new());
+    let finish = |record: crate::migration::runs::RunRecord, json: bool| {
+        if json {
+            out(&format!("{}\n", record.to_json()));
+        } else {
+            out(&term::summary(&record));
+        }
+        use crate::migration::runs::RunStatus;
+        match (record.status, record.failed()) {
+            (RunStatus::Completed, 0) => ExitCode::SUCCESS,
+            (RunStatus::Completed, _) => ExitCode::from(2),
+            _ => ExitCode::FAILURE,
+        }
+    };
+    match cmd {
+        MigrateCommand::Clone(a) => {
+            let mut opts = clone::CloneOptions::new(a.source, cli_user());
+            opts.source_db = a.source_db;
+            opts.guild = a.guild;
+            opts.dry_run = a.dry_run;
+            opts.overwrite = a.overwrite;
+            opts.allow_key_mismatch = a.allow_key_mismatch;
+            opts.batch_size = a.batch_size;
+            match clone::start(&env, opts, sink, cancel).await? {
+                clone::Outcome::Plan(plan) => {
+                    if a.json {
+                        out(&format!("{}\n", serde_json::to_string(&plan)?));
+                    } else {
+                        out(&plan_summary(&plan));
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                clone::Outcome::Run(record) => Ok(finish(*record, a.json)),
+            }
+        }
+        MigrateCommand::Resume(a) => {
+            let record = clone::resume(&env, &a.run_id, a.source, sink, cancel).await?;
+            Ok(finish(record, a.json))
+        }
+        MigrateCommand::Cancel { run_id } => {
+            RunStore::new(&env.target).request_cancel(&run_id).await?;
+            println!("cancel requested: run {run_id} stops at its next batch; resume it with `heimdall migrate resume {run_id}`");
+            Ok(ExitCode::SUCCESS)
+        }
+        MigrateCommand::Status { run_id, json } => {
+            let store = RunStore::new(&env.target);
+            let record = store.require(&run_id).await?;
+            let live = store
+                .active_lease()
+                .await?
+                .is_some_and(|l| l.get_str("runId") == Ok(run_id.as_str()));
+            if json {
+                let mut v = record.to_json();
+                v["active"] = serde_json::Value::Bool(live);
+                println!("{v}");
+            } else {
+                print!("{}", term::summary(&record));
+                if record.status == crate::migration::runs::RunStatus::Running && !live {
+                    println!("the process running it is gone; continue with `heimdall migrate resume {run_id}`");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        MigrateCommand::List => {
+            for r in RunStore::new(&env.target).list(20).await? {
+                println!(
+                    "{}  {:<6} {:<9} imported {:>8} skipped {:>8} failed {:>6}  {} by {}",
+                    r.id,
+                    r.mode.as_str(),
+                    r.status.as_str(),
+                    r.imported(),
+                    r.skipped(),
+                    r.failed(),
+                    r.started_at.try_to_rfc3339_string().unwrap_or_default(),
+                    r.started_by
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Writes to stdout, ignoring a closed pipe (`| head`).
+fn out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
+fn plan_summary(plan: &crate::migration::clone::Plan) -> String {
+    let mut out = format!("dry run against {} — nothing was written\n", plan.source);
+    out.push_str(&format!(
+        "{:>4}  {:<24} {:<30} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}\n",
+        "step", "label", "collection", "found", "insert", "skip", "remap", "invalid", "dangling"
+    ));
+    for s in &plan.steps {
+        for c in &s.collections {
+            out.push_str(&format!(
+                "{:>4}  {:<24} {:<30} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}\n",
+                s.order,
+                s.label,
+                c.name,
+                c.found,
+                c.to_insert + c.to_overwrite,
+                c.to_skip,
+                c.to_remap,
+                c.invalid,
+                c.dangling
+            ));
+        }
+        for sk in &s.skipped_collections {
+            out.push_str(&format!(
+                "{:>4}  {:<24} {:<30} not copied: {}\n",
+                s.order, s.label, sk.name, sk.reason
+            ));
+        }
+    }
+    for e in plan.errors.iter().take(20) {
+        out.push_str(&format!(
+            "  would fail: {} {}: {}\n",
+            e.collection, e.source_id, e.reason
+        ));
+    }
+    for w in &plan.warnings {
+        out.push_str(&format!("  warning: {w}\n"));
+    }
+    out
 }

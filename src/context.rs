@@ -33,6 +33,8 @@ pub struct Inner {
     pub registry: Arc<Registry>,
     /// Encryption with `ENCRYPTION_KEY`, when configured.
     pub crypto: Option<Crypto>,
+    /// The connection string of `db` (to refuse migrating a database into itself).
+    pub db_uri: String,
     /// Cancelled when the bot shuts down; every task watches it.
     pub shutdown: CancellationToken,
     /// Tracks every task spawned on behalf of the bot, so shutdown can wait for them.

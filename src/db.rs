@@ -47,13 +47,30 @@ pub async fn connect(uri: &str, timeout: Duration) -> anyhow::Result<Client> {
     Ok(client)
 }
 
-fn first_line(s: &str) -> &str {
-    let s = s.lines().next().unwrap_or(s);
-    if s.len() > 300 {
-        &s[..s.floor_char_boundary(300)]
-    } else {
-        s
+/// The gist of a driver error: the cause a person can act on, not the topology dump.
+fn first_line(s: &str) -> String {
+    for (needle, said) in [
+        (
+            "Connection refused",
+            "connection refused (nothing listens there)",
+        ),
+        ("failed to lookup address", "the host name does not resolve"),
+        (
+            "Name or service not known",
+            "the host name does not resolve",
+        ),
+        (
+            "Authentication failed",
+            "authentication failed (check the user and password)",
+        ),
+        ("timed out", "the connection timed out"),
+    ] {
+        if s.contains(needle) {
+            return said.to_string();
+        }
     }
+    let s = s.lines().next().unwrap_or(s);
+    s.chars().take(300).collect()
 }
 
 /// The index models a collection declares: its unique key and its TTL index.

@@ -37,6 +37,41 @@ pub async fn bind(setting: &'static str, addr: &str, port: u16) -> anyhow::Resul
     })
 }
 
+/// The bot's database, opened.
+pub struct OpenDatabase {
+    /// The client.
+    pub client: mongodb::Client,
+    /// The bot's database.
+    pub db: mongodb::Database,
+    /// The connection string used.
+    pub uri: String,
+    /// The local server, when one was started.
+    pub embedded: Option<EmbeddedServer>,
+}
+
+/// Connects to `MONGODB_URI`, or starts a local `secantusd-rs` under `HEIMDALL_DATA_DIR`.
+pub async fn open_database(config: &Config) -> anyhow::Result<OpenDatabase> {
+    let (uri, embedded) = match &config.mongodb_uri {
+        Some(uri) => (uri.expose().to_string(), None),
+        None => {
+            let path = config.data_dir.join("mongo");
+            tracing::info!(path = %path.display(), "MONGODB_URI is not set: starting a local secantusd-rs");
+            let server =
+                tokio::task::spawn_blocking(move || embedded::start(&ServerOptions::new(path)))
+                    .await??;
+            (server.uri.clone(), Some(server))
+        }
+    };
+    let client = db::connect(&uri, Duration::from_secs(10)).await?;
+    let db = client.database(&config.mongodb_db);
+    Ok(OpenDatabase {
+        client,
+        db,
+        uri,
+        embedded,
+    })
+}
+
 impl Application {
     /// Checks the catalog, connects to the database (starting a local one when
     /// `MONGODB_URI` is unset), creates every index, binds the API port and starts plugins.
@@ -68,6 +103,7 @@ impl Application {
             db: database,
             registry: Arc::new(registry),
             crypto,
+            db_uri: uri,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });

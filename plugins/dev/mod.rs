@@ -6,7 +6,7 @@ use crate::plugin::{CollectionSpec, Plugin};
 pub struct DevPlugin;
 
 /// The collection holding migration run records.
-pub const MIGRATION_RUNS: &str = "migration_runs";
+pub const MIGRATION_RUNS: &str = crate::migration::runs::RUNS;
 
 #[async_trait::async_trait]
 impl Plugin for DevPlugin {
@@ -17,6 +17,9 @@ impl Plugin for DevPlugin {
         "Owner-only tools: Legacy Import and Instance Clone"
     }
     fn collections(&self) -> Vec<CollectionSpec> {
-        vec![CollectionSpec::new(MIGRATION_RUNS, "MigrationRun").internal()]
+        vec![
+            CollectionSpec::new(MIGRATION_RUNS, "MigrationRun").internal(),
+            CollectionSpec::new(crate::migration::runs::LOCKS, "MigrationLock").internal(),
+        ]
     }
 }

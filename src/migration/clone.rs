@@ -1,8 +1,40 @@
 //! Instance Clone: one Heimdall instance into another, step by step.
+//!
+//! The engine knows no collection by name: it works from the plugins' catalog (unique keys,
+//! guild scope, references, encrypted fields, ephemeral collections) and calls each step's
+//! [`CloneHandler`] for what is special to a plugin. Per collection it streams the selected
+//! source documents in `_id` order, in batches (a reader task fetches the next batch while
+//! the current one is written), asks the target once per batch which of them already exist,
+//! rewrites references through the `source _id → target _id` map, inserts the rest unordered,
+//! and saves a checkpoint in the run record. Steps whose references are satisfied run
+//! concurrently.
 
-use mongodb::bson::Document;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use crate::plugin::CollectionSpec;
+use anyhow::Context as _;
+use futures::TryStreamExt;
+use mongodb::bson::{self, doc, oid::ObjectId, Bson, DateTime, Document};
+use mongodb::options::InsertManyOptions;
+use mongodb::{Collection, Database};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::runs::{
+    CollectionResult, CollectionVerification, RunRecord, RunStatus, RunStore, SkippedCollection,
+    StepResult, Verification,
+};
+use super::source::{self, Source};
+use super::{EventKind, MigrationMode, ProgressEvent, ProgressSink, RecordError, Throttle};
+use crate::config::redact_uri;
+use crate::crypto::{Crypto, DecryptError};
+use crate::error::{UserError, UserErrorKind};
+use crate::plugin::{CollectionSpec, GuildScope, Lifetime, RegisteredStep, Registry};
 
 /// What a plugin adds to the generic copy of its collections.
 ///
@@ -21,3 +53,1504 @@ pub trait CloneHandler: Send + Sync {
 pub struct GenericHandler;
 
 impl CloneHandler for GenericHandler {}
+
+/// What the migration works against: the target database and the catalog.
+#[derive(Clone)]
+pub struct MigrationEnv {
+    /// The target (this bot's) database.
+    pub target: Database,
+    /// The target's connection string (to refuse cloning a database into itself).
+    pub target_uri: String,
+    /// The catalog.
+    pub registry: Arc<Registry>,
+    /// This instance's `ENCRYPTION_KEY`.
+    pub crypto: Option<Crypto>,
+    /// How long the run lease lives without renewal.
+    pub lease_ttl: Duration,
+}
+
+impl MigrationEnv {
+    /// The environment of a running bot.
+    pub fn from_data(data: &crate::context::Data) -> Self {
+        Self {
+            target: data.db.clone(),
+            target_uri: data.db_uri.clone(),
+            registry: data.registry.clone(),
+            crypto: data.crypto.clone(),
+            lease_ttl: lease_ttl_from_env(),
+        }
+    }
+}
+
+/// `HEIMDALL_MIGRATION_LEASE_SECS` (default 30).
+pub fn lease_ttl_from_env() -> Duration {
+    Duration::from_secs(
+        std::env::var("HEIMDALL_MIGRATION_LEASE_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30),
+    )
+}
+
+/// The options of a clone.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloneOptions {
+    /// Source connection string.
+    #[serde(skip)]
+    pub source_uri: String,
+    /// Source database (default: the URI's, else `heimdall`).
+    pub source_db: Option<String>,
+    /// Copy only this guild.
+    pub guild: Option<String>,
+    /// Stop after the plan.
+    pub dry_run: bool,
+    /// Replace existing documents instead of skipping them.
+    pub overwrite: bool,
+    /// Go on although this instance's key cannot decrypt the source's secrets.
+    pub allow_key_mismatch: bool,
+    /// Who starts it.
+    pub started_by: String,
+    /// Documents per batch.
+    pub batch_size: usize,
+    /// Steps copied at once.
+    pub parallelism: usize,
+}
+
+impl CloneOptions {
+    /// Defaults: everything, skip policy, batches of 1000, 4 steps at once.
+    pub fn new(source_uri: impl Into<String>, started_by: impl Into<String>) -> Self {
+        Self {
+            source_uri: source_uri.into(),
+            source_db: None,
+            guild: None,
+            dry_run: false,
+            overwrite: false,
+            allow_key_mismatch: false,
+            started_by: started_by.into(),
+            batch_size: 1000,
+            parallelism: 4,
+        }
+    }
+
+    fn redacted(&self) -> Document {
+        let mut d = bson::to_document(self).unwrap_or_default();
+        d.insert("source", redact_uri(&self.source_uri));
+        d
+    }
+}
+
+/// The plan of one collection: what a run would do.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectionPlan {
+    /// Collection.
+    pub name: String,
+    /// Selected source documents.
+    pub found: u64,
+    /// Would be inserted.
+    pub to_insert: u64,
+    /// Would be skipped as existing.
+    pub to_skip: u64,
+    /// Of those, existing under another `_id` (references remapped).
+    pub to_remap: u64,
+    /// Would be replaced (overwrite policy).
+    pub to_overwrite: u64,
+    /// Would fail (with the reasons in `errors`).
+    pub invalid: u64,
+    /// References pointing to nothing in the source.
+    pub dangling: u64,
+}
+
+/// The plan of one step.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepPlan {
+    /// Step number.
+    pub order: u16,
+    /// Label.
+    pub label: String,
+    /// Plugin.
+    pub plugin: String,
+    /// Per collection.
+    pub collections: Vec<CollectionPlan>,
+    /// Not copied, with the reason.
+    pub skipped_collections: Vec<SkippedCollection>,
+}
+
+/// The outcome of a dry run: nothing was written.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// `clone`.
+    pub mode: MigrationMode,
+    /// Always true.
+    pub dry_run: bool,
+    /// The source, redacted.
+    pub source: String,
+    /// Per step.
+    pub steps: Vec<StepPlan>,
+    /// Records that would fail, with reasons (capped like a run's).
+    pub errors: Vec<RecordError>,
+    /// Warnings.
+    pub warnings: Vec<String>,
+}
+
+/// What `start` returns: a plan (dry run) or the finished run record.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// `--dry-run`: the plan; nothing was written.
+    Plan(Plan),
+    /// The run record as it ended.
+    Run(Box<RunRecord>),
+}
+
+/// Raised inside the engine when the run was cancelled at a batch boundary.
+#[derive(Debug, thiserror::Error)]
+#[error("the run was cancelled")]
+struct Cancelled;
+
+/// A new run id.
+pub fn new_run_id() -> String {
+    ObjectId::new().to_hex()
+}
+
+/// Everything a clone needs once pre-flight passed.
+struct Prepared {
+    source: Source,
+    warnings: Vec<String>,
+}
+
+/// Pre-flight: guild id, source reachable and not the target, a Heimdall database, the key.
+async fn preflight(env: &MigrationEnv, opts: &CloneOptions) -> anyhow::Result<Prepared> {
+    if let Some(g) = &opts.guild {
+        source::parse_guild(g)?;
+    }
+    let source = source::connect(
+        &opts.source_uri,
+        opts.source_db.as_deref(),
+        Some("heimdall"),
+        &env.target_uri,
+        env.target.name(),
+    )
+    .await?;
+    let names: HashSet<String> = source
+        .db
+        .list_collection_names()
+        .await?
+        .into_iter()
+        .collect();
+    let ours: Vec<&str> = env
+        .registry
+        .collections()
+        .iter()
+        .filter(|c| c.spec.lifetime == Lifetime::Durable)
+        .map(|c| c.spec.name)
+        .filter(|n| names.contains(*n))
+        .collect();
+    if ours.is_empty() {
+        let hint = if names.contains("guildsettings") || names.contains("warnings") {
+            " It looks like the old bot's database: use `heimdall migrate legacy` for that."
+        } else {
+            ""
+        };
+        let mut found: Vec<_> = names.iter().cloned().collect();
+        found.sort();
+        return Err(UserError::bad_request(
+            "not_a_heimdall_database",
+            format!(
+                "database {} on {} holds none of Heimdall's collections (it has: {}).{hint}",
+                source.db.name(),
+                source.display,
+                if found.is_empty() {
+                    "nothing".into()
+                } else {
+                    found.join(", ")
+                }
+            ),
+        )
+        .into());
+    }
+    let mut warnings = Vec::new();
+    if let Some(problem) = key_check(env, &source.db, opts.guild.as_deref()).await? {
+        if opts.allow_key_mismatch {
+            warnings.push(format!("{problem} The owner chose to copy them anyway; they cannot be decrypted here until ENCRYPTION_KEY matches the source's."));
+        } else {
+            return Err(UserError::bad_request(
+                "key_mismatch",
+                format!("{problem} The two instances must share ENCRYPTION_KEY: set this instance's key to the source's, or pass --allow-key-mismatch to copy the secrets anyway (they will be unreadable here)."),
+            )
+            .into());
+        }
+    }
+    Ok(Prepared { source, warnings })
+}
+
+/// Decrypts a sample of the source's encrypted values with this instance's key; says what
+/// is wrong when it cannot.
+async fn key_check(
+    env: &MigrationEnv,
+    src: &Database,
+    guild: Option<&str>,
+) -> anyhow::Result<Option<String>> {
+    let mut sampled = 0;
+    for c in env.registry.collections() {
+        let spec = &c.spec;
+        if spec.encrypted.is_empty() || spec.lifetime != Lifetime::Durable {
+            continue;
+        }
+        let mut filter = doc! {};
+        if let (Some(g), GuildScope::Field { field, .. }) = (guild, spec.scope) {
+            filter.insert(field, g);
+        }
+        let docs: Vec<Document> = src
+            .collection::<Document>(spec.name)
+            .find(filter)
+            .limit(5)
+            .await?
+            .try_collect()
+            .await?;
+        for d in &docs {
+            for path in &spec.encrypted {
+                for value in encrypted_values(d, path) {
+                    sampled += 1;
+                    let Some(crypto) = &env.crypto else {
+                        return Ok(Some(format!(
+                            "ENCRYPTION_KEY is not set here, but the source holds encrypted values ({}.{path}).",
+                            spec.name
+                        )));
+                    };
+                    match crypto.decrypt(&value) {
+                        Ok(_) => {}
+                        Err(DecryptError::WrongKeyOrTampered) | Err(DecryptError::NotText) => {
+                            return Ok(Some(format!(
+                                "this instance's ENCRYPTION_KEY cannot decrypt the source's secrets (tried {}.{path} of document {}).",
+                                spec.name,
+                                super::id_text(d)
+                            )))
+                        }
+                        Err(e @ DecryptError::Malformed(_)) => {
+                            tracing::warn!(collection = spec.name, path, error = %e, "malformed encrypted value in the source");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    tracing::debug!(sampled, "encryption key check passed");
+    Ok(None)
+}
+
+/// The string values at `path` (`a[].b` walks array `a`).
+pub fn encrypted_values(doc: &Document, path: &str) -> Vec<String> {
+    match path.split_once("[].") {
+        Some((arr, field)) => doc
+            .get_array(arr)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_document()?.get_str(field).ok().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => doc
+            .get_str(path)
+            .ok()
+            .map(String::from)
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// Runs a clone: pre-flight, then (unless a dry run) the copy and verification, recorded in
+/// `migration_runs`. Refusals come back as user errors before anything is written.
+pub async fn start(
+    env: &MigrationEnv,
+    opts: CloneOptions,
+    sink: Arc<dyn ProgressSink>,
+    cancel: CancellationToken,
+) -> anyhow::Result<Outcome> {
+    let prepared = preflight(env, &opts).await?;
+    let run_id = new_run_id();
+    if opts.dry_run {
+        let engine = Engine::new(env, &opts, prepared.source, sink, cancel, run_id, false);
+        return Ok(Outcome::Plan(engine.plan(prepared.warnings).await?));
+    }
+    let store = RunStore::new(&env.target);
+    let lease = store.acquire(&run_id, env.lease_ttl).await?;
+    let now = DateTime::now();
+    let record = RunRecord {
+        id: run_id.clone(),
+        mode: MigrationMode::Clone,
+        options: opts.redacted(),
+        encrypted_source: env.crypto.as_ref().map(|c| c.encrypt(&opts.source_uri)),
+        started_by: opts.started_by.clone(),
+        status: RunStatus::Running,
+        steps: initial_steps(&env.registry, opts.guild.is_some()),
+        error_count: 0,
+        errors: Vec::new(),
+        warnings: prepared.warnings,
+        message: None,
+        verification: None,
+        cancel_requested: false,
+        attempts: 1,
+        started_at: now,
+        updated_at: now,
+        ended_at: None,
+    };
+    if let Err(e) = store.create(&record).await {
+        let _ = lease.release().await;
+        return Err(e);
+    }
+    let engine = Engine::new(env, &opts, prepared.source, sink, cancel, run_id, true);
+    Ok(Outcome::Run(Box::new(engine.execute(record, lease).await?)))
+}
+
+/// Continues a cancelled, failed or crashed run from its checkpoints.
+pub async fn resume(
+    env: &MigrationEnv,
+    run_id: &str,
+    source_uri: Option<String>,
+    sink: Arc<dyn ProgressSink>,
+    cancel: CancellationToken,
+) -> anyhow::Result<RunRecord> {
+    let store = RunStore::new(&env.target);
+    let mut record = store.require(run_id).await?;
+    if record.mode != MigrationMode::Clone {
+        return Err(UserError::bad_request(
+            "wrong_mode",
+            format!(
+                "run {run_id} is a {} run; resume it with its own mode",
+                record.mode.as_str()
+            ),
+        )
+        .into());
+    }
+    if record.status == RunStatus::Completed {
+        return Err(UserError::new(
+            UserErrorKind::Conflict,
+            "run_completed",
+            format!("run {run_id} already completed; nothing to resume"),
+        )
+        .into());
+    }
+    let uri = match (source_uri, &record.encrypted_source, &env.crypto) {
+        (Some(u), _, _) => u,
+        (None, Some(enc), Some(c)) => c.decrypt(enc).map_err(|e| {
+            UserError::bad_request("source_unknown", format!("the run's source cannot be decrypted ({e}); pass --source URI"))
+        })?,
+        _ => {
+            return Err(UserError::bad_request("source_unknown", "this run's source is not stored (no ENCRYPTION_KEY when it started); pass --source URI").into())
+        }
+    };
+    let mut opts: CloneOptions = CloneOptions::new(uri, record.started_by.clone());
+    opts.source_db = record.options.get_str("sourceDb").ok().map(String::from);
+    opts.guild = record.options.get_str("guild").ok().map(String::from);
+    opts.overwrite = record.options.get_bool("overwrite").unwrap_or(false);
+    opts.allow_key_mismatch = record.options.get_bool("allowKeyMismatch").unwrap_or(false);
+    if let Ok(n) = record.options.get_i64("batchSize") {
+        opts.batch_size = n.max(1) as usize;
+    }
+    let prepared = preflight(env, &opts).await?;
+    // A lease still held means the run is alive somewhere: acquire refuses then.
+    let lease = store.acquire(run_id, env.lease_ttl).await?;
+    record.status = RunStatus::Running;
+    record.attempts += 1;
+    record.cancel_requested = false;
+    record.message = None;
+    store
+        .set(run_id, doc! { "status": "running", "attempts": record.attempts as i32, "cancelRequested": false, "message": Bson::Null })
+        .await?;
+    let engine = Engine::new(
+        env,
+        &opts,
+        prepared.source,
+        sink,
+        cancel,
+        run_id.to_string(),
+        true,
+    );
+    engine.execute(record, lease).await
+}
+
+/// The empty per-step results of a new run.
+fn initial_steps(registry: &Registry, guild_filter: bool) -> Vec<StepResult> {
+    registry
+        .clone_steps()
+        .iter()
+        .map(|s| {
+            let mut skipped: Vec<SkippedCollection> = s
+                .spec
+                .skipped
+                .iter()
+                .map(|c| SkippedCollection {
+                    name: c.to_string(),
+                    reason: "ephemeral: never copied".into(),
+                })
+                .collect();
+            let mut collections = Vec::new();
+            for c in &s.spec.collections {
+                let global = registry
+                    .collection(c)
+                    .is_some_and(|sp| sp.scope == GuildScope::Global);
+                if guild_filter && global {
+                    skipped.push(SkippedCollection {
+                        name: c.to_string(),
+                        reason: "global (not scoped to a guild): not copied with a guild filter"
+                            .into(),
+                    });
+                } else {
+                    collections.push(CollectionResult {
+                        name: c.to_string(),
+                        ..Default::default()
+                    });
+                }
+            }
+            StepResult {
+                order: s.spec.order,
+                label: s.spec.label.to_string(),
+                plugin: s.plugin.to_string(),
+                status: "pending".into(),
+                collections,
+                skipped_collections: skipped,
+            }
+        })
+        .collect()
+}
+
+/// What the engine learned about a collection that others reference.
+#[derive(Debug, Default)]
+struct RefState {
+    /// Every source `_id` seen.
+    known: HashSet<ObjectId>,
+    /// Source `_id` → target `_id`, where they differ.
+    map: HashMap<ObjectId, ObjectId>,
+    /// Source `_id`s selected by the guild filter (for "through its parent" children).
+    selected: Vec<ObjectId>,
+}
+
+/// Kills a spawned task when dropped: the reader of a collection never outlives its copy.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+struct Engine {
+    target: Database,
+    registry: Arc<Registry>,
+    source: Source,
+    sink: Arc<dyn ProgressSink>,
+    cancel: CancellationToken,
+    run_id: String,
+    guild: Option<String>,
+    overwrite: bool,
+    write: bool,
+    batch_size: usize,
+    parallelism: usize,
+    store: RunStore,
+    states: Mutex<HashMap<&'static str, Arc<RefState>>>,
+    referenced: HashSet<&'static str>,
+    completed: AtomicU16,
+    plan_errors: Mutex<Vec<RecordError>>,
+}
+
+impl Engine {
+    fn new(
+        env: &MigrationEnv,
+        opts: &CloneOptions,
+        source: Source,
+        sink: Arc<dyn ProgressSink>,
+        cancel: CancellationToken,
+        run_id: String,
+        write: bool,
+    ) -> Self {
+        let referenced = env
+            .registry
+            .collections()
+            .iter()
+            .flat_map(|c| c.spec.references.iter().map(|r| r.collection))
+            .collect();
+        Self {
+            target: env.target.clone(),
+            registry: env.registry.clone(),
+            source,
+            sink,
+            cancel,
+            run_id,
+            guild: opts.guild.clone(),
+            overwrite: opts.overwrite,
+            write,
+            batch_size: opts.batch_size.max(1),
+            parallelism: opts.parallelism.max(1),
+            store: RunStore::new(&env.target),
+            states: Mutex::new(HashMap::new()),
+            referenced,
+            completed: AtomicU16::new(0),
+            plan_errors: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn total_steps(&self) -> u16 {
+        self.registry.clone_steps().len() as u16
+    }
+
+    fn event(&self, kind: EventKind, step: &RegisteredStep) -> ProgressEvent {
+        ProgressEvent {
+            kind: Some(kind),
+            run_id: self.run_id.clone(),
+            mode: MigrationMode::Clone,
+            step: step.spec.order,
+            label: step.spec.label.to_string(),
+            plugin: step.plugin.to_string(),
+            completed: self.completed.load(Ordering::SeqCst),
+            total: self.total_steps(),
+            record_index: None,
+            record_total: None,
+            result: None,
+        }
+    }
+
+    fn run_event(&self, kind: EventKind, result: serde_json::Value) -> ProgressEvent {
+        ProgressEvent {
+            kind: Some(kind),
+            run_id: self.run_id.clone(),
+            mode: MigrationMode::Clone,
+            step: 0,
+            label: "Instance Clone".into(),
+            plugin: "dev".into(),
+            completed: self.completed.load(Ordering::SeqCst),
+            total: self.total_steps(),
+            record_index: None,
+            record_total: None,
+            result: Some(result),
+        }
+    }
+
+    fn state(&self, collection: &str) -> Arc<RefState> {
+        self.states
+            .lock()
+            .expect("state lock")
+            .get(collection)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The source filter selecting a collection's documents; `None`: not copied.
+    ///
+    /// With a guild filter, a "through its parent" collection selects the children of the
+    /// selected parents: known once the parent is copied, else read from the source.
+    fn selection<'a>(
+        &'a self,
+        spec: &'a CollectionSpec,
+    ) -> futures::future::BoxFuture<'a, anyhow::Result<Option<Document>>> {
+        Box::pin(async move {
+            let Some(guild) = &self.guild else {
+                return Ok(Some(doc! {}));
+            };
+            Ok(match spec.scope {
+                GuildScope::Field { field, .. } => Some(doc! { field: guild }),
+                GuildScope::Global => None,
+                GuildScope::Parent { via } => {
+                    let parent = spec
+                        .parent_reference()
+                        .context("parent scope without reference")?
+                        .collection;
+                    let published = self.states.lock().expect("state lock").get(parent).cloned();
+                    let ids: Vec<Bson> = match published {
+                        Some(st) => st.selected.iter().map(|o| Bson::ObjectId(*o)).collect(),
+                        None => {
+                            let pspec =
+                                self.registry.collection(parent).context("unknown parent")?;
+                            match self.selection(pspec).await? {
+                                None => Vec::new(),
+                                Some(pf) => self
+                                    .source
+                                    .db
+                                    .collection::<Document>(parent)
+                                    .find(pf)
+                                    .projection(doc! { "_id": 1 })
+                                    .await?
+                                    .try_collect::<Vec<_>>()
+                                    .await?
+                                    .into_iter()
+                                    .filter_map(|d| d.get("_id").cloned())
+                                    .collect(),
+                            }
+                        }
+                    };
+                    Some(doc! { via: { "$in": ids } })
+                }
+            })
+        })
+    }
+
+    /// Steps whose referenced collections are copied by other steps, as step indexes.
+    fn dependencies(&self) -> Vec<Vec<usize>> {
+        let steps = self.registry.clone_steps();
+        let step_of = |c: &str| steps.iter().position(|s| s.spec.collections.contains(&c));
+        steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut deps: Vec<usize> = s
+                    .spec
+                    .collections
+                    .iter()
+                    .filter_map(|c| self.registry.collection(c))
+                    .flat_map(|spec| spec.references.iter().filter_map(|r| step_of(r.collection)))
+                    .filter(|&d| d != i)
+                    .collect();
+                deps.sort_unstable();
+                deps.dedup();
+                deps
+            })
+            .collect()
+    }
+
+    /// Runs every step, respecting references, `parallelism` at a time.
+    async fn run_steps(self: &Arc<Self>, record: &RunRecord) -> anyhow::Result<Vec<StepResult>> {
+        let steps = self.registry.clone_steps();
+        let deps = self.dependencies();
+        let mut results: Vec<Option<StepResult>> = vec![None; steps.len()];
+        let mut started = vec![false; steps.len()];
+        let mut done = vec![false; steps.len()];
+        let mut set = tokio::task::JoinSet::new();
+        loop {
+            for i in 0..steps.len() {
+                if set.len() >= self.parallelism {
+                    break;
+                }
+                if !started[i] && deps[i].iter().all(|&d| done[d]) {
+                    started[i] = true;
+                    let me = self.clone();
+                    let prior = record.steps[i].clone();
+                    let span = tracing::info_span!("clone_step", run = %self.run_id, step = steps[i].spec.order, label = steps[i].spec.label);
+                    set.spawn(async move { (i, me.run_step(i, prior).await) }.instrument(span));
+                }
+            }
+            let Some(joined) = set.join_next().await else {
+                break;
+            };
+            let (i, res) = joined.context("a clone step task panicked")?;
+            match res {
+                Ok(r) => {
+                    done[i] = true;
+                    results[i] = Some(r);
+                }
+                Err(e) => {
+                    set.abort_all();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every step ran"))
+            .collect())
+    }
+
+    async fn run_step(
+        self: Arc<Self>,
+        index: usize,
+        mut result: StepResult,
+    ) -> anyhow::Result<StepResult> {
+        let step = &self.registry.clone_steps()[index];
+        let mut ev = self.event(EventKind::StepStart, step);
+        self.sink.emit(&ev);
+        if self.write && result.status != "completed" {
+            self.store
+                .set_step_status(&self.run_id, index, "running")
+                .await?;
+        }
+        let mut throttle = Throttle::new(10);
+        let mut before = 0u64;
+        let mut totals: Vec<u64> = Vec::new();
+        for c in &result.collections {
+            let spec = self
+                .registry
+                .collection(&c.name)
+                .cloned()
+                .context("a run names a collection the catalog no longer has")?;
+            let filter = self.selection(&spec).await?.unwrap_or_default();
+            let total = self
+                .source
+                .db
+                .collection::<Document>(spec.name)
+                .count_documents(filter)
+                .await?;
+            totals.push(total);
+        }
+        let step_total: u64 = totals.iter().sum();
+        for (ci, total) in totals.iter().copied().enumerate() {
+            let prior = result.collections[ci].clone();
+            let spec = self
+                .registry
+                .collection(&prior.name)
+                .cloned()
+                .expect("checked above");
+            let handler = step.spec.handler.clone();
+            let out = self
+                .copy_collection(
+                    index,
+                    ci,
+                    &spec,
+                    prior,
+                    total,
+                    handler.as_ref(),
+                    |processed| {
+                        let idx = before + processed;
+                        if throttle.allow(idx, step_total) {
+                            let mut p = self.event(EventKind::StepProgress, step);
+                            p.record_index = Some(idx);
+                            p.record_total = Some(step_total);
+                            self.sink.emit(&p);
+                        }
+                    },
+                )
+                .await?;
+            before += out.processed.min(total);
+            result.collections[ci] = out;
+        }
+        result.status = "completed".into();
+        if self.write {
+            self.store
+                .set_step_status(&self.run_id, index, "completed")
+                .await?;
+        }
+        self.completed.fetch_add(1, Ordering::SeqCst);
+        ev = self.event(EventKind::StepComplete, step);
+        ev.record_index = Some(before);
+        ev.record_total = Some(step_total);
+        ev.result = Some(serde_json::to_value(&result)?);
+        self.sink.emit(&ev);
+        Ok(result)
+    }
+
+    /// Copies (or, in a dry run, plans) one collection from its checkpoint.
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_collection(
+        &self,
+        step_index: usize,
+        coll_index: usize,
+        spec: &CollectionSpec,
+        mut result: CollectionResult,
+        total: u64,
+        handler: &dyn CloneHandler,
+        mut progress: impl FnMut(u64),
+    ) -> anyhow::Result<CollectionResult> {
+        let mut state = RefState::default();
+        let tracked = self.referenced.contains(spec.name);
+        let base = self.selection(spec).await?.unwrap_or_default();
+        if tracked && (result.done || result.last_id.is_some()) {
+            // Resuming: rebuild what dependants need from the part already copied.
+            let mut upto = base.clone();
+            if let (false, Some(last)) = (result.done, &result.last_id) {
+                upto.insert("_id", doc! { "$lte": last.clone() });
+            }
+            self.rebuild_state(spec, upto, &mut state).await?;
+        }
+        if result.done {
+            self.publish(spec, state);
+            progress(result.processed);
+            return Ok(result);
+        }
+        result.total = total.max(result.processed);
+        let mut query = base;
+        if let Some(last) = &result.last_id {
+            query.insert("_id", doc! { "$gt": last.clone() });
+        }
+        let (tx, mut rx) = mpsc::channel::<anyhow::Result<Vec<Document>>>(2);
+        let coll = self.source.db.collection::<Document>(spec.name);
+        let batch = self.batch_size;
+        let reader = AbortOnDrop(tokio::spawn(async move {
+            let res: anyhow::Result<()> = async {
+                let mut cursor = coll
+                    .find(query)
+                    .sort(doc! { "_id": 1 })
+                    .batch_size(batch as u32)
+                    .await?;
+                let mut buf = Vec::with_capacity(batch);
+                while let Some(d) = cursor.try_next().await? {
+                    buf.push(d);
+                    if buf.len() >= batch && tx.send(Ok(std::mem::take(&mut buf))).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                if !buf.is_empty() {
+                    let _ = tx.send(Ok(buf)).await;
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = res {
+                let _ = tx.send(Err(e.context("reading the source"))).await;
+            }
+        }));
+        progress(result.processed);
+        while let Some(batch) = rx.recv().await {
+            let batch = batch?;
+            let last_id = batch.last().and_then(|d| d.get("_id").cloned());
+            let errors = self
+                .process_batch(step_index, spec, batch, handler, &mut state, &mut result)
+                .await?;
+            result.last_id = last_id;
+            if self.write {
+                self.store
+                    .save_collection(&self.run_id, step_index, coll_index, &result, &errors)
+                    .await?;
+            } else {
+                let mut pe = self.plan_errors.lock().expect("plan errors");
+                let room = super::MAX_RECORDED_ERRORS.saturating_sub(pe.len());
+                pe.extend(errors.into_iter().take(room));
+            }
+            progress(result.processed);
+            if self.cancel.is_cancelled() {
+                return Err(Cancelled.into());
+            }
+        }
+        drop(reader);
+        result.done = true;
+        if self.write {
+            self.store
+                .save_collection(&self.run_id, step_index, coll_index, &result, &[])
+                .await?;
+        }
+        self.publish(spec, state);
+        Ok(result)
+    }
+
+    fn publish(&self, spec: &CollectionSpec, state: RefState) {
+        if self.referenced.contains(spec.name) {
+            self.states
+                .lock()
+                .expect("state lock")
+                .insert(spec.name, Arc::new(state));
+        }
+    }
+
+    /// Rebuilds `known`, `selected` and the id map for already-copied source documents.
+    async fn rebuild_state(
+        &self,
+        spec: &CollectionSpec,
+        filter: Document,
+        state: &mut RefState,
+    ) -> anyhow::Result<()> {
+        let mut projection = doc! { "_id": 1 };
+        for k in &spec.unique_key {
+            projection.insert(*k, 1);
+        }
+        let mut cursor = self
+            .source
+            .db
+            .collection::<Document>(spec.name)
+            .find(filter)
+            .projection(projection)
+            .batch_size(self.batch_size as u32)
+            .await?;
+        let mut buf = Vec::new();
+        loop {
+            let next = cursor.try_next().await?;
+            let end = next.is_none();
+            if let Some(d) = next {
+                buf.push(d);
+            }
+            if buf.len() >= self.batch_size || (end && !buf.is_empty()) {
+                let existing = self.existing(spec, &buf).await?;
+                for d in buf.drain(..) {
+                    let Some(Bson::ObjectId(id)) = d.get("_id").cloned() else {
+                        continue;
+                    };
+                    state.known.insert(id);
+                    if self.guild.is_some() {
+                        state.selected.push(id);
+                    }
+                    if let Some(Bson::ObjectId(t)) = existing.by_key.get(&key_of(spec, &d)) {
+                        if *t != id {
+                            state.map.insert(id, *t);
+                        }
+                    }
+                }
+            }
+            if end {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Which of `docs` already exist in the target: by unique key, and by `_id`.
+    async fn existing(&self, spec: &CollectionSpec, docs: &[Document]) -> anyhow::Result<Existing> {
+        let ids: Vec<Bson> = docs.iter().filter_map(|d| d.get("_id").cloned()).collect();
+        let filter = if spec.unique_key.is_empty() {
+            doc! { "_id": { "$in": ids } }
+        } else if spec.unique_key.len() == 1 {
+            let k = spec.unique_key[0];
+            let values: Vec<Bson> = docs.iter().filter_map(|d| d.get(k).cloned()).collect();
+            doc! { "$or": [ { "_id": { "$in": ids } }, { k: { "$in": values } } ] }
+        } else {
+            let mut clauses: Vec<Bson> = vec![Bson::Document(doc! { "_id": { "$in": ids } })];
+            for d in docs {
+                let mut c = Document::new();
+                for k in &spec.unique_key {
+                    c.insert(*k, d.get(*k).cloned().unwrap_or(Bson::Null));
+                }
+                clauses.push(Bson::Document(c));
+            }
+            doc! { "$or": clauses }
+        };
+        let mut projection = doc! { "_id": 1 };
+        for k in &spec.unique_key {
+            projection.insert(*k, 1);
+        }
+        let found: Vec<Document> = self
+            .target
+            .collection::<Document>(spec.name)
+            .find(filter)
+            .projection(projection)
+            .await?
+            .try_collect()
+            .await?;
+        let mut out = Existing::default();
+        for f in found {
+            let id = f.get("_id").cloned().unwrap_or(Bson::Null);
+            out.by_id.insert(id.to_string());
+            out.by_key.insert(key_of(spec, &f), id);
+        }
+        Ok(out)
+    }
+
+    /// Validates, rewrites, checks existence and writes one batch; returns its record errors.
+    async fn process_batch(
+        &self,
+        step_index: usize,
+        spec: &CollectionSpec,
+        batch: Vec<Document>,
+        handler: &dyn CloneHandler,
+        state: &mut RefState,
+        result: &mut CollectionResult,
+    ) -> anyhow::Result<Vec<RecordError>> {
+        let step = self.registry.clone_steps()[step_index].spec.order;
+        let mut errors = Vec::new();
+        let fail = |errors: &mut Vec<RecordError>, d: &Document, reason: String| {
+            errors.push(RecordError {
+                step,
+                collection: spec.name.to_string(),
+                source_id: super::id_text(d),
+                reason,
+            });
+        };
+        result.processed += batch.len() as u64;
+
+        // Validate and rewrite references.
+        let ref_states: Vec<(usize, Arc<RefState>)> = spec
+            .references
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i, self.state(r.collection)))
+            .collect();
+        let mut valid: Vec<Document> = Vec::with_capacity(batch.len());
+        let mut unknown: Vec<Vec<ObjectId>> = vec![Vec::new(); spec.references.len()];
+        for mut d in batch {
+            if let Some(Bson::ObjectId(id)) = d.get("_id") {
+                if self.referenced.contains(spec.name) {
+                    state.known.insert(*id);
+                    if self.guild.is_some() {
+                        state.selected.push(*id);
+                    }
+                }
+            }
+            if let Err(reason) = check_doc(spec, &d) {
+                result.failed += 1;
+                fail(&mut errors, &d, reason);
+                continue;
+            }
+            for (i, rs) in &ref_states {
+                let field = spec.references[*i].field;
+                if let Some(Bson::ObjectId(id)) = d.get(field).cloned() {
+                    if let Some(t) = rs.map.get(&id) {
+                        d.insert(field, *t);
+                    } else if !rs.known.contains(&id) {
+                        unknown[*i].push(id);
+                    }
+                }
+            }
+            if let Err(reason) = handler.prepare(spec, &mut d) {
+                result.failed += 1;
+                fail(&mut errors, &d, reason);
+                continue;
+            }
+            valid.push(d);
+        }
+
+        // References to ids the copy has not seen: dangling unless the source has them.
+        for (i, ids) in unknown.into_iter().enumerate() {
+            if ids.is_empty() {
+                continue;
+            }
+            let target = spec.references[i].collection;
+            let present: HashSet<ObjectId> = self
+                .source
+                .db
+                .collection::<Document>(target)
+                .find(doc! { "_id": { "$in": ids.iter().map(|o| Bson::ObjectId(*o)).collect::<Vec<_>>() } })
+                .projection(doc! { "_id": 1 })
+                .await?
+                .try_collect::<Vec<_>>()
+                .await?
+                .into_iter()
+                .filter_map(|d| d.get_object_id("_id").ok())
+                .collect();
+            result.dangling += ids.iter().filter(|id| !present.contains(id)).count() as u64;
+        }
+
+        // One existence query for the batch.
+        let existing = if valid.is_empty() {
+            Existing::default()
+        } else {
+            self.existing(spec, &valid).await?
+        };
+        let mut to_insert = Vec::with_capacity(valid.len());
+        let mut to_replace = Vec::new();
+        for mut d in valid {
+            let key = key_of(spec, &d);
+            let sid = d.get("_id").cloned().unwrap_or(Bson::Null);
+            if let Some(tid) = existing.by_key.get(&key) {
+                let remapped = *tid != sid;
+                if let (true, Bson::ObjectId(s), Bson::ObjectId(t)) = (remapped, &sid, tid) {
+                    if self.referenced.contains(spec.name) {
+                        state.map.insert(*s, *t);
+                    }
+                }
+                if self.overwrite {
+                    d.insert("_id", tid.clone());
+                    to_replace.push((tid.clone(), d, remapped));
+                } else {
+                    result.skipped += 1;
+                    result.remapped += remapped as u64;
+                }
+            } else if existing.by_id.contains(&sid.to_string()) {
+                result.failed += 1;
+                fail(
+                    &mut errors,
+                    &d,
+                    format!("the target already holds _id {sid} under another key; left as it is"),
+                );
+            } else {
+                to_insert.push(d);
+            }
+        }
+
+        if !self.write {
+            result.inserted += to_insert.len() as u64;
+            result.overwritten += to_replace.len() as u64;
+            result.remapped += to_replace.iter().filter(|r| r.2).count() as u64;
+            return Ok(errors);
+        }
+        let target = self.target.collection::<Document>(spec.name);
+        for (tid, d, remapped) in to_replace {
+            match target.replace_one(doc! { "_id": tid }, &d).await {
+                Ok(_) => {
+                    result.overwritten += 1;
+                    result.remapped += remapped as u64;
+                }
+                Err(e) => {
+                    result.failed += 1;
+                    fail(
+                        &mut errors,
+                        &d,
+                        format!("replacing failed: {}", short(&e.to_string())),
+                    );
+                }
+            }
+        }
+        if !to_insert.is_empty() {
+            let n = to_insert.len() as u64;
+            match insert_unordered(&target, &to_insert).await {
+                Ok(()) => result.inserted += n,
+                Err(failures) => {
+                    let failures = failures?;
+                    result.inserted += n - failures.len() as u64;
+                    result.failed += failures.len() as u64;
+                    for (idx, reason) in failures {
+                        fail(&mut errors, &to_insert[idx], reason);
+                    }
+                }
+            }
+        }
+        Ok(errors)
+    }
+
+    /// A dry run: the whole plan, nothing written.
+    async fn plan(self, warnings: Vec<String>) -> anyhow::Result<Plan> {
+        let me = Arc::new(self);
+        let initial = initial_steps(&me.registry, me.guild.is_some());
+        let record_like = RunRecord {
+            id: me.run_id.clone(),
+            mode: MigrationMode::Clone,
+            options: Document::new(),
+            encrypted_source: None,
+            started_by: String::new(),
+            status: RunStatus::Running,
+            steps: initial,
+            error_count: 0,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            message: None,
+            verification: None,
+            cancel_requested: false,
+            attempts: 0,
+            started_at: DateTime::now(),
+            updated_at: DateTime::now(),
+            ended_at: None,
+        };
+        let steps = me.run_steps(&record_like).await?;
+        let errors = std::mem::take(&mut *me.plan_errors.lock().expect("plan errors"));
+        Ok(Plan {
+            mode: MigrationMode::Clone,
+            dry_run: true,
+            source: me.source.display.clone(),
+            steps: steps
+                .into_iter()
+                .map(|s| StepPlan {
+                    order: s.order,
+                    label: s.label,
+                    plugin: s.plugin,
+                    collections: s
+                        .collections
+                        .into_iter()
+                        .map(|c| CollectionPlan {
+                            name: c.name,
+                            found: c.processed,
+                            to_insert: c.inserted,
+                            to_skip: c.skipped,
+                            to_remap: c.remapped,
+                            to_overwrite: c.overwritten,
+                            invalid: c.failed,
+                            dangling: c.dangling,
+                        })
+                        .collect(),
+                    skipped_collections: s.skipped_collections,
+                })
+                .collect(),
+            errors,
+            warnings,
+        })
+    }
+
+    /// Copies every step, verifies, and closes the record.
+    async fn execute(
+        self,
+        record: RunRecord,
+        lease: super::runs::Lease,
+    ) -> anyhow::Result<RunRecord> {
+        let me = Arc::new(self);
+        let stop = CancellationToken::new();
+        let keep = {
+            let stop = stop.clone();
+            let cancel = me.cancel.clone();
+            let lease = Arc::new(lease);
+            let l2 = lease.clone();
+            (
+                AbortOnDrop(tokio::spawn(
+                    async move { l2.keep_alive(stop, cancel).await },
+                )),
+                lease,
+            )
+        };
+        let span = tracing::info_span!("clone_run", run = %me.run_id);
+        let outcome = async {
+            let registry = me.registry.clone();
+            crate::db::ensure_indexes(&me.target, &registry)
+                .await
+                .context("creating the target's indexes")?;
+            let steps = me.run_steps(&record).await?;
+            let verification = me.verify(&steps).await?;
+            anyhow::Ok((steps, verification))
+        }
+        .instrument(span)
+        .await;
+        stop.cancel();
+        drop(keep.0);
+        let (status, message, verification) = match outcome {
+            Ok((_, v)) => (RunStatus::Completed, None, Some(v)),
+            Err(e) if e.is::<Cancelled>() => (
+                RunStatus::Cancelled,
+                Some(
+                    "cancelled by the owner; resume with `heimdall migrate resume ".to_string()
+                        + &me.run_id
+                        + "`",
+                ),
+                None,
+            ),
+            Err(e) => {
+                tracing::error!(run = %me.run_id, error = ?e, "clone failed");
+                let text = match crate::error::user_error(&e) {
+                    Some(u) => u.message.clone(),
+                    None => format!("{e:#}"),
+                };
+                (RunStatus::Failed, Some(text), None)
+            }
+        };
+        let mut fields = doc! { "status": status.as_str(), "endedAt": DateTime::now() };
+        if let Some(m) = &message {
+            fields.insert("message", m.clone());
+        }
+        if let Some(v) = &verification {
+            fields.insert("verification", bson::to_bson(v)?);
+        }
+        me.store.set(&me.run_id, fields).await?;
+        keep.1.release().await?;
+        let final_record = me.store.require(&me.run_id).await?;
+        let kind = if status == RunStatus::Failed {
+            EventKind::Error
+        } else {
+            EventKind::Complete
+        };
+        me.sink.emit(&me.run_event(kind, final_record.to_json()));
+        Ok(final_record)
+    }
+
+    /// Compares every selected source document with its target counterpart.
+    async fn verify(&self, steps: &[StepResult]) -> anyhow::Result<Verification> {
+        let mut out = Verification {
+            ok: true,
+            collections: Vec::new(),
+        };
+        for step in steps {
+            for c in &step.collections {
+                let spec = self
+                    .registry
+                    .collection(&c.name)
+                    .cloned()
+                    .context("unknown collection")?;
+                let v = self.verify_collection(&spec).await?;
+                if v.missing > c.failed
+                    || (v.differing > 0 && self.overwrite)
+                    || (v.differing > c.skipped)
+                {
+                    out.ok = false;
+                }
+                out.collections.push(v);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn verify_collection(
+        &self,
+        spec: &CollectionSpec,
+    ) -> anyhow::Result<CollectionVerification> {
+        let filter = self.selection(spec).await?.unwrap_or_default();
+        let ignore: Vec<&str> = spec.references.iter().map(|r| r.field).collect();
+        let mut v = CollectionVerification {
+            name: spec.name.to_string(),
+            ..Default::default()
+        };
+        let (mut sd, mut td) = (0u64, 0u64);
+        let mut cursor = self
+            .source
+            .db
+            .collection::<Document>(spec.name)
+            .find(filter)
+            .batch_size(self.batch_size as u32)
+            .await?;
+        let target = self.target.collection::<Document>(spec.name);
+        let mut buf: Vec<Document> = Vec::new();
+        loop {
+            let next = cursor.try_next().await?;
+            let end = next.is_none();
+            if let Some(d) = next {
+                buf.push(d);
+            }
+            if buf.len() >= self.batch_size || (end && !buf.is_empty()) {
+                let found = find_counterparts(&target, spec, &buf).await?;
+                for d in buf.drain(..) {
+                    v.source += 1;
+                    let h = content_hash(&d, &ignore);
+                    sd = sd.wrapping_add(h);
+                    match found.get(&key_of(spec, &d)) {
+                        Some(t) => {
+                            v.found += 1;
+                            let th = content_hash(t, &ignore);
+                            td = td.wrapping_add(th);
+                            if th == h {
+                                v.matching += 1;
+                            } else {
+                                v.differing += 1;
+                            }
+                        }
+                        None => v.missing += 1,
+                    }
+                }
+            }
+            if end {
+                break;
+            }
+        }
+        v.source_digest = format!("{sd:016x}");
+        v.target_digest = format!("{td:016x}");
+        Ok(v)
+    }
+}
+
+/// The target documents with the keys of `docs`, by key.
+async fn find_counterparts(
+    target: &Collection<Document>,
+    spec: &CollectionSpec,
+    docs: &[Document],
+) -> anyhow::Result<HashMap<String, Document>> {
+    let filter = if spec.unique_key.is_empty() {
+        doc! { "_id": { "$in": docs.iter().filter_map(|d| d.get("_id").cloned()).collect::<Vec<_>>() } }
+    } else if spec.unique_key.len() == 1 {
+        let k = spec.unique_key[0];
+        doc! { k: { "$in": docs.iter().filter_map(|d| d.get(k).cloned()).collect::<Vec<_>>() } }
+    } else {
+        let clauses: Vec<Bson> = docs
+            .iter()
+            .map(|d| {
+                let mut c = Document::new();
+                for k in &spec.unique_key {
+                    c.insert(*k, d.get(*k).cloned().unwrap_or(Bson::Null));
+                }
+                Bson::Document(c)
+            })
+            .collect();
+        doc! { "$or": clauses }
+    };
+    let found: Vec<Document> = target.find(filter).await?.try_collect().await?;
+    Ok(found.into_iter().map(|d| (key_of(spec, &d), d)).collect())
+}
+
+/// A hash of a document's content without `_id` and the given fields.
+pub fn content_hash(doc: &Document, ignore: &[&str]) -> u64 {
+    let mut d = doc.clone();
+    d.remove("_id");
+    for f in ignore {
+        d.remove(*f);
+    }
+    let bytes = bson::to_vec(&d).unwrap_or_default();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+#[derive(Debug, Default)]
+struct Existing {
+    by_key: HashMap<String, Bson>,
+    by_id: HashSet<String>,
+}
+
+/// The identity of a document: its unique key's values, or its `_id`.
+fn key_of(spec: &CollectionSpec, d: &Document) -> String {
+    if spec.unique_key.is_empty() {
+        return d.get("_id").map(|b| b.to_string()).unwrap_or_default();
+    }
+    let mut s = String::new();
+    for k in &spec.unique_key {
+        match d.get(*k) {
+            Some(Bson::Int32(i)) => s.push_str(&i.to_string()),
+            Some(Bson::Int64(i)) => s.push_str(&i.to_string()),
+            Some(b) => s.push_str(&b.to_string()),
+            None => s.push_str("null"),
+        }
+        s.push('\u{1f}');
+    }
+    s
+}
+
+/// Checks the fields the copy relies on; the reason says what is wrong.
+fn check_doc(spec: &CollectionSpec, d: &Document) -> Result<(), String> {
+    if !d.contains_key("_id") {
+        return Err("the document has no _id".into());
+    }
+    for k in &spec.unique_key {
+        match d.get(*k) {
+            None | Some(Bson::Null) => return Err(format!("missing unique key field `{k}`")),
+            Some(Bson::String(s)) if s.is_empty() => {
+                return Err(format!("empty unique key field `{k}`"))
+            }
+            _ => {}
+        }
+    }
+    if let GuildScope::Field { field, nullable } = spec.scope {
+        match d.get(field) {
+            Some(Bson::String(_)) => {}
+            None | Some(Bson::Null) if nullable => {}
+            None | Some(Bson::Null) => return Err(format!("missing `{field}`")),
+            Some(other) => {
+                return Err(format!(
+                    "`{field}` is {}, expected a string (a Discord id)",
+                    type_name(other)
+                ))
+            }
+        }
+    }
+    for r in &spec.references {
+        match d.get(r.field) {
+            Some(Bson::ObjectId(_)) => {}
+            None | Some(Bson::Null) if r.optional => {}
+            None | Some(Bson::Null) => {
+                return Err(format!(
+                    "missing reference `{}` to {}",
+                    r.field, r.collection
+                ))
+            }
+            Some(other) => {
+                return Err(format!(
+                    "reference `{}` is {}, expected an ObjectId of {}",
+                    r.field,
+                    type_name(other),
+                    r.collection
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A BSON type's name, e.g. `Int64`.
+pub fn type_name(b: &Bson) -> String {
+    format!("{:?}", b.element_type())
+}
+
+fn short(s: &str) -> String {
+    let line = s.lines().next().unwrap_or(s);
+    line.chars().take(300).collect()
+}
+
+/// Inserts unordered. `Err(Ok(failures))`: some documents failed, with their index and reason.
+async fn insert_unordered(
+    target: &Collection<Document>,
+    docs: &[Document],
+) -> Result<(), anyhow::Result<Vec<(usize, String)>>> {
+    match target
+        .insert_many(docs)
+        .with_options(InsertManyOptions::builder().ordered(false).build())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => match e.kind.as_ref() {
+            mongodb::error::ErrorKind::InsertMany(im)
+                if im.write_errors.is_some() && im.write_concern_error.is_none() =>
+            {
+                let failures = im
+                    .write_errors
+                    .as_ref()
+                    .expect("checked")
+                    .iter()
+                    .map(|w| {
+                        let reason = if w.code == 11000 {
+                            format!("duplicate key in the target: {}", short(&w.message))
+                        } else {
+                            format!("the target refused the document: {}", short(&w.message))
+                        };
+                        (w.index, reason)
+                    })
+                    .collect();
+                Err(Ok(failures))
+            }
+            _ => Err(Err(anyhow::Error::from(e).context("writing to the target"))),
+        },
+    }
+}

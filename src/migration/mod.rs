@@ -1,3 +1,196 @@
 //! Migration: Instance Clone and Legacy Import, with their shared run machinery.
+//!
+//! A run is a record in `migration_runs` (id, mode, options, status, per-step results,
+//! errors, verification). Progress is a stream of [`ProgressEvent`]s to a [`ProgressSink`]
+//! on top of that record: the CLI draws bars from them, the WebSocket gateway forwards them
+//! to owners. Only one run is active at a time across every process sharing the database
+//! (a lease in `migration_locks`, see [`runs`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mongodb::bson::Document;
+use serde::{Deserialize, Serialize};
 
 pub mod clone;
+pub mod runs;
+pub mod source;
+pub mod term;
+
+/// Which kind of migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationMode {
+    /// Old bot → Heimdall.
+    Legacy,
+    /// Heimdall → Heimdall.
+    Clone,
+}
+
+impl MigrationMode {
+    /// `legacy` or `clone`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Legacy => "legacy",
+            Self::Clone => "clone",
+        }
+    }
+}
+
+/// The kinds of progress event, named as on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    /// A step begins.
+    #[serde(rename = "migration:step_start")]
+    StepStart,
+    /// Records processed inside a step.
+    #[serde(rename = "migration:step_progress")]
+    StepProgress,
+    /// A step ended.
+    #[serde(rename = "migration:step_complete")]
+    StepComplete,
+    /// The run ended (completed, cancelled).
+    #[serde(rename = "migration:complete")]
+    Complete,
+    /// The run failed.
+    #[serde(rename = "migration:error")]
+    Error,
+}
+
+impl EventKind {
+    /// The wire name, e.g. `migration:step_start`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::StepStart => "migration:step_start",
+            Self::StepProgress => "migration:step_progress",
+            Self::StepComplete => "migration:step_complete",
+            Self::Complete => "migration:complete",
+            Self::Error => "migration:error",
+        }
+    }
+}
+
+/// One progress event: `{runId, mode, step, label, plugin, completed, total, recordIndex?,
+/// recordTotal?, result?}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgressEvent {
+    /// What happened.
+    #[serde(skip)]
+    pub kind: Option<EventKind>,
+    /// The run.
+    pub run_id: String,
+    /// `legacy` or `clone`.
+    pub mode: MigrationMode,
+    /// Step number (1-based; 0 for run-level events).
+    pub step: u16,
+    /// Step label.
+    pub label: String,
+    /// Plugin owning the step.
+    pub plugin: String,
+    /// Steps completed so far.
+    pub completed: u16,
+    /// Steps in the run.
+    pub total: u16,
+    /// Records processed in this step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_index: Option<u64>,
+    /// Records in this step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_total: Option<u64>,
+    /// The step's or run's result, on completion events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+}
+
+impl ProgressEvent {
+    /// The event's kind (always set by the engine).
+    pub fn kind(&self) -> EventKind {
+        self.kind.unwrap_or(EventKind::StepProgress)
+    }
+}
+
+/// Where progress goes: the CLI's bars, the WebSocket gateway, a test's recorder.
+pub trait ProgressSink: Send + Sync {
+    /// Receives one event. Must not block for long.
+    fn emit(&self, event: &ProgressEvent);
+}
+
+/// A sink that drops everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NullSink;
+
+impl ProgressSink for NullSink {
+    fn emit(&self, _event: &ProgressEvent) {}
+}
+
+/// Sends every event to several sinks.
+pub struct FanOut(pub Vec<Arc<dyn ProgressSink>>);
+
+impl ProgressSink for FanOut {
+    fn emit(&self, event: &ProgressEvent) {
+        for s in &self.0 {
+            s.emit(event);
+        }
+    }
+}
+
+/// Lets at most `per_second` record-progress events through; the first and the last of a
+/// step always pass.
+#[derive(Debug)]
+pub struct Throttle {
+    interval: Duration,
+    last: Option<Instant>,
+}
+
+impl Throttle {
+    /// At most `per_second` events a second.
+    pub fn new(per_second: u32) -> Self {
+        Self {
+            interval: Duration::from_secs(1) / per_second.max(1),
+            last: None,
+        }
+    }
+
+    /// Whether an event at `index` of `total` should be sent now.
+    pub fn allow(&mut self, index: u64, total: u64) -> bool {
+        let now = Instant::now();
+        let due = match self.last {
+            None => true,
+            Some(t) => now.duration_since(t) >= self.interval,
+        };
+        if due || index >= total {
+            self.last = Some(now);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A record that could not be migrated: where and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordError {
+    /// Step number.
+    pub step: u16,
+    /// Source collection.
+    pub collection: String,
+    /// The source document's `_id` (as extended JSON text).
+    pub source_id: String,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// How many errors a run record keeps in its list (the counts stay exact).
+pub const MAX_RECORDED_ERRORS: usize = 1000;
+
+/// Turns a document `_id` into text for reports.
+pub fn id_text(doc: &Document) -> String {
+    match doc.get("_id") {
+        Some(mongodb::bson::Bson::ObjectId(o)) => o.to_hex(),
+        Some(mongodb::bson::Bson::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => "(no _id)".into(),
+    }
+}

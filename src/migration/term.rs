@@ -1,0 +1,174 @@
+//! Progress bars on stderr for the command line, and the end-of-run summary table.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::runs::RunRecord;
+use super::{EventKind, ProgressEvent, ProgressSink};
+
+/// Draws an overall bar and one bar per active step (hidden when stderr is not a terminal).
+pub struct TerminalSink {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    steps: Mutex<HashMap<u16, ProgressBar>>,
+}
+
+impl Default for TerminalSink {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TerminalSink {
+    /// Bars on stderr.
+    pub fn new() -> Self {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let overall = multi.add(ProgressBar::new(0));
+        overall.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>12} [{bar:30.cyan/blue}] {pos}/{len} steps {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        overall.set_prefix("overall");
+        Self {
+            multi,
+            overall,
+            steps: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl ProgressSink for TerminalSink {
+    fn emit(&self, e: &ProgressEvent) {
+        self.overall.set_length(u64::from(e.total));
+        self.overall.set_position(u64::from(e.completed));
+        let mut steps = self.steps.lock().expect("bars");
+        match e.kind() {
+            EventKind::StepStart => {
+                let bar = self.multi.add(ProgressBar::new(0));
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix:>12} [{bar:30.green/white}] {pos}/{len} {msg}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(format!("step {}", e.step));
+                bar.set_message(e.label.clone());
+                steps.insert(e.step, bar);
+            }
+            EventKind::StepProgress => {
+                if let Some(bar) = steps.get(&e.step) {
+                    bar.set_length(e.record_total.unwrap_or(0));
+                    bar.set_position(e.record_index.unwrap_or(0));
+                }
+            }
+            EventKind::StepComplete => {
+                if let Some(bar) = steps.remove(&e.step) {
+                    bar.set_length(e.record_total.unwrap_or(0));
+                    bar.set_position(e.record_index.unwrap_or(0));
+                    bar.finish_and_clear();
+                }
+                self.overall.set_message(format!("· {} done", e.label));
+            }
+            EventKind::Complete | EventKind::Error => {
+                for (_, b) in steps.drain() {
+                    b.finish_and_clear();
+                }
+                self.overall.finish_and_clear();
+            }
+        }
+    }
+}
+
+/// The summary table printed at the end of a run.
+pub fn summary(record: &RunRecord) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:>4}  {:<24} {:<30} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}\n",
+        "step",
+        "label",
+        "collection",
+        "found",
+        "imported",
+        "skipped",
+        "remapped",
+        "failed",
+        "dangling"
+    ));
+    for s in &record.steps {
+        for c in &s.collections {
+            out.push_str(&format!(
+                "{:>4}  {:<24} {:<30} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}\n",
+                s.order,
+                s.label,
+                c.name,
+                c.total,
+                c.inserted + c.overwritten,
+                c.skipped,
+                c.remapped,
+                c.failed,
+                c.dangling
+            ));
+        }
+        for sk in &s.skipped_collections {
+            out.push_str(&format!(
+                "{:>4}  {:<24} {:<30} not copied: {}\n",
+                s.order, s.label, sk.name, sk.reason
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "\nrun {} {}: imported {}, skipped {}, failed {} ({} errors)\n",
+        record.id,
+        record.status.as_str(),
+        record.imported(),
+        record.skipped(),
+        record.failed(),
+        record.error_count
+    ));
+    for e in record.errors.iter().take(20) {
+        out.push_str(&format!(
+            "  error: step {} {} {}: {}\n",
+            e.step, e.collection, e.source_id, e.reason
+        ));
+    }
+    if record.error_count > 20 {
+        out.push_str(&format!(
+            "  … and {} more (heimdall migrate status {} --json)\n",
+            record.error_count - 20,
+            record.id
+        ));
+    }
+    for w in &record.warnings {
+        out.push_str(&format!("  warning: {w}\n"));
+    }
+    if let Some(m) = &record.message {
+        out.push_str(&format!("  {m}\n"));
+    }
+    if let Some(v) = &record.verification {
+        out.push_str(&format!(
+            "verification: {}\n",
+            if v.ok {
+                "ok — every selected source document is in the target"
+            } else {
+                "MISMATCH"
+            }
+        ));
+        for c in v
+            .collections
+            .iter()
+            .filter(|c| c.missing > 0 || c.differing > 0)
+        {
+            out.push_str(&format!(
+                "  {}: {} missing, {} differing of {}\n",
+                c.name, c.missing, c.differing, c.source
+            ));
+        }
+    }
+    out
+}
