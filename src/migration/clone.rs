@@ -234,43 +234,7 @@ async fn preflight(env: &MigrationEnv, opts: &CloneOptions) -> anyhow::Result<Pr
         env.target.name(),
     )
     .await?;
-    let names: HashSet<String> = source
-        .db
-        .list_collection_names()
-        .await?
-        .into_iter()
-        .collect();
-    let ours: Vec<&str> = env
-        .registry
-        .collections()
-        .iter()
-        .filter(|c| c.spec.lifetime == Lifetime::Durable)
-        .map(|c| c.spec.name)
-        .filter(|n| names.contains(*n))
-        .collect();
-    if ours.is_empty() {
-        let hint = if names.contains("guildsettings") || names.contains("warnings") {
-            " It looks like the old bot's database: use `heimdall migrate legacy` for that."
-        } else {
-            ""
-        };
-        let mut found: Vec<_> = names.iter().cloned().collect();
-        found.sort();
-        return Err(UserError::bad_request(
-            "not_a_heimdall_database",
-            format!(
-                "database {} on {} holds none of Heimdall's collections (it has: {}).{hint}",
-                source.db.name(),
-                source.display,
-                if found.is_empty() {
-                    "nothing".into()
-                } else {
-                    found.join(", ")
-                }
-            ),
-        )
-        .into());
-    }
+    check_looks_like_heimdall(env, &source).await?;
     let mut warnings = Vec::new();
     if let Some(problem) = key_check(env, &source.db, opts.guild.as_deref()).await? {
         if opts.allow_key_mismatch {
@@ -284,6 +248,66 @@ async fn preflight(env: &MigrationEnv, opts: &CloneOptions) -> anyhow::Result<Pr
         }
     }
     Ok(Prepared { source, warnings })
+}
+
+/// Refuses a source whose documents do not have Heimdall's shape: of the catalog's
+/// collections present there, a sampled document must carry its unique key.
+async fn check_looks_like_heimdall(env: &MigrationEnv, source: &Source) -> anyhow::Result<()> {
+    let names: HashSet<String> = source
+        .db
+        .list_collection_names()
+        .await?
+        .into_iter()
+        .collect();
+    let (mut shaped, mut foreign) = (0, 0);
+    let mut old_bot = false;
+    for c in env.registry.collections() {
+        let spec = &c.spec;
+        if spec.lifetime != Lifetime::Durable
+            || spec.unique_key.is_empty()
+            || !names.contains(spec.name)
+        {
+            continue;
+        }
+        let Some(sample) = source
+            .db
+            .collection::<Document>(spec.name)
+            .find_one(doc! {})
+            .await?
+        else {
+            continue;
+        };
+        if spec.unique_key.iter().all(|k| sample.contains_key(*k)) {
+            shaped += 1;
+        } else {
+            foreign += 1;
+            old_bot |= sample.contains_key("guildID");
+        }
+    }
+    if shaped > 0 || (foreign == 0 && names.iter().any(|n| env.registry.collection(n).is_some())) {
+        return Ok(());
+    }
+    let hint = if old_bot {
+        " Its documents look like the old bot's (guildID fields): use `heimdall migrate legacy` for that."
+    } else {
+        ""
+    };
+    let mut found: Vec<_> = names.into_iter().collect();
+    found.sort();
+    Err(UserError::bad_request(
+        "not_a_heimdall_database",
+        format!(
+            "database {} on {} does not look like a Heimdall database (it has: {}).{hint}",
+            source.db.name(),
+            source.display,
+            if found.is_empty() {
+                "nothing".into()
+            } else {
+                found.join(", ")
+            }
+        ),
+    )
+    .into())
 }
 
 /// Decrypts a sample of the source's encrypted values with this instance's key; says what

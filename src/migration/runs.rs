@@ -174,6 +174,7 @@ pub struct RunRecord {
     /// Exact number of record errors.
     pub error_count: u64,
     /// The first [`MAX_RECORDED_ERRORS`] record errors.
+    #[serde(default)]
     pub errors: Vec<RecordError>,
     /// Warnings (e.g. a key mismatch the owner accepted).
     #[serde(default)]

@@ -4,6 +4,7 @@ mod helpers;
 
 mod binary;
 mod catalog;
+mod clone;
 mod config;
 mod crypto;
 mod health;

@@ -1,0 +1,863 @@
+//! Instance Clone against real databases on the test server.
+
+use std::collections::{BTreeMap, HashSet};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use heimdall::crypto::Crypto;
+use heimdall::migration::clone::{self, CloneOptions, MigrationEnv, Outcome};
+use heimdall::migration::runs::{RunRecord, RunStatus, RunStore};
+use heimdall::migration::{EventKind, ProgressEvent, ProgressSink};
+use heimdall::plugin::{Lifetime, Registry};
+use heimdall::seed::{seed_instance, SeedOptions};
+use mongodb::bson::{doc, oid::ObjectId, Bson, Document};
+use mongodb::Database;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{fresh_db, mongo_uri, test_key, OTHER_KEY, TEST_KEY};
+
+/// Records every event.
+#[derive(Default)]
+pub struct Recorder(pub Mutex<Vec<ProgressEvent>>);
+
+impl ProgressSink for Recorder {
+    fn emit(&self, e: &ProgressEvent) {
+        self.0.lock().unwrap().push(e.clone());
+    }
+}
+
+pub fn env(target: &Database) -> MigrationEnv {
+    MigrationEnv {
+        target: target.clone(),
+        target_uri: mongo_uri(),
+        registry: Arc::new(Registry::new(heimdall::plugins::all()).unwrap()),
+        crypto: Some(Crypto::new(&test_key())),
+        lease_ttl: Duration::from_secs(10),
+    }
+}
+
+pub fn opts(source: &Database) -> CloneOptions {
+    let mut o = CloneOptions::new(mongo_uri(), "test");
+    o.source_db = Some(source.name().to_string());
+    o
+}
+
+pub async fn seeded(prefix: &str) -> Database {
+    let db = fresh_db(prefix).await;
+    seed_instance(&db, &SeedOptions::new(test_key()))
+        .await
+        .unwrap();
+    db
+}
+
+pub async fn docs(db: &Database, coll: &str, filter: Document) -> Vec<Document> {
+    db.collection::<Document>(coll)
+        .find(filter)
+        .sort(doc! { "_id": 1 })
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+fn durable(reg: &Registry) -> Vec<&'static str> {
+    reg.collections()
+        .iter()
+        .filter(|c| c.spec.lifetime == Lifetime::Durable)
+        .map(|c| c.spec.name)
+        .collect()
+}
+
+/// Every document of every collection, with the indexes: to prove the source is untouched.
+pub async fn snapshot(db: &Database) -> BTreeMap<String, (Vec<Document>, Vec<String>)> {
+    let mut out = BTreeMap::new();
+    for name in db.list_collection_names().await.unwrap() {
+        let d = docs(db, &name, doc! {}).await;
+        let mut ix: Vec<String> = db
+            .collection::<Document>(&name)
+            .list_index_names()
+            .await
+            .unwrap();
+        ix.sort();
+        out.insert(name, (d, ix));
+    }
+    out
+}
+
+async fn run(env: &MigrationEnv, o: CloneOptions) -> RunRecord {
+    match clone::start(
+        env,
+        o,
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+    {
+        Outcome::Run(r) => *r,
+        Outcome::Plan(_) => panic!("expected a run"),
+    }
+}
+
+#[tokio::test]
+async fn full_clone_equals_the_source_and_a_rerun_imports_nothing() {
+    let source = seeded("src").await;
+    let target = fresh_db("dst").await;
+    let before = snapshot(&source).await;
+    let env = env(&target);
+    let rec = Arc::new(Recorder::default());
+    let Outcome::Run(r) = clone::start(&env, opts(&source), rec.clone(), CancellationToken::new())
+        .await
+        .unwrap()
+    else {
+        panic!("a run")
+    };
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    assert_eq!(r.failed(), 0, "{:?}", r.errors);
+    assert!(r.verification.as_ref().unwrap().ok);
+
+    let mut total = 0;
+    for coll in durable(&env.registry) {
+        let s = docs(&source, coll, doc! {}).await;
+        let t = docs(&target, coll, doc! {}).await;
+        assert_eq!(s, t, "{coll} differs");
+        total += s.len() as u64;
+    }
+    assert_eq!(r.imported(), total);
+    for ephemeral in ["tictactoe_games", "connect4_games"] {
+        assert!(!docs(&source, ephemeral, doc! {}).await.is_empty());
+        assert!(
+            docs(&target, ephemeral, doc! {}).await.is_empty(),
+            "{ephemeral} copied"
+        );
+    }
+    // Secrets still readable with the shared key.
+    let crypto = Crypto::new(&test_key());
+    for d in docs(&target, "guild_envs", doc! {}).await {
+        crypto
+            .decrypt(d.get_str("encryptedValue").unwrap())
+            .unwrap();
+    }
+    for d in docs(&target, "modmail_configs", doc! {}).await {
+        for v in clone::encrypted_values(&d, "categories[].encryptedWebhookToken") {
+            crypto.decrypt(&v).unwrap();
+        }
+    }
+
+    // Events: every step starts and completes, in a sane shape; one final event.
+    let events = rec.0.lock().unwrap().clone();
+    let starts = events
+        .iter()
+        .filter(|e| e.kind() == EventKind::StepStart)
+        .count();
+    let completes: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind() == EventKind::StepComplete)
+        .collect();
+    assert_eq!((starts, completes.len()), (24, 24));
+    assert_eq!(completes.last().unwrap().completed, 24);
+    assert!(events.iter().all(|e| e.run_id == r.id && e.total == 24));
+    let msgs: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind() == EventKind::StepProgress && e.label == "Modmail messages")
+        .collect();
+    assert!(!msgs.is_empty());
+    let last = msgs.last().unwrap();
+    assert_eq!(
+        last.record_index, last.record_total,
+        "the last record event is always sent"
+    );
+    assert_eq!(events.last().unwrap().kind(), EventKind::Complete);
+    assert_eq!(
+        events.last().unwrap().result.as_ref().unwrap()["imported"],
+        total
+    );
+
+    // The record is readable later.
+    let stored = RunStore::new(&target).require(&r.id).await.unwrap();
+    assert_eq!(stored.status, RunStatus::Completed);
+    assert!(!stored.options.get_str("source").unwrap().is_empty());
+
+    // A second run imports nothing and skips everything.
+    let again = run(&env, opts(&source)).await;
+    assert_eq!(again.status, RunStatus::Completed);
+    assert_eq!(again.imported(), 0);
+    assert_eq!(again.skipped(), total);
+    assert_eq!(snapshot(&source).await, before, "the source was written to");
+}
+
+#[tokio::test]
+async fn guild_filter_copies_one_guild_with_votes_and_transcripts() {
+    let source = seeded("gsrc").await;
+    let target = fresh_db("gdst").await;
+    // The second guild: mid-sized.
+    let guilds: Vec<String> = docs(&source, "guild_configs", doc! {})
+        .await
+        .iter()
+        .map(|d| d.get_str("guildId").unwrap().to_string())
+        .collect();
+    let infra_count = |g: &String| {
+        let g = g.clone();
+        let s = source.clone();
+        async move {
+            s.collection::<Document>("infractions")
+                .count_documents(doc! { "guildId": g })
+                .await
+                .unwrap()
+        }
+    };
+    let mut sized = Vec::new();
+    for g in &guilds {
+        sized.push((infra_count(g).await, g.clone()));
+    }
+    sized.sort();
+    let guild = sized[sized.len() / 2].1.clone();
+
+    let mut o = opts(&source);
+    o.guild = Some(guild.clone());
+    let r = run(&env(&target), o).await;
+    assert_eq!(r.status, RunStatus::Completed);
+    assert!(r.verification.as_ref().unwrap().ok);
+
+    for coll in [
+        "infractions",
+        "tags",
+        "modmail_messages",
+        "suggestions",
+        "tickets",
+        "guild_envs",
+    ] {
+        let s = docs(&source, coll, doc! { "guildId": &guild }).await;
+        let t = docs(&target, coll, doc! {}).await;
+        assert!(!s.is_empty());
+        assert_eq!(s, t, "{coll}");
+    }
+    let suggestion_ids: Vec<Bson> = docs(&source, "suggestions", doc! { "guildId": &guild })
+        .await
+        .iter()
+        .map(|d| d.get("_id").unwrap().clone())
+        .collect();
+    let votes = docs(
+        &source,
+        "suggestion_votes",
+        doc! { "suggestionId": { "$in": suggestion_ids } },
+    )
+    .await;
+    assert!(!votes.is_empty());
+    assert_eq!(docs(&target, "suggestion_votes", doc! {}).await, votes);
+    let ticket_ids: Vec<Bson> = docs(&source, "tickets", doc! { "guildId": &guild })
+        .await
+        .iter()
+        .map(|d| d.get("_id").unwrap().clone())
+        .collect();
+    let transcripts = docs(
+        &source,
+        "ticket_transcripts",
+        doc! { "ticketId": { "$in": ticket_ids } },
+    )
+    .await;
+    assert!(!transcripts.is_empty());
+    assert_eq!(
+        docs(&target, "ticket_transcripts", doc! {}).await,
+        transcripts
+    );
+    for global in ["bot_settings", "reminder_settings"] {
+        assert!(
+            docs(&target, global, doc! {}).await.is_empty(),
+            "{global} copied with a guild filter"
+        );
+    }
+    assert!(
+        docs(&target, "reminders", doc! { "guildId": Bson::Null })
+            .await
+            .is_empty(),
+        "DM reminders copied"
+    );
+    // Nothing of another guild.
+    for c in durable(&Registry::new(heimdall::plugins::all()).unwrap()) {
+        let other = target
+            .collection::<Document>(c)
+            .count_documents(doc! { "guildId": { "$exists": true, "$nin": [&guild, Bson::Null] } })
+            .await
+            .unwrap();
+        assert_eq!(other, 0, "{c} holds another guild's documents");
+    }
+}
+
+#[tokio::test]
+async fn existing_rules_under_other_ids_are_remapped_in_infractions() {
+    let source = seeded("rsrc").await;
+    let target = fresh_db("rdst").await;
+    // The target already has every automod rule of the source, under new _ids.
+    let rules = docs(&source, "automod_rules", doc! {}).await;
+    let mut remap = std::collections::HashMap::new();
+    for mut r in rules.clone() {
+        let old = r.get_object_id("_id").unwrap();
+        let new = ObjectId::new();
+        r.insert("_id", new);
+        r.remove("presetId");
+        remap.insert(old, new);
+        target
+            .collection::<Document>("automod_rules")
+            .insert_one(r)
+            .await
+            .unwrap();
+    }
+    let r = run(&env(&target), opts(&source)).await;
+    assert_eq!(r.status, RunStatus::Completed);
+    let step = r.steps.iter().find(|s| s.label == "Automod rules").unwrap();
+    assert_eq!(step.collections[0].skipped, rules.len() as u64);
+    assert_eq!(step.collections[0].remapped, rules.len() as u64);
+
+    let src_inf = docs(
+        &source,
+        "infractions",
+        doc! { "ruleId": { "$type": "objectId" } },
+    )
+    .await;
+    assert!(!src_inf.is_empty());
+    for s in src_inf {
+        let t = target
+            .collection::<Document>("infractions")
+            .find_one(doc! { "_id": s.get_object_id("_id").unwrap() })
+            .await
+            .unwrap()
+            .unwrap();
+        let want = remap[&s.get_object_id("ruleId").unwrap()];
+        assert_eq!(
+            t.get_object_id("ruleId").unwrap(),
+            want,
+            "infraction not remapped"
+        );
+    }
+    // No source rule _id survives in the target's infractions.
+    let stale = target
+        .collection::<Document>("infractions")
+        .count_documents(doc! { "ruleId": { "$in": remap.keys().map(|k| Bson::ObjectId(*k)).collect::<Vec<_>>() } })
+        .await
+        .unwrap();
+    assert_eq!(stale, 0);
+    assert!(
+        r.verification.as_ref().unwrap().ok,
+        "references are ignored by the digest"
+    );
+}
+
+#[tokio::test]
+async fn a_key_mismatch_is_refused_before_anything_is_written() {
+    let source = seeded("ksrc").await;
+    let target = fresh_db("kdst").await;
+    let mut e = env(&target);
+    e.crypto = Some(Crypto::new(&OTHER_KEY.parse().unwrap()));
+    let err = clone::start(
+        &e,
+        opts(&source),
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    let u = heimdall::error::user_error(&err).expect("user error");
+    assert_eq!(u.code, "key_mismatch");
+    assert!(u.message.contains("--allow-key-mismatch"), "{}", u.message);
+    assert!(
+        target.list_collection_names().await.unwrap().is_empty(),
+        "the target was written to"
+    );
+
+    let mut o = opts(&source);
+    o.allow_key_mismatch = true;
+    let r = run(&e, o).await;
+    assert_eq!(r.status, RunStatus::Completed);
+    assert!(
+        r.warnings.iter().any(|w| w.contains("ENCRYPTION_KEY")),
+        "{:?}",
+        r.warnings
+    );
+}
+
+#[tokio::test]
+async fn dry_run_plans_and_writes_nothing() {
+    let source = seeded("dsrc").await;
+    let target = fresh_db("ddst").await;
+    let mut o = opts(&source);
+    o.dry_run = true;
+    let Outcome::Plan(plan) = clone::start(
+        &env(&target),
+        o,
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap() else {
+        panic!("a plan")
+    };
+    assert!(
+        target.list_collection_names().await.unwrap().is_empty(),
+        "a dry run wrote"
+    );
+    let infra = plan
+        .steps
+        .iter()
+        .flat_map(|s| s.collections.iter())
+        .find(|c| c.name == "infractions")
+        .unwrap();
+    let n = source
+        .collection::<Document>("infractions")
+        .count_documents(doc! {})
+        .await
+        .unwrap();
+    assert_eq!((infra.found, infra.to_insert, infra.to_skip), (n, n, 0));
+    let eph = plan.steps.iter().find(|s| s.order == 7).unwrap();
+    assert_eq!(eph.skipped_collections.len(), 2);
+}
+
+#[tokio::test]
+async fn bad_documents_are_recorded_and_the_run_completes() {
+    let source = seeded("bsrc").await;
+    let target = fresh_db("bdst").await;
+    let guild = docs(&source, "guild_configs", doc! {}).await[0]
+        .get_str("guildId")
+        .unwrap()
+        .to_string();
+    let broken = [
+        (
+            "infractions",
+            doc! { "_id": ObjectId::new(), "guildId": &guild, "userId": "1", "moderatorId": "2", "type": "warn", "source": "manual" },
+        ),
+        (
+            "tags",
+            doc! { "_id": ObjectId::new(), "guildId": 123_456_789_012_345_678i64, "name": "numeric-guild", "content": "x" },
+        ),
+        (
+            "modmail_messages",
+            doc! { "_id": ObjectId::new(), "guildId": &guild, "conversationId": "not-an-id", "content": "x" },
+        ),
+    ];
+    let mut broken_ids = HashSet::new();
+    for (c, d) in &broken {
+        broken_ids.insert(d.get_object_id("_id").unwrap().to_hex());
+        source
+            .collection::<Document>(c)
+            .insert_one(d.clone())
+            .await
+            .unwrap();
+    }
+    let dangling_id = ObjectId::new();
+    let mut dangling = docs(&source, "infractions", doc! {}).await[0].clone();
+    dangling.insert("_id", ObjectId::new());
+    dangling.insert("caseNumber", 999_999);
+    dangling.insert("ruleId", dangling_id);
+    source
+        .collection::<Document>("infractions")
+        .insert_one(dangling.clone())
+        .await
+        .unwrap();
+
+    let r = run(&env(&target), opts(&source)).await;
+    assert_eq!(r.status, RunStatus::Completed);
+    assert_eq!(r.failed(), 3);
+    assert_eq!(r.error_count, 3);
+    let reasons: Vec<_> = r
+        .errors
+        .iter()
+        .map(|e| (e.collection.as_str(), e.reason.as_str()))
+        .collect();
+    assert!(
+        r.errors.iter().all(|e| broken_ids.contains(&e.source_id)),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|(c, why)| *c == "infractions" && why.contains("caseNumber")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|(c, why)| *c == "tags" && why.contains("Int64")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|(c, why)| *c == "modmail_messages" && why.contains("conversationId")),
+        "{reasons:?}"
+    );
+    let inf = r.steps.iter().find(|s| s.label == "Infractions").unwrap();
+    assert_eq!(inf.collections[0].dangling, 1);
+    // The dangling reference is copied as it is.
+    let t = target
+        .collection::<Document>("infractions")
+        .find_one(doc! { "_id": dangling.get_object_id("_id").unwrap() })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.get_object_id("ruleId").unwrap(), dangling_id);
+    let v = r.verification.unwrap();
+    let vi = v
+        .collections
+        .iter()
+        .find(|c| c.name == "infractions")
+        .unwrap();
+    assert_eq!(
+        vi.missing, 1,
+        "the failed infraction is the only one missing"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_before_anything_is_written() {
+    let source = seeded("isrc").await;
+    let target = fresh_db("idst").await;
+    let e = env(&target);
+    let legacy = fresh_db("ilegacy").await;
+    heimdall::seed::seed_legacy(&legacy, &SeedOptions::new(test_key()))
+        .await
+        .unwrap();
+    let dead_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let cases: Vec<(&str, CloneOptions)> = vec![
+        ("invalid_uri", {
+            let mut o = opts(&source);
+            o.source_uri = "localhost:27017".into();
+            o
+        }),
+        ("invalid_uri", {
+            let mut o = opts(&source);
+            o.source_uri = "mongodb://host:notaport".into();
+            o
+        }),
+        ("source_unreachable", {
+            let mut o = opts(&source);
+            o.source_uri = format!("mongodb://127.0.0.1:{dead_port}");
+            o
+        }),
+        ("source_db_not_found", {
+            let mut o = opts(&source);
+            o.source_db = Some("no_such_db".into());
+            o
+        }),
+        ("source_is_target", {
+            let mut o = opts(&source);
+            o.source_db = Some(target.name().into());
+            o
+        }),
+        ("invalid_guild_id", {
+            let mut o = opts(&source);
+            o.guild = Some("my-guild".into());
+            o
+        }),
+        ("not_a_heimdall_database", {
+            let mut o = opts(&source);
+            o.source_db = Some(legacy.name().into());
+            o
+        }),
+    ];
+    for (code, o) in cases {
+        let err = clone::start(
+            &e,
+            o,
+            Arc::new(Recorder::default()),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
+        let u = heimdall::error::user_error(&err)
+            .unwrap_or_else(|| panic!("{code}: not a user error: {err:#}"));
+        assert_eq!(u.code, code, "{}", u.message);
+    }
+    // `source_db_not_found` lists the databases that exist.
+    let mut o = opts(&source);
+    o.source_db = Some("no_such_db".into());
+    let err = clone::start(
+        &e,
+        o,
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains(source.name()), "{err}");
+    assert!(
+        target.list_collection_names().await.unwrap().is_empty(),
+        "a refusal wrote to the target"
+    );
+
+    // A second run while one is active.
+    let store = RunStore::new(&target);
+    let lease = store
+        .acquire("someone-else", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let err = clone::start(
+        &e,
+        opts(&source),
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        heimdall::error::user_error(&err).unwrap().code,
+        "migration_active"
+    );
+    lease.release().await.unwrap();
+}
+
+/// Cancels the run once enough record progress went by.
+struct CancelAfter {
+    token: CancellationToken,
+    step: u16,
+}
+
+impl ProgressSink for CancelAfter {
+    fn emit(&self, e: &ProgressEvent) {
+        if e.kind() == EventKind::StepProgress
+            && e.step == self.step
+            && e.record_index.unwrap_or(0) > 0
+        {
+            self.token.cancel();
+        }
+    }
+}
+
+#[tokio::test]
+async fn cancel_then_resume_ends_as_an_uninterrupted_run() {
+    let source = seeded("csrc").await;
+    let target = fresh_db("cdst").await;
+    let e = env(&target);
+    let token = CancellationToken::new();
+    let mut o = opts(&source);
+    o.batch_size = 50;
+    let Outcome::Run(r) = clone::start(
+        &e,
+        o,
+        Arc::new(CancelAfter {
+            token: token.clone(),
+            step: 13,
+        }),
+        token,
+    )
+    .await
+    .unwrap() else {
+        panic!()
+    };
+    assert_eq!(r.status, RunStatus::Cancelled);
+    let partial = target
+        .collection::<Document>("modmail_messages")
+        .count_documents(doc! {})
+        .await
+        .unwrap();
+    let all = source
+        .collection::<Document>("modmail_messages")
+        .count_documents(doc! {})
+        .await
+        .unwrap();
+    assert!(
+        partial < all,
+        "the cancel did not stop the copy ({partial} of {all})"
+    );
+
+    let resumed = clone::resume(
+        &e,
+        &r.id,
+        None,
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        resumed.status,
+        RunStatus::Completed,
+        "{:?}",
+        resumed.message
+    );
+    assert_eq!(resumed.attempts, 2);
+    assert!(resumed.verification.as_ref().unwrap().ok);
+    for coll in durable(&e.registry) {
+        assert_eq!(
+            docs(&source, coll, doc! {}).await,
+            docs(&target, coll, doc! {}).await,
+            "{coll}"
+        );
+    }
+    // Counts add up across the two attempts: every document was handled once.
+    let total: u64 = resumed
+        .steps
+        .iter()
+        .map(|s| s.sum(|c| c.inserted + c.skipped))
+        .sum();
+    let expected: u64 = {
+        let mut n = 0;
+        for c in durable(&e.registry) {
+            n += source
+                .collection::<Document>(c)
+                .count_documents(doc! {})
+                .await
+                .unwrap();
+        }
+        n
+    };
+    assert_eq!(total, expected);
+}
+
+fn cli(target: &Database) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_heimdall"));
+    c.env("MONGODB_URI", mongo_uri())
+        .env("MONGODB_DB", target.name())
+        .env("ENCRYPTION_KEY", TEST_KEY)
+        .env("HEIMDALL_CONFIG", "/nonexistent/heimdall.toml")
+        .env_remove("DISCORD_TOKEN");
+    c
+}
+
+#[tokio::test]
+async fn a_killed_cli_run_resumes_to_the_same_target() {
+    let source = seeded("ksrc2").await;
+    let target = fresh_db("kdst2").await;
+    let mut child = cli(&target)
+        .args([
+            "migrate",
+            "clone",
+            "--source",
+            &mongo_uri(),
+            "--source-db",
+            source.name(),
+            "--batch-size",
+            "10",
+            "--json",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the run is well under way, then kill -9.
+    let store = RunStore::new(&target);
+    let start = Instant::now();
+    let run_id = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run never got going"
+        );
+        if let Some(r) = store.list(1).await.unwrap().into_iter().next() {
+            let done = r.steps.iter().filter(|s| s.status == "completed").count();
+            if done >= 8 {
+                break r.id;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    let crashed = store.require(&run_id).await.unwrap();
+    assert_eq!(
+        crashed.status,
+        RunStatus::Running,
+        "a killed run stays 'running' until resumed"
+    );
+
+    let out = cli(&target)
+        .args(["migrate", "resume", &run_id, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["success"], true);
+    assert_eq!(v["verification"]["ok"], true);
+    for coll in durable(&Registry::new(heimdall::plugins::all()).unwrap()) {
+        assert_eq!(
+            docs(&source, coll, doc! {}).await,
+            docs(&target, coll, doc! {}).await,
+            "{coll}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cli_json_result_and_exit_codes() {
+    let source = seeded("jsrc").await;
+    let target = fresh_db("jdst").await;
+    source
+        .collection::<Document>("tags")
+        .insert_one(
+            doc! { "_id": ObjectId::new(), "guildId": "123456789012345678", "content": "no name" },
+        )
+        .await
+        .unwrap();
+    let out = cli(&target)
+        .args([
+            "migrate",
+            "clone",
+            "--source",
+            &mongo_uri(),
+            "--source-db",
+            source.name(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "completed with a failed record: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "runId",
+        "mode",
+        "status",
+        "success",
+        "imported",
+        "skipped",
+        "failed",
+        "steps",
+        "errors",
+        "verification",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(v["mode"], "clone");
+    assert_eq!(v["failed"], 1);
+    assert_eq!(v["success"], false);
+    assert_eq!(v["steps"].as_array().unwrap().len(), 24);
+
+    let out = cli(&target)
+        .args([
+            "migrate",
+            "clone",
+            "--source",
+            &mongo_uri(),
+            "--source-db",
+            source.name(),
+            "--guild",
+            "abc",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a guild id"));
+
+    let out = cli(&target)
+        .args(["migrate", "status", v["runId"].as_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["runId"], v["runId"]);
+    assert_eq!(s["active"], false);
+}
