@@ -79,7 +79,15 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(dispatch(cli)) {
+    let result = rt.block_on(dispatch(cli));
+    if std::env::var("HEIMDALL_REPORT_PEAK_RSS").is_ok() {
+        if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+            if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+                eprintln!("peak-rss {}", line.trim_start_matches("VmHWM:").trim());
+            }
+        }
+    }
+    match result {
         Ok(code) => code,
         Err(e) => {
             report(&e);
@@ -157,6 +165,9 @@ pub enum MigrateCommand {
     /// Copy another Heimdall instance's database into this bot's database (MONGODB_URI,
     /// MONGODB_DB): all guilds or one, skipping what exists, verified at the end.
     Clone(CloneArgs),
+    /// Import the old bot's database into this bot's database: settings, tags, suggestions
+    /// with votes, modmail threads, moderation cases, pending reminders, reaction roles.
+    Legacy(LegacyArgs),
     /// Continue a cancelled, failed or crashed run from its checkpoints.
     Resume(ResumeArgs),
     /// Ask a running migration to stop at its next batch.
@@ -202,6 +213,32 @@ pub struct CloneArgs {
     pub json: bool,
     /// Documents per batch.
     #[arg(long, default_value_t = 1000, hide = true)]
+    pub batch_size: usize,
+}
+
+/// Arguments of `heimdall migrate legacy`.
+#[derive(Debug, Args)]
+pub struct LegacyArgs {
+    /// Connection string of the old bot's MongoDB.
+    #[arg(long)]
+    pub source: String,
+    /// The old bot's database (default: the one in --source).
+    #[arg(long)]
+    pub source_db: Option<String>,
+    /// Import only this guild (a Discord id).
+    #[arg(long)]
+    pub guild: Option<String>,
+    /// The name of the old bot's modmail collection.
+    #[arg(long, default_value = "modmail")]
+    pub modmail_collection: String,
+    /// Print the plan (records found, to import, to skip, errors) and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the result as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Legacy records per batch.
+    #[arg(long, default_value_t = 500, hide = true)]
     pub batch_size: usize,
 }
 
@@ -284,8 +321,54 @@ async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
                 clone::Outcome::Run(record) => Ok(finish(*record, a.json)),
             }
         }
+        MigrateCommand::Legacy(a) => {
+            let mut opts =
+                crate::migration::legacy::engine::LegacyOptions::new(a.source, cli_user());
+            opts.source_db = a.source_db;
+            opts.guild = a.guild;
+            opts.modmail_collection = a.modmail_collection;
+            opts.dry_run = a.dry_run;
+            opts.batch_size = a.batch_size;
+            match crate::migration::legacy::engine::start(&env, opts, sink, cancel).await? {
+                crate::migration::legacy::engine::Outcome::Plan(plan) => {
+                    if a.json {
+                        out(&format!("{}\n", serde_json::to_string(&plan)?));
+                    } else {
+                        let mut t =
+                            format!("dry run against {} — nothing was written\n", plan.source);
+                        t.push_str(&format!(
+                            "{:>4}  {:<18} {:<16} {:>9} {:>9} {:>9} {:>8}\n",
+                            "step", "label", "collection", "found", "import", "skip", "errors"
+                        ));
+                        for s in &plan.steps {
+                            t.push_str(&format!(
+                                "{:>4}  {:<18} {:<16} {:>9} {:>9} {:>9} {:>8}\n",
+                                s.order,
+                                s.label,
+                                s.collection,
+                                s.found,
+                                s.to_import,
+                                s.to_skip,
+                                s.errors
+                            ));
+                        }
+                        for e in plan.errors.iter().take(20) {
+                            t.push_str(&format!(
+                                "  would fail: {} {}: {}\n",
+                                e.collection, e.source_id, e.reason
+                            ));
+                        }
+                        out(&t);
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                crate::migration::legacy::engine::Outcome::Run(record) => {
+                    Ok(finish(*record, a.json))
+                }
+            }
+        }
         MigrateCommand::Resume(a) => {
-            let record = clone::resume(&env, &a.run_id, a.source, sink, cancel).await?;
+            let record = crate::migration::resume(&env, &a.run_id, a.source, sink, cancel).await?;
             Ok(finish(record, a.json))
         }
         MigrateCommand::Cancel { run_id } => {

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 
 use crate::context::{Data, Error};
 use crate::migration::clone::CloneHandler;
+use crate::migration::legacy::LegacyStepSpec;
 
 /// How a collection's documents belong to a guild.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,6 +260,11 @@ pub trait Plugin: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// This plugin's mappings of the old bot's records (Legacy Import).
+    fn legacy_steps(&self) -> Vec<LegacyStepSpec> {
+        Vec::new()
+    }
+
     /// Slash commands.
     fn commands(&self) -> Vec<poise::Command<Data, Error>> {
         Vec::new()
@@ -395,6 +401,12 @@ pub enum CatalogError {
         /// The named field.
         via: &'static str,
     },
+    /// Legacy step numbers do not run 1..=N.
+    #[error("legacy import steps must be numbered 1..=N without gaps; found step {0}")]
+    LegacyStepGap(u16),
+    /// Two contributions to one legacy step disagree on its label or source.
+    #[error("the contributions to legacy step {0} disagree on its label or source collection")]
+    LegacyStepMismatch(u16),
     /// A unique key on a field list that is not valid.
     #[error("collection {0:?} has an empty collection name or a unique key naming _id")]
     BadCollection(&'static str),
@@ -405,6 +417,7 @@ pub struct Registry {
     plugins: Vec<Arc<dyn Plugin>>,
     collections: Vec<RegisteredCollection>,
     steps: Vec<RegisteredStep>,
+    legacy: Vec<(&'static str, LegacyStepSpec)>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -424,6 +437,7 @@ impl Registry {
         let mut collections: Vec<RegisteredCollection> = Vec::new();
         let mut owner: HashMap<&'static str, &'static str> = HashMap::new();
         let mut steps: Vec<RegisteredStep> = Vec::new();
+        let mut legacy: Vec<(&'static str, LegacyStepSpec)> = Vec::new();
 
         for p in &plugins {
             if !names.insert(p.name()) {
@@ -450,6 +464,9 @@ impl Registry {
                     plugin: p.name(),
                     spec,
                 });
+            }
+            for spec in p.legacy_steps() {
+                legacy.push((p.name(), spec));
             }
         }
 
@@ -539,10 +556,26 @@ impl Registry {
             }
         }
 
+        legacy.sort_by_key(|(_, s)| s.order);
+        let mut expected = 1;
+        for (i, (_, s)) in legacy.iter().enumerate() {
+            if i > 0 && legacy[i - 1].1.order == s.order {
+                if legacy[i - 1].1.label != s.label || legacy[i - 1].1.source != s.source {
+                    return Err(CatalogError::LegacyStepMismatch(s.order));
+                }
+                continue;
+            }
+            if s.order != expected {
+                return Err(CatalogError::LegacyStepGap(s.order));
+            }
+            expected += 1;
+        }
+
         Ok(Self {
             plugins,
             collections,
             steps,
+            legacy,
         })
     }
 
@@ -572,6 +605,11 @@ impl Registry {
     /// The clone steps in order.
     pub fn clone_steps(&self) -> &[RegisteredStep] {
         &self.steps
+    }
+
+    /// Every plugin's legacy step contributions, by step number.
+    pub fn legacy_steps(&self) -> impl Iterator<Item = (&'static str, &LegacyStepSpec)> {
+        self.legacy.iter().map(|(p, s)| (*p, s))
     }
 
     /// All slash commands of all plugins.

@@ -1,5 +1,7 @@
 //! Core: per-guild configuration, per-guild secrets and bot-wide settings.
 
+pub mod legacy;
+
 use mongodb::bson::{oid::ObjectId, Bson, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +36,9 @@ impl Plugin for CorePlugin {
             "Core settings",
             &["guild_configs", "guild_envs", "bot_settings"],
         )]
+    }
+    fn legacy_steps(&self) -> Vec<crate::migration::legacy::LegacyStepSpec> {
+        legacy::steps()
     }
     fn commands(&self) -> Vec<poise::Command<crate::context::Data, Error>> {
         vec![about()]

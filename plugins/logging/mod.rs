@@ -1,5 +1,7 @@
 //! Logging: which channel receives which kind of event log.
 
+pub mod legacy;
+
 use mongodb::bson::{oid::ObjectId, Document};
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +23,9 @@ impl Plugin for LoggingPlugin {
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
         vec![CloneStepSpec::new(4, "Logging", &["logging_configs"])]
+    }
+    fn legacy_steps(&self) -> Vec<crate::migration::legacy::LegacyStepSpec> {
+        legacy::steps()
     }
 }
 

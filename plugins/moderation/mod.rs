@@ -1,5 +1,7 @@
 //! Moderation: settings, automod presets and rules, infractions (cases) and notes.
 
+pub mod legacy;
+
 use mongodb::bson::{oid::ObjectId, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +41,9 @@ impl Plugin for ModerationPlugin {
             CloneStepSpec::new(9, "Automod rules", &["automod_rules"]),
             CloneStepSpec::new(10, "Infractions", &["infractions", "mod_notes"]),
         ]
+    }
+    fn legacy_steps(&self) -> Vec<crate::migration::legacy::LegacyStepSpec> {
+        legacy::steps()
     }
 }
 

@@ -1,5 +1,7 @@
 //! Modmail: members write to the bot, staff answer in threads.
 
+pub mod legacy;
+
 use mongodb::bson::{oid::ObjectId, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +40,9 @@ impl Plugin for ModmailPlugin {
             CloneStepSpec::new(12, "Modmail conversations", &["modmail_conversations"]),
             CloneStepSpec::new(13, "Modmail messages", &["modmail_messages"]),
         ]
+    }
+    fn legacy_steps(&self) -> Vec<crate::migration::legacy::LegacyStepSpec> {
+        legacy::steps()
     }
 }
 

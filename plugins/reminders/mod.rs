@@ -1,5 +1,7 @@
 //! Reminders: "remind me in 2 hours", in a guild channel or by DM.
 
+pub mod legacy;
+
 use mongodb::bson::{oid::ObjectId, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +32,9 @@ impl Plugin for RemindersPlugin {
             "Reminders",
             &["reminders", "reminder_settings"],
         )]
+    }
+    fn legacy_steps(&self) -> Vec<crate::migration::legacy::LegacyStepSpec> {
+        legacy::steps()
     }
 }
 

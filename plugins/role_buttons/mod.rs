@@ -1,5 +1,7 @@
 //! Role buttons: panels of buttons that give and take roles.
 
+pub mod legacy;
+
 use mongodb::bson::{oid::ObjectId, Document};
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +28,9 @@ impl Plugin for RoleButtonsPlugin {
             "Role buttons",
             &["role_button_panels"],
         )]
+    }
+    fn legacy_steps(&self) -> Vec<crate::migration::legacy::LegacyStepSpec> {
+        legacy::steps()
     }
 }
 

@@ -1,5 +1,7 @@
 //! Suggestions: members suggest, others vote, staff decide.
 
+pub mod legacy;
+
 use mongodb::bson::{oid::ObjectId, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +33,9 @@ impl Plugin for SuggestionsPlugin {
             CloneStepSpec::new(16, "Suggestion config", &["suggestion_configs"]),
             CloneStepSpec::new(17, "Suggestions", &["suggestions", "suggestion_votes"]),
         ]
+    }
+    fn legacy_steps(&self) -> Vec<crate::migration::legacy::LegacyStepSpec> {
+        legacy::steps()
     }
 }
 

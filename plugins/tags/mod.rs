@@ -1,5 +1,7 @@
 //! Tags: saved answers members call up by name.
 
+pub mod legacy;
+
 use mongodb::bson::{oid::ObjectId, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +23,9 @@ impl Plugin for TagsPlugin {
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
         vec![CloneStepSpec::new(19, "Tags", &["tags"])]
+    }
+    fn legacy_steps(&self) -> Vec<crate::migration::legacy::LegacyStepSpec> {
+        legacy::steps()
     }
 }
 

@@ -1,5 +1,7 @@
 //! Welcome and leave messages.
 
+pub mod legacy;
+
 use mongodb::bson::{oid::ObjectId, Document};
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +23,9 @@ impl Plugin for WelcomePlugin {
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
         vec![CloneStepSpec::new(24, "Welcome", &["welcome_configs"])]
+    }
+    fn legacy_steps(&self) -> Vec<crate::migration::legacy::LegacyStepSpec> {
+        legacy::steps()
     }
 }
 

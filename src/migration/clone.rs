@@ -412,9 +412,12 @@ pub async fn start(
         steps: initial_steps(&env.registry, opts.guild.is_some()),
         error_count: 0,
         errors: Vec::new(),
+        skips: Vec::new(),
         warnings: prepared.warnings,
         message: None,
         verification: None,
+        copy_ms: None,
+        verify_ms: None,
         cancel_requested: false,
         attempts: 1,
         started_at: now,
@@ -553,7 +556,7 @@ struct RefState {
 }
 
 /// Kills a spawned task when dropped: the reader of a collection never outlives its copy.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -922,7 +925,7 @@ impl Engine {
             result.last_id = last_id;
             if self.write {
                 self.store
-                    .save_collection(&self.run_id, step_index, coll_index, &result, &errors)
+                    .save_collection(&self.run_id, step_index, coll_index, &result, &errors, &[])
                     .await?;
             } else {
                 let mut pe = self.plan_errors.lock().expect("plan errors");
@@ -938,7 +941,7 @@ impl Engine {
         result.done = true;
         if self.write {
             self.store
-                .save_collection(&self.run_id, step_index, coll_index, &result, &[])
+                .save_collection(&self.run_id, step_index, coll_index, &result, &[], &[])
                 .await?;
         }
         self.publish(spec, state);
@@ -1003,45 +1006,8 @@ impl Engine {
         }
     }
 
-    /// Which of `docs` already exist in the target: by unique key, and by `_id`.
     async fn existing(&self, spec: &CollectionSpec, docs: &[Document]) -> anyhow::Result<Existing> {
-        let ids: Vec<Bson> = docs.iter().filter_map(|d| d.get("_id").cloned()).collect();
-        let filter = if spec.unique_key.is_empty() {
-            doc! { "_id": { "$in": ids } }
-        } else if spec.unique_key.len() == 1 {
-            let k = spec.unique_key[0];
-            let values: Vec<Bson> = docs.iter().filter_map(|d| d.get(k).cloned()).collect();
-            doc! { "$or": [ { "_id": { "$in": ids } }, { k: { "$in": values } } ] }
-        } else {
-            let mut clauses: Vec<Bson> = vec![Bson::Document(doc! { "_id": { "$in": ids } })];
-            for d in docs {
-                let mut c = Document::new();
-                for k in &spec.unique_key {
-                    c.insert(*k, d.get(*k).cloned().unwrap_or(Bson::Null));
-                }
-                clauses.push(Bson::Document(c));
-            }
-            doc! { "$or": clauses }
-        };
-        let mut projection = doc! { "_id": 1 };
-        for k in &spec.unique_key {
-            projection.insert(*k, 1);
-        }
-        let found: Vec<Document> = self
-            .target
-            .collection::<Document>(spec.name)
-            .find(filter)
-            .projection(projection)
-            .await?
-            .try_collect()
-            .await?;
-        let mut out = Existing::default();
-        for f in found {
-            let id = f.get("_id").cloned().unwrap_or(Bson::Null);
-            out.by_id.insert(id.to_string());
-            out.by_key.insert(key_of(spec, &f), id);
-        }
-        Ok(out)
+        existing_in(&self.target, spec, docs).await
     }
 
     /// Validates, rewrites, checks existence and writes one batch; returns its record errors.
@@ -1219,9 +1185,12 @@ impl Engine {
             steps: initial,
             error_count: 0,
             errors: Vec::new(),
+            skips: Vec::new(),
             warnings: Vec::new(),
             message: None,
             verification: None,
+            copy_ms: None,
+            verify_ms: None,
             cancel_requested: false,
             attempts: 0,
             started_at: DateTime::now(),
@@ -1288,8 +1257,18 @@ impl Engine {
             crate::db::ensure_indexes(&me.target, &registry)
                 .await
                 .context("creating the target's indexes")?;
+            let t0 = std::time::Instant::now();
             let steps = me.run_steps(&record).await?;
+            let copy_ms = t0.elapsed().as_millis() as i64;
+            me.store.set(&me.run_id, doc! { "copyMs": copy_ms }).await?;
+            let t1 = std::time::Instant::now();
             let verification = me.verify(&steps).await?;
+            me.store
+                .set(
+                    &me.run_id,
+                    doc! { "verifyMs": t1.elapsed().as_millis() as i64 },
+                )
+                .await?;
             anyhow::Ok((steps, verification))
         }
         .instrument(span)
@@ -1446,6 +1425,50 @@ async fn find_counterparts(
     Ok(found.into_iter().map(|d| (key_of(spec, &d), d)).collect())
 }
 
+/// Which of `docs` already exist in `target`: by unique key, and by `_id`.
+pub(crate) async fn existing_in(
+    target: &Database,
+    spec: &CollectionSpec,
+    docs: &[Document],
+) -> anyhow::Result<Existing> {
+    let ids: Vec<Bson> = docs.iter().filter_map(|d| d.get("_id").cloned()).collect();
+    let filter = if spec.unique_key.is_empty() {
+        doc! { "_id": { "$in": ids } }
+    } else if spec.unique_key.len() == 1 {
+        let k = spec.unique_key[0];
+        let values: Vec<Bson> = docs.iter().filter_map(|d| d.get(k).cloned()).collect();
+        doc! { "$or": [ { "_id": { "$in": ids } }, { k: { "$in": values } } ] }
+    } else {
+        let mut clauses: Vec<Bson> = vec![Bson::Document(doc! { "_id": { "$in": ids } })];
+        for d in docs {
+            let mut c = Document::new();
+            for k in &spec.unique_key {
+                c.insert(*k, d.get(*k).cloned().unwrap_or(Bson::Null));
+            }
+            clauses.push(Bson::Document(c));
+        }
+        doc! { "$or": clauses }
+    };
+    let mut projection = doc! { "_id": 1 };
+    for k in &spec.unique_key {
+        projection.insert(*k, 1);
+    }
+    let found: Vec<Document> = target
+        .collection::<Document>(spec.name)
+        .find(filter)
+        .projection(projection)
+        .await?
+        .try_collect()
+        .await?;
+    let mut out = Existing::default();
+    for f in found {
+        let id = f.get("_id").cloned().unwrap_or(Bson::Null);
+        out.by_id.insert(id.to_string());
+        out.by_key.insert(key_of(spec, &f), id);
+    }
+    Ok(out)
+}
+
 /// A hash of a document's content without `_id` and the given fields.
 pub fn content_hash(doc: &Document, ignore: &[&str]) -> u64 {
     let mut d = doc.clone();
@@ -1459,14 +1482,17 @@ pub fn content_hash(doc: &Document, ignore: &[&str]) -> u64 {
     h.finish()
 }
 
+/// Target documents found for a batch.
 #[derive(Debug, Default)]
-struct Existing {
-    by_key: HashMap<String, Bson>,
-    by_id: HashSet<String>,
+pub(crate) struct Existing {
+    /// Key → target `_id`.
+    pub by_key: HashMap<String, Bson>,
+    /// Target `_id`s (as text).
+    pub by_id: HashSet<String>,
 }
 
 /// The identity of a document: its unique key's values, or its `_id`.
-fn key_of(spec: &CollectionSpec, d: &Document) -> String {
+pub(crate) fn key_of(spec: &CollectionSpec, d: &Document) -> String {
     if spec.unique_key.is_empty() {
         return d.get("_id").map(|b| b.to_string()).unwrap_or_default();
     }
@@ -1538,13 +1564,13 @@ pub fn type_name(b: &Bson) -> String {
     format!("{:?}", b.element_type())
 }
 
-fn short(s: &str) -> String {
+pub(crate) fn short(s: &str) -> String {
     let line = s.lines().next().unwrap_or(s);
     line.chars().take(300).collect()
 }
 
 /// Inserts unordered. `Err(Ok(failures))`: some documents failed, with their index and reason.
-async fn insert_unordered(
+pub(crate) async fn insert_unordered(
     target: &Collection<Document>,
     docs: &[Document],
 ) -> Result<(), anyhow::Result<Vec<(usize, String)>>> {

@@ -13,6 +13,7 @@ use mongodb::bson::Document;
 use serde::{Deserialize, Serialize};
 
 pub mod clone;
+pub mod legacy;
 pub mod runs;
 pub mod source;
 pub mod term;
@@ -192,5 +193,45 @@ pub fn id_text(doc: &Document) -> String {
         Some(mongodb::bson::Bson::String(s)) => s.clone(),
         Some(other) => other.to_string(),
         None => "(no _id)".into(),
+    }
+}
+
+/// Continues a cancelled, failed or crashed run of either mode from its checkpoints.
+/// `source_uri` overrides the stored (encrypted) source connection string.
+pub async fn resume(
+    env: &clone::MigrationEnv,
+    run_id: &str,
+    source_uri: Option<String>,
+    sink: Arc<dyn ProgressSink>,
+    cancel: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<runs::RunRecord> {
+    use crate::error::{UserError, UserErrorKind};
+    let record = runs::RunStore::new(&env.target).require(run_id).await?;
+    match record.mode {
+        MigrationMode::Clone => clone::resume(env, run_id, source_uri, sink, cancel).await,
+        MigrationMode::Legacy => {
+            if record.status == runs::RunStatus::Completed {
+                return Err(UserError::new(
+                    UserErrorKind::Conflict,
+                    "run_completed",
+                    format!("run {run_id} already completed; nothing to resume"),
+                )
+                .into());
+            }
+            let uri = match (source_uri, &record.encrypted_source, &env.crypto) {
+                (Some(u), _, _) => u,
+                (None, Some(enc), Some(c)) => c.decrypt(enc).map_err(|e| {
+                    UserError::bad_request("source_unknown", format!("the run's source cannot be decrypted ({e}); pass --source URI"))
+                })?,
+                _ => {
+                    return Err(UserError::bad_request(
+                        "source_unknown",
+                        "this run's source is not stored (no ENCRYPTION_KEY when it started); pass --source URI",
+                    )
+                    .into())
+                }
+            };
+            legacy::engine::resume(env, record, uri, sink, cancel).await
+        }
     }
 }

@@ -176,6 +176,10 @@ pub struct RunRecord {
     /// The first [`MAX_RECORDED_ERRORS`] record errors.
     #[serde(default)]
     pub errors: Vec<RecordError>,
+    /// Records deliberately not imported, with the reason (conflicts, expired), capped like
+    /// `errors`; "already imported" is not listed.
+    #[serde(default)]
+    pub skips: Vec<RecordError>,
     /// Warnings (e.g. a key mismatch the owner accepted).
     #[serde(default)]
     pub warnings: Vec<String>,
@@ -185,6 +189,12 @@ pub struct RunRecord {
     /// Verification, once done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
+    /// Milliseconds spent copying (last attempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_ms: Option<i64>,
+    /// Milliseconds spent verifying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_ms: Option<i64>,
     /// Whether a cancel was requested (seen by the holder at its next renewal).
     #[serde(default)]
     pub cancel_requested: bool,
@@ -234,11 +244,14 @@ impl RunRecord {
             "errorCount": self.error_count,
             "steps": self.steps,
             "errors": self.errors,
+            "skips": self.skips,
             "warnings": self.warnings,
             "message": self.message,
             "verification": verification,
             "options": serde_json::to_value(&self.options).unwrap_or_default(),
             "startedBy": self.started_by,
+            "copyMs": self.copy_ms,
+            "verifyMs": self.verify_ms,
             "startedAt": self.started_at.try_to_rfc3339_string().ok(),
             "endedAt": self.ended_at.and_then(|d| d.try_to_rfc3339_string().ok()),
         })
@@ -298,7 +311,7 @@ impl RunStore {
             .find(doc! {})
             .sort(doc! { "startedAt": -1 })
             .limit(limit)
-            .projection(doc! { "errors": 0 })
+            .projection(doc! { "errors": 0, "skips": 0 })
             .await?
             .try_collect::<Vec<_>>()
             .await
@@ -319,6 +332,7 @@ impl RunStore {
         coll_index: usize,
         result: &CollectionResult,
         errors: &[RecordError],
+        skips: &[RecordError],
     ) -> anyhow::Result<()> {
         let mut update = doc! {
             "$set": {
@@ -332,6 +346,17 @@ impl RunStore {
                 "$push",
                 doc! { "errors": { "$each": bson::to_bson(errors)?, "$slice": MAX_RECORDED_ERRORS as i32 } },
             );
+        }
+        if !skips.is_empty() {
+            let push = update
+                .entry("$push".to_string())
+                .or_insert_with(|| Bson::Document(Document::new()));
+            if let Bson::Document(p) = push {
+                p.insert(
+                    "skips",
+                    doc! { "$each": bson::to_bson(skips)?, "$slice": MAX_RECORDED_ERRORS as i32 },
+                );
+            }
         }
         self.raw
             .update_one(doc! { "_id": run_id }, update)

@@ -144,6 +144,19 @@ pub fn summary(record: &RunRecord) -> String {
             record.id
         ));
     }
+    for k in record.skips.iter().take(20) {
+        out.push_str(&format!(
+            "  skipped: step {} {} {}: {}\n",
+            k.step, k.collection, k.source_id, k.reason
+        ));
+    }
+    if record.skips.len() > 20 {
+        out.push_str(&format!(
+            "  … and {} more skipped records (heimdall migrate status {} --json)\n",
+            record.skips.len() - 20,
+            record.id
+        ));
+    }
     for w in &record.warnings {
         out.push_str(&format!("  warning: {w}\n"));
     }

@@ -1,0 +1,139 @@
+//! Legacy Import: step 1 (`guildsettings` → `moderation_configs`) and step 5
+//! (`warnings` → `infractions`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::Collection;
+
+use crate::migration::legacy::{
+    coerce, primary_id, LegacyMapper, LegacySource, LegacyStepSpec, MapContext, Mapped, Prepared,
+    Produced,
+};
+use crate::plugins::core::legacy::{SETTINGS, SETTINGS_LABEL};
+
+/// Maps the moderation part of a settings record (when a mute role or mod log is set).
+pub struct ModerationConfigMapper;
+
+impl LegacyMapper for ModerationConfigMapper {
+    fn map(&self, r: &Document, _ctx: &MapContext<'_>) -> Result<Mapped, String> {
+        let guild = coerce::required_id(r, "guildID")?;
+        let mute = coerce::id(r, "muteRole")?;
+        let modlog = coerce::id(r, "modLogChannel")?;
+        if mute.is_none() && modlog.is_none() {
+            return Ok(Mapped::Nothing);
+        }
+        Ok(Mapped::Docs(vec![Produced {
+            collection: "moderation_configs",
+            doc: doc! { "_id": primary_id(r), "guildId": guild, "muteRoleId": mute, "modLogChannelId": modlog },
+        }]))
+    }
+}
+
+/// Case numbers of the warnings without `caseID`: after the guild's highest `caseID`, in
+/// order of `date` (ties by `_id`).
+struct CaseNumbers(HashMap<String, i32>);
+
+/// Maps a legacy warning to an infraction.
+pub struct InfractionMapper;
+
+#[async_trait::async_trait]
+impl LegacyMapper for InfractionMapper {
+    async fn prepare(
+        &self,
+        source: &Collection<Document>,
+        filter: &Document,
+    ) -> anyhow::Result<Prepared> {
+        let mut max: HashMap<String, i64> = HashMap::new();
+        let mut pending: HashMap<String, Vec<(i64, String)>> = HashMap::new();
+        let mut cursor = source
+            .find(filter.clone())
+            .projection(doc! { "guildID": 1, "caseID": 1, "date": 1 })
+            .await?;
+        while let Some(d) = cursor.try_next().await? {
+            let Ok(Some(guild)) = coerce::id(&d, "guildID") else {
+                continue;
+            };
+            match coerce::int(&d, "caseID") {
+                Ok(Some(c)) => {
+                    let m = max.entry(guild).or_insert(0);
+                    *m = (*m).max(c);
+                }
+                Ok(None) => {
+                    let Ok(Some(date)) = coerce::date(&d, "date") else {
+                        continue;
+                    };
+                    pending
+                        .entry(guild)
+                        .or_default()
+                        .push((date.timestamp_millis(), crate::migration::id_text(&d)));
+                }
+                Err(_) => {}
+            }
+        }
+        let mut numbers = HashMap::new();
+        for (guild, mut list) in pending {
+            list.sort();
+            let mut next = max.get(&guild).copied().unwrap_or(0);
+            for (_, id) in list {
+                next += 1;
+                numbers.insert(id, next as i32);
+            }
+        }
+        Ok(Box::new(CaseNumbers(numbers)))
+    }
+
+    fn map(&self, r: &Document, ctx: &MapContext<'_>) -> Result<Mapped, String> {
+        let guild = coerce::required_id(r, "guildID")?;
+        let user = coerce::required_id(r, "userID")?;
+        let moderator = coerce::required_id(r, "moderatorID")?;
+        let date = coerce::date(r, "date")?.ok_or("`date` is missing")?;
+        let kind = match coerce::text(r, "type").map(|t| t.trim().to_lowercase()) {
+            None => "warn".to_string(),
+            Some(t) if ["warn", "mute", "kick", "ban"].contains(&t.as_str()) => t,
+            Some(t) => return Err(format!("`type` is {t:?}; expected warn, mute, kick or ban")),
+        };
+        let case = match coerce::int32(r, "caseID")? {
+            Some(c) if c > 0 => c,
+            Some(c) => return Err(format!("`caseID` is {c}; case numbers start at 1")),
+            None => {
+                let numbers = ctx
+                    .prepared
+                    .downcast_ref::<CaseNumbers>()
+                    .ok_or("internal: case numbering missing")?;
+                *numbers
+                    .0
+                    .get(&crate::migration::id_text(r))
+                    .ok_or("could not number this case")?
+            }
+        };
+        Ok(Mapped::Docs(vec![Produced {
+            collection: "infractions",
+            doc: doc! {
+                "_id": primary_id(r), "guildId": guild, "caseNumber": case, "userId": user, "moderatorId": moderator,
+                "type": kind, "reason": coerce::text(r, "reason").map(Bson::String).unwrap_or(Bson::Null),
+                "points": 1, "ruleId": Bson::Null, "createdAt": date, "expiresAt": Bson::Null, "source": "legacy",
+            },
+        }]))
+    }
+}
+
+/// The moderation plugin's legacy steps.
+pub fn steps() -> Vec<LegacyStepSpec> {
+    vec![
+        LegacyStepSpec::new(
+            1,
+            SETTINGS_LABEL,
+            SETTINGS,
+            Arc::new(ModerationConfigMapper),
+        ),
+        LegacyStepSpec::new(
+            5,
+            "Moderation cases",
+            LegacySource::Collection("warnings"),
+            Arc::new(InfractionMapper),
+        ),
+    ]
+}

@@ -1,0 +1,145 @@
+//! Legacy Import, step 4: the modmail collection → `modmail_conversations` and
+//! `modmail_messages`. Conversations are numbered per guild by `createdAt` (ties by `_id`)
+//! from 1, so every re-run gives each the same `ticketNumber`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::Collection;
+
+use crate::migration::legacy::{
+    coerce, derived_id, primary_id, LegacyMapper, LegacySource, LegacyStepSpec, MapContext, Mapped,
+    Prepared, Produced,
+};
+
+/// Legacy `_id` text → ticket number.
+struct Numbers(HashMap<String, i32>);
+
+/// Maps a legacy modmail thread and every message in it.
+pub struct ModmailMapper;
+
+#[async_trait::async_trait]
+impl LegacyMapper for ModmailMapper {
+    async fn prepare(
+        &self,
+        source: &Collection<Document>,
+        filter: &Document,
+    ) -> anyhow::Result<Prepared> {
+        let mut per_guild: HashMap<String, Vec<(i64, Bson)>> = HashMap::new();
+        let mut cursor = source
+            .find(filter.clone())
+            .projection(doc! { "guildID": 1, "createdAt": 1 })
+            .await?;
+        while let Some(d) = cursor.try_next().await? {
+            let (Ok(Some(guild)), Ok(Some(created))) =
+                (coerce::id(&d, "guildID"), coerce::date(&d, "createdAt"))
+            else {
+                continue;
+            };
+            per_guild.entry(guild).or_default().push((
+                created.timestamp_millis(),
+                d.get("_id").cloned().unwrap_or(Bson::Null),
+            ));
+        }
+        let mut numbers = HashMap::new();
+        for (_, mut list) in per_guild {
+            list.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| cmp_id(&a.1, &b.1)));
+            for (i, (_, id)) in list.into_iter().enumerate() {
+                numbers.insert(id_text(&id), i as i32 + 1);
+            }
+        }
+        Ok(Box::new(Numbers(numbers)))
+    }
+
+    fn map(&self, r: &Document, ctx: &MapContext<'_>) -> Result<Mapped, String> {
+        let guild = coerce::required_id(r, "guildID")?;
+        let user = coerce::required_id(r, "userID")?;
+        let created = coerce::date(r, "createdAt")?.ok_or("`createdAt` is missing")?;
+        let status = match coerce::text(r, "status").map(|s| s.trim().to_lowercase()) {
+            Some(s) if s == "open" || s == "closed" => s,
+            None => "closed".to_string(),
+            Some(s) => return Err(format!("`status` is {s:?}; expected open or closed")),
+        };
+        let numbers = ctx
+            .prepared
+            .downcast_ref::<Numbers>()
+            .ok_or("internal: modmail numbering missing")?;
+        let number = *numbers
+            .0
+            .get(&crate::migration::id_text(r))
+            .ok_or("could not number this conversation")?;
+        let id = primary_id(r);
+        let mut out = vec![Produced {
+            collection: "modmail_conversations",
+            doc: doc! {
+                "_id": id.clone(), "guildId": &guild, "ticketNumber": number, "userId": user, "status": status,
+                "claimedBy": Bson::Null, "createdAt": created, "closedAt": coerce::date(r, "closedAt")?,
+                "channelId": coerce::id(r, "channelID")?,
+            },
+        }];
+        let messages = match r.get("messages") {
+            None | Some(Bson::Null) => Vec::new(),
+            Some(Bson::Array(a)) => a.clone(),
+            Some(other) => {
+                return Err(format!(
+                    "`messages` is {:?}, expected a list",
+                    other.element_type()
+                ))
+            }
+        };
+        for (i, m) in messages.iter().enumerate() {
+            let m = m
+                .as_document()
+                .ok_or_else(|| format!("messages[{i}] is not a document"))?;
+            let author = coerce::id(m, "authorID")
+                .map_err(|e| format!("messages[{i}]: {e}"))?
+                .ok_or_else(|| format!("messages[{i}]: `authorID` is missing"))?;
+            let at = coerce::date(m, "createdAt")
+                .map_err(|e| format!("messages[{i}]: {e}"))?
+                .unwrap_or(created);
+            let attachments: Vec<Bson> = match m.get("attachments") {
+                Some(Bson::Array(a)) => a
+                    .iter()
+                    .filter(|v| matches!(v, Bson::String(s) if !s.is_empty()))
+                    .cloned()
+                    .collect(),
+                _ => Vec::new(),
+            };
+            out.push(Produced {
+                collection: "modmail_messages",
+                doc: doc! {
+                    "_id": derived_id(&id, i as u64 + 1, (at.timestamp_millis() / 1000).max(0) as u32),
+                    "guildId": &guild, "conversationId": id.clone(), "authorId": author,
+                    "isStaff": m.get_bool("isStaff").unwrap_or(false),
+                    "content": m.get_str("content").unwrap_or_default(), "attachments": attachments, "createdAt": at,
+                },
+            });
+        }
+        Ok(Mapped::Docs(out))
+    }
+}
+
+fn id_text(b: &Bson) -> String {
+    match b {
+        Bson::ObjectId(o) => o.to_hex(),
+        Bson::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn cmp_id(a: &Bson, b: &Bson) -> std::cmp::Ordering {
+    match (a, b) {
+        (Bson::ObjectId(x), Bson::ObjectId(y)) => x.bytes().cmp(&y.bytes()),
+        _ => id_text(a).cmp(&id_text(b)),
+    }
+}
+
+/// The modmail plugin's legacy step.
+pub fn steps() -> Vec<LegacyStepSpec> {
+    vec![
+        LegacyStepSpec::new(4, "Modmail", LegacySource::Modmail, Arc::new(ModmailMapper))
+            .with_record_progress(),
+    ]
+}

@@ -1,0 +1,835 @@
+//! The Legacy Import engine: pre-flight, steps, checkpoints, verification.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use futures::TryStreamExt;
+use mongodb::bson::{self, doc, Bson, DateTime, Document};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{coerce, LegacySource, LegacyStepSpec, MapContext, Mapped, Prepared};
+use crate::config::redact_uri;
+use crate::error::{UserError, UserErrorKind};
+use crate::migration::clone::{
+    existing_in, insert_unordered, key_of, new_run_id, AbortOnDrop, MigrationEnv,
+};
+use crate::migration::runs::{CollectionResult, Lease, RunRecord, RunStatus, RunStore, StepResult};
+use crate::migration::source::{self, Source};
+use crate::migration::{
+    EventKind, MigrationMode, ProgressEvent, ProgressSink, RecordError, Throttle,
+};
+use crate::plugin::{CollectionSpec, Registry};
+
+/// The options of a legacy import.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacyOptions {
+    /// Source connection string.
+    #[serde(skip)]
+    pub source_uri: String,
+    /// The old bot's database (default: the one in the URI).
+    pub source_db: Option<String>,
+    /// Import only this guild.
+    pub guild: Option<String>,
+    /// The name of the old bot's modmail collection.
+    pub modmail_collection: String,
+    /// Stop after the plan.
+    pub dry_run: bool,
+    /// Who starts it.
+    pub started_by: String,
+    /// Legacy records per batch.
+    pub batch_size: usize,
+}
+
+impl LegacyOptions {
+    /// Defaults: everything, modmail collection `modmail`, batches of 500 records.
+    pub fn new(source_uri: impl Into<String>, started_by: impl Into<String>) -> Self {
+        Self {
+            source_uri: source_uri.into(),
+            source_db: None,
+            guild: None,
+            modmail_collection: "modmail".into(),
+            dry_run: false,
+            started_by: started_by.into(),
+            batch_size: 500,
+        }
+    }
+}
+
+/// The plan of one legacy step.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacyStepPlan {
+    /// Step number.
+    pub order: u16,
+    /// Label.
+    pub label: String,
+    /// Legacy collection read.
+    pub collection: String,
+    /// Legacy records found.
+    pub found: u64,
+    /// Would be imported.
+    pub to_import: u64,
+    /// Would be skipped.
+    pub to_skip: u64,
+    /// Would fail.
+    pub errors: u64,
+}
+
+/// A dry run's result: nothing was written.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacyPlan {
+    /// `legacy`.
+    pub mode: MigrationMode,
+    /// Always true.
+    pub dry_run: bool,
+    /// The source, redacted.
+    pub source: String,
+    /// Per step.
+    pub steps: Vec<LegacyStepPlan>,
+    /// The records that would fail, with reasons (capped).
+    pub errors: Vec<RecordError>,
+}
+
+/// What `start` returns.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// `--dry-run`.
+    Plan(LegacyPlan),
+    /// The finished run.
+    Run(Box<RunRecord>),
+}
+
+/// A legacy step: its number, label, source and every plugin's mapper.
+#[derive(Clone)]
+struct Step {
+    order: u16,
+    label: &'static str,
+    source: LegacySource,
+    record_progress: bool,
+    parts: Vec<(&'static str, LegacyStepSpec)>,
+}
+
+fn steps(registry: &Registry) -> Vec<Step> {
+    let mut by_order: BTreeMap<u16, Step> = BTreeMap::new();
+    for (plugin, spec) in registry.legacy_steps() {
+        let s = by_order.entry(spec.order).or_insert_with(|| Step {
+            order: spec.order,
+            label: spec.label,
+            source: spec.source,
+            record_progress: false,
+            parts: Vec::new(),
+        });
+        s.record_progress |= spec.record_progress;
+        s.parts.push((plugin, spec.clone()));
+    }
+    by_order.into_values().collect()
+}
+
+fn source_name(source: LegacySource, modmail: &str) -> String {
+    match source {
+        LegacySource::Collection(c) => c.to_string(),
+        LegacySource::Modmail => modmail.to_string(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the run was cancelled")]
+struct Cancelled;
+
+async fn preflight(env: &MigrationEnv, opts: &LegacyOptions) -> anyhow::Result<Source> {
+    if let Some(g) = &opts.guild {
+        source::parse_guild(g)?;
+    }
+    if opts.modmail_collection.trim().is_empty() {
+        return Err(UserError::bad_request(
+            "invalid_modmail_collection",
+            "--modmail-collection must name a collection",
+        )
+        .into());
+    }
+    let src = source::connect(
+        &opts.source_uri,
+        opts.source_db.as_deref(),
+        None,
+        &env.target_uri,
+        env.target.name(),
+    )
+    .await?;
+    let mut names: Vec<String> = src.db.list_collection_names().await?;
+    names.sort();
+    let wanted: Vec<String> = steps(&env.registry)
+        .iter()
+        .map(|s| source_name(s.source, &opts.modmail_collection))
+        .collect();
+    if !wanted.iter().any(|w| names.contains(w)) {
+        let heimdall = names.iter().any(|n| n == "guild_configs");
+        return Err(UserError::bad_request(
+            "not_a_legacy_database",
+            format!(
+                "database {} on {} holds none of the old bot's collections ({}); it has: {}.{}",
+                src.db.name(),
+                src.display,
+                wanted.join(", "),
+                if names.is_empty() {
+                    "nothing".into()
+                } else {
+                    names.join(", ")
+                },
+                if heimdall {
+                    " It looks like a Heimdall database: use `heimdall migrate clone` for that."
+                } else {
+                    ""
+                }
+            ),
+        )
+        .into());
+    }
+    if !names.contains(&opts.modmail_collection) {
+        return Err(UserError::bad_request(
+            "modmail_collection_not_found",
+            format!(
+                "the modmail collection {:?} does not exist in {}; its collections are: {}. Name the right one with --modmail-collection.",
+                opts.modmail_collection,
+                src.db.name(),
+                names.join(", ")
+            ),
+        )
+        .into());
+    }
+    Ok(src)
+}
+
+/// Runs a legacy import (or its dry run).
+pub async fn start(
+    env: &MigrationEnv,
+    opts: LegacyOptions,
+    sink: Arc<dyn ProgressSink>,
+    cancel: CancellationToken,
+) -> anyhow::Result<Outcome> {
+    let src = preflight(env, &opts).await?;
+    let run_id = new_run_id();
+    let engine = Engine::new(env, &opts, src, sink, cancel, run_id.clone());
+    if opts.dry_run {
+        return Ok(Outcome::Plan(engine.plan().await?));
+    }
+    let store = RunStore::new(&env.target);
+    let lease = store.acquire(&run_id, env.lease_ttl).await?;
+    let now = DateTime::now();
+    let mut options = bson::to_document(&opts)?;
+    options.insert("source", redact_uri(&opts.source_uri));
+    let record = RunRecord {
+        id: run_id,
+        mode: MigrationMode::Legacy,
+        options,
+        encrypted_source: env.crypto.as_ref().map(|c| c.encrypt(&opts.source_uri)),
+        started_by: opts.started_by.clone(),
+        status: RunStatus::Running,
+        steps: engine.initial_steps(),
+        error_count: 0,
+        errors: Vec::new(),
+        skips: Vec::new(),
+        warnings: Vec::new(),
+        message: None,
+        verification: None,
+        copy_ms: None,
+        verify_ms: None,
+        cancel_requested: false,
+        attempts: 1,
+        started_at: now,
+        updated_at: now,
+        ended_at: None,
+    };
+    if let Err(e) = store.create(&record).await {
+        let _ = lease.release().await;
+        return Err(e);
+    }
+    Ok(Outcome::Run(Box::new(engine.execute(record, lease).await?)))
+}
+
+/// Continues a cancelled, failed or crashed legacy run.
+pub async fn resume(
+    env: &MigrationEnv,
+    mut record: RunRecord,
+    source_uri: String,
+    sink: Arc<dyn ProgressSink>,
+    cancel: CancellationToken,
+) -> anyhow::Result<RunRecord> {
+    let mut opts = LegacyOptions::new(source_uri, record.started_by.clone());
+    opts.source_db = record.options.get_str("sourceDb").ok().map(String::from);
+    opts.guild = record.options.get_str("guild").ok().map(String::from);
+    if let Ok(m) = record.options.get_str("modmailCollection") {
+        opts.modmail_collection = m.to_string();
+    }
+    if let Ok(n) = record.options.get_i64("batchSize") {
+        opts.batch_size = n.max(1) as usize;
+    }
+    let src = preflight(env, &opts).await?;
+    let store = RunStore::new(&env.target);
+    let lease = store.acquire(&record.id, env.lease_ttl).await?;
+    record.attempts += 1;
+    store
+        .set(&record.id, doc! { "status": "running", "attempts": record.attempts as i32, "cancelRequested": false, "message": Bson::Null })
+        .await?;
+    let engine = Engine::new(env, &opts, src, sink, cancel, record.id.clone());
+    engine.execute(record, lease).await
+}
+
+struct Engine {
+    target: mongodb::Database,
+    registry: Arc<Registry>,
+    source: Source,
+    sink: Arc<dyn ProgressSink>,
+    cancel: CancellationToken,
+    run_id: String,
+    guild: Option<String>,
+    modmail: String,
+    batch_size: usize,
+    steps: Vec<Step>,
+    store: RunStore,
+    write: bool,
+}
+
+/// What happened to one record.
+enum RecordOutcome {
+    Imported,
+    Skipped,
+    Failed(String),
+}
+
+impl Engine {
+    fn new(
+        env: &MigrationEnv,
+        opts: &LegacyOptions,
+        source: Source,
+        sink: Arc<dyn ProgressSink>,
+        cancel: CancellationToken,
+        run_id: String,
+    ) -> Self {
+        Self {
+            target: env.target.clone(),
+            registry: env.registry.clone(),
+            source,
+            sink,
+            cancel,
+            run_id,
+            guild: opts.guild.clone(),
+            modmail: opts.modmail_collection.clone(),
+            batch_size: opts.batch_size.max(1),
+            steps: steps(&env.registry),
+            store: RunStore::new(&env.target),
+            write: !opts.dry_run,
+        }
+    }
+
+    fn initial_steps(&self) -> Vec<StepResult> {
+        self.steps
+            .iter()
+            .map(|s| StepResult {
+                order: s.order,
+                label: s.label.to_string(),
+                plugin: s
+                    .parts
+                    .iter()
+                    .map(|(p, _)| *p)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                status: "pending".into(),
+                collections: vec![CollectionResult {
+                    name: source_name(s.source, &self.modmail),
+                    ..Default::default()
+                }],
+                skipped_collections: Vec::new(),
+            })
+            .collect()
+    }
+
+    fn filter(&self) -> Document {
+        match &self.guild {
+            Some(g) => doc! { "guildID": { "$in": coerce::guild_filter_values(g) } },
+            None => doc! {},
+        }
+    }
+
+    fn event(&self, kind: EventKind, step: &Step, completed: u16) -> ProgressEvent {
+        ProgressEvent {
+            kind: Some(kind),
+            run_id: self.run_id.clone(),
+            mode: MigrationMode::Legacy,
+            step: step.order,
+            label: step.label.to_string(),
+            plugin: step
+                .parts
+                .iter()
+                .map(|(p, _)| *p)
+                .collect::<Vec<_>>()
+                .join(", "),
+            completed,
+            total: self.steps.len() as u16,
+            record_index: None,
+            record_total: None,
+            result: None,
+        }
+    }
+
+    async fn plan(self) -> anyhow::Result<LegacyPlan> {
+        let mut results = self.initial_steps();
+        let mut errors = Vec::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            let res = &mut results[i].collections[0];
+            self.run_step(i, step, res, &mut errors).await?;
+        }
+        Ok(LegacyPlan {
+            mode: MigrationMode::Legacy,
+            dry_run: true,
+            source: self.source.display.clone(),
+            steps: results
+                .into_iter()
+                .map(|s| {
+                    let c = &s.collections[0];
+                    LegacyStepPlan {
+                        order: s.order,
+                        label: s.label.clone(),
+                        collection: c.name.clone(),
+                        found: c.total,
+                        to_import: c.inserted,
+                        to_skip: c.skipped,
+                        errors: c.failed,
+                    }
+                })
+                .collect(),
+            errors,
+        })
+    }
+
+    async fn execute(self, record: RunRecord, lease: Lease) -> anyhow::Result<RunRecord> {
+        let stop = CancellationToken::new();
+        let lease = Arc::new(lease);
+        let keep = {
+            let (stop, cancel, l) = (stop.clone(), self.cancel.clone(), lease.clone());
+            AbortOnDrop(tokio::spawn(
+                async move { l.keep_alive(stop, cancel).await },
+            ))
+        };
+        let mut results = record.steps.clone();
+        let span = tracing::info_span!("legacy_run", run = %self.run_id);
+        let outcome = async {
+            let t0 = std::time::Instant::now();
+            for (i, step) in self.steps.iter().enumerate() {
+                let mut sink_errors = Vec::new();
+                let res = &mut results[i].collections[0];
+                self.run_step(i, step, res, &mut sink_errors).await?;
+                results[i].status = "completed".into();
+            }
+            self.store
+                .set(
+                    &self.run_id,
+                    doc! { "copyMs": t0.elapsed().as_millis() as i64 },
+                )
+                .await?;
+            anyhow::Ok(())
+        }
+        .instrument(span)
+        .await;
+        stop.cancel();
+        drop(keep);
+        let (status, message) = match outcome {
+            Ok(()) => (RunStatus::Completed, None),
+            Err(e) if e.is::<Cancelled>() => (
+                RunStatus::Cancelled,
+                Some(format!(
+                    "cancelled by the owner; resume with `heimdall migrate resume {}`",
+                    self.run_id
+                )),
+            ),
+            Err(e) => {
+                tracing::error!(run = %self.run_id, error = ?e, "legacy import failed");
+                let text = crate::error::user_error(&e)
+                    .map(|u| u.message.clone())
+                    .unwrap_or_else(|| format!("{e:#}"));
+                (RunStatus::Failed, Some(text))
+            }
+        };
+        let mut fields = doc! { "status": status.as_str(), "endedAt": DateTime::now() };
+        if let Some(m) = &message {
+            fields.insert("message", m.clone());
+        }
+        if status == RunStatus::Completed {
+            fields.insert("verification", bson::to_bson(&accounting(&results))?);
+        }
+        self.store.set(&self.run_id, fields).await?;
+        lease.release().await?;
+        let rec = self.store.require(&self.run_id).await?;
+        let mut ev = self.event(
+            if status == RunStatus::Failed {
+                EventKind::Error
+            } else {
+                EventKind::Complete
+            },
+            &self.steps[0],
+            results.iter().filter(|s| s.status == "completed").count() as u16,
+        );
+        ev.step = 0;
+        ev.label = "Legacy Import".into();
+        ev.plugin = "dev".into();
+        ev.result = Some(rec.to_json());
+        self.sink.emit(&ev);
+        Ok(rec)
+    }
+
+    /// Imports (or plans) one step from its checkpoint.
+    async fn run_step(
+        &self,
+        index: usize,
+        step: &Step,
+        res: &mut CollectionResult,
+        plan_errors: &mut Vec<RecordError>,
+    ) -> anyhow::Result<()> {
+        let completed_before = index as u16;
+        self.sink
+            .emit(&self.event(EventKind::StepStart, step, completed_before));
+        let coll = self
+            .source
+            .db
+            .collection::<Document>(&source_name(step.source, &self.modmail));
+        let filter = self.filter();
+        if res.done {
+            let mut ev = self.event(EventKind::StepComplete, step, completed_before + 1);
+            ev.result = Some(serde_json::to_value(&*res)?);
+            self.sink.emit(&ev);
+            return Ok(());
+        }
+        if self.write {
+            self.store
+                .set_step_status(&self.run_id, index, "running")
+                .await?;
+        }
+        let mut prepared: Vec<Prepared> = Vec::new();
+        for (_, part) in &step.parts {
+            prepared.push(
+                part.mapper
+                    .prepare(&coll, &filter)
+                    .await
+                    .with_context(|| format!("preparing step {}", step.label))?,
+            );
+        }
+        res.total = coll.count_documents(filter.clone()).await?;
+        let mut query = filter;
+        if let Some(last) = &res.last_id {
+            query.insert("_id", doc! { "$gt": last.clone() });
+        }
+        let (tx, mut rx) = mpsc::channel::<anyhow::Result<Vec<Document>>>(2);
+        let batch = self.batch_size;
+        let reader_coll = coll.clone();
+        let _reader = AbortOnDrop(tokio::spawn(async move {
+            let r: anyhow::Result<()> = async {
+                let mut cursor = reader_coll
+                    .find(query)
+                    .sort(doc! { "_id": 1 })
+                    .batch_size(batch as u32)
+                    .await?;
+                let mut buf = Vec::with_capacity(batch);
+                while let Some(d) = cursor.try_next().await? {
+                    buf.push(d);
+                    if buf.len() >= batch && tx.send(Ok(std::mem::take(&mut buf))).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                if !buf.is_empty() {
+                    let _ = tx.send(Ok(buf)).await;
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = r {
+                let _ = tx.send(Err(e.context("reading the legacy database"))).await;
+            }
+        }));
+        let mut throttle = Throttle::new(10);
+        let progress = |res: &CollectionResult, throttle: &mut Throttle| {
+            if step.record_progress && throttle.allow(res.processed, res.total) {
+                let mut ev = self.event(EventKind::StepProgress, step, completed_before);
+                ev.record_index = Some(res.processed);
+                ev.record_total = Some(res.total);
+                self.sink.emit(&ev);
+            }
+        };
+        progress(res, &mut throttle);
+        let mut planned: HashMap<&'static str, HashSet<String>> = HashMap::new();
+        while let Some(records) = rx.recv().await {
+            let records = records?;
+            let last = records.last().and_then(|d| d.get("_id").cloned());
+            let (errors, skips) = self
+                .import_batch(step, &prepared, records, res, &mut planned)
+                .await?;
+            res.last_id = last;
+            if self.write {
+                self.store
+                    .save_collection(&self.run_id, index, 0, res, &errors, &skips)
+                    .await?;
+            } else {
+                let room = crate::migration::MAX_RECORDED_ERRORS.saturating_sub(plan_errors.len());
+                plan_errors.extend(errors.into_iter().take(room));
+            }
+            progress(res, &mut throttle);
+            if self.cancel.is_cancelled() {
+                return Err(Cancelled.into());
+            }
+        }
+        res.done = true;
+        if self.write {
+            self.store
+                .save_collection(&self.run_id, index, 0, res, &[], &[])
+                .await?;
+            self.store
+                .set_step_status(&self.run_id, index, "completed")
+                .await?;
+        }
+        let mut ev = self.event(EventKind::StepComplete, step, completed_before + 1);
+        ev.record_index = Some(res.processed);
+        ev.record_total = Some(res.total);
+        ev.result = Some(serde_json::to_value(&*res)?);
+        self.sink.emit(&ev);
+        Ok(())
+    }
+
+    fn spec(&self, collection: &str) -> anyhow::Result<&CollectionSpec> {
+        self.registry.collection(collection).with_context(|| {
+            format!("a legacy mapper produced a document for unknown collection {collection}")
+        })
+    }
+
+    /// Maps, checks and writes one batch of legacy records.
+    async fn import_batch(
+        &self,
+        step: &Step,
+        prepared: &[Prepared],
+        records: Vec<Document>,
+        res: &mut CollectionResult,
+        planned: &mut HashMap<&'static str, HashSet<String>>,
+    ) -> anyhow::Result<(Vec<RecordError>, Vec<RecordError>)> {
+        let now = DateTime::now();
+        let coll_name = source_name(step.source, &self.modmail);
+        let mut errors = Vec::new();
+        let mut skips = Vec::new();
+        // Per record: its groups of produced documents (one group per mapper), or its fate.
+        let mut groups: Vec<Vec<Vec<super::Produced>>> = Vec::with_capacity(records.len());
+        let mut fate: Vec<Option<RecordOutcome>> = Vec::with_capacity(records.len());
+        let mut skip_reason: Vec<Option<String>> = vec![None; records.len()];
+        for (ri, r) in records.iter().enumerate() {
+            let mut gs = Vec::new();
+            let mut failed = None;
+            for ((plugin, part), prep) in step.parts.iter().zip(prepared) {
+                let ctx = MapContext {
+                    prepared: prep.as_ref(),
+                    now,
+                };
+                match part.mapper.map(r, &ctx) {
+                    Ok(Mapped::Docs(docs)) => {
+                        for d in &docs {
+                            let owner = self
+                                .registry
+                                .collections()
+                                .iter()
+                                .find(|c| c.spec.name == d.collection)
+                                .map(|c| c.plugin);
+                            anyhow::ensure!(
+                                owner == Some(*plugin),
+                                "plugin {plugin} produced a document for {}, which it does not own",
+                                d.collection
+                            );
+                        }
+                        gs.push(docs);
+                    }
+                    Ok(Mapped::Skip(why)) => {
+                        skip_reason[ri].get_or_insert(why);
+                    }
+                    Ok(Mapped::Nothing) => {}
+                    Err(why) => {
+                        failed = Some(why);
+                        break;
+                    }
+                }
+            }
+            match failed {
+                Some(why) => {
+                    fate.push(Some(RecordOutcome::Failed(why)));
+                    groups.push(Vec::new());
+                }
+                None => {
+                    fate.push(None);
+                    groups.push(gs);
+                }
+            }
+        }
+
+        // Existence of every produced document, one query per target collection.
+        let mut by_coll: BTreeMap<&'static str, Vec<Document>> = BTreeMap::new();
+        for gs in &groups {
+            for g in gs {
+                for p in g {
+                    by_coll.entry(p.collection).or_default().push(p.doc.clone());
+                }
+            }
+        }
+        let mut existing = HashMap::new();
+        for (c, docs) in &by_coll {
+            existing.insert(*c, existing_in(&self.target, self.spec(c)?, docs).await?);
+        }
+
+        // Decide per group; collect inserts with the record they come from.
+        let mut inserts: BTreeMap<&'static str, Vec<(usize, Document)>> = BTreeMap::new();
+        let mut wrote = vec![0u64; records.len()];
+        for (ri, gs) in groups.iter().enumerate() {
+            if fate[ri].is_some() {
+                continue;
+            }
+            for g in gs {
+                let Some(primary) = g.first() else { continue };
+                let spec = self.spec(primary.collection)?;
+                let key = key_of(spec, &primary.doc);
+                let pid = primary.doc.get("_id").cloned().unwrap_or(Bson::Null);
+                let ex = &existing[primary.collection];
+                let seen_in_plan = !self.write
+                    && planned
+                        .get(primary.collection)
+                        .is_some_and(|s| s.contains(&key));
+                match ex.by_key.get(&key) {
+                    Some(tid) if *tid != pid => {
+                        skip_reason[ri].get_or_insert(format!(
+                            "conflict: the target already has a {} with the same key ({}) that was not imported from this record",
+                            spec.model,
+                            spec.unique_key.join(", ")
+                        ));
+                        continue;
+                    }
+                    None if seen_in_plan => {
+                        skip_reason[ri].get_or_insert(format!(
+                            "conflict: another legacy record maps to the same {}",
+                            spec.model
+                        ));
+                        continue;
+                    }
+                    _ => {}
+                }
+                for p in g {
+                    let spec = self.spec(p.collection)?;
+                    let key = key_of(spec, &p.doc);
+                    let ex = &existing[p.collection];
+                    let id_text = p.doc.get("_id").map(|b| b.to_string()).unwrap_or_default();
+                    if ex.by_key.contains_key(&key)
+                        || (spec.unique_key.is_empty() && ex.by_id.contains(&id_text))
+                    {
+                        continue;
+                    }
+                    if !self.write && !planned.entry(p.collection).or_default().insert(key) {
+                        continue;
+                    }
+                    inserts
+                        .entry(p.collection)
+                        .or_default()
+                        .push((ri, p.doc.clone()));
+                    wrote[ri] += 1;
+                }
+            }
+        }
+
+        if self.write {
+            for (c, items) in inserts {
+                let docs: Vec<Document> = items.iter().map(|(_, d)| d.clone()).collect();
+                for (start, chunk) in docs.chunks(1000).enumerate() {
+                    if let Err(failures) = insert_unordered(&self.target.collection(c), chunk).await
+                    {
+                        for (idx, reason) in failures? {
+                            let ri = items[start * 1000 + idx].0;
+                            wrote[ri] -= 1;
+                            if reason.starts_with("duplicate key") {
+                                skip_reason[ri].get_or_insert(format!(
+                                    "conflict: another legacy record maps to the same {c} document"
+                                ));
+                            } else if fate[ri].is_none() {
+                                fate[ri] = Some(RecordOutcome::Failed(reason));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        for (ri, r) in records.iter().enumerate() {
+            res.processed += 1;
+            let outcome = match fate[ri].take() {
+                Some(f) => f,
+                None if wrote[ri] > 0 => RecordOutcome::Imported,
+                None => RecordOutcome::Skipped,
+            };
+            match outcome {
+                RecordOutcome::Imported => res.inserted += 1,
+                RecordOutcome::Skipped => {
+                    res.skipped += 1;
+                    if let Some(why) = skip_reason[ri].take() {
+                        skips.push(RecordError {
+                            step: step.order,
+                            collection: coll_name.clone(),
+                            source_id: crate::migration::id_text(r),
+                            reason: why,
+                        });
+                    }
+                }
+                RecordOutcome::Failed(why) => {
+                    res.failed += 1;
+                    errors.push(RecordError {
+                        step: step.order,
+                        collection: coll_name.clone(),
+                        source_id: crate::migration::id_text(r),
+                        reason: why,
+                    });
+                }
+            }
+        }
+        Ok((errors, skips))
+    }
+}
+
+/// Verification of a legacy run: every record accounted for, per step.
+fn accounting(steps: &[StepResult]) -> crate::migration::runs::Verification {
+    use crate::migration::runs::{CollectionVerification, Verification};
+    let mut v = Verification {
+        ok: true,
+        collections: Vec::new(),
+    };
+    for s in steps {
+        for c in &s.collections {
+            let accounted = c.inserted + c.skipped + c.failed;
+            if accounted != c.total || c.processed != c.total {
+                v.ok = false;
+            }
+            v.collections.push(CollectionVerification {
+                name: c.name.clone(),
+                source: c.total,
+                found: accounted,
+                matching: c.inserted + c.skipped,
+                missing: c.total.saturating_sub(accounted),
+                differing: 0,
+                source_digest: String::new(),
+                target_digest: String::new(),
+            });
+        }
+    }
+    v
+}
+
+/// Rejects a legacy resume of a non-legacy run (used by the shared resume entry point).
+pub fn check_mode(record: &RunRecord) -> anyhow::Result<()> {
+    if record.mode != MigrationMode::Legacy {
+        return Err(
+            UserError::new(UserErrorKind::Conflict, "wrong_mode", "not a legacy run").into(),
+        );
+    }
+    Ok(())
+}
