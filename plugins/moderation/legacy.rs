@@ -36,6 +36,20 @@ impl LegacyMapper for ModerationConfigMapper {
 /// order of `date` (ties by `_id`).
 struct CaseNumbers(HashMap<String, i32>);
 
+/// Checks what a warning needs to be imported; returns its guild and type.
+fn validate(r: &Document) -> Result<(String, String), String> {
+    let guild = coerce::required_id(r, "guildID")?;
+    coerce::required_id(r, "userID")?;
+    coerce::required_id(r, "moderatorID")?;
+    coerce::date(r, "date")?.ok_or("`date` is missing")?;
+    let kind = match coerce::text(r, "type").map(|t| t.trim().to_lowercase()) {
+        None => "warn".to_string(),
+        Some(t) if ["warn", "mute", "kick", "ban"].contains(&t.as_str()) => t,
+        Some(t) => return Err(format!("`type` is {t:?}; expected warn, mute, kick or ban")),
+    };
+    Ok((guild, kind))
+}
+
 /// Maps a legacy warning to an infraction.
 pub struct InfractionMapper;
 
@@ -50,10 +64,11 @@ impl LegacyMapper for InfractionMapper {
         let mut pending: HashMap<String, Vec<(i64, String)>> = HashMap::new();
         let mut cursor = source
             .find(filter.clone())
-            .projection(doc! { "guildID": 1, "caseID": 1, "date": 1 })
+            .projection(doc! { "guildID": 1, "caseID": 1, "date": 1, "userID": 1, "moderatorID": 1, "type": 1 })
             .await?;
         while let Some(d) = cursor.try_next().await? {
-            let Ok(Some(guild)) = coerce::id(&d, "guildID") else {
+            // A record that cannot be imported takes no case number.
+            let Ok((guild, _)) = validate(&d) else {
                 continue;
             };
             match coerce::int(&d, "caseID") {
@@ -86,15 +101,10 @@ impl LegacyMapper for InfractionMapper {
     }
 
     fn map(&self, r: &Document, ctx: &MapContext<'_>) -> Result<Mapped, String> {
-        let guild = coerce::required_id(r, "guildID")?;
+        let (guild, kind) = validate(r)?;
         let user = coerce::required_id(r, "userID")?;
         let moderator = coerce::required_id(r, "moderatorID")?;
         let date = coerce::date(r, "date")?.ok_or("`date` is missing")?;
-        let kind = match coerce::text(r, "type").map(|t| t.trim().to_lowercase()) {
-            None => "warn".to_string(),
-            Some(t) if ["warn", "mute", "kick", "ban"].contains(&t.as_str()) => t,
-            Some(t) => return Err(format!("`type` is {t:?}; expected warn, mute, kick or ban")),
-        };
         let case = match coerce::int32(r, "caseID")? {
             Some(c) if c > 0 => c,
             Some(c) => return Err(format!("`caseID` is {c}; case numbers start at 1")),

@@ -8,5 +8,6 @@ mod clone;
 mod config;
 mod crypto;
 mod health;
+mod legacy;
 mod models;
 mod seed;

@@ -167,25 +167,30 @@ async fn preflight(env: &MigrationEnv, opts: &LegacyOptions) -> anyhow::Result<S
         .iter()
         .map(|s| source_name(s.source, &opts.modmail_collection))
         .collect();
-    if !wanted.iter().any(|w| names.contains(w)) {
-        let heimdall = names.iter().any(|n| n == "guild_configs");
+    // Of the old bot's collections present, a sampled record must look like the old bot's
+    // (its `guildID`/`userID` fields), not like Heimdall's (`guildId`).
+    let mut legacy_shaped = 0;
+    let mut heimdall_shaped = 0;
+    for w in wanted.iter().filter(|w| names.contains(w)) {
+        if let Some(d) = src.db.collection::<Document>(w).find_one(doc! {}).await? {
+            if d.contains_key("guildID") || d.contains_key("userID") {
+                legacy_shaped += 1;
+            } else if d.contains_key("guildId") {
+                heimdall_shaped += 1;
+            }
+        }
+    }
+    if legacy_shaped == 0 && (heimdall_shaped > 0 || !wanted.iter().any(|w| names.contains(w))) {
+        let heimdall = heimdall_shaped > 0 || names.iter().any(|n| n == "guild_configs");
         return Err(UserError::bad_request(
             "not_a_legacy_database",
             format!(
-                "database {} on {} holds none of the old bot's collections ({}); it has: {}.{}",
+                "database {} on {} does not look like the old bot's database (expected {}); it has: {}.{}",
                 src.db.name(),
                 src.display,
                 wanted.join(", "),
-                if names.is_empty() {
-                    "nothing".into()
-                } else {
-                    names.join(", ")
-                },
-                if heimdall {
-                    " It looks like a Heimdall database: use `heimdall migrate clone` for that."
-                } else {
-                    ""
-                }
+                if names.is_empty() { "nothing".into() } else { names.join(", ") },
+                if heimdall { " It looks like a Heimdall database: use `heimdall migrate clone` for that." } else { "" }
             ),
         )
         .into());
