@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Heimdall's run and test commands need and is missing:
 #   cmake (Debian)  -> needed to build secantusd-rs
+#   redis-server    -> the gateway's multi-process tests (and REDIS_URL deployments)
 #   secantusd-rs    -> the local MongoDB-compatible server (crate secantus-mdb)
 # Each is skipped when already present. Safe to run again.
 set -euo pipefail
@@ -10,11 +11,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 need_apt=()
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ "${HEIMDALL_NEED_BROWSER:-0}" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
-fi
-if [ "${HEIMDALL_NEED_REDIS:-0}" = 1 ]; then
-  command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} (apt-get)" >&2

@@ -34,6 +34,16 @@ pub enum Command {
     /// `cancel`, `status` and `list` runs. Owner-only by nature: it needs the database.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// Mint a session token (a JWT signed with AUTH_SECRET) for a Discord user: owners use it
+    /// for the dashboard, the WebSocket gateway and the HTTP API.
+    Token {
+        /// The Discord user id the token stands for.
+        #[arg(long)]
+        user: String,
+        /// How long it is valid: e.g. 30m, 1h, 7d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
 }
 
 /// Arguments of `heimdall seed`.
@@ -124,6 +134,21 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate(cmd) => migrate(cmd).await,
+        Command::Token { user, ttl } => {
+            let config = Config::from_env()?;
+            let user = crate::config::parse_snowflake("--user", &user)?;
+            let ttl = crate::auth::parse_ttl(&ttl).map_err(|e| {
+                crate::error::UserError::bad_request("invalid_ttl", format!("--ttl {e}"))
+            })?;
+            let secret = config.auth_secret.as_ref().ok_or_else(|| {
+                crate::error::UserError::bad_request("auth_secret_missing", "AUTH_SECRET is not set; set it (at least 32 characters) where the bot runs and here")
+            })?;
+            out(&format!(
+                "{}\n",
+                crate::auth::mint(secret.expose(), user, ttl)
+            ));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Seed(args) => {
             let key = match &args.encryption_key {
                 Some(k) => k.parse::<EncryptionKey>().map_err(|e| {

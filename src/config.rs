@@ -76,6 +76,10 @@ pub struct Config {
     pub ws_port: u16,
     /// `DASHBOARD_ORIGINS`: comma-separated origins allowed to open the gateway.
     pub dashboard_origins: Vec<String>,
+    /// Gateway tunables (`HEIMDALL_WS_*`).
+    pub gateway: crate::gateway::GatewayConfig,
+    /// `REDIS_URL`: fan gateway events out through Redis across bot processes.
+    pub redis_url: Option<Secret>,
     /// `HEIMDALL_DATA_DIR` (default `./data`): where the embedded database keeps its files.
     pub data_dir: PathBuf,
     /// `HEIMDALL_BIND` (default `127.0.0.1`): the address the API and gateway listen on.
@@ -96,6 +100,7 @@ pub const SETTINGS: &[&str] = &[
     "DASHBOARD_ORIGINS",
     "HEIMDALL_DATA_DIR",
     "HEIMDALL_BIND",
+    "REDIS_URL",
 ];
 
 impl Config {
@@ -200,7 +205,24 @@ impl Config {
             }
         }
 
+        let redis_url = get("REDIS_URL");
+        if let Some(u) = &redis_url {
+            if !(u.starts_with("redis://")
+                || u.starts_with("rediss://")
+                || u.starts_with("unix://"))
+            {
+                return Err(ConfigError::new(
+                    "REDIS_URL",
+                    format!(
+                        "{:?} is not a Redis URL; expected redis://host:port",
+                        redact_uri(u)
+                    ),
+                ));
+            }
+        }
         Ok(Self {
+            gateway: crate::gateway::GatewayConfig::from_vars(env),
+            redis_url: redis_url.map(Secret::new),
             discord_token: get("DISCORD_TOKEN").map(Secret::new),
             mongodb_uri: mongodb_uri.map(Secret::new),
             mongodb_db,

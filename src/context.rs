@@ -33,6 +33,8 @@ pub struct Inner {
     pub registry: Arc<Registry>,
     /// Encryption with `ENCRYPTION_KEY`, when configured.
     pub crypto: Option<Crypto>,
+    /// The WebSocket gateway's publishing side (disabled when no gateway runs).
+    pub ws: crate::gateway::WebSocketManager,
     /// The connection string of `db` (to refuse migrating a database into itself).
     pub db_uri: String,
     /// Cancelled when the bot shuts down; every task watches it.

@@ -5,6 +5,7 @@
 //! `main.rs` only parses the command line.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod context;
@@ -13,6 +14,7 @@ pub mod db;
 pub mod discord;
 pub mod embedded;
 pub mod error;
+pub mod gateway;
 pub mod locales;
 pub mod migration;
 pub mod plugin;

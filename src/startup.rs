@@ -14,14 +14,18 @@ use crate::config::{Config, ConfigError};
 use crate::context::{Data, Inner};
 use crate::crypto::Crypto;
 use crate::embedded::{EmbeddedServer, ServerOptions};
+use crate::gateway::server::GatewayContext;
+use crate::gateway::WebSocketManager;
 use crate::plugin::{Plugin, Registry};
-use crate::{api, db, discord, embedded, locales};
+use crate::{api, db, discord, embedded, gateway, locales};
 
 /// A built bot, ready to run.
 pub struct Application {
     data: Data,
     api_listener: TcpListener,
     api_addr: SocketAddr,
+    ws_listener: TcpListener,
+    ws_addr: SocketAddr,
     _embedded: Option<EmbeddedServer>,
 }
 
@@ -95,8 +99,28 @@ impl Application {
 
         let api_listener = bind("API_PORT", &config.bind_address, config.api_port).await?;
         let api_addr = api_listener.local_addr()?;
+        let ws_listener = bind("WS_PORT", &config.bind_address, config.ws_port).await?;
+        let ws_addr = ws_listener.local_addr()?;
+
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let gw = config.gateway.clone();
+        let ws = match &config.redis_url {
+            Some(url) => {
+                WebSocketManager::with_redis(
+                    &gw,
+                    url.expose(),
+                    &config.mongodb_db,
+                    &tasks,
+                    shutdown.clone(),
+                )
+                .await?
+            }
+            None => WebSocketManager::new(&gw),
+        };
 
         let crypto = config.encryption_key.as_ref().map(Crypto::new);
+
         let data = Data::new(Inner {
             config,
             client,
@@ -104,8 +128,9 @@ impl Application {
             registry: Arc::new(registry),
             crypto,
             db_uri: uri,
-            shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            ws,
+            shutdown,
+            tasks,
         });
         for p in data.registry.plugins() {
             p.start(&data)
@@ -116,6 +141,8 @@ impl Application {
             data,
             api_listener,
             api_addr,
+            ws_listener,
+            ws_addr,
             _embedded: embedded,
         })
     }
@@ -130,6 +157,11 @@ impl Application {
         self.api_addr
     }
 
+    /// The address the WebSocket gateway listens on.
+    pub fn ws_addr(&self) -> SocketAddr {
+        self.ws_addr
+    }
+
     /// Serves until `data().shutdown` is cancelled (Ctrl-C in `heimdall run`), then stops
     /// plugins and waits for every task.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
@@ -137,6 +169,8 @@ impl Application {
             data,
             api_listener,
             api_addr,
+            ws_listener,
+            ws_addr,
             _embedded,
         } = self;
         let shutdown = data.shutdown.clone();
@@ -155,6 +189,30 @@ impl Application {
             }
             .instrument(tracing::info_span!("api_server")),
         );
+
+        let mut origins = data.config.dashboard_origins.clone();
+        for host in ["127.0.0.1", "localhost"] {
+            origins.push(format!("http://{host}:{}", api_addr.port()));
+        }
+        let gw_ctx = GatewayContext {
+            db: data.db.clone(),
+            auth_secret: data
+                .config
+                .auth_secret
+                .as_ref()
+                .map(|s| s.expose().to_string()),
+            owners: data.config.owner_ids.clone(),
+            origins,
+            config: data.config.gateway.clone(),
+        };
+        tracing::info!(%ws_addr, redis = data.config.redis_url.is_some(), "WebSocket gateway listening");
+        data.tasks.spawn(gateway::server::serve(
+            ws_listener,
+            data.ws.clone(),
+            gw_ctx,
+            shutdown.clone(),
+            data.tasks.clone(),
+        ));
 
         match data.config.discord_token.clone() {
             Some(token) => {

@@ -1405,24 +1405,35 @@ async fn find_counterparts(
 ) -> anyhow::Result<HashMap<String, Document>> {
     let filter = if spec.unique_key.is_empty() {
         doc! { "_id": { "$in": docs.iter().filter_map(|d| d.get("_id").cloned()).collect::<Vec<_>>() } }
-    } else if spec.unique_key.len() == 1 {
-        let k = spec.unique_key[0];
-        doc! { k: { "$in": docs.iter().filter_map(|d| d.get(k).cloned()).collect::<Vec<_>>() } }
     } else {
-        let clauses: Vec<Bson> = docs
-            .iter()
-            .map(|d| {
-                let mut c = Document::new();
-                for k in &spec.unique_key {
-                    c.insert(*k, d.get(*k).cloned().unwrap_or(Bson::Null));
-                }
-                Bson::Document(c)
-            })
-            .collect();
-        doc! { "$or": clauses }
+        key_superset(spec, docs)
     };
+    let wanted: HashSet<String> = docs.iter().map(|d| key_of(spec, d)).collect();
     let found: Vec<Document> = target.find(filter).await?.try_collect().await?;
-    Ok(found.into_iter().map(|d| (key_of(spec, &d), d)).collect())
+    Ok(found
+        .into_iter()
+        .map(|d| (key_of(spec, &d), d))
+        .filter(|(k, _)| wanted.contains(k))
+        .collect())
+}
+
+/// A query for the target documents whose unique key could equal one of `docs`': `$in` on
+/// each key field (index bounds on the unique index), a superset filtered exactly by the
+/// caller. One clause per document (`$or`) would make the server scan instead.
+fn key_superset(spec: &CollectionSpec, docs: &[Document]) -> Document {
+    let mut filter = Document::new();
+    for k in &spec.unique_key {
+        let mut values: Vec<Bson> = Vec::new();
+        let mut seen = HashSet::new();
+        for d in docs {
+            let v = d.get(*k).cloned().unwrap_or(Bson::Null);
+            if seen.insert(v.to_string()) {
+                values.push(v);
+            }
+        }
+        filter.insert(*k, doc! { "$in": values });
+    }
+    filter
 }
 
 /// Which of `docs` already exist in `target`: by unique key, and by `_id`.
@@ -1431,40 +1442,40 @@ pub(crate) async fn existing_in(
     spec: &CollectionSpec,
     docs: &[Document],
 ) -> anyhow::Result<Existing> {
-    let ids: Vec<Bson> = docs.iter().filter_map(|d| d.get("_id").cloned()).collect();
-    let filter = if spec.unique_key.is_empty() {
-        doc! { "_id": { "$in": ids } }
-    } else if spec.unique_key.len() == 1 {
-        let k = spec.unique_key[0];
-        let values: Vec<Bson> = docs.iter().filter_map(|d| d.get(k).cloned()).collect();
-        doc! { "$or": [ { "_id": { "$in": ids } }, { k: { "$in": values } } ] }
-    } else {
-        let mut clauses: Vec<Bson> = vec![Bson::Document(doc! { "_id": { "$in": ids } })];
-        for d in docs {
-            let mut c = Document::new();
-            for k in &spec.unique_key {
-                c.insert(*k, d.get(*k).cloned().unwrap_or(Bson::Null));
-            }
-            clauses.push(Bson::Document(c));
-        }
-        doc! { "$or": clauses }
-    };
+    let coll = target.collection::<Document>(spec.name);
     let mut projection = doc! { "_id": 1 };
     for k in &spec.unique_key {
         projection.insert(*k, 1);
     }
-    let found: Vec<Document> = target
-        .collection::<Document>(spec.name)
-        .find(filter)
-        .projection(projection)
+    let ids: Vec<Bson> = docs.iter().filter_map(|d| d.get("_id").cloned()).collect();
+    let mut found: Vec<Document> = coll
+        .find(doc! { "_id": { "$in": ids } })
+        .projection(projection.clone())
         .await?
         .try_collect()
         .await?;
+    if !spec.unique_key.is_empty() {
+        let wanted: HashSet<String> = docs.iter().map(|d| key_of(spec, d)).collect();
+        let by_key: Vec<Document> = coll
+            .find(key_superset(spec, docs))
+            .projection(projection)
+            .await?
+            .try_collect()
+            .await?;
+        found.extend(
+            by_key
+                .into_iter()
+                .filter(|d| wanted.contains(&key_of(spec, d))),
+        );
+    }
     let mut out = Existing::default();
     for f in found {
         let id = f.get("_id").cloned().unwrap_or(Bson::Null);
         out.by_id.insert(id.to_string());
-        out.by_key.insert(key_of(spec, &f), id);
+        let key = key_of(spec, &f);
+        if spec.unique_key.is_empty() || !out.by_key.contains_key(&key) {
+            out.by_key.insert(key, id);
+        }
     }
     Ok(out)
 }

@@ -18,6 +18,8 @@ use mongodb::{Client, Database};
 pub const TEST_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 /// Another key, for mismatch tests.
 pub const OTHER_KEY: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+/// The `AUTH_SECRET` of test apps.
+pub const AUTH_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 /// The owner id configured in test apps.
 pub const OWNER_ID: &str = "100000000000000001";
 
@@ -83,10 +85,7 @@ pub fn test_env(db_name: &str) -> HashMap<String, String> {
         ("WS_PORT".to_string(), "0".to_string()),
         ("ENCRYPTION_KEY".to_string(), TEST_KEY.to_string()),
         ("OWNER_IDS".to_string(), OWNER_ID.to_string()),
-        (
-            "AUTH_SECRET".to_string(),
-            "test-secret-test-secret-test-secret-0123".to_string(),
-        ),
+        ("AUTH_SECRET".to_string(), AUTH_SECRET.to_string()),
     ])
 }
 
@@ -94,6 +93,8 @@ pub fn test_env(db_name: &str) -> HashMap<String, String> {
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub address: String,
+    /// `ws://127.0.0.1:PORT` of the gateway.
+    pub ws_address: String,
     /// The bot's shared context.
     pub data: Data,
     /// The bot's database.
@@ -137,10 +138,12 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut HashMap<String, String>)) -
         .await
         .expect("the bot starts");
     let address = format!("http://{}", app.api_addr());
+    let ws_address = format!("ws://{}", app.ws_addr());
     let data = app.data().clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
+        ws_address,
         db: data.db.clone(),
         data,
         http: reqwest::Client::new(),

@@ -1,0 +1,165 @@
+//! Session tokens: JWTs signed with `AUTH_SECRET` (HS256) carrying the Discord user id and
+//! an expiry. The dashboard, the WebSocket gateway and the HTTP API accept them;
+//! `heimdall token --user ID` mints one.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::context::Data;
+use crate::error::{AppError, UserError, UserErrorKind};
+
+/// What a session token says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The Discord user id.
+    pub sub: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// Issued at, seconds since the epoch.
+    pub iat: u64,
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// The token's time is over.
+    #[error("the session token has expired; get a new one")]
+    Expired,
+    /// Bad signature, bad format, or no user id.
+    #[error("the session token is not valid: {0}")]
+    Invalid(String),
+    /// No `AUTH_SECRET` is configured.
+    #[error("AUTH_SECRET is not set, so no session token can be checked; set it (at least 32 characters)")]
+    NoSecret,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Mints a token for `user` valid for `ttl`.
+pub fn mint(secret: &str, user: u64, ttl: Duration) -> String {
+    let iat = now();
+    let claims = Claims {
+        sub: user.to_string(),
+        iat,
+        exp: iat + ttl.as_secs(),
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("HS256 encoding of plain claims cannot fail")
+}
+
+/// Checks a token's signature and expiry (no leeway).
+pub fn verify(secret: Option<&str>, token: &str) -> Result<Claims, TokenError> {
+    let secret = secret.ok_or(TokenError::NoSecret)?;
+    let mut v = Validation::new(Algorithm::HS256);
+    v.leeway = 0;
+    v.set_required_spec_claims(&["exp", "sub"]);
+    let data =
+        jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret.as_bytes()), &v)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                other => TokenError::Invalid(format!("{other:?}")),
+            })?;
+    if data.claims.sub.parse::<u64>().is_err() {
+        return Err(TokenError::Invalid(
+            "the subject is not a Discord user id".into(),
+        ));
+    }
+    Ok(data.claims)
+}
+
+/// Parses a duration like `90s`, `30m`, `1h`, `7d`.
+pub fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration; use e.g. 30m, 1h, 7d"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("{s:?} is not a duration; use e.g. 30m, 1h, 7d")),
+    };
+    if secs == 0 {
+        return Err("the duration must be positive".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// The caller of an API request, from its `Authorization: Bearer <token>` header.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    /// Discord user id.
+    pub id: u64,
+    /// Whether the user is one of the bot's owners.
+    pub owner: bool,
+}
+
+impl AuthUser {
+    /// Refuses anyone but an owner.
+    pub fn require_owner(&self) -> Result<(), AppError> {
+        if self.owner {
+            Ok(())
+        } else {
+            Err(UserError::new(
+                UserErrorKind::Forbidden,
+                "owner_only",
+                "only the bot's owners may do this",
+            )
+            .into())
+        }
+    }
+}
+
+impl FromRequestParts<Data> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, data: &Data) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                UserError::new(
+                    UserErrorKind::Unauthorized,
+                    "unauthenticated",
+                    "send `Authorization: Bearer <session token>`; `heimdall token --user ID` mints one",
+                )
+            })?;
+        let claims = verify(
+            data.config.auth_secret.as_ref().map(|s| s.expose()),
+            header.trim(),
+        )
+        .map_err(|e| {
+            UserError::new(
+                UserErrorKind::Unauthorized,
+                if e == TokenError::Expired {
+                    "token_expired"
+                } else {
+                    "invalid_token"
+                },
+                e.to_string(),
+            )
+        })?;
+        let id: u64 = claims.sub.parse().unwrap_or(0);
+        Ok(Self {
+            id,
+            owner: data.config.is_owner(id),
+        })
+    }
+}

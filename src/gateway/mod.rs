@@ -1,0 +1,403 @@
+//! The WebSocket gateway: live events for dashboard clients.
+//!
+//! [`WebSocketManager`] is the hub plugins publish through (`broadcast_to_guild`,
+//! `broadcast_to_owners`). Every stream (a guild room, the owner stream) numbers its events
+//! and keeps the last [`GatewayConfig::replay`] of them, so a client that reconnects with its
+//! last `seq` gets exactly what it missed. Each message is serialised once; every client has
+//! a bounded queue, and a client whose queue is full is dropped (close code 4009) instead of
+//! slowing the others. No lock is held across an await.
+//!
+//! With `REDIS_URL` set, publishes go through Redis: a Lua script numbers and publishes each
+//! event atomically, so every process sees every stream in the same order with the same
+//! sequence numbers. The protocol is in `docs/websocket.md`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_util::sync::CancellationToken;
+
+pub mod server;
+
+/// Tunables of the gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// How often the server pings; a client silent for two intervals is closed.
+    pub heartbeat: Duration,
+    /// How long a new socket may take to authenticate.
+    pub auth_timeout: Duration,
+    /// Largest inbound frame (bytes).
+    pub max_frame: usize,
+    /// Most guild rooms per client.
+    pub max_rooms: usize,
+    /// Most subscribe/unsubscribe messages per second.
+    pub subscribe_rate: usize,
+    /// Messages queued per client before it counts as slow.
+    pub queue: usize,
+    /// Events kept per stream for resume.
+    pub replay: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(20),
+            auth_timeout: Duration::from_secs(5),
+            max_frame: 4096,
+            max_rooms: 10,
+            subscribe_rate: 5,
+            queue: 256,
+            replay: 1000,
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Defaults, with `HEIMDALL_WS_HEARTBEAT_MS`, `HEIMDALL_WS_AUTH_TIMEOUT_MS` and
+    /// `HEIMDALL_WS_QUEUE` applied when set (in `vars`, the configuration's environment).
+    pub fn from_vars(vars: &std::collections::HashMap<String, String>) -> Self {
+        let mut c = Self::default();
+        let num = |k: &str| vars.get(k).and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(ms) = num("HEIMDALL_WS_HEARTBEAT_MS") {
+            c.heartbeat = Duration::from_millis(ms.max(10));
+        }
+        if let Some(ms) = num("HEIMDALL_WS_AUTH_TIMEOUT_MS") {
+            c.auth_timeout = Duration::from_millis(ms.max(10));
+        }
+        if let Some(q) = num("HEIMDALL_WS_QUEUE") {
+            c.queue = q.max(1) as usize;
+        }
+        c
+    }
+}
+
+/// A numbered stream of events.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StreamKey {
+    /// Owner-only events (migration progress).
+    Owner,
+    /// One guild's room.
+    Guild(String),
+}
+
+impl StreamKey {
+    fn wire(&self) -> String {
+        match self {
+            Self::Owner => "owner".into(),
+            Self::Guild(g) => format!("guild:{g}"),
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        if s == "owner" {
+            Some(Self::Owner)
+        } else {
+            s.strip_prefix("guild:").map(|g| Self::Guild(g.to_string()))
+        }
+    }
+}
+
+/// A connected client's mailbox.
+#[derive(Clone)]
+pub(crate) struct ClientHandle {
+    pub tx: mpsc::Sender<Utf8Bytes>,
+    /// Cancelled when the client is too slow.
+    pub slow: CancellationToken,
+}
+
+#[derive(Default)]
+struct Stream {
+    seq: u64,
+    buffer: VecDeque<(u64, Utf8Bytes)>,
+    subs: HashMap<u64, ClientHandle>,
+}
+
+/// What a (re)subscription returns: events to replay, or that they are gone.
+#[derive(Debug)]
+pub enum Replay {
+    /// The missed events, in order (possibly none).
+    Events(Vec<Utf8Bytes>),
+    /// The client's `lastSeq` is older than the buffer: refetch state over HTTP.
+    Gap {
+        /// Oldest seq still buffered.
+        oldest: u64,
+        /// Latest seq of the stream.
+        latest: u64,
+    },
+}
+
+pub(crate) struct Hub {
+    streams: Mutex<HashMap<StreamKey, Stream>>,
+    replay: usize,
+    next_client: AtomicU64,
+    redis: Option<mpsc::UnboundedSender<String>>,
+    /// Events delivered (all streams), for metrics and tests.
+    delivered: AtomicU64,
+}
+
+/// The gateway's publishing side, shared with plugins through the context. Cheap to clone.
+/// A disabled manager (no gateway running) accepts every call and does nothing.
+#[derive(Clone, Default)]
+pub struct WebSocketManager {
+    hub: Option<Arc<Hub>>,
+}
+
+impl std::fmt::Debug for WebSocketManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocketManager")
+            .field("enabled", &self.hub.is_some())
+            .finish()
+    }
+}
+
+fn now_ms() -> i64 {
+    mongodb::bson::DateTime::now().timestamp_millis()
+}
+
+impl WebSocketManager {
+    /// A manager that drops everything (the gateway is off).
+    pub fn disabled() -> Self {
+        Self { hub: None }
+    }
+
+    /// An in-process hub.
+    pub fn new(config: &GatewayConfig) -> Self {
+        Self {
+            hub: Some(Arc::new(Hub {
+                streams: Mutex::new(HashMap::new()),
+                replay: config.replay,
+                next_client: AtomicU64::new(1),
+                redis: None,
+                delivered: AtomicU64::new(0),
+            })),
+        }
+    }
+
+    /// A hub that publishes through Redis at `url` (channel and counters under `namespace`).
+    /// Its tasks stop when `shutdown` is cancelled.
+    pub async fn with_redis(
+        config: &GatewayConfig,
+        url: &str,
+        namespace: &str,
+        tasks: &tokio_util::task::TaskTracker,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        use futures::StreamExt;
+        let client = redis::Client::open(url)
+            .with_context(|| format!("REDIS_URL {url:?} is not a Redis URL"))?;
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .with_context(|| format!("cannot reach Redis at {}", crate::config::redact_uri(url)))?;
+        let mut pubsub = client
+            .get_async_pubsub()
+            .await
+            .context("opening the Redis subscription")?;
+        let channel = format!("heimdall:{namespace}:ws");
+        pubsub
+            .subscribe(&channel)
+            .await
+            .context("subscribing to the gateway channel")?;
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let me = Self {
+            hub: Some(Arc::new(Hub {
+                streams: Mutex::new(HashMap::new()),
+                replay: config.replay,
+                next_client: AtomicU64::new(1),
+                redis: Some(tx),
+                delivered: AtomicU64::new(0),
+            })),
+        };
+        // Publisher: numbers and publishes atomically, in this process's order.
+        let script = redis::Script::new(
+            "local seq = redis.call('INCR', KEYS[1]) redis.call('PUBLISH', KEYS[2], seq .. '|' .. ARGV[1]) return seq",
+        );
+        let ns = namespace.to_string();
+        let stop = shutdown.clone();
+        let chan = channel.clone();
+        tasks.spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    m = rx.recv() => match m { Some(m) => m, None => return },
+                };
+                let stream = serde_json::from_str::<Value>(&msg)
+                    .ok()
+                    .and_then(|v| v.get("stream").and_then(Value::as_str).map(String::from))
+                    .unwrap_or_default();
+                let key = format!("heimdall:{ns}:ws:seq:{stream}");
+                let r: redis::RedisResult<i64> = script
+                    .key(&key)
+                    .key(&chan)
+                    .arg(&msg)
+                    .invoke_async(&mut conn)
+                    .await;
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "publishing a gateway event to Redis failed");
+                }
+            }
+        });
+        // Subscriber: delivers every process's events locally, in Redis order.
+        let hub = me.clone();
+        tasks.spawn(async move {
+            let mut messages = pubsub.into_on_message();
+            loop {
+                let m = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    m = messages.next() => match m { Some(m) => m, None => { tracing::error!("the Redis subscription ended"); return } },
+                };
+                let Ok(payload) = m.get_payload::<String>() else { continue };
+                let Some((seq, json)) = payload.split_once('|') else { continue };
+                let (Ok(seq), Ok(mut v)) = (seq.parse::<u64>(), serde_json::from_str::<Value>(json)) else { continue };
+                let Some(stream) = v.get("stream").and_then(Value::as_str).and_then(StreamKey::parse) else { continue };
+                if let Some(obj) = v.as_object_mut() {
+                    obj.remove("stream");
+                    obj.insert("seq".into(), seq.into());
+                }
+                hub.deliver(&stream, Some(seq), v);
+            }
+        });
+        Ok(me)
+    }
+
+    /// Whether a gateway is running.
+    pub fn enabled(&self) -> bool {
+        self.hub.is_some()
+    }
+
+    /// Sends `event` to every client subscribed to `guild`'s room.
+    pub fn broadcast_to_guild(&self, guild: &str, event: &str, data: Value) {
+        self.publish(
+            StreamKey::Guild(guild.to_string()),
+            event,
+            Some(guild),
+            data,
+        );
+    }
+
+    /// Sends `event` to every connected owner.
+    pub fn broadcast_to_owners(&self, event: &str, data: Value) {
+        self.publish(StreamKey::Owner, event, None, data);
+    }
+
+    /// Events delivered to streams so far (all streams).
+    pub fn delivered(&self) -> u64 {
+        self.hub
+            .as_ref()
+            .map_or(0, |h| h.delivered.load(Ordering::Relaxed))
+    }
+
+    fn publish(&self, stream: StreamKey, event: &str, guild: Option<&str>, data: Value) {
+        let Some(hub) = &self.hub else { return };
+        let mut v = serde_json::json!({ "event": event, "data": data, "timestamp": now_ms() });
+        if let Some(g) = guild {
+            v["guildId"] = Value::String(g.to_string());
+        }
+        match &hub.redis {
+            Some(tx) => {
+                v["stream"] = Value::String(stream.wire());
+                let _ = tx.send(v.to_string());
+            }
+            None => self.deliver(&stream, None, v),
+        }
+    }
+
+    /// Numbers (unless numbered by Redis), serialises once, buffers and fans out.
+    fn deliver(&self, stream: &StreamKey, seq: Option<u64>, mut envelope: Value) {
+        let Some(hub) = &self.hub else { return };
+        let mut streams = hub.streams.lock().expect("gateway lock");
+        let st = streams.entry(stream.clone()).or_default();
+        let seq = seq.unwrap_or(st.seq + 1);
+        if seq <= st.seq {
+            return; // already delivered
+        }
+        st.seq = seq;
+        envelope["seq"] = seq.into();
+        let frame = Utf8Bytes::from(envelope.to_string());
+        st.buffer.push_back((seq, frame.clone()));
+        while st.buffer.len() > hub.replay {
+            st.buffer.pop_front();
+        }
+        st.subs.retain(|_, c| match c.tx.try_send(frame.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                c.slow.cancel();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
+        hub.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn next_client_id(&self) -> u64 {
+        self.hub
+            .as_ref()
+            .map_or(0, |h| h.next_client.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Registers a client on a stream; returns what it missed after `last_seq`, and the
+    /// stream's latest seq.
+    pub(crate) fn subscribe(
+        &self,
+        stream: StreamKey,
+        client: u64,
+        handle: ClientHandle,
+        last_seq: Option<u64>,
+    ) -> (Replay, u64) {
+        let Some(hub) = &self.hub else {
+            return (Replay::Events(Vec::new()), 0);
+        };
+        let mut streams = hub.streams.lock().expect("gateway lock");
+        let st = streams.entry(stream).or_default();
+        st.subs.insert(client, handle);
+        let latest = st.seq;
+        let replay = match last_seq {
+            None => Replay::Events(Vec::new()),
+            Some(last) if last >= latest => Replay::Events(Vec::new()),
+            Some(last) => {
+                let oldest = st.buffer.front().map_or(latest + 1, |(s, _)| *s);
+                if last + 1 < oldest {
+                    Replay::Gap { oldest, latest }
+                } else {
+                    Replay::Events(
+                        st.buffer
+                            .iter()
+                            .filter(|(s, _)| *s > last)
+                            .map(|(_, f)| f.clone())
+                            .collect(),
+                    )
+                }
+            }
+        };
+        (replay, latest)
+    }
+
+    /// Removes a client from a stream.
+    pub(crate) fn unsubscribe(&self, stream: &StreamKey, client: u64) {
+        if let Some(hub) = &self.hub {
+            if let Some(st) = hub.streams.lock().expect("gateway lock").get_mut(stream) {
+                st.subs.remove(&client);
+            }
+        }
+    }
+}
+
+/// Forwards migration progress to owners as `migration:*` events.
+pub struct OwnerSink(pub WebSocketManager);
+
+impl crate::migration::ProgressSink for OwnerSink {
+    fn emit(&self, e: &crate::migration::ProgressEvent) {
+        self.0
+            .broadcast_to_owners(e.kind().name(), serde_json::to_value(e).unwrap_or_default());
+    }
+}
+
+/// Sends a guild event if a gateway runs (a no-op otherwise).
+pub fn broadcast(data: &crate::context::Data, guild: &str, event: &str, payload: Value) {
+    data.ws.broadcast_to_guild(guild, event, payload);
+}

@@ -1,0 +1,545 @@
+//! The WebSocket gateway with real clients.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use heimdall::auth;
+use mongodb::bson::{doc, Document};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::helpers::{spawn_app_with, TestApp, AUTH_SECRET, OWNER_ID};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const GUILD_A: &str = "200000000000000001";
+const GUILD_B: &str = "200000000000000002";
+const USER_A: u64 = 500_000_000_000_000_001;
+const USER_B: u64 = 500_000_000_000_000_002;
+
+fn token(user: u64) -> String {
+    auth::mint(AUTH_SECRET, user, Duration::from_secs(3600))
+}
+
+async fn app(extra: &[(&str, &str)]) -> TestApp {
+    let extra: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let app = spawn_app_with(move |env: &mut HashMap<String, String>| {
+        env.insert("HEIMDALL_WS_HEARTBEAT_MS".into(), "300".into());
+        env.insert("HEIMDALL_WS_AUTH_TIMEOUT_MS".into(), "400".into());
+        for (k, v) in extra {
+            env.insert(k, v);
+        }
+    })
+    .await;
+    let perms = app.db.collection::<Document>("dashboard_permissions");
+    perms
+        .insert_one(doc! { "guildId": GUILD_A, "targetType": "user", "targetId": USER_A.to_string(), "permissions": ["view"] })
+        .await
+        .unwrap();
+    perms
+        .insert_one(doc! { "guildId": GUILD_B, "targetType": "user", "targetId": USER_B.to_string(), "permissions": ["view"] })
+        .await
+        .unwrap();
+    app
+}
+
+async fn connect(
+    app: &TestApp,
+    origin: Option<&str>,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let mut req = app.ws_address.as_str().into_client_request().unwrap();
+    if let Some(o) = origin {
+        req.headers_mut().insert("Origin", o.parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(req)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+/// The next JSON event (pings are answered by the library while reading).
+async fn next(ws: &mut Ws) -> Value {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("no message within 5 s")
+        {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+            Some(Ok(Message::Close(f))) => panic!("closed: {f:?}"),
+            Some(Ok(_)) => continue,
+            other => panic!("stream ended: {other:?}"),
+        }
+    }
+}
+
+/// The next event with this name, skipping others.
+async fn next_event(ws: &mut Ws, name: &str) -> Value {
+    loop {
+        let v = next(ws).await;
+        if v["event"] == name {
+            return v;
+        }
+    }
+}
+
+/// Reads until the server closes; returns the close code.
+async fn close_code(ws: &mut Ws) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("not closed within 5 s")
+        {
+            Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            _ => return None,
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+async fn authed(app: &TestApp, user: u64) -> Ws {
+    let mut ws = connect(app, None).await.unwrap();
+    let hello = next(&mut ws).await;
+    assert_eq!(hello["event"], "hello");
+    send(&mut ws, json!({ "type": "auth", "token": token(user) })).await;
+    let a = next_event(&mut ws, "authenticated").await;
+    assert_eq!(a["data"]["userId"], user.to_string());
+    ws
+}
+
+async fn subscribe(ws: &mut Ws, guild: &str, last: Option<u64>) -> Value {
+    let mut m = json!({ "type": "subscribe", "guildId": guild });
+    if let Some(l) = last {
+        m["lastSeq"] = l.into();
+    }
+    send(ws, m).await;
+    loop {
+        let v = next(ws).await;
+        if v["event"] == "subscribed" || v["event"] == "error" {
+            return v;
+        }
+    }
+}
+
+/// Nothing arrives (other than control frames) within `ms`.
+async fn silent(ws: &mut Ws, ms: u64) -> bool {
+    loop {
+        match tokio::time::timeout(Duration::from_millis(ms), ws.next()).await {
+            Err(_) => return true,
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["event"] != "pong" {
+                    return false;
+                }
+            }
+            Ok(Some(Ok(_))) => continue,
+            Ok(_) => return true,
+        }
+    }
+}
+
+#[tokio::test]
+async fn hello_then_auth_with_bad_missing_or_expired_tokens_is_refused() {
+    let app = app(&[]).await;
+    // Bad signature.
+    let mut ws = connect(&app, None).await.unwrap();
+    let hello = next(&mut ws).await;
+    assert_eq!(hello["data"]["maxFrameBytes"], 4096);
+    assert_eq!(hello["data"]["heartbeatInterval"], 300);
+    let forged = auth::mint(
+        "another-secret-another-secret-another",
+        USER_A,
+        Duration::from_secs(60),
+    );
+    send(&mut ws, json!({ "type": "auth", "token": forged })).await;
+    assert_eq!(close_code(&mut ws).await, Some(4003));
+    // First frame not auth.
+    let mut ws = connect(&app, None).await.unwrap();
+    next(&mut ws).await;
+    send(&mut ws, json!({ "type": "subscribe", "guildId": GUILD_A })).await;
+    assert_eq!(close_code(&mut ws).await, Some(4001));
+    // Nothing at all: closed after the auth timeout.
+    let mut ws = connect(&app, None).await.unwrap();
+    next(&mut ws).await;
+    assert_eq!(close_code(&mut ws).await, Some(4001));
+    // Expired before use.
+    let expired = auth::mint(AUTH_SECRET, USER_A, Duration::from_secs(1));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mut ws = connect(&app, None).await.unwrap();
+    next(&mut ws).await;
+    send(&mut ws, json!({ "type": "auth", "token": expired })).await;
+    assert_eq!(close_code(&mut ws).await, Some(4004));
+}
+
+#[tokio::test]
+async fn a_token_that_expires_closes_the_live_socket() {
+    let app = app(&[]).await;
+    let mut ws = connect(&app, None).await.unwrap();
+    next(&mut ws).await;
+    send(
+        &mut ws,
+        json!({ "type": "auth", "token": auth::mint(AUTH_SECRET, USER_A, Duration::from_secs(2)) }),
+    )
+    .await;
+    next_event(&mut ws, "authenticated").await;
+    assert_eq!(close_code(&mut ws).await, Some(4004));
+}
+
+#[tokio::test]
+async fn only_dashboard_origins_may_connect() {
+    let app = app(&[("DASHBOARD_ORIGINS", "https://dash.example.com")]).await;
+    match connect(&app, Some("https://evil.example.com")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 403),
+        other => panic!("a foreign origin was let in: {:?}", other.map(|_| ())),
+    }
+    assert!(connect(&app, Some("https://dash.example.com"))
+        .await
+        .is_ok());
+    // The bot's own dashboard is always allowed.
+    let own = format!(
+        "http://127.0.0.1:{}",
+        app.address.rsplit(':').next().unwrap()
+    );
+    assert!(connect(&app, Some(&own)).await.is_ok());
+}
+
+#[tokio::test]
+async fn guild_rooms_are_isolated_and_need_dashboard_access() {
+    let app = app(&[]).await;
+    let mut a = authed(&app, USER_A).await;
+    let mut b = authed(&app, USER_B).await;
+    assert_eq!(
+        subscribe(&mut a, GUILD_A, None).await["event"],
+        "subscribed"
+    );
+    let denied = subscribe(&mut a, GUILD_B, None).await;
+    assert_eq!(denied["data"]["code"], "forbidden");
+    assert_eq!(
+        subscribe(&mut b, GUILD_B, None).await["event"],
+        "subscribed"
+    );
+
+    app.data
+        .ws
+        .broadcast_to_guild(GUILD_B, "tags:tag_created", json!({ "name": "secret" }));
+    app.data
+        .ws
+        .broadcast_to_guild(GUILD_A, "tags:tag_created", json!({ "name": "hello" }));
+    let got = next_event(&mut a, "tags:tag_created").await;
+    assert_eq!(got["guildId"], GUILD_A);
+    assert_eq!(got["data"]["name"], "hello");
+    assert_eq!(got["seq"], 1);
+    assert!(got["timestamp"].as_i64().unwrap() > 0);
+    assert!(
+        silent(&mut a, 300).await,
+        "A received another guild's event"
+    );
+    let got_b = next_event(&mut b, "tags:tag_created").await;
+    assert_eq!(got_b["guildId"], GUILD_B);
+}
+
+#[tokio::test]
+async fn owner_events_reach_owners_only() {
+    let app = app(&[]).await;
+    let mut owner = authed(&app, OWNER_ID.parse().unwrap()).await;
+    let mut member = authed(&app, USER_A).await;
+    subscribe(&mut member, GUILD_A, None).await;
+    app.data
+        .ws
+        .broadcast_to_owners("migration:step_start", json!({ "step": 1 }));
+    app.data.ws.broadcast_to_guild(GUILD_A, "marker", json!({}));
+    let e = next_event(&mut owner, "migration:step_start").await;
+    assert_eq!(e["data"]["step"], 1);
+    assert!(e.get("guildId").is_none());
+    // The member's next event is the guild marker: the owner event never came.
+    assert_eq!(next(&mut member).await["event"], "marker");
+}
+
+#[tokio::test]
+async fn subscribe_floods_and_room_cap_are_refused() {
+    // A long heartbeat: this test pauses without reading (so without answering pings).
+    let app = app(&[("HEIMDALL_WS_HEARTBEAT_MS", "60000")]).await;
+    let mut ws = authed(&app, OWNER_ID.parse().unwrap()).await;
+    for i in 0..8 {
+        send(
+            &mut ws,
+            json!({ "type": "subscribe", "guildId": format!("3000000000000000{:02}", i) }),
+        )
+        .await;
+    }
+    let mut ok = 0;
+    let mut limited = 0;
+    for _ in 0..8 {
+        let v = next(&mut ws).await;
+        match (v["event"].as_str().unwrap(), v["data"]["code"].as_str()) {
+            ("subscribed", _) => ok += 1,
+            ("error", Some("rate_limited")) => limited += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((ok, limited), (5, 3));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for i in 5..10 {
+        assert_eq!(
+            subscribe(&mut ws, &format!("3000000000000000{:02}", i), None).await["event"],
+            "subscribed"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let over = subscribe(&mut ws, "300000000000000099", None).await;
+    assert_eq!(over["data"]["code"], "room_limit");
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_frames() {
+    let app = app(&[]).await;
+    let mut ws = authed(&app, USER_A).await;
+    ws.send(Message::Text("{not json".into())).await.unwrap();
+    assert_eq!(next(&mut ws).await["data"]["code"], "invalid_json");
+    send(&mut ws, json!({ "type": "dance" })).await;
+    assert_eq!(next(&mut ws).await["data"]["code"], "invalid_message");
+    send(&mut ws, json!({ "type": "ping" })).await;
+    assert_eq!(
+        next(&mut ws).await["event"],
+        "pong",
+        "still alive after bad frames"
+    );
+    ws.send(Message::Text("x".repeat(5000).into()))
+        .await
+        .unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(1009));
+}
+
+#[tokio::test]
+async fn a_silent_client_is_dropped() {
+    let app = app(&[]).await;
+    let mut ws = authed(&app, USER_A).await;
+    // Stop reading (so no pong goes out) for longer than two heartbeats.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(close_code(&mut ws).await, Some(4000));
+}
+
+#[tokio::test]
+async fn a_slow_client_is_dropped_while_a_fast_one_gets_every_event() {
+    let app = app(&[
+        ("HEIMDALL_WS_QUEUE", "64"),
+        ("HEIMDALL_WS_HEARTBEAT_MS", "60000"),
+    ])
+    .await;
+    let mut fast = authed(&app, USER_A).await;
+    let mut slow = authed(&app, USER_A).await;
+    subscribe(&mut fast, GUILD_A, None).await;
+    subscribe(&mut slow, GUILD_A, None).await;
+    let n = 2000u64;
+    let blob = "x".repeat(16 * 1024);
+    let ws = app.data.ws.clone();
+    let publisher = tokio::spawn(async move {
+        for i in 0..n {
+            ws.broadcast_to_guild(GUILD_A, "bulk", json!({ "i": i, "blob": blob }));
+            tokio::task::yield_now().await;
+        }
+    });
+    let mut seqs = Vec::new();
+    while seqs.len() < n as usize {
+        let v = next(&mut fast).await;
+        if v["event"] == "bulk" {
+            seqs.push(v["seq"].as_u64().unwrap());
+        }
+    }
+    publisher.await.unwrap();
+    assert_eq!(
+        seqs,
+        (1..=n).collect::<Vec<_>>(),
+        "the fast client missed or reordered events"
+    );
+    // The slow one was cut off before the end, and can resume.
+    let mut last = 0;
+    let mut code = None;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), slow.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if let Some(s) = v["seq"].as_u64() {
+                    last = s;
+                }
+            }
+            Some(Ok(Message::Close(f))) => {
+                code = f.map(|f| u16::from(f.code));
+                break;
+            }
+            Some(Ok(_)) => {}
+            _ => break,
+        }
+    }
+    assert!(last < n, "the slow client got everything ({last})");
+    if let Some(c) = code {
+        assert_eq!(c, 4009);
+    }
+    let mut again = authed(&app, USER_A).await;
+    let r = subscribe(&mut again, GUILD_A, Some(last)).await;
+    assert_eq!(r["event"], "subscribed");
+    let v = next(&mut again).await;
+    assert!(
+        v["event"] == "resume_gap" || v["seq"].as_u64() == Some(last + 1),
+        "resume after a slow close: {v}"
+    );
+}
+
+#[tokio::test]
+async fn resume_replays_exactly_the_missed_events() {
+    let app = app(&[]).await;
+    let ws = app.data.ws.clone();
+    let mut c = authed(&app, USER_A).await;
+    subscribe(&mut c, GUILD_A, None).await;
+    for i in 1..=3 {
+        ws.broadcast_to_guild(GUILD_A, "e", json!({ "i": i }));
+    }
+    for i in 1..=3 {
+        assert_eq!(next_event(&mut c, "e").await["seq"], i);
+    }
+    drop(c);
+    for i in 4..=8 {
+        ws.broadcast_to_guild(GUILD_A, "e", json!({ "i": i }));
+    }
+    let mut c = authed(&app, USER_A).await;
+    let sub = subscribe(&mut c, GUILD_A, Some(3)).await;
+    assert_eq!(sub["data"]["seq"], 8);
+    for i in 4..=8 {
+        let v = next(&mut c).await;
+        assert_eq!(
+            (v["seq"].as_u64(), v["data"]["i"].as_u64()),
+            (Some(i), Some(i))
+        );
+    }
+    ws.broadcast_to_guild(GUILD_A, "e", json!({ "i": 9 }));
+    assert_eq!(
+        next(&mut c).await["seq"],
+        9,
+        "live events follow the replay"
+    );
+
+    // Owner stream: resume through ownerSeq in the auth message.
+    let owner: u64 = OWNER_ID.parse().unwrap();
+    for i in 1..=4 {
+        ws.broadcast_to_owners("migration:step_progress", json!({ "i": i }));
+    }
+    let mut o = connect(&app, None).await.unwrap();
+    next(&mut o).await;
+    send(
+        &mut o,
+        json!({ "type": "auth", "token": token(owner), "ownerSeq": 2 }),
+    )
+    .await;
+    next_event(&mut o, "authenticated").await;
+    assert_eq!(next(&mut o).await["seq"], 3);
+    assert_eq!(next(&mut o).await["seq"], 4);
+
+    // Too far behind: told to refetch.
+    for i in 0..1100 {
+        ws.broadcast_to_guild(GUILD_B, "e", json!({ "i": i }));
+    }
+    let mut late = authed(&app, USER_B).await;
+    subscribe(&mut late, GUILD_B, Some(5)).await;
+    let gap = next(&mut late).await;
+    assert_eq!(gap["event"], "resume_gap");
+    assert_eq!(gap["data"]["latestSeq"], 1100);
+    assert_eq!(gap["data"]["oldestSeq"], 101);
+}
+
+/// A redis-server of this test on a free port.
+struct Redis(std::process::Child, u16);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_redis() -> Redis {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server is installed (scripts/install-deps.sh installs it)");
+    let redis = Redis(child, port);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return redis;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("redis-server did not start");
+}
+
+#[tokio::test]
+async fn two_processes_share_events_through_redis_in_order() {
+    let redis = start_redis();
+    let url = format!("redis://127.0.0.1:{}", redis.1);
+    let db = crate::helpers::unique_db_name("redis");
+    let one = app(&[("REDIS_URL", &url), ("MONGODB_DB", &db)]).await;
+    let two = spawn_app_with(|env| {
+        env.insert("REDIS_URL".into(), url.clone());
+        env.insert("MONGODB_DB".into(), db.clone());
+    })
+    .await;
+    let mut c = authed(&one, USER_A).await;
+    subscribe(&mut c, GUILD_A, None).await;
+    let mut o = authed(&one, OWNER_ID.parse().unwrap()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Both processes publish to one stream, interleaved.
+    for i in 0..100 {
+        one.data
+            .ws
+            .broadcast_to_guild(GUILD_A, "e", json!({ "from": 1, "i": i }));
+        two.data
+            .ws
+            .broadcast_to_guild(GUILD_A, "e", json!({ "from": 2, "i": i }));
+    }
+    two.data
+        .ws
+        .broadcast_to_owners("migration:complete", json!({ "ok": true }));
+    let mut seqs = Vec::new();
+    let mut last_i = HashMap::new();
+    while seqs.len() < 200 {
+        let v = next_event(&mut c, "e").await;
+        seqs.push(v["seq"].as_u64().unwrap());
+        let from = v["data"]["from"].as_u64().unwrap();
+        let i = v["data"]["i"].as_i64().unwrap();
+        let prev = last_i.insert(from, i).unwrap_or(-1);
+        assert_eq!(i, prev + 1, "events of process {from} out of order");
+    }
+    assert_eq!(
+        seqs,
+        (1..=200).collect::<Vec<_>>(),
+        "seq numbers are one sequence across processes"
+    );
+    let e = next_event(&mut o, "migration:complete").await;
+    assert_eq!(e["data"]["ok"], true);
+}
