@@ -47,6 +47,6 @@ pub fn all() -> Vec<Arc<dyn Plugin>> {
         Arc::new(tickets::TicketsPlugin),
         Arc::new(vc_transcription::VcTranscriptionPlugin),
         Arc::new(welcome::WelcomePlugin),
-        Arc::new(dev::DevPlugin),
+        Arc::new(dev::DevPlugin::default()),
     ]
 }

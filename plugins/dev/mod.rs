@@ -1,9 +1,17 @@
 //! Dev: owner-only tools, above all migration (Legacy Import and Instance Clone).
 
+use std::sync::Arc;
+
+use crate::context::Data;
 use crate::plugin::{CollectionSpec, Plugin};
 
+pub mod api;
+
 /// The dev plugin.
-pub struct DevPlugin;
+#[derive(Default)]
+pub struct DevPlugin {
+    state: Arc<api::DevState>,
+}
 
 /// The collection holding migration run records.
 pub const MIGRATION_RUNS: &str = crate::migration::runs::RUNS;
@@ -21,5 +29,8 @@ impl Plugin for DevPlugin {
             CollectionSpec::new(MIGRATION_RUNS, "MigrationRun").internal(),
             CollectionSpec::new(crate::migration::runs::LOCKS, "MigrationLock").internal(),
         ]
+    }
+    fn routes(&self) -> axum::Router<Data> {
+        api::routes(self.state.clone())
     }
 }

@@ -30,7 +30,9 @@ use super::runs::{
     StepResult, Verification,
 };
 use super::source::{self, Source};
-use super::{EventKind, MigrationMode, ProgressEvent, ProgressSink, RecordError, Throttle};
+use super::{
+    Begun, EventKind, MigrationMode, PendingRun, ProgressEvent, ProgressSink, RecordError, Throttle,
+};
 use crate::config::redact_uri;
 use crate::crypto::{Crypto, DecryptError};
 use crate::error::{UserError, UserErrorKind};
@@ -393,11 +395,25 @@ pub async fn start(
     sink: Arc<dyn ProgressSink>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Outcome> {
+    Ok(match begin(env, opts, sink, cancel).await? {
+        Begun::Plan(p) => Outcome::Plan(p),
+        Begun::Run(r) => Outcome::Run(Box::new(r.run().await?)),
+    })
+}
+
+/// Pre-flight, then either the plan (dry run) or a run holding the lease with its record
+/// written, ready to execute.
+pub async fn begin(
+    env: &MigrationEnv,
+    opts: CloneOptions,
+    sink: Arc<dyn ProgressSink>,
+    cancel: CancellationToken,
+) -> anyhow::Result<Begun<Plan>> {
     let prepared = preflight(env, &opts).await?;
     let run_id = new_run_id();
     if opts.dry_run {
         let engine = Engine::new(env, &opts, prepared.source, sink, cancel, run_id, false);
-        return Ok(Outcome::Plan(engine.plan(prepared.warnings).await?));
+        return Ok(Begun::Plan(engine.plan(prepared.warnings).await?));
     }
     let store = RunStore::new(&env.target);
     let lease = store.acquire(&run_id, env.lease_ttl).await?;
@@ -428,18 +444,29 @@ pub async fn start(
         let _ = lease.release().await;
         return Err(e);
     }
-    let engine = Engine::new(env, &opts, prepared.source, sink, cancel, run_id, true);
-    Ok(Outcome::Run(Box::new(engine.execute(record, lease).await?)))
+    let engine = Engine::new(
+        env,
+        &opts,
+        prepared.source,
+        sink,
+        cancel,
+        run_id.clone(),
+        true,
+    );
+    Ok(Begun::Run(PendingRun::new(
+        run_id,
+        Box::pin(engine.execute(record, lease)),
+    )))
 }
 
-/// Continues a cancelled, failed or crashed run from its checkpoints.
-pub async fn resume(
+/// Checks a clone run can continue, takes its lease; the returned run continues it.
+pub async fn begin_resume(
     env: &MigrationEnv,
     run_id: &str,
     source_uri: Option<String>,
     sink: Arc<dyn ProgressSink>,
     cancel: CancellationToken,
-) -> anyhow::Result<RunRecord> {
+) -> anyhow::Result<PendingRun> {
     let store = RunStore::new(&env.target);
     let mut record = store.require(run_id).await?;
     if record.mode != MigrationMode::Clone {
@@ -496,7 +523,24 @@ pub async fn resume(
         run_id.to_string(),
         true,
     );
-    engine.execute(record, lease).await
+    Ok(PendingRun::new(
+        run_id.to_string(),
+        Box::pin(engine.execute(record, lease)),
+    ))
+}
+
+/// Continues a cancelled, failed or crashed clone run from its checkpoints.
+pub async fn resume(
+    env: &MigrationEnv,
+    run_id: &str,
+    source_uri: Option<String>,
+    sink: Arc<dyn ProgressSink>,
+    cancel: CancellationToken,
+) -> anyhow::Result<RunRecord> {
+    begin_resume(env, run_id, source_uri, sink, cancel)
+        .await?
+        .run()
+        .await
 }
 
 /// The empty per-step results of a new run.

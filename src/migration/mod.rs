@@ -196,6 +196,36 @@ pub fn id_text(doc: &Document) -> String {
     }
 }
 
+/// A run that passed pre-flight, holds the lease and has its record: it only needs running.
+pub struct PendingRun {
+    /// The run id.
+    pub id: String,
+    fut: futures::future::BoxFuture<'static, anyhow::Result<runs::RunRecord>>,
+}
+
+impl PendingRun {
+    /// Wraps the engine's future.
+    pub fn new(
+        id: String,
+        fut: futures::future::BoxFuture<'static, anyhow::Result<runs::RunRecord>>,
+    ) -> Self {
+        Self { id, fut }
+    }
+
+    /// Runs to the end (completed, cancelled or failed) and returns the final record.
+    pub async fn run(self) -> anyhow::Result<runs::RunRecord> {
+        self.fut.await
+    }
+}
+
+/// What beginning a migration gives: a dry run's plan, or a run to execute.
+pub enum Begun<P> {
+    /// `dryRun`: nothing was written.
+    Plan(P),
+    /// A run ready to execute.
+    Run(PendingRun),
+}
+
 /// Continues a cancelled, failed or crashed run of either mode from its checkpoints.
 /// `source_uri` overrides the stored (encrypted) source connection string.
 pub async fn resume(
@@ -205,10 +235,24 @@ pub async fn resume(
     sink: Arc<dyn ProgressSink>,
     cancel: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<runs::RunRecord> {
+    begin_resume(env, run_id, source_uri, sink, cancel)
+        .await?
+        .run()
+        .await
+}
+
+/// Checks a run can be resumed and takes its lease; running it is the caller's.
+pub async fn begin_resume(
+    env: &clone::MigrationEnv,
+    run_id: &str,
+    source_uri: Option<String>,
+    sink: Arc<dyn ProgressSink>,
+    cancel: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<PendingRun> {
     use crate::error::{UserError, UserErrorKind};
     let record = runs::RunStore::new(&env.target).require(run_id).await?;
     match record.mode {
-        MigrationMode::Clone => clone::resume(env, run_id, source_uri, sink, cancel).await,
+        MigrationMode::Clone => clone::begin_resume(env, run_id, source_uri, sink, cancel).await,
         MigrationMode::Legacy => {
             if record.status == runs::RunStatus::Completed {
                 return Err(UserError::new(
@@ -231,7 +275,7 @@ pub async fn resume(
                     .into())
                 }
             };
-            legacy::engine::resume(env, record, uri, sink, cancel).await
+            legacy::engine::begin_resume(env, record, uri, sink, cancel).await
         }
     }
 }

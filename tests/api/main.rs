@@ -7,6 +7,7 @@ mod catalog;
 mod clone;
 mod config;
 mod crypto;
+mod dev_api;
 mod gateway;
 mod health;
 mod legacy;

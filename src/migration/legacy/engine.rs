@@ -20,7 +20,7 @@ use crate::migration::clone::{
 use crate::migration::runs::{CollectionResult, Lease, RunRecord, RunStatus, RunStore, StepResult};
 use crate::migration::source::{self, Source};
 use crate::migration::{
-    EventKind, MigrationMode, ProgressEvent, ProgressSink, RecordError, Throttle,
+    Begun, EventKind, MigrationMode, PendingRun, ProgressEvent, ProgressSink, RecordError, Throttle,
 };
 use crate::plugin::{CollectionSpec, Registry};
 
@@ -217,11 +217,24 @@ pub async fn start(
     sink: Arc<dyn ProgressSink>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Outcome> {
+    Ok(match begin(env, opts, sink, cancel).await? {
+        Begun::Plan(p) => Outcome::Plan(p),
+        Begun::Run(r) => Outcome::Run(Box::new(r.run().await?)),
+    })
+}
+
+/// Pre-flight, then the plan (dry run) or a run ready to execute.
+pub async fn begin(
+    env: &MigrationEnv,
+    opts: LegacyOptions,
+    sink: Arc<dyn ProgressSink>,
+    cancel: CancellationToken,
+) -> anyhow::Result<Begun<LegacyPlan>> {
     let src = preflight(env, &opts).await?;
     let run_id = new_run_id();
     let engine = Engine::new(env, &opts, src, sink, cancel, run_id.clone());
     if opts.dry_run {
-        return Ok(Outcome::Plan(engine.plan().await?));
+        return Ok(Begun::Plan(engine.plan().await?));
     }
     let store = RunStore::new(&env.target);
     let lease = store.acquire(&run_id, env.lease_ttl).await?;
@@ -254,17 +267,21 @@ pub async fn start(
         let _ = lease.release().await;
         return Err(e);
     }
-    Ok(Outcome::Run(Box::new(engine.execute(record, lease).await?)))
+    let id = record.id.clone();
+    Ok(Begun::Run(PendingRun::new(
+        id,
+        Box::pin(engine.execute(record, lease)),
+    )))
 }
 
-/// Continues a cancelled, failed or crashed legacy run.
-pub async fn resume(
+/// Checks a legacy run can continue and takes its lease; the returned run continues it.
+pub async fn begin_resume(
     env: &MigrationEnv,
     mut record: RunRecord,
     source_uri: String,
     sink: Arc<dyn ProgressSink>,
     cancel: CancellationToken,
-) -> anyhow::Result<RunRecord> {
+) -> anyhow::Result<PendingRun> {
     let mut opts = LegacyOptions::new(source_uri, record.started_by.clone());
     opts.source_db = record.options.get_str("sourceDb").ok().map(String::from);
     opts.guild = record.options.get_str("guild").ok().map(String::from);
@@ -282,7 +299,10 @@ pub async fn resume(
         .set(&record.id, doc! { "status": "running", "attempts": record.attempts as i32, "cancelRequested": false, "message": Bson::Null })
         .await?;
     let engine = Engine::new(env, &opts, src, sink, cancel, record.id.clone());
-    engine.execute(record, lease).await
+    Ok(PendingRun::new(
+        record.id.clone(),
+        Box::pin(engine.execute(record, lease)),
+    ))
 }
 
 struct Engine {

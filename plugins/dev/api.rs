@@ -1,0 +1,256 @@
+//! The migration API (owner-only): start, watch, cancel and resume runs over HTTP. Progress
+//! goes to owners over the WebSocket gateway; the run record is the truth anyone (owner) can
+//! read later.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::auth::AuthUser;
+use crate::context::Data;
+use crate::error::{AppError, UserError};
+use crate::gateway::OwnerSink;
+use crate::migration::clone::{self, CloneOptions, MigrationEnv};
+use crate::migration::legacy::engine::{self as legacy, LegacyOptions};
+use crate::migration::runs::RunStore;
+use crate::migration::{Begun, PendingRun, ProgressSink};
+
+/// Runs executing in this process, with their cancel tokens.
+#[derive(Default)]
+pub struct DevState {
+    running: Mutex<HashMap<String, CancellationToken>>,
+}
+
+/// The dev plugin's routes.
+pub fn routes(state: Arc<DevState>) -> Router<Data> {
+    Router::new()
+        .route("/api/dev/migrations", get(list))
+        .route("/api/dev/migrations/clone", post(start_clone))
+        .route("/api/dev/migrations/legacy", post(start_legacy))
+        .route("/api/dev/migrations/{id}", get(status))
+        .route("/api/dev/migrations/{id}/cancel", post(cancel))
+        .route("/api/dev/migrations/{id}/resume", post(resume))
+        .layer(Extension(state))
+}
+
+/// Body of `POST /api/dev/migrations/clone`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CloneRequest {
+    /// Source connection string.
+    pub source: String,
+    /// Source database.
+    #[serde(default)]
+    pub source_db: Option<String>,
+    /// Copy only this guild.
+    #[serde(default)]
+    pub guild_id: Option<String>,
+    /// Return the plan only.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Replace existing documents.
+    #[serde(default)]
+    pub overwrite: bool,
+    /// Copy despite a key mismatch.
+    #[serde(default)]
+    pub allow_key_mismatch: bool,
+}
+
+/// Body of `POST /api/dev/migrations/legacy`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LegacyRequest {
+    /// The old bot's connection string.
+    pub source: String,
+    /// Its database.
+    #[serde(default)]
+    pub source_db: Option<String>,
+    /// Import only this guild.
+    #[serde(default)]
+    pub guild_id: Option<String>,
+    /// The modmail collection's name.
+    #[serde(default)]
+    pub modmail_collection: Option<String>,
+    /// Return the plan only.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, AppError> {
+    b.map(|Json(v)| v).map_err(|e| {
+        UserError::bad_request(
+            "invalid_body",
+            format!("the request body is not valid: {}", e.body_text()),
+        )
+        .into()
+    })
+}
+
+fn sink(data: &Data) -> Arc<dyn ProgressSink> {
+    Arc::new(OwnerSink(data.ws.clone()))
+}
+
+/// Runs `pending` in the background, owned by the bot's task tracker; cancelled at shutdown.
+fn spawn(
+    data: &Data,
+    state: &Arc<DevState>,
+    pending: PendingRun,
+    cancel: CancellationToken,
+) -> (StatusCode, Json<Value>) {
+    let id = pending.id.clone();
+    state
+        .running
+        .lock()
+        .expect("runs lock")
+        .insert(id.clone(), cancel);
+    let st = state.clone();
+    let run_id = id.clone();
+    data.tasks.spawn(
+        async move {
+            match pending.run().await {
+                Ok(r) => tracing::info!(
+                    status = r.status.as_str(),
+                    imported = r.imported(),
+                    "migration ended"
+                ),
+                Err(e) => tracing::error!(error = ?e, "migration ended with an error"),
+            }
+            st.running.lock().expect("runs lock").remove(&run_id);
+        }
+        .instrument(tracing::info_span!("migration", run = %id)),
+    );
+    (
+        StatusCode::ACCEPTED,
+        Json(
+            json!({ "runId": id, "status": "running", "statusUrl": format!("/api/dev/migrations/{id}") }),
+        ),
+    )
+}
+
+async fn start_clone(
+    State(data): State<Data>,
+    Extension(state): Extension<Arc<DevState>>,
+    user: AuthUser,
+    req: Result<Json<CloneRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    user.require_owner()?;
+    let req = body(req)?;
+    let mut opts = CloneOptions::new(req.source, format!("api:{}", user.id));
+    opts.source_db = req.source_db;
+    opts.guild = req.guild_id;
+    opts.dry_run = req.dry_run;
+    opts.overwrite = req.overwrite;
+    opts.allow_key_mismatch = req.allow_key_mismatch;
+    let cancel = data.shutdown.child_token();
+    match clone::begin(
+        &MigrationEnv::from_data(&data),
+        opts,
+        sink(&data),
+        cancel.clone(),
+    )
+    .await?
+    {
+        Begun::Plan(p) => Ok((StatusCode::OK, Json(serde_json::to_value(p)?))),
+        Begun::Run(r) => Ok(spawn(&data, &state, r, cancel)),
+    }
+}
+
+async fn start_legacy(
+    State(data): State<Data>,
+    Extension(state): Extension<Arc<DevState>>,
+    user: AuthUser,
+    req: Result<Json<LegacyRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    user.require_owner()?;
+    let req = body(req)?;
+    let mut opts = LegacyOptions::new(req.source, format!("api:{}", user.id));
+    opts.source_db = req.source_db;
+    opts.guild = req.guild_id;
+    if let Some(m) = req.modmail_collection {
+        opts.modmail_collection = m;
+    }
+    opts.dry_run = req.dry_run;
+    let cancel = data.shutdown.child_token();
+    match legacy::begin(
+        &MigrationEnv::from_data(&data),
+        opts,
+        sink(&data),
+        cancel.clone(),
+    )
+    .await?
+    {
+        Begun::Plan(p) => Ok((StatusCode::OK, Json(serde_json::to_value(p)?))),
+        Begun::Run(r) => Ok(spawn(&data, &state, r, cancel)),
+    }
+}
+
+async fn list(State(data): State<Data>, user: AuthUser) -> Result<Json<Value>, AppError> {
+    user.require_owner()?;
+    let runs = RunStore::new(&data.db).list(50).await?;
+    Ok(Json(Value::Array(
+        runs.iter().map(|r| r.to_json()).collect(),
+    )))
+}
+
+async fn status(
+    State(data): State<Data>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    user.require_owner()?;
+    let store = RunStore::new(&data.db);
+    let record = store.require(&id).await?;
+    let mut v = record.to_json();
+    v["active"] = Value::Bool(
+        store
+            .active_lease()
+            .await?
+            .is_some_and(|l| l.get_str("runId") == Ok(id.as_str())),
+    );
+    Ok(Json(v))
+}
+
+async fn cancel(
+    State(data): State<Data>,
+    Extension(state): Extension<Arc<DevState>>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    user.require_owner()?;
+    RunStore::new(&data.db).request_cancel(&id).await?;
+    if let Some(t) = state.running.lock().expect("runs lock").get(&id) {
+        t.cancel();
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "runId": id, "status": "cancelling" })),
+    ))
+}
+
+async fn resume(
+    State(data): State<Data>,
+    Extension(state): Extension<Arc<DevState>>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    user.require_owner()?;
+    let cancel = data.shutdown.child_token();
+    let pending = crate::migration::begin_resume(
+        &MigrationEnv::from_data(&data),
+        &id,
+        None,
+        sink(&data),
+        cancel.clone(),
+    )
+    .await?;
+    Ok(spawn(&data, &state, pending, cancel))
+}

@@ -1,0 +1,170 @@
+//! The migration API: owner-only, `{code, message}` errors, progress over the gateway.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use heimdall::auth;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::clone::seeded;
+use crate::helpers::{mongo_uri, spawn_app, TestApp, AUTH_SECRET, OWNER_ID};
+
+fn bearer(user: u64) -> String {
+    format!(
+        "Bearer {}",
+        auth::mint(AUTH_SECRET, user, Duration::from_secs(600))
+    )
+}
+
+fn owner() -> u64 {
+    OWNER_ID.parse().unwrap()
+}
+
+async fn post(app: &TestApp, path: &str, auth: Option<String>, body: Value) -> (u16, Value) {
+    let mut r = app.http.post(format!("{}{path}", app.address)).json(&body);
+    if let Some(a) = auth {
+        r = r.header("Authorization", a);
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_api_is_owner_only_and_answers_code_and_message() {
+    let app = spawn_app().await;
+    let (s, b) = post(
+        &app,
+        "/api/dev/migrations/clone",
+        None,
+        json!({ "source": mongo_uri() }),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (401, Some("unauthenticated")));
+    let (s, b) = post(
+        &app,
+        "/api/dev/migrations/clone",
+        Some(bearer(42_000_000_000_000_000)),
+        json!({ "source": mongo_uri() }),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (403, Some("owner_only")));
+    let (s, b) = post(
+        &app,
+        "/api/dev/migrations/clone",
+        Some("Bearer nonsense".into()),
+        json!({}),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (401, Some("invalid_token")));
+    let (s, b) = post(
+        &app,
+        "/api/dev/migrations/clone",
+        Some(bearer(owner())),
+        json!({ "sourceUri": "x" }),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (400, Some("invalid_body")), "{b}");
+    let (s, b) = post(
+        &app,
+        "/api/dev/migrations/clone",
+        Some(bearer(owner())),
+        json!({ "source": mongo_uri(), "guildId": "abc" }),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (400, Some("invalid_guild_id")));
+    assert!(b["message"].as_str().unwrap().contains("snowflake"));
+    let r = app
+        .http
+        .get(format!("{}/api/dev/migrations/nope", app.address))
+        .header("Authorization", bearer(owner()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "run_not_found");
+}
+
+#[tokio::test]
+async fn a_clone_started_over_http_reports_progress_to_owners_and_leaves_a_record() {
+    let app = spawn_app().await;
+    let source = seeded("apisrc").await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(app.ws_address.as_str())
+        .await
+        .unwrap();
+    ws.next().await.unwrap().unwrap(); // hello
+    ws.send(Message::Text(json!({ "type": "auth", "token": auth::mint(AUTH_SECRET, owner(), Duration::from_secs(600)) }).to_string().into()))
+        .await
+        .unwrap();
+
+    let (s, plan) = post(
+        &app,
+        "/api/dev/migrations/clone",
+        Some(bearer(owner())),
+        json!({ "source": mongo_uri(), "sourceDb": source.name(), "dryRun": true }),
+    )
+    .await;
+    assert_eq!(s, 200, "{plan}");
+    assert_eq!(plan["dryRun"], true);
+
+    let (s, started) = post(
+        &app,
+        "/api/dev/migrations/clone",
+        Some(bearer(owner())),
+        json!({ "source": mongo_uri(), "sourceDb": source.name() }),
+    )
+    .await;
+    assert_eq!(s, 202, "{started}");
+    let run_id = started["runId"].as_str().unwrap().to_string();
+
+    let mut kinds = Vec::new();
+    let done = loop {
+        let m = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("progress stalled")
+            .unwrap()
+            .unwrap();
+        let Message::Text(t) = m else { continue };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        let ev = v["event"].as_str().unwrap().to_string();
+        // The dry run above streamed its own progress under another id.
+        if ev.starts_with("migration:") && v["data"]["runId"] == run_id.as_str() {
+            assert_eq!(v["data"]["mode"], "clone");
+            kinds.push(ev.clone());
+            if ev == "migration:complete" || ev == "migration:error" {
+                break v;
+            }
+        }
+    };
+    assert_eq!(done["event"], "migration:complete");
+    assert_eq!(done["data"]["result"]["status"], "completed");
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| *k == "migration:step_start")
+            .count(),
+        24
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| *k == "migration:step_complete")
+            .count(),
+        24
+    );
+
+    let r: Value = app
+        .http
+        .get(format!("{}/api/dev/migrations/{run_id}", app.address))
+        .header("Authorization", bearer(owner()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["status"], "completed");
+    assert_eq!(r["active"], false);
+    assert!(r["imported"].as_u64().unwrap() > 1000);
+    assert!(r["startedBy"].as_str().unwrap().starts_with("api:"));
+}
