@@ -7,127 +7,31 @@
 //! first clone and a re-run with nothing to copy, each through the `heimdall` binary (which
 //! reports its peak RSS). Prints medians. Uses `MONGODB_BENCH_URI` or starts a secantusd-rs.
 
-use std::process::Command;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+#[path = "common.rs"]
+mod common;
 
-use futures::TryStreamExt;
-use heimdall::embedded::{self, ServerOptions};
+use std::sync::Arc;
+use std::time::Instant;
+
+use common::{arg, median, migrate, plain_copy, KEY};
 use heimdall::plugin::{Lifetime, Registry};
 use heimdall::seed::{seed_instance, SeedOptions};
-use mongodb::bson::{doc, Document};
-use mongodb::options::InsertManyOptions;
-use mongodb::Database;
-
-const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-
-fn arg(name: &str, default: f64) -> f64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-async fn ceiling(registry: &Registry, source: &Database, target: &Database) -> (Duration, u64) {
-    heimdall::db::ensure_indexes(target, registry)
-        .await
-        .unwrap();
-    let start = Instant::now();
-    let mut n = 0;
-    for c in registry
-        .collections()
-        .iter()
-        .filter(|c| c.spec.lifetime == Lifetime::Durable)
-    {
-        let mut cursor = source
-            .collection::<Document>(c.spec.name)
-            .find(doc! {})
-            .batch_size(1000)
-            .await
-            .unwrap();
-        let out = target.collection::<Document>(c.spec.name);
-        let mut buf = Vec::with_capacity(1000);
-        loop {
-            let next = cursor.try_next().await.unwrap();
-            let end = next.is_none();
-            if let Some(d) = next {
-                buf.push(d);
-            }
-            if buf.len() == 1000 || (end && !buf.is_empty()) {
-                n += buf.len() as u64;
-                out.insert_many(std::mem::take(&mut buf))
-                    .with_options(InsertManyOptions::builder().ordered(false).build())
-                    .await
-                    .unwrap();
-            }
-            if end {
-                break;
-            }
-        }
-    }
-    (start.elapsed(), n)
-}
-
-/// Runs `heimdall migrate clone` and returns (seconds, peak RSS in kB, result JSON).
-fn clone_cli(uri: &str, source: &str, target: &str) -> (f64, u64, serde_json::Value) {
-    let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_heimdall"))
-        .args([
-            "migrate",
-            "clone",
-            "--source",
-            uri,
-            "--source-db",
-            source,
-            "--json",
-        ])
-        .env("MONGODB_URI", uri)
-        .env("MONGODB_DB", target)
-        .env("ENCRYPTION_KEY", KEY)
-        .env("HEIMDALL_REPORT_PEAK_RSS", "1")
-        .env("HEIMDALL_CONFIG", "/nonexistent")
-        .output()
-        .unwrap();
-    let secs = start.elapsed().as_secs_f64();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "clone failed: {stderr}");
-    let rss = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("peak-rss "))
-        .and_then(|v| v.trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0);
-    (secs, rss, serde_json::from_slice(&out.stdout).unwrap())
-}
 
 #[tokio::main]
 async fn main() {
-    let scale = arg("--scale", 110.0);
+    let scale = arg("--scale", 120.0);
     let runs = arg("--runs", 3.0) as usize;
     let dir = tempfile::tempdir().unwrap();
-    let _server;
-    let uri = match std::env::var("MONGODB_BENCH_URI") {
-        Ok(u) => u,
-        Err(_) => {
-            let mut o = ServerOptions::new(dir.path().join("db"));
-            o.cache_size = "2G".into();
-            let s = embedded::start(&o).unwrap();
-            let u = s.uri.clone();
-            _server = s;
-            u
-        }
-    };
-    let client = heimdall::db::connect(&uri, Duration::from_secs(20))
-        .await
-        .unwrap();
+    let (uri, _server) = common::server(dir.path());
+    let client = common::client(&uri).await;
     let registry = Arc::new(Registry::new(heimdall::plugins::all()).unwrap());
     let key: heimdall::crypto::EncryptionKey = KEY.parse().unwrap();
+    let durable_names: Vec<&str> = registry
+        .collections()
+        .iter()
+        .filter(|c| c.spec.lifetime == Lifetime::Durable)
+        .map(|c| c.spec.name)
+        .collect();
 
     let (mut ratios, mut rerun_ratios, mut rss, mut ceil_rate, mut clone_rate, mut copy_ratio) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
@@ -144,11 +48,9 @@ async fn main() {
         )
         .await
         .unwrap();
-        let durable: u64 = registry
-            .collections()
+        let durable: u64 = durable_names
             .iter()
-            .filter(|c| c.spec.lifetime == Lifetime::Durable)
-            .map(|c| report.counts.get(c.spec.name).copied().unwrap_or(0))
+            .map(|c| report.counts.get(*c).copied().unwrap_or(0))
             .sum();
         docs = durable;
         eprintln!(
@@ -157,25 +59,23 @@ async fn main() {
             t0.elapsed().as_secs_f64()
         );
 
-        let (ceil, n) = ceiling(
-            &registry,
-            &src,
-            &client.database(&format!("bench_ceiling_{r}")),
-        )
-        .await;
+        let ceiling_db = client.database(&format!("bench_ceiling_{r}"));
+        heimdall::db::ensure_indexes(&ceiling_db, &registry)
+            .await
+            .unwrap();
+        let (ceil, n) = plain_copy(&src, &ceiling_db, &durable_names).await;
         assert_eq!(n, durable);
         let target = format!("bench_dst_{r}");
-        let (first, peak, json) = clone_cli(&uri, src.name(), &target);
+        let clone_args = ["clone", "--source", uri.as_str(), "--source-db", src.name()];
+        let (first, peak, json) = migrate(&uri, &target, &clone_args);
         assert_eq!(json["imported"].as_u64().unwrap(), durable);
-        let (again, peak2, json2) = clone_cli(&uri, src.name(), &target);
+        let (again, peak2, json2) = migrate(&uri, &target, &clone_args);
         assert_eq!(json2["imported"].as_u64().unwrap(), 0);
         let copy_secs = json["copyMs"].as_f64().unwrap() / 1000.0;
         eprintln!(
-            "run {r}: ceiling {:.2}s, clone {first:.2}s (copy {copy_secs:.2}s, verify {:.2}s), re-run {again:.2}s, peak RSS {} / {} kB",
+            "run {r}: ceiling {:.2}s, clone {first:.2}s (copy {copy_secs:.2}s, verify {:.2}s), re-run {again:.2}s, peak RSS {peak} / {peak2} kB",
             ceil.as_secs_f64(),
             json["verifyMs"].as_f64().unwrap() / 1000.0,
-            peak,
-            peak2
         );
         ceil_rate.push(durable as f64 / ceil.as_secs_f64());
         clone_rate.push(durable as f64 / first);

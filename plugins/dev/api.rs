@@ -39,6 +39,7 @@ pub fn routes(state: Arc<DevState>) -> Router<Data> {
         .route("/api/dev/migrations/{id}", get(status))
         .route("/api/dev/migrations/{id}/cancel", post(cancel))
         .route("/api/dev/migrations/{id}/resume", post(resume))
+        .route("/api/dev/gateway/ping", post(gateway_ping))
         .layer(Extension(state))
 }
 
@@ -253,4 +254,62 @@ async fn resume(
     )
     .await?;
     Ok(spawn(&data, &state, pending, cancel))
+}
+
+/// Body of `POST /api/dev/gateway/ping`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PingRequest {
+    /// How many `dev:ping` events (1 to 100,000).
+    #[serde(default = "one")]
+    pub count: u32,
+    /// Pause between events, in milliseconds.
+    #[serde(default)]
+    pub interval_ms: u64,
+    /// Padding bytes per event (at most 64 KiB).
+    #[serde(default)]
+    pub padding: usize,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Sends test events to every connected owner: `{i, sentAtUs}` (checks a live connection;
+/// the gateway benchmark measures latency with it).
+async fn gateway_ping(
+    State(data): State<Data>,
+    user: AuthUser,
+    req: Result<Json<PingRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    user.require_owner()?;
+    let req = body(req)?;
+    if req.count == 0 || req.count > 100_000 || req.padding > 65_536 {
+        return Err(UserError::bad_request(
+            "invalid_ping",
+            "count must be 1 to 100000 and padding at most 65536",
+        )
+        .into());
+    }
+    let ws = data.ws.clone();
+    let stop = data.shutdown.clone();
+    data.tasks.spawn(async move {
+        let pad = "x".repeat(req.padding);
+        for i in 0..req.count {
+            if stop.is_cancelled() {
+                return;
+            }
+            let us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(0);
+            ws.broadcast_to_owners("dev:ping", json!({ "i": i, "sentAtUs": us, "pad": pad }));
+            if req.interval_ms > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(req.interval_ms)).await;
+            } else if i % 64 == 63 {
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({ "count": req.count }))))
 }

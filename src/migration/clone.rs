@@ -35,7 +35,7 @@ use super::{
 };
 use crate::config::redact_uri;
 use crate::crypto::{Crypto, DecryptError};
-use crate::error::{UserError, UserErrorKind};
+use crate::error::UserError;
 use crate::plugin::{CollectionSpec, GuildScope, Lifetime, RegisteredStep, Registry};
 
 /// What a plugin adds to the generic copy of its collections.
@@ -459,43 +459,18 @@ pub async fn begin(
     )))
 }
 
-/// Checks a clone run can continue, takes its lease; the returned run continues it.
+/// Takes the lease of a clone run that can continue (checked by
+/// [`crate::migration::begin_resume`]); the returned run continues it from its checkpoints.
 pub async fn begin_resume(
     env: &MigrationEnv,
-    run_id: &str,
-    source_uri: Option<String>,
+    mut record: RunRecord,
+    uri: String,
     sink: Arc<dyn ProgressSink>,
     cancel: CancellationToken,
 ) -> anyhow::Result<PendingRun> {
     let store = RunStore::new(&env.target);
-    let mut record = store.require(run_id).await?;
-    if record.mode != MigrationMode::Clone {
-        return Err(UserError::bad_request(
-            "wrong_mode",
-            format!(
-                "run {run_id} is a {} run; resume it with its own mode",
-                record.mode.as_str()
-            ),
-        )
-        .into());
-    }
-    if record.status == RunStatus::Completed {
-        return Err(UserError::new(
-            UserErrorKind::Conflict,
-            "run_completed",
-            format!("run {run_id} already completed; nothing to resume"),
-        )
-        .into());
-    }
-    let uri = match (source_uri, &record.encrypted_source, &env.crypto) {
-        (Some(u), _, _) => u,
-        (None, Some(enc), Some(c)) => c.decrypt(enc).map_err(|e| {
-            UserError::bad_request("source_unknown", format!("the run's source cannot be decrypted ({e}); pass --source URI"))
-        })?,
-        _ => {
-            return Err(UserError::bad_request("source_unknown", "this run's source is not stored (no ENCRYPTION_KEY when it started); pass --source URI").into())
-        }
-    };
+    let run_id = record.id.clone();
+    let run_id = run_id.as_str();
     let mut opts: CloneOptions = CloneOptions::new(uri, record.started_by.clone());
     opts.source_db = record.options.get_str("sourceDb").ok().map(String::from);
     opts.guild = record.options.get_str("guild").ok().map(String::from);
@@ -537,10 +512,7 @@ pub async fn resume(
     sink: Arc<dyn ProgressSink>,
     cancel: CancellationToken,
 ) -> anyhow::Result<RunRecord> {
-    begin_resume(env, run_id, source_uri, sink, cancel)
-        .await?
-        .run()
-        .await
+    crate::migration::resume(env, run_id, source_uri, sink, cancel).await
 }
 
 /// The empty per-step results of a new run.
@@ -1358,12 +1330,11 @@ impl Engine {
         Ok(final_record)
     }
 
-    /// Compares every selected source document with its target counterpart.
+    /// Compares every selected source document with its target counterpart, several
+    /// collections at a time.
     async fn verify(&self, steps: &[StepResult]) -> anyhow::Result<Verification> {
-        let mut out = Verification {
-            ok: true,
-            collections: Vec::new(),
-        };
+        use futures::StreamExt;
+        let mut jobs = Vec::new();
         for step in steps {
             for c in &step.collections {
                 let spec = self
@@ -1371,15 +1342,28 @@ impl Engine {
                     .collection(&c.name)
                     .cloned()
                     .context("unknown collection")?;
-                let v = self.verify_collection(&spec).await?;
-                if v.missing > c.failed
-                    || (v.differing > 0 && self.overwrite)
-                    || (v.differing > c.skipped)
-                {
-                    out.ok = false;
-                }
-                out.collections.push(v);
+                jobs.push((spec, c.failed, c.skipped));
             }
+        }
+        let results: Vec<anyhow::Result<(CollectionVerification, u64, u64)>> =
+            futures::stream::iter(jobs)
+                .map(|(spec, failed, skipped)| async move {
+                    Ok((self.verify_collection(&spec).await?, failed, skipped))
+                })
+                .buffered(self.parallelism)
+                .collect()
+                .await;
+        let mut out = Verification {
+            ok: true,
+            collections: Vec::new(),
+        };
+        for r in results {
+            let (v, failed, skipped) = r?;
+            if v.missing > failed || (v.differing > 0 && self.overwrite) || (v.differing > skipped)
+            {
+                out.ok = false;
+            }
+            out.collections.push(v);
         }
         Ok(out)
     }
@@ -1491,18 +1475,13 @@ pub(crate) async fn existing_in(
     for k in &spec.unique_key {
         projection.insert(*k, 1);
     }
-    let ids: Vec<Bson> = docs.iter().filter_map(|d| d.get("_id").cloned()).collect();
-    let mut found: Vec<Document> = coll
-        .find(doc! { "_id": { "$in": ids } })
-        .projection(projection.clone())
-        .await?
-        .try_collect()
-        .await?;
+    let mut found: Vec<Document> = Vec::new();
+    let mut unmatched: Vec<Bson> = docs.iter().filter_map(|d| d.get("_id").cloned()).collect();
     if !spec.unique_key.is_empty() {
         let wanted: HashSet<String> = docs.iter().map(|d| key_of(spec, d)).collect();
         let by_key: Vec<Document> = coll
             .find(key_superset(spec, docs))
-            .projection(projection)
+            .projection(projection.clone())
             .await?
             .try_collect()
             .await?;
@@ -1511,6 +1490,22 @@ pub(crate) async fn existing_in(
                 .into_iter()
                 .filter(|d| wanted.contains(&key_of(spec, d))),
         );
+        // Only documents whose key is not in the target can collide by `_id` alone.
+        let matched: HashSet<String> = found.iter().map(|d| key_of(spec, d)).collect();
+        unmatched = docs
+            .iter()
+            .filter(|d| !matched.contains(&key_of(spec, d)))
+            .filter_map(|d| d.get("_id").cloned())
+            .collect();
+    }
+    if !unmatched.is_empty() {
+        let by_id: Vec<Document> = coll
+            .find(doc! { "_id": { "$in": unmatched } })
+            .projection(projection)
+            .await?
+            .try_collect()
+            .await?;
+        found.extend(by_id);
     }
     let mut out = Existing::default();
     for f in found {

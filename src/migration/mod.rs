@@ -251,31 +251,32 @@ pub async fn begin_resume(
 ) -> anyhow::Result<PendingRun> {
     use crate::error::{UserError, UserErrorKind};
     let record = runs::RunStore::new(&env.target).require(run_id).await?;
-    match record.mode {
-        MigrationMode::Clone => clone::begin_resume(env, run_id, source_uri, sink, cancel).await,
-        MigrationMode::Legacy => {
-            if record.status == runs::RunStatus::Completed {
-                return Err(UserError::new(
-                    UserErrorKind::Conflict,
-                    "run_completed",
-                    format!("run {run_id} already completed; nothing to resume"),
-                )
-                .into());
-            }
-            let uri = match (source_uri, &record.encrypted_source, &env.crypto) {
-                (Some(u), _, _) => u,
-                (None, Some(enc), Some(c)) => c.decrypt(enc).map_err(|e| {
-                    UserError::bad_request("source_unknown", format!("the run's source cannot be decrypted ({e}); pass --source URI"))
-                })?,
-                _ => {
-                    return Err(UserError::bad_request(
-                        "source_unknown",
-                        "this run's source is not stored (no ENCRYPTION_KEY when it started); pass --source URI",
-                    )
-                    .into())
-                }
-            };
-            legacy::engine::begin_resume(env, record, uri, sink, cancel).await
+    if record.status == runs::RunStatus::Completed {
+        return Err(UserError::new(
+            UserErrorKind::Conflict,
+            "run_completed",
+            format!("run {run_id} already completed; nothing to resume"),
+        )
+        .into());
+    }
+    let uri = match (source_uri, &record.encrypted_source, &env.crypto) {
+        (Some(u), _, _) => u,
+        (None, Some(enc), Some(c)) => c.decrypt(enc).map_err(|e| {
+            UserError::bad_request(
+                "source_unknown",
+                format!("the run's source cannot be decrypted ({e}); pass --source URI"),
+            )
+        })?,
+        _ => {
+            return Err(UserError::bad_request(
+                "source_unknown",
+                "this run's source is not stored (no ENCRYPTION_KEY when it started); pass --source URI",
+            )
+            .into())
         }
+    };
+    match record.mode {
+        MigrationMode::Clone => clone::begin_resume(env, record, uri, sink, cancel).await,
+        MigrationMode::Legacy => legacy::engine::begin_resume(env, record, uri, sink, cancel).await,
     }
 }

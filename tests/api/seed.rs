@@ -22,25 +22,6 @@ async fn all_docs(db: &Database, coll: &str) -> Vec<Document> {
         .unwrap()
 }
 
-fn encrypted_values(doc: &Document, path: &str) -> Vec<String> {
-    match path.split_once("[].") {
-        Some((arr, field)) => doc
-            .get_array(arr)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e.as_document()?.get_str(field).ok().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        None => doc
-            .get_str(path)
-            .ok()
-            .map(String::from)
-            .into_iter()
-            .collect(),
-    }
-}
-
 #[tokio::test]
 async fn seeded_instance_has_every_collection_valid_references_and_readable_secrets() {
     let db = fresh_db("seed").await;
@@ -91,7 +72,7 @@ async fn seeded_instance_has_every_collection_valid_references_and_readable_secr
                 }
             }
             for path in &c.spec.encrypted {
-                for v in encrypted_values(d, path) {
+                for v in heimdall::migration::clone::encrypted_values(d, path) {
                     crypto
                         .decrypt(&v)
                         .unwrap_or_else(|e| panic!("{}.{path}: {e}", c.spec.name));

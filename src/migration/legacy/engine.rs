@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use super::{coerce, LegacySource, LegacyStepSpec, MapContext, Mapped, Prepared};
 use crate::config::redact_uri;
-use crate::error::{UserError, UserErrorKind};
+use crate::error::UserError;
 use crate::migration::clone::{
     existing_in, insert_unordered, key_of, new_run_id, AbortOnDrop, MigrationEnv,
 };
@@ -847,14 +847,4 @@ fn accounting(steps: &[StepResult]) -> crate::migration::runs::Verification {
         }
     }
     v
-}
-
-/// Rejects a legacy resume of a non-legacy run (used by the shared resume entry point).
-pub fn check_mode(record: &RunRecord) -> anyhow::Result<()> {
-    if record.mode != MigrationMode::Legacy {
-        return Err(
-            UserError::new(UserErrorKind::Conflict, "wrong_mode", "not a legacy run").into(),
-        );
-    }
-    Ok(())
 }

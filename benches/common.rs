@@ -1,0 +1,118 @@
+//! Shared by the benchmarks: arguments, medians, a test server, the plain-copy ceiling and
+//! running the `heimdall` binary with its peak RSS.
+
+#![allow(dead_code)]
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use heimdall::embedded::{self, EmbeddedServer, ServerOptions};
+use mongodb::bson::{doc, Document};
+use mongodb::options::InsertManyOptions;
+use mongodb::Database;
+
+/// The key every benchmark encrypts with.
+pub const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+/// `--name value` from the command line.
+pub fn arg(name: &str, default: f64) -> f64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The median.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// `MONGODB_BENCH_URI`, or a secantusd-rs started for the benchmark.
+pub fn server(dir: &std::path::Path) -> (String, Option<EmbeddedServer>) {
+    match std::env::var("MONGODB_BENCH_URI") {
+        Ok(u) => (u, None),
+        Err(_) => {
+            let mut o = ServerOptions::new(dir.join("db"));
+            o.cache_size = "2G".into();
+            let s = embedded::start(&o).unwrap();
+            (s.uri.clone(), Some(s))
+        }
+    }
+}
+
+/// The ceiling: cursor read + unordered `insert_many` of 1,000, no checks.
+pub async fn plain_copy(
+    source: &Database,
+    target: &Database,
+    collections: &[&str],
+) -> (Duration, u64) {
+    let start = Instant::now();
+    let mut n = 0;
+    for c in collections {
+        let mut cursor = source
+            .collection::<Document>(c)
+            .find(doc! {})
+            .batch_size(1000)
+            .await
+            .unwrap();
+        let out = target.collection::<Document>(c);
+        let mut buf = Vec::with_capacity(1000);
+        loop {
+            let next = cursor.try_next().await.unwrap();
+            let end = next.is_none();
+            if let Some(d) = next {
+                buf.push(d);
+            }
+            if buf.len() == 1000 || (end && !buf.is_empty()) {
+                n += buf.len() as u64;
+                out.insert_many(std::mem::take(&mut buf))
+                    .with_options(InsertManyOptions::builder().ordered(false).build())
+                    .await
+                    .unwrap();
+            }
+            if end {
+                break;
+            }
+        }
+    }
+    (start.elapsed(), n)
+}
+
+/// Runs `heimdall migrate <args> --json` into `target`; returns (seconds, peak RSS kB, JSON).
+pub fn migrate(uri: &str, target: &str, args: &[&str]) -> (f64, u64, serde_json::Value) {
+    let start = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_heimdall"))
+        .arg("migrate")
+        .args(args)
+        .arg("--json")
+        .env("MONGODB_URI", uri)
+        .env("MONGODB_DB", target)
+        .env("ENCRYPTION_KEY", KEY)
+        .env("HEIMDALL_REPORT_PEAK_RSS", "1")
+        .env("HEIMDALL_CONFIG", "/nonexistent")
+        .output()
+        .unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code().is_some_and(|c| c == 0 || c == 2),
+        "migrate failed: {stderr}"
+    );
+    let rss = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("peak-rss "))
+        .and_then(|v| v.trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0);
+    (secs, rss, serde_json::from_slice(&out.stdout).unwrap())
+}
+
+/// Connects to the benchmark server.
+pub async fn client(uri: &str) -> mongodb::Client {
+    heimdall::db::connect(uri, Duration::from_secs(20))
+        .await
+        .unwrap()
+}

@@ -1,0 +1,116 @@
+//! Legacy Import benchmark: records per second and peak RSS of `heimdall migrate legacy` on a
+//! modmail-heavy old-bot database, next to the plain-copy ceiling of the same records
+//! measured in the same run.
+//!
+//! `cargo bench --bench legacy -- [--scale X] [--runs N]`
+
+#[path = "common.rs"]
+mod common;
+
+use std::time::Instant;
+
+use common::{arg, median, migrate, plain_copy, KEY};
+use heimdall::seed::{seed_legacy, SeedOptions};
+
+const LEGACY: &[&str] = &[
+    "guildsettings",
+    "tags",
+    "suggestions",
+    "modmail",
+    "warnings",
+    "reminders",
+    "reactionroles",
+];
+
+#[tokio::main]
+async fn main() {
+    let scale = arg("--scale", 270.0);
+    let runs = arg("--runs", 3.0) as usize;
+    let dir = tempfile::tempdir().unwrap();
+    let (uri, _server) = common::server(dir.path());
+    let client = common::client(&uri).await;
+    let key: heimdall::crypto::EncryptionKey = KEY.parse().unwrap();
+    let (mut rate, mut ceil_rate, mut ratio, mut rss, mut produced_rate) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let mut records = 0;
+    let mut produced = 0;
+    for r in 0..runs {
+        let src = client.database(&format!("bench_legacy_src_{r}"));
+        let t0 = Instant::now();
+        let report = seed_legacy(
+            &src,
+            &SeedOptions {
+                scale,
+                ..SeedOptions::new(key.clone())
+            },
+        )
+        .await
+        .unwrap();
+        records = report.total();
+        eprintln!(
+            "run {r}: seeded {records} legacy records in {:.1}s",
+            t0.elapsed().as_secs_f64()
+        );
+        let (ceil, n) = plain_copy(
+            &src,
+            &client.database(&format!("bench_legacy_ceiling_{r}")),
+            LEGACY,
+        )
+        .await;
+        assert_eq!(n, records);
+        let target = format!("bench_legacy_dst_{r}");
+        let (secs, peak, json) = migrate(
+            &uri,
+            &target,
+            &["legacy", "--source", &uri, "--source-db", src.name()],
+        );
+        assert_eq!(json["status"], "completed");
+        let tdb = client.database(&target);
+        produced = 0;
+        for c in tdb.list_collection_names().await.unwrap() {
+            if !c.starts_with("migration_") {
+                produced += tdb
+                    .collection::<mongodb::bson::Document>(&c)
+                    .estimated_document_count()
+                    .await
+                    .unwrap();
+            }
+        }
+        eprintln!(
+            "run {r}: ceiling {:.2}s, import {secs:.2}s ({} imported, {} skipped, {} failed; {produced} documents written), peak RSS {peak} kB",
+            ceil.as_secs_f64(),
+            json["imported"],
+            json["skipped"],
+            json["failed"]
+        );
+        rate.push(records as f64 / secs);
+        ceil_rate.push(records as f64 / ceil.as_secs_f64());
+        ratio.push(ceil.as_secs_f64() / secs);
+        produced_rate.push(produced as f64 / secs);
+        rss.push(peak as f64);
+        for db in [
+            src.name().to_string(),
+            format!("bench_legacy_ceiling_{r}"),
+            target,
+        ] {
+            client.database(&db).drop().await.unwrap();
+        }
+    }
+    println!("| figure | median of {runs} |");
+    println!("|---|---|");
+    println!("| legacy records imported | {records} (→ {produced} Heimdall documents) |");
+    println!(
+        "| ceiling: plain copy of the legacy records | {:.0} records/s |",
+        median(ceil_rate)
+    );
+    println!(
+        "| legacy import | {:.0} records/s ({:.0} documents written/s) |",
+        median(rate),
+        median(produced_rate)
+    );
+    println!("| legacy import ÷ ceiling | {:.2} |", median(ratio));
+    println!(
+        "| peak RSS of `heimdall migrate legacy` | {:.0} MB |",
+        median(rss) / 1024.0
+    );
+}
