@@ -75,7 +75,7 @@ async fn main() {
         eprintln!(
             "run {r}: ceiling {:.2}s, clone {first:.2}s (copy {copy_secs:.2}s, verify {:.2}s), re-run {again:.2}s, peak RSS {peak} / {peak2} kB",
             ceil.as_secs_f64(),
-            json["verifyMs"].as_f64().unwrap() / 1000.0,
+            json["verifyMs"].as_f64().unwrap_or(0.0) / 1000.0,
         );
         ceil_rate.push(durable as f64 / ceil.as_secs_f64());
         clone_rate.push(durable as f64 / first);

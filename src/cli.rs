@@ -30,8 +30,9 @@ pub enum Command {
     /// guilds of very different sizes) or, with --legacy, an old-bot database with every
     /// quirk of the legacy format. The same --seed gives the same data.
     Seed(SeedArgs),
-    /// Migrate data into this bot: `clone` another Heimdall instance, then `resume`,
-    /// `cancel`, `status` and `list` runs. Owner-only by nature: it needs the database.
+    /// Migrate data into this bot: `clone` another Heimdall instance or import the old bot's
+    /// database (`legacy`); `resume`, `cancel`, `status` and `list` runs. Owner-only by
+    /// nature: it needs the database.
     #[command(subcommand)]
     Migrate(MigrateCommand),
     /// Mint a session token (a JWT signed with AUTH_SECRET) for a Discord user: owners use it

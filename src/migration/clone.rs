@@ -26,8 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::runs::{
-    CollectionResult, CollectionVerification, RunRecord, RunStatus, RunStore, SkippedCollection,
-    StepResult, Verification,
+    CollectionResult, RunRecord, RunStatus, RunStore, SkippedCollection, StepResult, Verification,
 };
 use super::source::{self, Source};
 use super::{
@@ -1000,7 +999,7 @@ impl Engine {
                 buf.push(d);
             }
             if buf.len() >= self.batch_size || (end && !buf.is_empty()) {
-                let existing = self.existing(spec, &buf).await?;
+                let existing = existing_in(&self.target, spec, &buf, false).await?;
                 for d in buf.drain(..) {
                     let Some(Bson::ObjectId(id)) = d.get("_id").cloned() else {
                         continue;
@@ -1023,7 +1022,7 @@ impl Engine {
     }
 
     async fn existing(&self, spec: &CollectionSpec, docs: &[Document]) -> anyhow::Result<Existing> {
-        existing_in(&self.target, spec, docs).await
+        existing_in(&self.target, spec, docs, self.write).await
     }
 
     /// Validates, rewrites, checks existence and writes one batch; returns its record errors.
@@ -1057,7 +1056,15 @@ impl Engine {
             .collect();
         let mut valid: Vec<Document> = Vec::with_capacity(batch.len());
         let mut unknown: Vec<Vec<ObjectId>> = vec![Vec::new(); spec.references.len()];
+        // Verification as we go: each source document's content hash, by its `_id`.
+        let ignore: Vec<&str> = spec.references.iter().map(|r| r.field).collect();
+        let mut source_hash: HashMap<String, u64> = HashMap::new();
         for mut d in batch {
+            if self.write {
+                let h = content_hash(&d, &ignore);
+                result.verify.add_source(h);
+                source_hash.insert(d.get("_id").map(|b| b.to_string()).unwrap_or_default(), h);
+            }
             if let Some(Bson::ObjectId(id)) = d.get("_id") {
                 if self.referenced.contains(spec.name) {
                     state.known.insert(*id);
@@ -1068,6 +1075,7 @@ impl Engine {
             }
             if let Err(reason) = check_doc(spec, &d) {
                 result.failed += 1;
+                result.verify.missing += self.write as u64;
                 fail(&mut errors, &d, reason);
                 continue;
             }
@@ -1083,6 +1091,7 @@ impl Engine {
             }
             if let Err(reason) = handler.prepare(spec, &mut d) {
                 result.failed += 1;
+                result.verify.missing += self.write as u64;
                 fail(&mut errors, &d, reason);
                 continue;
             }
@@ -1134,9 +1143,15 @@ impl Engine {
                 } else {
                     result.skipped += 1;
                     result.remapped += remapped as u64;
+                    if let (Some(t), Some(h)) =
+                        (existing.docs.get(&key), source_hash.get(&sid.to_string()))
+                    {
+                        result.verify.add_found(*h, content_hash(t, &ignore));
+                    }
                 }
             } else if existing.by_id.contains(&sid.to_string()) {
                 result.failed += 1;
+                result.verify.missing += self.write as u64;
                 fail(
                     &mut errors,
                     &d,
@@ -1154,11 +1169,18 @@ impl Engine {
             return Ok(errors);
         }
         let target = self.target.collection::<Document>(spec.name);
+        // Written documents are read back below: target `_id` → the source's hash.
+        let mut written: HashMap<String, (Bson, u64)> = HashMap::new();
         for (tid, d, remapped) in to_replace {
-            match target.replace_one(doc! { "_id": tid }, &d).await {
+            let h = source_hash
+                .get(&d.get("_id").map(|b| b.to_string()).unwrap_or_default())
+                .copied();
+            let h = h.or_else(|| Some(content_hash(&d, &ignore))).unwrap_or(0);
+            match target.replace_one(doc! { "_id": tid.clone() }, &d).await {
                 Ok(_) => {
                     result.overwritten += 1;
                     result.remapped += remapped as u64;
+                    written.insert(tid.to_string(), (tid.clone(), h));
                 }
                 Err(e) => {
                     result.failed += 1;
@@ -1172,6 +1194,7 @@ impl Engine {
         }
         if !to_insert.is_empty() {
             let n = to_insert.len() as u64;
+            let mut failed_idx = HashSet::new();
             match insert_unordered(&target, &to_insert).await {
                 Ok(()) => result.inserted += n,
                 Err(failures) => {
@@ -1179,10 +1202,37 @@ impl Engine {
                     result.inserted += n - failures.len() as u64;
                     result.failed += failures.len() as u64;
                     for (idx, reason) in failures {
+                        failed_idx.insert(idx);
                         fail(&mut errors, &to_insert[idx], reason);
                     }
                 }
             }
+            for (i, d) in to_insert.iter().enumerate() {
+                let id = d.get("_id").map(|b| b.to_string()).unwrap_or_default();
+                if failed_idx.contains(&i) {
+                    result.verify.missing += 1;
+                } else if let Some(h) = source_hash.get(&id) {
+                    written.insert(id, (d.get("_id").cloned().unwrap_or(Bson::Null), *h));
+                }
+            }
+        }
+        // Read back what was written and compare it with the source.
+        if !written.is_empty() {
+            let ids: Vec<Bson> = written.values().map(|(id, _)| id.clone()).collect();
+            let back: Vec<Document> = target
+                .find(doc! { "_id": { "$in": ids } })
+                .await?
+                .try_collect()
+                .await?;
+            let mut seen = HashSet::new();
+            for t in back {
+                let id = t.get("_id").map(|b| b.to_string()).unwrap_or_default();
+                if let Some((_, h)) = written.get(&id) {
+                    seen.insert(id);
+                    result.verify.add_found(*h, content_hash(&t, &ignore));
+                }
+            }
+            result.verify.missing += (written.len() - seen.len()) as u64;
         }
         Ok(errors)
     }
@@ -1277,14 +1327,7 @@ impl Engine {
             let steps = me.run_steps(&record).await?;
             let copy_ms = t0.elapsed().as_millis() as i64;
             me.store.set(&me.run_id, doc! { "copyMs": copy_ms }).await?;
-            let t1 = std::time::Instant::now();
-            let verification = me.verify(&steps).await?;
-            me.store
-                .set(
-                    &me.run_id,
-                    doc! { "verifyMs": t1.elapsed().as_millis() as i64 },
-                )
-                .await?;
+            let verification = verification_of(&steps, me.overwrite);
             anyhow::Ok((steps, verification))
         }
         .instrument(span)
@@ -1329,120 +1372,6 @@ impl Engine {
         me.sink.emit(&me.run_event(kind, final_record.to_json()));
         Ok(final_record)
     }
-
-    /// Compares every selected source document with its target counterpart, several
-    /// collections at a time.
-    async fn verify(&self, steps: &[StepResult]) -> anyhow::Result<Verification> {
-        use futures::StreamExt;
-        let mut jobs = Vec::new();
-        for step in steps {
-            for c in &step.collections {
-                let spec = self
-                    .registry
-                    .collection(&c.name)
-                    .cloned()
-                    .context("unknown collection")?;
-                jobs.push((spec, c.failed, c.skipped));
-            }
-        }
-        let results: Vec<anyhow::Result<(CollectionVerification, u64, u64)>> =
-            futures::stream::iter(jobs)
-                .map(|(spec, failed, skipped)| async move {
-                    Ok((self.verify_collection(&spec).await?, failed, skipped))
-                })
-                .buffered(self.parallelism)
-                .collect()
-                .await;
-        let mut out = Verification {
-            ok: true,
-            collections: Vec::new(),
-        };
-        for r in results {
-            let (v, failed, skipped) = r?;
-            if v.missing > failed || (v.differing > 0 && self.overwrite) || (v.differing > skipped)
-            {
-                out.ok = false;
-            }
-            out.collections.push(v);
-        }
-        Ok(out)
-    }
-
-    async fn verify_collection(
-        &self,
-        spec: &CollectionSpec,
-    ) -> anyhow::Result<CollectionVerification> {
-        let filter = self.selection(spec).await?.unwrap_or_default();
-        let ignore: Vec<&str> = spec.references.iter().map(|r| r.field).collect();
-        let mut v = CollectionVerification {
-            name: spec.name.to_string(),
-            ..Default::default()
-        };
-        let (mut sd, mut td) = (0u64, 0u64);
-        let mut cursor = self
-            .source
-            .db
-            .collection::<Document>(spec.name)
-            .find(filter)
-            .batch_size(self.batch_size as u32)
-            .await?;
-        let target = self.target.collection::<Document>(spec.name);
-        let mut buf: Vec<Document> = Vec::new();
-        loop {
-            let next = cursor.try_next().await?;
-            let end = next.is_none();
-            if let Some(d) = next {
-                buf.push(d);
-            }
-            if buf.len() >= self.batch_size || (end && !buf.is_empty()) {
-                let found = find_counterparts(&target, spec, &buf).await?;
-                for d in buf.drain(..) {
-                    v.source += 1;
-                    let h = content_hash(&d, &ignore);
-                    sd = sd.wrapping_add(h);
-                    match found.get(&key_of(spec, &d)) {
-                        Some(t) => {
-                            v.found += 1;
-                            let th = content_hash(t, &ignore);
-                            td = td.wrapping_add(th);
-                            if th == h {
-                                v.matching += 1;
-                            } else {
-                                v.differing += 1;
-                            }
-                        }
-                        None => v.missing += 1,
-                    }
-                }
-            }
-            if end {
-                break;
-            }
-        }
-        v.source_digest = format!("{sd:016x}");
-        v.target_digest = format!("{td:016x}");
-        Ok(v)
-    }
-}
-
-/// The target documents with the keys of `docs`, by key.
-async fn find_counterparts(
-    target: &Collection<Document>,
-    spec: &CollectionSpec,
-    docs: &[Document],
-) -> anyhow::Result<HashMap<String, Document>> {
-    let filter = if spec.unique_key.is_empty() {
-        doc! { "_id": { "$in": docs.iter().filter_map(|d| d.get("_id").cloned()).collect::<Vec<_>>() } }
-    } else {
-        key_superset(spec, docs)
-    };
-    let wanted: HashSet<String> = docs.iter().map(|d| key_of(spec, d)).collect();
-    let found: Vec<Document> = target.find(filter).await?.try_collect().await?;
-    Ok(found
-        .into_iter()
-        .map(|d| (key_of(spec, &d), d))
-        .filter(|(k, _)| wanted.contains(k))
-        .collect())
 }
 
 /// A query for the target documents whose unique key could equal one of `docs`': `$in` on
@@ -1469,19 +1398,30 @@ pub(crate) async fn existing_in(
     target: &Database,
     spec: &CollectionSpec,
     docs: &[Document],
+    full: bool,
 ) -> anyhow::Result<Existing> {
     let coll = target.collection::<Document>(spec.name);
-    let mut projection = doc! { "_id": 1 };
-    for k in &spec.unique_key {
-        projection.insert(*k, 1);
-    }
+    // With `full`, whole documents come back (the copy verifies skipped ones on the spot).
+    let projection = if full {
+        None
+    } else {
+        let mut p = doc! { "_id": 1 };
+        for k in &spec.unique_key {
+            p.insert(*k, 1);
+        }
+        Some(p)
+    };
     let mut found: Vec<Document> = Vec::new();
     let mut unmatched: Vec<Bson> = docs.iter().filter_map(|d| d.get("_id").cloned()).collect();
     if !spec.unique_key.is_empty() {
         let wanted: HashSet<String> = docs.iter().map(|d| key_of(spec, d)).collect();
         let by_key: Vec<Document> = coll
             .find(key_superset(spec, docs))
-            .projection(projection.clone())
+            .with_options(
+                mongodb::options::FindOptions::builder()
+                    .projection(projection.clone())
+                    .build(),
+            )
             .await?
             .try_collect()
             .await?;
@@ -1501,7 +1441,11 @@ pub(crate) async fn existing_in(
     if !unmatched.is_empty() {
         let by_id: Vec<Document> = coll
             .find(doc! { "_id": { "$in": unmatched } })
-            .projection(projection)
+            .with_options(
+                mongodb::options::FindOptions::builder()
+                    .projection(projection)
+                    .build(),
+            )
             .await?
             .try_collect()
             .await?;
@@ -1513,10 +1457,37 @@ pub(crate) async fn existing_in(
         out.by_id.insert(id.to_string());
         let key = key_of(spec, &f);
         if spec.unique_key.is_empty() || !out.by_key.contains_key(&key) {
-            out.by_key.insert(key, id);
+            out.by_key.insert(key.clone(), id);
+            if full {
+                out.docs.insert(key, f);
+            }
         }
     }
     Ok(out)
+}
+
+/// The run's verification from the collections' tallies: every selected source document is
+/// in the target with the same content, except the ones recorded as failed (and, under the
+/// skip policy, existing ones the target kept with other content).
+fn verification_of(steps: &[StepResult], overwrite: bool) -> Verification {
+    let mut out = Verification {
+        ok: true,
+        collections: Vec::new(),
+    };
+    for step in steps {
+        for c in &step.collections {
+            let v = c.verify.report(&c.name);
+            if v.source != c.processed
+                || v.missing > c.failed
+                || (v.differing > 0 && overwrite)
+                || v.differing > c.skipped
+            {
+                out.ok = false;
+            }
+            out.collections.push(v);
+        }
+    }
+    out
 }
 
 /// A hash of a document's content without `_id` and the given fields.
@@ -1539,6 +1510,8 @@ pub(crate) struct Existing {
     pub by_key: HashMap<String, Bson>,
     /// Target `_id`s (as text).
     pub by_id: HashSet<String>,
+    /// Key → the whole target document (when asked for).
+    pub docs: HashMap<String, Document>,
 }
 
 /// The identity of a document: its unique key's values, or its `_id`.

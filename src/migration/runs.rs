@@ -75,11 +75,80 @@ pub struct CollectionResult {
     pub failed: u64,
     /// References that point to nothing in the source.
     pub dangling: u64,
+    /// Verification so far: every handled source document checked against the target.
+    #[serde(default)]
+    pub verify: VerifyTally,
     /// The last source `_id` handled (resume point).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_id: Option<Bson>,
     /// Whether the collection is finished.
     pub done: bool,
+}
+
+/// Running verification counts of one collection, kept in the checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyTally {
+    /// Selected source documents checked.
+    pub source: u64,
+    /// Of those, found in the target.
+    pub found: u64,
+    /// Found with the same content (ignoring `_id` and references).
+    pub matching: u64,
+    /// Not in the target.
+    pub missing: u64,
+    /// In the target with other content.
+    pub differing: u64,
+    /// Sum of the source documents' content hashes (hex, wrapping).
+    pub source_digest: String,
+    /// Sum of the found target documents' content hashes (hex, wrapping).
+    pub target_digest: String,
+}
+
+impl VerifyTally {
+    fn add_hex(acc: &mut String, h: u64) {
+        let cur = u64::from_str_radix(acc, 16).unwrap_or(0);
+        *acc = format!("{:016x}", cur.wrapping_add(h));
+    }
+
+    /// Counts a source document (its content hash).
+    pub fn add_source(&mut self, h: u64) {
+        self.source += 1;
+        Self::add_hex(&mut self.source_digest, h);
+    }
+
+    /// Counts a target counterpart found for a source document.
+    pub fn add_found(&mut self, source_hash: u64, target_hash: u64) {
+        self.found += 1;
+        Self::add_hex(&mut self.target_digest, target_hash);
+        if source_hash == target_hash {
+            self.matching += 1;
+        } else {
+            self.differing += 1;
+        }
+    }
+
+    /// As reported in the run's verification.
+    pub fn report(&self, name: &str) -> CollectionVerification {
+        CollectionVerification {
+            name: name.to_string(),
+            source: self.source,
+            found: self.found,
+            matching: self.matching,
+            missing: self.missing,
+            differing: self.differing,
+            source_digest: if self.source_digest.is_empty() {
+                format!("{:016x}", 0)
+            } else {
+                self.source_digest.clone()
+            },
+            target_digest: if self.target_digest.is_empty() {
+                format!("{:016x}", 0)
+            } else {
+                self.target_digest.clone()
+            },
+        }
+    }
 }
 
 /// A collection a step deliberately does not copy.

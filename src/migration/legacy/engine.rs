@@ -704,7 +704,10 @@ impl Engine {
         }
         let mut existing = HashMap::new();
         for (c, docs) in &by_coll {
-            existing.insert(*c, existing_in(&self.target, self.spec(c)?, docs).await?);
+            existing.insert(
+                *c,
+                existing_in(&self.target, self.spec(c)?, docs, false).await?,
+            );
         }
 
         // Decide per group; collect inserts with the record they come from.
