@@ -160,12 +160,12 @@ async fn connection(
             Err(r)
         }
     };
-    // Small per-connection buffers: inbound frames are capped at `max_frame`, and outbound
+    // Small per-connection buffers: a 1 KiB read buffer that grows up to `max_frame`, and outbound
     // frames are written as they come (the defaults allocate 128 KiB per connection).
     let mut wsc = WebSocketConfig::default();
     wsc.max_frame_size = Some(cfg.max_frame);
     wsc.max_message_size = Some(cfg.max_frame);
-    wsc.read_buffer_size = cfg.max_frame;
+    wsc.read_buffer_size = 1024;
     wsc.write_buffer_size = 0;
     wsc.max_write_buffer_size = 4 << 20;
     let ws = tokio_tungstenite::accept_hdr_async_with_config(tcp, check, Some(wsc)).await?;
