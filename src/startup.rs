@@ -82,19 +82,12 @@ impl Application {
     pub async fn build(config: Config, plugins: Vec<Arc<dyn Plugin>>) -> anyhow::Result<Self> {
         let registry = Registry::new(plugins).context("the plugin catalog is inconsistent")?;
 
-        let (uri, embedded) = match &config.mongodb_uri {
-            Some(uri) => (uri.expose().to_string(), None),
-            None => {
-                let path = config.data_dir.join("mongo");
-                tracing::info!(path = %path.display(), "MONGODB_URI is not set: starting a local secantusd-rs");
-                let server =
-                    tokio::task::spawn_blocking(move || embedded::start(&ServerOptions::new(path)))
-                        .await??;
-                (server.uri.clone(), Some(server))
-            }
-        };
-        let client = db::connect(&uri, Duration::from_secs(10)).await?;
-        let database = client.database(&config.mongodb_db);
+        let OpenDatabase {
+            client,
+            db: database,
+            uri,
+            embedded,
+        } = open_database(&config).await?;
         db::ensure_indexes(&database, &registry).await?;
 
         let api_listener = bind("API_PORT", &config.bind_address, config.api_port).await?;
