@@ -340,7 +340,7 @@ async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
                     if a.json {
                         out(&format!("{}\n", serde_json::to_string(&plan)?));
                     } else {
-                        out(&plan_summary(&plan));
+                        out(&term::plan_summary(&plan));
                     }
                     Ok(ExitCode::SUCCESS)
                 }
@@ -444,44 +444,4 @@ async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
 fn out(text: &str) {
     use std::io::Write;
     let _ = std::io::stdout().write_all(text.as_bytes());
-}
-
-fn plan_summary(plan: &crate::migration::clone::Plan) -> String {
-    let mut out = format!("dry run against {} — nothing was written\n", plan.source);
-    out.push_str(&format!(
-        "{:>4}  {:<24} {:<30} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}\n",
-        "step", "label", "collection", "found", "insert", "skip", "remap", "invalid", "dangling"
-    ));
-    for s in &plan.steps {
-        for c in &s.collections {
-            out.push_str(&format!(
-                "{:>4}  {:<24} {:<30} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}\n",
-                s.order,
-                s.label,
-                c.name,
-                c.found,
-                c.to_insert + c.to_overwrite,
-                c.to_skip,
-                c.to_remap,
-                c.invalid,
-                c.dangling
-            ));
-        }
-        for sk in &s.skipped_collections {
-            out.push_str(&format!(
-                "{:>4}  {:<24} {:<30} not copied: {}\n",
-                s.order, s.label, sk.name, sk.reason
-            ));
-        }
-    }
-    for e in plan.errors.iter().take(20) {
-        out.push_str(&format!(
-            "  would fail: {} {}: {}\n",
-            e.collection, e.source_id, e.reason
-        ));
-    }
-    for w in &plan.warnings {
-        out.push_str(&format!("  warning: {w}\n"));
-    }
-    out
 }

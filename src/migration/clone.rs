@@ -236,6 +236,9 @@ async fn preflight(env: &MigrationEnv, opts: &CloneOptions) -> anyhow::Result<Pr
     )
     .await?;
     check_looks_like_heimdall(env, &source).await?;
+    if let Some(g) = &opts.guild {
+        check_guild_present(env, &source, g).await?;
+    }
     let mut warnings = Vec::new();
     if let Some(problem) = key_check(env, &source.db, opts.guild.as_deref()).await? {
         if opts.allow_key_mismatch {
@@ -306,6 +309,37 @@ async fn check_looks_like_heimdall(env: &MigrationEnv, source: &Source) -> anyho
             } else {
                 found.join(", ")
             }
+        ),
+    )
+    .into())
+}
+
+/// Refuses a guild filter that matches nothing in the source (most likely a wrong id).
+async fn check_guild_present(
+    env: &MigrationEnv,
+    source: &Source,
+    guild: &str,
+) -> anyhow::Result<()> {
+    for c in env.registry.collections() {
+        if let (Lifetime::Durable, GuildScope::Field { field, .. }) =
+            (c.spec.lifetime, c.spec.scope)
+        {
+            let hit = source
+                .db
+                .collection::<Document>(c.spec.name)
+                .find_one(doc! { field: guild })
+                .projection(doc! { "_id": 1 })
+                .await?;
+            if hit.is_some() {
+                return Ok(());
+            }
+        }
+    }
+    Err(UserError::bad_request(
+        "guild_not_in_source",
+        format!(
+            "the source database {} holds no data of guild {guild}; check the id (Developer Mode → right-click the server → Copy Server ID)",
+            source.db.name()
         ),
     )
     .into())

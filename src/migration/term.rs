@@ -85,42 +85,126 @@ impl ProgressSink for TerminalSink {
     }
 }
 
+/// One table row: step, label, collection, then six counts.
+fn row(
+    out: &mut String,
+    order: &dyn std::fmt::Display,
+    label: &str,
+    name: &str,
+    n: [&dyn std::fmt::Display; 6],
+) {
+    out.push_str(&format!(
+        "{:>4}  {:<24} {:<30} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}\n",
+        order.to_string(),
+        label,
+        name,
+        n[0].to_string(),
+        n[1].to_string(),
+        n[2].to_string(),
+        n[3].to_string(),
+        n[4].to_string(),
+        n[5].to_string()
+    ));
+}
+
+/// The rows of collections a step does not copy.
+fn not_copied(
+    out: &mut String,
+    order: u16,
+    label: &str,
+    skipped: &[super::runs::SkippedCollection],
+) {
+    for sk in skipped {
+        out.push_str(&format!(
+            "{:>4}  {:<24} {:<30} not copied: {}\n",
+            order, label, sk.name, sk.reason
+        ));
+    }
+}
+
+/// The table printed for a clone's dry run.
+pub fn plan_summary(plan: &super::clone::Plan) -> String {
+    let mut out = format!("dry run against {} — nothing was written\n", plan.source);
+    row(
+        &mut out,
+        &"step",
+        "label",
+        "collection",
+        [
+            &"found",
+            &"insert",
+            &"skip",
+            &"remap",
+            &"invalid",
+            &"dangling",
+        ],
+    );
+    for s in &plan.steps {
+        for c in &s.collections {
+            row(
+                &mut out,
+                &s.order,
+                &s.label,
+                &c.name,
+                [
+                    &c.found,
+                    &(c.to_insert + c.to_overwrite),
+                    &c.to_skip,
+                    &c.to_remap,
+                    &c.invalid,
+                    &c.dangling,
+                ],
+            );
+        }
+        not_copied(&mut out, s.order, &s.label, &s.skipped_collections);
+    }
+    for e in plan.errors.iter().take(20) {
+        out.push_str(&format!(
+            "  would fail: {} {}: {}\n",
+            e.collection, e.source_id, e.reason
+        ));
+    }
+    for w in &plan.warnings {
+        out.push_str(&format!("  warning: {w}\n"));
+    }
+    out
+}
+
 /// The summary table printed at the end of a run.
 pub fn summary(record: &RunRecord) -> String {
     let mut out = String::new();
-    out.push_str(&format!(
-        "{:>4}  {:<24} {:<30} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}\n",
-        "step",
+    row(
+        &mut out,
+        &"step",
         "label",
         "collection",
-        "found",
-        "imported",
-        "skipped",
-        "remapped",
-        "failed",
-        "dangling"
-    ));
+        [
+            &"found",
+            &"imported",
+            &"skipped",
+            &"remapped",
+            &"failed",
+            &"dangling",
+        ],
+    );
     for s in &record.steps {
         for c in &s.collections {
-            out.push_str(&format!(
-                "{:>4}  {:<24} {:<30} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}\n",
-                s.order,
-                s.label,
-                c.name,
-                c.total,
-                c.inserted + c.overwritten,
-                c.skipped,
-                c.remapped,
-                c.failed,
-                c.dangling
-            ));
+            row(
+                &mut out,
+                &s.order,
+                &s.label,
+                &c.name,
+                [
+                    &c.total,
+                    &(c.inserted + c.overwritten),
+                    &c.skipped,
+                    &c.remapped,
+                    &c.failed,
+                    &c.dangling,
+                ],
+            );
         }
-        for sk in &s.skipped_collections {
-            out.push_str(&format!(
-                "{:>4}  {:<24} {:<30} not copied: {}\n",
-                s.order, s.label, sk.name, sk.reason
-            ));
-        }
+        not_copied(&mut out, s.order, &s.label, &s.skipped_collections);
     }
     out.push_str(&format!(
         "\nrun {} {}: imported {}, skipped {}, failed {} ({} errors)\n",

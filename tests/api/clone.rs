@@ -554,6 +554,11 @@ async fn bad_input_is_refused_before_anything_is_written() {
             o.guild = Some("my-guild".into());
             o
         }),
+        ("guild_not_in_source", {
+            let mut o = opts(&source);
+            o.guild = Some("123456789012345678".into());
+            o
+        }),
         ("not_a_heimdall_database", {
             let mut o = opts(&source);
             o.source_db = Some(legacy.name().into());
