@@ -21,7 +21,6 @@ use mongodb::bson::{self, doc, oid::ObjectId, Bson, DateTime, Document};
 use mongodb::options::InsertManyOptions;
 use mongodb::{Collection, Database};
 use serde::Serialize;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -30,7 +29,8 @@ use super::runs::{
 };
 use super::source::{self, Source};
 use super::{
-    Begun, EventKind, MigrationMode, PendingRun, ProgressEvent, ProgressSink, RecordError, Throttle,
+    final_kind, read_batches, run_under_lease, Begun, Cancelled, EventKind, MigrationMode,
+    PendingRun, ProgressEvent, ProgressSink, RecordError, Throttle,
 };
 use crate::config::redact_uri;
 use crate::crypto::{Crypto, DecryptError};
@@ -205,11 +205,6 @@ pub enum Outcome {
     /// The run record as it ended.
     Run(Box<RunRecord>),
 }
-
-/// Raised inside the engine when the run was cancelled at a batch boundary.
-#[derive(Debug, thiserror::Error)]
-#[error("the run was cancelled")]
-struct Cancelled;
 
 /// A new run id.
 pub fn new_run_id() -> String {
@@ -604,15 +599,6 @@ struct RefState {
     selected: Vec<ObjectId>,
 }
 
-/// Kills a spawned task when dropped: the reader of a collection never outlives its copy.
-pub(crate) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 struct Engine {
     target: Database,
     registry: Arc<Registry>,
@@ -937,33 +923,12 @@ impl Engine {
         if let Some(last) = &result.last_id {
             query.insert("_id", doc! { "$gt": last.clone() });
         }
-        let (tx, mut rx) = mpsc::channel::<anyhow::Result<Vec<Document>>>(2);
-        let coll = self.source.db.collection::<Document>(spec.name);
-        let batch = self.batch_size;
-        let reader = AbortOnDrop(tokio::spawn(async move {
-            let res: anyhow::Result<()> = async {
-                let mut cursor = coll
-                    .find(query)
-                    .sort(doc! { "_id": 1 })
-                    .batch_size(batch as u32)
-                    .await?;
-                let mut buf = Vec::with_capacity(batch);
-                while let Some(d) = cursor.try_next().await? {
-                    buf.push(d);
-                    if buf.len() >= batch && tx.send(Ok(std::mem::take(&mut buf))).await.is_err() {
-                        return Ok(());
-                    }
-                }
-                if !buf.is_empty() {
-                    let _ = tx.send(Ok(buf)).await;
-                }
-                Ok(())
-            }
-            .await;
-            if let Err(e) = res {
-                let _ = tx.send(Err(e.context("reading the source"))).await;
-            }
-        }));
+        let (reader, mut rx) = read_batches(
+            self.source.db.collection::<Document>(spec.name),
+            query,
+            self.batch_size,
+            "reading the source",
+        );
         progress(result.processed);
         while let Some(batch) = rx.recv().await {
             let batch = batch?;
@@ -1338,73 +1303,25 @@ impl Engine {
         lease: super::runs::Lease,
     ) -> anyhow::Result<RunRecord> {
         let me = Arc::new(self);
-        let stop = CancellationToken::new();
-        let keep = {
-            let stop = stop.clone();
-            let cancel = me.cancel.clone();
-            let lease = Arc::new(lease);
-            let l2 = lease.clone();
-            (
-                AbortOnDrop(tokio::spawn(
-                    async move { l2.keep_alive(stop, cancel).await },
-                )),
-                lease,
-            )
-        };
-        let span = tracing::info_span!("clone_run", run = %me.run_id);
-        let outcome = async {
-            let registry = me.registry.clone();
-            crate::db::ensure_indexes(&me.target, &registry)
+        let work = async {
+            crate::db::ensure_indexes(&me.target, &me.registry)
                 .await
                 .context("creating the target's indexes")?;
             let t0 = std::time::Instant::now();
             let steps = me.run_steps(&record).await?;
-            let copy_ms = t0.elapsed().as_millis() as i64;
-            me.store.set(&me.run_id, doc! { "copyMs": copy_ms }).await?;
-            let verification = verification_of(&steps, me.overwrite);
-            anyhow::Ok((steps, verification))
+            me.store
+                .set(
+                    &me.run_id,
+                    doc! { "copyMs": t0.elapsed().as_millis() as i64 },
+                )
+                .await?;
+            anyhow::Ok(verification_of(&steps, me.overwrite))
         }
-        .instrument(span)
-        .await;
-        stop.cancel();
-        drop(keep.0);
-        let (status, message, verification) = match outcome {
-            Ok((_, v)) => (RunStatus::Completed, None, Some(v)),
-            Err(e) if e.is::<Cancelled>() => (
-                RunStatus::Cancelled,
-                Some(
-                    "cancelled by the owner; resume with `heimdall migrate resume ".to_string()
-                        + &me.run_id
-                        + "`",
-                ),
-                None,
-            ),
-            Err(e) => {
-                tracing::error!(run = %me.run_id, error = ?e, "clone failed");
-                let text = match crate::error::user_error(&e) {
-                    Some(u) => u.message.clone(),
-                    None => format!("{e:#}"),
-                };
-                (RunStatus::Failed, Some(text), None)
-            }
-        };
-        let mut fields = doc! { "status": status.as_str(), "endedAt": DateTime::now() };
-        if let Some(m) = &message {
-            fields.insert("message", m.clone());
-        }
-        if let Some(v) = &verification {
-            fields.insert("verification", bson::to_bson(v)?);
-        }
-        me.store.set(&me.run_id, fields).await?;
-        keep.1.release().await?;
-        let final_record = me.store.require(&me.run_id).await?;
-        let kind = if status == RunStatus::Failed {
-            EventKind::Error
-        } else {
-            EventKind::Complete
-        };
-        me.sink.emit(&me.run_event(kind, final_record.to_json()));
-        Ok(final_record)
+        .instrument(tracing::info_span!("clone_run", run = %me.run_id));
+        let record = run_under_lease(&me.store, lease, &me.run_id, me.cancel.clone(), work).await?;
+        me.sink
+            .emit(&me.run_event(final_kind(&record), record.to_json()));
+        Ok(record)
     }
 }
 

@@ -169,6 +169,128 @@ impl Throttle {
     }
 }
 
+/// Raised inside an engine when the run was cancelled at a batch boundary.
+#[derive(Debug, thiserror::Error)]
+#[error("the run was cancelled")]
+pub(crate) struct Cancelled;
+
+/// Kills a spawned task when dropped: a reader never outlives the copy it feeds.
+pub(crate) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Streams the documents of `query` in `_id` order, `batch` at a time, from a task of its
+/// own that stays one batch ahead of the consumer. A read error arrives as the last item,
+/// with `what` as its context. The task ends with the guard (or the receiver).
+pub(crate) fn read_batches(
+    coll: mongodb::Collection<Document>,
+    query: Document,
+    batch: usize,
+    what: &'static str,
+) -> (
+    AbortOnDrop,
+    tokio::sync::mpsc::Receiver<anyhow::Result<Vec<Document>>>,
+) {
+    use futures::TryStreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel::<anyhow::Result<Vec<Document>>>(2);
+    let task = tokio::spawn(async move {
+        let res: anyhow::Result<()> = async {
+            let mut cursor = coll
+                .find(query)
+                .sort(mongodb::bson::doc! { "_id": 1 })
+                .batch_size(batch as u32)
+                .await?;
+            let mut buf = Vec::with_capacity(batch);
+            while let Some(d) = cursor.try_next().await? {
+                buf.push(d);
+                if buf.len() >= batch && tx.send(Ok(std::mem::take(&mut buf))).await.is_err() {
+                    return Ok(());
+                }
+            }
+            if !buf.is_empty() {
+                let _ = tx.send(Ok(buf)).await;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = res {
+            let _ = tx.send(Err(e.context(what))).await;
+        }
+    });
+    (AbortOnDrop(task), rx)
+}
+
+/// Runs a migration's `work` under its lease and closes its record.
+///
+/// The lease is renewed while `work` runs (a requested cancel or a lost lease cancels
+/// `cancel`); then the record gets its status (completed, cancelled when `work` stopped with
+/// [`Cancelled`], failed otherwise), the reason, and on success the verification `work`
+/// returned. The lease is released and the final record returned.
+pub(crate) async fn run_under_lease<F>(
+    store: &runs::RunStore,
+    lease: runs::Lease,
+    run_id: &str,
+    cancel: tokio_util::sync::CancellationToken,
+    work: F,
+) -> anyhow::Result<runs::RunRecord>
+where
+    F: std::future::Future<Output = anyhow::Result<runs::Verification>>,
+{
+    use mongodb::bson::{doc, DateTime};
+    let stop = tokio_util::sync::CancellationToken::new();
+    let lease = Arc::new(lease);
+    let keep = {
+        let (stop, l) = (stop.clone(), lease.clone());
+        AbortOnDrop(tokio::spawn(
+            async move { l.keep_alive(stop, cancel).await },
+        ))
+    };
+    let outcome = work.await;
+    stop.cancel();
+    drop(keep);
+    let (status, message, verification) = match outcome {
+        Ok(v) => (runs::RunStatus::Completed, None, Some(v)),
+        Err(e) if e.is::<Cancelled>() => (
+            runs::RunStatus::Cancelled,
+            Some(format!(
+                "cancelled by the owner; resume with `heimdall migrate resume {run_id}`"
+            )),
+            None,
+        ),
+        Err(e) => {
+            tracing::error!(run = %run_id, error = ?e, "migration failed");
+            let text = crate::error::user_error(&e)
+                .map(|u| u.message.clone())
+                .unwrap_or_else(|| format!("{e:#}"));
+            (runs::RunStatus::Failed, Some(text), None)
+        }
+    };
+    let mut fields = doc! { "status": status.as_str(), "endedAt": DateTime::now() };
+    if let Some(m) = message {
+        fields.insert("message", m);
+    }
+    if let Some(v) = &verification {
+        fields.insert("verification", mongodb::bson::to_bson(v)?);
+    }
+    store.set(run_id, fields).await?;
+    lease.release().await?;
+    store.require(run_id).await
+}
+
+/// The run-level event for a finished record: `migration:error` when it failed, else
+/// `migration:complete`.
+pub(crate) fn final_kind(record: &runs::RunRecord) -> EventKind {
+    if record.status == runs::RunStatus::Failed {
+        EventKind::Error
+    } else {
+        EventKind::Complete
+    }
+}
+
 /// A record that could not be migrated: where and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

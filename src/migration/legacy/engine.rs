@@ -4,23 +4,20 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use futures::TryStreamExt;
 use mongodb::bson::{self, doc, Bson, DateTime, Document};
 use serde::Serialize;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{coerce, LegacySource, LegacyStepSpec, MapContext, Mapped, Prepared};
 use crate::config::redact_uri;
 use crate::error::UserError;
-use crate::migration::clone::{
-    existing_in, insert_unordered, key_of, new_run_id, AbortOnDrop, MigrationEnv,
-};
+use crate::migration::clone::{existing_in, insert_unordered, key_of, new_run_id, MigrationEnv};
 use crate::migration::runs::{CollectionResult, Lease, RunRecord, RunStatus, RunStore, StepResult};
 use crate::migration::source::{self, Source};
 use crate::migration::{
-    Begun, EventKind, MigrationMode, PendingRun, ProgressEvent, ProgressSink, RecordError, Throttle,
+    final_kind, read_batches, run_under_lease, Begun, Cancelled, EventKind, MigrationMode,
+    PendingRun, ProgressEvent, ProgressSink, RecordError, Throttle,
 };
 use crate::plugin::{CollectionSpec, Registry};
 
@@ -137,10 +134,6 @@ fn source_name(source: LegacySource, modmail: &str) -> String {
         LegacySource::Modmail => modmail.to_string(),
     }
 }
-
-#[derive(Debug, thiserror::Error)]
-#[error("the run was cancelled")]
-struct Cancelled;
 
 async fn preflight(env: &MigrationEnv, opts: &LegacyOptions) -> anyhow::Result<Source> {
     if let Some(g) = &opts.guild {
@@ -433,22 +426,12 @@ impl Engine {
     }
 
     async fn execute(self, record: RunRecord, lease: Lease) -> anyhow::Result<RunRecord> {
-        let stop = CancellationToken::new();
-        let lease = Arc::new(lease);
-        let keep = {
-            let (stop, cancel, l) = (stop.clone(), self.cancel.clone(), lease.clone());
-            AbortOnDrop(tokio::spawn(
-                async move { l.keep_alive(stop, cancel).await },
-            ))
-        };
         let mut results = record.steps.clone();
-        let span = tracing::info_span!("legacy_run", run = %self.run_id);
-        let outcome = async {
+        let work = async {
             let t0 = std::time::Instant::now();
             for (i, step) in self.steps.iter().enumerate() {
-                let mut sink_errors = Vec::new();
                 let res = &mut results[i].collections[0];
-                self.run_step(i, step, res, &mut sink_errors).await?;
+                self.run_step(i, step, res, &mut Vec::new()).await?;
                 results[i].status = "completed".into();
             }
             self.store
@@ -457,45 +440,13 @@ impl Engine {
                     doc! { "copyMs": t0.elapsed().as_millis() as i64 },
                 )
                 .await?;
-            anyhow::Ok(())
+            anyhow::Ok(accounting(&results))
         }
-        .instrument(span)
-        .await;
-        stop.cancel();
-        drop(keep);
-        let (status, message) = match outcome {
-            Ok(()) => (RunStatus::Completed, None),
-            Err(e) if e.is::<Cancelled>() => (
-                RunStatus::Cancelled,
-                Some(format!(
-                    "cancelled by the owner; resume with `heimdall migrate resume {}`",
-                    self.run_id
-                )),
-            ),
-            Err(e) => {
-                tracing::error!(run = %self.run_id, error = ?e, "legacy import failed");
-                let text = crate::error::user_error(&e)
-                    .map(|u| u.message.clone())
-                    .unwrap_or_else(|| format!("{e:#}"));
-                (RunStatus::Failed, Some(text))
-            }
-        };
-        let mut fields = doc! { "status": status.as_str(), "endedAt": DateTime::now() };
-        if let Some(m) = &message {
-            fields.insert("message", m.clone());
-        }
-        if status == RunStatus::Completed {
-            fields.insert("verification", bson::to_bson(&accounting(&results))?);
-        }
-        self.store.set(&self.run_id, fields).await?;
-        lease.release().await?;
-        let rec = self.store.require(&self.run_id).await?;
+        .instrument(tracing::info_span!("legacy_run", run = %self.run_id));
+        let rec =
+            run_under_lease(&self.store, lease, &self.run_id, self.cancel.clone(), work).await?;
         let mut ev = self.event(
-            if status == RunStatus::Failed {
-                EventKind::Error
-            } else {
-                EventKind::Complete
-            },
+            final_kind(&rec),
             &self.steps[0],
             results.iter().filter(|s| s.status == "completed").count() as u16,
         );
@@ -548,33 +499,8 @@ impl Engine {
         if let Some(last) = &res.last_id {
             query.insert("_id", doc! { "$gt": last.clone() });
         }
-        let (tx, mut rx) = mpsc::channel::<anyhow::Result<Vec<Document>>>(2);
-        let batch = self.batch_size;
-        let reader_coll = coll.clone();
-        let _reader = AbortOnDrop(tokio::spawn(async move {
-            let r: anyhow::Result<()> = async {
-                let mut cursor = reader_coll
-                    .find(query)
-                    .sort(doc! { "_id": 1 })
-                    .batch_size(batch as u32)
-                    .await?;
-                let mut buf = Vec::with_capacity(batch);
-                while let Some(d) = cursor.try_next().await? {
-                    buf.push(d);
-                    if buf.len() >= batch && tx.send(Ok(std::mem::take(&mut buf))).await.is_err() {
-                        return Ok(());
-                    }
-                }
-                if !buf.is_empty() {
-                    let _ = tx.send(Ok(buf)).await;
-                }
-                Ok(())
-            }
-            .await;
-            if let Err(e) = r {
-                let _ = tx.send(Err(e.context("reading the legacy database"))).await;
-            }
-        }));
+        let (_reader, mut rx) =
+            read_batches(coll, query, self.batch_size, "reading the legacy database");
         let mut throttle = Throttle::new(10);
         let progress = |res: &CollectionResult, throttle: &mut Throttle| {
             if step.record_progress && throttle.allow(res.processed, res.total) {
