@@ -259,8 +259,8 @@ async fn connection(
     ))
     .await?;
     if owner {
-        let (replay, latest) = hub.subscribe(StreamKey::Owner, client, handle.clone(), owner_seq);
-        send_replay(&mut sink, replay, None, "owner", owner_seq, latest).await?;
+        let (replay, _) = hub.subscribe(StreamKey::Owner, client, handle.clone(), owner_seq);
+        send_replay(&mut sink, replay, None, "owner", owner_seq).await?;
     }
 
     let secs_left = claims.exp.saturating_sub(
@@ -355,7 +355,7 @@ async fn connection(
                                         rooms.insert(guild_id.clone());
                                         let (replay, latest) = hub.subscribe(StreamKey::Guild(guild_id.clone()), client, handle.clone(), last_seq);
                                         sink.send(control("subscribed", Some(&guild_id), json!({ "seq": latest }))).await?;
-                                        send_replay(&mut sink, replay, Some(&guild_id), "guild", last_seq, latest).await?;
+                                        send_replay(&mut sink, replay, Some(&guild_id), "guild", last_seq).await?;
                                     }
                                 }
                                 ClientMessage::Unsubscribe { guild_id } => {
@@ -402,7 +402,6 @@ async fn send_replay<S>(
     guild: Option<&str>,
     stream: &str,
     last: Option<u64>,
-    latest: u64,
 ) -> anyhow::Result<()>
 where
     S: SinkExt<Message, Error = WsError> + Unpin,
@@ -422,7 +421,6 @@ where
             .await?;
         }
     }
-    let _ = latest;
     Ok(())
 }
 

@@ -461,7 +461,6 @@ pub async fn begin(
         message: None,
         verification: None,
         copy_ms: None,
-        verify_ms: None,
         cancel_requested: false,
         attempts: 1,
         started_at: now,
@@ -772,7 +771,7 @@ impl Engine {
     }
 
     /// Runs every step, respecting references, `parallelism` at a time.
-    async fn run_steps(self: &Arc<Self>, record: &RunRecord) -> anyhow::Result<Vec<StepResult>> {
+    async fn run_steps(self: &Arc<Self>, prior: &[StepResult]) -> anyhow::Result<Vec<StepResult>> {
         let steps = self.registry.clone_steps();
         let deps = self.dependencies();
         let mut results: Vec<Option<StepResult>> = vec![None; steps.len()];
@@ -787,7 +786,7 @@ impl Engine {
                 if !started[i] && deps[i].iter().all(|&d| done[d]) {
                     started[i] = true;
                     let me = self.clone();
-                    let prior = record.steps[i].clone();
+                    let prior = prior[i].clone();
                     let span = tracing::info_span!("clone_step", run = %self.run_id, step = steps[i].spec.order, label = steps[i].spec.label);
                     set.spawn(async move { (i, me.run_step(i, prior).await) }.instrument(span));
                 }
@@ -1240,29 +1239,7 @@ impl Engine {
     async fn plan(self, warnings: Vec<String>) -> anyhow::Result<Plan> {
         let me = Arc::new(self);
         let initial = initial_steps(&me.registry, me.guild.is_some());
-        let record_like = RunRecord {
-            id: me.run_id.clone(),
-            mode: MigrationMode::Clone,
-            options: Document::new(),
-            encrypted_source: None,
-            started_by: String::new(),
-            status: RunStatus::Running,
-            steps: initial,
-            error_count: 0,
-            errors: Vec::new(),
-            skips: Vec::new(),
-            warnings: Vec::new(),
-            message: None,
-            verification: None,
-            copy_ms: None,
-            verify_ms: None,
-            cancel_requested: false,
-            attempts: 0,
-            started_at: DateTime::now(),
-            updated_at: DateTime::now(),
-            ended_at: None,
-        };
-        let steps = me.run_steps(&record_like).await?;
+        let steps = me.run_steps(&initial).await?;
         let errors = std::mem::take(&mut *me.plan_errors.lock().expect("plan errors"));
         Ok(Plan {
             mode: MigrationMode::Clone,
@@ -1308,7 +1285,7 @@ impl Engine {
                 .await
                 .context("creating the target's indexes")?;
             let t0 = std::time::Instant::now();
-            let steps = me.run_steps(&record).await?;
+            let steps = me.run_steps(&record.steps).await?;
             me.store
                 .set(
                     &me.run_id,

@@ -76,13 +76,8 @@ pub async fn connect(
     target_uri: &str,
     target_db: &str,
 ) -> anyhow::Result<Source> {
-    if !(uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://")) {
-        return Err(UserError::bad_request(
-            "invalid_uri",
-            format!("{:?} is not a MongoDB connection string; expected mongodb://host[:port] or mongodb+srv://host", redact_uri(uri)),
-        )
-        .into());
-    }
+    crate::config::validate_mongo_uri("--source", uri)
+        .map_err(|e| UserError::bad_request("invalid_uri", e.message))?;
     let (hosts, uri_db) = hosts_of(uri).await?;
     let db_name = source_db
         .map(str::to_string)

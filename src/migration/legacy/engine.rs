@@ -249,7 +249,6 @@ pub async fn begin(
         message: None,
         verification: None,
         copy_ms: None,
-        verify_ms: None,
         cancel_requested: false,
         attempts: 1,
         started_at: now,
