@@ -418,6 +418,8 @@ pub struct Registry {
     collections: Vec<RegisteredCollection>,
     steps: Vec<RegisteredStep>,
     legacy: Vec<(&'static str, LegacyStepSpec)>,
+    /// Collection name → index in `collections`.
+    index: HashMap<&'static str, usize>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -571,11 +573,17 @@ impl Registry {
             expected += 1;
         }
 
+        let index = collections
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.spec.name, i))
+            .collect();
         Ok(Self {
             plugins,
             collections,
             steps,
             legacy,
+            index,
         })
     }
 
@@ -596,10 +604,12 @@ impl Registry {
 
     /// A collection by name.
     pub fn collection(&self, name: &str) -> Option<&CollectionSpec> {
-        self.collections
-            .iter()
-            .find(|c| c.spec.name == name)
-            .map(|c| &c.spec)
+        self.index.get(name).map(|&i| &self.collections[i].spec)
+    }
+
+    /// The plugin that declares a collection.
+    pub fn owner(&self, name: &str) -> Option<&'static str> {
+        self.index.get(name).map(|&i| self.collections[i].plugin)
     }
 
     /// The clone steps in order.

@@ -582,12 +582,7 @@ impl Engine {
                 match part.mapper.map(r, &ctx) {
                     Ok(Mapped::Docs(docs)) => {
                         for d in &docs {
-                            let owner = self
-                                .registry
-                                .collections()
-                                .iter()
-                                .find(|c| c.spec.name == d.collection)
-                                .map(|c| c.plugin);
+                            let owner = self.registry.owner(d.collection);
                             anyhow::ensure!(
                                 owner == Some(*plugin),
                                 "plugin {plugin} produced a document for {}, which it does not own",
