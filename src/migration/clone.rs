@@ -1019,10 +1019,6 @@ impl Engine {
         }
     }
 
-    async fn existing(&self, spec: &CollectionSpec, docs: &[Document]) -> anyhow::Result<Existing> {
-        existing_in(&self.target, spec, docs, self.write).await
-    }
-
     /// Validates, rewrites, checks existence and writes one batch; returns its record errors.
     async fn process_batch(
         &self,
@@ -1056,12 +1052,12 @@ impl Engine {
         let mut unknown: Vec<Vec<ObjectId>> = vec![Vec::new(); spec.references.len()];
         // Verification as we go: each source document's content hash, by its `_id`.
         let ignore: Vec<&str> = spec.references.iter().map(|r| r.field).collect();
-        let mut source_hash: HashMap<String, u64> = HashMap::new();
+        let mut source_hash: HashMap<IdKey, u64> = HashMap::new();
         for mut d in batch {
             if self.write {
                 let h = content_hash(&d, &ignore);
                 result.verify.add_source(h);
-                source_hash.insert(d.get("_id").map(|b| b.to_string()).unwrap_or_default(), h);
+                source_hash.insert(IdKey::of_doc(&d), h);
             }
             if let Some(Bson::ObjectId(id)) = d.get("_id") {
                 if self.referenced.contains(spec.name) {
@@ -1117,71 +1113,137 @@ impl Engine {
             result.dangling += ids.iter().filter(|id| !present.contains(id)).count() as u64;
         }
 
-        // One existence query for the batch.
-        let existing = if valid.is_empty() {
-            Existing::default()
+        // Existence, first by `_id`: one range read of the target over the batch's `_id`s
+        // (whole documents, so skipped ones are verified on the spot). A document whose key
+        // could be in the target under another `_id` is looked up by key only when it has to
+        // be: when its `_id` matched a document with another key, when inserting it hit a
+        // unique index, or in a dry run (which cannot try).
+        let target = self.target.collection::<Document>(spec.name);
+        let ids: Vec<Bson> = valid.iter().filter_map(|d| d.get("_id").cloned()).collect();
+        let by_id = if valid.is_empty() {
+            HashMap::new()
         } else {
-            self.existing(spec, &valid).await?
+            fetch_by_ids(&target, spec, &ids, self.write).await?
         };
+        let mut matched: Vec<(Document, Document)> = Vec::new();
+        let mut lookup: Vec<(Document, Option<String>)> = Vec::new();
         let mut to_insert = Vec::with_capacity(valid.len());
-        let mut to_replace = Vec::new();
-        for mut d in valid {
-            let key = key_of(spec, &d);
-            let sid = d.get("_id").cloned().unwrap_or(Bson::Null);
-            if let Some(tid) = existing.by_key.get(&key) {
-                let remapped = *tid != sid;
-                if let (true, Bson::ObjectId(s), Bson::ObjectId(t)) = (remapped, &sid, tid) {
-                    if self.referenced.contains(spec.name) {
-                        state.map.insert(*s, *t);
+        for d in valid {
+            match by_id.get(&IdKey::of_doc(&d)) {
+                Some(t) if same_key(spec, t, &d) => matched.push((d, t.clone())),
+                Some(_) => lookup.push((d, None)),
+                None if !self.write && !spec.unique_key.is_empty() => lookup.push((d, None)),
+                None => to_insert.push(d),
+            }
+        }
+        drop(by_id);
+
+        // Inserts, unordered. A duplicate key means the document is there under another `_id`
+        // (or arrived meanwhile): it joins the key lookup below.
+        let mut written: HashMap<IdKey, (Bson, u64)> = HashMap::new();
+        let hash_of = |d: &Document| {
+            source_hash
+                .get(&IdKey::of_doc(d))
+                .copied()
+                .unwrap_or_else(|| content_hash(d, &ignore))
+        };
+        if !self.write {
+            result.inserted += to_insert.len() as u64;
+        } else if !to_insert.is_empty() {
+            let mut failed_idx = HashSet::new();
+            if let Err(failures) = insert_unordered(&target, &to_insert).await {
+                for f in failures? {
+                    failed_idx.insert(f.index);
+                    if f.code == 11000 {
+                        lookup.push((to_insert[f.index].clone(), Some(f.reason)));
+                    } else {
+                        result.failed += 1;
+                        result.verify.missing += 1;
+                        fail(&mut errors, &to_insert[f.index], f.reason);
                     }
                 }
-                if self.overwrite {
-                    d.insert("_id", tid.clone());
-                    to_replace.push((tid.clone(), d, remapped));
+            }
+            for (i, d) in to_insert.iter().enumerate() {
+                if !failed_idx.contains(&i) {
+                    result.inserted += 1;
+                    let id = d.get("_id").cloned().unwrap_or(Bson::Null);
+                    written.insert(IdKey::of(&id), (id, hash_of(d)));
+                }
+            }
+        }
+        drop(to_insert);
+
+        // The key lookup, for the few that need it.
+        if !lookup.is_empty() {
+            let docs: Vec<Document> = lookup.iter().map(|(d, _)| d.clone()).collect();
+            let existing = existing_in(&self.target, spec, &docs, self.write).await?;
+            for (d, insert_error) in lookup {
+                let key = key_of(spec, &d);
+                let sid = d.get("_id").cloned().unwrap_or(Bson::Null);
+                if let Some(tid) = existing.by_key.get(&key) {
+                    let t = existing
+                        .docs
+                        .get(&key)
+                        .cloned()
+                        .unwrap_or_else(|| doc! { "_id": tid.clone() });
+                    matched.push((d, t));
+                } else if let Some(reason) = insert_error {
+                    result.failed += 1;
+                    result.verify.missing += 1;
+                    fail(&mut errors, &d, reason);
+                } else if existing.by_id.contains(&IdKey::of(&sid)) {
+                    result.failed += 1;
+                    result.verify.missing += self.write as u64;
+                    fail(
+                        &mut errors,
+                        &d,
+                        format!(
+                            "the target already holds _id {sid} under another key; left as it is"
+                        ),
+                    );
                 } else {
-                    result.skipped += 1;
-                    result.remapped += remapped as u64;
-                    if let (Some(t), Some(h)) =
-                        (existing.docs.get(&key), source_hash.get(&sid.to_string()))
-                    {
-                        result.verify.add_found(*h, content_hash(t, &ignore));
-                    }
+                    // Only in a dry run: nothing in the target has its key or `_id`.
+                    result.inserted += 1;
                 }
-            } else if existing.by_id.contains(&sid.to_string()) {
-                result.failed += 1;
-                result.verify.missing += self.write as u64;
-                fail(
-                    &mut errors,
-                    &d,
-                    format!("the target already holds _id {sid} under another key; left as it is"),
-                );
-            } else {
-                to_insert.push(d);
             }
         }
 
-        if !self.write {
-            result.inserted += to_insert.len() as u64;
-            result.overwritten += to_replace.len() as u64;
-            result.remapped += to_replace.iter().filter(|r| r.2).count() as u64;
-            return Ok(errors);
-        }
-        let target = self.target.collection::<Document>(spec.name);
-        // Written documents are read back below: target `_id` → the source's hash.
-        let mut written: HashMap<String, (Bson, u64)> = HashMap::new();
-        for (tid, d, remapped) in to_replace {
-            let h = source_hash
-                .get(&d.get("_id").map(|b| b.to_string()).unwrap_or_default())
-                .copied();
-            let h = h.or_else(|| Some(content_hash(&d, &ignore))).unwrap_or(0);
+        // Documents the target already has: skipped (and verified) or overwritten.
+        for (mut d, t) in matched {
+            let sid = d.get("_id").cloned().unwrap_or(Bson::Null);
+            let tid = t.get("_id").cloned().unwrap_or(Bson::Null);
+            let remapped = tid != sid;
+            if let (true, Bson::ObjectId(s), Bson::ObjectId(t)) = (remapped, &sid, &tid) {
+                if self.referenced.contains(spec.name) {
+                    state.map.insert(*s, *t);
+                }
+            }
+            if !self.overwrite {
+                result.skipped += 1;
+                result.remapped += remapped as u64;
+                if self.write {
+                    result
+                        .verify
+                        .add_found(hash_of(&d), content_hash(&t, &ignore));
+                }
+                continue;
+            }
+            if !self.write {
+                result.overwritten += 1;
+                result.remapped += remapped as u64;
+                continue;
+            }
+            let h = hash_of(&d);
+            d.insert("_id", tid.clone());
             match target.replace_one(doc! { "_id": tid.clone() }, &d).await {
                 Ok(_) => {
                     result.overwritten += 1;
                     result.remapped += remapped as u64;
-                    written.insert(tid.to_string(), (tid.clone(), h));
+                    written.insert(IdKey::of(&tid), (tid, h));
                 }
                 Err(e) => {
                     result.failed += 1;
+                    result.verify.missing += 1;
                     fail(
                         &mut errors,
                         &d,
@@ -1190,47 +1252,18 @@ impl Engine {
                 }
             }
         }
-        if !to_insert.is_empty() {
-            let n = to_insert.len() as u64;
-            let mut failed_idx = HashSet::new();
-            match insert_unordered(&target, &to_insert).await {
-                Ok(()) => result.inserted += n,
-                Err(failures) => {
-                    let failures = failures?;
-                    result.inserted += n - failures.len() as u64;
-                    result.failed += failures.len() as u64;
-                    for (idx, reason) in failures {
-                        failed_idx.insert(idx);
-                        fail(&mut errors, &to_insert[idx], reason);
-                    }
-                }
-            }
-            for (i, d) in to_insert.iter().enumerate() {
-                let id = d.get("_id").map(|b| b.to_string()).unwrap_or_default();
-                if failed_idx.contains(&i) {
-                    result.verify.missing += 1;
-                } else if let Some(h) = source_hash.get(&id) {
-                    written.insert(id, (d.get("_id").cloned().unwrap_or(Bson::Null), *h));
-                }
-            }
-        }
-        // Read back what was written and compare it with the source.
+
+        // Read back what was written (a range read, like the existence check) and compare it
+        // with the source.
         if !written.is_empty() {
             let ids: Vec<Bson> = written.values().map(|(id, _)| id.clone()).collect();
-            let back: Vec<Document> = target
-                .find(doc! { "_id": { "$in": ids } })
-                .await?
-                .try_collect()
-                .await?;
-            let mut seen = HashSet::new();
-            for t in back {
-                let id = t.get("_id").map(|b| b.to_string()).unwrap_or_default();
-                if let Some((_, h)) = written.get(&id) {
-                    seen.insert(id);
-                    result.verify.add_found(*h, content_hash(&t, &ignore));
+            let back = fetch_by_ids(&target, spec, &ids, true).await?;
+            for (id, (_, h)) in &written {
+                match back.get(id) {
+                    Some(t) => result.verify.add_found(*h, content_hash(t, &ignore)),
+                    None => result.verify.missing += 1,
                 }
             }
-            result.verify.missing += (written.len() - seen.len()) as u64;
         }
         Ok(errors)
     }
@@ -1302,6 +1335,74 @@ impl Engine {
     }
 }
 
+/// How many values one `$in` carries. The server checks each candidate against the whole
+/// list, so a query's cost grows with the square of its length: many short lists are faster
+/// than one long one.
+const IN_CHUNK: usize = 128;
+
+/// The documents of `coll` with one of `ids`, by `_id`: whole, or (without `full`)
+/// `_id` and the unique key. When the `_id`s are all ObjectIds or all strings this is one
+/// index range read between the smallest and the largest (other documents in the range are
+/// dropped); otherwise short `$in` lists.
+pub(crate) async fn fetch_by_ids(
+    coll: &Collection<Document>,
+    spec: &CollectionSpec,
+    ids: &[Bson],
+    full: bool,
+) -> anyhow::Result<HashMap<IdKey, Document>> {
+    let projection = (!full).then(|| key_projection(spec));
+    let wanted: HashSet<IdKey> = ids.iter().map(IdKey::of).collect();
+    let range = if ids.iter().all(|b| matches!(b, Bson::ObjectId(_))) {
+        let oids = ids.iter().filter_map(|b| b.as_object_id());
+        oids.clone()
+            .min()
+            .zip(oids.max())
+            .map(|(lo, hi)| (Bson::ObjectId(lo), Bson::ObjectId(hi)))
+    } else if ids.iter().all(|b| matches!(b, Bson::String(_))) {
+        let strs = ids.iter().filter_map(|b| b.as_str());
+        strs.clone()
+            .min()
+            .zip(strs.max())
+            .map(|(lo, hi)| (Bson::from(lo), Bson::from(hi)))
+    } else {
+        None
+    };
+    let filters: Vec<Document> = match range {
+        Some((lo, hi)) => vec![doc! { "_id": { "$gte": lo, "$lte": hi } }],
+        None => ids
+            .chunks(IN_CHUNK)
+            .map(|c| doc! { "_id": { "$in": c.to_vec() } })
+            .collect(),
+    };
+    let mut out = HashMap::with_capacity(ids.len());
+    for filter in filters {
+        let mut cursor = coll
+            .find(filter)
+            .with_options(
+                mongodb::options::FindOptions::builder()
+                    .projection(projection.clone())
+                    .build(),
+            )
+            .await?;
+        while let Some(d) = cursor.try_next().await? {
+            let id = IdKey::of_doc(&d);
+            if wanted.contains(&id) {
+                out.insert(id, d);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `_id` and the unique key's fields.
+fn key_projection(spec: &CollectionSpec) -> Document {
+    let mut p = doc! { "_id": 1 };
+    for k in &spec.unique_key {
+        p.insert(*k, 1);
+    }
+    p
+}
+
 /// A query for the target documents whose unique key could equal one of `docs`': `$in` on
 /// each key field (index bounds on the unique index), a superset filtered exactly by the
 /// caller. One clause per document (`$or`) would make the server scan instead.
@@ -1330,34 +1431,26 @@ pub(crate) async fn existing_in(
 ) -> anyhow::Result<Existing> {
     let coll = target.collection::<Document>(spec.name);
     // With `full`, whole documents come back (the copy verifies skipped ones on the spot).
-    let projection = if full {
-        None
-    } else {
-        let mut p = doc! { "_id": 1 };
-        for k in &spec.unique_key {
-            p.insert(*k, 1);
-        }
-        Some(p)
-    };
+    let projection = (!full).then(|| key_projection(spec));
     let mut found: Vec<Document> = Vec::new();
     let mut unmatched: Vec<Bson> = docs.iter().filter_map(|d| d.get("_id").cloned()).collect();
     if !spec.unique_key.is_empty() {
         let wanted: HashSet<String> = docs.iter().map(|d| key_of(spec, d)).collect();
-        let by_key: Vec<Document> = coll
-            .find(key_superset(spec, docs))
-            .with_options(
-                mongodb::options::FindOptions::builder()
-                    .projection(projection.clone())
-                    .build(),
-            )
-            .await?
-            .try_collect()
-            .await?;
-        found.extend(
-            by_key
-                .into_iter()
-                .filter(|d| wanted.contains(&key_of(spec, d))),
-        );
+        for chunk in docs.chunks(IN_CHUNK) {
+            let mut cursor = coll
+                .find(key_superset(spec, chunk))
+                .with_options(
+                    mongodb::options::FindOptions::builder()
+                        .projection(projection.clone())
+                        .build(),
+                )
+                .await?;
+            while let Some(d) = cursor.try_next().await? {
+                if wanted.contains(&key_of(spec, &d)) {
+                    found.push(d);
+                }
+            }
+        }
         // Only documents whose key is not in the target can collide by `_id` alone.
         let matched: HashSet<String> = found.iter().map(|d| key_of(spec, d)).collect();
         unmatched = docs
@@ -1367,22 +1460,16 @@ pub(crate) async fn existing_in(
             .collect();
     }
     if !unmatched.is_empty() {
-        let by_id: Vec<Document> = coll
-            .find(doc! { "_id": { "$in": unmatched } })
-            .with_options(
-                mongodb::options::FindOptions::builder()
-                    .projection(projection)
-                    .build(),
-            )
-            .await?
-            .try_collect()
-            .await?;
-        found.extend(by_id);
+        found.extend(
+            fetch_by_ids(&coll, spec, &unmatched, full)
+                .await?
+                .into_values(),
+        );
     }
     let mut out = Existing::default();
     for f in found {
         let id = f.get("_id").cloned().unwrap_or(Bson::Null);
-        out.by_id.insert(id.to_string());
+        out.by_id.insert(IdKey::of(&id));
         let key = key_of(spec, &f);
         if spec.unique_key.is_empty() || !out.by_key.contains_key(&key) {
             out.by_key.insert(key.clone(), id);
@@ -1418,17 +1505,85 @@ fn verification_of(steps: &[StepResult], overwrite: bool) -> Verification {
     out
 }
 
-/// A hash of a document's content without `_id` and the given fields.
+/// A hash of a document's content without `_id` and the given fields: every field's name,
+/// type and value in order, walked in place (no copy of the document).
 pub fn content_hash(doc: &Document, ignore: &[&str]) -> u64 {
-    let mut d = doc.clone();
-    d.remove("_id");
-    for f in ignore {
-        d.remove(*f);
-    }
-    let bytes = bson::to_vec(&d).unwrap_or_default();
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
+    for (k, v) in doc {
+        if k == "_id" || ignore.contains(&k.as_str()) {
+            continue;
+        }
+        k.hash(&mut h);
+        hash_bson(v, &mut h);
+    }
     h.finish()
+}
+
+fn hash_bson(b: &Bson, h: &mut impl Hasher) {
+    h.write_u8(b.element_type() as u8);
+    match b {
+        Bson::Double(f) => h.write_u64(f.to_bits()),
+        Bson::String(s) | Bson::JavaScriptCode(s) | Bson::Symbol(s) => s.hash(h),
+        Bson::Array(a) => {
+            h.write_usize(a.len());
+            for v in a {
+                hash_bson(v, h);
+            }
+        }
+        Bson::Document(d) => {
+            h.write_usize(d.len());
+            for (k, v) in d {
+                k.hash(h);
+                hash_bson(v, h);
+            }
+        }
+        Bson::Boolean(x) => h.write_u8(*x as u8),
+        Bson::Int32(i) => h.write_i32(*i),
+        Bson::Int64(i) => h.write_i64(*i),
+        Bson::DateTime(t) => h.write_i64(t.timestamp_millis()),
+        Bson::ObjectId(o) => h.write(&o.bytes()),
+        Bson::Binary(bin) => {
+            h.write_u8(u8::from(bin.subtype));
+            bin.bytes.hash(h);
+        }
+        Bson::Decimal128(d) => h.write(&d.bytes()),
+        Bson::Timestamp(t) => {
+            h.write_u32(t.time);
+            h.write_u32(t.increment);
+        }
+        Bson::RegularExpression(r) => {
+            r.pattern.hash(h);
+            r.options.hash(h);
+        }
+        Bson::Null | Bson::Undefined | Bson::MaxKey | Bson::MinKey => {}
+        other => format!("{other:?}").hash(h),
+    }
+}
+
+/// A document's `_id` as a hashable key (ObjectIds without text formatting).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum IdKey {
+    /// An ObjectId's bytes.
+    Oid([u8; 12]),
+    /// Any other `_id`, as extended JSON text.
+    Other(String),
+}
+
+impl IdKey {
+    /// The key of an `_id` value.
+    pub fn of(b: &Bson) -> Self {
+        match b {
+            Bson::ObjectId(o) => IdKey::Oid(o.bytes()),
+            other => IdKey::Other(other.to_string()),
+        }
+    }
+
+    /// The key of a document's `_id` (a document without one gets the key of `null`).
+    pub fn of_doc(d: &Document) -> Self {
+        d.get("_id")
+            .map(Self::of)
+            .unwrap_or(IdKey::Other("null".into()))
+    }
 }
 
 /// Target documents found for a batch.
@@ -1437,9 +1592,27 @@ pub(crate) struct Existing {
     /// Key → target `_id`.
     pub by_key: HashMap<String, Bson>,
     /// Target `_id`s (as text).
-    pub by_id: HashSet<String>,
+    pub by_id: HashSet<IdKey>,
     /// Key → the whole target document (when asked for).
     pub docs: HashMap<String, Document>,
+}
+
+/// Whether two documents have the same unique key (as [`key_of`] compares them, without
+/// building the text).
+fn same_key(spec: &CollectionSpec, a: &Document, b: &Document) -> bool {
+    spec.unique_key
+        .iter()
+        .all(|k| match (a.get(*k), b.get(*k)) {
+            (Some(x), Some(y)) => match (
+                x.as_i64().or(x.as_i32().map(i64::from)),
+                y.as_i64().or(y.as_i32().map(i64::from)),
+            ) {
+                (Some(i), Some(j)) => i == j,
+                _ => x == y,
+            },
+            (None, None) => true,
+            (x, y) => x.cloned().unwrap_or(Bson::Null) == y.cloned().unwrap_or(Bson::Null),
+        })
 }
 
 /// The identity of a document: its unique key's values, or its `_id`.
@@ -1520,11 +1693,22 @@ pub(crate) fn short(s: &str) -> String {
     line.chars().take(300).collect()
 }
 
-/// Inserts unordered. `Err(Ok(failures))`: some documents failed, with their index and reason.
+/// A document an unordered insert refused.
+#[derive(Debug)]
+pub(crate) struct InsertFailure {
+    /// Its index in the inserted slice.
+    pub index: usize,
+    /// The server's error code (11000: a duplicate key).
+    pub code: i32,
+    /// What to record.
+    pub reason: String,
+}
+
+/// Inserts unordered. `Err(Ok(failures))`: some documents failed.
 pub(crate) async fn insert_unordered(
     target: &Collection<Document>,
     docs: &[Document],
-) -> Result<(), anyhow::Result<Vec<(usize, String)>>> {
+) -> Result<(), anyhow::Result<Vec<InsertFailure>>> {
     match target
         .insert_many(docs)
         .with_options(InsertManyOptions::builder().ordered(false).build())
@@ -1540,13 +1724,14 @@ pub(crate) async fn insert_unordered(
                     .as_ref()
                     .expect("checked")
                     .iter()
-                    .map(|w| {
-                        let reason = if w.code == 11000 {
+                    .map(|w| InsertFailure {
+                        index: w.index,
+                        code: w.code,
+                        reason: if w.code == 11000 {
                             format!("duplicate key in the target: {}", short(&w.message))
                         } else {
                             format!("the target refused the document: {}", short(&w.message))
-                        };
-                        (w.index, reason)
+                        },
                     })
                     .collect();
                 Err(Ok(failures))

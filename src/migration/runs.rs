@@ -99,28 +99,42 @@ pub struct VerifyTally {
     pub missing: u64,
     /// In the target with other content.
     pub differing: u64,
-    /// Sum of the source documents' content hashes (hex, wrapping).
-    pub source_digest: String,
-    /// Sum of the found target documents' content hashes (hex, wrapping).
-    pub target_digest: String,
+    /// Sum of the source documents' content hashes (wrapping; stored as 16 hex digits).
+    #[serde(with = "hex_u64")]
+    pub source_digest: u64,
+    /// Sum of the found target documents' content hashes (wrapping; 16 hex digits).
+    #[serde(with = "hex_u64")]
+    pub target_digest: u64,
+}
+
+/// A `u64` digest as 16 hex digits (an empty or absent string reads as 0).
+mod hex_u64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{v:016x}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() {
+            return Ok(0);
+        }
+        u64::from_str_radix(&s, 16).map_err(serde::de::Error::custom)
+    }
 }
 
 impl VerifyTally {
-    fn add_hex(acc: &mut String, h: u64) {
-        let cur = u64::from_str_radix(acc, 16).unwrap_or(0);
-        *acc = format!("{:016x}", cur.wrapping_add(h));
-    }
-
     /// Counts a source document (its content hash).
     pub fn add_source(&mut self, h: u64) {
         self.source += 1;
-        Self::add_hex(&mut self.source_digest, h);
+        self.source_digest = self.source_digest.wrapping_add(h);
     }
 
     /// Counts a target counterpart found for a source document.
     pub fn add_found(&mut self, source_hash: u64, target_hash: u64) {
         self.found += 1;
-        Self::add_hex(&mut self.target_digest, target_hash);
+        self.target_digest = self.target_digest.wrapping_add(target_hash);
         if source_hash == target_hash {
             self.matching += 1;
         } else {
@@ -137,16 +151,8 @@ impl VerifyTally {
             matching: self.matching,
             missing: self.missing,
             differing: self.differing,
-            source_digest: if self.source_digest.is_empty() {
-                format!("{:016x}", 0)
-            } else {
-                self.source_digest.clone()
-            },
-            target_digest: if self.target_digest.is_empty() {
-                format!("{:016x}", 0)
-            } else {
-                self.target_digest.clone()
-            },
+            source_digest: format!("{:016x}", self.source_digest),
+            target_digest: format!("{:016x}", self.target_digest),
         }
     }
 }

@@ -12,7 +12,9 @@ use tracing::Instrument;
 use super::{coerce, LegacySource, LegacyStepSpec, MapContext, Mapped, Prepared};
 use crate::config::redact_uri;
 use crate::error::UserError;
-use crate::migration::clone::{existing_in, insert_unordered, key_of, new_run_id, MigrationEnv};
+use crate::migration::clone::{
+    existing_in, insert_unordered, key_of, new_run_id, IdKey, MigrationEnv,
+};
 use crate::migration::runs::{CollectionResult, Lease, RunRecord, RunStatus, RunStore, StepResult};
 use crate::migration::source::{self, Source};
 use crate::migration::{
@@ -669,9 +671,8 @@ impl Engine {
                     let spec = self.spec(p.collection)?;
                     let key = key_of(spec, &p.doc);
                     let ex = &existing[p.collection];
-                    let id_text = p.doc.get("_id").map(|b| b.to_string()).unwrap_or_default();
                     if ex.by_key.contains_key(&key)
-                        || (spec.unique_key.is_empty() && ex.by_id.contains(&id_text))
+                        || (spec.unique_key.is_empty() && ex.by_id.contains(&IdKey::of_doc(&p.doc)))
                     {
                         continue;
                     }
@@ -693,15 +694,15 @@ impl Engine {
                 for (start, chunk) in docs.chunks(1000).enumerate() {
                     if let Err(failures) = insert_unordered(&self.target.collection(c), chunk).await
                     {
-                        for (idx, reason) in failures? {
-                            let ri = items[start * 1000 + idx].0;
+                        for f in failures? {
+                            let ri = items[start * 1000 + f.index].0;
                             wrote[ri] -= 1;
-                            if reason.starts_with("duplicate key") {
+                            if f.code == 11000 {
                                 skip_reason[ri].get_or_insert(format!(
                                     "conflict: another legacy record maps to the same {c} document"
                                 ));
                             } else if fate[ri].is_none() {
-                                fate[ri] = Some(RecordOutcome::Failed(reason));
+                                fate[ri] = Some(RecordOutcome::Failed(f.reason));
                             }
                         }
                     }
