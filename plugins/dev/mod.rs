@@ -6,6 +6,7 @@ use crate::context::Data;
 use crate::plugin::{CollectionSpec, Plugin};
 
 pub mod api;
+pub mod discord;
 
 /// The dev plugin.
 #[derive(Default)]
@@ -29,6 +30,9 @@ impl Plugin for DevPlugin {
             CollectionSpec::new(MIGRATION_RUNS, "MigrationRun").internal(),
             CollectionSpec::new(crate::migration::runs::LOCKS, "MigrationLock").internal(),
         ]
+    }
+    fn commands(&self) -> Vec<poise::Command<Data, crate::context::Error>> {
+        vec![discord::migrate()]
     }
     fn routes(&self) -> axum::Router<Data> {
         api::routes(self.state.clone())

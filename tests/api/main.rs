@@ -8,6 +8,7 @@ mod clone;
 mod config;
 mod crypto;
 mod dev_api;
+mod discord;
 mod gateway;
 mod health;
 mod legacy;

@@ -1,0 +1,837 @@
+//! `/migrate`: the migration from Discord, owner-only, in an ephemeral reply that is edited
+//! live while the run goes on.
+//!
+//! The commands are thin: each one reads its options and calls a plain async function here
+//! that takes an [`InteractionReply`] (the interaction's id and token over serenity's
+//! `Http`). Tests drive those functions against a local stand-in for Discord's REST API
+//! through `HttpBuilder::proxy`.
+//!
+//! Discord lets a bot edit an interaction's reply for 15 minutes. Edits are spaced (one every
+//! [`LiveOptions::edit_interval`] at most; the newest state wins), and shortly before the
+//! token runs out the reply says where to follow the rest of the run (`/migrate status`, the
+//! dashboard). The run itself does not depend on the reply: it is a record, and its progress
+//! also goes to owners over the WebSocket gateway.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use poise::serenity_prelude as serenity;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::context::{Context, Data, Error};
+use crate::error::{display_for_user, UserError};
+use crate::gateway::OwnerSink;
+use crate::locales::t;
+use crate::migration::clone::{self, CloneOptions, MigrationEnv, Plan};
+use crate::migration::legacy::engine::{self as legacy, LegacyOptions, LegacyPlan};
+use crate::migration::runs::{RunRecord, RunStatus, RunStore};
+use crate::migration::{Begun, EventKind, MigrationMode, PendingRun, ProgressEvent, ProgressSink};
+
+/// Discord's limit on a message's content.
+const MAX_CONTENT: usize = 2000;
+
+/// How the live reply behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveOptions {
+    /// The shortest time between two edits of the reply (Discord rate-limits edits).
+    pub edit_interval: Duration,
+    /// How long the interaction token can edit the reply (Discord: 15 minutes); the last
+    /// edit is made a little before.
+    pub token_lifetime: Duration,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        Self {
+            edit_interval: Duration::from_millis(1500),
+            token_lifetime: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// An interaction's reply: created once (ephemeral), then edited.
+#[derive(Clone)]
+pub struct InteractionReply {
+    /// Discord's REST client (its application id must be set).
+    pub http: Arc<serenity::Http>,
+    /// The interaction.
+    pub interaction_id: serenity::InteractionId,
+    /// The interaction's token (valid for 15 minutes).
+    pub token: String,
+    /// When the interaction arrived.
+    pub received: Instant,
+}
+
+impl InteractionReply {
+    /// The reply of a slash command's interaction.
+    pub fn of(ctx: &Context<'_>) -> Result<Self, Error> {
+        match ctx {
+            poise::Context::Application(a) => Ok(Self {
+                http: ctx.serenity_context().http.clone(),
+                interaction_id: a.interaction.id,
+                token: a.interaction.token.clone(),
+                received: Instant::now(),
+            }),
+            poise::Context::Prefix(_) => {
+                Err(UserError::bad_request("slash_only", t("migrate.slash_only", &[])).into())
+            }
+        }
+    }
+
+    /// Creates the reply, visible to the invoker only.
+    pub async fn open(&self, content: &str) -> serenity::Result<()> {
+        let message = serenity::CreateInteractionResponseMessage::new()
+            .content(fit(content))
+            .ephemeral(true);
+        self.http
+            .create_interaction_response(
+                self.interaction_id,
+                &self.token,
+                &serenity::CreateInteractionResponse::Message(message),
+                vec![],
+            )
+            .await
+    }
+
+    /// Replaces the reply's content.
+    pub async fn edit(&self, content: &str) -> serenity::Result<()> {
+        self.http
+            .edit_original_interaction_response(
+                &self.token,
+                &serenity::EditInteractionResponse::new().content(fit(content)),
+                vec![],
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Edits and logs a failure (a reply that cannot be edited must not stop the run).
+    async fn edit_logged(&self, content: &str) {
+        if let Err(e) = self.edit(content).await {
+            tracing::warn!(error = %e, "could not edit the migration reply");
+        }
+    }
+}
+
+/// Cuts a text to Discord's limit.
+fn fit(s: &str) -> String {
+    if s.chars().count() <= MAX_CONTENT {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(MAX_CONTENT - 1).collect();
+    out.push('…');
+    out
+}
+
+/// What `/migrate clone` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct CloneArgs {
+    /// The other instance's connection string.
+    pub source: String,
+    /// Its database.
+    pub source_db: Option<String>,
+    /// Only this guild.
+    pub guild: Option<String>,
+    /// Plan only.
+    pub dry_run: bool,
+    /// Replace existing documents.
+    pub overwrite: bool,
+    /// Go on although the encryption keys differ.
+    pub allow_key_mismatch: bool,
+}
+
+/// What `/migrate legacy` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct LegacyArgs {
+    /// The old bot's connection string.
+    pub source: String,
+    /// Its database.
+    pub source_db: Option<String>,
+    /// Only this guild.
+    pub guild: Option<String>,
+    /// The old bot's modmail collection.
+    pub modmail_collection: Option<String>,
+    /// Plan only.
+    pub dry_run: bool,
+}
+
+fn is_owner(data: &Data, user: u64) -> bool {
+    data.config.owner_ids.contains(&user)
+}
+
+/// `/migrate clone`: checks, then runs (or plans) an Instance Clone with a live reply.
+pub async fn clone_command(
+    data: &Data,
+    reply: InteractionReply,
+    user: u64,
+    args: CloneArgs,
+    live: LiveOptions,
+) -> Result<(), Error> {
+    if !is_owner(data, user) {
+        reply.open(&t("error.owner_only", &[])).await?;
+        return Ok(());
+    }
+    reply
+        .open(&t(
+            "migrate.checking",
+            &[("mode", &mode_name(MigrationMode::Clone))],
+        ))
+        .await?;
+    let mut opts = CloneOptions::new(args.source, format!("discord:{user}"));
+    opts.source_db = args.source_db;
+    opts.guild = args.guild;
+    opts.dry_run = args.dry_run;
+    opts.overwrite = args.overwrite;
+    opts.allow_key_mismatch = args.allow_key_mismatch;
+    let live_sink = LiveSink::new(MigrationMode::Clone);
+    let cancel = data.shutdown.child_token();
+    let begun = clone::begin(
+        &MigrationEnv::from_data(data),
+        opts,
+        live_sink.fan_out(data),
+        cancel.clone(),
+    )
+    .await;
+    match begun {
+        Err(e) => reply.edit_logged(&refusal(&e)).await,
+        Ok(Begun::Plan(p)) => reply.edit_logged(&render_clone_plan(&p)).await,
+        Ok(Begun::Run(run)) => run_live(data, reply, run, live_sink, cancel, live),
+    }
+    Ok(())
+}
+
+/// `/migrate legacy`: checks, then runs (or plans) a Legacy Import with a live reply.
+pub async fn legacy_command(
+    data: &Data,
+    reply: InteractionReply,
+    user: u64,
+    args: LegacyArgs,
+    live: LiveOptions,
+) -> Result<(), Error> {
+    if !is_owner(data, user) {
+        reply.open(&t("error.owner_only", &[])).await?;
+        return Ok(());
+    }
+    reply
+        .open(&t(
+            "migrate.checking",
+            &[("mode", &mode_name(MigrationMode::Legacy))],
+        ))
+        .await?;
+    let mut opts = LegacyOptions::new(args.source, format!("discord:{user}"));
+    opts.source_db = args.source_db;
+    opts.guild = args.guild;
+    if let Some(m) = args.modmail_collection {
+        opts.modmail_collection = m;
+    }
+    opts.dry_run = args.dry_run;
+    let live_sink = LiveSink::new(MigrationMode::Legacy);
+    let cancel = data.shutdown.child_token();
+    let begun = legacy::begin(
+        &MigrationEnv::from_data(data),
+        opts,
+        live_sink.fan_out(data),
+        cancel.clone(),
+    )
+    .await;
+    match begun {
+        Err(e) => reply.edit_logged(&refusal(&e)).await,
+        Ok(Begun::Plan(p)) => reply.edit_logged(&render_legacy_plan(&p)).await,
+        Ok(Begun::Run(run)) => run_live(data, reply, run, live_sink, cancel, live),
+    }
+    Ok(())
+}
+
+/// `/migrate resume`: continues a cancelled, failed or crashed run with a live reply.
+pub async fn resume_command(
+    data: &Data,
+    reply: InteractionReply,
+    user: u64,
+    run_id: &str,
+    live: LiveOptions,
+) -> Result<(), Error> {
+    if !is_owner(data, user) {
+        reply.open(&t("error.owner_only", &[])).await?;
+        return Ok(());
+    }
+    let store = RunStore::new(&data.db);
+    let mode = match store.get(run_id).await? {
+        Some(r) => r.mode,
+        None => {
+            reply
+                .open(&t("migrate.unknown_run", &[("run", run_id)]))
+                .await?;
+            return Ok(());
+        }
+    };
+    reply
+        .open(&t("migrate.checking", &[("mode", &mode_name(mode))]))
+        .await?;
+    let live_sink = LiveSink::new(mode);
+    let cancel = data.shutdown.child_token();
+    match crate::migration::begin_resume(
+        &MigrationEnv::from_data(data),
+        run_id,
+        None,
+        live_sink.fan_out(data),
+        cancel.clone(),
+    )
+    .await
+    {
+        Err(e) => reply.edit_logged(&refusal(&e)).await,
+        Ok(run) => run_live(data, reply, run, live_sink, cancel, live),
+    }
+    Ok(())
+}
+
+/// `/migrate status`: a run's record (the newest when `run_id` is not given), as text.
+pub async fn status_text(data: &Data, run_id: Option<&str>) -> Result<String, Error> {
+    let store = RunStore::new(&data.db);
+    let record = match run_id {
+        Some(id) => store.get(id).await?,
+        None => store.list(1).await?.into_iter().next(),
+    };
+    Ok(match (record, run_id) {
+        (Some(r), _) => {
+            let active = store
+                .active_lease()
+                .await?
+                .is_some_and(|l| l.get_str("runId") == Ok(r.id.as_str()));
+            render_record(&r, active)
+        }
+        (None, Some(id)) => t("migrate.unknown_run", &[("run", id)]),
+        (None, None) => t("migrate.no_runs", &[]),
+    })
+}
+
+/// `/migrate cancel`: asks a run to stop at its next batch boundary (in whichever process
+/// runs it: the request is in the record).
+pub async fn cancel_text(data: &Data, run_id: &str) -> Result<String, Error> {
+    let store = RunStore::new(&data.db);
+    if store.get(run_id).await?.is_none() {
+        return Ok(t("migrate.unknown_run", &[("run", run_id)]));
+    }
+    match store.request_cancel(run_id).await {
+        Ok(_) => Ok(t("migrate.cancel_requested", &[("run", run_id)])),
+        Err(e) => Ok(refusal(&e)),
+    }
+}
+
+/// A refusal as the owner sees it: a user error as it is, anything else generically.
+fn refusal(e: &anyhow::Error) -> String {
+    t("migrate.refused", &[("reason", &display_for_user(e))])
+}
+
+/// Runs `run` in the background (owned by the bot's task tracker), editing the reply as
+/// progress arrives and with the result at the end.
+fn run_live(
+    data: &Data,
+    reply: InteractionReply,
+    run: PendingRun,
+    sink: LiveSink,
+    cancel: CancellationToken,
+    live: LiveOptions,
+) {
+    let run_id = run.id.clone();
+    sink.set_run(&run_id);
+    let deadline = reply.received + live.token_lifetime.saturating_sub(live.edit_interval * 2);
+    let editor_stop = CancellationToken::new();
+    let editor = tokio::spawn(edit_loop(
+        reply.clone(),
+        sink.rx.clone(),
+        editor_stop.clone(),
+        cancel.clone(),
+        deadline,
+        live.edit_interval,
+    ));
+    let span = tracing::info_span!("migration", run = %run_id, via = "discord");
+    data.tasks.spawn(
+        async move {
+            let result = run.run().await;
+            editor_stop.cancel();
+            let expired = editor.await.unwrap_or(true);
+            match result {
+                Ok(record) => {
+                    tracing::info!(
+                        status = record.status.as_str(),
+                        imported = record.imported(),
+                        "migration ended"
+                    );
+                    if !expired {
+                        reply.edit_logged(&render_record(&record, false)).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = ?e, "migration ended with an error");
+                    if !expired {
+                        reply.edit_logged(&refusal(&e)).await;
+                    }
+                }
+            }
+        }
+        .instrument(span),
+    );
+}
+
+/// Edits the reply with the newest progress, at most once per `interval`, until `stop`;
+/// near `deadline` it says where to follow the run and stops editing. Returns whether the
+/// token is spent (no final edit then).
+async fn edit_loop(
+    reply: InteractionReply,
+    mut rx: watch::Receiver<Snapshot>,
+    stop: CancellationToken,
+    shutdown: CancellationToken,
+    deadline: Instant,
+    interval: Duration,
+) -> bool {
+    let mut last_edit: Option<Instant> = None;
+    loop {
+        let until_deadline = deadline.saturating_duration_since(Instant::now());
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(until_deadline) => {
+                let run = rx.borrow().run_id.clone();
+                reply.edit_logged(&t("migrate.live_ends", &[("run", &run)])).await;
+                return true;
+            }
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+        }
+        if let Some(at) = last_edit {
+            let wait = interval.saturating_sub(at.elapsed());
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        if Instant::now() >= deadline {
+            continue;
+        }
+        let text = render_progress(&rx.borrow_and_update());
+        reply.edit_logged(&text).await;
+        last_edit = Some(Instant::now());
+    }
+    Instant::now() >= deadline
+}
+
+/// The live state the reply shows.
+#[derive(Debug, Clone, Default)]
+struct Snapshot {
+    run_id: String,
+    mode: Option<MigrationMode>,
+    completed: u16,
+    total: u16,
+    /// Steps in progress: step → (label, records done, records in the step).
+    active: BTreeMap<u16, (String, u64, u64)>,
+}
+
+/// A progress sink feeding the live reply (and, through [`LiveSink::fan_out`], the owners'
+/// WebSocket stream too).
+#[derive(Clone)]
+struct LiveSink {
+    tx: Arc<Mutex<watch::Sender<Snapshot>>>,
+    rx: watch::Receiver<Snapshot>,
+}
+
+impl LiveSink {
+    fn new(mode: MigrationMode) -> Self {
+        let (tx, rx) = watch::channel(Snapshot {
+            mode: Some(mode),
+            ..Snapshot::default()
+        });
+        Self {
+            tx: Arc::new(Mutex::new(tx)),
+            rx,
+        }
+    }
+
+    fn set_run(&self, id: &str) {
+        self.tx
+            .lock()
+            .expect("live sink")
+            .send_modify(|s| s.run_id = id.to_string());
+    }
+
+    /// This sink and the owners' gateway stream.
+    fn fan_out(&self, data: &Data) -> Arc<dyn ProgressSink> {
+        Arc::new(FanOut(vec![
+            Arc::new(self.clone()),
+            Arc::new(OwnerSink(data.ws.clone())),
+        ]))
+    }
+}
+
+impl ProgressSink for LiveSink {
+    fn emit(&self, e: &ProgressEvent) {
+        let tx = self.tx.lock().expect("live sink");
+        tx.send_modify(|s| {
+            s.run_id.clone_from(&e.run_id);
+            s.completed = e.completed;
+            s.total = e.total;
+            match e.kind() {
+                EventKind::StepStart => {
+                    s.active.insert(e.step, (e.label.clone(), 0, 0));
+                }
+                EventKind::StepProgress => {
+                    let entry = s.active.entry(e.step).or_insert((e.label.clone(), 0, 0));
+                    entry.1 = e.record_index.unwrap_or(entry.1);
+                    entry.2 = e.record_total.unwrap_or(entry.2);
+                }
+                EventKind::StepComplete => {
+                    s.active.remove(&e.step);
+                }
+                _ => {}
+            }
+        });
+    }
+}
+
+/// Sends every event to several sinks.
+struct FanOut(Vec<Arc<dyn ProgressSink>>);
+
+impl ProgressSink for FanOut {
+    fn emit(&self, event: &ProgressEvent) {
+        for s in &self.0 {
+            s.emit(event);
+        }
+    }
+}
+
+fn mode_name(mode: MigrationMode) -> String {
+    match mode {
+        MigrationMode::Clone => t("migrate.mode.clone", &[]),
+        MigrationMode::Legacy => t("migrate.mode.legacy", &[]),
+    }
+}
+
+/// A count with thousands separators (`553,565`).
+pub fn num(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn bar(done: u64, total: u64) -> String {
+    const WIDTH: u64 = 12;
+    let filled = (done.min(total) * WIDTH)
+        .checked_div(total)
+        .unwrap_or(WIDTH);
+    format!(
+        "{}{}",
+        "▰".repeat(filled as usize),
+        "▱".repeat((WIDTH - filled) as usize)
+    )
+}
+
+fn render_progress(s: &Snapshot) -> String {
+    let mode = s.mode.map(mode_name).unwrap_or_default();
+    if s.total == 0 {
+        return t(
+            "migrate.progress.starting",
+            &[("mode", &mode), ("run", &s.run_id)],
+        );
+    }
+    let mut out = t(
+        "migrate.progress.header",
+        &[
+            ("mode", &mode),
+            ("run", &s.run_id),
+            ("completed", &s.completed.to_string()),
+            ("total", &s.total.to_string()),
+        ],
+    );
+    out.push('\n');
+    out.push_str(&bar(s.completed.into(), s.total.into()));
+    for (step, (label, done, total)) in s.active.iter().take(4) {
+        out.push('\n');
+        out.push_str(&t(
+            "migrate.progress.step",
+            &[
+                ("step", &step.to_string()),
+                ("label", label),
+                ("bar", &bar(*done, *total)),
+                ("done", &num(*done)),
+                ("total", &num(*total)),
+            ],
+        ));
+    }
+    out.push('\n');
+    out.push_str(&t("migrate.progress.footer", &[("run", &s.run_id)]));
+    out
+}
+
+/// A run record as the reply shows it: outcome, counts, verification, where to read more.
+fn render_record(r: &RunRecord, active: bool) -> String {
+    let key = match r.status {
+        RunStatus::Completed if r.failed() == 0 => "migrate.result.completed",
+        RunStatus::Completed => "migrate.result.completed_with_failures",
+        RunStatus::Failed => "migrate.result.failed",
+        RunStatus::Cancelled => "migrate.result.cancelled",
+        RunStatus::Running if active => "migrate.result.running",
+        RunStatus::Running => "migrate.result.interrupted",
+        RunStatus::Pending => "migrate.result.pending",
+    };
+    let mut out = t(key, &[("mode", &mode_name(r.mode)), ("run", &r.id)]);
+    out.push('\n');
+    out.push_str(&t(
+        "migrate.result.counts",
+        &[
+            ("imported", &num(r.imported())),
+            ("skipped", &num(r.skipped())),
+            ("failed", &num(r.failed())),
+        ],
+    ));
+    let done = r.steps.iter().filter(|s| s.status == "completed").count();
+    out.push('\n');
+    out.push_str(&t(
+        "migrate.result.steps",
+        &[
+            ("done", &done.to_string()),
+            ("total", &r.steps.len().to_string()),
+        ],
+    ));
+    if let Some(v) = &r.verification {
+        out.push('\n');
+        let (checked, matching): (u64, u64) = v
+            .collections
+            .iter()
+            .fold((0, 0), |(a, b), c| (a + c.source, b + c.matching));
+        out.push_str(&t(
+            if v.ok {
+                "migrate.result.verified"
+            } else {
+                "migrate.result.not_verified"
+            },
+            &[("checked", &num(checked)), ("matching", &num(matching))],
+        ));
+    }
+    if let Some(m) = &r.message {
+        out.push('\n');
+        out.push_str(&t("migrate.result.message", &[("message", m)]));
+    }
+    for e in r.errors.iter().take(5) {
+        out.push('\n');
+        out.push_str(&t(
+            "migrate.result.error",
+            &[
+                ("collection", &e.collection),
+                ("id", &e.source_id),
+                ("reason", &e.reason),
+            ],
+        ));
+    }
+    if r.error_count > 5 {
+        out.push('\n');
+        out.push_str(&t(
+            "migrate.result.more_errors",
+            &[("count", &num(r.error_count - 5))],
+        ));
+    }
+    if matches!(r.status, RunStatus::Cancelled | RunStatus::Failed)
+        || (r.status == RunStatus::Running && !active)
+    {
+        out.push('\n');
+        out.push_str(&t("migrate.result.resume_hint", &[("run", &r.id)]));
+    }
+    out
+}
+
+fn render_clone_plan(p: &Plan) -> String {
+    let mut out = t(
+        "migrate.plan.header",
+        &[
+            ("mode", &mode_name(MigrationMode::Clone)),
+            ("source", &p.source),
+        ],
+    );
+    let (mut insert, mut skip, mut remap, mut invalid, mut dangling) = (0, 0, 0, 0, 0);
+    for s in &p.steps {
+        for c in &s.collections {
+            insert += c.to_insert + c.to_overwrite;
+            skip += c.to_skip;
+            remap += c.to_remap;
+            invalid += c.invalid;
+            dangling += c.dangling;
+        }
+    }
+    out.push('\n');
+    out.push_str(&t(
+        "migrate.plan.clone_counts",
+        &[
+            ("insert", &num(insert)),
+            ("skip", &num(skip)),
+            ("remap", &num(remap)),
+            ("invalid", &num(invalid)),
+            ("dangling", &num(dangling)),
+        ],
+    ));
+    for w in &p.warnings {
+        out.push('\n');
+        out.push_str(&t("migrate.plan.warning", &[("warning", w)]));
+    }
+    out.push('\n');
+    out.push_str(&t("migrate.plan.footer", &[]));
+    out
+}
+
+fn render_legacy_plan(p: &LegacyPlan) -> String {
+    let mut out = t(
+        "migrate.plan.header",
+        &[
+            ("mode", &mode_name(MigrationMode::Legacy)),
+            ("source", &p.source),
+        ],
+    );
+    for s in &p.steps {
+        out.push('\n');
+        out.push_str(&t(
+            "migrate.plan.legacy_step",
+            &[
+                ("step", &s.order.to_string()),
+                ("label", &s.label),
+                ("found", &num(s.found)),
+                ("import", &num(s.to_import)),
+                ("skip", &num(s.to_skip)),
+                ("errors", &num(s.errors)),
+            ],
+        ));
+    }
+    out.push('\n');
+    out.push_str(&t("migrate.plan.footer", &[]));
+    out
+}
+
+/// Migration: copy another Heimdall instance or import the old bot's data (owners only).
+#[poise::command(
+    slash_command,
+    owners_only,
+    ephemeral,
+    subcommands("clone", "legacy", "status", "cancel", "resume"),
+    subcommand_required
+)]
+pub async fn migrate(_ctx: Context<'_>) -> Result<(), Error> {
+    Ok(())
+}
+
+/// Copy another Heimdall instance's data into this one, with live progress.
+#[poise::command(slash_command, owners_only, ephemeral)]
+pub async fn clone(
+    ctx: Context<'_>,
+    #[description = "The other instance's MongoDB connection string"] source: String,
+    #[description = "Its database (default: the one named in the connection string)"]
+    source_db: Option<String>,
+    #[description = "Copy only this guild (its id)"] guild: Option<String>,
+    #[description = "Only show the plan; write nothing"] dry_run: Option<bool>,
+    #[description = "Replace documents that already exist here"] overwrite: Option<bool>,
+    #[description = "Copy even though the encryption keys differ"] allow_key_mismatch: Option<bool>,
+) -> Result<(), Error> {
+    let args = CloneArgs {
+        source,
+        source_db,
+        guild,
+        dry_run: dry_run.unwrap_or(false),
+        overwrite: overwrite.unwrap_or(false),
+        allow_key_mismatch: allow_key_mismatch.unwrap_or(false),
+    };
+    let reply = InteractionReply::of(&ctx)?;
+    clone_command(
+        ctx.data(),
+        reply,
+        ctx.author().id.get(),
+        args,
+        LiveOptions::default(),
+    )
+    .await
+}
+
+/// Import the old bot's database into Heimdall, with live progress.
+#[poise::command(slash_command, owners_only, ephemeral)]
+pub async fn legacy(
+    ctx: Context<'_>,
+    #[description = "The old bot's MongoDB connection string"] source: String,
+    #[description = "Its database (default: the one named in the connection string)"]
+    source_db: Option<String>,
+    #[description = "Import only this guild (its id)"] guild: Option<String>,
+    #[description = "The old bot's modmail collection (default: modmail)"]
+    modmail_collection: Option<String>,
+    #[description = "Only show the plan; write nothing"] dry_run: Option<bool>,
+) -> Result<(), Error> {
+    let args = LegacyArgs {
+        source,
+        source_db,
+        guild,
+        modmail_collection,
+        dry_run: dry_run.unwrap_or(false),
+    };
+    let reply = InteractionReply::of(&ctx)?;
+    legacy_command(
+        ctx.data(),
+        reply,
+        ctx.author().id.get(),
+        args,
+        LiveOptions::default(),
+    )
+    .await
+}
+
+/// Show a migration run: the newest, or the one named.
+#[poise::command(slash_command, owners_only, ephemeral)]
+pub async fn status(
+    ctx: Context<'_>,
+    #[description = "The run's id (default: the newest run)"] run: Option<String>,
+) -> Result<(), Error> {
+    let text = status_text(ctx.data(), run.as_deref()).await?;
+    ctx.send(
+        poise::CreateReply::default()
+            .content(fit(&text))
+            .ephemeral(true),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Stop a running migration at its next batch (it can be resumed).
+#[poise::command(slash_command, owners_only, ephemeral)]
+pub async fn cancel(
+    ctx: Context<'_>,
+    #[description = "The run's id"] run: String,
+) -> Result<(), Error> {
+    let text = cancel_text(ctx.data(), &run).await?;
+    ctx.send(
+        poise::CreateReply::default()
+            .content(fit(&text))
+            .ephemeral(true),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Continue a cancelled, failed or interrupted migration from where it stopped.
+#[poise::command(slash_command, owners_only, ephemeral)]
+pub async fn resume(
+    ctx: Context<'_>,
+    #[description = "The run's id"] run: String,
+) -> Result<(), Error> {
+    let reply = InteractionReply::of(&ctx)?;
+    resume_command(
+        ctx.data(),
+        reply,
+        ctx.author().id.get(),
+        &run,
+        LiveOptions::default(),
+    )
+    .await
+}

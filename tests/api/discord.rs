@@ -1,0 +1,334 @@
+//! `/migrate` from Discord: the ephemeral reply and its live edits, against a local stand-in
+//! for Discord's REST API reached through serenity's `HttpBuilder::proxy`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::IntoResponse;
+use axum::Json;
+use heimdall::plugins::dev::discord::{
+    cancel_text, clone_command, legacy_command, num, status_text, CloneArgs, InteractionReply,
+    LegacyArgs, LiveOptions,
+};
+use poise::serenity_prelude as serenity;
+use serde_json::{json, Value};
+
+use crate::clone::seeded;
+use crate::helpers::{mongo_uri, spawn_app, TestApp, OWNER_ID};
+
+const APP_ID: u64 = 900_000_000_000_000_001;
+const INTERACTION: u64 = 900_000_000_000_000_002;
+const TOKEN: &str = "interaction-token-abc";
+
+/// One request Discord's API received.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: Method,
+    path: String,
+    body: Value,
+    at: Instant,
+}
+
+#[derive(Clone, Default)]
+struct StandIn {
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl StandIn {
+    fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The contents the user saw, in order: the reply, then every edit.
+    fn contents(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .map(|r| {
+                r.body["data"]["content"]
+                    .as_str()
+                    .or(r.body["content"].as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// Waits until the last content contains `needle`.
+    async fn wait_for(&self, needle: &str) -> Vec<String> {
+        for _ in 0..600 {
+            let c = self.contents();
+            if c.last().is_some_and(|l| l.contains(needle)) {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no reply containing {needle:?}; saw {:#?}", self.contents());
+    }
+}
+
+fn message(content: &str) -> Value {
+    json!({
+        "id": "1", "channel_id": "2", "content": content,
+        "author": { "id": APP_ID.to_string(), "username": "heimdall", "discriminator": "0000",
+                    "avatar": null, "bot": true },
+        "timestamp": "2026-11-22T00:00:00.000000+00:00", "edited_timestamp": null,
+        "tts": false, "mention_everyone": false, "mentions": [], "mention_roles": [],
+        "attachments": [], "embeds": [], "pinned": false, "type": 0, "flags": 64
+    })
+}
+
+async fn record(
+    State(s): State<StandIn>,
+    method: Method,
+    uri: Uri,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let content = body["content"].as_str().unwrap_or_default().to_string();
+    s.seen.lock().unwrap().push(Seen {
+        method: method.clone(),
+        path: uri.path().to_string(),
+        body,
+        at: Instant::now(),
+    });
+    if uri.path().ends_with("/callback") {
+        StatusCode::NO_CONTENT.into_response()
+    } else if method == Method::PATCH {
+        Json(message(&content)).into_response()
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({"message": "Unknown", "code": 0})),
+        )
+            .into_response()
+    }
+}
+
+/// A stand-in for Discord's API and an interaction reply that talks to it.
+async fn stand_in() -> (StandIn, InteractionReply) {
+    let state = StandIn::default();
+    let router = axum::Router::new()
+        .fallback(record)
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let http = serenity::HttpBuilder::new("Bot test-token")
+        .proxy(format!("http://{addr}"))
+        .ratelimiter_disabled(true)
+        .application_id(serenity::ApplicationId::new(APP_ID))
+        .build();
+    let reply = InteractionReply {
+        http: Arc::new(http),
+        interaction_id: serenity::InteractionId::new(INTERACTION),
+        token: TOKEN.into(),
+        received: Instant::now(),
+    };
+    (state, reply)
+}
+
+fn owner() -> u64 {
+    OWNER_ID.parse().unwrap()
+}
+
+fn clone_args(source_db: &str) -> CloneArgs {
+    CloneArgs {
+        source: mongo_uri(),
+        source_db: Some(source_db.into()),
+        ..CloneArgs::default()
+    }
+}
+
+async fn newest_run(app: &TestApp) -> Value {
+    let runs = heimdall::migration::runs::RunStore::new(&app.db)
+        .list(1)
+        .await
+        .unwrap();
+    runs[0].to_json()
+}
+
+#[tokio::test]
+async fn migrate_clone_replies_ephemerally_edits_live_and_ends_with_the_result() {
+    let app = spawn_app().await;
+    let source = seeded("discord_src").await;
+    let (discord, reply) = stand_in().await;
+    let live = LiveOptions {
+        edit_interval: Duration::from_millis(200),
+        ..LiveOptions::default()
+    };
+    clone_command(&app.data, reply, owner(), clone_args(source.name()), live)
+        .await
+        .unwrap();
+    let contents = discord.wait_for("completed").await;
+    let run = newest_run(&app).await;
+    assert_eq!(run["status"], "completed");
+
+    let requests = discord.requests();
+    // The reply: an interaction callback (type 4), ephemeral (flag 64), to this interaction.
+    let first = &requests[0];
+    assert_eq!(first.method, Method::POST);
+    assert_eq!(
+        first.path,
+        format!("/api/v10/interactions/{INTERACTION}/{TOKEN}/callback")
+    );
+    assert_eq!(first.body["type"], 4);
+    assert_eq!(first.body["data"]["flags"].as_u64().unwrap() & 64, 64);
+    assert!(contents[0].contains("Instance Clone"), "{}", contents[0]);
+    // Then only edits of that reply, spaced by the edit interval (Discord's rate limits).
+    for r in &requests[1..] {
+        assert_eq!(r.method, Method::PATCH);
+        assert_eq!(
+            r.path,
+            format!("/api/v10/webhooks/{APP_ID}/{TOKEN}/messages/@original")
+        );
+    }
+    let progress: Vec<&Seen> = requests[1..requests.len() - 1].iter().collect();
+    for pair in progress.windows(2) {
+        assert!(
+            pair[1].at.duration_since(pair[0].at) >= Duration::from_millis(190),
+            "two progress edits {:?} apart",
+            pair[1].at.duration_since(pair[0].at)
+        );
+    }
+    // The live edits named the run and showed steps; the last one is the record's result.
+    let id = run["runId"].as_str().unwrap();
+    assert!(
+        contents[1..contents.len() - 1]
+            .iter()
+            .any(|c| c.contains(id) && c.contains("step")),
+        "{contents:#?}"
+    );
+    let last = contents.last().unwrap();
+    let imported = run["imported"].as_u64().unwrap();
+    assert!(imported > 1000);
+    assert!(last.contains(id), "{last}");
+    assert!(
+        last.contains(&format!("Imported {}", num(imported))),
+        "{last}"
+    );
+    assert!(last.contains("Verified"), "{last}");
+    assert!(last.chars().count() <= 2000);
+
+    // `/migrate status` shows the same record later.
+    let status = status_text(&app.data, None).await.unwrap();
+    assert!(
+        status.contains(id) && status.contains("completed"),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn migrate_refuses_non_owners_and_bad_input_in_the_reply_without_starting_a_run() {
+    let app = spawn_app().await;
+    let (discord, reply) = stand_in().await;
+    clone_command(
+        &app.data,
+        reply.clone(),
+        42,
+        clone_args("anything"),
+        LiveOptions::default(),
+    )
+    .await
+    .unwrap();
+    let seen = discord.contents();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].contains("Only the bot's owners"), "{seen:?}");
+    assert_eq!(discord.requests()[0].body["data"]["flags"], 64);
+
+    // A guild id that is not a snowflake: the reply says what is wrong.
+    let (discord, reply) = stand_in().await;
+    let mut args = clone_args("anything");
+    args.guild = Some("my-server".into());
+    clone_command(&app.data, reply, owner(), args, LiveOptions::default())
+        .await
+        .unwrap();
+    let seen = discord.contents();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen[1].contains("Not started") && seen[1].contains("snowflake"),
+        "{seen:?}"
+    );
+
+    // The old bot's database does not exist.
+    let (discord, reply) = stand_in().await;
+    let args = LegacyArgs {
+        source: mongo_uri(),
+        source_db: Some("no_such_database_here".into()),
+        ..LegacyArgs::default()
+    };
+    legacy_command(&app.data, reply, owner(), args, LiveOptions::default())
+        .await
+        .unwrap();
+    let seen = discord.contents();
+    assert!(seen[1].contains("Not started"), "{seen:?}");
+    assert!(seen[1].contains("no_such_database_here"), "{seen:?}");
+
+    let runs = heimdall::migration::runs::RunStore::new(&app.db)
+        .list(10)
+        .await
+        .unwrap();
+    assert!(runs.is_empty(), "a refused command started a run");
+    assert!(status_text(&app.data, None)
+        .await
+        .unwrap()
+        .contains("No migration has run yet"));
+    assert!(cancel_text(&app.data, "nope")
+        .await
+        .unwrap()
+        .contains("no migration run `nope`"));
+}
+
+#[tokio::test]
+async fn a_dry_run_replies_with_the_plan_and_writes_nothing() {
+    let app = spawn_app().await;
+    let source = seeded("discord_plan").await;
+    let (discord, reply) = stand_in().await;
+    let mut args = clone_args(source.name());
+    args.dry_run = true;
+    clone_command(&app.data, reply, owner(), args, LiveOptions::default())
+        .await
+        .unwrap();
+    let seen = discord.contents();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[1].contains("dry run"), "{}", seen[1]);
+    assert!(seen[1].contains("Would insert"), "{}", seen[1]);
+    let names = app.db.list_collection_names().await.unwrap();
+    let tags = app
+        .db
+        .collection::<mongodb::bson::Document>("tags")
+        .count_documents(mongodb::bson::doc! {})
+        .await
+        .unwrap();
+    assert_eq!(tags, 0, "{names:?}");
+}
+
+#[tokio::test]
+async fn the_live_reply_hands_over_before_discords_token_expires() {
+    let app = spawn_app().await;
+    let source = seeded("discord_expiry").await;
+    let (discord, reply) = stand_in().await;
+    // A token that is almost spent when the run starts.
+    let live = LiveOptions {
+        edit_interval: Duration::from_millis(100),
+        token_lifetime: Duration::from_millis(250),
+    };
+    clone_command(&app.data, reply, owner(), clone_args(source.name()), live)
+        .await
+        .unwrap();
+    // The run completes (it is a record, not tied to the message)...
+    for _ in 0..600 {
+        if newest_run(&app).await["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(newest_run(&app).await["status"], "completed");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...and the message's last word says where to follow it; nothing is edited after.
+    let seen = discord.contents();
+    let last = seen.last().unwrap();
+    assert!(last.contains("/migrate status"), "{seen:#?}");
+    assert!(!seen.iter().any(|c| c.contains("completed.")), "{seen:#?}");
+}
