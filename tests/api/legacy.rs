@@ -672,3 +672,26 @@ async fn cancel_then_resume_matches_an_uninterrupted_import() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_import_creates_the_targets_unique_indexes_first() {
+    let source = legacy_db("lidx_src").await;
+    let target = fresh_db("lidx_dst").await;
+    let r = import(&target, opts(&source), Arc::new(Recorder::default())).await;
+    assert_eq!(r.status, RunStatus::Completed);
+    // Into a database the bot never started on: the unique keys exist, so a second import
+    // (or a duplicate legacy record) cannot write a document twice.
+    for (coll, index) in [
+        ("tags", "guildId_1_name_1"),
+        ("suggestion_votes", "suggestionId_1_userId_1"),
+    ] {
+        let names = target
+            .collection::<Document>(coll)
+            .list_index_names()
+            .await
+            .unwrap();
+        assert!(names.iter().any(|n| n == index), "{coll}: {names:?}");
+    }
+    let again = import(&target, opts(&source), Arc::new(Recorder::default())).await;
+    assert_eq!(again.imported(), 0);
+}

@@ -429,6 +429,10 @@ impl Engine {
     async fn execute(self, record: RunRecord, lease: Lease) -> anyhow::Result<RunRecord> {
         let mut results = record.steps.clone();
         let work = async {
+            // Unique keys are what keep a re-run from importing a record twice.
+            crate::db::ensure_indexes(&self.target, &self.registry)
+                .await
+                .context("creating the target's indexes")?;
             let t0 = std::time::Instant::now();
             for (i, step) in self.steps.iter().enumerate() {
                 let res = &mut results[i].collections[0];
