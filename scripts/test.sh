@@ -3,7 +3,7 @@
 # MongoDB-compatible server (a local secantusd-rs, or MONGODB_TEST_URI when set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/install-deps.sh
+HEIMDALL_NEED_BROWSER=1 ./scripts/install-deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 
 cargo fmt --all -- --check

@@ -56,6 +56,8 @@ pub struct Health {
     pub discord: bool,
     /// Registered plugins.
     pub plugins: Vec<&'static str>,
+    /// The WebSocket gateway's port (on this host).
+    pub gateway_port: u16,
 }
 
 async fn health(State(data): State<Data>) -> Result<Json<Health>, AppError> {
@@ -72,6 +74,7 @@ async fn health(State(data): State<Data>) -> Result<Json<Health>, AppError> {
         version: env!("CARGO_PKG_VERSION"),
         discord: data.config.discord_token.is_some(),
         plugins: data.registry.plugin_names(),
+        gateway_port: data.gateway_port,
     }))
 }
 

@@ -35,6 +35,8 @@ pub struct Inner {
     pub crypto: Option<Crypto>,
     /// The WebSocket gateway's publishing side (disabled when no gateway runs).
     pub ws: crate::gateway::WebSocketManager,
+    /// The port the gateway listens on (the dashboard connects to it).
+    pub gateway_port: u16,
     /// The connection string of `db` (to refuse migrating a database into itself).
     pub db_uri: String,
     /// Cancelled when the bot shuts down; every task watches it.

@@ -122,6 +122,7 @@ impl Application {
             crypto,
             db_uri: uri,
             ws,
+            gateway_port: ws_addr.port(),
             shutdown,
             tasks,
         });

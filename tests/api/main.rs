@@ -7,6 +7,7 @@ mod catalog;
 mod clone;
 mod config;
 mod crypto;
+mod dashboard;
 mod dev_api;
 mod discord;
 mod gateway;

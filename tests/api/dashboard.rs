@@ -1,0 +1,124 @@
+//! The dashboard's migration page in a real browser: Debian's headless Chromium driven by
+//! playwright-core (`dashboard/tests/dev-page.mjs`), against the bot this test starts.
+
+use std::time::Duration;
+
+use heimdall::auth;
+use heimdall::migration::runs::RunStore;
+use heimdall::seed::{seed_legacy, SeedOptions};
+use serde_json::Value;
+
+use crate::clone::seeded;
+use crate::helpers::{fresh_db, mongo_uri, spawn_app, test_key, AUTH_SECRET, OWNER_ID};
+
+fn dashboard_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboard")
+}
+
+/// Runs a browser script; its last stdout line is its JSON report.
+async fn browser(script: &str, env: &[(&str, String)]) -> Value {
+    let dir = dashboard_dir();
+    assert!(
+        dir.join("node_modules/playwright-core").exists()
+            && std::path::Path::new("/usr/bin/chromium").exists(),
+        "the browser tests need playwright-core and Debian's chromium: run \
+         HEIMDALL_NEED_BROWSER=1 ./scripts/install-deps.sh (./scripts/test.sh does)"
+    );
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(dir.join("tests").join(script)).current_dir(&dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(180), cmd.output())
+        .await
+        .expect("the browser test took over 3 minutes")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("a JSON report")
+}
+
+#[tokio::test]
+async fn the_dev_page_clones_an_instance_with_live_progress_in_chromium() {
+    let app = spawn_app().await;
+    let source = seeded("dash_src").await;
+    let legacy = fresh_db("dash_legacy").await;
+    seed_legacy(&legacy, &SeedOptions::new(test_key()))
+        .await
+        .unwrap();
+    let shot = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
+    let owner: u64 = OWNER_ID.parse().unwrap();
+    let report = browser(
+        "dev-page.mjs",
+        &[
+            ("BASE_URL", app.address.clone()),
+            (
+                "OWNER_TOKEN",
+                auth::mint(AUTH_SECRET, owner, Duration::from_secs(600)),
+            ),
+            (
+                "STRANGER_TOKEN",
+                auth::mint(
+                    AUTH_SECRET,
+                    42_000_000_000_000_000,
+                    Duration::from_secs(600),
+                ),
+            ),
+            ("SOURCE_URI", mongo_uri()),
+            ("SOURCE_DB", source.name().to_string()),
+            ("LEGACY_DB", legacy.name().to_string()),
+            ("SCREENSHOT", shot.path().display().to_string()),
+        ],
+    )
+    .await;
+
+    // A non-owner is turned away with a reason; bad input gets a clear error.
+    assert!(
+        report["strangerError"].as_str().unwrap().contains("owner"),
+        "{report}"
+    );
+    let bad = report["badDbError"].as_str().unwrap();
+    assert!(bad.contains("no_such_db_anywhere"), "{bad}");
+
+    // The dry run listed all 24 steps and what they would insert.
+    let record = RunStore::new(&app.db)
+        .get(report["runId"].as_str().unwrap())
+        .await
+        .unwrap()
+        .expect("the page's run is a record");
+    assert_eq!(report["planRows"], 24);
+    assert_eq!(report["planInsert"].as_u64().unwrap(), record.imported());
+
+    // The run was watched live: running, steps running, then completed with every step done.
+    assert!(report["sawRunning"].as_bool().unwrap(), "{report}");
+    assert!(report["runningSteps"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(
+        report["statuses"].as_array().unwrap().last().unwrap(),
+        "completed"
+    );
+    assert_eq!(report["stepRows"], 24);
+    assert_eq!(report["completedRows"], 24);
+    let counts = report["counts"].as_str().unwrap();
+    let imported = record.imported().to_string();
+    let grouped = heimdall::plugins::dev::discord::num(record.imported());
+    assert!(
+        counts.contains(&format!("imported {grouped}")),
+        "{counts} vs {imported}"
+    );
+    assert!(report["verification"]
+        .as_str()
+        .unwrap()
+        .starts_with("Verified"));
+    assert_eq!(report["historyStatus"], "completed");
+    assert_eq!(report["legacyPlanRows"], 7);
+    assert_eq!(report["pageErrors"], serde_json::json!([]));
+    assert!(std::fs::metadata(shot.path()).unwrap().len() > 10_000);
+    // `HEIMDALL_KEEP_SCREENSHOTS=DIR` keeps the finished run's page for a look.
+    if let Ok(dir) = std::env::var("HEIMDALL_KEEP_SCREENSHOTS") {
+        std::fs::copy(shot.path(), std::path::Path::new(&dir).join("dev-page.png")).unwrap();
+    }
+}
