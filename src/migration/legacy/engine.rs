@@ -619,12 +619,16 @@ impl Engine {
             }
         }
 
-        // Existence of every produced document, one query per target collection.
+        // Existence of every produced document, by its `_id` and key only.
         let mut by_coll: BTreeMap<&'static str, Vec<Document>> = BTreeMap::new();
         for gs in &groups {
             for g in gs {
                 for p in g {
-                    by_coll.entry(p.collection).or_default().push(p.doc.clone());
+                    let spec = self.spec(p.collection)?;
+                    by_coll
+                        .entry(p.collection)
+                        .or_default()
+                        .push(identity(spec, &p.doc));
                 }
             }
         }
@@ -639,11 +643,11 @@ impl Engine {
         // Decide per group; collect inserts with the record they come from.
         let mut inserts: BTreeMap<&'static str, Vec<(usize, Document)>> = BTreeMap::new();
         let mut wrote = vec![0u64; records.len()];
-        for (ri, gs) in groups.iter().enumerate() {
+        for (ri, gs) in groups.iter_mut().enumerate() {
             if fate[ri].is_some() {
                 continue;
             }
-            for g in gs {
+            for g in gs.iter_mut() {
                 let Some(primary) = g.first() else { continue };
                 let spec = self.spec(primary.collection)?;
                 let key = key_of(spec, &primary.doc);
@@ -671,7 +675,7 @@ impl Engine {
                     }
                     _ => {}
                 }
-                for p in g {
+                for p in g.iter_mut() {
                     let spec = self.spec(p.collection)?;
                     let key = key_of(spec, &p.doc);
                     let ex = &existing[p.collection];
@@ -686,7 +690,7 @@ impl Engine {
                     inserts
                         .entry(p.collection)
                         .or_default()
-                        .push((ri, p.doc.clone()));
+                        .push((ri, std::mem::take(&mut p.doc)));
                     wrote[ri] += 1;
                 }
             }
@@ -694,12 +698,12 @@ impl Engine {
 
         if self.write {
             for (c, items) in inserts {
-                let docs: Vec<Document> = items.iter().map(|(_, d)| d.clone()).collect();
+                let (owners, docs): (Vec<usize>, Vec<Document>) = items.into_iter().unzip();
                 for (start, chunk) in docs.chunks(1000).enumerate() {
                     if let Err(failures) = insert_unordered(&self.target.collection(c), chunk).await
                     {
                         for f in failures? {
-                            let ri = items[start * 1000 + f.index].0;
+                            let ri = owners[start * 1000 + f.index];
                             wrote[ri] -= 1;
                             if f.code == 11000 {
                                 skip_reason[ri].get_or_insert(format!(
@@ -775,4 +779,15 @@ fn accounting(steps: &[StepResult]) -> crate::migration::runs::Verification {
         }
     }
     v
+}
+
+/// A document's `_id` and unique key fields: all an existence check needs.
+fn identity(spec: &crate::plugin::CollectionSpec, d: &Document) -> Document {
+    let mut out = Document::new();
+    for k in std::iter::once("_id").chain(spec.unique_key.iter().copied()) {
+        if let Some(v) = d.get(k) {
+            out.insert(k, v.clone());
+        }
+    }
+    out
 }
