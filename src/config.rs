@@ -58,6 +58,10 @@ impl ConfigError {
 pub struct Config {
     /// `DISCORD_TOKEN`: without it Discord is off and everything else runs.
     pub discord_token: Option<Secret>,
+    /// `DISCORD_API_PROXY`: send Discord REST requests to this base URL instead of
+    /// `https://discord.com` (a rate-limiting proxy shared by several processes, or a local
+    /// stand-in); the proxy does the rate limiting.
+    pub discord_api_proxy: Option<String>,
     /// `MONGODB_URI`: without it `heimdall run` starts a local `secantusd-rs`.
     pub mongodb_uri: Option<Secret>,
     /// `MONGODB_DB` (default `heimdall`).
@@ -220,7 +224,17 @@ impl Config {
                 ));
             }
         }
+        let discord_api_proxy = get("DISCORD_API_PROXY");
+        if let Some(p) = &discord_api_proxy {
+            if !(p.starts_with("http://") || p.starts_with("https://")) {
+                return Err(ConfigError::new(
+                    "DISCORD_API_PROXY",
+                    format!("{p:?} is not an HTTP base URL; expected e.g. http://127.0.0.1:3000"),
+                ));
+            }
+        }
         Ok(Self {
+            discord_api_proxy,
             gateway: crate::gateway::GatewayConfig::from_vars(env),
             redis_url: redis_url.map(Secret::new),
             discord_token: get("DISCORD_TOKEN").map(Secret::new),

@@ -37,6 +37,9 @@ pub struct Inner {
     pub ws: crate::gateway::WebSocketManager,
     /// The port the gateway listens on (the dashboard connects to it).
     pub gateway_port: u16,
+    /// Discord's REST API (with `DISCORD_TOKEN`): for lookups outside commands, such as a
+    /// member's roles.
+    pub discord: Option<Arc<poise::serenity_prelude::Http>>,
     /// The connection string of `db` (to refuse migrating a database into itself).
     pub db_uri: String,
     /// Cancelled when the bot shuts down; every task watches it.

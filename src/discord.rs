@@ -59,6 +59,16 @@ async fn on_error(err: poise::FrameworkError<'_, Data, Error>) {
     }
 }
 
+/// Discord's REST client for `token`, through `proxy` when given (`DISCORD_API_PROXY`; the
+/// proxy rate-limits, so this client does not).
+pub fn http(token: &str, proxy: Option<&str>) -> serenity::Http {
+    let mut b = serenity::HttpBuilder::new(token);
+    if let Some(p) = proxy {
+        b = b.proxy(p).ratelimiter_disabled(true);
+    }
+    b.build()
+}
+
 /// Connects to Discord with `token` and serves commands until `data.shutdown` is cancelled.
 pub async fn run(data: Data, token: String) -> Result<(), Error> {
     let options = framework_options(&data);
@@ -81,8 +91,9 @@ pub async fn run(data: Data, token: String) -> Result<(), Error> {
             })
         })
         .build();
+    let http = http(&token, data.config.discord_api_proxy.as_deref());
     let mut client =
-        serenity::ClientBuilder::new(token, serenity::GatewayIntents::non_privileged())
+        serenity::ClientBuilder::new_with_http(http, serenity::GatewayIntents::non_privileged())
             .framework(framework)
             .await?;
     let shards = client.shard_manager.clone();

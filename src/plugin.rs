@@ -282,6 +282,21 @@ pub trait Plugin: Send + Sync + 'static {
 
     /// Called on shutdown; the plugin stops its tasks.
     async fn shutdown(&self, _data: &Data) {}
+
+    /// Who may see which guild on the dashboard and in the gateway's guild rooms. At most
+    /// one plugin answers; without one, only owners see guilds.
+    fn guild_access(&self, _data: &Data) -> Option<Arc<dyn GuildAccess>> {
+        None
+    }
+}
+
+/// Dashboard access to guilds (owners see every guild without asking).
+#[async_trait]
+pub trait GuildAccess: Send + Sync {
+    /// The guilds `user` may see.
+    async fn guilds(&self, user: u64) -> anyhow::Result<Vec<String>>;
+    /// Whether `user` may see `guild`.
+    async fn may_view(&self, guild: &str, user: u64) -> anyhow::Result<bool>;
 }
 
 /// A collection together with the plugin that declared it.
@@ -625,5 +640,18 @@ impl Registry {
     /// All slash commands of all plugins.
     pub fn commands(&self) -> Vec<poise::Command<Data, Error>> {
         self.plugins.iter().flat_map(|p| p.commands()).collect()
+    }
+
+    /// The guild access policy of the one plugin that provides it (two are refused).
+    pub fn guild_access(&self, data: &Data) -> anyhow::Result<Option<Arc<dyn GuildAccess>>> {
+        let mut found = self
+            .plugins
+            .iter()
+            .filter_map(|p| p.guild_access(data).map(|a| (p.name(), a)));
+        let first = found.next();
+        if let (Some((a, _)), Some((b, _))) = (&first, found.next()) {
+            anyhow::bail!("plugins {a} and {b} both decide dashboard access; only one may");
+        }
+        Ok(first.map(|(_, a)| a))
     }
 }

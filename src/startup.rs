@@ -114,6 +114,12 @@ impl Application {
 
         let crypto = config.encryption_key.as_ref().map(Crypto::new);
 
+        let discord = config.discord_token.as_ref().map(|t| {
+            Arc::new(discord::http(
+                t.expose(),
+                config.discord_api_proxy.as_deref(),
+            ))
+        });
         let data = Data::new(Inner {
             config,
             client,
@@ -123,6 +129,7 @@ impl Application {
             db_uri: uri,
             ws,
             gateway_port: ws_addr.port(),
+            discord,
             shutdown,
             tasks,
         });
@@ -189,7 +196,7 @@ impl Application {
             origins.push(format!("http://{host}:{}", api_addr.port()));
         }
         let gw_ctx = GatewayContext {
-            db: data.db.clone(),
+            access: data.registry.guild_access(&data)?,
             auth_secret: data
                 .config
                 .auth_secret

@@ -1,9 +1,16 @@
 //! Dashboard: who may see and change which guild on the web dashboard.
 
-use mongodb::bson::{oid::ObjectId, Document};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use mongodb::bson::{doc, oid::ObjectId, Document};
+use poise::serenity_prelude as serenity;
 use serde::{Deserialize, Serialize};
 
-use crate::plugin::{CloneStepSpec, CollectionSpec, Plugin};
+use crate::context::Data;
+use crate::plugin::{CloneStepSpec, CollectionSpec, GuildAccess, Plugin};
 
 /// The dashboard plugin.
 pub struct DashboardPlugin;
@@ -32,6 +39,144 @@ impl Plugin for DashboardPlugin {
             "Dashboard access",
             &["dashboard_permissions", "dashboard_settings"],
         )]
+    }
+    fn guild_access(&self, data: &Data) -> Option<Arc<dyn GuildAccess>> {
+        Some(Arc::new(DashboardAccess {
+            db: data.db.clone(),
+            discord: data.discord.clone(),
+            roles: Mutex::new(HashMap::new()),
+        }))
+    }
+}
+
+/// How long a member's roles, read from Discord, are trusted.
+const ROLES_TTL: Duration = Duration::from_secs(60);
+
+/// Dashboard access from `dashboard_permissions`: an entry for the user (`targetType:
+/// "user"`), or for one of the user's roles in that guild (`"role"`; the member's roles come
+/// from Discord's API and are cached for a minute). Without Discord, role entries grant
+/// nothing.
+pub struct DashboardAccess {
+    db: mongodb::Database,
+    discord: Option<Arc<serenity::Http>>,
+    roles: Mutex<HashMap<(String, u64), CachedRoles>>,
+}
+
+/// A member's role ids in a guild, and when they were read.
+type CachedRoles = (Instant, Vec<String>);
+
+impl DashboardAccess {
+    fn permissions(&self) -> mongodb::Collection<Document> {
+        self.db.collection("dashboard_permissions")
+    }
+
+    /// The member's role ids in `guild` (none when not a member or Discord is off).
+    async fn member_roles(&self, guild: &str, user: u64) -> anyhow::Result<Vec<String>> {
+        let key = (guild.to_string(), user);
+        if let Some((at, roles)) = self.roles.lock().expect("roles cache").get(&key) {
+            if at.elapsed() < ROLES_TTL {
+                return Ok(roles.clone());
+            }
+        }
+        let Some(http) = &self.discord else {
+            return Ok(Vec::new());
+        };
+        let Ok(guild_id) = guild.parse::<u64>() else {
+            return Ok(Vec::new());
+        };
+        let roles = match http
+            .get_member(
+                serenity::GuildId::new(guild_id),
+                serenity::UserId::new(user),
+            )
+            .await
+        {
+            Ok(m) => m.roles.iter().map(|r| r.get().to_string()).collect(),
+            Err(serenity::Error::Http(e)) if e.status_code().is_some_and(|s| s.as_u16() == 404) => {
+                Vec::new()
+            }
+            Err(e) => return Err(anyhow::Error::from(e).context("reading the member's roles")),
+        };
+        let mut cache = self.roles.lock().expect("roles cache");
+        if cache.len() > 10_000 {
+            cache.retain(|_, (at, _)| at.elapsed() < ROLES_TTL);
+        }
+        cache.insert(key, (Instant::now(), roles.clone()));
+        Ok(roles)
+    }
+
+    /// Whether one of the member's roles in `guild` is among `role_ids`.
+    async fn has_role(&self, guild: &str, user: u64, role_ids: &[String]) -> anyhow::Result<bool> {
+        if role_ids.is_empty() {
+            return Ok(false);
+        }
+        let roles = self.member_roles(guild, user).await?;
+        Ok(roles.iter().any(|r| role_ids.contains(r)))
+    }
+}
+
+#[async_trait::async_trait]
+impl GuildAccess for DashboardAccess {
+    async fn guilds(&self, user: u64) -> anyhow::Result<Vec<String>> {
+        let mut guilds: Vec<String> = self
+            .permissions()
+            .find(doc! { "targetType": "user", "targetId": user.to_string() })
+            .projection(doc! { "guildId": 1 })
+            .await?
+            .try_collect::<Vec<_>>()
+            .await?
+            .iter()
+            .filter_map(|d| d.get_str("guildId").ok().map(String::from))
+            .collect();
+        if self.discord.is_some() {
+            // Guilds that grant access to roles: is the user a member with one of them?
+            let mut by_guild: HashMap<String, Vec<String>> = HashMap::new();
+            let mut cursor = self
+                .permissions()
+                .find(doc! { "targetType": "role" })
+                .projection(doc! { "guildId": 1, "targetId": 1 })
+                .await?;
+            while let Some(d) = cursor.try_next().await? {
+                if let (Ok(g), Ok(r)) = (d.get_str("guildId"), d.get_str("targetId")) {
+                    by_guild
+                        .entry(g.to_string())
+                        .or_default()
+                        .push(r.to_string());
+                }
+            }
+            for (guild, roles) in by_guild {
+                if !guilds.contains(&guild) && self.has_role(&guild, user, &roles).await? {
+                    guilds.push(guild);
+                }
+            }
+        }
+        guilds.sort();
+        guilds.dedup();
+        Ok(guilds)
+    }
+
+    async fn may_view(&self, guild: &str, user: u64) -> anyhow::Result<bool> {
+        let entries: Vec<Document> = self
+            .permissions()
+            .find(doc! { "guildId": guild, "$or": [
+                { "targetType": "user", "targetId": user.to_string() },
+                { "targetType": "role" },
+            ] })
+            .projection(doc! { "targetType": 1, "targetId": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        if entries
+            .iter()
+            .any(|e| e.get_str("targetType") == Ok("user"))
+        {
+            return Ok(true);
+        }
+        let roles: Vec<String> = entries
+            .iter()
+            .filter_map(|e| e.get_str("targetId").ok().map(String::from))
+            .collect();
+        self.has_role(guild, user, &roles).await
     }
 }
 

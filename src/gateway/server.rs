@@ -1,10 +1,11 @@
 //! Accepting and serving gateway connections.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::{SinkExt, StreamExt};
-use mongodb::bson::{doc, Document};
+use mongodb::bson::doc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
@@ -42,8 +43,8 @@ pub mod close {
 /// What a connection needs besides the hub.
 #[derive(Clone)]
 pub struct GatewayContext {
-    /// The bot's database (dashboard permissions).
-    pub db: mongodb::Database,
+    /// Who may see which guild (the plugin that decides dashboard access), if any.
+    pub access: Option<Arc<dyn crate::plugin::GuildAccess>>,
     /// `AUTH_SECRET`.
     pub auth_secret: Option<String>,
     /// `OWNER_IDS`.
@@ -251,7 +252,7 @@ async fn connection(
     };
     let mut rooms: HashSet<String> = HashSet::new();
 
-    let guilds: Vec<String> = permitted_guilds(&ctx.db, user).await.unwrap_or_default();
+    let guilds: Vec<String> = permitted_guilds(&ctx, user).await;
     sink.send(control(
         "authenticated",
         None,
@@ -349,7 +350,7 @@ async fn connection(
                                         sink.send(error_event("invalid_guild", "guildId must be a Discord guild id")).await?;
                                     } else if !rooms.contains(&guild_id) && rooms.len() >= cfg.max_rooms {
                                         sink.send(error_event("room_limit", &format!("at most {} guild rooms per connection", cfg.max_rooms))).await?;
-                                    } else if !owner && !may_view(&ctx.db, &guild_id, user).await {
+                                    } else if !owner && !may_view(&ctx, &guild_id, user).await {
                                         sink.send(error_event("forbidden", "you have no dashboard access to this guild")).await?;
                                     } else {
                                         rooms.insert(guild_id.clone());
@@ -440,26 +441,22 @@ where
     Err(e.into())
 }
 
-async fn may_view(db: &mongodb::Database, guild: &str, user: u64) -> bool {
-    db.collection::<Document>("dashboard_permissions")
-        .find_one(doc! { "guildId": guild, "targetType": "user", "targetId": user.to_string() })
-        .await
-        .ok()
-        .flatten()
-        .is_some()
+async fn may_view(ctx: &GatewayContext, guild: &str, user: u64) -> bool {
+    let Some(access) = &ctx.access else {
+        return false;
+    };
+    access.may_view(guild, user).await.unwrap_or_else(|e| {
+        tracing::warn!(error = ?e, guild, user, "dashboard access check failed; denied");
+        false
+    })
 }
 
-async fn permitted_guilds(db: &mongodb::Database, user: u64) -> anyhow::Result<Vec<String>> {
-    use futures::TryStreamExt;
-    let docs: Vec<Document> = db
-        .collection::<Document>("dashboard_permissions")
-        .find(doc! { "targetType": "user", "targetId": user.to_string() })
-        .projection(doc! { "guildId": 1 })
-        .await?
-        .try_collect()
-        .await?;
-    Ok(docs
-        .iter()
-        .filter_map(|d| d.get_str("guildId").ok().map(String::from))
-        .collect())
+async fn permitted_guilds(ctx: &GatewayContext, user: u64) -> Vec<String> {
+    let Some(access) = &ctx.access else {
+        return Vec::new();
+    };
+    access.guilds(user).await.unwrap_or_else(|e| {
+        tracing::warn!(error = ?e, user, "listing a user's dashboard guilds failed");
+        Vec::new()
+    })
 }

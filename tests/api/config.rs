@@ -39,6 +39,7 @@ fn bad_ports_uris_and_origins_name_their_setting() {
         ("MONGODB_DB", "my.db"),
         ("AUTH_SECRET", "short"),
         ("DEV_GUILD_ID", "-5"),
+        ("DISCORD_API_PROXY", "127.0.0.1:3000"),
     ] {
         let err = Config::from_sources(&env(&[(name, value)]), None).unwrap_err();
         assert_eq!(err.setting, name, "{err}");

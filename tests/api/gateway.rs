@@ -543,3 +543,113 @@ async fn two_processes_share_events_through_redis_in_order() {
     let e = next_event(&mut o, "migration:complete").await;
     assert_eq!(e["data"]["ok"], true);
 }
+
+const GUILD_C: &str = "200000000000000003";
+const ROLE_MOD: &str = "700000000000000001";
+const USER_C: u64 = 500_000_000_000_000_003;
+
+/// A stand-in for Discord's API answering `GET /guilds/{g}/members/{u}`: USER_A has
+/// ROLE_MOD in GUILD_C, USER_B another role, USER_C is not a member. Counts member lookups.
+async fn members_stand_in() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::extract::{Path, State};
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    async fn member(
+        State(hits): State<std::sync::Arc<AtomicUsize>>,
+        Path((guild, user)): Path<(String, u64)>,
+    ) -> axum::response::Response {
+        hits.fetch_add(1, Ordering::SeqCst);
+        let roles = match (guild.as_str(), user) {
+            (GUILD_C, USER_A) => vec![ROLE_MOD],
+            (GUILD_C, USER_B) => vec!["700000000000000002"],
+            _ => {
+                return (
+                    StatusCode::NOT_FOUND,
+                    axum::Json(json!({"message": "Unknown Member", "code": 10007})),
+                )
+                    .into_response()
+            }
+        };
+        axum::Json(json!({
+            "user": { "id": user.to_string(), "username": "someone", "discriminator": "0000", "avatar": null },
+            "roles": roles, "joined_at": "2026-01-01T00:00:00.000000+00:00",
+            "deaf": false, "mute": false, "flags": 0, "pending": false
+        }))
+        .into_response()
+    }
+    let router = axum::Router::new()
+        .route(
+            "/api/v10/guilds/{guild}/members/{user}",
+            axum::routing::get(member),
+        )
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({"message": "404", "code": 0})),
+            )
+        })
+        .with_state(hits.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (format!("http://{addr}"), hits)
+}
+
+#[tokio::test]
+async fn a_role_entry_grants_dashboard_access_to_members_with_that_role() {
+    let (proxy, hits) = members_stand_in().await;
+    let app = app(&[
+        ("DISCORD_TOKEN", "test-token"),
+        ("DISCORD_API_PROXY", proxy.as_str()),
+    ])
+    .await;
+    app.db
+        .collection::<Document>("dashboard_permissions")
+        .insert_one(doc! { "guildId": GUILD_C, "targetType": "role", "targetId": ROLE_MOD, "permissions": ["view"] })
+        .await
+        .unwrap();
+
+    // USER_A has the role: GUILD_C is among its guilds and its room opens.
+    let mut a = connect(&app, None).await.unwrap();
+    next(&mut a).await;
+    send(&mut a, json!({ "type": "auth", "token": token(USER_A) })).await;
+    let authed_a = next_event(&mut a, "authenticated").await;
+    let guilds: Vec<&str> = authed_a["data"]["guilds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g.as_str())
+        .collect();
+    assert!(
+        guilds.contains(&GUILD_C) && guilds.contains(&GUILD_A),
+        "{guilds:?}"
+    );
+    assert_eq!(
+        subscribe(&mut a, GUILD_C, None).await["event"],
+        "subscribed"
+    );
+    // The member's roles were read once and cached for the subscribe.
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // Another role, or not a member at all: no access.
+    let mut b = authed(&app, USER_B).await;
+    assert_eq!(
+        subscribe(&mut b, GUILD_C, None).await["data"]["code"],
+        "forbidden"
+    );
+    let mut c = authed(&app, USER_C).await;
+    assert_eq!(
+        subscribe(&mut c, GUILD_C, None).await["data"]["code"],
+        "forbidden"
+    );
+
+    app.data
+        .ws
+        .broadcast_to_guild(GUILD_C, "tags:tag_created", json!({ "name": "mods" }));
+    assert_eq!(
+        next_event(&mut a, "tags:tag_created").await["guildId"],
+        GUILD_C
+    );
+}
