@@ -9,8 +9,8 @@
 //! Discord lets a bot edit an interaction's reply for 15 minutes. Edits are spaced (one every
 //! [`LiveOptions::edit_interval`] at most; the newest state wins), and shortly before the
 //! token runs out the reply says where to follow the rest of the run (`/migrate status`, the
-//! dashboard). The run itself does not depend on the reply: it is a record, and its progress
-//! also goes to owners over the WebSocket gateway.
+//! dashboard) and the result comes by direct message. The run itself does not depend on the
+//! reply: it is a record, and its progress also goes to owners over the WebSocket gateway.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -198,7 +198,7 @@ pub async fn clone_command(
     match begun {
         Err(e) => reply.edit_logged(&refusal(&e)).await,
         Ok(Begun::Plan(p)) => reply.edit_logged(&render_clone_plan(&p)).await,
-        Ok(Begun::Run(run)) => run_live(data, reply, run, live_sink, cancel, live),
+        Ok(Begun::Run(run)) => run_live(data, reply, user, run, live_sink, cancel, live),
     }
     Ok(())
 }
@@ -240,7 +240,7 @@ pub async fn legacy_command(
     match begun {
         Err(e) => reply.edit_logged(&refusal(&e)).await,
         Ok(Begun::Plan(p)) => reply.edit_logged(&render_legacy_plan(&p)).await,
-        Ok(Begun::Run(run)) => run_live(data, reply, run, live_sink, cancel, live),
+        Ok(Begun::Run(run)) => run_live(data, reply, user, run, live_sink, cancel, live),
     }
     Ok(())
 }
@@ -282,7 +282,7 @@ pub async fn resume_command(
     .await
     {
         Err(e) => reply.edit_logged(&refusal(&e)).await,
-        Ok(run) => run_live(data, reply, run, live_sink, cancel, live),
+        Ok(run) => run_live(data, reply, user, run, live_sink, cancel, live),
     }
     Ok(())
 }
@@ -330,6 +330,7 @@ fn refusal(e: &anyhow::Error) -> String {
 fn run_live(
     data: &Data,
     reply: InteractionReply,
+    user: u64,
     run: PendingRun,
     sink: LiveSink,
     cancel: CancellationToken,
@@ -353,27 +354,44 @@ fn run_live(
             let result = run.run().await;
             editor_stop.cancel();
             let expired = editor.await.unwrap_or(true);
-            match result {
+            let text = match &result {
                 Ok(record) => {
                     tracing::info!(
                         status = record.status.as_str(),
                         imported = record.imported(),
                         "migration ended"
                     );
-                    if !expired {
-                        reply.edit_logged(&render_record(&record, false)).await;
-                    }
+                    render_record(record, false)
                 }
                 Err(e) => {
                     tracing::error!(error = ?e, "migration ended with an error");
-                    if !expired {
-                        reply.edit_logged(&refusal(&e)).await;
-                    }
+                    refusal(e)
                 }
+            };
+            if expired {
+                // The reply can no longer be edited: the result goes to the owner's DMs.
+                direct_message(&reply.http, user, &text).await;
+            } else {
+                reply.edit_logged(&text).await;
             }
         }
         .instrument(span),
     );
+}
+
+/// Sends `text` to `user` in a direct message (logged when Discord refuses, e.g. closed DMs).
+async fn direct_message(http: &serenity::Http, user: u64, text: &str) {
+    let sent = async {
+        let channel = serenity::UserId::new(user).create_dm_channel(http).await?;
+        channel
+            .id
+            .send_message(http, serenity::CreateMessage::new().content(fit(text)))
+            .await
+    }
+    .await;
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, user, "could not send the migration result by direct message");
+    }
 }
 
 /// Edits the reply with the newest progress, at most once per `interval`, until `stop`;

@@ -21,6 +21,7 @@ use crate::helpers::{mongo_uri, spawn_app, TestApp, OWNER_ID};
 const APP_ID: u64 = 900_000_000_000_000_001;
 const INTERACTION: u64 = 900_000_000_000_000_002;
 const TOKEN: &str = "interaction-token-abc";
+const DM_CHANNEL: u64 = 900_000_000_000_000_003;
 
 /// One request Discord's API received.
 #[derive(Debug, Clone)]
@@ -95,8 +96,14 @@ async fn record(
     });
     if uri.path().ends_with("/callback") {
         StatusCode::NO_CONTENT.into_response()
-    } else if method == Method::PATCH {
+    } else if method == Method::PATCH || uri.path().ends_with("/messages") {
         Json(message(&content)).into_response()
+    } else if uri.path() == "/api/v10/users/@me/channels" {
+        Json(json!({
+            "id": DM_CHANNEL.to_string(), "type": 1, "last_message_id": null,
+            "recipients": [{ "id": OWNER_ID, "username": "owner", "discriminator": "0000", "avatar": null }]
+        }))
+        .into_response()
     } else {
         (
             StatusCode::NOT_FOUND,
@@ -325,10 +332,44 @@ async fn the_live_reply_hands_over_before_discords_token_expires() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(newest_run(&app).await["status"], "completed");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // ...and the message's last word says where to follow it; nothing is edited after.
-    let seen = discord.contents();
-    let last = seen.last().unwrap();
-    assert!(last.contains("/migrate status"), "{seen:#?}");
-    assert!(!seen.iter().any(|c| c.contains("completed.")), "{seen:#?}");
+    for _ in 0..200 {
+        if discord.requests().iter().any(|r| r.path.ends_with("/messages")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // ...the message's last word says where to follow it; nothing is edited after...
+    let edits: Vec<Seen> = discord
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/webhooks/") || r.path.ends_with("/callback"))
+        .collect();
+    let last = edits.last().unwrap().body["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(last.contains("/migrate status"), "{edits:#?}");
+    assert!(!edits
+        .iter()
+        .any(|r| r.body.to_string().contains("completed.")));
+    // ...and the result comes to the owner by direct message.
+    let requests = discord.requests();
+    let open_dm = requests
+        .iter()
+        .find(|r| r.path == "/api/v10/users/@me/channels")
+        .expect("a DM channel was opened");
+    assert_eq!(
+        open_dm.body["recipient_id"].to_string().trim_matches('"'),
+        OWNER_ID
+    );
+    let dm = requests
+        .iter()
+        .find(|r| r.path == format!("/api/v10/channels/{DM_CHANNEL}/messages"))
+        .expect("the result was sent by DM");
+    let text = dm.body["content"].as_str().unwrap();
+    let id = newest_run(&app).await["runId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains(&id) && text.contains("completed."), "{text}");
 }
