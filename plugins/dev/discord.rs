@@ -340,7 +340,7 @@ fn run_live(
     sink.set_run(&run_id);
     let deadline = reply.received + live.token_lifetime.saturating_sub(live.edit_interval * 2);
     let editor_stop = CancellationToken::new();
-    let editor = tokio::spawn(edit_loop(
+    let editor = data.tasks.spawn(edit_loop(
         reply.clone(),
         sink.rx.clone(),
         editor_stop.clone(),
