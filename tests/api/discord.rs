@@ -333,7 +333,11 @@ async fn the_live_reply_hands_over_before_discords_token_expires() {
     }
     assert_eq!(newest_run(&app).await["status"], "completed");
     for _ in 0..200 {
-        if discord.requests().iter().any(|r| r.path.ends_with("/messages")) {
+        if discord
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/messages"))
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
