@@ -232,3 +232,56 @@ async fn start_up_creates_every_unique_and_ttl_index() {
     // 35 unique keys + 3 TTL indexes in models.md.
     assert_eq!(checked, 38);
 }
+
+/// Discord refuses to register a command tree with a bad name or description, and then the
+/// bot has no commands at all: every command, subcommand and option is checked here.
+#[test]
+fn every_slash_command_is_one_discord_accepts() {
+    fn valid_name(n: &str) -> bool {
+        (1..=32).contains(&n.len())
+            && n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    }
+    fn check(cmd: &poise::Command<heimdall::context::Data, heimdall::context::Error>, path: &str) {
+        let path = format!("{path}/{}", cmd.name);
+        assert!(valid_name(&cmd.name), "{path}: bad name");
+        let d = cmd.description.as_deref().unwrap_or_default();
+        assert!(
+            (1..=100).contains(&d.chars().count()),
+            "{path}: description {d:?}"
+        );
+        let mut seen_optional = false;
+        for p in &cmd.parameters {
+            assert!(valid_name(&p.name), "{path} {}: bad option name", p.name);
+            let d = p.description.as_deref().unwrap_or_default();
+            assert!(
+                (1..=100).contains(&d.chars().count()),
+                "{path} {}: description {d:?}",
+                p.name
+            );
+            // Discord wants required options before optional ones.
+            assert!(
+                !(p.required && seen_optional),
+                "{path} {}: required after optional",
+                p.name
+            );
+            seen_optional |= !p.required;
+        }
+        for s in &cmd.subcommands {
+            check(s, &path);
+        }
+    }
+    let registry = Registry::new(heimdall::plugins::all()).unwrap();
+    let commands = registry.commands();
+    let names: Vec<&str> = commands.iter().map(|c| c.name.as_ref()).collect();
+    assert!(
+        names.contains(&"migrate") && names.contains(&"about"),
+        "{names:?}"
+    );
+    for c in &commands {
+        check(c, "");
+    }
+    let migrate = commands.iter().find(|c| c.name == "migrate").unwrap();
+    assert!(migrate.owners_only);
+    assert!(migrate.subcommands.iter().all(|s| s.owners_only));
+}
