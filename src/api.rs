@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -20,7 +20,9 @@ use crate::error::{AppError, UserError, UserErrorKind};
 pub fn router(data: Data) -> Router {
     let mut api = Router::new()
         .route("/api/health", get(health))
-        .route("/api/plugins", get(plugins));
+        .route("/api/plugins", get(plugins))
+        .route("/api/auth/logout", axum::routing::post(logout))
+        .route("/api/auth/revoke/{user}", axum::routing::post(revoke));
     for p in data.registry.plugins() {
         api = api.merge(p.routes());
     }
@@ -127,4 +129,45 @@ async fn api_not_found(req: Request<axum::body::Body>) -> (StatusCode, AppError)
         )
         .into(),
     )
+}
+
+fn policy(data: &Data) -> Result<&std::sync::Arc<dyn crate::plugin::AccessPolicy>, AppError> {
+    data.access().ok_or_else(|| {
+        UserError::new(
+            UserErrorKind::Unavailable,
+            "no_access_policy",
+            "no plugin manages dashboard sessions, so none can be signed out",
+        )
+        .into()
+    })
+}
+
+/// `POST /api/auth/logout`: signs out every session token of the caller issued until now
+/// (this one included). 204.
+async fn logout(
+    State(data): State<Data>,
+    user: crate::auth::AuthUser,
+) -> Result<StatusCode, AppError> {
+    policy(&data)?.revoke_sessions(user.id).await?;
+    tracing::info!(user = user.id, "sessions signed out");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/auth/revoke/{user}` (owners): signs out every session token of `user`, e.g.
+/// one that leaked. 204.
+async fn revoke(
+    State(data): State<Data>,
+    caller: crate::auth::AuthUser,
+    Path(user): Path<String>,
+) -> Result<StatusCode, AppError> {
+    caller.require_owner()?;
+    let target: u64 = user.parse().map_err(|_| {
+        UserError::bad_request(
+            "invalid_user_id",
+            format!("{user:?} is not a Discord user id (a snowflake: digits only)"),
+        )
+    })?;
+    policy(&data)?.revoke_sessions(target).await?;
+    tracing::info!(user = target, by = caller.id, "sessions revoked");
+    Ok(StatusCode::NO_CONTENT)
 }

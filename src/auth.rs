@@ -157,6 +157,20 @@ impl FromRequestParts<Data> for AuthUser {
             )
         })?;
         let id: u64 = claims.sub.parse().unwrap_or(0);
+        if let Some(access) = data.access() {
+            let valid = access
+                .session_valid(id, claims.iat)
+                .await
+                .map_err(|e| AppError::from(e.context("checking the session")))?;
+            if !valid {
+                return Err(UserError::new(
+                    UserErrorKind::Unauthorized,
+                    "token_revoked",
+                    "this session was signed out; sign in with a new token (`heimdall token --user ID`)",
+                )
+                .into());
+            }
+        }
         Ok(Self {
             id,
             owner: data.config.is_owner(id),

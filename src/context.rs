@@ -37,6 +37,8 @@ pub struct Inner {
     pub ws: crate::gateway::WebSocketManager,
     /// The port the gateway listens on (the dashboard connects to it).
     pub gateway_port: u16,
+    /// The dashboard access policy (set once at start-up, from the plugin providing it).
+    pub access: std::sync::OnceLock<Option<Arc<dyn crate::plugin::AccessPolicy>>>,
     /// Discord's REST API (with `DISCORD_TOKEN`): for lookups outside commands, such as a
     /// member's roles.
     pub discord: Option<Arc<poise::serenity_prelude::Http>>,
@@ -52,6 +54,11 @@ impl Data {
     /// Wraps the parts into a shared context.
     pub fn new(inner: Inner) -> Self {
         Self(Arc::new(inner))
+    }
+
+    /// The dashboard access policy, if a plugin provides one.
+    pub fn access(&self) -> Option<&Arc<dyn crate::plugin::AccessPolicy>> {
+        self.access.get().and_then(Option::as_ref)
     }
 
     /// The `ENCRYPTION_KEY` cipher, or a user error saying how to configure it.

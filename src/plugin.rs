@@ -283,20 +283,26 @@ pub trait Plugin: Send + Sync + 'static {
     /// Called on shutdown; the plugin stops its tasks.
     async fn shutdown(&self, _data: &Data) {}
 
-    /// Who may see which guild on the dashboard and in the gateway's guild rooms. At most
-    /// one plugin answers; without one, only owners see guilds.
-    fn guild_access(&self, _data: &Data) -> Option<Arc<dyn GuildAccess>> {
+    /// Who may use the dashboard: which guilds a user sees (on the dashboard and in the
+    /// gateway's guild rooms) and which sessions were signed out. At most one plugin
+    /// answers; without one, only owners see guilds and no session is ever revoked.
+    fn access_policy(&self, _data: &Data) -> Option<Arc<dyn AccessPolicy>> {
         None
     }
 }
 
-/// Dashboard access to guilds (owners see every guild without asking).
+/// Dashboard access (owners see every guild without asking).
 #[async_trait]
-pub trait GuildAccess: Send + Sync {
+pub trait AccessPolicy: Send + Sync {
     /// The guilds `user` may see.
     async fn guilds(&self, user: u64) -> anyhow::Result<Vec<String>>;
     /// Whether `user` may see `guild`.
     async fn may_view(&self, guild: &str, user: u64) -> anyhow::Result<bool>;
+    /// Whether a session token of `user` issued at `issued_at` (seconds since the epoch) is
+    /// still good, i.e. was not signed out since.
+    async fn session_valid(&self, user: u64, issued_at: u64) -> anyhow::Result<bool>;
+    /// Signs out every session token of `user` issued until now.
+    async fn revoke_sessions(&self, user: u64) -> anyhow::Result<()>;
 }
 
 /// A collection together with the plugin that declared it.
@@ -642,12 +648,12 @@ impl Registry {
         self.plugins.iter().flat_map(|p| p.commands()).collect()
     }
 
-    /// The guild access policy of the one plugin that provides it (two are refused).
-    pub fn guild_access(&self, data: &Data) -> anyhow::Result<Option<Arc<dyn GuildAccess>>> {
+    /// The access policy of the one plugin that provides it (two are refused).
+    pub fn access_policy(&self, data: &Data) -> anyhow::Result<Option<Arc<dyn AccessPolicy>>> {
         let mut found = self
             .plugins
             .iter()
-            .filter_map(|p| p.guild_access(data).map(|a| (p.name(), a)));
+            .filter_map(|p| p.access_policy(data).map(|a| (p.name(), a)));
         let first = found.next();
         if let (Some((a, _)), Some((b, _))) = (&first, found.next()) {
             anyhow::bail!("plugins {a} and {b} both decide dashboard access; only one may");

@@ -129,10 +129,12 @@ impl Application {
             db_uri: uri,
             ws,
             gateway_port: ws_addr.port(),
+            access: std::sync::OnceLock::new(),
             discord,
             shutdown,
             tasks,
         });
+        let _ = data.access.set(data.registry.access_policy(&data)?);
         for p in data.registry.plugins() {
             p.start(&data)
                 .await
@@ -196,7 +198,7 @@ impl Application {
             origins.push(format!("http://{host}:{}", api_addr.port()));
         }
         let gw_ctx = GatewayContext {
-            access: data.registry.guild_access(&data)?,
+            access: data.access().cloned(),
             auth_secret: data
                 .config
                 .auth_secret

@@ -69,7 +69,9 @@ $("sign-in-form").addEventListener("submit", (e) => {
   signIn($("token").value.trim());
 });
 
-$("sign-out").addEventListener("click", () => {
+$("sign-out").addEventListener("click", async () => {
+  // Signs the session out on the server too: a copied token stops working.
+  await api("POST", "/api/auth/logout").catch(() => {});
   localStorage.removeItem(TOKEN_KEY);
   localStorage.removeItem(SEQ_KEY);
   state.token = "";

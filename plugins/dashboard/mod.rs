@@ -10,7 +10,7 @@ use poise::serenity_prelude as serenity;
 use serde::{Deserialize, Serialize};
 
 use crate::context::Data;
-use crate::plugin::{CloneStepSpec, CollectionSpec, GuildAccess, Plugin};
+use crate::plugin::{AccessPolicy, CloneStepSpec, CollectionSpec, Plugin};
 
 /// The dashboard plugin.
 pub struct DashboardPlugin;
@@ -31,6 +31,9 @@ impl Plugin for DashboardPlugin {
                 "targetId",
             ]),
             CollectionSpec::new("dashboard_settings", "DashboardSettings").unique(&["guildId"]),
+            CollectionSpec::new(SESSION_REVOCATIONS, "SessionRevocation")
+                .unique(&["userId"])
+                .internal(),
         ]
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
@@ -40,7 +43,7 @@ impl Plugin for DashboardPlugin {
             &["dashboard_permissions", "dashboard_settings"],
         )]
     }
-    fn guild_access(&self, data: &Data) -> Option<Arc<dyn GuildAccess>> {
+    fn access_policy(&self, data: &Data) -> Option<Arc<dyn AccessPolicy>> {
         Some(Arc::new(DashboardAccess {
             db: data.db.clone(),
             discord: data.discord.clone(),
@@ -48,6 +51,10 @@ impl Plugin for DashboardPlugin {
         }))
     }
 }
+
+/// Per user, the time before which its session tokens are signed out (`{userId, before}`,
+/// seconds since the epoch). Internal: an instance's sign-outs are not cloned.
+pub const SESSION_REVOCATIONS: &str = "session_revocations";
 
 /// How long a member's roles, read from Discord, are trusted.
 const ROLES_TTL: Duration = Duration::from_secs(60);
@@ -116,7 +123,7 @@ impl DashboardAccess {
 }
 
 #[async_trait::async_trait]
-impl GuildAccess for DashboardAccess {
+impl AccessPolicy for DashboardAccess {
     async fn guilds(&self, user: u64) -> anyhow::Result<Vec<String>> {
         let mut guilds: Vec<String> = self
             .permissions()
@@ -177,6 +184,34 @@ impl GuildAccess for DashboardAccess {
             .filter_map(|e| e.get_str("targetId").ok().map(String::from))
             .collect();
         self.has_role(guild, user, &roles).await
+    }
+
+    async fn session_valid(&self, user: u64, issued_at: u64) -> anyhow::Result<bool> {
+        let revoked = self
+            .db
+            .collection::<Document>(SESSION_REVOCATIONS)
+            .find_one(doc! { "userId": user.to_string() })
+            .await?;
+        let before = revoked
+            .and_then(|d| d.get_i64("before").ok())
+            .unwrap_or(i64::MIN);
+        Ok(i64::try_from(issued_at).unwrap_or(i64::MAX) > before)
+    }
+
+    async fn revoke_sessions(&self, user: u64) -> anyhow::Result<()> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        self.db
+            .collection::<Document>(SESSION_REVOCATIONS)
+            .update_one(
+                doc! { "userId": user.to_string() },
+                doc! { "$max": { "before": now } },
+            )
+            .upsert(true)
+            .await?;
+        Ok(())
     }
 }
 

@@ -44,7 +44,7 @@ pub mod close {
 #[derive(Clone)]
 pub struct GatewayContext {
     /// Who may see which guild (the plugin that decides dashboard access), if any.
-    pub access: Option<Arc<dyn crate::plugin::GuildAccess>>,
+    pub access: Option<Arc<dyn crate::plugin::AccessPolicy>>,
     /// `AUTH_SECRET`.
     pub auth_secret: Option<String>,
     /// `OWNER_IDS`.
@@ -242,6 +242,24 @@ async fn connection(
         }
     };
     let user: u64 = claims.sub.parse().unwrap_or(0);
+    if let Some(access) = &ctx.access {
+        let valid = access
+            .session_valid(user, claims.iat)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = ?e, user, "checking the session failed; refused");
+                false
+            });
+        if !valid {
+            let _ = sink
+                .send(close_frame(
+                    close::INVALID_TOKEN,
+                    "this session was signed out; sign in with a new token",
+                ))
+                .await;
+            return Ok(());
+        }
+    }
     let owner = ctx.owners.contains(&user);
     let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(cfg.queue.max(1));
     let slow = CancellationToken::new();

@@ -168,3 +168,88 @@ async fn a_clone_started_over_http_reports_progress_to_owners_and_leaves_a_recor
     assert!(r["imported"].as_u64().unwrap() > 1000);
     assert!(r["startedBy"].as_str().unwrap().starts_with("api:"));
 }
+
+async fn get_status(app: &TestApp, token: &str) -> (u16, Value) {
+    let r = app
+        .http
+        .get(format!("{}/api/dev/migrations", app.address))
+        .header("Authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// Opens the gateway with `token`; returns the close code, or None when authenticated.
+async fn gateway_close(app: &TestApp, token: &str) -> Option<u16> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(app.ws_address.as_str())
+        .await
+        .unwrap();
+    ws.next().await.unwrap().unwrap(); // hello
+    ws.send(Message::Text(
+        json!({ "type": "auth", "token": token }).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    match ws.next().await {
+        Some(Ok(Message::Close(Some(f)))) => Some(f.code.into()),
+        Some(Ok(Message::Text(t))) if t.contains("authenticated") => None,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn signing_out_revokes_the_session_for_the_api_and_the_gateway() {
+    let app = spawn_app().await;
+    let token = auth::mint(AUTH_SECRET, owner(), Duration::from_secs(600));
+    assert_eq!(get_status(&app, &token).await.0, 200);
+    assert_eq!(gateway_close(&app, &token).await, None);
+
+    // Signing out: this token (and any other issued until now) stops working everywhere.
+    let (s, _) = post(
+        &app,
+        "/api/auth/logout",
+        Some(format!("Bearer {token}")),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, b) = get_status(&app, &token).await;
+    assert_eq!((s, b["code"].as_str()), (401, Some("token_revoked")), "{b}");
+    assert!(b["message"].as_str().unwrap().contains("signed out"));
+    assert_eq!(gateway_close(&app, &token).await, Some(4003));
+
+    // A token issued afterwards works (tokens carry whole seconds).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let fresh = auth::mint(AUTH_SECRET, owner(), Duration::from_secs(600));
+    assert_eq!(get_status(&app, &fresh).await.0, 200);
+
+    // Owners revoke someone else's sessions (a leaked token); others may not.
+    let member = 42_000_000_000_000_000u64;
+    let member_token = auth::mint(AUTH_SECRET, member, Duration::from_secs(600));
+    let (s, b) = post(
+        &app,
+        &format!("/api/auth/revoke/{}", owner()),
+        Some(format!("Bearer {member_token}")),
+        json!({}),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (403, Some("owner_only")));
+    let (s, _) = post(
+        &app,
+        &format!("/api/auth/revoke/{member}"),
+        Some(format!("Bearer {fresh}")),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_eq!(gateway_close(&app, &member_token).await, Some(4003));
+    let (s, b) = post(
+        &app,
+        "/api/auth/revoke/not-a-user",
+        Some(format!("Bearer {fresh}")),
+        json!({}),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (400, Some("invalid_user_id")));
+}
