@@ -149,7 +149,8 @@ async fn logout(
     user: crate::auth::AuthUser,
 ) -> Result<StatusCode, AppError> {
     policy(&data)?.revoke_sessions(user.id).await?;
-    tracing::info!(user = user.id, "sessions signed out");
+    let closed = data.ws.sign_out(user.id);
+    tracing::info!(user = user.id, closed, "sessions signed out");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -168,6 +169,7 @@ async fn revoke(
         )
     })?;
     policy(&data)?.revoke_sessions(target).await?;
-    tracing::info!(user = target, by = caller.id, "sessions revoked");
+    let closed = data.ws.sign_out(target);
+    tracing::info!(user = target, by = caller.id, closed, "sessions revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -137,6 +137,8 @@ pub(crate) struct Hub {
     redis: Option<mpsc::UnboundedSender<String>>,
     /// Events delivered (all streams), for metrics and tests.
     delivered: AtomicU64,
+    /// Connected clients per user, each with the token that signs it out.
+    sessions: Mutex<HashMap<u64, HashMap<u64, CancellationToken>>>,
 }
 
 /// The gateway's publishing side, shared with plugins through the context. Cheap to clone.
@@ -173,6 +175,7 @@ impl WebSocketManager {
                 next_client: AtomicU64::new(1),
                 redis: None,
                 delivered: AtomicU64::new(0),
+                sessions: Mutex::new(HashMap::new()),
             })),
         }
     }
@@ -211,6 +214,7 @@ impl WebSocketManager {
                 next_client: AtomicU64::new(1),
                 redis: Some(tx),
                 delivered: AtomicU64::new(0),
+                sessions: Mutex::new(HashMap::new()),
             })),
         };
         // Publisher: numbers and publishes atomically, in this process's order.
@@ -332,6 +336,49 @@ impl WebSocketManager {
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         });
         hub.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Closes every connection of `user` in this process (its sessions were signed out);
+    /// returns how many.
+    pub fn sign_out(&self, user: u64) -> usize {
+        let Some(hub) = &self.hub else { return 0 };
+        let clients = hub
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .remove(&user)
+            .unwrap_or_default();
+        for token in clients.values() {
+            token.cancel();
+        }
+        clients.len()
+    }
+
+    /// Registers a connection of `user`; the token is cancelled when the user signs out.
+    pub(crate) fn track_session(&self, user: u64, client: u64) -> CancellationToken {
+        let token = CancellationToken::new();
+        if let Some(hub) = &self.hub {
+            hub.sessions
+                .lock()
+                .expect("sessions lock")
+                .entry(user)
+                .or_default()
+                .insert(client, token.clone());
+        }
+        token
+    }
+
+    /// Forgets a closed connection.
+    pub(crate) fn untrack_session(&self, user: u64, client: u64) {
+        if let Some(hub) = &self.hub {
+            let mut sessions = hub.sessions.lock().expect("sessions lock");
+            if let Some(c) = sessions.get_mut(&user) {
+                c.remove(&client);
+                if c.is_empty() {
+                    sessions.remove(&user);
+                }
+            }
+        }
     }
 
     pub(crate) fn next_client_id(&self) -> u64 {

@@ -295,6 +295,7 @@ async fn connection(
     let mut last_seen = Instant::now();
     let mut recent: VecDeque<Instant> = VecDeque::new();
 
+    let signed_out = hub.track_session(user, client);
     let result: anyhow::Result<Option<Message>> = async {
         loop {
             tokio::select! {
@@ -306,6 +307,9 @@ async fn connection(
                 }
                 _ = &mut expiry => {
                     return Ok(Some(close_frame(close::TOKEN_EXPIRED, "the session token has expired")));
+                }
+                _ = signed_out.cancelled() => {
+                    return Ok(Some(close_frame(close::INVALID_TOKEN, "this session was signed out; sign in with a new token")));
                 }
                 _ = heartbeat.tick() => {
                     if last_seen.elapsed() > cfg.heartbeat * 2 {
@@ -412,6 +416,7 @@ async fn connection(
         hub.unsubscribe(&StreamKey::Guild(g), client);
     }
     hub.unsubscribe(&StreamKey::Owner, client);
+    hub.untrack_session(user, client);
     result
 }
 

@@ -204,6 +204,18 @@ async fn signing_out_revokes_the_session_for_the_api_and_the_gateway() {
     let token = auth::mint(AUTH_SECRET, owner(), Duration::from_secs(600));
     assert_eq!(get_status(&app, &token).await.0, 200);
     assert_eq!(gateway_close(&app, &token).await, None);
+    // A dashboard tab that stays connected with this token.
+    let (mut live, _) = tokio_tungstenite::connect_async(app.ws_address.as_str())
+        .await
+        .unwrap();
+    live.next().await.unwrap().unwrap(); // hello
+    live.send(Message::Text(
+        json!({ "type": "auth", "token": token }).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    let authed = live.next().await.unwrap().unwrap();
+    assert!(authed.to_string().contains("authenticated"), "{authed}");
 
     // Signing out: this token (and any other issued until now) stops working everywhere.
     let (s, _) = post(
@@ -218,6 +230,15 @@ async fn signing_out_revokes_the_session_for_the_api_and_the_gateway() {
     assert_eq!((s, b["code"].as_str()), (401, Some("token_revoked")), "{b}");
     assert!(b["message"].as_str().unwrap().contains("signed out"));
     assert_eq!(gateway_close(&app, &token).await, Some(4003));
+    // The connected tab is closed too, with the same code.
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(5), live.next()).await {
+            Ok(Some(Ok(Message::Close(Some(f))))) => break u16::from(f.code),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("the live socket was not closed: {other:?}"),
+        }
+    };
+    assert_eq!(code, 4003);
 
     // A token issued afterwards works (tokens carry whole seconds).
     tokio::time::sleep(Duration::from_millis(1100)).await;
