@@ -105,6 +105,13 @@ try {
   await page.waitForSelector("#plan:not([hidden])");
   out.legacyPlanRows = await page.locator("#plan-body tr").count();
 
+  // Signing out ends the session on the server: the old token no longer opens the API.
+  const oldToken = await page.evaluate(() => localStorage.getItem("heimdall.token"));
+  await page.click("#sign-out");
+  await page.waitForSelector("#sign-in:not([hidden])");
+  out.afterSignOut = await page.evaluate(async (t) =>
+    (await fetch("/api/dev/migrations", { headers: { Authorization: `Bearer ${t}` } })).status, oldToken);
+
   out.pageErrors = consoleErrors;
 } finally {
   await browser.close();

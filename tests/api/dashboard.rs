@@ -115,6 +115,10 @@ async fn the_dev_page_clones_an_instance_with_live_progress_in_chromium() {
         .starts_with("Verified"));
     assert_eq!(report["historyStatus"], "completed");
     assert_eq!(report["legacyPlanRows"], 7);
+    assert_eq!(
+        report["afterSignOut"], 401,
+        "the signed-out token still works"
+    );
     assert_eq!(report["pageErrors"], serde_json::json!([]));
     assert!(std::fs::metadata(shot.path()).unwrap().len() > 10_000);
     // `HEIMDALL_KEEP_SCREENSHOTS=DIR` keeps the finished run's page for a look.
