@@ -242,6 +242,15 @@ async fn connection(
         }
     };
     let user: u64 = claims.sub.parse().unwrap_or(0);
+    // Registered before the session check: a sign-out either fails the check or, coming
+    // after it, cancels `signed_out` and closes this connection.
+    let client = hub.next_client_id();
+    let signed_out = hub.track_session(user, client);
+    let _session = SessionGuard {
+        hub: hub.clone(),
+        user,
+        client,
+    };
     if let Some(access) = &ctx.access {
         let valid = access
             .session_valid(user, claims.iat)
@@ -263,7 +272,6 @@ async fn connection(
     let owner = ctx.owners.contains(&user);
     let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(cfg.queue.max(1));
     let slow = CancellationToken::new();
-    let client = hub.next_client_id();
     let handle = ClientHandle {
         tx,
         slow: slow.clone(),
@@ -295,7 +303,6 @@ async fn connection(
     let mut last_seen = Instant::now();
     let mut recent: VecDeque<Instant> = VecDeque::new();
 
-    let signed_out = hub.track_session(user, client);
     let result: anyhow::Result<Option<Message>> = async {
         loop {
             tokio::select! {
@@ -416,7 +423,6 @@ async fn connection(
         hub.unsubscribe(&StreamKey::Guild(g), client);
     }
     hub.unsubscribe(&StreamKey::Owner, client);
-    hub.untrack_session(user, client);
     result
 }
 
@@ -462,6 +468,19 @@ where
         return Ok(());
     }
     Err(e.into())
+}
+
+/// Forgets a connection's sign-out registration however the connection ends.
+struct SessionGuard {
+    hub: WebSocketManager,
+    user: u64,
+    client: u64,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.hub.untrack_session(self.user, self.client);
+    }
 }
 
 async fn may_view(ctx: &GatewayContext, guild: &str, user: u64) -> bool {
