@@ -43,8 +43,8 @@ pub fn routes(state: Arc<DevState>) -> Router<Data> {
         .layer(Extension(state))
 }
 
-/// Body of `POST /api/dev/migrations/clone`.
-#[derive(Debug, Deserialize)]
+/// Body of `POST /api/dev/migrations/clone` (and what `/migrate clone` asks for).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CloneRequest {
     /// Source connection string.
@@ -66,8 +66,8 @@ pub struct CloneRequest {
     pub allow_key_mismatch: bool,
 }
 
-/// Body of `POST /api/dev/migrations/legacy`.
-#[derive(Debug, Deserialize)]
+/// Body of `POST /api/dev/migrations/legacy` (and what `/migrate legacy` asks for).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LegacyRequest {
     /// The old bot's connection string.
@@ -84,6 +84,33 @@ pub struct LegacyRequest {
     /// Return the plan only.
     #[serde(default)]
     pub dry_run: bool,
+}
+
+impl CloneRequest {
+    /// The engine's options for this request, started by `started_by`.
+    pub fn options(self, started_by: String) -> CloneOptions {
+        let mut opts = CloneOptions::new(self.source, started_by);
+        opts.source_db = self.source_db;
+        opts.guild = self.guild_id;
+        opts.dry_run = self.dry_run;
+        opts.overwrite = self.overwrite;
+        opts.allow_key_mismatch = self.allow_key_mismatch;
+        opts
+    }
+}
+
+impl LegacyRequest {
+    /// The engine's options for this request, started by `started_by`.
+    pub fn options(self, started_by: String) -> LegacyOptions {
+        let mut opts = LegacyOptions::new(self.source, started_by);
+        opts.source_db = self.source_db;
+        opts.guild = self.guild_id;
+        if let Some(m) = self.modmail_collection {
+            opts.modmail_collection = m;
+        }
+        opts.dry_run = self.dry_run;
+        opts
+    }
 }
 
 fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, AppError> {
@@ -144,25 +171,16 @@ async fn start_clone(
     req: Result<Json<CloneRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     user.require_owner()?;
-    let req = body(req)?;
-    let mut opts = CloneOptions::new(req.source, format!("api:{}", user.id));
-    opts.source_db = req.source_db;
-    opts.guild = req.guild_id;
-    opts.dry_run = req.dry_run;
-    opts.overwrite = req.overwrite;
-    opts.allow_key_mismatch = req.allow_key_mismatch;
+    let opts = body(req)?.options(format!("api:{}", user.id));
     let cancel = data.shutdown.child_token();
-    match clone::begin(
+    let begun = clone::begin(
         &MigrationEnv::from_data(&data),
         opts,
         sink(&data),
         cancel.clone(),
     )
-    .await?
-    {
-        Begun::Plan(p) => Ok((StatusCode::OK, Json(serde_json::to_value(p)?))),
-        Begun::Run(r) => Ok(spawn(&data, &state, r, cancel)),
-    }
+    .await?;
+    answer(&data, &state, begun, cancel)
 }
 
 async fn start_legacy(
@@ -172,25 +190,28 @@ async fn start_legacy(
     req: Result<Json<LegacyRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     user.require_owner()?;
-    let req = body(req)?;
-    let mut opts = LegacyOptions::new(req.source, format!("api:{}", user.id));
-    opts.source_db = req.source_db;
-    opts.guild = req.guild_id;
-    if let Some(m) = req.modmail_collection {
-        opts.modmail_collection = m;
-    }
-    opts.dry_run = req.dry_run;
+    let opts = body(req)?.options(format!("api:{}", user.id));
     let cancel = data.shutdown.child_token();
-    match legacy::begin(
+    let begun = legacy::begin(
         &MigrationEnv::from_data(&data),
         opts,
         sink(&data),
         cancel.clone(),
     )
-    .await?
-    {
+    .await?;
+    answer(&data, &state, begun, cancel)
+}
+
+/// A dry run's plan (200), or the run started in the background (202).
+fn answer<P: serde::Serialize>(
+    data: &Data,
+    state: &Arc<DevState>,
+    begun: Begun<P>,
+    cancel: CancellationToken,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    match begun {
         Begun::Plan(p) => Ok((StatusCode::OK, Json(serde_json::to_value(p)?))),
-        Begun::Run(r) => Ok(spawn(&data, &state, r, cancel)),
+        Begun::Run(r) => Ok(spawn(data, state, r, cancel)),
     }
 }
 

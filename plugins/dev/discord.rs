@@ -21,12 +21,13 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::api::{CloneRequest, LegacyRequest};
 use crate::context::{Context, Data, Error};
 use crate::error::{display_for_user, UserError};
 use crate::gateway::OwnerSink;
 use crate::locales::t;
-use crate::migration::clone::{self, CloneOptions, MigrationEnv, Plan};
-use crate::migration::legacy::engine::{self as legacy, LegacyOptions, LegacyPlan};
+use crate::migration::clone::{self, MigrationEnv, Plan};
+use crate::migration::legacy::engine::{self as legacy, LegacyPlan};
 use crate::migration::runs::{RunRecord, RunStatus, RunStore};
 use crate::migration::{Begun, EventKind, MigrationMode, PendingRun, ProgressEvent, ProgressSink};
 
@@ -126,40 +127,13 @@ fn fit(s: &str) -> String {
     out
 }
 
-/// What `/migrate clone` asks for.
-#[derive(Debug, Clone, Default)]
-pub struct CloneArgs {
-    /// The other instance's connection string.
-    pub source: String,
-    /// Its database.
-    pub source_db: Option<String>,
-    /// Only this guild.
-    pub guild: Option<String>,
-    /// Plan only.
-    pub dry_run: bool,
-    /// Replace existing documents.
-    pub overwrite: bool,
-    /// Go on although the encryption keys differ.
-    pub allow_key_mismatch: bool,
-}
-
-/// What `/migrate legacy` asks for.
-#[derive(Debug, Clone, Default)]
-pub struct LegacyArgs {
-    /// The old bot's connection string.
-    pub source: String,
-    /// Its database.
-    pub source_db: Option<String>,
-    /// Only this guild.
-    pub guild: Option<String>,
-    /// The old bot's modmail collection.
-    pub modmail_collection: Option<String>,
-    /// Plan only.
-    pub dry_run: bool,
-}
-
-fn is_owner(data: &Data, user: u64) -> bool {
-    data.config.owner_ids.contains(&user)
+/// Answers a non-owner with the owner-only message; true when refused.
+async fn refuse_non_owner(data: &Data, reply: &InteractionReply, user: u64) -> Result<bool, Error> {
+    if data.config.is_owner(user) {
+        return Ok(false);
+    }
+    reply.open(&t("error.owner_only", &[])).await?;
+    Ok(true)
 }
 
 /// `/migrate clone`: checks, then runs (or plans) an Instance Clone with a live reply.
@@ -167,40 +141,24 @@ pub async fn clone_command(
     data: &Data,
     reply: InteractionReply,
     user: u64,
-    args: CloneArgs,
+    req: CloneRequest,
     live: LiveOptions,
 ) -> Result<(), Error> {
-    if !is_owner(data, user) {
-        reply.open(&t("error.owner_only", &[])).await?;
+    if refuse_non_owner(data, &reply, user).await? {
         return Ok(());
     }
-    reply
-        .open(&t(
-            "migrate.checking",
-            &[("mode", &mode_name(MigrationMode::Clone))],
-        ))
-        .await?;
-    let mut opts = CloneOptions::new(args.source, format!("discord:{user}"));
-    opts.source_db = args.source_db;
-    opts.guild = args.guild;
-    opts.dry_run = args.dry_run;
-    opts.overwrite = args.overwrite;
-    opts.allow_key_mismatch = args.allow_key_mismatch;
-    let live_sink = LiveSink::new(MigrationMode::Clone);
-    let cancel = data.shutdown.child_token();
-    let begun = clone::begin(
-        &MigrationEnv::from_data(data),
-        opts,
-        live_sink.fan_out(data),
-        cancel.clone(),
+    let env = MigrationEnv::from_data(data);
+    let opts = req.options(format!("discord:{user}"));
+    start(
+        data,
+        reply,
+        user,
+        MigrationMode::Clone,
+        live,
+        render_clone_plan,
+        |sink, cancel| async move { clone::begin(&env, opts, sink, cancel).await },
     )
-    .await;
-    match begun {
-        Err(e) => reply.edit_logged(&refusal(&e)).await,
-        Ok(Begun::Plan(p)) => reply.edit_logged(&render_clone_plan(&p)).await,
-        Ok(Begun::Run(run)) => run_live(data, reply, user, run, live_sink, cancel, live),
-    }
-    Ok(())
+    .await
 }
 
 /// `/migrate legacy`: checks, then runs (or plans) a Legacy Import with a live reply.
@@ -208,41 +166,24 @@ pub async fn legacy_command(
     data: &Data,
     reply: InteractionReply,
     user: u64,
-    args: LegacyArgs,
+    req: LegacyRequest,
     live: LiveOptions,
 ) -> Result<(), Error> {
-    if !is_owner(data, user) {
-        reply.open(&t("error.owner_only", &[])).await?;
+    if refuse_non_owner(data, &reply, user).await? {
         return Ok(());
     }
-    reply
-        .open(&t(
-            "migrate.checking",
-            &[("mode", &mode_name(MigrationMode::Legacy))],
-        ))
-        .await?;
-    let mut opts = LegacyOptions::new(args.source, format!("discord:{user}"));
-    opts.source_db = args.source_db;
-    opts.guild = args.guild;
-    if let Some(m) = args.modmail_collection {
-        opts.modmail_collection = m;
-    }
-    opts.dry_run = args.dry_run;
-    let live_sink = LiveSink::new(MigrationMode::Legacy);
-    let cancel = data.shutdown.child_token();
-    let begun = legacy::begin(
-        &MigrationEnv::from_data(data),
-        opts,
-        live_sink.fan_out(data),
-        cancel.clone(),
+    let env = MigrationEnv::from_data(data);
+    let opts = req.options(format!("discord:{user}"));
+    start(
+        data,
+        reply,
+        user,
+        MigrationMode::Legacy,
+        live,
+        render_legacy_plan,
+        |sink, cancel| async move { legacy::begin(&env, opts, sink, cancel).await },
     )
-    .await;
-    match begun {
-        Err(e) => reply.edit_logged(&refusal(&e)).await,
-        Ok(Begun::Plan(p)) => reply.edit_logged(&render_legacy_plan(&p)).await,
-        Ok(Begun::Run(run)) => run_live(data, reply, user, run, live_sink, cancel, live),
-    }
-    Ok(())
+    .await
 }
 
 /// `/migrate resume`: continues a cancelled, failed or crashed run with a live reply.
@@ -253,36 +194,57 @@ pub async fn resume_command(
     run_id: &str,
     live: LiveOptions,
 ) -> Result<(), Error> {
-    if !is_owner(data, user) {
-        reply.open(&t("error.owner_only", &[])).await?;
+    if refuse_non_owner(data, &reply, user).await? {
         return Ok(());
     }
-    let store = RunStore::new(&data.db);
-    let mode = match store.get(run_id).await? {
-        Some(r) => r.mode,
-        None => {
-            reply
-                .open(&t("migrate.unknown_run", &[("run", run_id)]))
-                .await?;
-            return Ok(());
-        }
+    let Some(record) = RunStore::new(&data.db).get(run_id).await? else {
+        reply
+            .open(&t("migrate.unknown_run", &[("run", run_id)]))
+            .await?;
+        return Ok(());
     };
+    let env = MigrationEnv::from_data(data);
+    let no_plan: fn(&()) -> String = |_| String::new();
+    start(
+        data,
+        reply,
+        user,
+        record.mode,
+        live,
+        no_plan,
+        |sink, cancel| async move {
+            crate::migration::begin_resume(&env, &record.id, None, sink, cancel)
+                .await
+                .map(Begun::Run)
+        },
+    )
+    .await
+}
+
+/// What the commands share after the owner check: the "checking" reply, the pre-flight
+/// (`begin`, given the progress sink and the cancel token), then the plan, the refusal, or
+/// the live run.
+async fn start<P, Fut>(
+    data: &Data,
+    reply: InteractionReply,
+    user: u64,
+    mode: MigrationMode,
+    live: LiveOptions,
+    render_plan: fn(&P) -> String,
+    begin: impl FnOnce(Arc<dyn ProgressSink>, CancellationToken) -> Fut,
+) -> Result<(), Error>
+where
+    Fut: std::future::Future<Output = anyhow::Result<Begun<P>>>,
+{
     reply
         .open(&t("migrate.checking", &[("mode", &mode_name(mode))]))
         .await?;
     let live_sink = LiveSink::new(mode);
     let cancel = data.shutdown.child_token();
-    match crate::migration::begin_resume(
-        &MigrationEnv::from_data(data),
-        run_id,
-        None,
-        live_sink.fan_out(data),
-        cancel.clone(),
-    )
-    .await
-    {
+    match begin(live_sink.fan_out(data), cancel.clone()).await {
         Err(e) => reply.edit_logged(&refusal(&e)).await,
-        Ok(run) => run_live(data, reply, user, run, live_sink, cancel, live),
+        Ok(Begun::Plan(p)) => reply.edit_logged(&render_plan(&p)).await,
+        Ok(Begun::Run(run)) => run_live(data, reply, user, run, live_sink, cancel, live),
     }
     Ok(())
 }
@@ -756,10 +718,10 @@ pub async fn clone(
     #[description = "Replace documents that already exist here"] overwrite: Option<bool>,
     #[description = "Copy even though the encryption keys differ"] allow_key_mismatch: Option<bool>,
 ) -> Result<(), Error> {
-    let args = CloneArgs {
+    let args = CloneRequest {
         source,
         source_db,
-        guild,
+        guild_id: guild,
         dry_run: dry_run.unwrap_or(false),
         overwrite: overwrite.unwrap_or(false),
         allow_key_mismatch: allow_key_mismatch.unwrap_or(false),
@@ -787,10 +749,10 @@ pub async fn legacy(
     modmail_collection: Option<String>,
     #[description = "Only show the plan; write nothing"] dry_run: Option<bool>,
 ) -> Result<(), Error> {
-    let args = LegacyArgs {
+    let args = LegacyRequest {
         source,
         source_db,
-        guild,
+        guild_id: guild,
         modmail_collection,
         dry_run: dry_run.unwrap_or(false),
     };

@@ -8,9 +8,9 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Json;
+use heimdall::plugins::dev::api::{CloneRequest, LegacyRequest};
 use heimdall::plugins::dev::discord::{
-    cancel_text, clone_command, legacy_command, num, status_text, CloneArgs, InteractionReply,
-    LegacyArgs, LiveOptions,
+    cancel_text, clone_command, legacy_command, num, status_text, InteractionReply, LiveOptions,
 };
 use poise::serenity_prelude as serenity;
 use serde_json::{json, Value};
@@ -140,11 +140,11 @@ fn owner() -> u64 {
     OWNER_ID.parse().unwrap()
 }
 
-fn clone_args(source_db: &str) -> CloneArgs {
-    CloneArgs {
+fn clone_args(source_db: &str) -> CloneRequest {
+    CloneRequest {
         source: mongo_uri(),
         source_db: Some(source_db.into()),
-        ..CloneArgs::default()
+        ..CloneRequest::default()
     }
 }
 
@@ -247,7 +247,7 @@ async fn migrate_refuses_non_owners_and_bad_input_in_the_reply_without_starting_
     // A guild id that is not a snowflake: the reply says what is wrong.
     let (discord, reply) = stand_in().await;
     let mut args = clone_args("anything");
-    args.guild = Some("my-server".into());
+    args.guild_id = Some("my-server".into());
     clone_command(&app.data, reply, owner(), args, LiveOptions::default())
         .await
         .unwrap();
@@ -260,10 +260,10 @@ async fn migrate_refuses_non_owners_and_bad_input_in_the_reply_without_starting_
 
     // The old bot's database does not exist.
     let (discord, reply) = stand_in().await;
-    let args = LegacyArgs {
+    let args = LegacyRequest {
         source: mongo_uri(),
         source_db: Some("no_such_database_here".into()),
-        ..LegacyArgs::default()
+        ..LegacyRequest::default()
     };
     legacy_command(&app.data, reply, owner(), args, LiveOptions::default())
         .await
