@@ -13,7 +13,7 @@
 //! reply: it is a record, and its progress also goes to owners over the WebSocket gateway.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use poise::serenity_prelude as serenity;
@@ -402,10 +402,10 @@ async fn edit_loop(
 }
 
 /// The live state the reply shows.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Snapshot {
     run_id: String,
-    mode: Option<MigrationMode>,
+    mode: MigrationMode,
     completed: u16,
     total: u16,
     /// Steps in progress: step → (label, records done, records in the step).
@@ -416,27 +416,27 @@ struct Snapshot {
 /// WebSocket stream too).
 #[derive(Clone)]
 struct LiveSink {
-    tx: Arc<Mutex<watch::Sender<Snapshot>>>,
+    tx: Arc<watch::Sender<Snapshot>>,
     rx: watch::Receiver<Snapshot>,
 }
 
 impl LiveSink {
     fn new(mode: MigrationMode) -> Self {
         let (tx, rx) = watch::channel(Snapshot {
-            mode: Some(mode),
-            ..Snapshot::default()
+            run_id: String::new(),
+            mode,
+            completed: 0,
+            total: 0,
+            active: BTreeMap::new(),
         });
         Self {
-            tx: Arc::new(Mutex::new(tx)),
+            tx: Arc::new(tx),
             rx,
         }
     }
 
     fn set_run(&self, id: &str) {
-        self.tx
-            .lock()
-            .expect("live sink")
-            .send_modify(|s| s.run_id = id.to_string());
+        self.tx.send_modify(|s| s.run_id = id.to_string());
     }
 
     /// This sink and the owners' gateway stream.
@@ -450,8 +450,7 @@ impl LiveSink {
 
 impl ProgressSink for LiveSink {
     fn emit(&self, e: &ProgressEvent) {
-        let tx = self.tx.lock().expect("live sink");
-        tx.send_modify(|s| {
+        self.tx.send_modify(|s| {
             s.run_id.clone_from(&e.run_id);
             s.completed = e.completed;
             s.total = e.total;
@@ -517,7 +516,7 @@ fn bar(done: u64, total: u64) -> String {
 }
 
 fn render_progress(s: &Snapshot) -> String {
-    let mode = s.mode.map(mode_name).unwrap_or_default();
+    let mode = mode_name(s.mode);
     if s.total == 0 {
         return t(
             "migrate.progress.starting",
