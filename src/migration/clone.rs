@@ -980,10 +980,7 @@ impl Engine {
         filter: Document,
         state: &mut RefState,
     ) -> anyhow::Result<()> {
-        let mut projection = doc! { "_id": 1 };
-        for k in &spec.unique_key {
-            projection.insert(*k, 1);
-        }
+        let projection = key_projection(spec);
         let mut cursor = self
             .source
             .db
