@@ -273,9 +273,13 @@ pub struct LegacyArgs {
 pub struct ResumeArgs {
     /// The run id.
     pub run_id: String,
-    /// The source connection string, when the run did not store it.
+    /// The source connection string, when the run did not store it (it must reach the
+    /// run's own data set).
     #[arg(long)]
     pub source: Option<String>,
+    /// Resume although --source is another server, database or data set than the run's.
+    #[arg(long)]
+    pub force_source: bool,
     /// Print the result as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -303,6 +307,7 @@ async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map(crate::crypto::Crypto::new),
         lease_ttl: clone::lease_ttl_from_env(),
+        fail_point: None,
     };
     let cancel = tokio_util::sync::CancellationToken::new();
     let on_ctrl_c = cancel.clone();
@@ -320,9 +325,10 @@ async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
             out(&term::summary(&record));
         }
         use crate::migration::runs::RunStatus;
+        let verified = record.verification.as_ref().is_some_and(|v| v.ok);
         match (record.status, record.failed()) {
-            (RunStatus::Completed, 0) => ExitCode::SUCCESS,
-            (RunStatus::Completed, _) => ExitCode::from(2),
+            (RunStatus::Completed, 0) if verified => ExitCode::SUCCESS,
+            (RunStatus::Completed, _) if verified => ExitCode::from(2),
             _ => ExitCode::FAILURE,
         }
     };
@@ -394,7 +400,17 @@ async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
             }
         }
         MigrateCommand::Resume(a) => {
-            let record = crate::migration::resume(&env, &a.run_id, a.source, sink, cancel).await?;
+            let record = crate::migration::begin_resume_with(
+                &env,
+                &a.run_id,
+                a.source,
+                a.force_source,
+                sink,
+                cancel,
+            )
+            .await?
+            .run()
+            .await?;
             Ok(finish(record, a.json))
         }
         MigrateCommand::Cancel { run_id } => {

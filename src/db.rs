@@ -47,6 +47,41 @@ pub async fn connect(uri: &str, timeout: Duration) -> anyhow::Result<Client> {
     Ok(client)
 }
 
+/// A driver error during a migration or a request, said the way an owner can act on it.
+pub fn describe_db_error(e: &mongodb::error::Error) -> String {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    let code = match e.kind.as_ref() {
+        ErrorKind::Command(c) => Some(c.code),
+        ErrorKind::Write(WriteFailure::WriteError(w)) => Some(w.code),
+        ErrorKind::InsertMany(im) => im
+            .write_errors
+            .as_ref()
+            .and_then(|w| w.first())
+            .map(|w| w.code),
+        _ => None,
+    };
+    match (e.kind.as_ref(), code) {
+        (_, Some(10334)) | (_, Some(17419)) | (_, Some(17420)) => {
+            "a document or update became larger than MongoDB's 16 MB limit".into()
+        }
+        (_, Some(13)) | (_, Some(8000)) => {
+            "the database user may not do this (check its roles)".into()
+        }
+        (ErrorKind::Authentication { .. }, _) => {
+            "authentication failed (check the user and password)".into()
+        }
+        (ErrorKind::ServerSelection { .. }, _) | (ErrorKind::Io(_), _) => format!(
+            "the database stopped answering ({})",
+            first_line(&e.to_string())
+        ),
+        (_, Some(c)) => format!(
+            "the database refused the operation (code {c}: {})",
+            first_line(&e.to_string())
+        ),
+        _ => first_line(&e.to_string()),
+    }
+}
+
 /// The gist of a driver error: the cause a person can act on, not the topology dump.
 fn first_line(s: &str) -> String {
     for (needle, said) in [

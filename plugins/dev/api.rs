@@ -39,6 +39,7 @@ pub fn routes(state: Arc<DevState>) -> Router<Data> {
         .route("/api/dev/migrations/{id}", get(status))
         .route("/api/dev/migrations/{id}/cancel", post(cancel))
         .route("/api/dev/migrations/{id}/resume", post(resume))
+        .route("/api/dev/migrations/{id}/failures", get(failures))
         .route("/api/dev/gateway/ping", post(gateway_ping))
         .layer(Extension(state))
 }
@@ -275,6 +276,60 @@ async fn resume(
     )
     .await?;
     Ok(spawn(&data, &state, pending, cancel))
+}
+
+/// Query of `GET /api/dev/migrations/{id}/failures`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FailuresQuery {
+    /// `error` (default), `skip` or `missing`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// The `next` cursor of the previous page.
+    #[serde(default)]
+    pub after: Option<String>,
+    /// Records per page (1 to 1000, default 100).
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+/// Every failed (or skipped, or missing) record of a run, page by page: the run record
+/// keeps only the first ones.
+async fn failures(
+    State(data): State<Data>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    query: Result<axum::extract::Query<FailuresQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, AppError> {
+    use crate::migration::runs::FailureKind;
+    user.require_owner()?;
+    let axum::extract::Query(q) = query.map_err(|e| {
+        UserError::bad_request(
+            "invalid_query",
+            format!("the query is not valid: {}; use kind=error|skip|missing, after=CURSOR, limit=1..1000", e.body_text()),
+        )
+    })?;
+    let kind = match q.kind.as_deref().unwrap_or("error") {
+        "error" => FailureKind::Error,
+        "skip" => FailureKind::Skip,
+        "missing" => FailureKind::Missing,
+        other => {
+            return Err(UserError::bad_request(
+                "invalid_kind",
+                format!("kind {other:?} is not one of error, skip, missing"),
+            )
+            .into())
+        }
+    };
+    let store = RunStore::new(&data.db);
+    store.require(&id).await?;
+    let (items, next) = store
+        .failures(&id, kind, q.after.as_deref(), q.limit.unwrap_or(100))
+        .await?;
+    let total = store.failure_count(&id, kind).await?;
+    Ok(Json(
+        json!({ "runId": id, "kind": kind, "total": total, "items": items, "next": next }),
+    ))
 }
 
 /// Body of `POST /api/dev/gateway/ping`.

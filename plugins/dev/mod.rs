@@ -29,6 +29,7 @@ impl Plugin for DevPlugin {
         vec![
             CollectionSpec::new(MIGRATION_RUNS, "MigrationRun").internal(),
             CollectionSpec::new(crate::migration::runs::LOCKS, "MigrationLock").internal(),
+            CollectionSpec::new(crate::migration::runs::FAILURES, "MigrationFailure").internal(),
         ]
     }
     fn commands(&self) -> Vec<poise::Command<Data, crate::context::Error>> {

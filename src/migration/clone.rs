@@ -28,7 +28,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::runs::{
-    CollectionResult, RunRecord, RunStatus, RunStore, SkippedCollection, StepResult, Verification,
+    CollectionResult, CollectionVerification, FailureKind, RunRecord, RunStatus, RunStore,
+    SkippedCollection, StepResult, Verification, VerifyTally,
 };
 use super::source::{self, Source};
 use super::{
@@ -71,6 +72,8 @@ pub struct MigrationEnv {
     pub crypto: Option<Crypto>,
     /// How long the run lease lives without renewal.
     pub lease_ttl: Duration,
+    /// A test's deterministic stop (never set outside tests).
+    pub fail_point: Option<super::FailPoint>,
 }
 
 impl MigrationEnv {
@@ -82,6 +85,7 @@ impl MigrationEnv {
             registry: data.registry.clone(),
             crypto: data.crypto.clone(),
             lease_ttl: lease_ttl_from_env(),
+            fail_point: None,
         }
     }
 }
@@ -230,7 +234,7 @@ async fn preflight(env: &MigrationEnv, opts: &CloneOptions) -> anyhow::Result<Pr
         opts.source_db.as_deref(),
         Some("heimdall"),
         &env.target_uri,
-        env.target.name(),
+        &env.target,
     )
     .await?;
     check_looks_like_heimdall(env, &source).await?;
@@ -458,6 +462,7 @@ pub async fn begin(
         status: RunStatus::Running,
         steps: initial_steps(&env.registry, opts.guild.is_some()),
         error_count: 0,
+        skip_count: 0,
         errors: Vec::new(),
         skips: Vec::new(),
         warnings: prepared.warnings,
@@ -465,6 +470,8 @@ pub async fn begin(
         verification: None,
         copy_ms: None,
         cancel_requested: false,
+        lease_token: lease.fence().token(),
+        source_identity: bson::to_document(&prepared.source.identity).ok(),
         attempts: 1,
         started_at: now,
         updated_at: now,
@@ -495,6 +502,7 @@ pub async fn begin_resume(
     env: &MigrationEnv,
     mut record: RunRecord,
     uri: String,
+    force_source: bool,
     sink: Arc<dyn ProgressSink>,
     cancel: CancellationToken,
 ) -> anyhow::Result<PendingRun> {
@@ -510,8 +518,21 @@ pub async fn begin_resume(
         opts.batch_size = n.max(1) as usize;
     }
     let prepared = preflight(env, &opts).await?;
+    let changed = super::check_resume_source(&record, &prepared.source, force_source)?;
     // A lease still held means the run is alive somewhere: acquire refuses then.
     let lease = store.acquire(run_id, env.lease_ttl).await?;
+    let store = store.fenced(lease.fence());
+    if let Some(w) = changed {
+        super::adopt_source(
+            &store,
+            env,
+            &mut record,
+            &prepared.source,
+            &opts.source_uri,
+            w,
+        )
+        .await?;
+    }
     record.status = RunStatus::Running;
     record.attempts += 1;
     record.cancel_requested = false;
@@ -618,6 +639,7 @@ struct Engine {
     referenced: HashSet<&'static str>,
     completed: AtomicU16,
     plan_errors: Mutex<Vec<RecordError>>,
+    fail_point: Option<super::FailPoint>,
 }
 
 impl Engine {
@@ -653,6 +675,7 @@ impl Engine {
             referenced,
             completed: AtomicU16::new(0),
             plan_errors: Mutex::new(Vec::new()),
+            fail_point: env.fail_point.clone(),
         }
     }
 
@@ -909,11 +932,25 @@ impl Engine {
         let base = self.selection(spec).await?.unwrap_or_default();
         if tracked && (result.done || result.last_id.is_some()) {
             // Resuming: rebuild what dependants need from the part already copied.
-            let mut upto = base.clone();
-            if let (false, Some(last)) = (result.done, &result.last_id) {
-                upto.insert("_id", doc! { "$lte": last.clone() });
-            }
+            let upto = match (result.done, &result.last_id) {
+                (false, Some(last)) => {
+                    super::id_order::and(base.clone(), super::id_order::up_to(last))
+                }
+                _ => base.clone(),
+            };
             self.rebuild_state(spec, upto, &mut state).await?;
+        }
+        if self.write {
+            self.repair(
+                step_index,
+                coll_index,
+                spec,
+                &base,
+                handler,
+                &mut state,
+                &mut result,
+            )
+            .await?;
         }
         if result.done {
             self.publish(spec, state);
@@ -921,10 +958,10 @@ impl Engine {
             return Ok(result);
         }
         result.total = total.max(result.processed);
-        let mut query = base;
-        if let Some(last) = &result.last_id {
-            query.insert("_id", doc! { "$gt": last.clone() });
-        }
+        let query = match &result.last_id {
+            Some(last) => super::id_order::and(base, super::id_order::after(last)),
+            None => base,
+        };
         let (reader, mut rx) = read_batches(
             self.source.db.collection::<Document>(spec.name),
             query,
@@ -932,8 +969,10 @@ impl Engine {
             "reading the source",
         );
         progress(result.processed);
+        let mut batches = 0u64;
         while let Some(batch) = rx.recv().await {
             let batch = batch?;
+            batches += 1;
             let last_id = batch.last().and_then(|d| d.get("_id").cloned());
             let errors = self
                 .process_batch(step_index, spec, batch, handler, &mut state, &mut result)
@@ -949,7 +988,9 @@ impl Engine {
                 pe.extend(errors.into_iter().take(room));
             }
             progress(result.processed);
-            if self.cancel.is_cancelled() {
+            if self.cancel.is_cancelled()
+                || (self.write && super::FailPoint::hit(&self.fail_point, spec.name, batches))
+            {
                 return Err(Cancelled.into());
             }
         }
@@ -962,6 +1003,168 @@ impl Engine {
         }
         self.publish(spec, state);
         Ok(result)
+    }
+
+    /// Copies again the documents an earlier verification of this run found missing from
+    /// the target (removed behind the run's back, or never read), then forgets them.
+    #[allow(clippy::too_many_arguments)]
+    async fn repair(
+        &self,
+        step_index: usize,
+        coll_index: usize,
+        spec: &CollectionSpec,
+        base: &Document,
+        handler: &dyn CloneHandler,
+        state: &mut RefState,
+        result: &mut CollectionResult,
+    ) -> anyhow::Result<()> {
+        let missing = self.store.missing_ids(&self.run_id, spec.name).await?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            collection = spec.name,
+            count = missing.len(),
+            "copying again what verification found missing"
+        );
+        let (keys, ids): (Vec<String>, Vec<Bson>) = missing.into_iter().unzip();
+        let source = self.source.db.collection::<Document>(spec.name);
+        for chunk in ids.chunks(IN_CHUNK) {
+            let filter =
+                super::id_order::and(base.clone(), doc! { "_id": { "$in": chunk.to_vec() } });
+            let batch: Vec<Document> = source
+                .find(filter)
+                .sort(doc! { "_id": 1 })
+                .await?
+                .try_collect()
+                .await
+                .context("reading the source")?;
+            let errors = self
+                .process_batch(step_index, spec, batch, handler, state, result)
+                .await?;
+            result.processed = result.processed.min(result.total);
+            self.store
+                .save_collection(&self.run_id, step_index, coll_index, result, &errors, &[])
+                .await?;
+        }
+        self.store.forget_failures(keys).await
+    }
+
+    /// Verifies every copied collection by queries of its own, `parallelism` at a time;
+    /// what is missing is kept for a resume to copy again.
+    async fn verify(self: &Arc<Self>, steps: &[StepResult]) -> anyhow::Result<Verification> {
+        use futures::StreamExt;
+        let jobs: Vec<(u16, CollectionResult)> = steps
+            .iter()
+            .flat_map(|s| s.collections.iter().map(|c| (s.order, c.clone())))
+            .collect();
+        let reports: Vec<CollectionVerification> = futures::stream::iter(jobs.into_iter().map(
+            |(order, c)| {
+                let me = self.clone();
+                let span = tracing::info_span!("clone_verify", run = %self.run_id, step = order, collection = %c.name);
+                async move { me.verify_collection(order, &c).await }.instrument(span)
+            },
+        ))
+        .buffered(self.parallelism)
+        .try_collect()
+        .await?;
+        Ok(Verification::of(reports))
+    }
+
+    /// Reads every in-scope source document of one collection again and looks for its
+    /// counterpart in the target: by `_id` (one range read per batch), else by unique key
+    /// (remapped documents). Content is compared without `_id` and references.
+    async fn verify_collection(
+        &self,
+        order: u16,
+        result: &CollectionResult,
+    ) -> anyhow::Result<CollectionVerification> {
+        let spec = self
+            .registry
+            .collection(&result.name)
+            .cloned()
+            .context("a run names a collection the catalog no longer has")?;
+        self.store.forget_missing(&self.run_id, spec.name).await?;
+        let base = self.selection(&spec).await?.unwrap_or_default();
+        let ignore: Vec<&str> = spec.references.iter().map(|r| r.field).collect();
+        let target = self.target.collection::<Document>(spec.name);
+        let (_reader, mut rx) = read_batches(
+            self.source.db.collection::<Document>(spec.name),
+            base,
+            self.batch_size,
+            "reading the source to verify the copy",
+        );
+        let mut tally = VerifyTally::default();
+        while let Some(batch) = rx.recv().await {
+            let batch = batch?;
+            let ids: Vec<Bson> = batch.iter().filter_map(|d| d.get("_id").cloned()).collect();
+            let by_id = fetch_by_ids(&target, &spec, &ids, true, Lookup::Stretch).await?;
+            let mut by_key: Vec<(&Document, u64)> = Vec::new();
+            for d in &batch {
+                let h = content_hash(d, &ignore);
+                tally.add_source(h);
+                match by_id.get(&IdKey::of_doc(d)) {
+                    Some(t) if same_key(&spec, t, d) => {
+                        tally.add_found(h, content_hash(t, &ignore))
+                    }
+                    _ => by_key.push((d, h)),
+                }
+            }
+            drop(by_id);
+            if by_key.is_empty() {
+                continue;
+            }
+            let existing = if spec.unique_key.is_empty() {
+                Existing::default()
+            } else {
+                let keys: Vec<Document> = by_key.iter().map(|(d, _)| identity(&spec, d)).collect();
+                existing_in(&self.target, &spec, &keys, true).await?
+            };
+            let mut absent = Vec::new();
+            for (d, h) in by_key {
+                match existing.docs.get(&key_of(&spec, d)) {
+                    Some(t) => tally.add_found(h, content_hash(t, &ignore)),
+                    None => absent.push(RecordError::of(
+                        order,
+                        spec.name,
+                        d,
+                        "verification: not in the target",
+                    )),
+                }
+            }
+            self.note_absent(&spec, absent, &mut tally).await?;
+        }
+        let allowed = if self.overwrite { 0 } else { result.skipped };
+        Ok(tally.report(order, spec.name, allowed))
+    }
+
+    /// Counts source documents found absent from the target: the ones the run recorded as
+    /// failed are accounted for; the others are the shortfall, kept for a resume.
+    async fn note_absent(
+        &self,
+        spec: &CollectionSpec,
+        absent: Vec<RecordError>,
+        tally: &mut VerifyTally,
+    ) -> anyhow::Result<()> {
+        if absent.is_empty() {
+            return Ok(());
+        }
+        let digests: Vec<String> = absent.iter().map(|e| e.id_digest.clone()).collect();
+        let recorded = self
+            .store
+            .recorded(&self.run_id, FailureKind::Error, spec.name, &digests)
+            .await?;
+        let mut missing = Vec::new();
+        for e in absent {
+            let known = recorded.contains(&e.id_digest);
+            tally.add_absent(known, &e.source_id);
+            if !known {
+                missing.push(e);
+            }
+        }
+        self.store
+            .keep_failures(&self.run_id, FailureKind::Missing, &missing)
+            .await
     }
 
     fn publish(&self, spec: &CollectionSpec, state: RefState) {
@@ -1032,12 +1235,7 @@ impl Engine {
         let step = self.registry.clone_steps()[step_index].spec.order;
         let mut errors = Vec::new();
         let fail = |errors: &mut Vec<RecordError>, d: &Document, reason: String| {
-            errors.push(RecordError {
-                step,
-                collection: spec.name.to_string(),
-                source_id: super::id_text(d),
-                reason,
-            });
+            errors.push(RecordError::of(step, spec.name, d, reason));
         };
         result.processed += batch.len() as u64;
 
@@ -1050,15 +1248,7 @@ impl Engine {
             .collect();
         let mut valid: Vec<Document> = Vec::with_capacity(batch.len());
         let mut unknown: Vec<Vec<ObjectId>> = vec![Vec::new(); spec.references.len()];
-        // Verification as we go: each source document's content hash, by its `_id`.
-        let ignore: Vec<&str> = spec.references.iter().map(|r| r.field).collect();
-        let mut source_hash: HashMap<IdKey, u64> = HashMap::new();
         for mut d in batch {
-            if self.write {
-                let h = content_hash(&d, &ignore);
-                result.verify.add_source(h);
-                source_hash.insert(IdKey::of_doc(&d), h);
-            }
             if let Some(Bson::ObjectId(id)) = d.get("_id") {
                 if self.referenced.contains(spec.name) {
                     state.known.insert(*id);
@@ -1069,7 +1259,6 @@ impl Engine {
             }
             if let Err(reason) = check_doc(spec, &d) {
                 result.failed += 1;
-                result.verify.missing += self.write as u64;
                 fail(&mut errors, &d, reason);
                 continue;
             }
@@ -1085,7 +1274,6 @@ impl Engine {
             }
             if let Err(reason) = handler.prepare(spec, &mut d) {
                 result.failed += 1;
-                result.verify.missing += self.write as u64;
                 fail(&mut errors, &d, reason);
                 continue;
             }
@@ -1123,7 +1311,7 @@ impl Engine {
         let by_id = if valid.is_empty() {
             HashMap::new()
         } else {
-            fetch_by_ids(&target, spec, &ids, self.write, Lookup::Stretch).await?
+            fetch_by_ids(&target, spec, &ids, false, Lookup::Stretch).await?
         };
         let mut matched: Vec<(Document, Document)> = Vec::new();
         let mut lookup: Vec<(Document, Option<String>)> = Vec::new();
@@ -1140,17 +1328,10 @@ impl Engine {
 
         // Inserts, unordered. A duplicate key means the document is there under another `_id`
         // (or arrived meanwhile): it joins the key lookup below.
-        let mut inserted: HashMap<IdKey, (Bson, u64)> = HashMap::new();
-        let mut replaced: HashMap<IdKey, (Bson, u64)> = HashMap::new();
-        let hash_of = |d: &Document| {
-            source_hash
-                .get(&IdKey::of_doc(d))
-                .copied()
-                .unwrap_or_else(|| content_hash(d, &ignore))
-        };
         if !self.write {
             result.inserted += to_insert.len() as u64;
         } else if !to_insert.is_empty() {
+            self.store.check_fence()?;
             let mut failed_idx = HashSet::new();
             if let Err(failures) = insert_unordered(&target, &to_insert).await {
                 for f in failures? {
@@ -1159,25 +1340,18 @@ impl Engine {
                         lookup.push((to_insert[f.index].clone(), Some(f.reason)));
                     } else {
                         result.failed += 1;
-                        result.verify.missing += 1;
                         fail(&mut errors, &to_insert[f.index], f.reason);
                     }
                 }
             }
-            for (i, d) in to_insert.iter().enumerate() {
-                if !failed_idx.contains(&i) {
-                    result.inserted += 1;
-                    let id = d.get("_id").cloned().unwrap_or(Bson::Null);
-                    inserted.insert(IdKey::of(&id), (id, hash_of(d)));
-                }
-            }
+            result.inserted += (to_insert.len() - failed_idx.len()) as u64;
         }
         drop(to_insert);
 
         // The key lookup, for the few that need it.
         if !lookup.is_empty() {
             let docs: Vec<Document> = lookup.iter().map(|(d, _)| d.clone()).collect();
-            let existing = existing_in(&self.target, spec, &docs, self.write).await?;
+            let existing = existing_in(&self.target, spec, &docs, false).await?;
             for (d, insert_error) in lookup {
                 let key = key_of(spec, &d);
                 let sid = d.get("_id").cloned().unwrap_or(Bson::Null);
@@ -1190,11 +1364,9 @@ impl Engine {
                     matched.push((d, t));
                 } else if let Some(reason) = insert_error {
                     result.failed += 1;
-                    result.verify.missing += 1;
                     fail(&mut errors, &d, reason);
                 } else if existing.by_id.contains(&IdKey::of(&sid)) {
                     result.failed += 1;
-                    result.verify.missing += self.write as u64;
                     fail(
                         &mut errors,
                         &d,
@@ -1222,11 +1394,6 @@ impl Engine {
             if !self.overwrite {
                 result.skipped += 1;
                 result.remapped += remapped as u64;
-                if self.write {
-                    result
-                        .verify
-                        .add_found(hash_of(&d), content_hash(&t, &ignore));
-                }
                 continue;
             }
             if !self.write {
@@ -1234,17 +1401,15 @@ impl Engine {
                 result.remapped += remapped as u64;
                 continue;
             }
-            let h = hash_of(&d);
             d.insert("_id", tid.clone());
+            self.store.check_fence()?;
             match target.replace_one(doc! { "_id": tid.clone() }, &d).await {
                 Ok(_) => {
                     result.overwritten += 1;
                     result.remapped += remapped as u64;
-                    replaced.insert(IdKey::of(&tid), (tid, h));
                 }
                 Err(e) => {
                     result.failed += 1;
-                    result.verify.missing += 1;
                     fail(
                         &mut errors,
                         &d,
@@ -1254,21 +1419,6 @@ impl Engine {
             }
         }
 
-        // Read back what was written and compare it with the source: the inserted documents
-        // by one range read (they keep the source's `_id`s, in order), replaced ones by id.
-        for (docs, lookup) in [(inserted, Lookup::Stretch), (replaced, Lookup::Points)] {
-            if docs.is_empty() {
-                continue;
-            }
-            let ids: Vec<Bson> = docs.values().map(|(id, _)| id.clone()).collect();
-            let back = fetch_by_ids(&target, spec, &ids, true, lookup).await?;
-            for (id, (_, h)) in &docs {
-                match back.get(id) {
-                    Some(t) => result.verify.add_found(*h, content_hash(t, &ignore)),
-                    None => result.verify.missing += 1,
-                }
-            }
-        }
         Ok(errors)
     }
 
@@ -1312,10 +1462,11 @@ impl Engine {
 
     /// Copies every step, verifies, and closes the record.
     async fn execute(
-        self,
+        mut self,
         record: RunRecord,
         lease: super::runs::Lease,
     ) -> anyhow::Result<RunRecord> {
+        self.store = self.store.fenced(lease.fence());
         let me = Arc::new(self);
         let work = async {
             crate::db::ensure_indexes(&me.target, &me.registry)
@@ -1329,7 +1480,7 @@ impl Engine {
                     doc! { "copyMs": t0.elapsed().as_millis() as i64 },
                 )
                 .await?;
-            anyhow::Ok(verification_of(&steps, me.overwrite))
+            me.verify(&steps).await
         }
         .instrument(tracing::info_span!("clone_run", run = %me.run_id));
         let record = run_under_lease(&me.store, lease, &me.run_id, me.cancel.clone(), work).await?;
@@ -1407,6 +1558,17 @@ pub(crate) async fn fetch_by_ids(
         }
     }
     Ok(out)
+}
+
+/// A document's `_id` and unique key fields: all an existence check needs.
+pub(crate) fn identity(spec: &CollectionSpec, d: &Document) -> Document {
+    let mut out = Document::new();
+    for k in std::iter::once("_id").chain(spec.unique_key.iter().copied()) {
+        if let Some(v) = d.get(k) {
+            out.insert(k, v.clone());
+        }
+    }
+    out
 }
 
 /// `_id` and the unique key's fields.
@@ -1512,30 +1674,6 @@ pub(crate) async fn existing_in(
         }
     }
     Ok(out)
-}
-
-/// The run's verification from the collections' tallies: every selected source document is
-/// in the target with the same content, except the ones recorded as failed (and, under the
-/// skip policy, existing ones the target kept with other content).
-fn verification_of(steps: &[StepResult], overwrite: bool) -> Verification {
-    let mut out = Verification {
-        ok: true,
-        collections: Vec::new(),
-    };
-    for step in steps {
-        for c in &step.collections {
-            let v = c.verify.report(&c.name);
-            if v.source != c.processed
-                || v.missing > c.failed
-                || (v.differing > 0 && overwrite)
-                || v.differing > c.skipped
-            {
-                out.ok = false;
-            }
-            out.collections.push(v);
-        }
-    }
-    out
 }
 
 /// A hash of a document's content without `_id` and the given fields: every field's name,

@@ -13,6 +13,7 @@ use mongodb::bson::Document;
 use serde::{Deserialize, Serialize};
 
 pub mod clone;
+pub mod id_order;
 pub mod legacy;
 pub mod runs;
 pub mod source;
@@ -169,6 +170,25 @@ impl Throttle {
     }
 }
 
+/// A named point where a test stops a run deterministically, as a cancel would: after
+/// `after_batches` batches of `collection` in one attempt (the checkpoint of the last one
+/// saved). Set only by tests, through [`clone::MigrationEnv::fail_point`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailPoint {
+    /// The collection read (clone: the catalog's name; legacy: the old bot's collection).
+    pub collection: String,
+    /// How many of its batches run before the stop.
+    pub after_batches: u64,
+}
+
+impl FailPoint {
+    /// Whether the run stops now, after `batches` batches of `collection`.
+    pub(crate) fn hit(fp: &Option<FailPoint>, collection: &str, batches: u64) -> bool {
+        fp.as_ref()
+            .is_some_and(|f| f.collection == collection && f.after_batches == batches)
+    }
+}
+
 /// Raised inside an engine when the run was cancelled at a batch boundary.
 #[derive(Debug, thiserror::Error)]
 #[error("the run was cancelled")]
@@ -240,6 +260,7 @@ pub(crate) async fn run_under_lease<F>(
 where
     F: std::future::Future<Output = anyhow::Result<runs::Verification>>,
 {
+    use crate::error::{UserError, UserErrorKind};
     use mongodb::bson::{doc, DateTime};
     let stop = tokio_util::sync::CancellationToken::new();
     let lease = Arc::new(lease);
@@ -252,33 +273,86 @@ where
     let outcome = work.await;
     stop.cancel();
     drop(keep);
-    let (status, message, verification) = match outcome {
-        Ok(v) => (runs::RunStatus::Completed, None, Some(v)),
-        Err(e) if e.is::<Cancelled>() => (
-            runs::RunStatus::Cancelled,
-            Some(format!(
-                "cancelled by the owner; resume with `heimdall migrate resume {run_id}`"
-            )),
-            None,
-        ),
-        Err(e) => {
-            tracing::error!(run = %run_id, error = ?e, "migration failed");
-            let text = crate::error::user_error(&e)
-                .map(|u| u.message.clone())
-                .unwrap_or_else(|| format!("{e:#}"));
-            (runs::RunStatus::Failed, Some(text), None)
+    let fence = lease.fence();
+    let lost = fence.is_lost() || matches!(&outcome, Err(e) if e.is::<runs::LeaseLost>());
+    if !lost {
+        let (status, message, verification) = match outcome {
+            Ok(v) => match v.problem(run_id) {
+                None => (runs::RunStatus::Completed, None, Some(v)),
+                Some(p) => (runs::RunStatus::Failed, Some(p), Some(v)),
+            },
+            Err(e) if e.is::<Cancelled>() => (
+                runs::RunStatus::Cancelled,
+                Some(format!(
+                    "cancelled by the owner; resume with `heimdall migrate resume {run_id}`"
+                )),
+                None,
+            ),
+            Err(e) => {
+                tracing::error!(run = %run_id, error = ?e, "migration failed");
+                (
+                    runs::RunStatus::Failed,
+                    Some(describe_failure(&e, run_id)),
+                    None,
+                )
+            }
+        };
+        let mut fields = doc! { "status": status.as_str(), "endedAt": DateTime::now() };
+        if let Some(m) = message {
+            fields.insert("message", m);
         }
-    };
-    let mut fields = doc! { "status": status.as_str(), "endedAt": DateTime::now() };
-    if let Some(m) = message {
-        fields.insert("message", m);
+        if let Some(v) = &verification {
+            fields.insert("verification", mongodb::bson::to_bson(v)?);
+        }
+        match store.set(run_id, fields).await {
+            Ok(()) => {
+                lease.release().await?;
+                return store.require(run_id).await;
+            }
+            Err(e) if e.is::<runs::LeaseLost>() => {}
+            Err(e) => return Err(e),
+        }
     }
-    if let Some(v) = &verification {
-        fields.insert("verification", mongodb::bson::to_bson(v)?);
+    // The lease was lost: nothing more is written, except this process's last word when no
+    // other process took the run over (the record's token is still its own).
+    let secs = lease.ttl().as_secs();
+    tracing::error!(run = %run_id, "the run's lease was lost; this process stopped writing");
+    let said = store
+        .set_if_token(
+            run_id,
+            fence.token(),
+            doc! {
+                "status": runs::RunStatus::Failed.as_str(),
+                "endedAt": DateTime::now(),
+                "message": format!("lease lost: the process running it ({}) did not renew its lease within {secs} s (paused, asleep, or cut off from the database) and stopped without writing more; resume with `heimdall migrate resume {run_id}`", runs::owner_id()),
+            },
+        )
+        .await?;
+    if said {
+        lease.release().await?;
+        return store.require(run_id).await;
     }
-    store.set(run_id, fields).await?;
-    lease.release().await?;
-    store.require(run_id).await
+    Err(UserError::new(
+        UserErrorKind::Conflict,
+        "lease_lost",
+        format!("this process lost the lease of run {run_id}: another process took the run over and continues it; this one stopped and wrote nothing more (see `heimdall migrate status {run_id}`)"),
+    )
+    .into())
+}
+
+/// A run's failure in the owner's terms: a user error as it is, a database error said
+/// plainly, always with how to go on.
+pub(crate) fn describe_failure(e: &anyhow::Error, run_id: &str) -> String {
+    if let Some(u) = crate::error::user_error(e) {
+        return u.message.clone();
+    }
+    let what = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<mongodb::error::Error>())
+        .map(crate::db::describe_db_error)
+        .unwrap_or_else(|| clone::short(&format!("{e:#}")));
+    let context = e.to_string();
+    format!("{context}: {what}. Nothing is lost: resume with `heimdall migrate resume {run_id}` once this is fixed")
 }
 
 /// The run-level event for a finished record: `migration:error` when it failed, else
@@ -291,7 +365,10 @@ pub(crate) fn final_kind(record: &runs::RunRecord) -> EventKind {
     }
 }
 
-/// A record that could not be migrated: where and why.
+/// A record that could not be migrated (or was deliberately not): where and why.
+///
+/// Its size is bounded whatever the record: a long `_id` is shortened, with a digest of the
+/// whole `_id` to tell shortened ones apart, and the reason is cut at [`MAX_REASON`] bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordError {
@@ -299,23 +376,91 @@ pub struct RecordError {
     pub step: u16,
     /// Source collection.
     pub collection: String,
-    /// The source document's `_id` (as extended JSON text).
+    /// The source document's `_id` as text, shortened past [`MAX_ID_TEXT`] characters.
     pub source_id: String,
+    /// SHA-256 of the whole `_id` (its extended JSON), 32 hex digits.
+    #[serde(default)]
+    pub id_digest: String,
     /// What was wrong.
     pub reason: String,
+    /// The whole `_id`: kept in `migration_failures`, never in the run record.
+    #[serde(skip)]
+    pub id: Option<mongodb::bson::Bson>,
 }
 
-/// How many errors a run record keeps in its list (the counts stay exact).
+impl RecordError {
+    /// The error of the document `doc` (its `_id`) in `collection` at `step`.
+    pub fn of(step: u16, collection: &str, doc: &Document, reason: impl Into<String>) -> Self {
+        let id = doc.get("_id").cloned();
+        let (source_id, id_digest) = match &id {
+            Some(b) => (short_id_text(b), id_digest(b)),
+            None => ("(no _id)".to_string(), String::new()),
+        };
+        let mut reason = reason.into();
+        if reason.len() > MAX_REASON {
+            let mut cut = MAX_REASON;
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            reason.truncate(cut);
+            reason.push('…');
+        }
+        Self {
+            step,
+            collection: collection.to_string(),
+            source_id,
+            id_digest,
+            reason,
+            id,
+        }
+    }
+}
+
+/// How many errors (and skips) a run record keeps in its list; the counts stay exact and
+/// every one is in `migration_failures`.
 pub const MAX_RECORDED_ERRORS: usize = 1000;
+/// The longest `_id` text a report shows whole.
+pub const MAX_ID_TEXT: usize = 200;
+/// The longest reason kept, in bytes.
+pub const MAX_REASON: usize = 500;
 
 /// Turns a document `_id` into text for reports.
 pub fn id_text(doc: &Document) -> String {
     match doc.get("_id") {
-        Some(mongodb::bson::Bson::ObjectId(o)) => o.to_hex(),
-        Some(mongodb::bson::Bson::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
+        Some(b) => bson_text(b),
         None => "(no _id)".into(),
     }
+}
+
+fn bson_text(b: &mongodb::bson::Bson) -> String {
+    match b {
+        mongodb::bson::Bson::ObjectId(o) => o.to_hex(),
+        mongodb::bson::Bson::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// An `_id` as report text: whole up to [`MAX_ID_TEXT`] characters, else its start, its
+/// size and its digest.
+pub fn short_id_text(b: &mongodb::bson::Bson) -> String {
+    let text = bson_text(b);
+    if text.chars().count() <= MAX_ID_TEXT {
+        return text;
+    }
+    let head: String = text.chars().take(80).collect();
+    format!(
+        "{head}… ({} bytes, sha256 {})",
+        text.len(),
+        &id_digest(b)[..16]
+    )
+}
+
+/// SHA-256 of an `_id`'s extended JSON, 32 hex digits: tells long `_id`s apart.
+pub fn id_digest(b: &mongodb::bson::Bson) -> String {
+    use sha2::Digest;
+    let json = b.clone().into_relaxed_extjson().to_string();
+    let d = sha2::Sha256::digest(json.as_bytes());
+    hex::encode(&d[..16])
 }
 
 /// A run that passed pre-flight, holds the lease and has its record: it only needs running.
@@ -349,7 +494,8 @@ pub enum Begun<P> {
 }
 
 /// Continues a cancelled, failed or crashed run of either mode from its checkpoints.
-/// `source_uri` overrides the stored (encrypted) source connection string.
+/// `source_uri` overrides the stored (encrypted) source connection string; it must reach
+/// the run's own data set.
 pub async fn resume(
     env: &clone::MigrationEnv,
     run_id: &str,
@@ -357,7 +503,7 @@ pub async fn resume(
     sink: Arc<dyn ProgressSink>,
     cancel: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<runs::RunRecord> {
-    begin_resume(env, run_id, source_uri, sink, cancel)
+    begin_resume_with(env, run_id, source_uri, false, sink, cancel)
         .await?
         .run()
         .await
@@ -368,6 +514,78 @@ pub async fn begin_resume(
     env: &clone::MigrationEnv,
     run_id: &str,
     source_uri: Option<String>,
+    sink: Arc<dyn ProgressSink>,
+    cancel: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<PendingRun> {
+    begin_resume_with(env, run_id, source_uri, false, sink, cancel).await
+}
+
+/// Refuses to resume `record` against a data set other than the one it started on (another
+/// server, database, or the same name dropped and made again), unless `force`; then the
+/// returned warning says what happened, for the record.
+pub(crate) fn check_resume_source(
+    record: &runs::RunRecord,
+    source: &source::Source,
+    force: bool,
+) -> anyhow::Result<Option<String>> {
+    use crate::error::{UserError, UserErrorKind};
+    let Some(stored) = record
+        .source_identity
+        .as_ref()
+        .and_then(|d| mongodb::bson::from_document::<source::DbIdentity>(d.clone()).ok())
+    else {
+        return Ok(None);
+    };
+    if stored.same_data_set(&source.identity) {
+        return Ok(None);
+    }
+    let was = format!(
+        "{} (database {})",
+        record.options.get_str("source").unwrap_or("?"),
+        stored.db
+    );
+    let now = format!("{} (database {})", source.display, source.identity.db);
+    if !force {
+        return Err(UserError::new(
+            UserErrorKind::Conflict,
+            "source_changed",
+            format!("run {} was started against {was}, but this source is {now}: another server, database or data set. Resuming there would apply the run's checkpoints to other data. Resume with the run's own source, or pass --force-source to resume against this one anyway.", record.id),
+        )
+        .into());
+    }
+    Ok(Some(format!(
+        "resumed against another source, forced by the owner: {now} instead of {was}"
+    )))
+}
+
+/// Records on a resumed run that it now reads `source` (after a forced change of source).
+pub(crate) async fn adopt_source(
+    store: &runs::RunStore,
+    env: &clone::MigrationEnv,
+    record: &mut runs::RunRecord,
+    source: &source::Source,
+    uri: &str,
+    warning: String,
+) -> anyhow::Result<()> {
+    use mongodb::bson::doc;
+    record.warnings.push(warning);
+    let mut fields = doc! {
+        "warnings": record.warnings.clone(),
+        "options.source": &source.display,
+        "sourceIdentity": mongodb::bson::to_document(&source.identity)?,
+    };
+    if let Some(c) = &env.crypto {
+        fields.insert("encryptedSource", c.encrypt(uri));
+    }
+    store.set(&record.id, fields).await
+}
+
+/// [`begin_resume`], with `force_source` to resume against another data set.
+pub async fn begin_resume_with(
+    env: &clone::MigrationEnv,
+    run_id: &str,
+    source_uri: Option<String>,
+    force_source: bool,
     sink: Arc<dyn ProgressSink>,
     cancel: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<PendingRun> {
@@ -398,7 +616,11 @@ pub async fn begin_resume(
         }
     };
     match record.mode {
-        MigrationMode::Clone => clone::begin_resume(env, record, uri, sink, cancel).await,
-        MigrationMode::Legacy => legacy::engine::begin_resume(env, record, uri, sink, cancel).await,
+        MigrationMode::Clone => {
+            clone::begin_resume(env, record, uri, force_source, sink, cancel).await
+        }
+        MigrationMode::Legacy => {
+            legacy::engine::begin_resume(env, record, uri, force_source, sink, cancel).await
+        }
     }
 }

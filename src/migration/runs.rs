@@ -5,6 +5,8 @@
 //! the next one: another process takes over once the lease has expired, or at once when the
 //! holder was a process on this machine that no longer exists.
 
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -15,6 +17,8 @@ use mongodb::{Collection, Database};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use std::collections::HashSet;
+
 use super::{MigrationMode, RecordError, MAX_RECORDED_ERRORS};
 use crate::error::{UserError, UserErrorKind};
 
@@ -22,6 +26,9 @@ use crate::error::{UserError, UserErrorKind};
 pub const RUNS: &str = "migration_runs";
 /// The collection holding the lease.
 pub const LOCKS: &str = "migration_locks";
+/// Every failed, skipped or missing record of every run, whole (the run record keeps the
+/// first [`MAX_RECORDED_ERRORS`]); `_id` is `run:kind:collection:digest`.
+pub const FAILURES: &str = "migration_failures";
 const LOCK_ID: &str = "migration";
 
 /// A run's status.
@@ -75,86 +82,11 @@ pub struct CollectionResult {
     pub failed: u64,
     /// References that point to nothing in the source.
     pub dangling: u64,
-    /// Verification so far: every handled source document checked against the target.
-    #[serde(default)]
-    pub verify: VerifyTally,
     /// The last source `_id` handled (resume point).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_id: Option<Bson>,
     /// Whether the collection is finished.
     pub done: bool,
-}
-
-/// Running verification counts of one collection, kept in the checkpoint.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VerifyTally {
-    /// Selected source documents checked.
-    pub source: u64,
-    /// Of those, found in the target.
-    pub found: u64,
-    /// Found with the same content (ignoring `_id` and references).
-    pub matching: u64,
-    /// Not in the target.
-    pub missing: u64,
-    /// In the target with other content.
-    pub differing: u64,
-    /// Sum of the source documents' content hashes (wrapping; stored as 16 hex digits).
-    #[serde(with = "hex_u64")]
-    pub source_digest: u64,
-    /// Sum of the found target documents' content hashes (wrapping; 16 hex digits).
-    #[serde(with = "hex_u64")]
-    pub target_digest: u64,
-}
-
-/// A `u64` digest as 16 hex digits (an empty or absent string reads as 0).
-mod hex_u64 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{v:016x}"))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        let s = String::deserialize(d)?;
-        if s.is_empty() {
-            return Ok(0);
-        }
-        u64::from_str_radix(&s, 16).map_err(serde::de::Error::custom)
-    }
-}
-
-impl VerifyTally {
-    /// Counts a source document (its content hash).
-    pub fn add_source(&mut self, h: u64) {
-        self.source += 1;
-        self.source_digest = self.source_digest.wrapping_add(h);
-    }
-
-    /// Counts a target counterpart found for a source document.
-    pub fn add_found(&mut self, source_hash: u64, target_hash: u64) {
-        self.found += 1;
-        self.target_digest = self.target_digest.wrapping_add(target_hash);
-        if source_hash == target_hash {
-            self.matching += 1;
-        } else {
-            self.differing += 1;
-        }
-    }
-
-    /// As reported in the run's verification.
-    pub fn report(&self, name: &str) -> CollectionVerification {
-        CollectionVerification {
-            name: name.to_string(),
-            source: self.source,
-            found: self.found,
-            matching: self.matching,
-            missing: self.missing,
-            differing: self.differing,
-            source_digest: format!("{:016x}", self.source_digest),
-            target_digest: format!("{:016x}", self.target_digest),
-        }
-    }
 }
 
 /// A collection a step deliberately does not copy.
@@ -193,37 +125,171 @@ impl StepResult {
     }
 }
 
-/// Verification of one collection: selected source documents against the target.
+/// Verification of one collection, by queries of its own: every in-scope source document
+/// (legacy: record) read again and looked up in the target, whatever the run's tallies say.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CollectionVerification {
-    /// Collection name.
+    /// Step number.
+    #[serde(default)]
+    pub step: u16,
+    /// Collection name (legacy: the old bot's collection).
     pub name: String,
-    /// Selected source documents.
+    /// In-scope source documents, counted by the check.
     pub source: u64,
-    /// Of those, found in the target by key.
+    /// Of those, with their counterpart in the target (by key).
     pub found: u64,
     /// Found with the same content (ignoring `_id` and rewritten references).
     pub matching: u64,
-    /// Not in the target.
-    pub missing: u64,
-    /// In the target with other content (kept from the target under the skip policy).
+    /// Found with other content (kept from the target under the skip policy).
     pub differing: u64,
+    /// Not in the target, and recorded by the run as failed or skipped with a reason.
+    #[serde(default)]
+    pub failed: u64,
+    /// Not in the target and in no list of the run: the shortfall.
+    pub missing: u64,
+    /// The first missing `_id`s (shortened), to look at.
+    #[serde(default)]
+    pub first_missing: Vec<String>,
     /// Order-independent digest of the source side.
     pub source_digest: String,
-    /// The same digest over the matched target documents.
+    /// The same digest over the target counterparts found.
     pub target_digest: String,
+    /// Whether this collection passed.
+    #[serde(default)]
+    pub ok: bool,
+}
+
+/// Running counts of a [`CollectionVerification`].
+#[derive(Debug, Clone, Default)]
+pub struct VerifyTally {
+    /// See [`CollectionVerification`].
+    pub source: u64,
+    /// See [`CollectionVerification`].
+    pub found: u64,
+    /// See [`CollectionVerification`].
+    pub matching: u64,
+    /// See [`CollectionVerification`].
+    pub differing: u64,
+    /// See [`CollectionVerification`].
+    pub failed: u64,
+    /// See [`CollectionVerification`].
+    pub missing: u64,
+    /// See [`CollectionVerification`].
+    pub first_missing: Vec<String>,
+    /// Wrapping sum of the source documents' content hashes.
+    pub source_digest: u64,
+    /// Wrapping sum of the found target documents' content hashes.
+    pub target_digest: u64,
+}
+
+impl VerifyTally {
+    /// Counts a source document (its content hash).
+    pub fn add_source(&mut self, h: u64) {
+        self.source += 1;
+        self.source_digest = self.source_digest.wrapping_add(h);
+    }
+
+    /// Counts a target counterpart found for a source document.
+    pub fn add_found(&mut self, source_hash: u64, target_hash: u64) {
+        self.found += 1;
+        self.target_digest = self.target_digest.wrapping_add(target_hash);
+        if source_hash == target_hash {
+            self.matching += 1;
+        } else {
+            self.differing += 1;
+        }
+    }
+
+    /// Counts a source document not in the target: `recorded` when the run listed it.
+    pub fn add_absent(&mut self, recorded: bool, short_id: &str) {
+        if recorded {
+            self.failed += 1;
+        } else {
+            self.missing += 1;
+            if self.first_missing.len() < 10 {
+                self.first_missing.push(short_id.to_string());
+            }
+        }
+    }
+
+    /// The report; `allowed_differing` is how many documents may differ (those the run
+    /// kept from the target under the skip policy).
+    pub fn report(self, step: u16, name: &str, allowed_differing: u64) -> CollectionVerification {
+        CollectionVerification {
+            step,
+            name: name.to_string(),
+            ok: self.missing == 0 && self.differing <= allowed_differing,
+            source: self.source,
+            found: self.found,
+            matching: self.matching,
+            differing: self.differing,
+            failed: self.failed,
+            missing: self.missing,
+            first_missing: self.first_missing,
+            source_digest: format!("{:016x}", self.source_digest),
+            target_digest: format!("{:016x}", self.target_digest),
+        }
+    }
 }
 
 /// Verification of a whole run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Verification {
-    /// True when every selected source document is in the target with the same content,
-    /// except those recorded as failed.
+    /// True when every in-scope source document is in the target with the same content,
+    /// except those the run recorded as failed or skipped (and, under the skip policy,
+    /// existing ones the target kept with other content).
     pub ok: bool,
     /// Per collection.
     pub collections: Vec<CollectionVerification>,
+}
+
+impl Verification {
+    /// From the collections' reports.
+    pub fn of(collections: Vec<CollectionVerification>) -> Self {
+        Self {
+            ok: collections.iter().all(|c| c.ok),
+            collections,
+        }
+    }
+
+    /// Documents missing, over all collections.
+    pub fn missing(&self) -> u64 {
+        self.collections.iter().map(|c| c.missing).sum()
+    }
+
+    /// What is wrong, in a sentence for the run's message (`None` when ok).
+    pub fn problem(&self, run_id: &str) -> Option<String> {
+        if self.ok {
+            return None;
+        }
+        let bad: Vec<String> = self
+            .collections
+            .iter()
+            .filter(|c| !c.ok)
+            .take(5)
+            .map(|c| {
+                let mut t = format!("step {} {}: ", c.step, c.name);
+                if c.missing > 0 {
+                    t.push_str(&format!("{} of {} missing", c.missing, c.source));
+                    if !c.first_missing.is_empty() {
+                        t.push_str(&format!(" (first: {})", c.first_missing.join(", ")));
+                    }
+                } else {
+                    t.push_str(&format!(
+                        "{} of {} with other content",
+                        c.differing, c.source
+                    ));
+                }
+                t
+            })
+            .collect();
+        Some(format!(
+            "verification failed: the target does not hold everything the source has — {}. Resume with `heimdall migrate resume {run_id}` to copy what is missing.",
+            bad.join("; ")
+        ))
+    }
 }
 
 /// A run record.
@@ -248,6 +314,9 @@ pub struct RunRecord {
     pub steps: Vec<StepResult>,
     /// Exact number of record errors.
     pub error_count: u64,
+    /// Exact number of listed skips.
+    #[serde(default)]
+    pub skip_count: u64,
     /// The first [`MAX_RECORDED_ERRORS`] record errors.
     #[serde(default)]
     pub errors: Vec<RecordError>,
@@ -270,6 +339,13 @@ pub struct RunRecord {
     /// Whether a cancel was requested (seen by the holder at its next renewal).
     #[serde(default)]
     pub cancel_requested: bool,
+    /// The fencing token of the lease its current holder took (only that holder's writes
+    /// match the record).
+    #[serde(default)]
+    pub lease_token: i64,
+    /// What the run was started against, to recognise it on resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_identity: Option<Document>,
     /// How many times the run was started (1 + resumes).
     #[serde(default)]
     pub attempts: u32,
@@ -299,6 +375,13 @@ impl RunRecord {
         self.steps.iter().map(|s| s.sum(|c| c.failed)).sum()
     }
 
+    /// Completed, verified, and no record failed.
+    pub fn success(&self) -> bool {
+        self.status == RunStatus::Completed
+            && self.failed() == 0
+            && self.verification.as_ref().is_some_and(|v| v.ok)
+    }
+
     /// The result as the CLI's `--json` and the API return it.
     pub fn to_json(&self) -> serde_json::Value {
         let verification = self
@@ -309,11 +392,12 @@ impl RunRecord {
             "runId": self.id,
             "mode": self.mode,
             "status": self.status,
-            "success": self.status == RunStatus::Completed && self.failed() == 0,
+            "success": self.success(),
             "imported": self.imported(),
             "skipped": self.skipped(),
             "failed": self.failed(),
             "errorCount": self.error_count,
+            "skipCount": self.skip_count,
             "steps": self.steps,
             "errors": self.errors,
             "skips": self.skips,
@@ -335,7 +419,41 @@ pub struct RunStore {
     runs: Collection<RunRecord>,
     raw: Collection<Document>,
     locks: Collection<Document>,
+    failures: Collection<Document>,
+    fence: Option<Fence>,
 }
+
+/// What a record in `migration_failures` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureKind {
+    /// Could not be migrated.
+    Error,
+    /// Deliberately not migrated (conflict, expired), with the reason.
+    Skip,
+    /// Found missing from the target by verification; a resume copies it again.
+    Missing,
+}
+
+impl FailureKind {
+    /// `error`, `skip`, `missing`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Skip => "skip",
+            Self::Missing => "missing",
+        }
+    }
+}
+
+/// The `_id` prefix of a run's failures of one kind.
+fn failure_prefix(run_id: &str, kind: FailureKind) -> String {
+    format!("{run_id}:{}:", kind.as_str())
+}
+
+/// `_id`s of this size or more are not kept whole in `migration_failures` (the document
+/// must stay under 16 MB); their text and digest still are.
+const MAX_KEPT_ID: usize = 4 * 1024 * 1024;
 
 impl RunStore {
     /// The store of `db`.
@@ -344,7 +462,206 @@ impl RunStore {
             runs: db.collection(RUNS),
             raw: db.collection(RUNS),
             locks: db.collection(LOCKS),
+            failures: db.collection(FAILURES),
+            fence: None,
         }
+    }
+
+    /// Keeps `records` of `kind` for `run_id` in `migration_failures`; a record already
+    /// kept (a batch handled again after a crash) stays as it is.
+    pub async fn keep_failures(
+        &self,
+        run_id: &str,
+        kind: FailureKind,
+        records: &[RecordError],
+    ) -> anyhow::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.check_fence()?;
+        let now = DateTime::now();
+        let docs: Vec<Document> = records
+            .iter()
+            .map(|e| {
+                let mut d = doc! {
+                    "_id": format!("{}{}:{}", failure_prefix(run_id, kind), e.collection, e.id_digest),
+                    "runId": run_id,
+                    "kind": kind.as_str(),
+                    "step": e.step as i32,
+                    "collection": &e.collection,
+                    "sourceId": &e.source_id,
+                    "idDigest": &e.id_digest,
+                    "reason": &e.reason,
+                    "at": now,
+                };
+                if let Some(id) = &e.id {
+                    let size = bson::to_vec(&doc! { "v": id.clone() }).map(|v| v.len()).unwrap_or(usize::MAX);
+                    if size < MAX_KEPT_ID {
+                        d.insert("id", id.clone());
+                    }
+                }
+                d
+            })
+            .collect();
+        match self
+            .failures
+            .insert_many(docs)
+            .with_options(
+                mongodb::options::InsertManyOptions::builder()
+                    .ordered(false)
+                    .build(),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_duplicate_key(&e) => Ok(()),
+            Err(e) => Err(e).context("keeping the run's failed records"),
+        }
+    }
+
+    /// A page of a run's failures of one kind, in a stable order: up to `limit` after the
+    /// cursor `after` (a previous page's `next`), and the cursor of the next page.
+    pub async fn failures(
+        &self,
+        run_id: &str,
+        kind: FailureKind,
+        after: Option<&str>,
+        limit: i64,
+    ) -> anyhow::Result<(Vec<RecordError>, Option<String>)> {
+        let prefix = failure_prefix(run_id, kind);
+        let end = format!("{run_id}:{};", kind.as_str());
+        let from = match after {
+            Some(a) if a.starts_with(&prefix) => a.to_string(),
+            Some(_) => {
+                return Err(UserError::bad_request(
+                    "invalid_cursor",
+                    "the `after` cursor does not belong to this run and kind; start without it",
+                )
+                .into())
+            }
+            None => prefix.clone(),
+        };
+        let limit = limit.clamp(1, 1000);
+        let docs: Vec<Document> = self
+            .failures
+            .find(doc! { "_id": { "$gt": from, "$lt": end } })
+            .sort(doc! { "_id": 1 })
+            .limit(limit + 1)
+            .projection(doc! { "id": 0 })
+            .await?
+            .try_collect()
+            .await
+            .context("reading the run's failed records")?;
+        let more = docs.len() as i64 > limit;
+        let page: Vec<Document> = docs.into_iter().take(limit as usize).collect();
+        let next = more
+            .then(|| {
+                page.last()
+                    .and_then(|d| d.get_str("_id").ok().map(String::from))
+            })
+            .flatten();
+        let items = page
+            .iter()
+            .map(|d| RecordError {
+                step: d.get_i32("step").unwrap_or(0) as u16,
+                collection: d.get_str("collection").unwrap_or_default().to_string(),
+                source_id: d.get_str("sourceId").unwrap_or_default().to_string(),
+                id_digest: d.get_str("idDigest").unwrap_or_default().to_string(),
+                reason: d.get_str("reason").unwrap_or_default().to_string(),
+                id: None,
+            })
+            .collect();
+        Ok((items, next))
+    }
+
+    /// How many failures of `kind` the run has in `migration_failures`.
+    pub async fn failure_count(&self, run_id: &str, kind: FailureKind) -> anyhow::Result<u64> {
+        let prefix = failure_prefix(run_id, kind);
+        let end = format!("{run_id}:{};", kind.as_str());
+        Ok(self
+            .failures
+            .count_documents(doc! { "_id": { "$gt": prefix, "$lt": end } })
+            .await?)
+    }
+
+    /// Which of `digests` of `collection` the run recorded as `kind`.
+    pub async fn recorded(
+        &self,
+        run_id: &str,
+        kind: FailureKind,
+        collection: &str,
+        digests: &[String],
+    ) -> anyhow::Result<HashSet<String>> {
+        let mut out = HashSet::new();
+        let prefix = failure_prefix(run_id, kind);
+        for chunk in digests.chunks(256) {
+            let ids: Vec<String> = chunk
+                .iter()
+                .map(|d| format!("{prefix}{collection}:{d}"))
+                .collect();
+            let mut cursor = self
+                .failures
+                .find(doc! { "_id": { "$in": ids } })
+                .projection(doc! { "idDigest": 1 })
+                .await?;
+            while let Some(d) = cursor.try_next().await? {
+                if let Ok(g) = d.get_str("idDigest") {
+                    out.insert(g.to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The whole `_id`s of a run's `missing` records of `collection` (what a resume copies
+    /// again), with their failure `_id`s.
+    pub async fn missing_ids(
+        &self,
+        run_id: &str,
+        collection: &str,
+    ) -> anyhow::Result<Vec<(String, Bson)>> {
+        let prefix = format!(
+            "{}{collection}:",
+            failure_prefix(run_id, FailureKind::Missing)
+        );
+        let end = format!("{prefix}\u{7f}");
+        let docs: Vec<Document> = self
+            .failures
+            .find(doc! { "_id": { "$gt": &prefix, "$lt": end } })
+            .projection(doc! { "id": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(docs
+            .into_iter()
+            .filter_map(|d| Some((d.get_str("_id").ok()?.to_string(), d.get("id")?.clone())))
+            .collect())
+    }
+
+    /// Forgets the `missing` records of `collection` an earlier verification kept (the
+    /// verification about to run finds them again if they still are).
+    pub async fn forget_missing(&self, run_id: &str, collection: &str) -> anyhow::Result<()> {
+        self.check_fence()?;
+        let prefix = format!(
+            "{}{collection}:",
+            failure_prefix(run_id, FailureKind::Missing)
+        );
+        let end = format!("{prefix}\u{7f}");
+        self.failures
+            .delete_many(doc! { "_id": { "$gt": &prefix, "$lt": end } })
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets failures (the `missing` records a resume copied again).
+    pub async fn forget_failures(&self, ids: Vec<String>) -> anyhow::Result<()> {
+        self.check_fence()?;
+        for chunk in ids.chunks(256) {
+            self.failures
+                .delete_many(doc! { "_id": { "$in": chunk.to_vec() } })
+                .await?;
+        }
+        Ok(())
     }
 
     /// Writes a new record.
@@ -405,6 +722,11 @@ impl RunStore {
         errors: &[RecordError],
         skips: &[RecordError],
     ) -> anyhow::Result<()> {
+        // Whole lists first: a crash before the checkpoint handles the batch again, and
+        // keeping a record twice changes nothing.
+        self.keep_failures(run_id, FailureKind::Error, errors)
+            .await?;
+        self.keep_failures(run_id, FailureKind::Skip, skips).await?;
         let mut update = doc! {
             "$set": {
                 format!("steps.{step_index}.collections.{coll_index}"): bson::to_bson(result)?,
@@ -419,6 +741,12 @@ impl RunStore {
             );
         }
         if !skips.is_empty() {
+            update
+                .entry("$inc".to_string())
+                .or_insert_with(|| Bson::Document(Document::new()));
+            if let Some(Bson::Document(inc)) = update.get_mut("$inc") {
+                inc.insert("skipCount", skips.len() as i64);
+            }
             let push = update
                 .entry("$push".to_string())
                 .or_insert_with(|| Bson::Document(Document::new()));
@@ -429,11 +757,9 @@ impl RunStore {
                 );
             }
         }
-        self.raw
-            .update_one(doc! { "_id": run_id }, update)
+        self.update_record(run_id, update)
             .await
-            .context("saving the run checkpoint")?;
-        Ok(())
+            .context("saving the run checkpoint")
     }
 
     /// Sets a step's status.
@@ -443,23 +769,39 @@ impl RunStore {
         step_index: usize,
         status: &str,
     ) -> anyhow::Result<()> {
-        self.raw
-            .update_one(
-                doc! { "_id": run_id },
-                doc! { "$set": { format!("steps.{step_index}.status"): status, "updatedAt": DateTime::now() } },
-            )
-            .await?;
-        Ok(())
+        self.update_record(
+            run_id,
+            doc! { "$set": { format!("steps.{step_index}.status"): status, "updatedAt": DateTime::now() } },
+        )
+        .await
     }
 
     /// Sets fields of the record.
     pub async fn set(&self, run_id: &str, fields: Document) -> anyhow::Result<()> {
         let mut fields = fields;
         fields.insert("updatedAt", DateTime::now());
-        self.raw
-            .update_one(doc! { "_id": run_id }, doc! { "$set": fields })
+        self.update_record(run_id, doc! { "$set": fields }).await
+    }
+
+    /// Sets fields of the record if the run's lease token is still `token`, whatever the
+    /// clock says (the last word of a process that lost its lease while nobody took the
+    /// run over). Returns whether it matched.
+    pub async fn set_if_token(
+        &self,
+        run_id: &str,
+        token: i64,
+        fields: Document,
+    ) -> anyhow::Result<bool> {
+        let mut fields = fields;
+        fields.insert("updatedAt", DateTime::now());
+        let r = self
+            .raw
+            .update_one(
+                doc! { "_id": run_id, "leaseToken": token },
+                doc! { "$set": fields },
+            )
             .await?;
-        Ok(())
+        Ok(r.matched_count == 1)
     }
 
     /// Asks the holder of a run to stop at its next batch boundary.
@@ -486,16 +828,20 @@ impl RunStore {
         Ok(lock.filter(lease_is_live))
     }
 
-    /// Takes the lease for `run_id`, or refuses naming the active run.
+    /// Takes the lease for `run_id`, or refuses naming the active run. Every take-over
+    /// bumps the lease's fencing token; the lease document is never deleted, so the token
+    /// only grows.
     pub async fn acquire(&self, run_id: &str, ttl: Duration) -> anyhow::Result<Lease> {
         let owner = owner_id();
+        let started = boot_millis();
         let expires =
             DateTime::from_millis(DateTime::now().timestamp_millis() + ttl.as_millis() as i64);
         let fields = doc! { "runId": run_id, "owner": &owner, "expiresAt": expires, "acquiredAt": DateTime::now() };
         let mut lock = fields.clone();
         lock.insert("_id", LOCK_ID);
-        let taken = match self.locks.insert_one(lock).await {
-            Ok(_) => true,
+        lock.insert("token", 1i64);
+        let token = match self.locks.insert_one(lock).await {
+            Ok(_) => Some(1),
             Err(e) if is_duplicate_key(&e) => {
                 // Take over an expired lease, one released, or one whose holder died here.
                 let current = self.locks.find_one(doc! { "_id": LOCK_ID }).await?;
@@ -503,18 +849,18 @@ impl RunStore {
                     Some(cur) if !lease_is_live(&cur) => self
                         .locks
                         .find_one_and_update(
-                            doc! { "_id": LOCK_ID, "owner": cur.get("owner").cloned().unwrap_or(Bson::Null), "expiresAt": cur.get("expiresAt").cloned().unwrap_or(Bson::Null) },
-                            doc! { "$set": fields },
+                            doc! { "_id": LOCK_ID, "owner": cur.get("owner").cloned().unwrap_or(Bson::Null), "expiresAt": cur.get("expiresAt").cloned().unwrap_or(Bson::Null), "token": cur.get("token").cloned().unwrap_or(Bson::Null) },
+                            doc! { "$set": fields, "$inc": { "token": 1i64 } },
                         )
                         .return_document(ReturnDocument::After)
                         .await?
-                        .is_some(),
-                    _ => false,
+                        .map(|d| token_of(&d)),
+                    _ => None,
                 }
             }
             Err(e) => return Err(e).context("taking the migration lease"),
         };
-        if !taken {
+        let Some(token) = token else {
             let cur = self
                 .locks
                 .find_one(doc! { "_id": LOCK_ID })
@@ -537,14 +883,69 @@ impl RunStore {
                 format!("another migration is running: {desc}. Wait for it to end, or stop it with `heimdall migrate cancel {other}`."),
             )
             .into());
-        }
+        };
+        // The record follows the lease: writes of an earlier holder no longer match it.
+        self.raw
+            .update_one(
+                doc! { "_id": run_id },
+                doc! { "$set": { "leaseToken": token, "updatedAt": DateTime::now() } },
+            )
+            .await
+            .context("taking over the run record")?;
         Ok(Lease {
             locks: self.locks.clone(),
             runs: self.raw.clone(),
             run_id: run_id.to_string(),
             owner,
             ttl,
+            fence: Fence {
+                state: Arc::new(FenceState {
+                    token,
+                    valid_until: AtomicI64::new(started + ttl.as_millis() as i64),
+                    lost: AtomicBool::new(false),
+                }),
+                margin_ms: (ttl.as_millis() / 6) as i64,
+            },
         })
+    }
+
+    /// This store, with every write of the run conditional on `fence`.
+    pub fn fenced(&self, fence: Fence) -> Self {
+        let mut s = self.clone();
+        s.fence = Some(fence);
+        s
+    }
+
+    /// Stops with [`LeaseLost`] when this store writes for a lease that is no longer held.
+    pub fn check_fence(&self) -> anyhow::Result<()> {
+        match &self.fence {
+            Some(f) => f.check(),
+            None => Ok(()),
+        }
+    }
+
+    /// The filter of a write to the run record: its id, and the fencing token when fenced.
+    fn record_filter(&self, run_id: &str) -> anyhow::Result<Document> {
+        let mut f = doc! { "_id": run_id };
+        if let Some(fence) = &self.fence {
+            fence.check()?;
+            f.insert("leaseToken", fence.state.token);
+        }
+        Ok(f)
+    }
+
+    /// Applies `update` to the run record; a fenced write that no longer matches means
+    /// another process took the run over.
+    async fn update_record(&self, run_id: &str, update: Document) -> anyhow::Result<()> {
+        let filter = self.record_filter(run_id)?;
+        let r = self.raw.update_one(filter, update).await?;
+        if r.matched_count == 0 {
+            if let Some(f) = &self.fence {
+                f.state.lost.store(true, Ordering::SeqCst);
+                return Err(LeaseLost.into());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -577,6 +978,14 @@ fn hostname() -> String {
 
 /// A lease is live when it has not expired and, if its holder is a process on this
 /// machine, that process still exists.
+fn token_of(lock: &Document) -> i64 {
+    match lock.get("token") {
+        Some(Bson::Int64(t)) => *t,
+        Some(Bson::Int32(t)) => *t as i64,
+        _ => 0,
+    }
+}
+
 fn lease_is_live(lock: &Document) -> bool {
     if lock.get_str("runId").is_err() {
         return false;
@@ -598,6 +1007,65 @@ fn lease_is_live(lock: &Document) -> bool {
     true
 }
 
+/// Raised when a run's process finds it no longer holds the run's lease: it stops at once
+/// and writes nothing more.
+#[derive(Debug, thiserror::Error)]
+#[error("this process lost the run's lease (it could not renew it in time, or another process took the run over)")]
+pub struct LeaseLost;
+
+/// Milliseconds of the boot clock: unlike the monotonic clock it goes on while the machine
+/// sleeps, so a laptop that was closed sees how long its lease was not renewed.
+fn boot_millis() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write to.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
+}
+
+#[derive(Debug)]
+struct FenceState {
+    token: i64,
+    /// Boot-clock millis until which the lease is surely held.
+    valid_until: AtomicI64,
+    lost: AtomicBool,
+}
+
+/// A run's fencing token and whether the lease is still surely held; shared by everything
+/// that writes for the run.
+#[derive(Debug, Clone)]
+pub struct Fence {
+    state: Arc<FenceState>,
+    margin_ms: i64,
+}
+
+impl Fence {
+    /// The fencing token.
+    pub fn token(&self) -> i64 {
+        self.state.token
+    }
+
+    /// `Err(LeaseLost)` unless the lease is surely still held: not lost, and renewed
+    /// recently enough that no other process can have taken it over.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.state.lost.load(Ordering::SeqCst) {
+            return Err(LeaseLost.into());
+        }
+        if boot_millis() >= self.state.valid_until.load(Ordering::SeqCst) - self.margin_ms {
+            self.state.lost.store(true, Ordering::SeqCst);
+            return Err(LeaseLost.into());
+        }
+        Ok(())
+    }
+
+    /// Whether the lease was found lost.
+    pub fn is_lost(&self) -> bool {
+        self.state.lost.load(Ordering::SeqCst)
+    }
+}
+
 /// The held lease of one run. Renew it with [`Lease::renew`]; release with [`Lease::release`].
 #[derive(Debug)]
 pub struct Lease {
@@ -606,21 +1074,45 @@ pub struct Lease {
     run_id: String,
     owner: String,
     ttl: Duration,
+    fence: Fence,
 }
 
 impl Lease {
+    /// How long the lease lives without renewal.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The lease's fence, for the run's writes.
+    pub fn fence(&self) -> Fence {
+        self.fence.clone()
+    }
+
     /// Extends the lease. Returns false when the lease was lost (taken by another process).
     pub async fn renew(&self) -> anyhow::Result<bool> {
+        if self.fence.is_lost() {
+            return Ok(false);
+        }
+        let started = boot_millis();
         let expires =
             DateTime::from_millis(DateTime::now().timestamp_millis() + self.ttl.as_millis() as i64);
         let r = self
             .locks
             .update_one(
-                doc! { "_id": LOCK_ID, "runId": &self.run_id, "owner": &self.owner },
+                doc! { "_id": LOCK_ID, "runId": &self.run_id, "owner": &self.owner, "token": self.fence.token() },
                 doc! { "$set": { "expiresAt": expires } },
             )
             .await?;
-        Ok(r.matched_count == 1)
+        if r.matched_count == 1 {
+            self.fence
+                .state
+                .valid_until
+                .store(started + self.ttl.as_millis() as i64, Ordering::SeqCst);
+            Ok(true)
+        } else {
+            self.fence.state.lost.store(true, Ordering::SeqCst);
+            Ok(false)
+        }
     }
 
     /// Whether someone asked the run to stop.
@@ -642,6 +1134,11 @@ impl Lease {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(every) => {}
             }
+            if self.fence.check().is_err() {
+                tracing::error!(run = %self.run_id, "the migration lease was not renewed in time; stopping the run");
+                cancel.cancel();
+                return;
+            }
             match self.renew().await {
                 Ok(true) => {}
                 Ok(false) => {
@@ -658,10 +1155,14 @@ impl Lease {
         }
     }
 
-    /// Gives the lease up.
+    /// Gives the lease up (only if still held: the token matches). The lease document
+    /// stays, with its token, so the next holder's token is higher.
     pub async fn release(&self) -> anyhow::Result<()> {
         self.locks
-            .delete_one(doc! { "_id": LOCK_ID, "runId": &self.run_id, "owner": &self.owner })
+            .update_one(
+                doc! { "_id": LOCK_ID, "runId": &self.run_id, "owner": &self.owner, "token": self.fence.token() },
+                doc! { "$set": { "runId": Bson::Null, "expiresAt": DateTime::from_millis(0) } },
+            )
             .await?;
         Ok(())
     }

@@ -1,6 +1,8 @@
 //! The source side of a migration: checks made before anything is written.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use mongodb::options::{ClientOptions, ServerAddress};
@@ -37,6 +39,83 @@ pub struct Source {
     pub db: Database,
     /// The connection string, redacted, for reports.
     pub display: String,
+    /// Who the database is, however it was named.
+    pub identity: DbIdentity,
+}
+
+/// Who a database is, read without writing anything: the server process that answers
+/// (`hello`'s `topologyVersion.processId`) and the UUIDs of its collections, which are the
+/// same whatever host name, address, port alias or user reaches them, and new when a
+/// collection is dropped and made again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DbIdentity {
+    /// The server process, when the server says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+    /// The database name.
+    pub db: String,
+    /// Collection name → UUID (hex).
+    #[serde(default)]
+    pub collections: BTreeMap<String, String>,
+}
+
+impl DbIdentity {
+    /// Reads the identity of `db`.
+    pub async fn of(db: &Database) -> anyhow::Result<Self> {
+        use futures::TryStreamExt;
+        let process = db
+            .run_command(mongodb::bson::doc! { "hello": 1 })
+            .await
+            .ok()
+            .and_then(|h| {
+                h.get_document("topologyVersion")
+                    .ok()
+                    .and_then(|t| t.get_object_id("processId").ok())
+                    .map(|o| o.to_hex())
+            });
+        let mut collections = BTreeMap::new();
+        let mut cursor = db.list_collections().await?;
+        while let Some(c) = cursor.try_next().await? {
+            if let Some(uuid) = c.info.uuid {
+                collections.insert(c.name, hex::encode(&uuid.bytes));
+            }
+        }
+        Ok(Self {
+            process,
+            db: db.name().to_string(),
+            collections,
+        })
+    }
+
+    /// Whether `self` and `other` are one database: the same server process and name, or
+    /// a collection of one is a collection of the other.
+    pub fn same_database(&self, other: &DbIdentity) -> bool {
+        let same_process = self.process.is_some() && self.process == other.process;
+        let shared = self
+            .collections
+            .values()
+            .any(|u| other.collections.values().any(|v| v == u));
+        (same_process && self.db == other.db) || shared
+    }
+
+    /// Whether `now` is still the data set `self` was: the same database name, and every
+    /// collection both have is the same collection (none dropped and made again). With
+    /// collections on neither side to compare, the name decides.
+    pub fn same_data_set(&self, now: &DbIdentity) -> bool {
+        if self.db != now.db {
+            return false;
+        }
+        let common: Vec<(&String, &String)> = self
+            .collections
+            .iter()
+            .filter_map(|(n, u)| now.collections.get(n).map(|v| (u, v)))
+            .collect();
+        if common.is_empty() {
+            return self.collections.is_empty() || now.collections.is_empty();
+        }
+        common.iter().all(|(a, b)| a == b)
+    }
 }
 
 /// The hosts of a connection string, normalised (`localhost` = `127.0.0.1`, port 27017 by
@@ -74,8 +153,9 @@ pub async fn connect(
     source_db: Option<&str>,
     default_db: Option<&str>,
     target_uri: &str,
-    target_db: &str,
+    target: &Database,
 ) -> anyhow::Result<Source> {
+    let target_db = target.name();
     crate::config::validate_mongo_uri("--source", uri)
         .map_err(|e| UserError::bad_request("invalid_uri", e.message))?;
     let (hosts, uri_db) = hosts_of(uri).await?;
@@ -140,9 +220,21 @@ pub async fn connect(
         )
         .into());
     }
+    let db = client.database(&db_name);
+    // However the two are named (an alias, an address form, another user): by identity.
+    let identity = DbIdentity::of(&db).await?;
+    let target_identity = DbIdentity::of(target).await?;
+    if identity.same_database(&target_identity) {
+        return Err(UserError::bad_request(
+            "source_is_target",
+            format!("the source ({}, database {db_name}) is this bot's own database, reached under another name; a migration copies from another database into this one", redact_uri(uri)),
+        )
+        .into());
+    }
     Ok(Source {
-        db: client.database(&db_name),
+        db,
         client,
         display: redact_uri(uri),
+        identity,
     })
 }

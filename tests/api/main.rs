@@ -12,6 +12,8 @@ mod dev_api;
 mod discord;
 mod gateway;
 mod health;
+mod integrity;
 mod legacy;
 mod models;
+mod resume;
 mod seed;

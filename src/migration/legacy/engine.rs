@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use futures::TryStreamExt;
 use mongodb::bson::{self, doc, Bson, DateTime, Document};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -12,10 +13,14 @@ use tracing::Instrument;
 use super::{coerce, LegacySource, LegacyStepSpec, MapContext, Mapped, Prepared};
 use crate::config::redact_uri;
 use crate::error::UserError;
+use crate::migration::clone::content_hash;
 use crate::migration::clone::{
-    existing_in, insert_unordered, key_of, new_run_id, IdKey, MigrationEnv,
+    existing_in, identity, insert_unordered, key_of, new_run_id, IdKey, MigrationEnv,
 };
-use crate::migration::runs::{CollectionResult, Lease, RunRecord, RunStatus, RunStore, StepResult};
+use crate::migration::runs::{
+    CollectionResult, CollectionVerification, FailureKind, Lease, RunRecord, RunStatus, RunStore,
+    StepResult, Verification, VerifyTally,
+};
 use crate::migration::source::{self, Source};
 use crate::migration::{
     final_kind, read_batches, run_under_lease, Begun, Cancelled, EventKind, MigrationMode,
@@ -153,7 +158,7 @@ async fn preflight(env: &MigrationEnv, opts: &LegacyOptions) -> anyhow::Result<S
         opts.source_db.as_deref(),
         None,
         &env.target_uri,
-        env.target.name(),
+        &env.target,
     )
     .await?;
     let mut names: Vec<String> = src.db.list_collection_names().await?;
@@ -245,6 +250,7 @@ pub async fn begin(
         status: RunStatus::Running,
         steps: engine.initial_steps(),
         error_count: 0,
+        skip_count: 0,
         errors: Vec::new(),
         skips: Vec::new(),
         warnings: Vec::new(),
@@ -252,6 +258,8 @@ pub async fn begin(
         verification: None,
         copy_ms: None,
         cancel_requested: false,
+        lease_token: lease.fence().token(),
+        source_identity: bson::to_document(&engine.source.identity).ok(),
         attempts: 1,
         started_at: now,
         updated_at: now,
@@ -273,6 +281,7 @@ pub async fn begin_resume(
     env: &MigrationEnv,
     mut record: RunRecord,
     source_uri: String,
+    force_source: bool,
     sink: Arc<dyn ProgressSink>,
     cancel: CancellationToken,
 ) -> anyhow::Result<PendingRun> {
@@ -286,8 +295,13 @@ pub async fn begin_resume(
         opts.batch_size = n.max(1) as usize;
     }
     let src = preflight(env, &opts).await?;
+    let changed = crate::migration::check_resume_source(&record, &src, force_source)?;
     let store = RunStore::new(&env.target);
     let lease = store.acquire(&record.id, env.lease_ttl).await?;
+    let store = store.fenced(lease.fence());
+    if let Some(w) = changed {
+        crate::migration::adopt_source(&store, env, &mut record, &src, &opts.source_uri, w).await?;
+    }
     record.attempts += 1;
     store
         .set(&record.id, doc! { "status": "running", "attempts": record.attempts as i32, "cancelRequested": false, "message": Bson::Null })
@@ -312,6 +326,10 @@ struct Engine {
     steps: Vec<Step>,
     store: RunStore,
     write: bool,
+    /// "Now" for the mappers (defaults, expiry): the run's start, the same on every batch
+    /// and every attempt, so a resume maps a record exactly as the first attempt would.
+    now: DateTime,
+    fail_point: Option<crate::migration::FailPoint>,
 }
 
 /// What happened to one record.
@@ -343,6 +361,8 @@ impl Engine {
             steps: steps(&env.registry),
             store: RunStore::new(&env.target),
             write: !opts.dry_run,
+            now: DateTime::now(),
+            fail_point: env.fail_point.clone(),
         }
     }
 
@@ -426,7 +446,9 @@ impl Engine {
         })
     }
 
-    async fn execute(self, record: RunRecord, lease: Lease) -> anyhow::Result<RunRecord> {
+    async fn execute(mut self, record: RunRecord, lease: Lease) -> anyhow::Result<RunRecord> {
+        self.now = record.started_at;
+        self.store = self.store.fenced(lease.fence());
         let mut results = record.steps.clone();
         let work = async {
             // Unique keys are what keep a re-run from importing a record twice.
@@ -445,7 +467,7 @@ impl Engine {
                     doc! { "copyMs": t0.elapsed().as_millis() as i64 },
                 )
                 .await?;
-            anyhow::Ok(accounting(&results))
+            self.verify(&results).await
         }
         .instrument(tracing::info_span!("legacy_run", run = %self.run_id));
         let rec =
@@ -474,12 +496,15 @@ impl Engine {
         let completed_before = index as u16;
         self.sink
             .emit(&self.event(EventKind::StepStart, step, completed_before));
-        let coll = self
-            .source
-            .db
-            .collection::<Document>(&source_name(step.source, &self.modmail));
+        let coll_name = source_name(step.source, &self.modmail);
+        let coll = self.source.db.collection::<Document>(&coll_name);
         let filter = self.filter();
-        if res.done {
+        let missing = if self.write {
+            self.store.missing_ids(&self.run_id, &coll_name).await?
+        } else {
+            Vec::new()
+        };
+        if res.done && missing.is_empty() {
             let mut ev = self.event(EventKind::StepComplete, step, completed_before + 1);
             ev.result = Some(serde_json::to_value(&*res)?);
             self.sink.emit(&ev);
@@ -499,11 +524,48 @@ impl Engine {
                     .with_context(|| format!("preparing step {}", step.label))?,
             );
         }
-        res.total = coll.count_documents(filter.clone()).await?;
-        let mut query = filter;
-        if let Some(last) = &res.last_id {
-            query.insert("_id", doc! { "$gt": last.clone() });
+        let mut planned: HashMap<&'static str, HashSet<String>> = HashMap::new();
+        if !missing.is_empty() {
+            // Records an earlier verification of this run found missing from the target.
+            tracing::info!(collection = %coll_name, count = missing.len(), "importing again what verification found missing");
+            let (keys, ids): (Vec<String>, Vec<Bson>) = missing.into_iter().unzip();
+            for chunk in ids.chunks(128) {
+                let records: Vec<Document> = coll
+                    .find(crate::migration::id_order::and(
+                        filter.clone(),
+                        doc! { "_id": { "$in": chunk.to_vec() } },
+                    ))
+                    .sort(doc! { "_id": 1 })
+                    .await?
+                    .try_collect()
+                    .await
+                    .context("reading the legacy database")?;
+                let (errors, skips) = self
+                    .import_batch(step, &prepared, records, res, &mut planned)
+                    .await?;
+                res.processed = res.processed.min(res.total);
+                self.store
+                    .save_collection(&self.run_id, index, 0, res, &errors, &skips)
+                    .await?;
+            }
+            self.store.forget_failures(keys).await?;
         }
+        if res.done {
+            self.store
+                .set_step_status(&self.run_id, index, "completed")
+                .await?;
+            let mut ev = self.event(EventKind::StepComplete, step, completed_before + 1);
+            ev.result = Some(serde_json::to_value(&*res)?);
+            self.sink.emit(&ev);
+            return Ok(());
+        }
+        res.total = coll.count_documents(filter.clone()).await?;
+        let query = match &res.last_id {
+            Some(last) => {
+                crate::migration::id_order::and(filter, crate::migration::id_order::after(last))
+            }
+            None => filter,
+        };
         let (_reader, mut rx) =
             read_batches(coll, query, self.batch_size, "reading the legacy database");
         let mut throttle = Throttle::new(10);
@@ -516,9 +578,10 @@ impl Engine {
             }
         };
         progress(res, &mut throttle);
-        let mut planned: HashMap<&'static str, HashSet<String>> = HashMap::new();
+        let mut batches = 0u64;
         while let Some(records) = rx.recv().await {
             let records = records?;
+            batches += 1;
             let last = records.last().and_then(|d| d.get("_id").cloned());
             let (errors, skips) = self
                 .import_batch(step, &prepared, records, res, &mut planned)
@@ -533,7 +596,10 @@ impl Engine {
                 plan_errors.extend(errors.into_iter().take(room));
             }
             progress(res, &mut throttle);
-            if self.cancel.is_cancelled() {
+            if self.cancel.is_cancelled()
+                || (self.write
+                    && crate::migration::FailPoint::hit(&self.fail_point, &coll_name, batches))
+            {
                 return Err(Cancelled.into());
             }
         }
@@ -554,6 +620,170 @@ impl Engine {
         Ok(())
     }
 
+    /// Verifies every step by queries of its own.
+    async fn verify(&self, results: &[StepResult]) -> anyhow::Result<Verification> {
+        let mut out = Vec::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            let span = tracing::info_span!("legacy_verify", run = %self.run_id, step = step.order);
+            out.push(
+                self.verify_step(step, &results[i].collections[0])
+                    .instrument(span)
+                    .await?,
+            );
+        }
+        Ok(Verification::of(out))
+    }
+
+    /// Reads every in-scope legacy record of a step again, maps it as the import does, and
+    /// looks for what it becomes in the target: each produced document by its unique key,
+    /// the primary one under the `_id` the import gives it. A record is accounted for when
+    /// its documents are there, or the run recorded it as failed or skipped; else it is
+    /// missing.
+    async fn verify_step(
+        &self,
+        step: &Step,
+        res: &CollectionResult,
+    ) -> anyhow::Result<CollectionVerification> {
+        let name = source_name(step.source, &self.modmail);
+        self.store.forget_missing(&self.run_id, &name).await?;
+        let coll = self.source.db.collection::<Document>(&name);
+        let filter = self.filter();
+        let mut prepared: Vec<Prepared> = Vec::new();
+        for (_, part) in &step.parts {
+            prepared.push(part.mapper.prepare(&coll, &filter).await?);
+        }
+        let (_reader, mut rx) = read_batches(
+            coll,
+            filter,
+            self.batch_size,
+            "reading the legacy database to verify the import",
+        );
+        let mut tally = VerifyTally::default();
+        while let Some(records) = rx.recv().await {
+            let records = records?;
+            // Per record: its groups of produced documents, or `None` when a mapper failed;
+            // and whether a mapper skipped it with a reason.
+            let mut mapped: Vec<(Option<Vec<Vec<super::Produced>>>, bool)> = Vec::new();
+            for r in &records {
+                let mut groups = Vec::new();
+                let mut skipped = false;
+                let mut failed = false;
+                for ((_, part), prep) in step.parts.iter().zip(&prepared) {
+                    let ctx = MapContext {
+                        prepared: prep.as_ref(),
+                        now: self.now,
+                    };
+                    match part.mapper.map(r, &ctx) {
+                        Ok(Mapped::Docs(d)) if !d.is_empty() => groups.push(d),
+                        Ok(Mapped::Docs(_)) | Ok(Mapped::Nothing) => {}
+                        Ok(Mapped::Skip(_)) => skipped = true,
+                        Err(_) => {
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+                mapped.push(((!failed).then_some(groups), skipped));
+            }
+            let mut by_coll: BTreeMap<&'static str, Vec<Document>> = BTreeMap::new();
+            for (groups, _) in &mapped {
+                for p in groups.iter().flatten().flatten() {
+                    by_coll
+                        .entry(p.collection)
+                        .or_default()
+                        .push(identity(self.spec(p.collection)?, &p.doc));
+                }
+            }
+            let mut existing = HashMap::new();
+            for (c, docs) in &by_coll {
+                existing.insert(
+                    *c,
+                    existing_in(&self.target, self.spec(c)?, docs, true).await?,
+                );
+            }
+            let mut absent = Vec::new();
+            for (r, (groups, skipped)) in records.iter().zip(mapped) {
+                let Some(groups) = groups else {
+                    tally.add_source(0);
+                    absent.push(RecordError::of(
+                        step.order,
+                        &name,
+                        r,
+                        "verification: failed to map",
+                    ));
+                    continue;
+                };
+                let (mut sh, mut th, mut whole) = (0u64, 0u64, true);
+                for g in &groups {
+                    for (i, p) in g.iter().enumerate() {
+                        let spec = self.spec(p.collection)?;
+                        sh = sh.wrapping_add(content_hash(&p.doc, &[]));
+                        match existing[p.collection].docs.get(&key_of(spec, &p.doc)) {
+                            Some(t) if i > 0 || t.get("_id") == p.doc.get("_id") => {
+                                th = th.wrapping_add(content_hash(t, &[]));
+                            }
+                            _ => whole = false,
+                        }
+                    }
+                }
+                tally.add_source(sh);
+                if groups.is_empty() && skipped {
+                    absent.push(RecordError::of(
+                        step.order,
+                        &name,
+                        r,
+                        "verification: skipped",
+                    ));
+                } else if whole {
+                    tally.add_found(sh, th);
+                } else {
+                    absent.push(RecordError::of(
+                        step.order,
+                        &name,
+                        r,
+                        "verification: not in the target",
+                    ));
+                }
+            }
+            self.note_absent(&name, absent, &mut tally).await?;
+        }
+        Ok(tally.report(step.order, &name, res.skipped))
+    }
+
+    /// Counts records found absent from the target: accounted for when the run recorded
+    /// them as failed or skipped; else missing, kept for a resume to import again.
+    async fn note_absent(
+        &self,
+        name: &str,
+        absent: Vec<RecordError>,
+        tally: &mut VerifyTally,
+    ) -> anyhow::Result<()> {
+        if absent.is_empty() {
+            return Ok(());
+        }
+        let digests: Vec<String> = absent.iter().map(|e| e.id_digest.clone()).collect();
+        let mut recorded = self
+            .store
+            .recorded(&self.run_id, FailureKind::Error, name, &digests)
+            .await?;
+        recorded.extend(
+            self.store
+                .recorded(&self.run_id, FailureKind::Skip, name, &digests)
+                .await?,
+        );
+        let mut missing = Vec::new();
+        for e in absent {
+            let known = recorded.contains(&e.id_digest);
+            tally.add_absent(known, &e.source_id);
+            if !known {
+                missing.push(e);
+            }
+        }
+        self.store
+            .keep_failures(&self.run_id, FailureKind::Missing, &missing)
+            .await
+    }
+
     fn spec(&self, collection: &str) -> anyhow::Result<&CollectionSpec> {
         self.registry.collection(collection).with_context(|| {
             format!("a legacy mapper produced a document for unknown collection {collection}")
@@ -569,7 +799,7 @@ impl Engine {
         res: &mut CollectionResult,
         planned: &mut HashMap<&'static str, HashSet<String>>,
     ) -> anyhow::Result<(Vec<RecordError>, Vec<RecordError>)> {
-        let now = DateTime::now();
+        let now = self.now;
         let coll_name = source_name(step.source, &self.modmail);
         let mut errors = Vec::new();
         let mut skips = Vec::new();
@@ -700,6 +930,7 @@ impl Engine {
             for (c, items) in inserts {
                 let (owners, docs): (Vec<usize>, Vec<Document>) = items.into_iter().unzip();
                 for (start, chunk) in docs.chunks(1000).enumerate() {
+                    self.store.check_fence()?;
                     if let Err(failures) = insert_unordered(&self.target.collection(c), chunk).await
                     {
                         for f in failures? {
@@ -730,64 +961,15 @@ impl Engine {
                 RecordOutcome::Skipped => {
                     res.skipped += 1;
                     if let Some(why) = skip_reason[ri].take() {
-                        skips.push(RecordError {
-                            step: step.order,
-                            collection: coll_name.clone(),
-                            source_id: crate::migration::id_text(r),
-                            reason: why,
-                        });
+                        skips.push(RecordError::of(step.order, &coll_name, r, why));
                     }
                 }
                 RecordOutcome::Failed(why) => {
                     res.failed += 1;
-                    errors.push(RecordError {
-                        step: step.order,
-                        collection: coll_name.clone(),
-                        source_id: crate::migration::id_text(r),
-                        reason: why,
-                    });
+                    errors.push(RecordError::of(step.order, &coll_name, r, why));
                 }
             }
         }
         Ok((errors, skips))
     }
-}
-
-/// Verification of a legacy run: every record accounted for, per step.
-fn accounting(steps: &[StepResult]) -> crate::migration::runs::Verification {
-    use crate::migration::runs::{CollectionVerification, Verification};
-    let mut v = Verification {
-        ok: true,
-        collections: Vec::new(),
-    };
-    for s in steps {
-        for c in &s.collections {
-            let accounted = c.inserted + c.skipped + c.failed;
-            if accounted != c.total || c.processed != c.total {
-                v.ok = false;
-            }
-            v.collections.push(CollectionVerification {
-                name: c.name.clone(),
-                source: c.total,
-                found: accounted,
-                matching: c.inserted + c.skipped,
-                missing: c.total.saturating_sub(accounted),
-                differing: 0,
-                source_digest: String::new(),
-                target_digest: String::new(),
-            });
-        }
-    }
-    v
-}
-
-/// A document's `_id` and unique key fields: all an existence check needs.
-fn identity(spec: &crate::plugin::CollectionSpec, d: &Document) -> Document {
-    let mut out = Document::new();
-    for k in std::iter::once("_id").chain(spec.unique_key.iter().copied()) {
-        if let Some(v) = d.get(k) {
-            out.insert(k, v.clone());
-        }
-    }
-    out
 }

@@ -1,0 +1,92 @@
+//! Positions in a collection's `_id` order that hold whatever the `_id`s' BSON types.
+//!
+//! A migration reads each collection sorted by `_id` and checkpoints the last `_id` it
+//! handled. MongoDB sorts values of different types by a fixed order of type *brackets*
+//! (numbers, then strings, then objects, …, ObjectIds, …), but `{_id: {$gt: X}}` only
+//! compares within `X`'s bracket. A resume filter built from `$gt` alone therefore never
+//! reads the `_id`s of later brackets again. [`after`] adds every later bracket by `$type`,
+//! and [`up_to`] is its exact complement (what was already read).
+
+use mongodb::bson::{doc, Bson, Document};
+
+/// The `$type` aliases of each bracket, in MongoDB's sort order (MinKey first, MaxKey last).
+/// `_id` cannot be an array, a regular expression or undefined, but every bracket is listed
+/// so the order stays the server's.
+const BRACKETS: &[&[&str]] = &[
+    &["minKey"],
+    &["undefined", "null"],
+    &["double", "int", "long", "decimal"],
+    &["string", "symbol"],
+    &["object"],
+    &["array"],
+    &["binData"],
+    &["objectId"],
+    &["bool"],
+    &["date"],
+    &["timestamp"],
+    &["regex"],
+    &["dbPointer"],
+    &["javascript"],
+    &["javascriptWithScope"],
+    &["maxKey"],
+];
+
+/// The bracket of a value: its index in [`BRACKETS`].
+pub fn bracket(b: &Bson) -> usize {
+    match b {
+        Bson::MinKey => 0,
+        Bson::Undefined | Bson::Null => 1,
+        Bson::Double(_) | Bson::Int32(_) | Bson::Int64(_) | Bson::Decimal128(_) => 2,
+        Bson::String(_) | Bson::Symbol(_) => 3,
+        Bson::Document(_) => 4,
+        Bson::Array(_) => 5,
+        Bson::Binary(_) => 6,
+        Bson::ObjectId(_) => 7,
+        Bson::Boolean(_) => 8,
+        Bson::DateTime(_) => 9,
+        Bson::Timestamp(_) => 10,
+        Bson::RegularExpression(_) => 11,
+        Bson::DbPointer(_) => 12,
+        Bson::JavaScriptCode(_) => 13,
+        Bson::JavaScriptCodeWithScope(_) => 14,
+        Bson::MaxKey => 15,
+    }
+}
+
+fn types(range: impl Iterator<Item = usize>) -> Vec<Bson> {
+    range
+        .flat_map(|i| BRACKETS[i].iter().map(|t| Bson::from(*t)))
+        .collect()
+}
+
+/// The filter on `_id` selecting what comes after `last` in `_id` order.
+pub fn after(last: &Bson) -> Document {
+    let b = bracket(last);
+    let later = types(b + 1..BRACKETS.len());
+    let mut or = vec![doc! { "_id": { "$gt": last.clone() } }];
+    if !later.is_empty() {
+        or.push(doc! { "_id": { "$type": later } });
+    }
+    doc! { "$or": or }
+}
+
+/// The filter on `_id` selecting `last` and what comes before it: the complement of
+/// [`after`].
+pub fn up_to(last: &Bson) -> Document {
+    let b = bracket(last);
+    let earlier = types(0..b);
+    let mut or = vec![doc! { "_id": { "$lte": last.clone() } }];
+    if !earlier.is_empty() {
+        or.push(doc! { "_id": { "$type": earlier } });
+    }
+    doc! { "$or": or }
+}
+
+/// `base` narrowed by `extra` (both must hold).
+pub fn and(base: Document, extra: Document) -> Document {
+    if base.is_empty() {
+        extra
+    } else {
+        doc! { "$and": [base, extra] }
+    }
+}

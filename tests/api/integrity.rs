@@ -1,0 +1,553 @@
+//! A migration's promise against what no seeder produces: documents removed from the target
+//! behind the run's back, the target reached under another name, a resume pointed at other
+//! data, a process paused past its lease, and a thousand failures with huge `_id`s.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use heimdall::migration::clone::{self, Outcome};
+use heimdall::migration::legacy::engine::{self as legacy, LegacyOptions};
+use heimdall::migration::runs::{RunRecord, RunStatus, RunStore};
+use heimdall::migration::FailPoint;
+use heimdall::plugin::{Lifetime, Registry};
+use mongodb::bson::{doc, oid::ObjectId, Document};
+use mongodb::Database;
+use tokio_util::sync::CancellationToken;
+
+use crate::clone::{docs, env, opts, seeded, snapshot, Recorder};
+use crate::helpers::{fresh_db, mongo_uri, spawn_app, test_key, AUTH_SECRET, OWNER_ID, TEST_KEY};
+
+async fn clone_run(
+    e: &heimdall::migration::clone::MigrationEnv,
+    o: clone::CloneOptions,
+) -> RunRecord {
+    match clone::start(
+        e,
+        o,
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+    {
+        Outcome::Run(r) => *r,
+        Outcome::Plan(_) => panic!("expected a run"),
+    }
+}
+
+async fn resume(target: &Database, id: &str) -> RunRecord {
+    heimdall::migration::resume(
+        &env(target),
+        id,
+        None,
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+}
+
+fn durable() -> Vec<&'static str> {
+    Registry::new(heimdall::plugins::all())
+        .unwrap()
+        .collections()
+        .iter()
+        .filter(|c| c.spec.lifetime == Lifetime::Durable)
+        .map(|c| c.spec.name)
+        .collect()
+}
+
+#[tokio::test]
+async fn verification_sees_documents_removed_behind_the_runs_back() {
+    let source = seeded("vsrc").await;
+    let target = fresh_db("vdst").await;
+    // Stop inside the modmail messages (step 13): tags (step 19) are not copied yet, the
+    // settings (step 1) are.
+    let mut e = env(&target);
+    e.fail_point = Some(FailPoint {
+        collection: "modmail_messages".into(),
+        after_batches: 1,
+    });
+    let mut o = opts(&source);
+    o.batch_size = 50;
+    let r = clone_run(&e, o).await;
+    assert_eq!(r.status, RunStatus::Cancelled);
+    // Someone deletes copied documents from the target meanwhile.
+    let gone: Vec<Document> = docs(&target, "guild_configs", doc! {})
+        .await
+        .into_iter()
+        .take(3)
+        .collect();
+    assert_eq!(gone.len(), 3);
+    for d in &gone {
+        target
+            .collection::<Document>("guild_configs")
+            .delete_one(doc! { "_id": d.get("_id").unwrap().clone() })
+            .await
+            .unwrap();
+    }
+    let r = resume(&target, &r.id).await;
+    // The run's own counts say everything was copied; the independent check says not.
+    assert_eq!(r.failed(), 0);
+    assert_eq!(r.status, RunStatus::Failed, "{:?}", r.message);
+    let v = r.verification.as_ref().unwrap();
+    assert!(!v.ok);
+    let gc = v
+        .collections
+        .iter()
+        .find(|c| c.name == "guild_configs")
+        .unwrap();
+    assert_eq!(gc.missing, 3, "{gc:?}");
+    assert_eq!(gc.step, 1);
+    let first = gone[0].get_object_id("_id").unwrap().to_hex();
+    assert!(gc.first_missing.contains(&first), "{:?}", gc.first_missing);
+    let message = r.message.clone().unwrap();
+    assert!(
+        message.contains("guild_configs") && message.contains("3 of") && message.contains("resume"),
+        "{message}"
+    );
+    assert_eq!(r.to_json()["success"], false);
+
+    // A resume copies what is missing, and then the check passes.
+    let r = resume(&target, &r.id).await;
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    assert!(r.verification.as_ref().unwrap().ok);
+    assert_eq!(r.to_json()["success"], true);
+    for coll in durable() {
+        assert_eq!(
+            docs(&source, coll, doc! {}).await,
+            docs(&target, coll, doc! {}).await,
+            "{coll}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn legacy_verification_sees_records_removed_behind_the_runs_back() {
+    let source = fresh_db("lvsrc").await;
+    heimdall::seed::seed_legacy(&source, &heimdall::seed::SeedOptions::new(test_key()))
+        .await
+        .unwrap();
+    let target = fresh_db("lvdst").await;
+    let mut o = LegacyOptions::new(mongo_uri(), "test");
+    o.source_db = Some(source.name().to_string());
+    let r = match legacy::start(
+        &env(&target),
+        o,
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+    {
+        legacy::Outcome::Run(r) => *r,
+        legacy::Outcome::Plan(_) => panic!(),
+    };
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    assert!(r.verification.as_ref().unwrap().ok, "{:?}", r.verification);
+    // Cancelled runs resume; here the owner's completed run is checked by making the
+    // shortfall visible through a second run over a damaged target.
+    let before = docs(&target, "tags", doc! {}).await;
+    let victim = before[0].clone();
+    target
+        .collection::<Document>("tags")
+        .delete_one(doc! { "_id": victim.get("_id").unwrap().clone() })
+        .await
+        .unwrap();
+    // A new import puts it back (it is missing, so it is imported) and verifies.
+    let mut o = LegacyOptions::new(mongo_uri(), "test");
+    o.source_db = Some(source.name().to_string());
+    let mut e = env(&target);
+    // Stop right after the tags step's first batch: the deleted tag is re-imported in it.
+    e.fail_point = Some(FailPoint {
+        collection: "tags".into(),
+        after_batches: 1,
+    });
+    let r2 = match legacy::start(
+        &e,
+        o,
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+    {
+        legacy::Outcome::Run(r) => *r,
+        legacy::Outcome::Plan(_) => panic!(),
+    };
+    assert_eq!(r2.status, RunStatus::Cancelled);
+    // Behind its back, another tag goes.
+    let victim2 = docs(&target, "tags", doc! {}).await[1].clone();
+    target
+        .collection::<Document>("tags")
+        .delete_one(doc! { "_id": victim2.get("_id").unwrap().clone() })
+        .await
+        .unwrap();
+    let r3 = resume(&target, &r2.id).await;
+    assert_eq!(r3.status, RunStatus::Failed, "{:?}", r3.message);
+    let v = r3.verification.as_ref().unwrap();
+    let tags = v.collections.iter().find(|c| c.name == "tags").unwrap();
+    assert_eq!(tags.missing, 1, "{tags:?}");
+    assert_eq!(r3.to_json()["success"], false);
+    let r4 = resume(&target, &r2.id).await;
+    assert_eq!(r4.status, RunStatus::Completed, "{:?}", r4.message);
+    assert!(r4.verification.as_ref().unwrap().ok);
+    assert_eq!(docs(&target, "tags", doc! {}).await, before);
+}
+
+/// The test server's connection string naming database `db`.
+fn uri_with_db(db: &str) -> String {
+    let uri = mongo_uri();
+    match uri.split_once("/?") {
+        Some((a, q)) => format!("{a}/{db}?{q}"),
+        None => format!("{}/{db}", uri.trim_end_matches('/')),
+    }
+}
+
+/// The port of the test server.
+fn port() -> u16 {
+    let uri = mongo_uri();
+    let hostport = uri
+        .trim_start_matches("mongodb://")
+        .split('/')
+        .next()
+        .unwrap();
+    hostport.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn the_target_is_refused_under_every_alias() {
+    let target = seeded("alias").await;
+    let before = snapshot(&target).await;
+    let p = port();
+    let mut aliases = vec![
+        format!("mongodb://127.0.0.1:{p}"),
+        format!("mongodb://localhost:{p}"),
+        format!("mongodb://127.1:{p}/?directConnection=true"),
+        format!("mongodb://0.0.0.0:{p}/?directConnection=true"),
+        format!("mongodb://[::ffff:127.0.0.1]:{p}"),
+        format!("mongodb://LOCALHOST:{p}/?appName=other"),
+        format!("mongodb://127.0.0.1:{p},localhost:{p}/?connectTimeoutMS=5000"),
+        format!("mongodb://127.0.0.1:{p}/{}", target.name()),
+    ];
+    if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        if std::net::ToSocketAddrs::to_socket_addrs(&(h.trim(), p))
+            .is_ok_and(|mut a| a.any(|a| a.ip().is_loopback()))
+        {
+            aliases.push(format!("mongodb://{}:{p}", h.trim()));
+        }
+    }
+    if std::env::var("MONGODB_TEST_URI").is_ok() {
+        aliases.truncate(1);
+    }
+    for uri in aliases {
+        let mut o = clone::CloneOptions::new(uri.clone(), "test");
+        o.source_db = Some(target.name().to_string());
+        o.overwrite = true;
+        let err = clone::start(
+            &env(&target),
+            o,
+            Arc::new(Recorder::default()),
+            CancellationToken::new(),
+        )
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("{uri} was not refused"));
+        let u = heimdall::error::user_error(&err).unwrap_or_else(|| panic!("{uri}: {err:#}"));
+        assert_eq!(u.code, "source_is_target", "{uri}: {}", u.message);
+        let mut lo = LegacyOptions::new(uri.clone(), "test");
+        lo.source_db = Some(target.name().to_string());
+        let err = legacy::start(
+            &env(&target),
+            lo,
+            Arc::new(Recorder::default()),
+            CancellationToken::new(),
+        )
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("legacy: {uri} was not refused"));
+        let u = heimdall::error::user_error(&err).unwrap();
+        assert_eq!(u.code, "source_is_target", "legacy {uri}: {}", u.message);
+    }
+    assert_eq!(snapshot(&target).await, before, "nothing was written");
+}
+
+#[tokio::test]
+async fn resume_against_another_source_is_refused_unless_forced() {
+    let source = seeded("rsrc").await;
+    let other = seeded("rother").await;
+    let target = fresh_db("rdst").await;
+    let mut e = env(&target);
+    e.fail_point = Some(FailPoint {
+        collection: "tags".into(),
+        after_batches: 1,
+    });
+    // The database named in the connection string, as an owner would.
+    let mut o = clone::CloneOptions::new(uri_with_db(source.name()), "test");
+    o.batch_size = 10;
+    let r = clone_run(&e, o).await;
+    assert_eq!(r.status, RunStatus::Cancelled);
+    let other_uri = uri_with_db(other.name());
+    let err = heimdall::migration::resume(
+        &env(&target),
+        &r.id,
+        Some(other_uri.clone()),
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    let u = heimdall::error::user_error(&err).unwrap();
+    assert_eq!(u.code, "source_changed");
+    assert!(
+        u.message.contains(source.name()) && u.message.contains(other.name()),
+        "names both: {}",
+        u.message
+    );
+    // The same name, dropped and seeded again, is another data set too.
+    let again = crate::helpers::client().await.database(source.name());
+    again.drop().await.unwrap();
+    heimdall::seed::seed_instance(&again, &heimdall::seed::SeedOptions::new(test_key()))
+        .await
+        .unwrap();
+    let err = heimdall::migration::resume(
+        &env(&target),
+        &r.id,
+        None,
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        heimdall::error::user_error(&err).unwrap().code,
+        "source_changed"
+    );
+    assert_eq!(
+        RunStore::new(&target).require(&r.id).await.unwrap().status,
+        RunStatus::Cancelled,
+        "a refused resume changes nothing"
+    );
+    // Forced: it goes on, and the record says so.
+    let forced = heimdall::migration::begin_resume_with(
+        &env(&target),
+        &r.id,
+        Some(other_uri),
+        true,
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+    .run()
+    .await
+    .unwrap();
+    assert!(
+        forced
+            .warnings
+            .iter()
+            .any(|w| w.contains("forced") && w.contains(other.name())),
+        "{:?}",
+        forced.warnings
+    );
+    assert!(forced
+        .options
+        .get_str("source")
+        .unwrap()
+        .contains(other.name()));
+}
+
+fn cli(target: &Database) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_heimdall"));
+    c.env("MONGODB_URI", mongo_uri())
+        .env("MONGODB_DB", target.name())
+        .env("ENCRYPTION_KEY", TEST_KEY)
+        .env("HEIMDALL_CONFIG", "/nonexistent/heimdall.toml")
+        .env_remove("DISCORD_TOKEN");
+    c
+}
+
+#[tokio::test]
+async fn a_process_paused_past_its_lease_stops_and_writes_nothing_more() {
+    let source = seeded("psrc").await;
+    let target = fresh_db("pdst").await;
+    let child = cli(&target)
+        .env("HEIMDALL_MIGRATION_LEASE_SECS", "2")
+        .args([
+            "migrate",
+            "clone",
+            "--source",
+            &mongo_uri(),
+            "--source-db",
+            source.name(),
+            "--batch-size",
+            "10",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let store = RunStore::new(&target);
+    let start = Instant::now();
+    let run_id = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run never got going"
+        );
+        if let Some(r) = store.list(1).await.unwrap().into_iter().next() {
+            if r.steps.iter().filter(|s| s.status == "completed").count() >= 4 {
+                break r.id;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let pid = child.id() as i32;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    // Past the lease: another process may take the run over.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let mut e = env(&target);
+    e.lease_ttl = Duration::from_secs(2);
+    let pending = heimdall::migration::begin_resume(
+        &e,
+        &run_id,
+        None,
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("the paused process's lease expired: the run can be taken over");
+    // The paused process wakes up while the new holder works.
+    let waker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+        child.wait_with_output().unwrap()
+    });
+    let record = pending.run().await.unwrap();
+    let out = waker.join().unwrap();
+    assert_eq!(record.status, RunStatus::Completed, "{:?}", record.message);
+    assert!(record.verification.as_ref().unwrap().ok);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("lost the lease"), "{stderr}");
+    // The old process wrote nothing after waking: the record is the new holder's.
+    let after = store.require(&run_id).await.unwrap();
+    assert_eq!(after, record);
+    assert!(after.message.is_none());
+    for coll in durable() {
+        assert_eq!(
+            docs(&source, coll, doc! {}).await,
+            docs(&target, coll, doc! {}).await,
+            "{coll}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_thousand_failures_with_huge_ids_keep_the_record_small() {
+    let source = fresh_db("hsrc").await;
+    // A valid tag so the source looks like Heimdall's, then tags without a name (they fail)
+    // whose `_id`s are long strings: 1,000 of 16 KB and four of 3 MB.
+    let tags = source.collection::<Document>("tags");
+    tags.insert_one(doc! { "_id": ObjectId::new(), "guildId": "123456789012345678", "name": "ok", "content": "c", "authorId": "1" })
+        .await
+        .unwrap();
+    let mut bad: Vec<Document> = (0..1000)
+        .map(|i| doc! { "_id": format!("{i:05}{}", "x".repeat(16_000)), "guildId": "123456789012345678", "content": "no name" })
+        .collect();
+    for i in 0..4 {
+        bad.push(doc! { "_id": format!("!big{i}{}", "y".repeat(3_000_000)), "guildId": "123456789012345678", "content": "no name" });
+    }
+    for chunk in bad.chunks(200) {
+        tags.insert_many(chunk).await.unwrap();
+    }
+    let app = spawn_app().await;
+    let e = heimdall::migration::clone::MigrationEnv::from_data(&app.data);
+    let r = clone_run(&e, opts(&source)).await;
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    assert_eq!(r.failed(), 1004);
+    assert_eq!(r.error_count, 1004);
+    assert!(r.verification.as_ref().unwrap().ok, "{:?}", r.verification);
+    let raw = app
+        .db
+        .collection::<Document>("migration_runs")
+        .find_one(doc! { "_id": &r.id })
+        .await
+        .unwrap()
+        .unwrap();
+    let size = mongodb::bson::to_vec(&raw).unwrap().len();
+    assert!(size < 2 * 1024 * 1024, "the run record is {size} bytes");
+    assert!(r.errors.iter().all(|e| e.source_id.len() < 400));
+    let big = r
+        .errors
+        .iter()
+        .find(|e| e.source_id.starts_with("!big0"))
+        .expect("the 3 MB _id is listed, shortened");
+    assert!(big.source_id.contains("sha256"), "{}", big.source_id);
+    assert_eq!(big.id_digest.len(), 32);
+
+    // Every failure, page by page, through the API.
+    let auth = format!(
+        "Bearer {}",
+        heimdall::auth::mint(
+            AUTH_SECRET,
+            OWNER_ID.parse().unwrap(),
+            Duration::from_secs(600)
+        )
+    );
+    let mut seen = std::collections::HashSet::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut url = format!(
+            "{}/api/dev/migrations/{}/failures?kind=error&limit=300",
+            app.address, r.id
+        );
+        if let Some(a) = &after {
+            url.push_str(&format!("&after={}", urlencode(a)));
+        }
+        let resp = app
+            .http
+            .get(url)
+            .header("Authorization", &auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let v: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(v["total"], 1004);
+        for item in v["items"].as_array().unwrap() {
+            assert!(seen.insert(item["idDigest"].as_str().unwrap().to_string()));
+            assert!(item["reason"].as_str().unwrap().contains("name"));
+        }
+        match v["next"].as_str() {
+            Some(n) => after = Some(n.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 1004);
+    let resp = app
+        .http
+        .get(format!(
+            "{}/api/dev/migrations/{}/failures?kind=nope",
+            app.address, r.id
+        ))
+        .header("Authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,221 @@
+//! Resume over `_id`s of many BSON types: a run stopped at every type boundary in turn and
+//! resumed each time ends exactly as an uninterrupted run, in both modes.
+
+use std::sync::Arc;
+
+use heimdall::migration::clone::{self, MigrationEnv, Outcome};
+use heimdall::migration::legacy::engine::{self as legacy, LegacyOptions};
+use heimdall::migration::runs::{RunRecord, RunStatus};
+use heimdall::migration::FailPoint;
+use mongodb::bson::{
+    doc, oid::ObjectId, spec::BinarySubtype, Binary, Bson, DateTime, Document, Timestamp,
+};
+use mongodb::Database;
+use tokio_util::sync::CancellationToken;
+
+use crate::clone::{docs, env, opts, Recorder};
+use crate::helpers::{fresh_db, mongo_uri};
+
+const GUILD: &str = "123456789012345678";
+
+/// `_id`s of thirteen BSON types, grouped by MongoDB's sort brackets (numbers of three
+/// types share one): the runs below stop after each group.
+pub fn mixed_ids() -> Vec<Vec<Bson>> {
+    vec![
+        vec![Bson::MinKey],
+        vec![Bson::Null],
+        vec![Bson::Int32(5), Bson::Int64(7), Bson::Double(8.5)],
+        vec![Bson::String("a-id".into()), Bson::String("b-id".into())],
+        vec![Bson::Document(doc! { "legacy": 1, "n": "x" })],
+        vec![Bson::Binary(Binary {
+            subtype: BinarySubtype::Generic,
+            bytes: vec![1, 2, 3],
+        })],
+        vec![
+            Bson::ObjectId(ObjectId::parse_str("5f0000000000000000000001").unwrap()),
+            Bson::ObjectId(ObjectId::parse_str("5f0000000000000000000002").unwrap()),
+        ],
+        vec![Bson::Boolean(false), Bson::Boolean(true)],
+        vec![Bson::DateTime(DateTime::from_millis(1_600_000_000_000))],
+        vec![Bson::Timestamp(Timestamp {
+            time: 1_600_000_000,
+            increment: 1,
+        })],
+        vec![Bson::MaxKey],
+    ]
+}
+
+fn created() -> DateTime {
+    DateTime::from_millis(1_577_836_800_000)
+}
+
+/// Runs `first`, then resumes with the next fail point each time, until the run completes.
+/// Each attempt stops after one more group of `_id`s.
+async fn chain<F>(target: &Database, collection: &str, first: F) -> RunRecord
+where
+    F: FnOnce(MigrationEnv) -> futures::future::BoxFuture<'static, RunRecord>,
+{
+    let groups = mixed_ids();
+    let mut e = env(target);
+    e.fail_point = Some(FailPoint {
+        collection: collection.into(),
+        after_batches: groups[0].len() as u64,
+    });
+    let mut record = first(e).await;
+    for (i, g) in groups.iter().enumerate().skip(1) {
+        assert_eq!(
+            record.status,
+            RunStatus::Cancelled,
+            "attempt {i} should have stopped at the fail point: {:?}",
+            record.message
+        );
+        let mut e = env(target);
+        // The last attempt runs to the end.
+        e.fail_point = (i + 1 < groups.len()).then(|| FailPoint {
+            collection: collection.into(),
+            after_batches: g.len() as u64,
+        });
+        record = heimdall::migration::resume(
+            &e,
+            &record.id,
+            None,
+            Arc::new(Recorder::default()),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(record.status, RunStatus::Completed, "{:?}", record.message);
+    assert_eq!(record.attempts as usize, groups.len());
+    record
+}
+
+#[tokio::test]
+async fn clone_resumed_at_every_type_boundary_copies_every_document() {
+    let source = fresh_db("mix_src").await;
+    let all: Vec<Bson> = mixed_ids().into_iter().flatten().collect();
+    let tags: Vec<Document> = all
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            doc! { "_id": id.clone(), "guildId": GUILD, "name": format!("tag-{i}"), "content": "c", "authorId": "1", "uses": 0 }
+        })
+        .collect();
+    source
+        .collection::<Document>("tags")
+        .insert_many(&tags)
+        .await
+        .unwrap();
+
+    let target = fresh_db("mix_dst").await;
+    let src_name = source.name().to_string();
+    let record = chain(&target, "tags", move |e| {
+        Box::pin(async move {
+            let mut o = crate::clone::opts_named(&src_name);
+            o.batch_size = 1;
+            match clone::start(
+                &e,
+                o,
+                Arc::new(Recorder::default()),
+                CancellationToken::new(),
+            )
+            .await
+            .unwrap()
+            {
+                Outcome::Run(r) => *r,
+                Outcome::Plan(_) => panic!("expected a run"),
+            }
+        })
+    })
+    .await;
+    assert!(
+        record.verification.as_ref().unwrap().ok,
+        "{:?}",
+        record.verification
+    );
+    assert_eq!(record.failed(), 0);
+    let copied = docs(&target, "tags", doc! {}).await;
+    assert_eq!(copied.len(), all.len(), "every _id type is in the target");
+    assert_eq!(copied, docs(&source, "tags", doc! {}).await);
+
+    // And the same as one uninterrupted run.
+    let reference = fresh_db("mix_ref").await;
+    let _ = clone::start(
+        &env(&reference),
+        opts(&source),
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(copied, docs(&reference, "tags", doc! {}).await);
+}
+
+#[tokio::test]
+async fn legacy_resumed_at_every_type_boundary_imports_every_record() {
+    let source = fresh_db("lmix_src").await;
+    source.create_collection("modmail").await.unwrap();
+    let all: Vec<Bson> = mixed_ids().into_iter().flatten().collect();
+    let tags: Vec<Document> = all
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            doc! { "_id": id.clone(), "guildID": GUILD, "name": format!("Tag {i}"), "content": "c", "owner": "111111111111111111", "createdAt": created() }
+        })
+        .collect();
+    source
+        .collection::<Document>("tags")
+        .insert_many(&tags)
+        .await
+        .unwrap();
+    let lopts = |source: &Database| {
+        let mut o = LegacyOptions::new(mongo_uri(), "test");
+        o.source_db = Some(source.name().to_string());
+        o.batch_size = 1;
+        o
+    };
+
+    let target = fresh_db("lmix_dst").await;
+    let o = lopts(&source);
+    let record = chain(&target, "tags", move |e| {
+        Box::pin(async move {
+            match legacy::start(
+                &e,
+                o,
+                Arc::new(Recorder::default()),
+                CancellationToken::new(),
+            )
+            .await
+            .unwrap()
+            {
+                legacy::Outcome::Run(r) => *r,
+                legacy::Outcome::Plan(_) => panic!("expected a run"),
+            }
+        })
+    })
+    .await;
+    assert!(
+        record.verification.as_ref().unwrap().ok,
+        "{:?}",
+        record.verification
+    );
+    assert_eq!(record.failed(), 0, "{:?}", record.errors);
+    let imported = docs(&target, "tags", doc! {}).await;
+    assert_eq!(imported.len(), all.len(), "one tag per legacy record");
+
+    let reference = fresh_db("lmix_ref").await;
+    let r = match legacy::start(
+        &env(&reference),
+        lopts(&source),
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+    {
+        legacy::Outcome::Run(r) => *r,
+        legacy::Outcome::Plan(_) => panic!("expected a run"),
+    };
+    assert_eq!(r.status, RunStatus::Completed);
+    assert_eq!(imported, docs(&reference, "tags", doc! {}).await);
+}
