@@ -275,7 +275,10 @@ function renderRun() {
       const matching = v.collections.reduce((a, c) => a + c.matching, 0);
       $("verification").textContent = v.ok
         ? `Verified: ${num(matching)} of ${num(checked)} source documents are in this database with the same content.`
-        : `Verification found differences: ${num(matching)} of ${num(checked)} source documents match.`;
+        : `Verification failed: ${v.collections.filter((c) => c.missing > 0 || !c.ok).slice(0, 5).map((c) =>
+            c.missing > 0
+              ? `${c.name}: ${num(c.missing)} of ${num(c.source)} missing${(c.firstMissing || []).length ? ` (first: ${c.firstMissing.slice(0, 3).join(", ")})` : ""}`
+              : `${c.name}: ${num(c.differing)} of ${num(c.source)} with other content`).join("; ")}. Resume the run to copy what is missing.`;
     } else {
       $("verification").textContent = rec.status === "completed" ? "" : "Not verified: the run did not finish.";
     }

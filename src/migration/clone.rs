@@ -517,6 +517,9 @@ pub async fn begin_resume(
     if let Ok(n) = record.options.get_i64("batchSize") {
         opts.batch_size = n.max(1) as usize;
     }
+    if let Ok(n) = record.options.get_i64("parallelism") {
+        opts.parallelism = n.max(1) as usize;
+    }
     let prepared = preflight(env, &opts).await?;
     let changed = super::check_resume_source(&record, &prepared.source, force_source)?;
     // A lease still held means the run is alive somewhere: acquire refuses then.
@@ -866,7 +869,8 @@ impl Engine {
                 .db
                 .collection::<Document>(spec.name)
                 .count_documents(filter)
-                .await?;
+                .await
+                .context("counting the source's documents")?;
             totals.push(total);
         }
         let step_total: u64 = totals.iter().sum();

@@ -351,7 +351,15 @@ pub(crate) fn describe_failure(e: &anyhow::Error, run_id: &str) -> String {
         .find_map(|c| c.downcast_ref::<mongodb::error::Error>())
         .map(crate::db::describe_db_error)
         .unwrap_or_else(|| clone::short(&format!("{e:#}")));
-    let context = e.to_string();
+    let outermost_is_driver = e
+        .chain()
+        .next()
+        .is_some_and(|c| c.downcast_ref::<mongodb::error::Error>().is_some());
+    let context = if outermost_is_driver {
+        "the run stopped".to_string()
+    } else {
+        e.to_string()
+    };
     format!("{context}: {what}. Nothing is lost: resume with `heimdall migrate resume {run_id}` once this is fixed")
 }
 

@@ -253,7 +253,7 @@ pub fn summary(record: &RunRecord) -> String {
             if v.ok {
                 "ok — every selected source document is in the target"
             } else {
-                "MISMATCH"
+                "FAILED — the target does not hold everything; resume the run to copy what is missing"
             }
         ));
         for c in v
@@ -262,8 +262,17 @@ pub fn summary(record: &RunRecord) -> String {
             .filter(|c| c.missing > 0 || c.differing > 0)
         {
             out.push_str(&format!(
-                "  {}: {} missing, {} differing of {}\n",
-                c.name, c.missing, c.differing, c.source
+                "  step {} {}: {} missing, {} differing of {}{}\n",
+                c.step,
+                c.name,
+                c.missing,
+                c.differing,
+                c.source,
+                if c.first_missing.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (first: {})", c.first_missing.join(", "))
+                }
             ));
         }
     }

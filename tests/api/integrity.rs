@@ -551,3 +551,91 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Stops the source server when the run reaches step `step`.
+struct KillAt {
+    step: u16,
+    server: std::sync::Mutex<Option<heimdall::embedded::EmbeddedServer>>,
+}
+
+impl heimdall::migration::ProgressSink for KillAt {
+    fn emit(&self, e: &heimdall::migration::ProgressEvent) {
+        if e.step == self.step {
+            if let Some(s) = self.server.lock().unwrap().take() {
+                drop(s);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_source_that_dies_mid_run_fails_in_plain_words_and_resumes() {
+    if std::env::var("MONGODB_TEST_URI").is_ok() {
+        return; // needs a second local server it can stop
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut so = heimdall::embedded::ServerOptions::new(dir.path().join("db"));
+    so.cache_size = "256M".into();
+    let server = heimdall::embedded::start(&so).unwrap();
+    let uri = server.uri.clone();
+    let port: u16 = uri
+        .trim_start_matches("mongodb://")
+        .split('/')
+        .next()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let client = heimdall::db::connect(&uri, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let src = client.database("dying");
+    heimdall::seed::seed_instance(&src, &heimdall::seed::SeedOptions::new(test_key()))
+        .await
+        .unwrap();
+    let target = fresh_db("ddst").await;
+    let mut o = clone::CloneOptions::new(uri.clone(), "test");
+    o.source_db = Some("dying".into());
+    o.batch_size = 20;
+    o.parallelism = 1;
+    let sink = Arc::new(KillAt {
+        step: 5,
+        server: std::sync::Mutex::new(Some(server)),
+    });
+    let r = match clone::start(&env(&target), o, sink, CancellationToken::new())
+        .await
+        .unwrap()
+    {
+        Outcome::Run(r) => *r,
+        Outcome::Plan(_) => panic!(),
+    };
+    assert_eq!(r.status, RunStatus::Failed);
+    let m = r.message.clone().unwrap();
+    assert!(
+        m.contains("stopped answering") && m.contains("heimdall migrate resume"),
+        "{m}"
+    );
+    assert!(
+        !m.contains("Kind:") && !m.contains("topology"),
+        "no driver dump: {m}"
+    );
+    // The source comes back on the same port; the resume finishes the copy.
+    so.port = port;
+    let _server = heimdall::embedded::start(&so).unwrap();
+    let r = resume(&target, &r.id).await;
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    assert!(r.verification.as_ref().unwrap().ok);
+    let client = heimdall::db::connect(&uri, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let src = client.database("dying");
+    for coll in durable() {
+        assert_eq!(
+            docs(&src, coll, doc! {}).await,
+            docs(&target, coll, doc! {}).await,
+            "{coll}"
+        );
+    }
+}

@@ -219,3 +219,201 @@ async fn legacy_resumed_at_every_type_boundary_imports_every_record() {
     assert_eq!(r.status, RunStatus::Completed);
     assert_eq!(imported, docs(&reference, "tags", doc! {}).await);
 }
+
+/// The durable collections in clone-step order.
+fn clone_collections() -> Vec<&'static str> {
+    let reg = heimdall::plugin::Registry::new(heimdall::plugins::all()).unwrap();
+    reg.clone_steps()
+        .iter()
+        .flat_map(|s| s.spec.collections.iter().copied())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_clone_stopped_in_every_collection_in_turn_ends_as_an_exact_copy() {
+    let source = crate::clone::seeded("every_src").await;
+    let target = fresh_db("every_dst").await;
+    let mut o = opts(&source);
+    o.batch_size = 25;
+    // One step at a time, so each attempt stops in the next collection.
+    o.parallelism = 1;
+    let mut record: Option<RunRecord> = None;
+    let mut stops = 0;
+    for c in clone_collections() {
+        if record
+            .as_ref()
+            .is_some_and(|r| r.status == RunStatus::Completed)
+        {
+            break;
+        }
+        let mut e = env(&target);
+        e.fail_point = Some(FailPoint {
+            collection: c.into(),
+            after_batches: 1,
+        });
+        let r = match &record {
+            None => match clone::start(
+                &e,
+                o.clone(),
+                Arc::new(Recorder::default()),
+                CancellationToken::new(),
+            )
+            .await
+            .unwrap()
+            {
+                Outcome::Run(r) => *r,
+                Outcome::Plan(_) => panic!(),
+            },
+            Some(prev) => heimdall::migration::resume(
+                &e,
+                &prev.id,
+                None,
+                Arc::new(Recorder::default()),
+                CancellationToken::new(),
+            )
+            .await
+            .unwrap(),
+        };
+        // A collection finished in an earlier attempt (steps run side by side) has no
+        // batch left to stop in.
+        if r.status == RunStatus::Cancelled {
+            stops += 1;
+        } else {
+            assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+        }
+        record = Some(r);
+    }
+    let mut r = record.unwrap();
+    if r.status != RunStatus::Completed {
+        r = heimdall::migration::resume(
+            &env(&target),
+            &r.id,
+            None,
+            Arc::new(Recorder::default()),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    assert!(stops >= 20, "only {stops} attempts were stopped");
+    assert!(r.verification.as_ref().unwrap().ok);
+    for c in clone_collections() {
+        assert_eq!(
+            docs(&source, c, doc! {}).await,
+            docs(&target, c, doc! {}).await,
+            "{c}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_legacy_import_stopped_in_every_step_matches_an_uninterrupted_one() {
+    let source = fresh_db("lev_src").await;
+    heimdall::seed::seed_legacy(
+        &source,
+        &heimdall::seed::SeedOptions::new(crate::helpers::test_key()),
+    )
+    .await
+    .unwrap();
+    let lopts = |batch: usize| {
+        let mut o = LegacyOptions::new(mongo_uri(), "test");
+        o.source_db = Some(source.name().to_string());
+        o.batch_size = batch;
+        o
+    };
+    let reference = fresh_db("lev_ref").await;
+    let _ = legacy::start(
+        &env(&reference),
+        lopts(500),
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let target = fresh_db("lev_dst").await;
+    let names = [
+        "guildsettings",
+        "tags",
+        "suggestions",
+        "modmail",
+        "warnings",
+        "reminders",
+        "reactionroles",
+    ];
+    let mut record: Option<RunRecord> = None;
+    for c in names {
+        let mut e = env(&target);
+        e.fail_point = Some(FailPoint {
+            collection: c.into(),
+            after_batches: 1,
+        });
+        let r = match &record {
+            None => match legacy::start(
+                &e,
+                lopts(3),
+                Arc::new(Recorder::default()),
+                CancellationToken::new(),
+            )
+            .await
+            .unwrap()
+            {
+                legacy::Outcome::Run(r) => *r,
+                legacy::Outcome::Plan(_) => panic!(),
+            },
+            Some(prev) => heimdall::migration::resume(
+                &e,
+                &prev.id,
+                None,
+                Arc::new(Recorder::default()),
+                CancellationToken::new(),
+            )
+            .await
+            .unwrap(),
+        };
+        assert_eq!(
+            r.status,
+            RunStatus::Cancelled,
+            "stopped in {c}: {:?}",
+            r.message
+        );
+        record = Some(r);
+    }
+    let r = heimdall::migration::resume(
+        &env(&target),
+        &record.unwrap().id,
+        None,
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    assert!(r.verification.as_ref().unwrap().ok, "{:?}", r.verification);
+    assert_eq!(r.attempts, 8);
+    let strip = |v: Vec<Document>| {
+        v.into_iter()
+            .map(|mut d| {
+                d.remove("createdAt");
+                d
+            })
+            .collect::<Vec<_>>()
+    };
+    for c in [
+        "guild_configs",
+        "tags",
+        "suggestions",
+        "suggestion_votes",
+        "modmail_conversations",
+        "modmail_messages",
+        "infractions",
+        "reminders",
+        "role_button_panels",
+    ] {
+        assert_eq!(
+            strip(docs(&reference, c, doc! {}).await),
+            strip(docs(&target, c, doc! {}).await),
+            "{c}"
+        );
+    }
+}
