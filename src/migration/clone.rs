@@ -1136,39 +1136,18 @@ impl Engine {
                     )),
                 }
             }
-            self.note_absent(&spec, absent, &mut tally).await?;
+            self.store
+                .note_absent(
+                    &self.run_id,
+                    spec.name,
+                    &[FailureKind::Error],
+                    absent,
+                    &mut tally,
+                )
+                .await?;
         }
         let allowed = if self.overwrite { 0 } else { result.skipped };
         Ok(tally.report(order, spec.name, allowed))
-    }
-
-    /// Counts source documents found absent from the target: the ones the run recorded as
-    /// failed are accounted for; the others are the shortfall, kept for a resume.
-    async fn note_absent(
-        &self,
-        spec: &CollectionSpec,
-        absent: Vec<RecordError>,
-        tally: &mut VerifyTally,
-    ) -> anyhow::Result<()> {
-        if absent.is_empty() {
-            return Ok(());
-        }
-        let digests: Vec<String> = absent.iter().map(|e| e.id_digest.clone()).collect();
-        let recorded = self
-            .store
-            .recorded(&self.run_id, FailureKind::Error, spec.name, &digests)
-            .await?;
-        let mut missing = Vec::new();
-        for e in absent {
-            let known = recorded.contains(&e.id_digest);
-            tally.add_absent(known, &e.source_id);
-            if !known {
-                missing.push(e);
-            }
-        }
-        self.store
-            .keep_failures(&self.run_id, FailureKind::Missing, &missing)
-            .await
     }
 
     fn publish(&self, spec: &CollectionSpec, state: RefState) {

@@ -613,6 +613,37 @@ impl RunStore {
         Ok(out)
     }
 
+    /// Counts records verification found absent from the target: accounted for when the
+    /// run listed them as one of `listed` (failed, skipped); else missing, kept for a resume
+    /// to copy again.
+    pub async fn note_absent(
+        &self,
+        run_id: &str,
+        collection: &str,
+        listed: &[FailureKind],
+        absent: Vec<RecordError>,
+        tally: &mut VerifyTally,
+    ) -> anyhow::Result<()> {
+        if absent.is_empty() {
+            return Ok(());
+        }
+        let digests: Vec<String> = absent.iter().map(|e| e.id_digest.clone()).collect();
+        let mut recorded = HashSet::new();
+        for kind in listed {
+            recorded.extend(self.recorded(run_id, *kind, collection, &digests).await?);
+        }
+        let mut missing = Vec::new();
+        for e in absent {
+            let known = recorded.contains(&e.id_digest);
+            tally.add_absent(known, &e.source_id);
+            if !known {
+                missing.push(e);
+            }
+        }
+        self.keep_failures(run_id, FailureKind::Missing, &missing)
+            .await
+    }
+
     /// The whole `_id`s of a run's `missing` records of `collection` (what a resume copies
     /// again), with their failure `_id`s.
     pub async fn missing_ids(

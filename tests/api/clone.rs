@@ -69,7 +69,7 @@ pub async fn docs(db: &Database, coll: &str, filter: Document) -> Vec<Document> 
         .unwrap()
 }
 
-fn durable(reg: &Registry) -> Vec<&'static str> {
+pub fn durable(reg: &Registry) -> Vec<&'static str> {
     reg.collections()
         .iter()
         .filter(|c| c.spec.lifetime == Lifetime::Durable)
@@ -93,7 +93,21 @@ pub async fn snapshot(db: &Database) -> BTreeMap<String, (Vec<Document>, Vec<Str
     out
 }
 
-async fn run(env: &MigrationEnv, o: CloneOptions) -> RunRecord {
+/// Resumes run `id` in `e` and returns the record it ended with.
+pub async fn resume_with(e: &MigrationEnv, id: &str) -> RunRecord {
+    heimdall::migration::resume(
+        e,
+        id,
+        None,
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+}
+
+/// A clone that must start (not a plan), to its end.
+pub async fn run(env: &MigrationEnv, o: CloneOptions) -> RunRecord {
     match clone::start(
         env,
         o,
@@ -719,7 +733,7 @@ async fn cancel_then_resume_ends_as_an_uninterrupted_run() {
     assert_eq!(total, expected);
 }
 
-fn cli(target: &Database) -> Command {
+pub fn cli(target: &Database) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_heimdall"));
     c.env("MONGODB_URI", mongo_uri())
         .env("MONGODB_DB", target.name())
@@ -733,38 +747,14 @@ fn cli(target: &Database) -> Command {
 async fn a_killed_cli_run_resumes_to_the_same_target() {
     let source = seeded("ksrc2").await;
     let target = fresh_db("kdst2").await;
-    let mut child = cli(&target)
-        .args([
-            "migrate",
-            "clone",
-            "--source",
-            &mongo_uri(),
-            "--source-db",
-            source.name(),
-            "--batch-size",
-            "10",
-            "--json",
-        ])
+    let mut child = cli_clone(cli(&target), &source)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     // Wait until the run is well under way, then kill -9.
     let store = RunStore::new(&target);
-    let start = Instant::now();
-    let run_id = loop {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the run never got going"
-        );
-        if let Some(r) = store.list(1).await.unwrap().into_iter().next() {
-            let done = r.steps.iter().filter(|s| s.status == "completed").count();
-            if done >= 8 {
-                break r.id;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let run_id = wait_for_steps(&target, 8).await;
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     child.wait().unwrap();
@@ -788,11 +778,55 @@ async fn a_killed_cli_run_resumes_to_the_same_target() {
     assert_eq!(v["status"], "completed");
     assert_eq!(v["success"], true);
     assert_eq!(v["verification"]["ok"], true);
-    for coll in durable(&Registry::new(heimdall::plugins::all()).unwrap()) {
+    assert_same_docs(
+        &source,
+        &target,
+        &durable(&Registry::new(heimdall::plugins::all()).unwrap()),
+    )
+    .await;
+}
+
+/// `cmd` as `heimdall migrate clone` of `source`, in batches of 10, with a JSON result.
+pub fn cli_clone(mut cmd: Command, source: &Database) -> Command {
+    cmd.args([
+        "migrate",
+        "clone",
+        "--source",
+        &mongo_uri(),
+        "--source-db",
+        source.name(),
+        "--batch-size",
+        "10",
+        "--json",
+    ]);
+    cmd
+}
+
+/// Waits (at most a minute) until the newest run of `target` has `steps` steps done; its id.
+pub async fn wait_for_steps(target: &Database, steps: usize) -> String {
+    let store = RunStore::new(target);
+    let start = Instant::now();
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run never got going"
+        );
+        if let Some(r) = store.list(1).await.unwrap().into_iter().next() {
+            if r.steps.iter().filter(|s| s.status == "completed").count() >= steps {
+                return r.id;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asserts that each of `colls` holds the same documents in `a` and `b`.
+pub async fn assert_same_docs(a: &Database, b: &Database, colls: &[&str]) {
+    for c in colls {
         assert_eq!(
-            docs(&source, coll, doc! {}).await,
-            docs(&target, coll, doc! {}).await,
-            "{coll}"
+            docs(a, c, doc! {}).await,
+            docs(b, c, doc! {}).await,
+            "{c} differs"
         );
     }
 }

@@ -2,60 +2,31 @@
 //! behind the run's back, the target reached under another name, a resume pointed at other
 //! data, a process paused past its lease, and a thousand failures with huge `_id`s.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use heimdall::migration::clone::{self, Outcome};
 use heimdall::migration::legacy::engine::{self as legacy, LegacyOptions};
 use heimdall::migration::runs::{RunRecord, RunStatus, RunStore};
 use heimdall::migration::FailPoint;
-use heimdall::plugin::{Lifetime, Registry};
+use heimdall::plugin::Registry;
 use mongodb::bson::{doc, oid::ObjectId, Document};
 use mongodb::Database;
 use tokio_util::sync::CancellationToken;
 
-use crate::clone::{docs, env, opts, seeded, snapshot, Recorder};
-use crate::helpers::{fresh_db, mongo_uri, spawn_app, test_key, AUTH_SECRET, OWNER_ID, TEST_KEY};
-
-async fn clone_run(
-    e: &heimdall::migration::clone::MigrationEnv,
-    o: clone::CloneOptions,
-) -> RunRecord {
-    match clone::start(
-        e,
-        o,
-        Arc::new(Recorder::default()),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap()
-    {
-        Outcome::Run(r) => *r,
-        Outcome::Plan(_) => panic!("expected a run"),
-    }
-}
+use crate::clone::{
+    assert_same_docs, cli, cli_clone, docs, env, opts, run, seeded, snapshot, wait_for_steps,
+    Recorder,
+};
+use crate::helpers::{fresh_db, mongo_uri, spawn_app, test_key, AUTH_SECRET, OWNER_ID};
 
 async fn resume(target: &Database, id: &str) -> RunRecord {
-    heimdall::migration::resume(
-        &env(target),
-        id,
-        None,
-        Arc::new(Recorder::default()),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap()
+    crate::clone::resume_with(&env(target), id).await
 }
 
 fn durable() -> Vec<&'static str> {
-    Registry::new(heimdall::plugins::all())
-        .unwrap()
-        .collections()
-        .iter()
-        .filter(|c| c.spec.lifetime == Lifetime::Durable)
-        .map(|c| c.spec.name)
-        .collect()
+    crate::clone::durable(&Registry::new(heimdall::plugins::all()).unwrap())
 }
 
 #[tokio::test]
@@ -71,7 +42,7 @@ async fn verification_sees_documents_removed_behind_the_runs_back() {
     });
     let mut o = opts(&source);
     o.batch_size = 50;
-    let r = clone_run(&e, o).await;
+    let r = run(&e, o).await;
     assert_eq!(r.status, RunStatus::Cancelled);
     // Someone deletes copied documents from the target meanwhile.
     let gone: Vec<Document> = docs(&target, "guild_configs", doc! {})
@@ -114,13 +85,7 @@ async fn verification_sees_documents_removed_behind_the_runs_back() {
     assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
     assert!(r.verification.as_ref().unwrap().ok);
     assert_eq!(r.to_json()["success"], true);
-    for coll in durable() {
-        assert_eq!(
-            docs(&source, coll, doc! {}).await,
-            docs(&target, coll, doc! {}).await,
-            "{coll}"
-        );
-    }
+    assert_same_docs(&source, &target, &durable()).await;
 }
 
 #[tokio::test]
@@ -286,7 +251,7 @@ async fn resume_against_another_source_is_refused_unless_forced() {
     // The database named in the connection string, as an owner would.
     let mut o = clone::CloneOptions::new(uri_with_db(source.name()), "test");
     o.batch_size = 10;
-    let r = clone_run(&e, o).await;
+    let r = run(&e, o).await;
     assert_eq!(r.status, RunStatus::Cancelled);
     let other_uri = uri_with_db(other.name());
     let err = heimdall::migration::resume(
@@ -358,51 +323,19 @@ async fn resume_against_another_source_is_refused_unless_forced() {
         .contains(other.name()));
 }
 
-fn cli(target: &Database) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_heimdall"));
-    c.env("MONGODB_URI", mongo_uri())
-        .env("MONGODB_DB", target.name())
-        .env("ENCRYPTION_KEY", TEST_KEY)
-        .env("HEIMDALL_CONFIG", "/nonexistent/heimdall.toml")
-        .env_remove("DISCORD_TOKEN");
-    c
-}
-
 #[tokio::test]
 async fn a_process_paused_past_its_lease_stops_and_writes_nothing_more() {
     let source = seeded("psrc").await;
     let target = fresh_db("pdst").await;
-    let child = cli(&target)
-        .env("HEIMDALL_MIGRATION_LEASE_SECS", "2")
-        .args([
-            "migrate",
-            "clone",
-            "--source",
-            &mongo_uri(),
-            "--source-db",
-            source.name(),
-            "--batch-size",
-            "10",
-            "--json",
-        ])
+    let mut cmd = cli(&target);
+    cmd.env("HEIMDALL_MIGRATION_LEASE_SECS", "2");
+    let child = cli_clone(cmd, &source)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let store = RunStore::new(&target);
-    let start = Instant::now();
-    let run_id = loop {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the run never got going"
-        );
-        if let Some(r) = store.list(1).await.unwrap().into_iter().next() {
-            if r.steps.iter().filter(|s| s.status == "completed").count() >= 4 {
-                break r.id;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let run_id = wait_for_steps(&target, 4).await;
     let pid = child.id() as i32;
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
@@ -437,13 +370,7 @@ async fn a_process_paused_past_its_lease_stops_and_writes_nothing_more() {
     let after = store.require(&run_id).await.unwrap();
     assert_eq!(after, record);
     assert!(after.message.is_none());
-    for coll in durable() {
-        assert_eq!(
-            docs(&source, coll, doc! {}).await,
-            docs(&target, coll, doc! {}).await,
-            "{coll}"
-        );
-    }
+    assert_same_docs(&source, &target, &durable()).await;
 }
 
 #[tokio::test]
@@ -466,7 +393,7 @@ async fn a_thousand_failures_with_huge_ids_keep_the_record_small() {
     }
     let app = spawn_app().await;
     let e = heimdall::migration::clone::MigrationEnv::from_data(&app.data);
-    let r = clone_run(&e, opts(&source)).await;
+    let r = run(&e, opts(&source)).await;
     assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
     assert_eq!(r.failed(), 1004);
     assert_eq!(r.error_count, 1004);
@@ -631,11 +558,5 @@ async fn a_source_that_dies_mid_run_fails_in_plain_words_and_resumes() {
         .await
         .unwrap();
     let src = client.database("dying");
-    for coll in durable() {
-        assert_eq!(
-            docs(&src, coll, doc! {}).await,
-            docs(&target, coll, doc! {}).await,
-            "{coll}"
-        );
-    }
+    assert_same_docs(&src, &target, &durable()).await;
 }

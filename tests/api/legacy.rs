@@ -27,7 +27,18 @@ fn opts(source: &Database) -> LegacyOptions {
     o
 }
 
-async fn import(target: &Database, o: LegacyOptions, sink: Arc<dyn ProgressSink>) -> RunRecord {
+/// Documents without `createdAt` (a default of "now" when the old bot had none).
+pub fn strip_created(v: Vec<Document>) -> Vec<Document> {
+    v.into_iter()
+        .map(|mut d| {
+            d.remove("createdAt");
+            d
+        })
+        .collect()
+}
+
+/// A legacy import into `target` that must start, to its end.
+pub async fn import(target: &Database, o: LegacyOptions, sink: Arc<dyn ProgressSink>) -> RunRecord {
     match engine::start(&env(target), o, sink, CancellationToken::new())
         .await
         .unwrap()
@@ -628,15 +639,7 @@ async fn cancel_then_resume_matches_an_uninterrupted_import() {
         panic!()
     };
     assert_eq!(r.status, RunStatus::Cancelled);
-    let resumed = heimdall::migration::resume(
-        &env(&target),
-        &r.id,
-        None,
-        Arc::new(Recorder::default()),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let resumed = crate::clone::resume_with(&env(&target), &r.id).await;
     assert_eq!(
         resumed.status,
         RunStatus::Completed,
@@ -657,17 +660,9 @@ async fn cancel_then_resume_matches_an_uninterrupted_import() {
     ] {
         let a = docs(&reference, coll, doc! {}).await;
         let b = docs(&target, coll, doc! {}).await;
-        let strip = |v: Vec<Document>| {
-            v.into_iter()
-                .map(|mut d| {
-                    d.remove("createdAt");
-                    d
-                })
-                .collect::<Vec<_>>()
-        };
         assert_eq!(
-            strip(a),
-            strip(b),
+            strip_created(a),
+            strip_created(b),
             "{coll} differs from an uninterrupted import"
         );
     }

@@ -75,15 +75,7 @@ where
             collection: collection.into(),
             after_batches: g.len() as u64,
         });
-        record = heimdall::migration::resume(
-            &e,
-            &record.id,
-            None,
-            Arc::new(Recorder::default()),
-            CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+        record = crate::clone::resume_with(&e, &record.id).await;
     }
     assert_eq!(record.status, RunStatus::Completed, "{:?}", record.message);
     assert_eq!(record.attempts as usize, groups.len());
@@ -264,15 +256,7 @@ async fn a_clone_stopped_in_every_collection_in_turn_ends_as_an_exact_copy() {
                 Outcome::Run(r) => *r,
                 Outcome::Plan(_) => panic!(),
             },
-            Some(prev) => heimdall::migration::resume(
-                &e,
-                &prev.id,
-                None,
-                Arc::new(Recorder::default()),
-                CancellationToken::new(),
-            )
-            .await
-            .unwrap(),
+            Some(prev) => crate::clone::resume_with(&e, &prev.id).await,
         };
         // A collection finished in an earlier attempt (steps run side by side) has no
         // batch left to stop in.
@@ -285,26 +269,12 @@ async fn a_clone_stopped_in_every_collection_in_turn_ends_as_an_exact_copy() {
     }
     let mut r = record.unwrap();
     if r.status != RunStatus::Completed {
-        r = heimdall::migration::resume(
-            &env(&target),
-            &r.id,
-            None,
-            Arc::new(Recorder::default()),
-            CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+        r = crate::clone::resume_with(&env(&target), &r.id).await;
     }
     assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
     assert!(stops >= 20, "only {stops} attempts were stopped");
     assert!(r.verification.as_ref().unwrap().ok);
-    for c in clone_collections() {
-        assert_eq!(
-            docs(&source, c, doc! {}).await,
-            docs(&target, c, doc! {}).await,
-            "{c}"
-        );
-    }
+    crate::clone::assert_same_docs(&source, &target, &clone_collections()).await;
 }
 
 #[tokio::test]
@@ -361,15 +331,7 @@ async fn a_legacy_import_stopped_in_every_step_matches_an_uninterrupted_one() {
                 legacy::Outcome::Run(r) => *r,
                 legacy::Outcome::Plan(_) => panic!(),
             },
-            Some(prev) => heimdall::migration::resume(
-                &e,
-                &prev.id,
-                None,
-                Arc::new(Recorder::default()),
-                CancellationToken::new(),
-            )
-            .await
-            .unwrap(),
+            Some(prev) => crate::clone::resume_with(&e, &prev.id).await,
         };
         assert_eq!(
             r.status,
@@ -379,26 +341,10 @@ async fn a_legacy_import_stopped_in_every_step_matches_an_uninterrupted_one() {
         );
         record = Some(r);
     }
-    let r = heimdall::migration::resume(
-        &env(&target),
-        &record.unwrap().id,
-        None,
-        Arc::new(Recorder::default()),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let r = crate::clone::resume_with(&env(&target), &record.unwrap().id).await;
     assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
     assert!(r.verification.as_ref().unwrap().ok, "{:?}", r.verification);
     assert_eq!(r.attempts, 8);
-    let strip = |v: Vec<Document>| {
-        v.into_iter()
-            .map(|mut d| {
-                d.remove("createdAt");
-                d
-            })
-            .collect::<Vec<_>>()
-    };
     for c in [
         "guild_configs",
         "tags",
@@ -411,8 +357,8 @@ async fn a_legacy_import_stopped_in_every_step_matches_an_uninterrupted_one() {
         "role_button_panels",
     ] {
         assert_eq!(
-            strip(docs(&reference, c, doc! {}).await),
-            strip(docs(&target, c, doc! {}).await),
+            crate::legacy::strip_created(docs(&reference, c, doc! {}).await),
+            crate::legacy::strip_created(docs(&target, c, doc! {}).await),
             "{c}"
         );
     }

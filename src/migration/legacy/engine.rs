@@ -745,43 +745,17 @@ impl Engine {
                     ));
                 }
             }
-            self.note_absent(&name, absent, &mut tally).await?;
+            self.store
+                .note_absent(
+                    &self.run_id,
+                    &name,
+                    &[FailureKind::Error, FailureKind::Skip],
+                    absent,
+                    &mut tally,
+                )
+                .await?;
         }
         Ok(tally.report(step.order, &name, res.skipped))
-    }
-
-    /// Counts records found absent from the target: accounted for when the run recorded
-    /// them as failed or skipped; else missing, kept for a resume to import again.
-    async fn note_absent(
-        &self,
-        name: &str,
-        absent: Vec<RecordError>,
-        tally: &mut VerifyTally,
-    ) -> anyhow::Result<()> {
-        if absent.is_empty() {
-            return Ok(());
-        }
-        let digests: Vec<String> = absent.iter().map(|e| e.id_digest.clone()).collect();
-        let mut recorded = self
-            .store
-            .recorded(&self.run_id, FailureKind::Error, name, &digests)
-            .await?;
-        recorded.extend(
-            self.store
-                .recorded(&self.run_id, FailureKind::Skip, name, &digests)
-                .await?,
-        );
-        let mut missing = Vec::new();
-        for e in absent {
-            let known = recorded.contains(&e.id_digest);
-            tally.add_absent(known, &e.source_id);
-            if !known {
-                missing.push(e);
-            }
-        }
-        self.store
-            .keep_failures(&self.run_id, FailureKind::Missing, &missing)
-            .await
     }
 
     fn spec(&self, collection: &str) -> anyhow::Result<&CollectionSpec> {
