@@ -7,5 +7,5 @@ HEIMDALL_NEED_BROWSER=1 ./scripts/install-deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked --no-fail-fast
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked --no-fail-fast

@@ -177,3 +177,54 @@ impl FromRequestParts<Data> for AuthUser {
         })
     }
 }
+
+/// The gateway's gatekeeper: this bot's session tokens, owners and dashboard access policy.
+pub struct HostGatekeeper {
+    /// `AUTH_SECRET`.
+    pub secret: Option<String>,
+    /// `OWNER_IDS`.
+    pub owners: Vec<u64>,
+    /// The plugin deciding dashboard access, if any.
+    pub access: Option<std::sync::Arc<dyn crate::plugin::AccessPolicy>>,
+}
+
+#[async_trait::async_trait]
+impl crate::gateway::Gatekeeper for HostGatekeeper {
+    fn verify(&self, token: &str) -> Result<crate::gateway::Session, crate::gateway::Rejection> {
+        use crate::gateway::Rejection;
+        match verify(self.secret.as_deref(), token) {
+            Ok(c) => Ok(crate::gateway::Session {
+                user: c.sub.parse().unwrap_or(0),
+                issued_at: c.iat,
+                expires_at: c.exp,
+            }),
+            Err(TokenError::Expired) => Err(Rejection::Expired),
+            Err(e) => Err(Rejection::Invalid(e.to_string())),
+        }
+    }
+
+    fn is_owner(&self, user: u64) -> bool {
+        self.owners.contains(&user)
+    }
+
+    async fn session_valid(&self, user: u64, issued_at: u64) -> anyhow::Result<bool> {
+        match &self.access {
+            Some(a) => a.session_valid(user, issued_at).await,
+            None => Ok(true),
+        }
+    }
+
+    async fn may_view(&self, guild: &str, user: u64) -> anyhow::Result<bool> {
+        match &self.access {
+            Some(a) => a.may_view(guild, user).await,
+            None => Ok(false),
+        }
+    }
+
+    async fn guilds(&self, user: u64) -> anyhow::Result<Vec<String>> {
+        match &self.access {
+            Some(a) => a.guilds(user).await,
+            None => Ok(Vec::new()),
+        }
+    }
+}

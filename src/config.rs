@@ -6,32 +6,11 @@
 //! wrapped in [`Secret`], whose `Debug` never shows them.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::crypto::EncryptionKey;
 
-/// A configuration value that must never be printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; call only where it is used, never to log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use heimdall_base::secret::{redact_uri, Secret};
 
 /// A setting with a wrong value: names the setting and what is expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -333,17 +312,4 @@ pub fn validate_mongo_uri(setting: &'static str, uri: &str) -> Result<(), Config
         ));
     }
     Ok(())
-}
-
-/// A connection string with its credentials replaced by `***`.
-pub fn redact_uri(uri: &str) -> String {
-    let Some(scheme_end) = uri.find("://") else {
-        return uri.to_string();
-    };
-    let rest = &uri[scheme_end + 3..];
-    let host_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..host_end].rfind('@') {
-        Some(at) => format!("{}://***@{}", &uri[..scheme_end], &rest[at + 1..]),
-        None => uri.to_string(),
-    }
 }

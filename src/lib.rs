@@ -14,7 +14,8 @@ pub mod db;
 pub mod discord;
 pub mod embedded;
 pub mod error;
-pub mod gateway;
+/// The WebSocket gateway (its own crate: it knows no plugin, no migration, no `Data`).
+pub use heimdall_gateway as gateway;
 pub mod locales;
 pub mod migration;
 pub mod plugin;

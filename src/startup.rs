@@ -14,7 +14,7 @@ use crate::config::{Config, ConfigError};
 use crate::context::{Data, Inner};
 use crate::crypto::Crypto;
 use crate::embedded::{EmbeddedServer, ServerOptions};
-use crate::gateway::server::GatewayContext;
+use crate::gateway::GatewayContext;
 use crate::gateway::WebSocketManager;
 use crate::plugin::{Plugin, Registry};
 use crate::{api, db, discord, embedded, gateway, locales};
@@ -198,13 +198,15 @@ impl Application {
             origins.push(format!("http://{host}:{}", api_addr.port()));
         }
         let gw_ctx = GatewayContext {
-            access: data.access().cloned(),
-            auth_secret: data
-                .config
-                .auth_secret
-                .as_ref()
-                .map(|s| s.expose().to_string()),
-            owners: data.config.owner_ids.clone(),
+            gatekeeper: Arc::new(crate::auth::HostGatekeeper {
+                secret: data
+                    .config
+                    .auth_secret
+                    .as_ref()
+                    .map(|s| s.expose().to_string()),
+                owners: data.config.owner_ids.clone(),
+                access: data.access().cloned(),
+            }),
             origins,
             config: data.config.gateway.clone(),
         };

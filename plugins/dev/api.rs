@@ -15,10 +15,10 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::OwnerSink;
 use crate::auth::AuthUser;
 use crate::context::Data;
 use crate::error::{AppError, UserError};
-use crate::gateway::OwnerSink;
 use crate::migration::clone::{self, CloneOptions, MigrationEnv};
 use crate::migration::legacy::engine::{self as legacy, LegacyOptions};
 use crate::migration::runs::RunStore;

@@ -22,9 +22,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::api::{CloneRequest, LegacyRequest};
+use super::OwnerSink;
 use crate::context::{Context, Data, Error};
 use crate::error::{display_for_user, UserError};
-use crate::gateway::OwnerSink;
 use crate::locales::t;
 use crate::migration::clone::{self, MigrationEnv, Plan};
 use crate::migration::legacy::engine::{self as legacy, LegacyPlan};

@@ -14,6 +14,16 @@ pub struct DevPlugin {
     state: Arc<api::DevState>,
 }
 
+/// Forwards migration progress to owners over the gateway, as `migration:*` events.
+pub struct OwnerSink(pub crate::gateway::WebSocketManager);
+
+impl crate::migration::ProgressSink for OwnerSink {
+    fn emit(&self, e: &crate::migration::ProgressEvent) {
+        self.0
+            .broadcast_to_owners(e.kind().name(), serde_json::to_value(e).unwrap_or_default());
+    }
+}
+
 /// The collection holding migration run records.
 pub const MIGRATION_RUNS: &str = crate::migration::runs::RUNS;
 

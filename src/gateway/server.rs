@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::{SinkExt, StreamExt};
-use mongodb::bson::doc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
@@ -20,7 +19,56 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::{ClientHandle, GatewayConfig, Replay, StreamKey, WebSocketManager};
-use crate::auth::{self, TokenError};
+
+/// Milliseconds since the epoch.
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Who a client is, once its token checked out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    /// The Discord user id.
+    pub user: u64,
+    /// When the token was issued, seconds since the epoch.
+    pub issued_at: u64,
+    /// When it expires, seconds since the epoch.
+    pub expires_at: u64,
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// Its time is over (close 4004: get a new token, then resume).
+    Expired,
+    /// Anything else (close 4003), with the reason shown to the client.
+    Invalid(String),
+}
+
+/// The gateway's seam to whoever runs it: who a token belongs to, whether a user is an
+/// owner, and what a user may see. The gateway knows nothing else of its host.
+#[async_trait::async_trait]
+pub trait Gatekeeper: Send + Sync {
+    /// The session behind `token`.
+    fn verify(&self, token: &str) -> Result<Session, Rejection>;
+    /// Whether `user` receives the owner stream.
+    fn is_owner(&self, user: u64) -> bool;
+    /// Whether a session of `user` issued at `issued_at` is still good (not signed out).
+    async fn session_valid(&self, _user: u64, _issued_at: u64) -> anyhow::Result<bool> {
+        Ok(true)
+    }
+    /// Whether `user` may see `guild` (owners are not asked).
+    async fn may_view(&self, _guild: &str, _user: u64) -> anyhow::Result<bool> {
+        Ok(false)
+    }
+    /// The guilds `user` may see (owners are not asked).
+    async fn guilds(&self, _user: u64) -> anyhow::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+}
 
 /// Close codes (see `docs/websocket.md`).
 pub mod close {
@@ -43,12 +91,8 @@ pub mod close {
 /// What a connection needs besides the hub.
 #[derive(Clone)]
 pub struct GatewayContext {
-    /// Who may see which guild (the plugin that decides dashboard access), if any.
-    pub access: Option<Arc<dyn crate::plugin::AccessPolicy>>,
-    /// `AUTH_SECRET`.
-    pub auth_secret: Option<String>,
-    /// `OWNER_IDS`.
-    pub owners: Vec<u64>,
+    /// Tokens, owners and access.
+    pub gatekeeper: Arc<dyn Gatekeeper>,
     /// Allowed `Origin`s (`DASHBOARD_ORIGINS` plus the bot's own dashboard).
     pub origins: Vec<String>,
     /// Tunables.
@@ -110,7 +154,7 @@ enum ClientMessage {
 }
 
 fn control(event: &str, guild: Option<&str>, data: Value) -> Message {
-    let mut v = json!({ "event": event, "data": data, "timestamp": mongodb::bson::DateTime::now().timestamp_millis() });
+    let mut v = json!({ "event": event, "data": data, "timestamp": now_millis() });
     if let Some(g) = guild {
         v["guildId"] = Value::String(g.into());
     }
@@ -201,26 +245,22 @@ async fn connection(
         Ok(None) => return Ok(()),
         Ok(Some(Err(e))) => return close_on_error(&mut sink, e).await,
         Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<ClientMessage>(&t) {
-            Ok(ClientMessage::Auth { token, owner_seq }) => {
-                match auth::verify(ctx.auth_secret.as_deref(), &token) {
-                    Ok(c) => (c, owner_seq),
-                    Err(TokenError::Expired) => {
-                        let _ = sink
-                            .send(close_frame(
-                                close::TOKEN_EXPIRED,
-                                "the session token has expired",
-                            ))
-                            .await;
-                        return Ok(());
-                    }
-                    Err(e) => {
-                        let _ = sink
-                            .send(close_frame(close::INVALID_TOKEN, &e.to_string()))
-                            .await;
-                        return Ok(());
-                    }
+            Ok(ClientMessage::Auth { token, owner_seq }) => match ctx.gatekeeper.verify(&token) {
+                Ok(c) => (c, owner_seq),
+                Err(Rejection::Expired) => {
+                    let _ = sink
+                        .send(close_frame(
+                            close::TOKEN_EXPIRED,
+                            "the session token has expired",
+                        ))
+                        .await;
+                    return Ok(());
                 }
-            }
+                Err(Rejection::Invalid(why)) => {
+                    let _ = sink.send(close_frame(close::INVALID_TOKEN, &why)).await;
+                    return Ok(());
+                }
+            },
             _ => {
                 let _ = sink
                     .send(close_frame(
@@ -241,7 +281,7 @@ async fn connection(
             return Ok(());
         }
     };
-    let user: u64 = claims.sub.parse().unwrap_or(0);
+    let user = claims.user;
     // Registered before the session check: a sign-out either fails the check or, coming
     // after it, cancels `signed_out` and closes this connection.
     let client = hub.next_client_id();
@@ -251,25 +291,24 @@ async fn connection(
         user,
         client,
     };
-    if let Some(access) = &ctx.access {
-        let valid = access
-            .session_valid(user, claims.iat)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = ?e, user, "checking the session failed; refused");
-                false
-            });
-        if !valid {
-            let _ = sink
-                .send(close_frame(
-                    close::INVALID_TOKEN,
-                    "this session was signed out; sign in with a new token",
-                ))
-                .await;
-            return Ok(());
-        }
+    let valid = ctx
+        .gatekeeper
+        .session_valid(user, claims.issued_at)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = ?e, user, "checking the session failed; refused");
+            false
+        });
+    if !valid {
+        let _ = sink
+            .send(close_frame(
+                close::INVALID_TOKEN,
+                "this session was signed out; sign in with a new token",
+            ))
+            .await;
+        return Ok(());
     }
-    let owner = ctx.owners.contains(&user);
+    let owner = ctx.gatekeeper.is_owner(user);
     let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(cfg.queue.max(1));
     let slow = CancellationToken::new();
     let handle = ClientHandle {
@@ -282,7 +321,7 @@ async fn connection(
     sink.send(control(
         "authenticated",
         None,
-        json!({ "userId": claims.sub, "owner": owner, "guilds": guilds }),
+        json!({ "userId": claims.user.to_string(), "owner": owner, "guilds": guilds }),
     ))
     .await?;
     if owner {
@@ -290,7 +329,7 @@ async fn connection(
         send_replay(&mut sink, replay, None, "owner", owner_seq).await?;
     }
 
-    let secs_left = claims.exp.saturating_sub(
+    let secs_left = claims.expires_at.saturating_sub(
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -375,7 +414,7 @@ async fn connection(
                             recent.push_back(now);
                             match m {
                                 ClientMessage::Subscribe { guild_id, last_seq } => {
-                                    if crate::migration::source::parse_guild(&guild_id).is_err() {
+                                    if heimdall_base::ids::parse_guild(&guild_id).is_err() {
                                         sink.send(error_event("invalid_guild", "guildId must be a Discord guild id")).await?;
                                     } else if !rooms.contains(&guild_id) && rooms.len() >= cfg.max_rooms {
                                         sink.send(error_event("room_limit", &format!("at most {} guild rooms per connection", cfg.max_rooms))).await?;
@@ -484,20 +523,17 @@ impl Drop for SessionGuard {
 }
 
 async fn may_view(ctx: &GatewayContext, guild: &str, user: u64) -> bool {
-    let Some(access) = &ctx.access else {
-        return false;
-    };
-    access.may_view(guild, user).await.unwrap_or_else(|e| {
-        tracing::warn!(error = ?e, guild, user, "dashboard access check failed; denied");
-        false
-    })
+    ctx.gatekeeper
+        .may_view(guild, user)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = ?e, guild, user, "dashboard access check failed; denied");
+            false
+        })
 }
 
 async fn permitted_guilds(ctx: &GatewayContext, user: u64) -> Vec<String> {
-    let Some(access) = &ctx.access else {
-        return Vec::new();
-    };
-    access.guilds(user).await.unwrap_or_else(|e| {
+    ctx.gatekeeper.guilds(user).await.unwrap_or_else(|e| {
         tracing::warn!(error = ?e, user, "listing a user's dashboard guilds failed");
         Vec::new()
     })

@@ -14,21 +14,7 @@ use crate::error::{UserError, UserErrorKind};
 /// How long a source may take to answer before it counts as unreachable.
 pub const SOURCE_TIMEOUT: Duration = Duration::from_secs(8);
 
-/// Checks a guild id: a Discord snowflake (17 to 20 digits).
-pub fn parse_guild(id: &str) -> Result<String, UserError> {
-    let id = id.trim();
-    if (17..=20).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_digit())
-        && id.parse::<u64>().is_ok()
-    {
-        Ok(id.to_string())
-    } else {
-        Err(UserError::bad_request(
-            "invalid_guild_id",
-            format!("{id:?} is not a guild id; a guild id is a Discord snowflake of 17 to 20 digits, e.g. 123456789012345678 (right-click the server with Developer Mode on, then Copy Server ID)"),
-        ))
-    }
-}
+pub use heimdall_base::ids::parse_guild;
 
 /// A connected source database.
 #[derive(Debug, Clone)]

@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 pub mod server;
 
+pub use server::{Gatekeeper, GatewayContext, Rejection, Session};
+
 /// Tunables of the gateway.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -157,7 +159,10 @@ impl std::fmt::Debug for WebSocketManager {
 }
 
 fn now_ms() -> i64 {
-    mongodb::bson::DateTime::now().timestamp_millis()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl WebSocketManager {
@@ -196,7 +201,12 @@ impl WebSocketManager {
         let mut conn = client
             .get_multiplexed_async_connection()
             .await
-            .with_context(|| format!("cannot reach Redis at {}", crate::config::redact_uri(url)))?;
+            .with_context(|| {
+                format!(
+                    "cannot reach Redis at {}",
+                    heimdall_base::secret::redact_uri(url)
+                )
+            })?;
         let mut pubsub = client
             .get_async_pubsub()
             .await
@@ -434,17 +444,24 @@ impl WebSocketManager {
     }
 }
 
-/// Forwards migration progress to owners as `migration:*` events.
-pub struct OwnerSink(pub WebSocketManager);
+#[cfg(test)]
+mod tests {
+    use super::GatewayConfig;
+    use std::collections::HashMap;
+    use std::time::Duration;
 
-impl crate::migration::ProgressSink for OwnerSink {
-    fn emit(&self, e: &crate::migration::ProgressEvent) {
-        self.0
-            .broadcast_to_owners(e.kind().name(), serde_json::to_value(e).unwrap_or_default());
+    #[test]
+    fn tunables_come_from_the_environment_with_floors() {
+        let vars = HashMap::from([
+            ("HEIMDALL_WS_HEARTBEAT_MS".to_string(), "1".to_string()),
+            ("HEIMDALL_WS_AUTH_TIMEOUT_MS".to_string(), "250".to_string()),
+            ("HEIMDALL_WS_QUEUE".to_string(), "0".to_string()),
+        ]);
+        let c = GatewayConfig::from_vars(&vars);
+        assert_eq!(c.heartbeat, Duration::from_millis(10));
+        assert_eq!(c.auth_timeout, Duration::from_millis(250));
+        assert_eq!(c.queue, 1);
+        let d = GatewayConfig::from_vars(&HashMap::new());
+        assert_eq!(d.heartbeat, GatewayConfig::default().heartbeat);
     }
-}
-
-/// Sends a guild event if a gateway runs (a no-op otherwise).
-pub fn broadcast(data: &crate::context::Data, guild: &str, event: &str, payload: Value) {
-    data.ws.broadcast_to_guild(guild, event, payload);
 }

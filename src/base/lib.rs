@@ -1,0 +1,7 @@
+//! Heimdall's base types, shared by every crate above it: errors a user reads as they are
+//! ([`error`]), values that must never be printed ([`secret`]) and Discord ids ([`ids`]).
+//! It depends on no other Heimdall crate.
+
+pub mod error;
+pub mod ids;
+pub mod secret;
