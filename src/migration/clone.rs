@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::TryStreamExt;
-use mongodb::bson::{self, doc, oid::ObjectId, Bson, DateTime, Document};
+use mongodb::bson::{
+    self, doc, oid::ObjectId, Bson, DateTime, Document, RawBsonRef, RawDocument, RawDocumentBuf,
+};
 use mongodb::options::InsertManyOptions;
 use mongodb::{Collection, Database};
 use serde::Serialize;
@@ -41,23 +43,7 @@ use crate::crypto::{Crypto, DecryptError};
 use crate::error::UserError;
 use crate::plugin::{CollectionSpec, GuildScope, Lifetime, RegisteredStep, Registry};
 
-/// What a plugin adds to the generic copy of its collections.
-///
-/// The engine streams, filters, remaps references and writes; a handler only adjusts a
-/// document that needs something special before it is written.
-pub trait CloneHandler: Send + Sync {
-    /// Adjusts a source document (references already rewritten) before it is written.
-    /// An `Err` records the document as failed with that reason.
-    fn prepare(&self, _collection: &CollectionSpec, _doc: &mut Document) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-/// The handler of every step that needs nothing special.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GenericHandler;
-
-impl CloneHandler for GenericHandler {}
+pub use heimdall_base::catalog::{CloneHandler, GenericHandler};
 
 /// What the migration works against: the target database and the catalog.
 #[derive(Clone)]
@@ -469,6 +455,7 @@ pub async fn begin(
         message: None,
         verification: None,
         copy_ms: None,
+        verify_ms: None,
         cancel_requested: false,
         lease_token: lease.fence().token(),
         source_identity: bson::to_document(&prepared.source.identity).ok(),
@@ -1091,9 +1078,10 @@ impl Engine {
         self.store.forget_missing(&self.run_id, spec.name).await?;
         let base = self.selection(&spec).await?.unwrap_or_default();
         let ignore: Vec<&str> = spec.references.iter().map(|r| r.field).collect();
-        let target = self.target.collection::<Document>(spec.name);
+        // Raw documents: hashed where they lie, never parsed (a re-run is mostly this pass).
+        let target = self.target.collection::<RawDocumentBuf>(spec.name);
         let (_reader, mut rx) = read_batches(
-            self.source.db.collection::<Document>(spec.name),
+            self.source.db.collection::<RawDocumentBuf>(spec.name),
             base,
             self.batch_size,
             "reading the source to verify the copy",
@@ -1101,17 +1089,21 @@ impl Engine {
         let mut tally = VerifyTally::default();
         while let Some(batch) = rx.recv().await {
             let batch = batch?;
-            let ids: Vec<Bson> = batch.iter().filter_map(|d| d.get("_id").cloned()).collect();
-            let by_id = fetch_by_ids(&target, &spec, &ids, true, Lookup::Stretch).await?;
-            let mut by_key: Vec<(&Document, u64)> = Vec::new();
+            let ids: Vec<Bson> = batch
+                .iter()
+                .filter_map(|d| raw_id(d).and_then(|r| raw_to_bson(r).ok()))
+                .collect();
+            let by_id = fetch_raw_by_ids(&target, &ids, Lookup::Stretch).await?;
+            let mut by_key: Vec<(Document, u64)> = Vec::new();
             for d in &batch {
-                let h = content_hash(d, &ignore);
+                let h = raw_content_hash(d, &ignore)?;
                 tally.add_source(h);
-                match by_id.get(&IdKey::of_doc(d)) {
-                    Some(t) if same_key(&spec, t, d) => {
-                        tally.add_found(h, content_hash(t, &ignore))
+                let found = raw_id(d).and_then(|id| by_id.get(&IdKey::of_raw(id)));
+                match found {
+                    Some(t) if raw_same_key(&spec, t, d) => {
+                        tally.add_found(h, raw_content_hash(t, &ignore)?)
                     }
-                    _ => by_key.push((d, h)),
+                    _ => by_key.push((d.to_document()?, h)),
                 }
             }
             drop(by_id);
@@ -1126,12 +1118,15 @@ impl Engine {
             };
             let mut absent = Vec::new();
             for (d, h) in by_key {
-                match existing.docs.get(&key_of(&spec, d)) {
-                    Some(t) => tally.add_found(h, content_hash(t, &ignore)),
+                match existing.docs.get(&key_of(&spec, &d)) {
+                    Some(t) => {
+                        let raw = RawDocumentBuf::from_document(t)?;
+                        tally.add_found(h, raw_content_hash(&raw, &ignore)?)
+                    }
                     None => absent.push(RecordError::of(
                         order,
                         spec.name,
-                        d,
+                        &d,
                         "verification: not in the target",
                     )),
                 }
@@ -1463,7 +1458,15 @@ impl Engine {
                     doc! { "copyMs": t0.elapsed().as_millis() as i64 },
                 )
                 .await?;
-            me.verify(&steps).await
+            let t1 = std::time::Instant::now();
+            let v = me.verify(&steps).await?;
+            me.store
+                .set(
+                    &me.run_id,
+                    doc! { "verifyMs": t1.elapsed().as_millis() as i64 },
+                )
+                .await?;
+            anyhow::Ok(v)
         }
         .instrument(tracing::info_span!("clone_run", run = %me.run_id));
         let record = run_under_lease(&me.store, lease, &me.run_id, me.cancel.clone(), work).await?;
@@ -1499,30 +1502,7 @@ pub(crate) async fn fetch_by_ids(
 ) -> anyhow::Result<HashMap<IdKey, Document>> {
     let projection = (!full).then(|| key_projection(spec));
     let wanted: HashSet<IdKey> = ids.iter().map(IdKey::of).collect();
-    let range = if lookup == Lookup::Points {
-        None
-    } else if ids.iter().all(|b| matches!(b, Bson::ObjectId(_))) {
-        let oids = ids.iter().filter_map(|b| b.as_object_id());
-        oids.clone()
-            .min()
-            .zip(oids.max())
-            .map(|(lo, hi)| (Bson::ObjectId(lo), Bson::ObjectId(hi)))
-    } else if ids.iter().all(|b| matches!(b, Bson::String(_))) {
-        let strs = ids.iter().filter_map(|b| b.as_str());
-        strs.clone()
-            .min()
-            .zip(strs.max())
-            .map(|(lo, hi)| (Bson::from(lo), Bson::from(hi)))
-    } else {
-        None
-    };
-    let filters: Vec<Document> = match range {
-        Some((lo, hi)) => vec![doc! { "_id": { "$gte": lo, "$lte": hi } }],
-        None => ids
-            .chunks(IN_CHUNK)
-            .map(|c| doc! { "_id": { "$in": c.to_vec() } })
-            .collect(),
-    };
+    let filters = id_filters(ids, lookup);
     let mut out = HashMap::with_capacity(ids.len());
     for filter in filters {
         let mut cursor = coll
@@ -1552,6 +1532,130 @@ pub(crate) fn identity(spec: &CollectionSpec, d: &Document) -> Document {
         }
     }
     out
+}
+
+/// The queries reading the documents with one of `ids`: one `_id` range for a stretch of
+/// one type, else short `$in` lists.
+fn id_filters(ids: &[Bson], lookup: Lookup) -> Vec<Document> {
+    let range = if lookup == Lookup::Points {
+        None
+    } else if ids.iter().all(|b| matches!(b, Bson::ObjectId(_))) {
+        let oids = ids.iter().filter_map(|b| b.as_object_id());
+        oids.clone()
+            .min()
+            .zip(oids.max())
+            .map(|(lo, hi)| (Bson::ObjectId(lo), Bson::ObjectId(hi)))
+    } else if ids.iter().all(|b| matches!(b, Bson::String(_))) {
+        let strs = ids.iter().filter_map(|b| b.as_str());
+        strs.clone()
+            .min()
+            .zip(strs.max())
+            .map(|(lo, hi)| (Bson::from(lo), Bson::from(hi)))
+    } else {
+        None
+    };
+    match range {
+        Some((lo, hi)) => vec![doc! { "_id": { "$gte": lo, "$lte": hi } }],
+        None => ids
+            .chunks(IN_CHUNK)
+            .map(|c| doc! { "_id": { "$in": c.to_vec() } })
+            .collect(),
+    }
+}
+
+/// [`fetch_by_ids`] for raw documents, whole.
+async fn fetch_raw_by_ids(
+    coll: &Collection<RawDocumentBuf>,
+    ids: &[Bson],
+    lookup: Lookup,
+) -> anyhow::Result<HashMap<IdKey, RawDocumentBuf>> {
+    let wanted: HashSet<IdKey> = ids.iter().map(IdKey::of).collect();
+    let mut out = HashMap::with_capacity(ids.len());
+    for filter in id_filters(ids, lookup) {
+        let mut cursor = coll.find(filter).await?;
+        while let Some(d) = cursor.try_next().await? {
+            let Some(id) = raw_id(&d).map(IdKey::of_raw) else {
+                continue;
+            };
+            if wanted.contains(&id) {
+                out.insert(id, d);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A raw document's `_id`.
+fn raw_id(d: &RawDocument) -> Option<RawBsonRef<'_>> {
+    d.get("_id").ok().flatten()
+}
+
+/// A raw value as a [`Bson`].
+fn raw_to_bson(v: RawBsonRef<'_>) -> anyhow::Result<Bson> {
+    Ok(Bson::try_from(v.to_raw_bson())?)
+}
+
+/// [`same_key`] for raw documents.
+fn raw_same_key(spec: &CollectionSpec, a: &RawDocument, b: &RawDocument) -> bool {
+    let int = |v: &RawBsonRef<'_>| match v {
+        RawBsonRef::Int32(i) => Some(i64::from(*i)),
+        RawBsonRef::Int64(i) => Some(*i),
+        _ => None,
+    };
+    spec.unique_key.iter().all(
+        |k| match (a.get(*k).ok().flatten(), b.get(*k).ok().flatten()) {
+            (Some(x), Some(y)) => match (int(&x), int(&y)) {
+                (Some(i), Some(j)) => i == j,
+                _ => x == y,
+            },
+            (None, None) => true,
+            (Some(RawBsonRef::Null), None) | (None, Some(RawBsonRef::Null)) => true,
+            _ => false,
+        },
+    )
+}
+
+/// [`content_hash`] of a raw document, without parsing it: each field's name, type and
+/// value (nested documents and arrays by their bytes).
+pub fn raw_content_hash(doc: &RawDocument, ignore: &[&str]) -> anyhow::Result<u64> {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for el in doc.iter() {
+        let (k, v) = el?;
+        if k == "_id" || ignore.contains(&k) {
+            continue;
+        }
+        k.hash(&mut h);
+        h.write_u8(v.element_type() as u8);
+        match v {
+            RawBsonRef::Double(f) => h.write_u64(f.to_bits()),
+            RawBsonRef::String(s) | RawBsonRef::JavaScriptCode(s) | RawBsonRef::Symbol(s) => {
+                s.hash(&mut h)
+            }
+            RawBsonRef::Array(a) => h.write(a.as_bytes()),
+            RawBsonRef::Document(d) => h.write(d.as_bytes()),
+            RawBsonRef::Boolean(x) => h.write_u8(x as u8),
+            RawBsonRef::Int32(i) => h.write_i32(i),
+            RawBsonRef::Int64(i) => h.write_i64(i),
+            RawBsonRef::DateTime(t) => h.write_i64(t.timestamp_millis()),
+            RawBsonRef::ObjectId(o) => h.write(&o.bytes()),
+            RawBsonRef::Binary(b) => {
+                h.write_u8(u8::from(b.subtype));
+                h.write(b.bytes);
+            }
+            RawBsonRef::Decimal128(d) => h.write(&d.bytes()),
+            RawBsonRef::Timestamp(t) => {
+                h.write_u32(t.time);
+                h.write_u32(t.increment);
+            }
+            RawBsonRef::RegularExpression(r) => {
+                r.pattern.hash(&mut h);
+                r.options.hash(&mut h);
+            }
+            RawBsonRef::Null | RawBsonRef::Undefined | RawBsonRef::MaxKey | RawBsonRef::MinKey => {}
+            other => format!("{other:?}").hash(&mut h),
+        }
+    }
+    Ok(h.finish())
 }
 
 /// `_id` and the unique key's fields.
@@ -1729,6 +1833,18 @@ impl IdKey {
         match b {
             Bson::ObjectId(o) => IdKey::Oid(o.bytes()),
             other => IdKey::Other(other.to_string()),
+        }
+    }
+
+    /// The key of a raw `_id` value.
+    pub fn of_raw(v: RawBsonRef<'_>) -> Self {
+        match v {
+            RawBsonRef::ObjectId(o) => IdKey::Oid(o.bytes()),
+            other => IdKey::Other(
+                Bson::try_from(other.to_raw_bson())
+                    .map(|b| b.to_string())
+                    .unwrap_or_default(),
+            ),
         }
     }
 

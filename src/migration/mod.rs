@@ -206,17 +206,20 @@ impl Drop for AbortOnDrop {
 /// Streams the documents of `query` in `_id` order, `batch` at a time, from a task of its
 /// own that stays one batch ahead of the consumer. A read error arrives as the last item,
 /// with `what` as its context. The task ends with the guard (or the receiver).
-pub(crate) fn read_batches(
-    coll: mongodb::Collection<Document>,
+pub(crate) fn read_batches<T>(
+    coll: mongodb::Collection<T>,
     query: Document,
     batch: usize,
     what: &'static str,
 ) -> (
     AbortOnDrop,
-    tokio::sync::mpsc::Receiver<anyhow::Result<Vec<Document>>>,
-) {
+    tokio::sync::mpsc::Receiver<anyhow::Result<Vec<T>>>,
+)
+where
+    T: serde::de::DeserializeOwned + Send + Sync + Unpin + 'static,
+{
     use futures::TryStreamExt;
-    let (tx, rx) = tokio::sync::mpsc::channel::<anyhow::Result<Vec<Document>>>(2);
+    let (tx, rx) = tokio::sync::mpsc::channel::<anyhow::Result<Vec<T>>>(2);
     let task = tokio::spawn(async move {
         let res: anyhow::Result<()> = async {
             let mut cursor = coll

@@ -333,9 +333,12 @@ pub struct RunRecord {
     /// Verification, once done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
-    /// Milliseconds spent copying, verification included (last attempt).
+    /// Milliseconds spent copying (last attempt).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_ms: Option<i64>,
+    /// Milliseconds spent verifying (last attempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_ms: Option<i64>,
     /// Whether a cancel was requested (seen by the holder at its next renewal).
     #[serde(default)]
     pub cancel_requested: bool,
@@ -407,6 +410,7 @@ impl RunRecord {
             "options": serde_json::to_value(&self.options).unwrap_or_default(),
             "startedBy": self.started_by,
             "copyMs": self.copy_ms,
+            "verifyMs": self.verify_ms,
             "startedAt": self.started_at.try_to_rfc3339_string().ok(),
             "endedAt": self.ended_at.and_then(|d| d.try_to_rfc3339_string().ok()),
         })

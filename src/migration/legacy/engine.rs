@@ -257,6 +257,7 @@ pub async fn begin(
         message: None,
         verification: None,
         copy_ms: None,
+        verify_ms: None,
         cancel_requested: false,
         lease_token: lease.fence().token(),
         source_identity: bson::to_document(&engine.source.identity).ok(),
@@ -467,7 +468,15 @@ impl Engine {
                     doc! { "copyMs": t0.elapsed().as_millis() as i64 },
                 )
                 .await?;
-            self.verify(&results).await
+            let t1 = std::time::Instant::now();
+            let v = self.verify(&results).await?;
+            self.store
+                .set(
+                    &self.run_id,
+                    doc! { "verifyMs": t1.elapsed().as_millis() as i64 },
+                )
+                .await?;
+            anyhow::Ok(v)
         }
         .instrument(tracing::info_span!("legacy_run", run = %self.run_id));
         let rec =

@@ -1,0 +1,140 @@
+//! What a plugin declares for Legacy Import: where a step reads in the old bot's database
+//! and the mapper turning its records into the plugin's documents.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use mongodb::bson::{oid::ObjectId, Bson, DateTime, Document};
+use mongodb::Collection;
+
+/// Where a legacy step reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacySource {
+    /// A collection with a fixed name.
+    Collection(&'static str),
+    /// The modmail collection, named by the owner (`modmailCollection`, default `modmail`).
+    Modmail,
+}
+
+/// What a mapper prepared from the whole legacy collection (numbering, collisions).
+pub type Prepared = Box<dyn Any + Send + Sync>;
+
+/// The context of one mapping call.
+pub struct MapContext<'a> {
+    /// What the mapper's `prepare` returned.
+    pub prepared: &'a (dyn Any + Send + Sync),
+    /// The time of the import (for "in the past" checks).
+    pub now: DateTime,
+}
+
+/// A document produced from a legacy record.
+#[derive(Debug, Clone)]
+pub struct Produced {
+    /// Target collection.
+    pub collection: &'static str,
+    /// The document (with its `_id`).
+    pub doc: Document,
+}
+
+/// What became of one legacy record in one mapper.
+#[derive(Debug, Clone)]
+pub enum Mapped {
+    /// Documents to write. The first is the primary one: when it already exists under
+    /// another `_id`, the record is a conflict and none of its documents are written.
+    Docs(Vec<Produced>),
+    /// Nothing to import, and why (expired reminder, name conflict, nothing configured).
+    Skip(String),
+    /// This mapper has nothing to do with the record (e.g. no welcome channel set).
+    Nothing,
+}
+
+/// Turns legacy records into Heimdall documents for one plugin.
+#[async_trait]
+pub trait LegacyMapper: Send + Sync {
+    /// Reads what the mapping needs from all selected legacy records before any is mapped
+    /// (e.g. ticket numbering, name collisions). `filter` is the guild filter, if any.
+    async fn prepare(
+        &self,
+        _source: &Collection<Document>,
+        _filter: &Document,
+    ) -> anyhow::Result<Prepared> {
+        Ok(Box::new(()))
+    }
+
+    /// Maps one legacy record. `Err` names what is wrong with the record.
+    fn map(&self, record: &Document, ctx: &MapContext<'_>) -> Result<Mapped, String>;
+}
+
+/// One plugin's contribution to a legacy step.
+#[derive(Clone)]
+pub struct LegacyStepSpec {
+    /// Step number (1..=7).
+    pub order: u16,
+    /// Step label, e.g. "Settings".
+    pub label: &'static str,
+    /// The legacy collection read.
+    pub source: LegacySource,
+    /// Whether the step reports per-record progress (the large ones).
+    pub record_progress: bool,
+    /// The mapper.
+    pub mapper: Arc<dyn LegacyMapper>,
+}
+
+impl std::fmt::Debug for LegacyStepSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LegacyStepSpec")
+            .field("order", &self.order)
+            .field("label", &self.label)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl LegacyStepSpec {
+    /// A contribution to step `order`.
+    pub fn new(
+        order: u16,
+        label: &'static str,
+        source: LegacySource,
+        mapper: Arc<dyn LegacyMapper>,
+    ) -> Self {
+        Self {
+            order,
+            label,
+            source,
+            record_progress: false,
+            mapper,
+        }
+    }
+
+    /// Reports per-record progress.
+    pub fn with_record_progress(mut self) -> Self {
+        self.record_progress = true;
+        self
+    }
+}
+
+/// A deterministic ObjectId for the `n`-th document derived from legacy record `parent`, so
+/// that a re-run produces the same `_id`s (for collections identified by `_id` only).
+pub fn derived_id(parent: &Bson, n: u64, seconds: u32) -> ObjectId {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    parent.to_string().hash(&mut h);
+    n.hash(&mut h);
+    let v = h.finish();
+    let mut bytes = [0u8; 12];
+    bytes[..4].copy_from_slice(&seconds.to_be_bytes());
+    bytes[4..].copy_from_slice(&v.to_be_bytes());
+    ObjectId::from_bytes(bytes)
+}
+
+/// The `_id` of a Heimdall document made from legacy record `record`: the legacy `_id` when
+/// it is an ObjectId, else one derived from it.
+pub fn primary_id(record: &Document) -> Bson {
+    match record.get("_id") {
+        Some(Bson::ObjectId(o)) => Bson::ObjectId(*o),
+        Some(other) => Bson::ObjectId(derived_id(other, 0, 0)),
+        None => Bson::ObjectId(ObjectId::new()),
+    }
+}
