@@ -68,9 +68,28 @@ pub fn verify(secret: Option<&str>, token: &str) -> Result<Claims, TokenError> {
     v.set_required_spec_claims(&["exp", "sub"]);
     let data =
         jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret.as_bytes()), &v)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                other => TokenError::Invalid(format!("{other:?}")),
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind as K;
+                TokenError::Invalid(
+                    match e.kind() {
+                        K::ExpiredSignature => return TokenError::Expired,
+                        K::InvalidSignature => {
+                            "its signature does not match (was it signed with another AUTH_SECRET?)"
+                        }
+                        K::InvalidAlgorithm | K::InvalidAlgorithmName => {
+                            "it must be signed with HS256"
+                        }
+                        K::MissingRequiredClaim(_) => "it lacks the `sub` or `exp` claim",
+                        K::ImmatureSignature => "it is not valid yet",
+                        K::InvalidToken => "it is not a JWT (three dot-separated parts)",
+                        // A header naming another algorithm (`none`) fails to parse here.
+                        K::Json(_) | K::Base64(_) | K::Utf8(_) => {
+                            "it is malformed, or not signed with HS256"
+                        }
+                        _ => "it cannot be read",
+                    }
+                    .to_string(),
+                )
             })?;
     if data.claims.sub.parse::<u64>().is_err() {
         return Err(TokenError::Invalid(

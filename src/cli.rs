@@ -158,9 +158,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         format!("--encryption-key {e}"),
                     )
                 })?,
+                // The old bot's data holds no Heimdall secrets: no key is used.
+                None if args.legacy => "00".repeat(32).parse::<EncryptionKey>()?,
                 None => anyhow::bail!(crate::error::UserError::bad_request(
                     "encryption_key_missing",
-                    "pass --encryption-key HEX (64 hex characters) or set ENCRYPTION_KEY",
+                    "pass --encryption-key HEX (64 hex characters) or set ENCRYPTION_KEY (an instance's secrets are stored encrypted)",
                 )),
             };
             let opts = SeedOptions {

@@ -696,7 +696,8 @@ impl Engine {
             mode: MigrationMode::Clone,
             step: 0,
             label: "Instance Clone".into(),
-            plugin: "dev".into(),
+            // A run belongs to no plugin (its steps do).
+            plugin: String::new(),
             completed: self.completed.load(Ordering::SeqCst),
             total: self.total_steps(),
             record_index: None,
@@ -786,14 +787,28 @@ impl Engine {
             .collect()
     }
 
-    /// Runs every step, respecting references, `parallelism` at a time.
-    async fn run_steps(self: &Arc<Self>, prior: &[StepResult]) -> anyhow::Result<Vec<StepResult>> {
+    /// Runs every step, respecting references, `parallelism` at a time. With `verify`, each
+    /// step's collections are verified as soon as the step is copied, beside the steps still
+    /// copying (`parallelism` verifications at a time); returns when every copy and
+    /// verification ended, with the instant the last copy did.
+    async fn run_steps(
+        self: &Arc<Self>,
+        prior: &[StepResult],
+        verify: bool,
+    ) -> anyhow::Result<(
+        Vec<StepResult>,
+        Vec<CollectionVerification>,
+        std::time::Instant,
+    )> {
         let steps = self.registry.clone_steps();
         let deps = self.dependencies();
         let mut results: Vec<Option<StepResult>> = vec![None; steps.len()];
+        let mut checks: Vec<Vec<CollectionVerification>> = vec![Vec::new(); steps.len()];
         let mut started = vec![false; steps.len()];
         let mut done = vec![false; steps.len()];
         let mut set = tokio::task::JoinSet::new();
+        let mut verifying = tokio::task::JoinSet::new();
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.parallelism));
         loop {
             for i in 0..steps.len() {
                 if set.len() >= self.parallelism {
@@ -814,18 +829,54 @@ impl Engine {
             match res {
                 Ok(r) => {
                     done[i] = true;
+                    if verify {
+                        let (me, permits) = (self.clone(), permits.clone());
+                        let (order, collections) = (r.order, r.collections.clone());
+                        let span =
+                            tracing::info_span!("clone_verify", run = %self.run_id, step = order);
+                        verifying.spawn(
+                            async move {
+                                let _permit = permits.acquire_owned().await;
+                                let mut out = Vec::new();
+                                for c in &collections {
+                                    match me.verify_collection(order, c).await {
+                                        Ok(v) => out.push(v),
+                                        Err(e) => return (i, Err(e)),
+                                    }
+                                }
+                                (i, Ok(out))
+                            }
+                            .instrument(span),
+                        );
+                    }
                     results[i] = Some(r);
                 }
                 Err(e) => {
                     set.abort_all();
+                    verifying.abort_all();
                     return Err(e);
                 }
             }
         }
-        Ok(results
-            .into_iter()
-            .map(|r| r.expect("every step ran"))
-            .collect())
+        let copied = std::time::Instant::now();
+        while let Some(joined) = verifying.join_next().await {
+            let (i, res) = joined.context("a verification task panicked")?;
+            match res {
+                Ok(v) => checks[i] = v,
+                Err(e) => {
+                    verifying.abort_all();
+                    return Err(e);
+                }
+            }
+        }
+        Ok((
+            results
+                .into_iter()
+                .map(|r| r.expect("every step ran"))
+                .collect(),
+            checks.into_iter().flatten().collect(),
+            copied,
+        ))
     }
 
     async fn run_step(
@@ -1039,27 +1090,6 @@ impl Engine {
                 .await?;
         }
         self.store.forget_failures(keys).await
-    }
-
-    /// Verifies every copied collection by queries of its own, `parallelism` at a time;
-    /// what is missing is kept for a resume to copy again.
-    async fn verify(self: &Arc<Self>, steps: &[StepResult]) -> anyhow::Result<Verification> {
-        use futures::StreamExt;
-        let jobs: Vec<(u16, CollectionResult)> = steps
-            .iter()
-            .flat_map(|s| s.collections.iter().map(|c| (s.order, c.clone())))
-            .collect();
-        let reports: Vec<CollectionVerification> = futures::stream::iter(jobs.into_iter().map(
-            |(order, c)| {
-                let me = self.clone();
-                let span = tracing::info_span!("clone_verify", run = %self.run_id, step = order, collection = %c.name);
-                async move { me.verify_collection(order, &c).await }.instrument(span)
-            },
-        ))
-        .buffered(self.parallelism)
-        .try_collect()
-        .await?;
-        Ok(Verification::of(reports))
     }
 
     /// Reads every in-scope source document of one collection again and looks for its
@@ -1404,7 +1434,7 @@ impl Engine {
     async fn plan(self, warnings: Vec<String>) -> anyhow::Result<Plan> {
         let me = Arc::new(self);
         let initial = initial_steps(&me.registry, me.guild.is_some());
-        let steps = me.run_steps(&initial).await?;
+        let (steps, _, _) = me.run_steps(&initial, false).await?;
         let errors = std::mem::take(&mut *me.plan_errors.lock().expect("plan errors"));
         Ok(Plan {
             mode: MigrationMode::Clone,
@@ -1451,22 +1481,17 @@ impl Engine {
                 .await
                 .context("creating the target's indexes")?;
             let t0 = std::time::Instant::now();
-            let steps = me.run_steps(&record.steps).await?;
+            let (_, checks, copied) = me.run_steps(&record.steps, true).await?;
             me.store
                 .set(
                     &me.run_id,
-                    doc! { "copyMs": t0.elapsed().as_millis() as i64 },
+                    doc! {
+                        "copyMs": copied.duration_since(t0).as_millis() as i64,
+                        "verifyMs": copied.elapsed().as_millis() as i64,
+                    },
                 )
                 .await?;
-            let t1 = std::time::Instant::now();
-            let v = me.verify(&steps).await?;
-            me.store
-                .set(
-                    &me.run_id,
-                    doc! { "verifyMs": t1.elapsed().as_millis() as i64 },
-                )
-                .await?;
-            anyhow::Ok(v)
+            anyhow::Ok(Verification::of(checks))
         }
         .instrument(tracing::info_span!("clone_run", run = %me.run_id));
         let record = run_under_lease(&me.store, lease, &me.run_id, me.cancel.clone(), work).await?;

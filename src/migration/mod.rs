@@ -88,7 +88,7 @@ pub struct ProgressEvent {
     pub step: u16,
     /// Step label.
     pub label: String,
-    /// Plugin owning the step.
+    /// Plugin owning the step (empty on run-level events).
     pub plugin: String,
     /// Steps completed so far.
     pub completed: u16,

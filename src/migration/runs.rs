@@ -336,7 +336,8 @@ pub struct RunRecord {
     /// Milliseconds spent copying (last attempt).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_ms: Option<i64>,
-    /// Milliseconds spent verifying (last attempt).
+    /// Milliseconds verification went on after the copy ended (last attempt; a clone
+    /// verifies each step beside the steps still copying).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_ms: Option<i64>,
     /// Whether a cancel was requested (seen by the holder at its next renewal).

@@ -138,3 +138,26 @@ fn seed_writes_a_database_from_the_command_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--drop"));
 }
+
+#[test]
+fn seed_legacy_needs_no_encryption_key_but_an_instance_does() {
+    let run = |legacy: bool| {
+        let db = unique_db_name("cli_seed_nokey");
+        let mut c = Command::new(env!("CARGO_BIN_EXE_heimdall"));
+        c.args(["seed", "--uri", &mongo_uri(), "--db", &db, "--guilds", "1"])
+            .env_remove("ENCRYPTION_KEY");
+        if legacy {
+            c.arg("--legacy");
+        }
+        c.output().unwrap()
+    };
+    let out = run(true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(false);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--encryption-key"));
+}

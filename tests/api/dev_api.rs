@@ -74,6 +74,29 @@ async fn the_api_is_owner_only_and_answers_code_and_message() {
     .await;
     assert_eq!((s, b["code"].as_str()), (400, Some("invalid_guild_id")));
     assert!(b["message"].as_str().unwrap().contains("snowflake"));
+    // An unsigned token (`alg: none`) is refused in plain words, not the JWT library's.
+    use base64::Engine as _;
+    let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let unsigned = format!(
+        "{}.{}.",
+        b64(r#"{"alg":"none","typ":"JWT"}"#),
+        b64(&format!(
+            r#"{{"sub":"{OWNER_ID}","exp":9999999999,"iat":1}}"#
+        ))
+    );
+    let (s, b) = post(
+        &app,
+        "/api/dev/migrations/clone",
+        Some(format!("Bearer {unsigned}")),
+        json!({}),
+    )
+    .await;
+    let m = b["message"].as_str().unwrap_or_default();
+    assert_eq!((s, b["code"].as_str()), (401, Some("invalid_token")), "{b}");
+    assert!(
+        m.contains("HS256") && !m.contains("Error(") && !m.contains("variant"),
+        "{m}"
+    );
     let r = app
         .http
         .get(format!("{}/api/dev/migrations/nope", app.address))

@@ -181,7 +181,15 @@ async fn preflight(env: &MigrationEnv, opts: &LegacyOptions) -> anyhow::Result<S
         }
     }
     if legacy_shaped == 0 && (heimdall_shaped > 0 || !wanted.iter().any(|w| names.contains(w))) {
-        let heimdall = heimdall_shaped > 0 || names.iter().any(|n| n == "guild_configs");
+        let heimdall = heimdall_shaped > 0
+            || names.iter().any(|n| {
+                // A collection only Heimdall has (not also a name of the old bot's).
+                !wanted.contains(n)
+                    && env
+                        .registry
+                        .collection(n)
+                        .is_some_and(|c| c.lifetime == crate::plugin::Lifetime::Durable)
+            });
         return Err(UserError::bad_request(
             "not_a_legacy_database",
             format!(
@@ -488,7 +496,7 @@ impl Engine {
         );
         ev.step = 0;
         ev.label = "Legacy Import".into();
-        ev.plugin = "dev".into();
+        ev.plugin = String::new();
         ev.result = Some(rec.to_json());
         self.sink.emit(&ev);
         Ok(rec)
