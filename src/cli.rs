@@ -296,10 +296,11 @@ fn cli_user() -> String {
 }
 
 async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
-    use crate::migration::{clone, runs::RunStore, term, ProgressSink};
+    use crate::migration::{clone, runs::RunStore, ProgressSink};
+    use crate::term;
     let config = Config::from_env()?;
     let opened = crate::startup::open_database(&config).await?;
-    let registry = std::sync::Arc::new(crate::plugin::Registry::new(crate::plugins::all())?);
+    let registry = crate::plugin::Registry::new(crate::plugins::all())?.catalog();
     let env = clone::MigrationEnv {
         target: opened.db.clone(),
         target_uri: opened.uri.clone(),

@@ -19,7 +19,7 @@ use super::OwnerSink;
 use crate::auth::AuthUser;
 use crate::context::Data;
 use crate::error::{AppError, UserError};
-use crate::migration::clone::{self, CloneOptions, MigrationEnv};
+use crate::migration::clone::{self, CloneOptions};
 use crate::migration::legacy::engine::{self as legacy, LegacyOptions};
 use crate::migration::runs::RunStore;
 use crate::migration::{Begun, PendingRun, ProgressSink};
@@ -175,7 +175,7 @@ async fn start_clone(
     let opts = body(req)?.options(format!("api:{}", user.id));
     let cancel = data.shutdown.child_token();
     let begun = clone::begin(
-        &MigrationEnv::from_data(&data),
+        &super::migration_env(&data),
         opts,
         sink(&data),
         cancel.clone(),
@@ -194,7 +194,7 @@ async fn start_legacy(
     let opts = body(req)?.options(format!("api:{}", user.id));
     let cancel = data.shutdown.child_token();
     let begun = legacy::begin(
-        &MigrationEnv::from_data(&data),
+        &super::migration_env(&data),
         opts,
         sink(&data),
         cancel.clone(),
@@ -268,7 +268,7 @@ async fn resume(
     user.require_owner()?;
     let cancel = data.shutdown.child_token();
     let pending = crate::migration::begin_resume(
-        &MigrationEnv::from_data(&data),
+        &super::migration_env(&data),
         &id,
         None,
         sink(&data),

@@ -26,7 +26,7 @@ use super::OwnerSink;
 use crate::context::{Context, Data, Error};
 use crate::error::{display_for_user, UserError};
 use crate::locales::t;
-use crate::migration::clone::{self, MigrationEnv, Plan};
+use crate::migration::clone::{self, Plan};
 use crate::migration::legacy::engine::{self as legacy, LegacyPlan};
 use crate::migration::runs::{RunRecord, RunStatus, RunStore};
 use crate::migration::{Begun, EventKind, MigrationMode, PendingRun, ProgressEvent, ProgressSink};
@@ -147,7 +147,7 @@ pub async fn clone_command(
     if refuse_non_owner(data, &reply, user).await? {
         return Ok(());
     }
-    let env = MigrationEnv::from_data(data);
+    let env = super::migration_env(data);
     let opts = req.options(format!("discord:{user}"));
     start(
         data,
@@ -172,7 +172,7 @@ pub async fn legacy_command(
     if refuse_non_owner(data, &reply, user).await? {
         return Ok(());
     }
-    let env = MigrationEnv::from_data(data);
+    let env = super::migration_env(data);
     let opts = req.options(format!("discord:{user}"));
     start(
         data,
@@ -203,7 +203,7 @@ pub async fn resume_command(
             .await?;
         return Ok(());
     };
-    let env = MigrationEnv::from_data(data);
+    let env = super::migration_env(data);
     let no_plan: fn(&()) -> String = |_| String::new();
     start(
         data,

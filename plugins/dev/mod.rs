@@ -14,6 +14,19 @@ pub struct DevPlugin {
     state: Arc<api::DevState>,
 }
 
+/// The migration engine's environment in a running bot: its database, the catalog, its
+/// `ENCRYPTION_KEY` and the lease lifetime.
+pub fn migration_env(data: &Data) -> crate::migration::clone::MigrationEnv {
+    crate::migration::clone::MigrationEnv {
+        target: data.db.clone(),
+        target_uri: data.db_uri.clone(),
+        registry: data.registry.catalog(),
+        crypto: data.crypto.clone(),
+        lease_ttl: crate::migration::clone::lease_ttl_from_env(),
+        fail_point: None,
+    }
+}
+
 /// Forwards migration progress to owners over the gateway, as `migration:*` events.
 pub struct OwnerSink(pub crate::gateway::WebSocketManager);
 

@@ -4,7 +4,10 @@
 //! It depends on no other Heimdall crate.
 
 pub mod catalog;
+pub mod crypto;
+pub mod db;
 pub mod error;
 pub mod ids;
 pub mod legacy;
 pub mod secret;
+pub mod settings;

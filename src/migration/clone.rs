@@ -38,10 +38,12 @@ use super::{
     final_kind, read_batches, run_under_lease, Begun, Cancelled, EventKind, MigrationMode,
     PendingRun, ProgressEvent, ProgressSink, RecordError, Throttle,
 };
-use crate::config::redact_uri;
-use crate::crypto::{Crypto, DecryptError};
-use crate::error::UserError;
-use crate::plugin::{CollectionSpec, GuildScope, Lifetime, RegisteredStep, Registry};
+use heimdall_base::catalog::{
+    Catalog as Registry, CollectionSpec, GuildScope, Lifetime, RegisteredStep,
+};
+use heimdall_base::crypto::{Crypto, DecryptError};
+use heimdall_base::error::UserError;
+use heimdall_base::secret::redact_uri;
 
 pub use heimdall_base::catalog::{CloneHandler, GenericHandler};
 
@@ -52,7 +54,7 @@ pub struct MigrationEnv {
     pub target: Database,
     /// The target's connection string (to refuse cloning a database into itself).
     pub target_uri: String,
-    /// The catalog.
+    /// The plugins' checked catalog.
     pub registry: Arc<Registry>,
     /// This instance's `ENCRYPTION_KEY`.
     pub crypto: Option<Crypto>,
@@ -60,20 +62,6 @@ pub struct MigrationEnv {
     pub lease_ttl: Duration,
     /// A test's deterministic stop (never set outside tests).
     pub fail_point: Option<super::FailPoint>,
-}
-
-impl MigrationEnv {
-    /// The environment of a running bot.
-    pub fn from_data(data: &crate::context::Data) -> Self {
-        Self {
-            target: data.db.clone(),
-            target_uri: data.db_uri.clone(),
-            registry: data.registry.clone(),
-            crypto: data.crypto.clone(),
-            lease_ttl: lease_ttl_from_env(),
-            fail_point: None,
-        }
-    }
 }
 
 /// `HEIMDALL_MIGRATION_LEASE_SECS` (default 30).
@@ -484,7 +472,7 @@ pub async fn begin(
 }
 
 /// Takes the lease of a clone run that can continue (checked by
-/// [`crate::migration::begin_resume`]); the returned run continues it from its checkpoints.
+/// [`crate::begin_resume`]); the returned run continues it from its checkpoints.
 pub async fn begin_resume(
     env: &MigrationEnv,
     mut record: RunRecord,
@@ -553,7 +541,7 @@ pub async fn resume(
     sink: Arc<dyn ProgressSink>,
     cancel: CancellationToken,
 ) -> anyhow::Result<RunRecord> {
-    crate::migration::resume(env, run_id, source_uri, sink, cancel).await
+    crate::resume(env, run_id, source_uri, sink, cancel).await
 }
 
 /// The empty per-step results of a new run.
@@ -1477,7 +1465,7 @@ impl Engine {
         self.store = self.store.fenced(lease.fence());
         let me = Arc::new(self);
         let work = async {
-            crate::db::ensure_indexes(&me.target, &me.registry)
+            heimdall_base::db::ensure_indexes(&me.target, &me.registry)
                 .await
                 .context("creating the target's indexes")?;
             let t0 = std::time::Instant::now();

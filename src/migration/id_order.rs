@@ -90,3 +90,63 @@ pub fn and(base: Document, extra: Document) -> Document {
         doc! { "$and": [base, extra] }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::{oid::ObjectId, Bson};
+
+    #[test]
+    fn brackets_follow_the_servers_sort_order() {
+        let in_order = [
+            Bson::MinKey,
+            Bson::Null,
+            Bson::Int32(1),
+            Bson::String("a".into()),
+            Bson::Document(doc! {}),
+            Bson::ObjectId(ObjectId::new()),
+            Bson::Boolean(true),
+            Bson::DateTime(mongodb::bson::DateTime::now()),
+            Bson::MaxKey,
+        ];
+        for w in in_order.windows(2) {
+            assert!(
+                bracket(&w[0]) < bracket(&w[1]),
+                "{:?} before {:?}",
+                w[0],
+                w[1]
+            );
+        }
+        // Numbers of every type share one bracket, as they compare with each other.
+        assert_eq!(bracket(&Bson::Int64(1)), bracket(&Bson::Double(0.5)));
+    }
+
+    #[test]
+    fn after_adds_every_later_bracket_and_up_to_every_earlier_one() {
+        let last = Bson::String("m".into());
+        let a = after(&last);
+        let or = a.get_array("$or").unwrap();
+        assert_eq!(or[0], Bson::Document(doc! { "_id": { "$gt": "m" } }));
+        let later = or[1].as_document().unwrap().get_document("_id").unwrap();
+        let later = later.get_array("$type").unwrap();
+        assert!(later.contains(&Bson::from("objectId")) && later.contains(&Bson::from("maxKey")));
+        assert!(!later.contains(&Bson::from("int")) && !later.contains(&Bson::from("string")));
+        let u = up_to(&last);
+        let earlier = u.get_array("$or").unwrap()[1]
+            .as_document()
+            .unwrap()
+            .get_document("_id")
+            .unwrap()
+            .get_array("$type")
+            .unwrap()
+            .clone();
+        assert!(earlier.contains(&Bson::from("int")) && !earlier.contains(&Bson::from("objectId")));
+        // The last bracket has nothing after it: `$gt` alone.
+        assert_eq!(after(&Bson::MaxKey).get_array("$or").unwrap().len(), 1);
+        assert_eq!(and(doc! {}, doc! { "x": 1 }), doc! { "x": 1 });
+        assert_eq!(
+            and(doc! { "g": 1 }, doc! { "x": 1 }),
+            doc! { "$and": [{ "g": 1 }, { "x": 1 }] }
+        );
+    }
+}

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use std::collections::HashSet;
 
 use super::{MigrationMode, RecordError, MAX_RECORDED_ERRORS};
-use crate::error::{UserError, UserErrorKind};
+use heimdall_base::error::{UserError, UserErrorKind};
 
 /// The collection of run records.
 pub const RUNS: &str = "migration_runs";

@@ -8,8 +8,8 @@ use std::time::Duration;
 use mongodb::options::{ClientOptions, ServerAddress};
 use mongodb::{Client, Database};
 
-use crate::config::redact_uri;
-use crate::error::{UserError, UserErrorKind};
+use heimdall_base::error::{UserError, UserErrorKind};
+use heimdall_base::secret::redact_uri;
 
 /// How long a source may take to answer before it counts as unreachable.
 pub const SOURCE_TIMEOUT: Duration = Duration::from_secs(8);
@@ -142,7 +142,7 @@ pub async fn connect(
     target: &Database,
 ) -> anyhow::Result<Source> {
     let target_db = target.name();
-    crate::config::validate_mongo_uri("--source", uri)
+    heimdall_base::settings::validate_mongo_uri("--source", uri)
         .map_err(|e| UserError::bad_request("invalid_uri", e.message))?;
     let (hosts, uri_db) = hosts_of(uri).await?;
     let db_name = source_db
@@ -155,7 +155,7 @@ pub async fn connect(
                 "name the source database with --source-db NAME (or put it in the connection string: mongodb://host/NAME)",
             )
         })?;
-    crate::config::validate_db_name("--source-db", &db_name)
+    heimdall_base::settings::validate_db_name("--source-db", &db_name)
         .map_err(|e| UserError::bad_request("invalid_source_db", e.message))?;
     let (target_hosts, _) = hosts_of(target_uri).await?;
     if hosts == target_hosts && db_name == target_db {
@@ -165,17 +165,16 @@ pub async fn connect(
         )
         .into());
     }
-    let client =
-        crate::db::connect(uri, SOURCE_TIMEOUT).await.map_err(
-            |e| match crate::error::user_error(&e) {
-                Some(u) if u.code == "database_unreachable" => anyhow::Error::from(UserError::new(
-                    UserErrorKind::Unavailable,
-                    "source_unreachable",
-                    format!("the source is unreachable: {}", u.message),
-                )),
-                _ => e,
-            },
-        )?;
+    let client = heimdall_base::db::connect(uri, SOURCE_TIMEOUT)
+        .await
+        .map_err(|e| match heimdall_base::error::user_error(&e) {
+            Some(u) if u.code == "database_unreachable" => anyhow::Error::from(UserError::new(
+                UserErrorKind::Unavailable,
+                "source_unreachable",
+                format!("the source is unreachable: {}", u.message),
+            )),
+            _ => e,
+        })?;
     let names = client.list_database_names().await.map_err(|e| {
         UserError::new(
             UserErrorKind::Unavailable,

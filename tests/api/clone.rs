@@ -32,7 +32,7 @@ pub fn env(target: &Database) -> MigrationEnv {
     MigrationEnv {
         target: target.clone(),
         target_uri: mongo_uri(),
-        registry: Arc::new(Registry::new(heimdall::plugins::all()).unwrap()),
+        registry: Registry::new(heimdall::plugins::all()).unwrap().catalog(),
         crypto: Some(Crypto::new(&test_key())),
         lease_ttl: Duration::from_secs(10),
         fail_point: None,
@@ -69,7 +69,7 @@ pub async fn docs(db: &Database, coll: &str, filter: Document) -> Vec<Document> 
         .unwrap()
 }
 
-pub fn durable(reg: &Registry) -> Vec<&'static str> {
+pub fn durable(reg: &heimdall::plugin::Catalog) -> Vec<&'static str> {
     reg.collections()
         .iter()
         .filter(|c| c.spec.lifetime == Lifetime::Durable)

@@ -392,7 +392,7 @@ async fn a_thousand_failures_with_huge_ids_keep_the_record_small() {
         tags.insert_many(chunk).await.unwrap();
     }
     let app = spawn_app().await;
-    let e = heimdall::migration::clone::MigrationEnv::from_data(&app.data);
+    let e = heimdall::plugins::dev::migration_env(&app.data);
     let r = run(&e, opts(&source)).await;
     assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
     assert_eq!(r.failed(), 1004);

@@ -11,22 +11,22 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{coerce, LegacySource, LegacyStepSpec, MapContext, Mapped, Prepared};
-use crate::config::redact_uri;
-use crate::error::UserError;
-use crate::migration::clone::content_hash;
-use crate::migration::clone::{
+use crate::clone::content_hash;
+use crate::clone::{
     existing_in, identity, insert_unordered, key_of, new_run_id, IdKey, MigrationEnv,
 };
-use crate::migration::runs::{
+use crate::runs::{
     CollectionResult, CollectionVerification, FailureKind, Lease, RunRecord, RunStatus, RunStore,
     StepResult, Verification, VerifyTally,
 };
-use crate::migration::source::{self, Source};
-use crate::migration::{
+use crate::source::{self, Source};
+use crate::{
     final_kind, read_batches, run_under_lease, Begun, Cancelled, EventKind, MigrationMode,
     PendingRun, ProgressEvent, ProgressSink, RecordError, Throttle,
 };
-use crate::plugin::{CollectionSpec, Registry};
+use heimdall_base::catalog::{Catalog as Registry, CollectionSpec};
+use heimdall_base::error::UserError;
+use heimdall_base::secret::redact_uri;
 
 /// The options of a legacy import.
 #[derive(Debug, Clone, Serialize)]
@@ -188,7 +188,7 @@ async fn preflight(env: &MigrationEnv, opts: &LegacyOptions) -> anyhow::Result<S
                     && env
                         .registry
                         .collection(n)
-                        .is_some_and(|c| c.lifetime == crate::plugin::Lifetime::Durable)
+                        .is_some_and(|c| c.lifetime == heimdall_base::catalog::Lifetime::Durable)
             });
         return Err(UserError::bad_request(
             "not_a_legacy_database",
@@ -304,12 +304,12 @@ pub async fn begin_resume(
         opts.batch_size = n.max(1) as usize;
     }
     let src = preflight(env, &opts).await?;
-    let changed = crate::migration::check_resume_source(&record, &src, force_source)?;
+    let changed = crate::check_resume_source(&record, &src, force_source)?;
     let store = RunStore::new(&env.target);
     let lease = store.acquire(&record.id, env.lease_ttl).await?;
     let store = store.fenced(lease.fence());
     if let Some(w) = changed {
-        crate::migration::adopt_source(&store, env, &mut record, &src, &opts.source_uri, w).await?;
+        crate::adopt_source(&store, env, &mut record, &src, &opts.source_uri, w).await?;
     }
     record.attempts += 1;
     store
@@ -338,7 +338,7 @@ struct Engine {
     /// "Now" for the mappers (defaults, expiry): the run's start, the same on every batch
     /// and every attempt, so a resume maps a record exactly as the first attempt would.
     now: DateTime,
-    fail_point: Option<crate::migration::FailPoint>,
+    fail_point: Option<crate::FailPoint>,
 }
 
 /// What happened to one record.
@@ -461,7 +461,7 @@ impl Engine {
         let mut results = record.steps.clone();
         let work = async {
             // Unique keys are what keep a re-run from importing a record twice.
-            crate::db::ensure_indexes(&self.target, &self.registry)
+            heimdall_base::db::ensure_indexes(&self.target, &self.registry)
                 .await
                 .context("creating the target's indexes")?;
             let t0 = std::time::Instant::now();
@@ -548,7 +548,7 @@ impl Engine {
             let (keys, ids): (Vec<String>, Vec<Bson>) = missing.into_iter().unzip();
             for chunk in ids.chunks(128) {
                 let records: Vec<Document> = coll
-                    .find(crate::migration::id_order::and(
+                    .find(crate::id_order::and(
                         filter.clone(),
                         doc! { "_id": { "$in": chunk.to_vec() } },
                     ))
@@ -578,9 +578,7 @@ impl Engine {
         }
         res.total = coll.count_documents(filter.clone()).await?;
         let query = match &res.last_id {
-            Some(last) => {
-                crate::migration::id_order::and(filter, crate::migration::id_order::after(last))
-            }
+            Some(last) => crate::id_order::and(filter, crate::id_order::after(last)),
             None => filter,
         };
         let (_reader, mut rx) =
@@ -609,13 +607,12 @@ impl Engine {
                     .save_collection(&self.run_id, index, 0, res, &errors, &skips)
                     .await?;
             } else {
-                let room = crate::migration::MAX_RECORDED_ERRORS.saturating_sub(plan_errors.len());
+                let room = crate::MAX_RECORDED_ERRORS.saturating_sub(plan_errors.len());
                 plan_errors.extend(errors.into_iter().take(room));
             }
             progress(res, &mut throttle);
             if self.cancel.is_cancelled()
-                || (self.write
-                    && crate::migration::FailPoint::hit(&self.fail_point, &coll_name, batches))
+                || (self.write && crate::FailPoint::hit(&self.fail_point, &coll_name, batches))
             {
                 return Err(Cancelled.into());
             }

@@ -7,9 +7,9 @@ use mongodb::bson::{doc, Document};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Database, IndexModel};
 
-use crate::config::redact_uri;
+use crate::catalog::{Catalog, CollectionSpec};
 use crate::error::{UserError, UserErrorKind};
-use crate::plugin::{CollectionSpec, Registry};
+use crate::secret::redact_uri;
 
 /// Connects to `uri` and checks the server answers within `timeout`.
 ///
@@ -153,7 +153,7 @@ pub async fn ensure_collection_indexes(db: &Database, spec: &CollectionSpec) -> 
 }
 
 /// Creates every unique and TTL index of every registered collection.
-pub async fn ensure_indexes(db: &Database, registry: &Registry) -> anyhow::Result<()> {
+pub async fn ensure_indexes(db: &Database, registry: &Catalog) -> anyhow::Result<()> {
     for c in registry.collections() {
         ensure_collection_indexes(db, &c.spec).await?;
     }

@@ -17,7 +17,6 @@ pub mod id_order;
 pub mod legacy;
 pub mod runs;
 pub mod source;
-pub mod term;
 
 /// Which kind of migration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,7 +262,7 @@ pub(crate) async fn run_under_lease<F>(
 where
     F: std::future::Future<Output = anyhow::Result<runs::Verification>>,
 {
-    use crate::error::{UserError, UserErrorKind};
+    use heimdall_base::error::{UserError, UserErrorKind};
     use mongodb::bson::{doc, DateTime};
     let stop = tokio_util::sync::CancellationToken::new();
     let lease = Arc::new(lease);
@@ -346,13 +345,13 @@ where
 /// A run's failure in the owner's terms: a user error as it is, a database error said
 /// plainly, always with how to go on.
 pub(crate) fn describe_failure(e: &anyhow::Error, run_id: &str) -> String {
-    if let Some(u) = crate::error::user_error(e) {
+    if let Some(u) = heimdall_base::error::user_error(e) {
         return u.message.clone();
     }
     let what = e
         .chain()
         .find_map(|c| c.downcast_ref::<mongodb::error::Error>())
-        .map(crate::db::describe_db_error)
+        .map(heimdall_base::db::describe_db_error)
         .unwrap_or_else(|| clone::short(&format!("{e:#}")));
     let outermost_is_driver = e
         .chain()
@@ -539,7 +538,7 @@ pub(crate) fn check_resume_source(
     source: &source::Source,
     force: bool,
 ) -> anyhow::Result<Option<String>> {
-    use crate::error::{UserError, UserErrorKind};
+    use heimdall_base::error::{UserError, UserErrorKind};
     let Some(stored) = record
         .source_identity
         .as_ref()
@@ -600,7 +599,7 @@ pub async fn begin_resume_with(
     sink: Arc<dyn ProgressSink>,
     cancel: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<PendingRun> {
-    use crate::error::{UserError, UserErrorKind};
+    use heimdall_base::error::{UserError, UserErrorKind};
     let record = runs::RunStore::new(&env.target).require(run_id).await?;
     if record.status == runs::RunStatus::Completed {
         return Err(UserError::new(
@@ -633,5 +632,54 @@ pub async fn begin_resume_with(
         MigrationMode::Legacy => {
             legacy::engine::begin_resume(env, record, uri, force_source, sink, cancel).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::{doc, Bson, RawDocumentBuf};
+
+    #[test]
+    fn a_huge_id_is_shortened_with_a_digest_that_tells_it_apart() {
+        let a = Bson::String(format!("a{}", "x".repeat(3_000_000)));
+        let b = Bson::String(format!("b{}", "x".repeat(3_000_000)));
+        let (ta, tb) = (short_id_text(&a), short_id_text(&b));
+        assert!(ta.len() < 200 && ta.contains("sha256"), "{ta}");
+        assert_ne!(id_digest(&a), id_digest(&b));
+        assert_eq!(id_digest(&a).len(), 32);
+        assert_ne!(ta, tb);
+        assert_eq!(short_id_text(&Bson::String("short".into())), "short");
+        let e = RecordError::of(1, "tags", &doc! { "_id": a }, "r".repeat(5_000));
+        assert!(e.reason.len() <= MAX_REASON + 3 && e.reason.ends_with('…'));
+    }
+
+    #[test]
+    fn raw_and_parsed_digests_agree_and_ignore_id_and_references() {
+        let d = doc! { "_id": 1, "guildId": "1", "ruleId": 5, "n": 2.5, "a": [1, { "b": "c" }] };
+        let moved =
+            doc! { "_id": 9, "guildId": "1", "ruleId": 6, "n": 2.5, "a": [1, { "b": "c" }] };
+        let raw = |d: &mongodb::bson::Document| RawDocumentBuf::from_document(d).unwrap();
+        let h = clone::raw_content_hash(&raw(&d), &["ruleId"]).unwrap();
+        assert_eq!(
+            h,
+            clone::raw_content_hash(&raw(&moved), &["ruleId"]).unwrap()
+        );
+        assert_eq!(
+            clone::content_hash(&d, &["ruleId"]),
+            clone::content_hash(&moved, &["ruleId"])
+        );
+        let changed =
+            doc! { "_id": 1, "guildId": "1", "ruleId": 5, "n": 2.5, "a": [1, { "b": "d" }] };
+        assert_ne!(
+            h,
+            clone::raw_content_hash(&raw(&changed), &["ruleId"]).unwrap()
+        );
+        // An Int32 and an Int64 of one value are different content.
+        let (i32d, i64d) = (doc! { "v": 1i32 }, doc! { "v": 1i64 });
+        assert_ne!(
+            clone::raw_content_hash(&raw(&i32d), &[]).unwrap(),
+            clone::raw_content_hash(&raw(&i64d), &[]).unwrap()
+        );
     }
 }
