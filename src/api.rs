@@ -27,10 +27,15 @@ pub fn router(data: Data) -> Router {
         api = api.merge(p.routes());
     }
     let api = api.route("/api/{*rest}", axum::routing::any(api_not_found));
-    let dir = dashboard_dir();
-    let index = dir.join("index.html");
-    api.fallback_service(ServeDir::new(&dir).fallback(ServeFile::new(index)))
-        .layer(
+    let api = match dashboard_dir() {
+        // Development: the files as they are on disk, edited without a rebuild.
+        Some(dir) => {
+            let index = dir.join("index.html");
+            api.fallback_service(ServeDir::new(&dir).fallback(ServeFile::new(index)))
+        }
+        None => api.fallback(embedded),
+    };
+    api.layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 tracing::info_span!("api", method = %req.method(), path = %req.uri().path())
             }),
@@ -38,12 +43,51 @@ pub fn router(data: Data) -> Router {
         .with_state(data)
 }
 
-/// Where the dashboard's built files are: `HEIMDALL_DASHBOARD_DIR`, else `dashboard/public`
-/// in the source tree.
-pub fn dashboard_dir() -> PathBuf {
+/// The dashboard built into the binary (`dashboard/public` when it was compiled).
+pub mod dashboard {
+    include!(concat!(env!("OUT_DIR"), "/dashboard_files.rs"));
+
+    /// The contents of the file at URL `path`.
+    pub fn file(path: &str) -> Option<&'static [u8]> {
+        FILES.iter().find(|(p, _)| *p == path).map(|(_, b)| *b)
+    }
+}
+
+/// `HEIMDALL_DASHBOARD_DIR`: serve the dashboard from this directory instead of the copy
+/// built into the binary (for working on it without rebuilding).
+pub fn dashboard_dir() -> Option<PathBuf> {
     std::env::var("HEIMDALL_DASHBOARD_DIR")
+        .ok()
+        .filter(|d| !d.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/dashboard/public")))
+}
+
+/// Serves the embedded dashboard: the file at the path, else `index.html` (the page
+/// decides), with its content type.
+async fn embedded(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = match uri.path() {
+        "/" => "/index.html",
+        p => p,
+    };
+    let (path, body) = match dashboard::file(path) {
+        Some(b) => (path, b),
+        None => match dashboard::file("/index.html") {
+            Some(b) => ("/index.html", b),
+            None => return StatusCode::NOT_FOUND.into_response(),
+        },
+    };
+    let kind = match path.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("json") => "application/json",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        _ => "application/octet-stream",
+    };
+    ([(axum::http::header::CONTENT_TYPE, kind)], body).into_response()
 }
 
 /// `GET /api/health` answer.

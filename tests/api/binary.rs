@@ -68,6 +68,30 @@ async fn run_starts_an_embedded_database_and_works_without_discord() {
         .await
         .unwrap();
     assert!(page.contains("<title>Heimdall</title>"));
+    // Every file of the dashboard is built into the binary, byte for byte.
+    let public = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboard/public");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&public).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let embedded = heimdall::api::dashboard::file(&format!("/{name}"))
+            .unwrap_or_else(|| panic!("{name} is not embedded"));
+        assert_eq!(embedded, std::fs::read(&path).unwrap().as_slice(), "{name}");
+        let r = http
+            .get(format!("http://127.0.0.1:{api}/{name}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{name}");
+        let kind = r.headers()["content-type"].to_str().unwrap().to_string();
+        if name.ends_with(".js") {
+            assert!(kind.starts_with("text/javascript"), "{name}: {kind}");
+        }
+        assert_eq!(r.bytes().await.unwrap().as_ref(), embedded, "{name}");
+        n += 1;
+    }
+    assert!(n >= 5, "the dashboard has its pages");
+    assert_eq!(heimdall::api::dashboard::FILES.len(), n);
 
     // SIGINT: a graceful stop, as Ctrl-C.
     // SAFETY: plain syscall on our own child's pid.
