@@ -26,7 +26,6 @@ impl Plugin for AttachmentBlockerPlugin {
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
         vec![CloneStepSpec::new(
-            3,
             "Attachment blocker",
             &["attachment_blocker_configs", "attachment_blocker_channels"],
         )]

@@ -32,7 +32,6 @@ impl Plugin for CorePlugin {
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
         vec![CloneStepSpec::new(
-            1,
             "Core settings",
             &["guild_configs", "guild_envs", "bot_settings"],
         )]

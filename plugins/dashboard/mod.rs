@@ -38,7 +38,6 @@ impl Plugin for DashboardPlugin {
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
         vec![CloneStepSpec::new(
-            2,
             "Dashboard access",
             &["dashboard_permissions", "dashboard_settings"],
         )]

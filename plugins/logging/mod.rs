@@ -22,7 +22,7 @@ impl Plugin for LoggingPlugin {
         vec![CollectionSpec::new("logging_configs", "LoggingConfig").unique(&["guildId"])]
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
-        vec![CloneStepSpec::new(4, "Logging", &["logging_configs"])]
+        vec![CloneStepSpec::new("Logging", &["logging_configs"])]
     }
     fn legacy_steps(&self) -> Vec<crate::migration::legacy::LegacyStepSpec> {
         legacy::steps()

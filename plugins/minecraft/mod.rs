@@ -30,9 +30,8 @@ impl Plugin for MinecraftPlugin {
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
         vec![
-            CloneStepSpec::new(5, "Minecraft config", &["minecraft_configs"]),
+            CloneStepSpec::new("Minecraft config", &["minecraft_configs"]),
             CloneStepSpec::new(
-                6,
                 "Minecraft players",
                 &["minecraft_players", "minecraft_link_requests"],
             ),

@@ -29,7 +29,7 @@ impl Plugin for MinigamesPlugin {
         ]
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
-        vec![CloneStepSpec::new(7, "Minigame stats", &["minigame_stats"])
+        vec![CloneStepSpec::new("Minigame stats", &["minigame_stats"])
             .skipping(&["tictactoe_games", "connect4_games"])]
     }
 }

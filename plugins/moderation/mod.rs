@@ -34,12 +34,11 @@ impl Plugin for ModerationPlugin {
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
         vec![
             CloneStepSpec::new(
-                8,
                 "Moderation config",
                 &["moderation_configs", "automod_presets"],
             ),
-            CloneStepSpec::new(9, "Automod rules", &["automod_rules"]),
-            CloneStepSpec::new(10, "Infractions", &["infractions", "mod_notes"]),
+            CloneStepSpec::new("Automod rules", &["automod_rules"]),
+            CloneStepSpec::new("Infractions", &["infractions", "mod_notes"]),
         ]
     }
     fn legacy_steps(&self) -> Vec<crate::migration::legacy::LegacyStepSpec> {

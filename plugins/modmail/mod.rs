@@ -32,13 +32,9 @@ impl Plugin for ModmailPlugin {
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
         vec![
-            CloneStepSpec::new(
-                11,
-                "Modmail config",
-                &["modmail_configs", "modmail_snippets"],
-            ),
-            CloneStepSpec::new(12, "Modmail conversations", &["modmail_conversations"]),
-            CloneStepSpec::new(13, "Modmail messages", &["modmail_messages"]),
+            CloneStepSpec::new("Modmail config", &["modmail_configs", "modmail_snippets"]),
+            CloneStepSpec::new("Modmail conversations", &["modmail_conversations"]),
+            CloneStepSpec::new("Modmail messages", &["modmail_messages"]),
         ]
     }
     fn legacy_steps(&self) -> Vec<crate::migration::legacy::LegacyStepSpec> {

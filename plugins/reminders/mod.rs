@@ -28,7 +28,6 @@ impl Plugin for RemindersPlugin {
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
         vec![CloneStepSpec::new(
-            14,
             "Reminders",
             &["reminders", "reminder_settings"],
         )]

@@ -23,11 +23,7 @@ impl Plugin for RoleButtonsPlugin {
             .unique(&["guildId", "messageId"])]
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
-        vec![CloneStepSpec::new(
-            15,
-            "Role buttons",
-            &["role_button_panels"],
-        )]
+        vec![CloneStepSpec::new("Role buttons", &["role_button_panels"])]
     }
     fn legacy_steps(&self) -> Vec<crate::migration::legacy::LegacyStepSpec> {
         legacy::steps()

@@ -30,8 +30,8 @@ impl Plugin for SuggestionsPlugin {
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
         vec![
-            CloneStepSpec::new(16, "Suggestion config", &["suggestion_configs"]),
-            CloneStepSpec::new(17, "Suggestions", &["suggestions", "suggestion_votes"]),
+            CloneStepSpec::new("Suggestion config", &["suggestion_configs"]),
+            CloneStepSpec::new("Suggestions", &["suggestions", "suggestion_votes"]),
         ]
     }
     fn legacy_steps(&self) -> Vec<crate::migration::legacy::LegacyStepSpec> {

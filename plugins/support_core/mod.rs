@@ -24,7 +24,6 @@ impl Plugin for SupportCorePlugin {
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
         vec![CloneStepSpec::new(
-            18,
             "Support staff",
             &["support_staff", "support_schedules"],
         )]

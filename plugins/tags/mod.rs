@@ -22,7 +22,7 @@ impl Plugin for TagsPlugin {
         vec![CollectionSpec::new("tags", "Tag").unique(&["guildId", "name"])]
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
-        vec![CloneStepSpec::new(19, "Tags", &["tags"])]
+        vec![CloneStepSpec::new("Tags", &["tags"])]
     }
     fn legacy_steps(&self) -> Vec<crate::migration::legacy::LegacyStepSpec> {
         legacy::steps()

@@ -24,7 +24,6 @@ impl Plugin for TempVcPlugin {
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
         vec![CloneStepSpec::new(
-            20,
             "Temp voice channels",
             &["tempvc_configs", "tempvc_channels"],
         )]

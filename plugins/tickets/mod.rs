@@ -31,12 +31,8 @@ impl Plugin for TicketsPlugin {
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
         vec![
-            CloneStepSpec::new(
-                21,
-                "Ticket config",
-                &["ticket_configs", "ticket_categories"],
-            ),
-            CloneStepSpec::new(22, "Tickets", &["tickets", "ticket_transcripts"]),
+            CloneStepSpec::new("Ticket config", &["ticket_configs", "ticket_categories"]),
+            CloneStepSpec::new("Tickets", &["tickets", "ticket_transcripts"]),
         ]
     }
 }

@@ -24,7 +24,6 @@ impl Plugin for VcTranscriptionPlugin {
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
         vec![CloneStepSpec::new(
-            23,
             "VC transcription",
             &["vc_transcription_configs"],
         )]

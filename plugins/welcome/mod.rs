@@ -22,7 +22,7 @@ impl Plugin for WelcomePlugin {
         vec![CollectionSpec::new("welcome_configs", "WelcomeConfig").unique(&["guildId"])]
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
-        vec![CloneStepSpec::new(24, "Welcome", &["welcome_configs"])]
+        vec![CloneStepSpec::new("Welcome", &["welcome_configs"])]
     }
     fn legacy_steps(&self) -> Vec<crate::migration::legacy::LegacyStepSpec> {
         legacy::steps()

@@ -191,7 +191,8 @@ impl CollectionSpec {
 /// One clone step as a plugin declares it.
 #[derive(Clone)]
 pub struct CloneStepSpec {
-    /// Position in the clone (1-based; the registry checks they run 1..=N without gaps).
+    /// Position in the clone, 1..=N: set by the [`Catalog`] from the plugins' order and the
+    /// references (0 in a declaration).
     pub order: u16,
     /// Human label, e.g. "Core settings".
     pub label: &'static str,
@@ -215,9 +216,9 @@ impl std::fmt::Debug for CloneStepSpec {
 
 impl CloneStepSpec {
     /// A step copying `collections` with the generic handler.
-    pub fn new(order: u16, label: &'static str, collections: &[&'static str]) -> Self {
+    pub fn new(label: &'static str, collections: &[&'static str]) -> Self {
         Self {
-            order,
+            order: 0,
             label,
             collections: collections.to_vec(),
             skipped: Vec::new(),
@@ -303,28 +304,10 @@ pub enum CatalogError {
         /// Second declaring plugin.
         second: &'static str,
     },
-    /// Two steps with one order number.
-    #[error("clone steps {first:?} and {second:?} both have order {order}")]
-    DuplicateStepOrder {
-        /// The order number.
-        order: u16,
-        /// First step label.
-        first: &'static str,
-        /// Second step label.
-        second: &'static str,
-    },
-    /// Step orders are not 1..=N.
-    #[error(
-        "clone step orders must run 1..={count} without gaps; step {label:?} has order {order}"
-    )]
-    StepOrderGap {
-        /// Offending step label.
-        label: &'static str,
-        /// Its order.
-        order: u16,
-        /// Number of steps.
-        count: usize,
-    },
+    /// Clone steps whose references go round in a circle: no order copies each referenced
+    /// collection first.
+    #[error("the clone steps {0:?} reference each other in a circle; no order copies every referenced collection first")]
+    StepCycle(Vec<&'static str>),
     /// A step names a collection nobody declared.
     #[error("clone step {step:?} names collection {collection:?}, which no plugin declares")]
     UnknownStepCollection {
@@ -397,6 +380,62 @@ pub enum CatalogError {
     BadCollection(&'static str),
 }
 
+/// Orders the clone steps: the plugins' order, each plugin's steps as it declares them, a
+/// step moved later only as far as its references require (the step copying a referenced
+/// collection comes first); then numbers them 1..=N. A cycle of references between steps is
+/// refused.
+fn derive_order(
+    steps: Vec<RegisteredStep>,
+    collections: &[RegisteredCollection],
+    step_of: &HashMap<&'static str, usize>,
+) -> Result<Vec<RegisteredStep>, CatalogError> {
+    let spec_of: HashMap<&str, &CollectionSpec> =
+        collections.iter().map(|c| (c.spec.name, &c.spec)).collect();
+    let deps: Vec<HashSet<usize>> = steps
+        .iter()
+        .enumerate()
+        .map(|(si, s)| {
+            s.spec
+                .collections
+                .iter()
+                .filter_map(|c| spec_of.get(c))
+                .flat_map(|spec| spec.references.iter())
+                .filter_map(|r| step_of.get(r.collection).copied())
+                .filter(|&d| d != si)
+                .collect()
+        })
+        .collect();
+    let mut placed = vec![false; steps.len()];
+    let mut order = Vec::with_capacity(steps.len());
+    while order.len() < steps.len() {
+        let next = (0..steps.len()).find(|&i| !placed[i] && deps[i].iter().all(|&d| placed[d]));
+        match next {
+            Some(i) => {
+                placed[i] = true;
+                order.push(i);
+            }
+            None => {
+                return Err(CatalogError::StepCycle(
+                    (0..steps.len())
+                        .filter(|&i| !placed[i])
+                        .map(|i| steps[i].spec.label)
+                        .collect(),
+                ))
+            }
+        }
+    }
+    let mut slots: Vec<Option<RegisteredStep>> = steps.into_iter().map(Some).collect();
+    Ok(order
+        .into_iter()
+        .enumerate()
+        .map(|(k, i)| {
+            let mut s = slots[i].take().expect("each step placed once");
+            s.spec.order = (k + 1) as u16;
+            s
+        })
+        .collect())
+}
+
 /// The checked catalog of all plugins: collections, clone steps, legacy steps.
 pub struct Catalog {
     plugins: Vec<&'static str>,
@@ -457,30 +496,10 @@ impl Catalog {
             }
         }
 
-        steps.sort_by_key(|s| s.spec.order);
-        for pair in steps.windows(2) {
-            if pair[0].spec.order == pair[1].spec.order {
-                return Err(CatalogError::DuplicateStepOrder {
-                    order: pair[0].spec.order,
-                    first: pair[0].spec.label,
-                    second: pair[1].spec.label,
-                });
-            }
-        }
-        for (i, s) in steps.iter().enumerate() {
-            if usize::from(s.spec.order) != i + 1 {
-                return Err(CatalogError::StepOrderGap {
-                    label: s.spec.label,
-                    order: s.spec.order,
-                    count: steps.len(),
-                });
-            }
-        }
-
-        // Position of every copied collection: (step order, index within the step).
-        let mut position: HashMap<&'static str, (u16, usize)> = HashMap::new();
-        for s in &steps {
-            for (i, c) in s.spec.collections.iter().enumerate() {
+        // Which step copies which collection (declaration order), checked.
+        let mut step_of: HashMap<&'static str, usize> = HashMap::new();
+        for (si, s) in steps.iter().enumerate() {
+            for c in &s.spec.collections {
                 let Some(&coll_owner) = owner.get(c) else {
                     return Err(CatalogError::UnknownStepCollection {
                         step: s.spec.label,
@@ -495,9 +514,18 @@ impl Catalog {
                         owner: coll_owner,
                     });
                 }
-                if position.insert(c, (s.spec.order, i)).is_some() {
+                if step_of.insert(c, si).is_some() {
                     return Err(CatalogError::CollectionInTwoSteps(c));
                 }
+            }
+        }
+        let steps = derive_order(steps, &collections, &step_of)?;
+
+        // Position of every copied collection: (step order, index within the step).
+        let mut position: HashMap<&'static str, (u16, usize)> = HashMap::new();
+        for s in &steps {
+            for (i, c) in s.spec.collections.iter().enumerate() {
+                position.insert(c, (s.spec.order, i));
             }
         }
 

@@ -105,7 +105,9 @@ fn duplicate_plugin_name_is_refused() {
 }
 
 #[test]
-fn reference_to_a_later_step_is_refused() {
+fn step_order_follows_references_and_the_plugins_order() {
+    // Declared votes first: the catalog copies the polls first, and appends the new
+    // plugin's steps after today's 24 without renumbering any of them.
     let p = TestPlugin {
         name: "polls",
         collections: vec![
@@ -113,28 +115,75 @@ fn reference_to_a_later_step_is_refused() {
             CollectionSpec::new("polls", "Poll"),
         ],
         steps: vec![
-            CloneStepSpec::new(25, "Poll votes", &["poll_votes"]),
-            CloneStepSpec::new(26, "Polls", &["polls"]),
+            CloneStepSpec::new("Poll votes", &["poll_votes"]),
+            CloneStepSpec::new("Polls", &["polls"]),
         ],
     };
-    let err = Registry::new(with_extra(p)).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CatalogError::ReferenceNotEarlier {
-                collection: "poll_votes",
-                target: "polls",
-                step: 25,
-                target_step: 26,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    let before: Vec<(u16, &str)> = Registry::new(heimdall::plugins::all())
+        .unwrap()
+        .clone_steps()
+        .iter()
+        .map(|s| (s.spec.order, s.spec.label))
+        .collect();
+    let reg = Registry::new(with_extra(p)).unwrap();
+    let after: Vec<(u16, &str)> = reg
+        .clone_steps()
+        .iter()
+        .map(|s| (s.spec.order, s.spec.label))
+        .collect();
+    assert_eq!(after[..24], before[..]);
+    assert_eq!(after[24..], [(25, "Polls"), (26, "Poll votes")]);
 }
 
 #[test]
-fn durable_collection_without_step_and_step_gaps_are_refused() {
+fn a_cycle_or_a_reference_to_an_uncopied_collection_is_refused() {
+    let p = TestPlugin {
+        name: "polls",
+        collections: vec![
+            CollectionSpec::new("poll_votes", "PollVote").references("pollId", "polls"),
+            CollectionSpec::new("polls", "Poll").optional_reference("topVote", "poll_votes"),
+        ],
+        steps: vec![
+            CloneStepSpec::new("Poll votes", &["poll_votes"]),
+            CloneStepSpec::new("Polls", &["polls"]),
+        ],
+    };
+    let err = Registry::new(with_extra(p)).unwrap_err();
+    assert_eq!(err, CatalogError::StepCycle(vec!["Poll votes", "Polls"]));
+    assert!(err.to_string().contains("circle"), "{err}");
+    // Within one step the declared order counts: a reference to a later collection of it.
+    let p = TestPlugin {
+        name: "polls",
+        collections: vec![
+            CollectionSpec::new("poll_votes", "PollVote").references("pollId", "polls"),
+            CollectionSpec::new("polls", "Poll"),
+        ],
+        steps: vec![CloneStepSpec::new("Polls", &["poll_votes", "polls"])],
+    };
+    assert!(matches!(
+        Registry::new(with_extra(p)).unwrap_err(),
+        CatalogError::ReferenceNotEarlier {
+            collection: "poll_votes",
+            target: "polls",
+            ..
+        }
+    ));
+    // A reference to an ephemeral collection, which no step copies.
+    let p = TestPlugin {
+        name: "polls",
+        collections: vec![
+            CollectionSpec::new("polls", "Poll").references("gameId", "tictactoe_games")
+        ],
+        steps: vec![CloneStepSpec::new("Polls", &["polls"])],
+    };
+    assert!(matches!(
+        Registry::new(with_extra(p)).unwrap_err(),
+        CatalogError::ReferenceNotEarlier { target_step: 0, .. }
+    ));
+}
+
+#[test]
+fn a_durable_collection_without_step_is_refused() {
     let p = TestPlugin {
         name: "polls",
         collections: vec![CollectionSpec::new("polls", "Poll")],
@@ -144,15 +193,6 @@ fn durable_collection_without_step_and_step_gaps_are_refused() {
         Registry::new(with_extra(p)).unwrap_err(),
         CatalogError::CollectionNotCopied("polls")
     );
-    let p = TestPlugin {
-        name: "polls",
-        collections: vec![CollectionSpec::new("polls", "Poll")],
-        steps: vec![CloneStepSpec::new(30, "Polls", &["polls"])],
-    };
-    assert!(matches!(
-        Registry::new(with_extra(p)).unwrap_err(),
-        CatalogError::StepOrderGap { order: 30, .. }
-    ));
 }
 
 #[tokio::test]
