@@ -35,6 +35,9 @@ pub enum Command {
     /// nature: it needs the database.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// Print the data model (docs/data-model.md) from the plugins' catalog: every
+    /// collection, its key, guild scope, references and TTL, and the clone and legacy steps.
+    Docs,
     /// Mint a session token (a JWT signed with AUTH_SECRET) for a Discord user: owners use it
     /// for the dashboard, the WebSocket gateway and the HTTP API.
     Token {
@@ -135,6 +138,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate(cmd) => migrate(cmd).await,
+        Command::Docs => {
+            let reg = crate::plugin::Registry::new(crate::plugins::all())?;
+            out(&crate::docs::data_model(&reg));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Token { user, ttl } => {
             let config = Config::from_env()?;
             let user = crate::config::parse_snowflake("--user", &user)?;

@@ -14,6 +14,7 @@ pub use heimdall_base::crypto;
 /// MongoDB connection and the catalog's indexes, from the base crate.
 pub use heimdall_base::db;
 pub mod discord;
+pub mod docs;
 pub mod embedded;
 pub mod error;
 /// The WebSocket gateway (its own crate: it knows no plugin, no migration, no `Data`).

@@ -1,4 +1,4 @@
-//! An old-bot database with every quirk of `shared/spec/legacy.md`.
+//! An old-bot database with every quirk of `docs/legacy-format.md`.
 //!
 //! Known records (the [`fixtures`]) live in one guild and cover each quirk once; the bulk
 //! (modmail-heavy, scaled by `--scale`) spreads over the other guilds with the quirks mixed in

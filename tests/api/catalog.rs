@@ -37,12 +37,12 @@ fn with_extra(p: TestPlugin) -> Vec<Arc<dyn Plugin>> {
     all
 }
 
-/// The catalog of models.md: 17 data plugins + dev, 40 collections, 24 steps in order.
+/// The catalog: 17 data plugins + dev, 40 collections, 24 steps in order.
 #[test]
 fn real_catalog_matches_the_model_spec() {
     let reg = Registry::new(heimdall::plugins::all()).expect("the real catalog is consistent");
     assert_eq!(reg.plugins().len(), 18);
-    // The bot's own bookkeeping (migration runs, sign-outs) is internal, not in models.md.
+    // The bot's own bookkeeping (migration runs, sign-outs) is internal, not among the 40.
     let data_collections: Vec<_> = reg
         .collections()
         .iter()
@@ -213,7 +213,7 @@ async fn start_up_stops_on_a_broken_catalog() {
     assert!(text.contains("imposter"), "{text}");
 }
 
-/// Every unique and TTL index of models.md exists after start-up (read with listIndexes).
+/// Every unique and TTL index of the catalog exists after start-up (read with listIndexes).
 #[tokio::test]
 async fn start_up_creates_every_unique_and_ttl_index() {
     let app = spawn_app().await;
@@ -271,7 +271,7 @@ async fn start_up_creates_every_unique_and_ttl_index() {
             checked += 1;
         }
     }
-    // 35 unique keys + 3 TTL indexes in models.md (the bot's internal ones checked besides).
+    // 35 unique keys + 3 TTL indexes of the data model (the bot's internal ones checked besides).
     assert_eq!(checked, 38);
 }
 
@@ -326,4 +326,24 @@ fn every_slash_command_is_one_discord_accepts() {
     let migrate = commands.iter().find(|c| c.name == "migrate").unwrap();
     assert!(migrate.owners_only);
     assert!(migrate.subcommands.iter().all(|s| s.owners_only));
+}
+
+#[test]
+fn the_data_model_document_is_the_catalog() {
+    let reg = Registry::new(heimdall::plugins::all()).unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/data-model.md");
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == heimdall::docs::data_model(&reg),
+        "docs/data-model.md differs from the catalog; regenerate it with `cargo run -q -- docs > docs/data-model.md`"
+    );
+    // Every collection and step is in it.
+    for c in reg.collections() {
+        assert!(
+            on_disk.contains(&format!("`{}`", c.spec.name)),
+            "{}",
+            c.spec.name
+        );
+    }
+    assert!(on_disk.contains("| 24 | Welcome | welcome |"));
 }
