@@ -573,7 +573,11 @@ fn render_record(r: &RunRecord, active: bool) -> String {
             ("failed", &num(r.failed())),
         ],
     ));
-    let done = r.steps.iter().filter(|s| s.status == "completed").count();
+    let done = r
+        .steps
+        .iter()
+        .filter(|s| s.status == crate::migration::runs::StepStatus::Completed)
+        .count();
     out.push('\n');
     out.push_str(&t(
         "migrate.result.steps",

@@ -30,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::runs::{
-    CollectionResult, CollectionVerification, FailureKind, RunRecord, RunStatus, RunStore,
-    SkippedCollection, StepResult, Verification, VerifyTally,
+    CollectionResult, CollectionVerification, FailureKind, RunOptions, RunRecord, RunStatus,
+    RunStore, SkippedCollection, StepResult, StepStatus, Verification, VerifyTally,
 };
 use super::source::{self, Source};
 use super::{
@@ -115,10 +115,19 @@ impl CloneOptions {
         }
     }
 
-    fn redacted(&self) -> Document {
-        let mut d = bson::to_document(self).unwrap_or_default();
-        d.insert("source", redact_uri(&self.source_uri));
-        d
+    fn redacted(&self) -> RunOptions {
+        RunOptions {
+            source: redact_uri(&self.source_uri),
+            source_db: self.source_db.clone(),
+            guild: self.guild.clone(),
+            dry_run: self.dry_run,
+            overwrite: self.overwrite,
+            allow_key_mismatch: self.allow_key_mismatch,
+            modmail_collection: None,
+            started_by: self.started_by.clone(),
+            batch_size: self.batch_size as u32,
+            parallelism: Some(self.parallelism as u32),
+        }
     }
 }
 
@@ -485,15 +494,14 @@ pub async fn begin_resume(
     let run_id = record.id.clone();
     let run_id = run_id.as_str();
     let mut opts: CloneOptions = CloneOptions::new(uri, record.started_by.clone());
-    opts.source_db = record.options.get_str("sourceDb").ok().map(String::from);
-    opts.guild = record.options.get_str("guild").ok().map(String::from);
-    opts.overwrite = record.options.get_bool("overwrite").unwrap_or(false);
-    opts.allow_key_mismatch = record.options.get_bool("allowKeyMismatch").unwrap_or(false);
-    if let Ok(n) = record.options.get_i64("batchSize") {
-        opts.batch_size = n.max(1) as usize;
-    }
-    if let Ok(n) = record.options.get_i64("parallelism") {
-        opts.parallelism = n.max(1) as usize;
+    let stored = &record.options;
+    opts.source_db = stored.source_db.clone();
+    opts.guild = stored.guild.clone();
+    opts.overwrite = stored.overwrite;
+    opts.allow_key_mismatch = stored.allow_key_mismatch;
+    opts.batch_size = (stored.batch_size as usize).max(1);
+    if let Some(n) = stored.parallelism {
+        opts.parallelism = (n as usize).max(1);
     }
     let prepared = preflight(env, &opts).await?;
     let changed = super::check_resume_source(&record, &prepared.source, force_source)?;
@@ -516,7 +524,7 @@ pub async fn begin_resume(
     record.cancel_requested = false;
     record.message = None;
     store
-        .set(run_id, doc! { "status": "running", "attempts": record.attempts as i32, "cancelRequested": false, "message": Bson::Null })
+        .set(run_id, doc! { "status": RunStatus::Running.as_str(), "attempts": record.attempts as i32, "cancelRequested": false, "message": Bson::Null })
         .await?;
     let engine = Engine::new(
         env,
@@ -581,7 +589,7 @@ fn initial_steps(registry: &Registry, guild_filter: bool) -> Vec<StepResult> {
                 order: s.spec.order,
                 label: s.spec.label.to_string(),
                 plugin: s.plugin.to_string(),
-                status: "pending".into(),
+                status: StepStatus::Pending,
                 collections,
                 skipped_collections: skipped,
             }
@@ -875,9 +883,9 @@ impl Engine {
         let step = &self.registry.clone_steps()[index];
         let mut ev = self.event(EventKind::StepStart, step);
         self.sink.emit(&ev);
-        if self.write && result.status != "completed" {
+        if self.write && result.status != StepStatus::Completed {
             self.store
-                .set_step_status(&self.run_id, index, "running")
+                .set_step_status(&self.run_id, index, StepStatus::Running)
                 .await?;
         }
         let mut throttle = Throttle::new(10);
@@ -930,10 +938,10 @@ impl Engine {
             before += out.processed.min(total);
             result.collections[ci] = out;
         }
-        result.status = "completed".into();
+        result.status = StepStatus::Completed;
         if self.write {
             self.store
-                .set_step_status(&self.run_id, index, "completed")
+                .set_step_status(&self.run_id, index, StepStatus::Completed)
                 .await?;
         }
         self.completed.fetch_add(1, Ordering::SeqCst);

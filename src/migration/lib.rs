@@ -38,27 +38,31 @@ impl MigrationMode {
     }
 }
 
-/// The kinds of progress event, named as on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The kinds of progress event, named as on the wire (by [`EventKind::name`] alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
     /// A step begins.
-    #[serde(rename = "migration:step_start")]
     StepStart,
     /// Records processed inside a step.
-    #[serde(rename = "migration:step_progress")]
     StepProgress,
     /// A step ended.
-    #[serde(rename = "migration:step_complete")]
     StepComplete,
     /// The run ended (completed, cancelled).
-    #[serde(rename = "migration:complete")]
     Complete,
     /// The run failed.
-    #[serde(rename = "migration:error")]
     Error,
 }
 
 impl EventKind {
+    /// Every kind.
+    pub const ALL: [EventKind; 5] = [
+        Self::StepStart,
+        Self::StepProgress,
+        Self::StepComplete,
+        Self::Complete,
+        Self::Error,
+    ];
+
     /// The wire name, e.g. `migration:step_start`.
     pub fn name(self) -> &'static str {
         match self {
@@ -68,6 +72,25 @@ impl EventKind {
             Self::Complete => "migration:complete",
             Self::Error => "migration:error",
         }
+    }
+
+    /// The kind with wire name `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl Serialize for EventKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Self::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown migration event {name:?}")))
     }
 }
 
@@ -549,11 +572,7 @@ pub(crate) fn check_resume_source(
     if stored.same_data_set(&source.identity) {
         return Ok(None);
     }
-    let was = format!(
-        "{} (database {})",
-        record.options.get_str("source").unwrap_or("?"),
-        stored.db
-    );
+    let was = format!("{} (database {})", record.options.source, stored.db);
     let now = format!("{} (database {})", source.display, source.identity.db);
     if !force {
         return Err(UserError::new(
@@ -639,6 +658,27 @@ pub async fn begin_resume_with(
 mod tests {
     use super::*;
     use mongodb::bson::{doc, Bson, RawDocumentBuf};
+
+    #[test]
+    fn event_names_are_spelled_once_and_read_back() {
+        for k in EventKind::ALL {
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.name()));
+            assert_eq!(serde_json::from_str::<EventKind>(&json).unwrap(), k);
+        }
+        assert!(serde_json::from_str::<EventKind>("\"migration:nope\"").is_err());
+    }
+
+    #[test]
+    fn a_record_written_before_typed_options_reads_back() {
+        let old = doc! { "sourceDb": "src", "guild": Bson::Null, "dryRun": false, "overwrite": true,
+        "allowKeyMismatch": false, "startedBy": "cli:me", "batchSize": 50i64,
+        "parallelism": 4i64, "source": "mongodb://***@h/" };
+        let o: runs::RunOptions = mongodb::bson::from_document(old).unwrap();
+        assert_eq!(o.source_db.as_deref(), Some("src"));
+        assert!(o.overwrite && o.guild.is_none());
+        assert_eq!((o.batch_size, o.parallelism), (50, Some(4)));
+    }
 
     #[test]
     fn a_huge_id_is_shortened_with_a_digest_that_tells_it_apart() {

@@ -60,6 +60,67 @@ impl RunStatus {
     }
 }
 
+/// Where a step stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    /// Not begun.
+    #[default]
+    Pending,
+    /// Being copied (or its process died).
+    Running,
+    /// Every collection of it handled.
+    Completed,
+}
+
+impl StepStatus {
+    /// `pending`, `running`, `completed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Completed => "completed",
+        }
+    }
+}
+
+/// A run's options as the record keeps them (connection strings redacted; the full source is
+/// `encryptedSource`). Fields of the other mode stay at their defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunOptions {
+    /// The source connection string, redacted.
+    #[serde(default)]
+    pub source: String,
+    /// The source database, when named apart from the connection string.
+    #[serde(default)]
+    pub source_db: Option<String>,
+    /// Only this guild.
+    #[serde(default)]
+    pub guild: Option<String>,
+    /// Whether it was a dry run.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Clone: replace existing documents.
+    #[serde(default)]
+    pub overwrite: bool,
+    /// Clone: copy secrets this instance's key cannot decrypt.
+    #[serde(default)]
+    pub allow_key_mismatch: bool,
+    /// Legacy: the old bot's modmail collection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modmail_collection: Option<String>,
+    /// Who started it.
+    #[serde(default)]
+    pub started_by: String,
+    /// Documents (legacy: records) per batch.
+    #[serde(default)]
+    pub batch_size: u32,
+    /// Clone: steps copied at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+}
+
 /// Counts of one collection inside a step; also the resume checkpoint.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -109,8 +170,8 @@ pub struct StepResult {
     pub label: String,
     /// Owning plugin.
     pub plugin: String,
-    /// `pending`, `running`, `completed`.
-    pub status: String,
+    /// Where the step stands.
+    pub status: StepStatus,
     /// Per collection.
     pub collections: Vec<CollectionResult>,
     /// Collections not copied, with the reason.
@@ -302,7 +363,7 @@ pub struct RunRecord {
     /// `legacy` or `clone`.
     pub mode: MigrationMode,
     /// Options, with connection strings redacted.
-    pub options: Document,
+    pub options: RunOptions,
     /// The full source connection string, encrypted with `ENCRYPTION_KEY` (for resume).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encrypted_source: Option<String>,
@@ -803,11 +864,11 @@ impl RunStore {
         &self,
         run_id: &str,
         step_index: usize,
-        status: &str,
+        status: StepStatus,
     ) -> anyhow::Result<()> {
         self.update_record(
             run_id,
-            doc! { "$set": { format!("steps.{step_index}.status"): status, "updatedAt": DateTime::now() } },
+            doc! { "$set": { format!("steps.{step_index}.status"): status.as_str(), "updatedAt": DateTime::now() } },
         )
         .await
     }

@@ -199,7 +199,7 @@ async fn full_clone_equals_the_source_and_a_rerun_imports_nothing() {
     // The record is readable later.
     let stored = RunStore::new(&target).require(&r.id).await.unwrap();
     assert_eq!(stored.status, RunStatus::Completed);
-    assert!(!stored.options.get_str("source").unwrap().is_empty());
+    assert!(!stored.options.source.is_empty());
 
     // A second run imports nothing and skips everything.
     let again = run(&env, opts(&source)).await;
@@ -812,7 +812,12 @@ pub async fn wait_for_steps(target: &Database, steps: usize) -> String {
             "the run never got going"
         );
         if let Some(r) = store.list(1).await.unwrap().into_iter().next() {
-            if r.steps.iter().filter(|s| s.status == "completed").count() >= steps {
+            if r.steps
+                .iter()
+                .filter(|s| s.status == heimdall::migration::runs::StepStatus::Completed)
+                .count()
+                >= steps
+            {
                 return r.id;
             }
         }

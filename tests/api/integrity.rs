@@ -316,11 +316,7 @@ async fn resume_against_another_source_is_refused_unless_forced() {
         "{:?}",
         forced.warnings
     );
-    assert!(forced
-        .options
-        .get_str("source")
-        .unwrap()
-        .contains(other.name()));
+    assert!(forced.options.source.contains(other.name()));
 }
 
 #[tokio::test]

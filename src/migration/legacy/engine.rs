@@ -16,8 +16,8 @@ use crate::clone::{
     existing_in, identity, insert_unordered, key_of, new_run_id, IdKey, MigrationEnv,
 };
 use crate::runs::{
-    CollectionResult, CollectionVerification, FailureKind, Lease, RunRecord, RunStatus, RunStore,
-    StepResult, Verification, VerifyTally,
+    CollectionResult, CollectionVerification, FailureKind, Lease, RunOptions, RunRecord, RunStatus,
+    RunStore, StepResult, StepStatus, Verification, VerifyTally,
 };
 use crate::source::{self, Source};
 use crate::{
@@ -247,8 +247,16 @@ pub async fn begin(
     let store = RunStore::new(&env.target);
     let lease = store.acquire(&run_id, env.lease_ttl).await?;
     let now = DateTime::now();
-    let mut options = bson::to_document(&opts)?;
-    options.insert("source", redact_uri(&opts.source_uri));
+    let options = RunOptions {
+        source: redact_uri(&opts.source_uri),
+        source_db: opts.source_db.clone(),
+        guild: opts.guild.clone(),
+        dry_run: opts.dry_run,
+        modmail_collection: Some(opts.modmail_collection.clone()),
+        started_by: opts.started_by.clone(),
+        batch_size: opts.batch_size as u32,
+        ..RunOptions::default()
+    };
     let record = RunRecord {
         id: run_id,
         mode: MigrationMode::Legacy,
@@ -295,14 +303,13 @@ pub async fn begin_resume(
     cancel: CancellationToken,
 ) -> anyhow::Result<PendingRun> {
     let mut opts = LegacyOptions::new(source_uri, record.started_by.clone());
-    opts.source_db = record.options.get_str("sourceDb").ok().map(String::from);
-    opts.guild = record.options.get_str("guild").ok().map(String::from);
-    if let Ok(m) = record.options.get_str("modmailCollection") {
-        opts.modmail_collection = m.to_string();
+    let stored = &record.options;
+    opts.source_db = stored.source_db.clone();
+    opts.guild = stored.guild.clone();
+    if let Some(m) = &stored.modmail_collection {
+        opts.modmail_collection = m.clone();
     }
-    if let Ok(n) = record.options.get_i64("batchSize") {
-        opts.batch_size = n.max(1) as usize;
-    }
+    opts.batch_size = (stored.batch_size as usize).max(1);
     let src = preflight(env, &opts).await?;
     let changed = crate::check_resume_source(&record, &src, force_source)?;
     let store = RunStore::new(&env.target);
@@ -313,7 +320,7 @@ pub async fn begin_resume(
     }
     record.attempts += 1;
     store
-        .set(&record.id, doc! { "status": "running", "attempts": record.attempts as i32, "cancelRequested": false, "message": Bson::Null })
+        .set(&record.id, doc! { "status": RunStatus::Running.as_str(), "attempts": record.attempts as i32, "cancelRequested": false, "message": Bson::Null })
         .await?;
     let engine = Engine::new(env, &opts, src, sink, cancel, record.id.clone());
     Ok(PendingRun::new(
@@ -387,7 +394,7 @@ impl Engine {
                     .map(|(p, _)| *p)
                     .collect::<Vec<_>>()
                     .join(", "),
-                status: "pending".into(),
+                status: StepStatus::Pending,
                 collections: vec![CollectionResult {
                     name: source_name(s.source, &self.modmail),
                     ..Default::default()
@@ -468,7 +475,7 @@ impl Engine {
             for (i, step) in self.steps.iter().enumerate() {
                 let res = &mut results[i].collections[0];
                 self.run_step(i, step, res, &mut Vec::new()).await?;
-                results[i].status = "completed".into();
+                results[i].status = StepStatus::Completed;
             }
             self.store
                 .set(
@@ -492,7 +499,10 @@ impl Engine {
         let mut ev = self.event(
             final_kind(&rec),
             &self.steps[0],
-            results.iter().filter(|s| s.status == "completed").count() as u16,
+            results
+                .iter()
+                .filter(|s| s.status == StepStatus::Completed)
+                .count() as u16,
         );
         ev.step = 0;
         ev.label = "Legacy Import".into();
@@ -529,7 +539,7 @@ impl Engine {
         }
         if self.write {
             self.store
-                .set_step_status(&self.run_id, index, "running")
+                .set_step_status(&self.run_id, index, StepStatus::Running)
                 .await?;
         }
         let mut prepared: Vec<Prepared> = Vec::new();
@@ -569,7 +579,7 @@ impl Engine {
         }
         if res.done {
             self.store
-                .set_step_status(&self.run_id, index, "completed")
+                .set_step_status(&self.run_id, index, StepStatus::Completed)
                 .await?;
             let mut ev = self.event(EventKind::StepComplete, step, completed_before + 1);
             ev.result = Some(serde_json::to_value(&*res)?);
@@ -623,7 +633,7 @@ impl Engine {
                 .save_collection(&self.run_id, index, 0, res, &[], &[])
                 .await?;
             self.store
-                .set_step_status(&self.run_id, index, "completed")
+                .set_step_status(&self.run_id, index, StepStatus::Completed)
                 .await?;
         }
         let mut ev = self.event(EventKind::StepComplete, step, completed_before + 1);
