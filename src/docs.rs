@@ -133,10 +133,9 @@ pub fn data_model(reg: &Registry) -> String {
                 s.label,
                 match s.source {
                     LegacySource::Collection(c) => format!("`{c}`"),
-                    LegacySource::Modmail => {
-                        "the modmail collection the owner names (`--modmail-collection`, default `modmail`)"
-                            .into()
-                    }
+                    LegacySource::Modmail { default } => format!(
+                        "the collection the owner names (`--modmail-collection`, default `{default}`)"
+                    ),
                 },
                 vec![plugin],
             )),

@@ -138,8 +138,11 @@ fn cmp_id(a: &Bson, b: &Bson) -> std::cmp::Ordering {
 
 /// The modmail plugin's legacy step.
 pub fn steps() -> Vec<LegacyStepSpec> {
-    vec![
-        LegacyStepSpec::new(4, "Modmail", LegacySource::Modmail, Arc::new(ModmailMapper))
-            .with_record_progress(),
-    ]
+    vec![LegacyStepSpec::new(
+        4,
+        "Modmail",
+        LegacySource::Modmail { default: "modmail" },
+        Arc::new(ModmailMapper),
+    )
+    .with_record_progress()]
 }

@@ -13,8 +13,12 @@ use mongodb::Collection;
 pub enum LegacySource {
     /// A collection with a fixed name.
     Collection(&'static str),
-    /// The modmail collection, named by the owner (`modmailCollection`, default `modmail`).
-    Modmail,
+    /// A collection the owner names (`--modmail-collection`: old bots differed), with the
+    /// name the declaring plugin expects when the owner names none.
+    Modmail {
+        /// The usual name.
+        default: &'static str,
+    },
 }
 
 /// What a mapper prepared from the whole legacy collection (numbering, collisions).

@@ -690,7 +690,7 @@ mod tests {
         assert_eq!(id_digest(&a).len(), 32);
         assert_ne!(ta, tb);
         assert_eq!(short_id_text(&Bson::String("short".into())), "short");
-        let e = RecordError::of(1, "tags", &doc! { "_id": a }, "r".repeat(5_000));
+        let e = RecordError::of(1, "notes", &doc! { "_id": a }, "r".repeat(5_000));
         assert!(e.reason.len() <= MAX_REASON + 3 && e.reason.ends_with('…'));
     }
 

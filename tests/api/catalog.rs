@@ -347,3 +347,49 @@ fn the_data_model_document_is_the_catalog() {
     }
     assert!(on_disk.contains("| 24 | Welcome | welcome |"));
 }
+
+/// The crates below the plugins (base, gateway, migration engine) name no plugin and no
+/// plugin's collection: what they know of plugins comes from the catalog. (The engine's own
+/// bookkeeping, which the dev plugin declares for start-up, is the engine's to name.)
+#[test]
+fn the_crates_below_the_plugins_name_no_plugin_and_no_collection() {
+    let reg = Registry::new(heimdall::plugins::all()).unwrap();
+    let mut names: Vec<&str> = reg.plugin_names();
+    names.extend(
+        reg.collections()
+            .iter()
+            .filter(|c| {
+                !(c.plugin == "dev" && c.spec.lifetime == heimdall::plugin::Lifetime::Internal)
+            })
+            .map(|c| c.spec.name),
+    );
+    fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                rust_files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut hits = Vec::new();
+    for krate in ["src/base", "src/gateway", "src/migration"] {
+        let mut files = Vec::new();
+        rust_files(&root.join(krate), &mut files);
+        assert!(!files.is_empty(), "{krate} has sources");
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for n in &names {
+                if text.contains(&format!("\"{n}\"")) {
+                    hits.push(format!(
+                        "{} names {n:?}",
+                        f.strip_prefix(root).unwrap().display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(hits.is_empty(), "{hits:#?}");
+}

@@ -39,7 +39,7 @@ pub struct LegacyOptions {
     pub source_db: Option<String>,
     /// Import only this guild.
     pub guild: Option<String>,
-    /// The name of the old bot's modmail collection.
+    /// The name of the old bot's modmail collection (empty: the name its step declares).
     pub modmail_collection: String,
     /// Stop after the plan.
     pub dry_run: bool,
@@ -50,13 +50,13 @@ pub struct LegacyOptions {
 }
 
 impl LegacyOptions {
-    /// Defaults: everything, modmail collection `modmail`, batches of 500 records.
+    /// Defaults: everything, the modmail collection the catalog names, batches of 500 records.
     pub fn new(source_uri: impl Into<String>, started_by: impl Into<String>) -> Self {
         Self {
             source_uri: source_uri.into(),
             source_db: None,
             guild: None,
-            modmail_collection: "modmail".into(),
+            modmail_collection: String::new(),
             dry_run: false,
             started_by: started_by.into(),
             batch_size: 500,
@@ -138,7 +138,21 @@ fn steps(registry: &Registry) -> Vec<Step> {
 fn source_name(source: LegacySource, modmail: &str) -> String {
     match source {
         LegacySource::Collection(c) => c.to_string(),
-        LegacySource::Modmail => modmail.to_string(),
+        LegacySource::Modmail { default } if modmail.is_empty() => default.to_string(),
+        LegacySource::Modmail { .. } => modmail.to_string(),
+    }
+}
+
+/// Puts the name the catalog declares for the owner-named collection into `opts` when the
+/// owner named none.
+fn resolve_named(catalog: &Registry, opts: &mut LegacyOptions) {
+    if opts.modmail_collection.is_empty() {
+        if let Some(default) = catalog.legacy_steps().find_map(|(_, s)| match s.source {
+            LegacySource::Modmail { default } => Some(default),
+            _ => None,
+        }) {
+            opts.modmail_collection = default.to_string();
+        }
     }
 }
 
@@ -146,7 +160,7 @@ async fn preflight(env: &MigrationEnv, opts: &LegacyOptions) -> anyhow::Result<S
     if let Some(g) = &opts.guild {
         source::parse_guild(g)?;
     }
-    if opts.modmail_collection.trim().is_empty() {
+    if !opts.modmail_collection.is_empty() && opts.modmail_collection.trim().is_empty() {
         return Err(UserError::bad_request(
             "invalid_modmail_collection",
             "--modmail-collection must name a collection",
@@ -238,6 +252,8 @@ pub async fn begin(
     sink: Arc<dyn ProgressSink>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Begun<LegacyPlan>> {
+    let mut opts = opts;
+    resolve_named(&env.registry, &mut opts);
     let src = preflight(env, &opts).await?;
     let run_id = new_run_id();
     let engine = Engine::new(env, &opts, src, sink, cancel, run_id.clone());
@@ -310,6 +326,7 @@ pub async fn begin_resume(
         opts.modmail_collection = m.clone();
     }
     opts.batch_size = (stored.batch_size as usize).max(1);
+    resolve_named(&env.registry, &mut opts);
     let src = preflight(env, &opts).await?;
     let changed = crate::check_resume_source(&record, &src, force_source)?;
     let store = RunStore::new(&env.target);
