@@ -60,8 +60,12 @@ pub fn mint(secret: &str, user: u64, ttl: Duration) -> String {
     .expect("HS256 encoding of plain claims cannot fail")
 }
 
-/// Checks a token's signature and expiry (no leeway).
-pub fn verify(secret: Option<&str>, token: &str) -> Result<Claims, TokenError> {
+/// How long a session token may live unless `AUTH_MAX_TTL` says otherwise: 30 days.
+pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(30 * 86_400);
+
+/// Checks a token's signature and expiry (no leeway), and that it was not minted to live
+/// longer than `max_ttl`.
+pub fn verify(secret: Option<&str>, token: &str, max_ttl: Duration) -> Result<Claims, TokenError> {
     let secret = secret.ok_or(TokenError::NoSecret)?;
     let mut v = Validation::new(Algorithm::HS256);
     v.leeway = 0;
@@ -91,6 +95,12 @@ pub fn verify(secret: Option<&str>, token: &str) -> Result<Claims, TokenError> {
                     .to_string(),
                 )
             })?;
+    if data.claims.exp.saturating_sub(data.claims.iat) > max_ttl.as_secs() {
+        return Err(TokenError::Invalid(format!(
+            "it was minted to live longer than the longest session allowed ({}); get a new one",
+            describe_ttl(max_ttl)
+        )));
+    }
     if data.claims.sub.parse::<u64>().is_err() {
         return Err(TokenError::Invalid(
             "the subject is not a Discord user id".into(),
@@ -99,20 +109,41 @@ pub fn verify(secret: Option<&str>, token: &str) -> Result<Claims, TokenError> {
     Ok(data.claims)
 }
 
-/// Parses a duration like `90s`, `30m`, `1h`, `7d`.
+/// A duration as `heimdall token --ttl` takes it, e.g. `30d`.
+pub fn describe_ttl(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Parses a duration like `90s`, `30m`, `1h`, `7d` (at most a hundred years).
 pub fn parse_ttl(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration; use e.g. 30m, 1h, 7d"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return Err(format!("{s:?} is not a duration; use e.g. 30m, 1h, 7d")),
+    let bad = || format!("{s:?} is not a duration; use e.g. 30m, 1h, 7d");
+    let too_long = || format!("{s:?} is too long; use at most a few days, e.g. 7d");
+    let n: u64 = match num.parse() {
+        Ok(n) => n,
+        Err(_) if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) => {
+            return Err(too_long())
+        }
+        Err(_) => return Err(bad()),
     };
+    let unit_secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    let secs = n
+        .checked_mul(unit_secs)
+        .filter(|&x| x <= 100 * 365 * 86_400)
+        .ok_or_else(too_long)?;
     if secs == 0 {
         return Err("the duration must be positive".into());
     }
@@ -163,6 +194,7 @@ impl FromRequestParts<Data> for AuthUser {
         let claims = verify(
             data.config.auth_secret.as_ref().map(|s| s.expose()),
             header.trim(),
+            data.config.auth_max_ttl,
         )
         .map_err(|e| {
             UserError::new(
@@ -203,6 +235,8 @@ pub struct HostGatekeeper {
     pub secret: Option<String>,
     /// `OWNER_IDS`.
     pub owners: Vec<u64>,
+    /// `AUTH_MAX_TTL`.
+    pub max_ttl: Duration,
     /// The plugin deciding dashboard access, if any.
     pub access: Option<std::sync::Arc<dyn crate::plugin::AccessPolicy>>,
 }
@@ -211,7 +245,7 @@ pub struct HostGatekeeper {
 impl crate::gateway::Gatekeeper for HostGatekeeper {
     fn verify(&self, token: &str) -> Result<crate::gateway::Session, crate::gateway::Rejection> {
         use crate::gateway::Rejection;
-        match verify(self.secret.as_deref(), token) {
+        match verify(self.secret.as_deref(), token, self.max_ttl) {
             Ok(c) => Ok(crate::gateway::Session {
                 user: c.sub.parse().unwrap_or(0),
                 issued_at: c.iat,

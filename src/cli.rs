@@ -149,6 +149,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let ttl = crate::auth::parse_ttl(&ttl).map_err(|e| {
                 crate::error::UserError::bad_request("invalid_ttl", format!("--ttl {e}"))
             })?;
+            if ttl > config.auth_max_ttl {
+                anyhow::bail!(crate::error::UserError::bad_request(
+                    "invalid_ttl",
+                    format!(
+                        "--ttl {} is longer than a session may live ({}, AUTH_MAX_TTL); mint a shorter one, or raise AUTH_MAX_TTL",
+                        crate::auth::describe_ttl(ttl),
+                        crate::auth::describe_ttl(config.auth_max_ttl)
+                    ),
+                ));
+            }
             let secret = config.auth_secret.as_ref().ok_or_else(|| {
                 crate::error::UserError::bad_request("auth_secret_missing", "AUTH_SECRET is not set; set it (at least 32 characters) where the bot runs and here")
             })?;

@@ -34,6 +34,9 @@ pub struct Config {
     pub encryption_key: Option<EncryptionKey>,
     /// `AUTH_SECRET`: HS256 secret for session tokens.
     pub auth_secret: Option<Secret>,
+    /// `AUTH_MAX_TTL`: the longest a session token may live (default 30 days); longer ones
+    /// are neither minted nor accepted.
+    pub auth_max_ttl: std::time::Duration,
     /// `API_PORT` (default 3001).
     pub api_port: u16,
     /// `WS_PORT` (default 3002).
@@ -59,6 +62,7 @@ pub const SETTINGS: &[&str] = &[
     "DEV_GUILD_ID",
     "ENCRYPTION_KEY",
     "AUTH_SECRET",
+    "AUTH_MAX_TTL",
     "API_PORT",
     "WS_PORT",
     "DASHBOARD_ORIGINS",
@@ -169,6 +173,13 @@ impl Config {
             }
         }
 
+        let auth_max_ttl = match get("AUTH_MAX_TTL") {
+            None => crate::auth::DEFAULT_MAX_TTL,
+            Some(v) => {
+                crate::auth::parse_ttl(&v).map_err(|e| ConfigError::new("AUTH_MAX_TTL", e))?
+            }
+        };
+
         let redis_url = get("REDIS_URL");
         if let Some(u) = &redis_url {
             if !(u.starts_with("redis://")
@@ -204,6 +215,7 @@ impl Config {
             dev_guild_id,
             encryption_key,
             auth_secret,
+            auth_max_ttl,
             api_port,
             ws_port,
             dashboard_origins,

@@ -205,6 +205,7 @@ impl Application {
                     .as_ref()
                     .map(|s| s.expose().to_string()),
                 owners: data.config.owner_ids.clone(),
+                max_ttl: data.config.auth_max_ttl,
                 access: data.access().cloned(),
             }),
             origins,

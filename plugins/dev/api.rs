@@ -114,13 +114,28 @@ impl LegacyRequest {
     }
 }
 
+/// A JSON body, or an error saying in plain words what is wrong with it.
 fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, AppError> {
     b.map(|Json(v)| v).map_err(|e| {
-        UserError::bad_request(
-            "invalid_body",
-            format!("the request body is not valid: {}", e.body_text()),
-        )
-        .into()
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return UserError::new(
+                crate::error::UserErrorKind::TooLarge,
+                "body_too_large",
+                "the request body is larger than the API accepts (2 MB); a migration request is a few hundred bytes",
+            )
+            .into();
+        }
+        let why = match &e {
+            JsonRejection::MissingJsonContentType(_) => {
+                "send it as JSON, with `Content-Type: application/json`".to_string()
+            }
+            JsonRejection::JsonSyntaxError(_) => "it is not valid JSON".to_string(),
+            other => other
+                .body_text()
+                .trim_start_matches("Failed to deserialize the JSON body into the target type: ")
+                .to_string(),
+        };
+        UserError::bad_request("invalid_body", format!("the request body is not valid: {why}")).into()
     })
 }
 

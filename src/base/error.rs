@@ -24,6 +24,8 @@ pub enum UserErrorKind {
     Conflict,
     /// A dependency (a source database) could not be reached (502).
     Unavailable,
+    /// The request is larger than accepted (413).
+    TooLarge,
 }
 
 impl UserErrorKind {
@@ -36,6 +38,7 @@ impl UserErrorKind {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict => StatusCode::CONFLICT,
             Self::Unavailable => StatusCode::BAD_GATEWAY,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 }

@@ -185,3 +185,29 @@ fn seed_legacy_needs_no_encryption_key_but_an_instance_does() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--encryption-key"));
 }
+
+#[test]
+fn token_lifetimes_are_bounded() {
+    let token = |ttl: &str| {
+        Command::new(env!("CARGO_BIN_EXE_heimdall"))
+            .args(["token", "--user", "100000000000000001", "--ttl", ttl])
+            .env("AUTH_SECRET", "test-secret-test-secret-test-secret-0123")
+            .env("HEIMDALL_CONFIG", "/nonexistent/heimdall.toml")
+            .env_remove("AUTH_MAX_TTL")
+            .output()
+            .unwrap()
+    };
+    assert!(token("7d").status.success());
+    for (ttl, says) in [
+        ("400d", "longer than a session may live (30d"),
+        ("99999999999999999999d", "too long"),
+        ("3000000000000000d", "too long"),
+        ("forever", "not a duration"),
+    ] {
+        let out = token(ttl);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{ttl} was accepted");
+        assert!(err.contains(says), "{ttl}: {err}");
+        assert!(!err.contains("panicked"), "{ttl}: {err}");
+    }
+}

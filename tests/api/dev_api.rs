@@ -297,3 +297,46 @@ async fn signing_out_revokes_the_session_for_the_api_and_the_gateway() {
     .await;
     assert_eq!((s, b["code"].as_str()), (400, Some("invalid_user_id")));
 }
+
+#[tokio::test]
+async fn a_huge_body_is_413_and_an_overlong_token_is_refused() {
+    let app = spawn_app().await;
+    let huge = json!({ "source": "x".repeat(3 * 1024 * 1024) });
+    let (s, b) = post(
+        &app,
+        "/api/dev/migrations/clone",
+        Some(bearer(owner())),
+        huge,
+    )
+    .await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (413, Some("body_too_large")),
+        "{b}"
+    );
+    assert!(b["message"].as_str().unwrap().contains("2 MB"));
+    // Not JSON at all: said plainly.
+    let r = app
+        .http
+        .post(format!("{}/api/dev/migrations/clone", app.address))
+        .header("Authorization", bearer(owner()))
+        .header("Content-Type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["message"].as_str().unwrap().contains("not valid JSON"),
+        "{v}"
+    );
+    // A token minted (elsewhere) to live 60 days is not accepted: sessions end by 30.
+    let long = format!(
+        "Bearer {}",
+        auth::mint(AUTH_SECRET, owner(), Duration::from_secs(60 * 86_400))
+    );
+    let (s, b) = post(&app, "/api/dev/migrations/clone", Some(long), json!({})).await;
+    assert_eq!((s, b["code"].as_str()), (401, Some("invalid_token")), "{b}");
+    assert!(b["message"].as_str().unwrap().contains("30d"), "{b}");
+}
