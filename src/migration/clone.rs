@@ -490,7 +490,6 @@ pub async fn begin_resume(
     sink: Arc<dyn ProgressSink>,
     cancel: CancellationToken,
 ) -> anyhow::Result<PendingRun> {
-    let store = RunStore::new(&env.target);
     let run_id = record.id.clone();
     let run_id = run_id.as_str();
     let mut opts: CloneOptions = CloneOptions::new(uri, record.started_by.clone());
@@ -504,28 +503,14 @@ pub async fn begin_resume(
         opts.parallelism = (n as usize).max(1);
     }
     let prepared = preflight(env, &opts).await?;
-    let changed = super::check_resume_source(&record, &prepared.source, force_source)?;
-    // A lease still held means the run is alive somewhere: acquire refuses then.
-    let lease = store.acquire(run_id, env.lease_ttl).await?;
-    let store = store.fenced(lease.fence());
-    if let Some(w) = changed {
-        super::adopt_source(
-            &store,
-            env,
-            &mut record,
-            &prepared.source,
-            &opts.source_uri,
-            w,
-        )
-        .await?;
-    }
-    record.status = RunStatus::Running;
-    record.attempts += 1;
-    record.cancel_requested = false;
-    record.message = None;
-    store
-        .set(run_id, doc! { "status": RunStatus::Running.as_str(), "attempts": record.attempts as i32, "cancelRequested": false, "message": Bson::Null })
-        .await?;
+    let lease = super::take_over(
+        env,
+        &mut record,
+        &prepared.source,
+        &opts.source_uri,
+        force_source,
+    )
+    .await?;
     let engine = Engine::new(
         env,
         &opts,
@@ -1068,15 +1053,7 @@ impl Engine {
         let (keys, ids): (Vec<String>, Vec<Bson>) = missing.into_iter().unzip();
         let source = self.source.db.collection::<Document>(spec.name);
         for chunk in ids.chunks(IN_CHUNK) {
-            let filter =
-                super::id_order::and(base.clone(), doc! { "_id": { "$in": chunk.to_vec() } });
-            let batch: Vec<Document> = source
-                .find(filter)
-                .sort(doc! { "_id": 1 })
-                .await?
-                .try_collect()
-                .await
-                .context("reading the source")?;
+            let batch = super::find_ids(&source, base, chunk, "reading the source").await?;
             let errors = self
                 .process_batch(step_index, spec, batch, handler, state, result)
                 .await?;
@@ -1499,7 +1476,7 @@ impl Engine {
 
 /// How many values one `$in` carries. On secantusd-rs a long `$in` costs more than its
 /// length (1,000 values: 50 ms; 8 × 128: 13 ms); on mongod short lists cost about the same.
-const IN_CHUNK: usize = 128;
+pub(crate) const IN_CHUNK: usize = 128;
 
 /// How [`fetch_by_ids`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -556,7 +556,7 @@ pub async fn begin_resume(
 /// Refuses to resume `record` against a data set other than the one it started on (another
 /// server, database, or the same name dropped and made again), unless `force`; then the
 /// returned warning says what happened, for the record.
-pub(crate) fn check_resume_source(
+fn check_resume_source(
     record: &runs::RunRecord,
     source: &source::Source,
     force: bool,
@@ -587,26 +587,68 @@ pub(crate) fn check_resume_source(
     )))
 }
 
-/// Records on a resumed run that it now reads `source` (after a forced change of source).
-pub(crate) async fn adopt_source(
-    store: &runs::RunStore,
+/// Takes a stopped run over for a resume against `source` (reached with `uri`): refuses
+/// another data set unless `force` (then the record says so and keeps the new source), takes
+/// the lease (refused while the run is alive somewhere) and marks the record running for one
+/// more attempt.
+pub(crate) async fn take_over(
     env: &clone::MigrationEnv,
     record: &mut runs::RunRecord,
     source: &source::Source,
     uri: &str,
-    warning: String,
-) -> anyhow::Result<()> {
-    use mongodb::bson::doc;
-    record.warnings.push(warning);
-    let mut fields = doc! {
-        "warnings": record.warnings.clone(),
-        "options.source": &source.display,
-        "sourceIdentity": mongodb::bson::to_document(&source.identity)?,
-    };
-    if let Some(c) = &env.crypto {
-        fields.insert("encryptedSource", c.encrypt(uri));
+    force: bool,
+) -> anyhow::Result<runs::Lease> {
+    use mongodb::bson::{doc, Bson};
+    let changed = check_resume_source(record, source, force)?;
+    let store = runs::RunStore::new(&env.target);
+    let lease = store.acquire(&record.id, env.lease_ttl).await?;
+    let store = store.fenced(lease.fence());
+    if let Some(warning) = changed {
+        record.warnings.push(warning);
+        let mut fields = doc! {
+            "warnings": record.warnings.clone(),
+            "options.source": &source.display,
+            "sourceIdentity": mongodb::bson::to_document(&source.identity)?,
+        };
+        if let Some(c) = &env.crypto {
+            fields.insert("encryptedSource", c.encrypt(uri));
+        }
+        store.set(&record.id, fields).await?;
     }
-    store.set(&record.id, fields).await
+    record.status = runs::RunStatus::Running;
+    record.attempts += 1;
+    record.cancel_requested = false;
+    record.message = None;
+    store
+        .set(
+            &record.id,
+            doc! { "status": runs::RunStatus::Running.as_str(), "attempts": record.attempts as i32, "cancelRequested": false, "message": Bson::Null },
+        )
+        .await?;
+    Ok(lease)
+}
+
+/// The documents of `coll` selected by `base` whose `_id` is one of `ids`, in `_id` order
+/// (what a resume copies again after a verification found it missing).
+pub(crate) async fn find_ids(
+    coll: &mongodb::Collection<Document>,
+    base: &Document,
+    ids: &[mongodb::bson::Bson],
+    what: &'static str,
+) -> anyhow::Result<Vec<Document>> {
+    use anyhow::Context as _;
+    use futures::TryStreamExt;
+    use mongodb::bson::doc;
+    coll.find(id_order::and(
+        base.clone(),
+        doc! { "_id": { "$in": ids.to_vec() } },
+    ))
+    .sort(doc! { "_id": 1 })
+    .await
+    .context(what)?
+    .try_collect()
+    .await
+    .context(what)
 }
 
 /// [`begin_resume`], with `force_source` to resume against another data set.

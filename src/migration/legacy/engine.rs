@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use futures::TryStreamExt;
 use mongodb::bson::{self, doc, Bson, DateTime, Document};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -328,17 +327,7 @@ pub async fn begin_resume(
     opts.batch_size = (stored.batch_size as usize).max(1);
     resolve_named(&env.registry, &mut opts);
     let src = preflight(env, &opts).await?;
-    let changed = crate::check_resume_source(&record, &src, force_source)?;
-    let store = RunStore::new(&env.target);
-    let lease = store.acquire(&record.id, env.lease_ttl).await?;
-    let store = store.fenced(lease.fence());
-    if let Some(w) = changed {
-        crate::adopt_source(&store, env, &mut record, &src, &opts.source_uri, w).await?;
-    }
-    record.attempts += 1;
-    store
-        .set(&record.id, doc! { "status": RunStatus::Running.as_str(), "attempts": record.attempts as i32, "cancelRequested": false, "message": Bson::Null })
-        .await?;
+    let lease = crate::take_over(env, &mut record, &src, &opts.source_uri, force_source).await?;
     let engine = Engine::new(env, &opts, src, sink, cancel, record.id.clone());
     Ok(PendingRun::new(
         record.id.clone(),
@@ -363,6 +352,18 @@ struct Engine {
     /// and every attempt, so a resume maps a record exactly as the first attempt would.
     now: DateTime,
     fail_point: Option<crate::FailPoint>,
+}
+
+/// A legacy record run through every mapper of its step.
+#[derive(Default)]
+struct MappedRecord {
+    /// One group of produced documents per mapper that produced some; a group's first is its
+    /// primary document.
+    groups: Vec<Vec<super::Produced>>,
+    /// The first reason a mapper gave for skipping it.
+    skip: Option<String>,
+    /// Why a mapper could not map it (then it is not imported).
+    failed: Option<String>,
 }
 
 /// What happened to one record.
@@ -573,17 +574,9 @@ impl Engine {
             // Records an earlier verification of this run found missing from the target.
             tracing::info!(collection = %coll_name, count = missing.len(), "importing again what verification found missing");
             let (keys, ids): (Vec<String>, Vec<Bson>) = missing.into_iter().unzip();
-            for chunk in ids.chunks(128) {
-                let records: Vec<Document> = coll
-                    .find(crate::id_order::and(
-                        filter.clone(),
-                        doc! { "_id": { "$in": chunk.to_vec() } },
-                    ))
-                    .sort(doc! { "_id": 1 })
-                    .await?
-                    .try_collect()
-                    .await
-                    .context("reading the legacy database")?;
+            for chunk in ids.chunks(crate::clone::IN_CHUNK) {
+                let records =
+                    crate::find_ids(&coll, &filter, chunk, "reading the legacy database").await?;
                 let (errors, skips) = self
                     .import_batch(step, &prepared, records, res, &mut planned)
                     .await?;
@@ -702,49 +695,22 @@ impl Engine {
         let mut tally = VerifyTally::default();
         while let Some(records) = rx.recv().await {
             let records = records?;
-            // Per record: its groups of produced documents, or `None` when a mapper failed;
-            // and whether a mapper skipped it with a reason.
-            let mut mapped: Vec<(Option<Vec<Vec<super::Produced>>>, bool)> = Vec::new();
-            for r in &records {
-                let mut groups = Vec::new();
-                let mut skipped = false;
-                let mut failed = false;
-                for ((_, part), prep) in step.parts.iter().zip(&prepared) {
-                    let ctx = MapContext {
-                        prepared: prep.as_ref(),
-                        now: self.now,
-                    };
-                    match part.mapper.map(r, &ctx) {
-                        Ok(Mapped::Docs(d)) if !d.is_empty() => groups.push(d),
-                        Ok(Mapped::Docs(_)) | Ok(Mapped::Nothing) => {}
-                        Ok(Mapped::Skip(_)) => skipped = true,
-                        Err(_) => {
-                            failed = true;
-                            break;
-                        }
-                    }
-                }
-                mapped.push(((!failed).then_some(groups), skipped));
-            }
-            let mut by_coll: BTreeMap<&'static str, Vec<Document>> = BTreeMap::new();
-            for (groups, _) in &mapped {
-                for p in groups.iter().flatten().flatten() {
-                    by_coll
-                        .entry(p.collection)
-                        .or_default()
-                        .push(identity(self.spec(p.collection)?, &p.doc));
-                }
-            }
-            let mut existing = HashMap::new();
-            for (c, docs) in &by_coll {
-                existing.insert(
-                    *c,
-                    existing_in(&self.target, self.spec(c)?, docs, true).await?,
-                );
-            }
+            let mapped: Vec<MappedRecord> = records
+                .iter()
+                .map(|r| self.map_record(step, &prepared, r))
+                .collect::<anyhow::Result<_>>()?;
+            let existing = self
+                .existing(
+                    mapped
+                        .iter()
+                        .filter(|m| m.failed.is_none())
+                        .flat_map(|m| m.groups.iter().flatten()),
+                    true,
+                )
+                .await?;
             let mut absent = Vec::new();
-            for (r, (groups, skipped)) in records.iter().zip(mapped) {
-                let Some(groups) = groups else {
+            for (r, m) in records.iter().zip(mapped) {
+                if m.failed.is_some() {
                     tally.add_source(0);
                     absent.push(RecordError::of(
                         step.order,
@@ -753,9 +719,9 @@ impl Engine {
                         "verification: failed to map",
                     ));
                     continue;
-                };
+                }
                 let (mut sh, mut th, mut whole) = (0u64, 0u64, true);
-                for g in &groups {
+                for g in &m.groups {
                     for (i, p) in g.iter().enumerate() {
                         let spec = self.spec(p.collection)?;
                         sh = sh.wrapping_add(content_hash(&p.doc, &[]));
@@ -768,7 +734,7 @@ impl Engine {
                     }
                 }
                 tally.add_source(sh);
-                if groups.is_empty() && skipped {
+                if m.groups.iter().all(Vec::is_empty) && m.skip.is_some() {
                     absent.push(RecordError::of(
                         step.order,
                         &name,
@@ -799,6 +765,69 @@ impl Engine {
         Ok(tally.report(step.order, &name, res.skipped))
     }
 
+    /// Runs `record` through every mapper of `step` (with `now` pinned to the run's start),
+    /// checking each mapper produces only documents of its own plugin.
+    fn map_record(
+        &self,
+        step: &Step,
+        prepared: &[Prepared],
+        record: &Document,
+    ) -> anyhow::Result<MappedRecord> {
+        let mut out = MappedRecord::default();
+        for ((plugin, part), prep) in step.parts.iter().zip(prepared) {
+            let ctx = MapContext {
+                prepared: prep.as_ref(),
+                now: self.now,
+            };
+            match part.mapper.map(record, &ctx) {
+                Ok(Mapped::Docs(docs)) => {
+                    for d in &docs {
+                        let owner = self.registry.owner(d.collection);
+                        anyhow::ensure!(
+                            owner == Some(*plugin),
+                            "plugin {plugin} produced a document for {}, which it does not own",
+                            d.collection
+                        );
+                    }
+                    out.groups.push(docs);
+                }
+                Ok(Mapped::Skip(why)) => {
+                    out.skip.get_or_insert(why);
+                }
+                Ok(Mapped::Nothing) => {}
+                Err(why) => {
+                    out.failed = Some(why);
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Which of `produced` already exist in the target, per collection: by `_id` and key
+    /// (with `full`, the whole target documents too).
+    async fn existing<'a>(
+        &self,
+        produced: impl Iterator<Item = &'a super::Produced>,
+        full: bool,
+    ) -> anyhow::Result<HashMap<&'static str, crate::clone::Existing>> {
+        let mut by_coll: BTreeMap<&'static str, Vec<Document>> = BTreeMap::new();
+        for p in produced {
+            by_coll
+                .entry(p.collection)
+                .or_default()
+                .push(identity(self.spec(p.collection)?, &p.doc));
+        }
+        let mut out = HashMap::new();
+        for (c, docs) in &by_coll {
+            out.insert(
+                *c,
+                existing_in(&self.target, self.spec(c)?, docs, full).await?,
+            );
+        }
+        Ok(out)
+    }
+
     fn spec(&self, collection: &str) -> anyhow::Result<&CollectionSpec> {
         self.registry.collection(collection).with_context(|| {
             format!("a legacy mapper produced a document for unknown collection {collection}")
@@ -814,76 +843,32 @@ impl Engine {
         res: &mut CollectionResult,
         planned: &mut HashMap<&'static str, HashSet<String>>,
     ) -> anyhow::Result<(Vec<RecordError>, Vec<RecordError>)> {
-        let now = self.now;
         let coll_name = source_name(step.source, &self.modmail);
         let mut errors = Vec::new();
         let mut skips = Vec::new();
         // Per record: its groups of produced documents (one group per mapper), or its fate.
         let mut groups: Vec<Vec<Vec<super::Produced>>> = Vec::with_capacity(records.len());
         let mut fate: Vec<Option<RecordOutcome>> = Vec::with_capacity(records.len());
-        let mut skip_reason: Vec<Option<String>> = vec![None; records.len()];
-        for (ri, r) in records.iter().enumerate() {
-            let mut gs = Vec::new();
-            let mut failed = None;
-            for ((plugin, part), prep) in step.parts.iter().zip(prepared) {
-                let ctx = MapContext {
-                    prepared: prep.as_ref(),
-                    now,
-                };
-                match part.mapper.map(r, &ctx) {
-                    Ok(Mapped::Docs(docs)) => {
-                        for d in &docs {
-                            let owner = self.registry.owner(d.collection);
-                            anyhow::ensure!(
-                                owner == Some(*plugin),
-                                "plugin {plugin} produced a document for {}, which it does not own",
-                                d.collection
-                            );
-                        }
-                        gs.push(docs);
-                    }
-                    Ok(Mapped::Skip(why)) => {
-                        skip_reason[ri].get_or_insert(why);
-                    }
-                    Ok(Mapped::Nothing) => {}
-                    Err(why) => {
-                        failed = Some(why);
-                        break;
-                    }
-                }
-            }
-            match failed {
+        let mut skip_reason: Vec<Option<String>> = Vec::with_capacity(records.len());
+        for r in &records {
+            let m = self.map_record(step, prepared, r)?;
+            skip_reason.push(m.skip);
+            match m.failed {
                 Some(why) => {
                     fate.push(Some(RecordOutcome::Failed(why)));
                     groups.push(Vec::new());
                 }
                 None => {
                     fate.push(None);
-                    groups.push(gs);
+                    groups.push(m.groups);
                 }
             }
         }
 
         // Existence of every produced document, by its `_id` and key only.
-        let mut by_coll: BTreeMap<&'static str, Vec<Document>> = BTreeMap::new();
-        for gs in &groups {
-            for g in gs {
-                for p in g {
-                    let spec = self.spec(p.collection)?;
-                    by_coll
-                        .entry(p.collection)
-                        .or_default()
-                        .push(identity(spec, &p.doc));
-                }
-            }
-        }
-        let mut existing = HashMap::new();
-        for (c, docs) in &by_coll {
-            existing.insert(
-                *c,
-                existing_in(&self.target, self.spec(c)?, docs, false).await?,
-            );
-        }
+        let existing = self
+            .existing(groups.iter().flatten().flatten(), false)
+            .await?;
 
         // Decide per group; collect inserts with the record they come from.
         let mut inserts: BTreeMap<&'static str, Vec<(usize, Document)>> = BTreeMap::new();
