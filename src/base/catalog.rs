@@ -380,6 +380,37 @@ pub enum CatalogError {
     BadCollection(&'static str),
 }
 
+/// For each step, the other steps copying a collection it references, as indexes into
+/// `steps` (sorted, without repeats).
+fn step_dependencies<'a>(
+    steps: &[RegisteredStep],
+    spec_of: impl Fn(&str) -> Option<&'a CollectionSpec>,
+) -> Vec<Vec<usize>> {
+    let step_of: HashMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| s.spec.collections.iter().map(move |c| (*c, i)))
+        .collect();
+    steps
+        .iter()
+        .enumerate()
+        .map(|(si, s)| {
+            let mut deps: Vec<usize> = s
+                .spec
+                .collections
+                .iter()
+                .filter_map(|c| spec_of(c))
+                .flat_map(|spec| spec.references.iter())
+                .filter_map(|r| step_of.get(r.collection).copied())
+                .filter(|&d| d != si)
+                .collect();
+            deps.sort_unstable();
+            deps.dedup();
+            deps
+        })
+        .collect()
+}
+
 /// Orders the clone steps: the plugins' order, each plugin's steps as it declares them, a
 /// step moved later only as far as its references require (the step copying a referenced
 /// collection comes first); then numbers them 1..=N. A cycle of references between steps is
@@ -387,24 +418,10 @@ pub enum CatalogError {
 fn derive_order(
     steps: Vec<RegisteredStep>,
     collections: &[RegisteredCollection],
-    step_of: &HashMap<&'static str, usize>,
 ) -> Result<Vec<RegisteredStep>, CatalogError> {
     let spec_of: HashMap<&str, &CollectionSpec> =
         collections.iter().map(|c| (c.spec.name, &c.spec)).collect();
-    let deps: Vec<HashSet<usize>> = steps
-        .iter()
-        .enumerate()
-        .map(|(si, s)| {
-            s.spec
-                .collections
-                .iter()
-                .filter_map(|c| spec_of.get(c))
-                .flat_map(|spec| spec.references.iter())
-                .filter_map(|r| step_of.get(r.collection).copied())
-                .filter(|&d| d != si)
-                .collect()
-        })
-        .collect();
+    let deps = step_dependencies(&steps, |c| spec_of.get(c).copied());
     let mut placed = vec![false; steps.len()];
     let mut order = Vec::with_capacity(steps.len());
     while order.len() < steps.len() {
@@ -496,9 +513,9 @@ impl Catalog {
             }
         }
 
-        // Which step copies which collection (declaration order), checked.
-        let mut step_of: HashMap<&'static str, usize> = HashMap::new();
-        for (si, s) in steps.iter().enumerate() {
+        // Every step copies collections of its own plugin, each in one step only.
+        let mut copied: HashSet<&'static str> = HashSet::new();
+        for s in &steps {
             for c in &s.spec.collections {
                 let Some(&coll_owner) = owner.get(c) else {
                     return Err(CatalogError::UnknownStepCollection {
@@ -514,12 +531,12 @@ impl Catalog {
                         owner: coll_owner,
                     });
                 }
-                if step_of.insert(c, si).is_some() {
+                if !copied.insert(c) {
                     return Err(CatalogError::CollectionInTwoSteps(c));
                 }
             }
         }
-        let steps = derive_order(steps, &collections, &step_of)?;
+        let steps = derive_order(steps, &collections)?;
 
         // Position of every copied collection: (step order, index within the step).
         let mut position: HashMap<&'static str, (u16, usize)> = HashMap::new();
@@ -618,6 +635,12 @@ impl Catalog {
     /// The plugin that declares a collection.
     pub fn owner(&self, name: &str) -> Option<&'static str> {
         self.index.get(name).map(|&i| self.collections[i].plugin)
+    }
+
+    /// For each clone step (by index), the steps copying a collection it references: they
+    /// must end before it starts.
+    pub fn clone_step_dependencies(&self) -> Vec<Vec<usize>> {
+        step_dependencies(&self.steps, |c| self.collection(c))
     }
 
     /// The clone steps in order.

@@ -745,29 +745,6 @@ impl Engine {
         })
     }
 
-    /// Steps whose referenced collections are copied by other steps, as step indexes.
-    fn dependencies(&self) -> Vec<Vec<usize>> {
-        let steps = self.registry.clone_steps();
-        let step_of = |c: &str| steps.iter().position(|s| s.spec.collections.contains(&c));
-        steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let mut deps: Vec<usize> = s
-                    .spec
-                    .collections
-                    .iter()
-                    .filter_map(|c| self.registry.collection(c))
-                    .flat_map(|spec| spec.references.iter().filter_map(|r| step_of(r.collection)))
-                    .filter(|&d| d != i)
-                    .collect();
-                deps.sort_unstable();
-                deps.dedup();
-                deps
-            })
-            .collect()
-    }
-
     /// Runs every step, respecting references, `parallelism` at a time. With `verify`, each
     /// step's collections are verified as soon as the step is copied, beside the steps still
     /// copying (`parallelism` verifications at a time); returns when every copy and
@@ -782,7 +759,7 @@ impl Engine {
         std::time::Instant,
     )> {
         let steps = self.registry.clone_steps();
-        let deps = self.dependencies();
+        let deps = self.registry.clone_step_dependencies();
         let mut results: Vec<Option<StepResult>> = vec![None; steps.len()];
         let mut checks: Vec<Vec<CollectionVerification>> = vec![Vec::new(); steps.len()];
         let mut started = vec![false; steps.len()];

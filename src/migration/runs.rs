@@ -315,11 +315,6 @@ impl Verification {
         }
     }
 
-    /// Documents missing, over all collections.
-    pub fn missing(&self) -> u64 {
-        self.collections.iter().map(|c| c.missing).sum()
-    }
-
     /// What is wrong, in a sentence for the run's message (`None` when ok).
     pub fn problem(&self, run_id: &str) -> Option<String> {
         if self.ok {
@@ -512,9 +507,18 @@ impl FailureKind {
     }
 }
 
-/// The `_id` prefix of a run's failures of one kind.
-fn failure_prefix(run_id: &str, kind: FailureKind) -> String {
-    format!("{run_id}:{}:", kind.as_str())
+/// The `_id` prefix of a run's failures of one kind, or of one collection's among them.
+fn failure_prefix(run_id: &str, kind: FailureKind, collection: Option<&str>) -> String {
+    match collection {
+        Some(c) => format!("{run_id}:{}:{c}:", kind.as_str()),
+        None => format!("{run_id}:{}:", kind.as_str()),
+    }
+}
+
+/// The filter on `_id` selecting the failures under `prefix` that come after `from` (their
+/// `_id`s are ASCII, so `prefix` followed by DEL bounds them).
+fn under(prefix: &str, from: &str) -> Document {
+    doc! { "_id": { "$gt": from, "$lt": format!("{prefix}\u{7f}") } }
 }
 
 /// `_id`s of this size or more are not kept whole in `migration_failures` (the document
@@ -550,7 +554,7 @@ impl RunStore {
             .iter()
             .map(|e| {
                 let mut d = doc! {
-                    "_id": format!("{}{}:{}", failure_prefix(run_id, kind), e.collection, e.id_digest),
+                    "_id": format!("{}{}", failure_prefix(run_id, kind, Some(&e.collection)), e.id_digest),
                     "runId": run_id,
                     "kind": kind.as_str(),
                     "step": e.step as i32,
@@ -594,8 +598,7 @@ impl RunStore {
         after: Option<&str>,
         limit: i64,
     ) -> anyhow::Result<(Vec<RecordError>, Option<String>)> {
-        let prefix = failure_prefix(run_id, kind);
-        let end = format!("{run_id}:{};", kind.as_str());
+        let prefix = failure_prefix(run_id, kind, None);
         let from = match after {
             Some(a) if a.starts_with(&prefix) => a.to_string(),
             Some(_) => {
@@ -610,7 +613,7 @@ impl RunStore {
         let limit = limit.clamp(1, 1000);
         let docs: Vec<Document> = self
             .failures
-            .find(doc! { "_id": { "$gt": from, "$lt": end } })
+            .find(under(&prefix, &from))
             .sort(doc! { "_id": 1 })
             .limit(limit + 1)
             .projection(doc! { "id": 0 })
@@ -642,11 +645,10 @@ impl RunStore {
 
     /// How many failures of `kind` the run has in `migration_failures`.
     pub async fn failure_count(&self, run_id: &str, kind: FailureKind) -> anyhow::Result<u64> {
-        let prefix = failure_prefix(run_id, kind);
-        let end = format!("{run_id}:{};", kind.as_str());
+        let prefix = failure_prefix(run_id, kind, None);
         Ok(self
             .failures
-            .count_documents(doc! { "_id": { "$gt": prefix, "$lt": end } })
+            .count_documents(under(&prefix, &prefix))
             .await?)
     }
 
@@ -659,12 +661,9 @@ impl RunStore {
         digests: &[String],
     ) -> anyhow::Result<HashSet<String>> {
         let mut out = HashSet::new();
-        let prefix = failure_prefix(run_id, kind);
+        let prefix = failure_prefix(run_id, kind, Some(collection));
         for chunk in digests.chunks(256) {
-            let ids: Vec<String> = chunk
-                .iter()
-                .map(|d| format!("{prefix}{collection}:{d}"))
-                .collect();
+            let ids: Vec<String> = chunk.iter().map(|d| format!("{prefix}{d}")).collect();
             let mut cursor = self
                 .failures
                 .find(doc! { "_id": { "$in": ids } })
@@ -717,14 +716,10 @@ impl RunStore {
         run_id: &str,
         collection: &str,
     ) -> anyhow::Result<Vec<(String, Bson)>> {
-        let prefix = format!(
-            "{}{collection}:",
-            failure_prefix(run_id, FailureKind::Missing)
-        );
-        let end = format!("{prefix}\u{7f}");
+        let prefix = failure_prefix(run_id, FailureKind::Missing, Some(collection));
         let docs: Vec<Document> = self
             .failures
-            .find(doc! { "_id": { "$gt": &prefix, "$lt": end } })
+            .find(under(&prefix, &prefix))
             .projection(doc! { "id": 1 })
             .await?
             .try_collect()
@@ -739,14 +734,8 @@ impl RunStore {
     /// verification about to run finds them again if they still are).
     pub async fn forget_missing(&self, run_id: &str, collection: &str) -> anyhow::Result<()> {
         self.check_fence()?;
-        let prefix = format!(
-            "{}{collection}:",
-            failure_prefix(run_id, FailureKind::Missing)
-        );
-        let end = format!("{prefix}\u{7f}");
-        self.failures
-            .delete_many(doc! { "_id": { "$gt": &prefix, "$lt": end } })
-            .await?;
+        let prefix = failure_prefix(run_id, FailureKind::Missing, Some(collection));
+        self.failures.delete_many(under(&prefix, &prefix)).await?;
         Ok(())
     }
 
