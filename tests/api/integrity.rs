@@ -97,18 +97,7 @@ async fn legacy_verification_sees_records_removed_behind_the_runs_back() {
     let target = fresh_db("lvdst").await;
     let mut o = LegacyOptions::new(mongo_uri(), "test");
     o.source_db = Some(source.name().to_string());
-    let r = match legacy::start(
-        &env(&target),
-        o,
-        Arc::new(Recorder::default()),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap()
-    {
-        legacy::Outcome::Run(r) => *r,
-        legacy::Outcome::Plan(_) => panic!(),
-    };
+    let r = crate::legacy::import_in(&env(&target), o, Arc::new(Recorder::default())).await;
     assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
     assert!(r.verification.as_ref().unwrap().ok, "{:?}", r.verification);
     // Cancelled runs resume; here the owner's completed run is checked by making the
@@ -129,18 +118,7 @@ async fn legacy_verification_sees_records_removed_behind_the_runs_back() {
         collection: "tags".into(),
         after_batches: 1,
     });
-    let r2 = match legacy::start(
-        &e,
-        o,
-        Arc::new(Recorder::default()),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap()
-    {
-        legacy::Outcome::Run(r) => *r,
-        legacy::Outcome::Plan(_) => panic!(),
-    };
+    let r2 = crate::legacy::import_in(&e, o, Arc::new(Recorder::default())).await;
     assert_eq!(r2.status, RunStatus::Cancelled);
     // Behind its back, another tag goes.
     let victim2 = docs(&target, "tags", doc! {}).await[1].clone();

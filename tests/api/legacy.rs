@@ -39,7 +39,16 @@ pub fn strip_created(v: Vec<Document>) -> Vec<Document> {
 
 /// A legacy import into `target` that must start, to its end.
 pub async fn import(target: &Database, o: LegacyOptions, sink: Arc<dyn ProgressSink>) -> RunRecord {
-    match engine::start(&env(target), o, sink, CancellationToken::new())
+    import_in(&env(target), o, sink).await
+}
+
+/// A legacy import in `e` that must start, to its end.
+pub async fn import_in(
+    e: &heimdall::migration::clone::MigrationEnv,
+    o: LegacyOptions,
+    sink: Arc<dyn ProgressSink>,
+) -> RunRecord {
+    match engine::start(e, o, sink, CancellationToken::new())
         .await
         .unwrap()
     {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use heimdall::migration::clone::{self, MigrationEnv, Outcome};
+use heimdall::migration::clone::MigrationEnv;
 use heimdall::migration::legacy::engine::{self as legacy, LegacyOptions};
 use heimdall::migration::runs::{RunRecord, RunStatus};
 use heimdall::migration::FailPoint;
@@ -105,18 +105,7 @@ async fn clone_resumed_at_every_type_boundary_copies_every_document() {
         Box::pin(async move {
             let mut o = crate::clone::opts_named(&src_name);
             o.batch_size = 1;
-            match clone::start(
-                &e,
-                o,
-                Arc::new(Recorder::default()),
-                CancellationToken::new(),
-            )
-            .await
-            .unwrap()
-            {
-                Outcome::Run(r) => *r,
-                Outcome::Plan(_) => panic!("expected a run"),
-            }
+            crate::clone::run(&e, o).await
         })
     })
     .await;
@@ -132,14 +121,7 @@ async fn clone_resumed_at_every_type_boundary_copies_every_document() {
 
     // And the same as one uninterrupted run.
     let reference = fresh_db("mix_ref").await;
-    let _ = clone::start(
-        &env(&reference),
-        opts(&source),
-        Arc::new(Recorder::default()),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    crate::clone::run(&env(&reference), opts(&source)).await;
     assert_eq!(copied, docs(&reference, "tags", doc! {}).await);
 }
 
@@ -170,20 +152,9 @@ async fn legacy_resumed_at_every_type_boundary_imports_every_record() {
     let target = fresh_db("lmix_dst").await;
     let o = lopts(&source);
     let record = chain(&target, "tags", move |e| {
-        Box::pin(async move {
-            match legacy::start(
-                &e,
-                o,
-                Arc::new(Recorder::default()),
-                CancellationToken::new(),
-            )
-            .await
-            .unwrap()
-            {
-                legacy::Outcome::Run(r) => *r,
-                legacy::Outcome::Plan(_) => panic!("expected a run"),
-            }
-        })
+        Box::pin(
+            async move { crate::legacy::import_in(&e, o, Arc::new(Recorder::default())).await },
+        )
     })
     .await;
     assert!(
@@ -196,18 +167,12 @@ async fn legacy_resumed_at_every_type_boundary_imports_every_record() {
     assert_eq!(imported.len(), all.len(), "one tag per legacy record");
 
     let reference = fresh_db("lmix_ref").await;
-    let r = match legacy::start(
+    let r = crate::legacy::import_in(
         &env(&reference),
         lopts(&source),
         Arc::new(Recorder::default()),
-        CancellationToken::new(),
     )
-    .await
-    .unwrap()
-    {
-        legacy::Outcome::Run(r) => *r,
-        legacy::Outcome::Plan(_) => panic!("expected a run"),
-    };
+    .await;
     assert_eq!(r.status, RunStatus::Completed);
     assert_eq!(imported, docs(&reference, "tags", doc! {}).await);
 }
@@ -244,18 +209,7 @@ async fn a_clone_stopped_in_every_collection_in_turn_ends_as_an_exact_copy() {
             after_batches: 1,
         });
         let r = match &record {
-            None => match clone::start(
-                &e,
-                o.clone(),
-                Arc::new(Recorder::default()),
-                CancellationToken::new(),
-            )
-            .await
-            .unwrap()
-            {
-                Outcome::Run(r) => *r,
-                Outcome::Plan(_) => panic!(),
-            },
+            None => crate::clone::run(&e, o.clone()).await,
             Some(prev) => crate::clone::resume_with(&e, &prev.id).await,
         };
         // A collection finished in an earlier attempt (steps run side by side) has no
@@ -319,18 +273,7 @@ async fn a_legacy_import_stopped_in_every_step_matches_an_uninterrupted_one() {
             after_batches: 1,
         });
         let r = match &record {
-            None => match legacy::start(
-                &e,
-                lopts(3),
-                Arc::new(Recorder::default()),
-                CancellationToken::new(),
-            )
-            .await
-            .unwrap()
-            {
-                legacy::Outcome::Run(r) => *r,
-                legacy::Outcome::Plan(_) => panic!(),
-            },
+            None => crate::legacy::import_in(&e, lopts(3), Arc::new(Recorder::default())).await,
             Some(prev) => crate::clone::resume_with(&e, &prev.id).await,
         };
         assert_eq!(
