@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use common::{arg, median, migrate, plain_copy, KEY};
-use heimdall::plugin::{Lifetime, Registry};
 use heimdall::seed::{seed_instance, SeedOptions};
+use heimdall_host::plugin::{Lifetime, Registry};
 
 #[tokio::main]
 async fn main() {
@@ -25,7 +25,7 @@ async fn main() {
     let (uri, _server) = common::server(dir.path());
     let client = common::client(&uri).await;
     let registry = Arc::new(Registry::new(heimdall::plugins::all()).unwrap());
-    let key: heimdall::crypto::EncryptionKey = KEY.parse().unwrap();
+    let key: heimdall_host::crypto::EncryptionKey = KEY.parse().unwrap();
     let durable_names: Vec<&str> = registry
         .collections()
         .iter()
@@ -60,7 +60,7 @@ async fn main() {
         );
 
         let ceiling_db = client.database(&format!("bench_ceiling_{r}"));
-        heimdall::db::ensure_indexes(&ceiling_db, &registry)
+        heimdall_host::db::ensure_indexes(&ceiling_db, &registry)
             .await
             .unwrap();
         let (ceil, n) = plain_copy(&src, &ceiling_db, &durable_names).await;

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use heimdall::embedded::{self, EmbeddedServer, ServerOptions};
+use heimdall_host::embedded::{self, EmbeddedServer, ServerOptions};
 use mongodb::bson::{doc, Document};
 use mongodb::options::InsertManyOptions;
 use mongodb::Database;
@@ -112,7 +112,7 @@ pub fn migrate(uri: &str, target: &str, args: &[&str]) -> (f64, u64, serde_json:
 
 /// Connects to the benchmark server.
 pub async fn client(uri: &str) -> mongodb::Client {
-    heimdall::db::connect(uri, Duration::from_secs(20))
+    heimdall_host::db::connect(uri, Duration::from_secs(20))
         .await
         .unwrap()
 }

@@ -67,7 +67,7 @@ async fn client(
         .await
         .expect("connect");
     ws.next().await.unwrap().unwrap(); // hello
-    let token = heimdall::auth::mint(SECRET, user, Duration::from_secs(3600));
+    let token = heimdall_host::auth::mint(SECRET, user, Duration::from_secs(3600));
     ws.send(Message::Text(
         json!({ "type": "auth", "token": token }).to_string().into(),
     ))
@@ -171,7 +171,7 @@ async fn main() {
             .await;
             tasks.extend(conns);
         }
-        let token = heimdall::auth::mint(SECRET, OWNER, Duration::from_secs(3600));
+        let token = heimdall_host::auth::mint(SECRET, OWNER, Duration::from_secs(3600));
         let ping = |count: u32, interval: u64| {
             http.post(format!("{base}/api/dev/gateway/ping"))
                 .bearer_auth(&token)

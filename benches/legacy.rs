@@ -29,7 +29,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let (uri, _server) = common::server(dir.path());
     let client = common::client(&uri).await;
-    let key: heimdall::crypto::EncryptionKey = KEY.parse().unwrap();
+    let key: heimdall_host::crypto::EncryptionKey = KEY.parse().unwrap();
     let (mut rate, mut ceil_rate, mut ratio, mut rss, mut produced_rate) =
         (vec![], vec![], vec![], vec![], vec![]);
     let mut records = 0;

@@ -4,11 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::Config;
-use crate::crypto::EncryptionKey;
-use crate::error::user_error;
 use crate::seed::{self, SeedOptions};
-use crate::startup::Application;
+use heimdall_host::config::Config;
+use heimdall_host::crypto::EncryptionKey;
+use heimdall_host::error::user_error;
+use heimdall_host::startup::Application;
 
 /// Heimdall: a Discord bot hosting plugins, with instance clone and legacy import.
 #[derive(Debug, Parser)]
@@ -74,9 +74,9 @@ pub struct SeedArgs {
     /// Write an old-bot (legacy) database instead of a Heimdall instance.
     #[arg(long)]
     pub legacy: bool,
-    /// With --legacy: the name of the modmail collection.
-    #[arg(long, default_value = "modmail")]
-    pub modmail_collection: String,
+    /// With --legacy: the name of the modmail collection (default: the old bot's `modmail`).
+    #[arg(long)]
+    pub modmail_collection: Option<String>,
     /// Drop the database first if it holds data.
     #[arg(long)]
     pub drop: bool,
@@ -85,7 +85,7 @@ pub struct SeedArgs {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init();
+    heimdall_host::telemetry::init();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -116,7 +116,7 @@ pub fn report(e: &anyhow::Error) {
         eprintln!("error: {}", u.message);
     } else if let Some(c) = e
         .chain()
-        .find_map(|c| c.downcast_ref::<crate::config::ConfigError>())
+        .find_map(|c| c.downcast_ref::<heimdall_host::config::ConfigError>())
     {
         eprintln!("error: {c}");
     } else {
@@ -139,46 +139,46 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate(cmd) => migrate(cmd).await,
         Command::Docs => {
-            let reg = crate::plugin::Registry::new(crate::plugins::all())?;
-            out(&crate::docs::data_model(&reg));
+            let reg = heimdall_host::plugin::Registry::new(crate::plugins::all())?;
+            out(&heimdall_host::docs::data_model(&reg));
             Ok(ExitCode::SUCCESS)
         }
         Command::Token { user, ttl } => {
             let config = Config::from_env()?;
-            let user = crate::config::parse_snowflake("--user", &user)?;
-            let ttl = crate::auth::parse_ttl(&ttl).map_err(|e| {
-                crate::error::UserError::bad_request("invalid_ttl", format!("--ttl {e}"))
+            let user = heimdall_host::config::parse_snowflake("--user", &user)?;
+            let ttl = heimdall_base::settings::parse_duration(&ttl).map_err(|e| {
+                heimdall_host::error::UserError::bad_request("invalid_ttl", format!("--ttl {e}"))
             })?;
             if ttl > config.auth_max_ttl {
-                anyhow::bail!(crate::error::UserError::bad_request(
+                anyhow::bail!(heimdall_host::error::UserError::bad_request(
                     "invalid_ttl",
                     format!(
                         "--ttl {} is longer than a session may live ({}, AUTH_MAX_TTL); mint a shorter one, or raise AUTH_MAX_TTL",
-                        crate::auth::describe_ttl(ttl),
-                        crate::auth::describe_ttl(config.auth_max_ttl)
+                        heimdall_base::settings::describe_duration(ttl),
+                        heimdall_base::settings::describe_duration(config.auth_max_ttl)
                     ),
                 ));
             }
             let secret = config.auth_secret.as_ref().ok_or_else(|| {
-                crate::error::UserError::bad_request("auth_secret_missing", "AUTH_SECRET is not set; set it (at least 32 characters) where the bot runs and here")
+                heimdall_host::error::UserError::bad_request("auth_secret_missing", "AUTH_SECRET is not set; set it (at least 32 characters) where the bot runs and here")
             })?;
             out(&format!(
                 "{}\n",
-                crate::auth::mint(secret.expose(), user, ttl)
+                heimdall_host::auth::mint(secret.expose(), user, ttl)
             ));
             Ok(ExitCode::SUCCESS)
         }
         Command::Seed(args) => {
             let key = match &args.encryption_key {
                 Some(k) => k.parse::<EncryptionKey>().map_err(|e| {
-                    crate::error::UserError::bad_request(
+                    heimdall_host::error::UserError::bad_request(
                         "invalid_encryption_key",
                         format!("--encryption-key {e}"),
                     )
                 })?,
                 // The old bot's data holds no Heimdall secrets: no key is used.
                 None if args.legacy => "00".repeat(32).parse::<EncryptionKey>()?,
-                None => anyhow::bail!(crate::error::UserError::bad_request(
+                None => anyhow::bail!(heimdall_host::error::UserError::bad_request(
                     "encryption_key_missing",
                     "pass --encryption-key HEX (64 hex characters) or set ENCRYPTION_KEY (an instance's secrets are stored encrypted)",
                 )),
@@ -191,8 +191,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 modmail_collection: args.modmail_collection.clone(),
                 drop: args.drop,
             };
-            let client = crate::db::connect(&args.uri, std::time::Duration::from_secs(10)).await?;
-            crate::config::validate_db_name("--db", &args.db)?;
+            let client =
+                heimdall_host::db::connect(&args.uri, std::time::Duration::from_secs(10)).await?;
+            heimdall_host::config::validate_db_name("--db", &args.db)?;
             let db = client.database(&args.db);
             let report = if args.legacy {
                 seed::seed_legacy(&db, &opts).await?
@@ -314,11 +315,11 @@ fn cli_user() -> String {
 }
 
 async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
-    use crate::migration::{clone, runs::RunStore, ProgressSink};
     use crate::term;
+    use heimdall_host::migration::{clone, runs::RunStore, ProgressSink};
     let config = Config::from_env()?;
-    let opened = crate::startup::open_database(&config).await?;
-    let registry = crate::plugin::Registry::new(crate::plugins::all())?.catalog();
+    let opened = heimdall_host::startup::open_database(&config).await?;
+    let registry = heimdall_host::plugin::Registry::new(crate::plugins::all())?.catalog();
     let env = clone::MigrationEnv {
         target: opened.db.clone(),
         target_uri: opened.uri.clone(),
@@ -326,7 +327,7 @@ async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
         crypto: config
             .encryption_key
             .as_ref()
-            .map(crate::crypto::Crypto::new),
+            .map(heimdall_host::crypto::Crypto::new),
         lease_ttl: clone::lease_ttl_from_env(),
         fail_point: None,
     };
@@ -339,13 +340,13 @@ async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
         }
     });
     let sink: std::sync::Arc<dyn ProgressSink> = std::sync::Arc::new(term::TerminalSink::new());
-    let finish = |record: crate::migration::runs::RunRecord, json: bool| {
+    let finish = |record: heimdall_host::migration::runs::RunRecord, json: bool| {
         if json {
             out(&format!("{}\n", record.to_json()));
         } else {
             out(&term::summary(&record));
         }
-        use crate::migration::runs::RunStatus;
+        use heimdall_host::migration::runs::RunStatus;
         let verified = record.verification.as_ref().is_some_and(|v| v.ok);
         match (record.status, record.failed()) {
             (RunStatus::Completed, 0) if verified => ExitCode::SUCCESS,
@@ -376,14 +377,14 @@ async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
         }
         MigrateCommand::Legacy(a) => {
             let mut opts =
-                crate::migration::legacy::engine::LegacyOptions::new(a.source, cli_user());
+                heimdall_host::migration::legacy::engine::LegacyOptions::new(a.source, cli_user());
             opts.source_db = a.source_db;
             opts.guild = a.guild;
             opts.modmail_collection = a.modmail_collection;
             opts.dry_run = a.dry_run;
             opts.batch_size = a.batch_size;
-            match crate::migration::legacy::engine::start(&env, opts, sink, cancel).await? {
-                crate::migration::legacy::engine::Outcome::Plan(plan) => {
+            match heimdall_host::migration::legacy::engine::start(&env, opts, sink, cancel).await? {
+                heimdall_host::migration::legacy::engine::Outcome::Plan(plan) => {
                     if a.json {
                         out(&format!("{}\n", serde_json::to_string(&plan)?));
                     } else {
@@ -415,13 +416,13 @@ async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
                     }
                     Ok(ExitCode::SUCCESS)
                 }
-                crate::migration::legacy::engine::Outcome::Run(record) => {
+                heimdall_host::migration::legacy::engine::Outcome::Run(record) => {
                     Ok(finish(*record, a.json))
                 }
             }
         }
         MigrateCommand::Resume(a) => {
-            let record = crate::migration::begin_resume_with(
+            let record = heimdall_host::migration::begin_resume_with(
                 &env,
                 &a.run_id,
                 a.source,
@@ -452,7 +453,7 @@ async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
                 println!("{v}");
             } else {
                 print!("{}", term::summary(&record));
-                if record.status == crate::migration::runs::RunStatus::Running && !live {
+                if record.status == heimdall_host::migration::runs::RunStatus::Running && !live {
                     println!("the process running it is gone; continue with `heimdall migrate resume {run_id}`");
                 }
             }

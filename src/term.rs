@@ -5,8 +5,8 @@ use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::migration::runs::RunRecord;
-use crate::migration::{EventKind, ProgressEvent, ProgressSink};
+use heimdall_host::migration::runs::RunRecord;
+use heimdall_host::migration::{EventKind, ProgressEvent, ProgressSink};
 
 /// Draws an overall bar and one bar per active step (hidden when stderr is not a terminal).
 pub struct TerminalSink {
@@ -112,7 +112,7 @@ fn not_copied(
     out: &mut String,
     order: u16,
     label: &str,
-    skipped: &[crate::migration::runs::SkippedCollection],
+    skipped: &[heimdall_host::migration::runs::SkippedCollection],
 ) {
     for sk in skipped {
         out.push_str(&format!(
@@ -123,7 +123,7 @@ fn not_copied(
 }
 
 /// The table printed for a clone's dry run.
-pub fn plan_summary(plan: &crate::migration::clone::Plan) -> String {
+pub fn plan_summary(plan: &heimdall_host::migration::clone::Plan) -> String {
     let mut out = format!("dry run against {} — nothing was written\n", plan.source);
     row(
         &mut out,

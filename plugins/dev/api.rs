@@ -16,13 +16,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::OwnerSink;
-use crate::auth::AuthUser;
-use crate::context::Data;
-use crate::error::{AppError, UserError};
-use crate::migration::clone::{self, CloneOptions};
-use crate::migration::legacy::engine::{self as legacy, LegacyOptions};
-use crate::migration::runs::RunStore;
-use crate::migration::{Begun, PendingRun, ProgressSink};
+use heimdall_host::auth::AuthUser;
+use heimdall_host::context::Data;
+use heimdall_host::error::{AppError, UserError};
+use heimdall_host::migration::clone::{self, CloneOptions};
+use heimdall_host::migration::legacy::engine::{self as legacy, LegacyOptions};
+use heimdall_host::migration::runs::RunStore;
+use heimdall_host::migration::{Begun, PendingRun, ProgressSink};
 
 /// Runs executing in this process, with their cancel tokens.
 #[derive(Default)]
@@ -119,7 +119,7 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, AppError> {
     b.map(|Json(v)| v).map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             return UserError::new(
-                crate::error::UserErrorKind::TooLarge,
+                heimdall_host::error::UserErrorKind::TooLarge,
                 "body_too_large",
                 "the request body is larger than the API accepts (2 MB); a migration request is a few hundred bytes",
             )
@@ -282,7 +282,7 @@ async fn resume(
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     user.require_owner()?;
     let cancel = data.shutdown.child_token();
-    let pending = crate::migration::begin_resume(
+    let pending = heimdall_host::migration::begin_resume(
         &super::migration_env(&data),
         &id,
         None,
@@ -316,7 +316,7 @@ async fn failures(
     Path(id): Path<String>,
     query: Result<axum::extract::Query<FailuresQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, AppError> {
-    use crate::migration::runs::FailureKind;
+    use heimdall_host::migration::runs::FailureKind;
     user.require_owner()?;
     let axum::extract::Query(q) = query.map_err(|e| {
         UserError::bad_request(

@@ -23,13 +23,14 @@ use tracing::Instrument;
 
 use super::api::{CloneRequest, LegacyRequest};
 use super::OwnerSink;
-use crate::context::{Context, Data, Error};
-use crate::error::{display_for_user, UserError};
-use crate::locales::t;
-use crate::migration::clone::{self, Plan};
-use crate::migration::legacy::engine::{self as legacy, LegacyPlan};
-use crate::migration::runs::{RunRecord, RunStatus, RunStore};
-use crate::migration::{Begun, EventKind, MigrationMode, PendingRun, ProgressEvent, ProgressSink};
+use heimdall_host::context::{Context, Data, Error};
+use heimdall_host::error::{display_for_user, UserError};
+use heimdall_host::migration::clone::{self, Plan};
+use heimdall_host::migration::legacy::engine::{self as legacy, LegacyPlan};
+use heimdall_host::migration::runs::{RunRecord, RunStatus, RunStore};
+use heimdall_host::migration::{
+    Begun, EventKind, MigrationMode, PendingRun, ProgressEvent, ProgressSink,
+};
 
 /// Discord's limit on a message's content.
 const MAX_CONTENT: usize = 2000;
@@ -77,7 +78,7 @@ impl InteractionReply {
                 received: Instant::now(),
             }),
             poise::Context::Prefix(_) => {
-                Err(UserError::bad_request("slash_only", t("migrate.slash_only", &[])).into())
+                Err(UserError::bad_request("slash_only", t("migrate-slash-only", &[])).into())
             }
         }
     }
@@ -132,7 +133,9 @@ async fn refuse_non_owner(data: &Data, reply: &InteractionReply, user: u64) -> R
     if data.config.is_owner(user) {
         return Ok(false);
     }
-    reply.open(&t("error.owner_only", &[])).await?;
+    reply
+        .open(&heimdall_host::locales::t("error-owner-only", &[]))
+        .await?;
     Ok(true)
 }
 
@@ -199,7 +202,7 @@ pub async fn resume_command(
     }
     let Some(record) = RunStore::new(&data.db).get(run_id).await? else {
         reply
-            .open(&t("migrate.unknown_run", &[("run", run_id)]))
+            .open(&t("migrate-unknown-run", &[("run", run_id)]))
             .await?;
         return Ok(());
     };
@@ -213,7 +216,7 @@ pub async fn resume_command(
         live,
         no_plan,
         |sink, cancel| async move {
-            crate::migration::begin_resume(&env, &record.id, None, sink, cancel)
+            heimdall_host::migration::begin_resume(&env, &record.id, None, sink, cancel)
                 .await
                 .map(Begun::Run)
         },
@@ -237,7 +240,7 @@ where
     Fut: std::future::Future<Output = anyhow::Result<Begun<P>>>,
 {
     reply
-        .open(&t("migrate.checking", &[("mode", &mode_name(mode))]))
+        .open(&t("migrate-checking", &[("mode", &mode_name(mode))]))
         .await?;
     let live_sink = LiveSink::new(mode);
     let cancel = data.shutdown.child_token();
@@ -264,8 +267,8 @@ pub async fn status_text(data: &Data, run_id: Option<&str>) -> Result<String, Er
                 .is_some_and(|l| l.get_str("runId") == Ok(r.id.as_str()));
             render_record(&r, active)
         }
-        (None, Some(id)) => t("migrate.unknown_run", &[("run", id)]),
-        (None, None) => t("migrate.no_runs", &[]),
+        (None, Some(id)) => t("migrate-unknown-run", &[("run", id)]),
+        (None, None) => t("migrate-no-runs", &[]),
     })
 }
 
@@ -274,17 +277,17 @@ pub async fn status_text(data: &Data, run_id: Option<&str>) -> Result<String, Er
 pub async fn cancel_text(data: &Data, run_id: &str) -> Result<String, Error> {
     let store = RunStore::new(&data.db);
     if store.get(run_id).await?.is_none() {
-        return Ok(t("migrate.unknown_run", &[("run", run_id)]));
+        return Ok(t("migrate-unknown-run", &[("run", run_id)]));
     }
     match store.request_cancel(run_id).await {
-        Ok(_) => Ok(t("migrate.cancel_requested", &[("run", run_id)])),
+        Ok(_) => Ok(t("migrate-cancel-requested", &[("run", run_id)])),
         Err(e) => Ok(refusal(&e)),
     }
 }
 
 /// A refusal as the owner sees it: a user error as it is, anything else generically.
 fn refusal(e: &anyhow::Error) -> String {
-    t("migrate.refused", &[("reason", &display_for_user(e))])
+    t("migrate-refused", &[("reason", &display_for_user(e))])
 }
 
 /// Runs `run` in the background (owned by the bot's task tracker), editing the reply as
@@ -375,7 +378,7 @@ async fn edit_loop(
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(until_deadline) => {
                 let run = rx.borrow().run_id.clone();
-                reply.edit_logged(&t("migrate.live_ends", &[("run", &run)])).await;
+                reply.edit_logged(&t("migrate-live-ends", &[("run", &run)])).await;
                 return true;
             }
             changed = rx.changed() => {
@@ -485,8 +488,8 @@ impl ProgressSink for FanOut {
 
 fn mode_name(mode: MigrationMode) -> String {
     match mode {
-        MigrationMode::Clone => t("migrate.mode.clone", &[]),
-        MigrationMode::Legacy => t("migrate.mode.legacy", &[]),
+        MigrationMode::Clone => t("migrate-mode-clone", &[]),
+        MigrationMode::Legacy => t("migrate-mode-legacy", &[]),
     }
 }
 
@@ -519,12 +522,12 @@ fn render_progress(s: &Snapshot) -> String {
     let mode = mode_name(s.mode);
     if s.total == 0 {
         return t(
-            "migrate.progress.starting",
+            "migrate-progress-starting",
             &[("mode", &mode), ("run", &s.run_id)],
         );
     }
     let mut out = t(
-        "migrate.progress.header",
+        "migrate-progress-header",
         &[
             ("mode", &mode),
             ("run", &s.run_id),
@@ -537,7 +540,7 @@ fn render_progress(s: &Snapshot) -> String {
     for (step, (label, done, total)) in s.active.iter().take(4) {
         out.push('\n');
         out.push_str(&t(
-            "migrate.progress.step",
+            "migrate-progress-step",
             &[
                 ("step", &step.to_string()),
                 ("label", label),
@@ -548,25 +551,25 @@ fn render_progress(s: &Snapshot) -> String {
         ));
     }
     out.push('\n');
-    out.push_str(&t("migrate.progress.footer", &[("run", &s.run_id)]));
+    out.push_str(&t("migrate-progress-footer", &[("run", &s.run_id)]));
     out
 }
 
 /// A run record as the reply shows it: outcome, counts, verification, where to read more.
 fn render_record(r: &RunRecord, active: bool) -> String {
     let key = match r.status {
-        RunStatus::Completed if r.failed() == 0 => "migrate.result.completed",
-        RunStatus::Completed => "migrate.result.completed_with_failures",
-        RunStatus::Failed => "migrate.result.failed",
-        RunStatus::Cancelled => "migrate.result.cancelled",
-        RunStatus::Running if active => "migrate.result.running",
-        RunStatus::Running => "migrate.result.interrupted",
-        RunStatus::Pending => "migrate.result.pending",
+        RunStatus::Completed if r.failed() == 0 => "migrate-result-completed",
+        RunStatus::Completed => "migrate-result-completed-with-failures",
+        RunStatus::Failed => "migrate-result-failed",
+        RunStatus::Cancelled => "migrate-result-cancelled",
+        RunStatus::Running if active => "migrate-result-running",
+        RunStatus::Running => "migrate-result-interrupted",
+        RunStatus::Pending => "migrate-result-pending",
     };
     let mut out = t(key, &[("mode", &mode_name(r.mode)), ("run", &r.id)]);
     out.push('\n');
     out.push_str(&t(
-        "migrate.result.counts",
+        "migrate-result-counts",
         &[
             ("imported", &num(r.imported())),
             ("skipped", &num(r.skipped())),
@@ -576,11 +579,11 @@ fn render_record(r: &RunRecord, active: bool) -> String {
     let done = r
         .steps
         .iter()
-        .filter(|s| s.status == crate::migration::runs::StepStatus::Completed)
+        .filter(|s| s.status == heimdall_host::migration::runs::StepStatus::Completed)
         .count();
     out.push('\n');
     out.push_str(&t(
-        "migrate.result.steps",
+        "migrate-result-steps",
         &[
             ("done", &done.to_string()),
             ("total", &r.steps.len().to_string()),
@@ -594,21 +597,21 @@ fn render_record(r: &RunRecord, active: bool) -> String {
             .fold((0, 0), |(a, b), c| (a + c.source, b + c.matching));
         out.push_str(&t(
             if v.ok {
-                "migrate.result.verified"
+                "migrate-result-verified"
             } else {
-                "migrate.result.not_verified"
+                "migrate-result-not-verified"
             },
             &[("checked", &num(checked)), ("matching", &num(matching))],
         ));
     }
     if let Some(m) = &r.message {
         out.push('\n');
-        out.push_str(&t("migrate.result.message", &[("message", m)]));
+        out.push_str(&t("migrate-result-message", &[("message", m)]));
     }
     for e in r.errors.iter().take(5) {
         out.push('\n');
         out.push_str(&t(
-            "migrate.result.error",
+            "migrate-result-error",
             &[
                 ("collection", &e.collection),
                 ("id", &e.source_id),
@@ -619,7 +622,7 @@ fn render_record(r: &RunRecord, active: bool) -> String {
     if r.error_count > 5 {
         out.push('\n');
         out.push_str(&t(
-            "migrate.result.more_errors",
+            "migrate-result-more-errors",
             &[("count", &num(r.error_count - 5))],
         ));
     }
@@ -627,14 +630,14 @@ fn render_record(r: &RunRecord, active: bool) -> String {
         || (r.status == RunStatus::Running && !active)
     {
         out.push('\n');
-        out.push_str(&t("migrate.result.resume_hint", &[("run", &r.id)]));
+        out.push_str(&t("migrate-result-resume-hint", &[("run", &r.id)]));
     }
     out
 }
 
 fn render_clone_plan(p: &Plan) -> String {
     let mut out = t(
-        "migrate.plan.header",
+        "migrate-plan-header",
         &[
             ("mode", &mode_name(MigrationMode::Clone)),
             ("source", &p.source),
@@ -652,7 +655,7 @@ fn render_clone_plan(p: &Plan) -> String {
     }
     out.push('\n');
     out.push_str(&t(
-        "migrate.plan.clone_counts",
+        "migrate-plan-clone-counts",
         &[
             ("insert", &num(insert)),
             ("skip", &num(skip)),
@@ -663,16 +666,16 @@ fn render_clone_plan(p: &Plan) -> String {
     ));
     for w in &p.warnings {
         out.push('\n');
-        out.push_str(&t("migrate.plan.warning", &[("warning", w)]));
+        out.push_str(&t("migrate-plan-warning", &[("warning", w)]));
     }
     out.push('\n');
-    out.push_str(&t("migrate.plan.footer", &[]));
+    out.push_str(&t("migrate-plan-footer", &[]));
     out
 }
 
 fn render_legacy_plan(p: &LegacyPlan) -> String {
     let mut out = t(
-        "migrate.plan.header",
+        "migrate-plan-header",
         &[
             ("mode", &mode_name(MigrationMode::Legacy)),
             ("source", &p.source),
@@ -681,7 +684,7 @@ fn render_legacy_plan(p: &LegacyPlan) -> String {
     for s in &p.steps {
         out.push('\n');
         out.push_str(&t(
-            "migrate.plan.legacy_step",
+            "migrate-plan-legacy-step",
             &[
                 ("step", &s.order.to_string()),
                 ("label", &s.label),
@@ -693,7 +696,7 @@ fn render_legacy_plan(p: &LegacyPlan) -> String {
         ));
     }
     out.push('\n');
-    out.push_str(&t("migrate.plan.footer", &[]));
+    out.push_str(&t("migrate-plan-footer", &[]));
     out
 }
 
@@ -817,4 +820,9 @@ pub async fn resume(
         LiveOptions::default(),
     )
     .await
+}
+
+/// A dev-plugin text in the default locale.
+fn t(key: &str, args: &[(&str, &str)]) -> String {
+    super::STRINGS.t(key, args)
 }

@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use mongodb::bson::{doc, Document};
 
-use crate::migration::legacy::{
+use heimdall_host::migration::legacy::{
     coerce, primary_id, LegacyMapper, LegacyStepSpec, MapContext, Mapped, Produced,
 };
-use crate::plugins::core::legacy::{SETTINGS, SETTINGS_LABEL};
+use heimdall_plugin_core::legacy::{SETTINGS, SETTINGS_LABEL};
 
 /// Maps the log channels of a settings record (only when a log channel is set).
 pub struct LoggingMapper;

@@ -8,11 +8,11 @@ use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
 
-use crate::migration::legacy::{
+use heimdall_host::migration::legacy::{
     coerce, primary_id, LegacyMapper, LegacySource, LegacyStepSpec, MapContext, Mapped, Prepared,
     Produced,
 };
-use crate::plugins::core::legacy::{SETTINGS, SETTINGS_LABEL};
+use heimdall_plugin_core::legacy::{SETTINGS, SETTINGS_LABEL};
 
 /// Maps the moderation part of a settings record (when a mute role or mod log is set).
 pub struct ModerationConfigMapper;
@@ -80,10 +80,10 @@ impl LegacyMapper for InfractionMapper {
                     let Ok(Some(date)) = coerce::date(&d, "date") else {
                         continue;
                     };
-                    pending
-                        .entry(guild)
-                        .or_default()
-                        .push((date.timestamp_millis(), crate::migration::id_text(&d)));
+                    pending.entry(guild).or_default().push((
+                        date.timestamp_millis(),
+                        heimdall_host::migration::id_text(&d),
+                    ));
                 }
                 Err(_) => {}
             }
@@ -115,7 +115,7 @@ impl LegacyMapper for InfractionMapper {
                     .ok_or("internal: case numbering missing")?;
                 *numbers
                     .0
-                    .get(&crate::migration::id_text(r))
+                    .get(&heimdall_host::migration::id_text(r))
                     .ok_or("could not number this case")?
             }
         };

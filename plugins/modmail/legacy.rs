@@ -9,7 +9,7 @@ use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
 
-use crate::migration::legacy::{
+use heimdall_host::migration::legacy::{
     coerce, derived_id, primary_id, LegacyMapper, LegacySource, LegacyStepSpec, MapContext, Mapped,
     Prepared, Produced,
 };
@@ -68,7 +68,7 @@ impl LegacyMapper for ModmailMapper {
             .ok_or("internal: modmail numbering missing")?;
         let number = *numbers
             .0
-            .get(&crate::migration::id_text(r))
+            .get(&heimdall_host::migration::id_text(r))
             .ok_or("could not number this conversation")?;
         let id = primary_id(r);
         let mut out = vec![Produced {
@@ -136,12 +136,17 @@ fn cmp_id(a: &Bson, b: &Bson) -> std::cmp::Ordering {
     }
 }
 
+/// The old bot's modmail collection unless the owner names another.
+pub const DEFAULT_COLLECTION: &str = "modmail";
+
 /// The modmail plugin's legacy step.
 pub fn steps() -> Vec<LegacyStepSpec> {
     vec![LegacyStepSpec::new(
         4,
         "Modmail",
-        LegacySource::Modmail { default: "modmail" },
+        LegacySource::Modmail {
+            default: DEFAULT_COLLECTION,
+        },
         Arc::new(ModmailMapper),
     )
     .with_record_progress()]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use mongodb::bson::{doc, Bson, Document};
 
-use crate::migration::legacy::{
+use heimdall_host::migration::legacy::{
     coerce, primary_id, LegacyMapper, LegacySource, LegacyStepSpec, MapContext, Mapped, Produced,
 };
 

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use mongodb::bson::{doc, Bson, Document};
 
-use crate::migration::legacy::{
+use heimdall_host::migration::legacy::{
     coerce, derived_id, primary_id, LegacyMapper, LegacySource, LegacyStepSpec, MapContext, Mapped,
     Produced,
 };
-use crate::plugins::core::legacy::{SETTINGS, SETTINGS_LABEL};
+use heimdall_plugin_core::legacy::{SETTINGS, SETTINGS_LABEL};
 
 /// Maps the suggestion channel of a settings record.
 pub struct SuggestionConfigMapper;

@@ -8,7 +8,7 @@ use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::Collection;
 
-use crate::migration::legacy::{
+use heimdall_host::migration::legacy::{
     coerce, primary_id, LegacyMapper, LegacySource, LegacyStepSpec, MapContext, Mapped, Prepared,
     Produced,
 };
@@ -47,9 +47,9 @@ impl LegacyMapper for TagMapper {
             if coerce::text(&d, "content").is_none() {
                 continue; // fails on its own; never takes a name
             }
-            let cand = (age(&d), crate::migration::id_text(&d));
+            let cand = (age(&d), heimdall_host::migration::id_text(&d));
             let e = winners
-                .entry((guild, crate::plugins::tags::normalize_name(&name)))
+                .entry((guild, crate::normalize_name(&name)))
                 .or_insert_with(|| cand.clone());
             if cand < *e {
                 *e = cand;
@@ -61,7 +61,7 @@ impl LegacyMapper for TagMapper {
     fn map(&self, r: &Document, ctx: &MapContext<'_>) -> Result<Mapped, String> {
         let guild = coerce::required_id(r, "guildID")?;
         let raw = coerce::text(r, "name").ok_or("`name` is missing")?;
-        let name = crate::plugins::tags::normalize_name(&raw);
+        let name = crate::normalize_name(&raw);
         let content = coerce::text(r, "content").ok_or("`content` is empty")?;
         let author = coerce::required_id(r, "owner")?;
         let winners = ctx
@@ -69,7 +69,7 @@ impl LegacyMapper for TagMapper {
             .downcast_ref::<Winners>()
             .ok_or("internal: tag winners missing")?;
         if let Some((_, winner)) = winners.0.get(&(guild.clone(), name.clone())) {
-            if *winner != crate::migration::id_text(r) {
+            if *winner != heimdall_host::migration::id_text(r) {
                 return Ok(Mapped::Skip(format!(
                     "conflict: the older tag {winner} has the same name {name:?}"
                 )));

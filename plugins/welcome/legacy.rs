@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use mongodb::bson::{doc, Bson, Document};
 
-use crate::migration::legacy::{
+use heimdall_host::migration::legacy::{
     coerce, primary_id, LegacyMapper, LegacyStepSpec, MapContext, Mapped, Produced,
 };
-use crate::plugins::core::legacy::{SETTINGS, SETTINGS_LABEL};
+use heimdall_plugin_core::legacy::{SETTINGS, SETTINGS_LABEL};
 
 /// Maps the welcome part of a settings record (only when a welcome channel is set).
 pub struct WelcomeMapper;

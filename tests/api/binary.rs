@@ -74,7 +74,7 @@ async fn run_starts_an_embedded_database_and_works_without_discord() {
     for entry in std::fs::read_dir(&public).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let embedded = heimdall::api::dashboard::file(&format!("/{name}"))
+        let embedded = heimdall_host::api::dashboard::file(&format!("/{name}"))
             .unwrap_or_else(|| panic!("{name} is not embedded"));
         assert_eq!(embedded, std::fs::read(&path).unwrap().as_slice(), "{name}");
         let r = http
@@ -91,7 +91,7 @@ async fn run_starts_an_embedded_database_and_works_without_discord() {
         n += 1;
     }
     assert!(n >= 5, "the dashboard has its pages");
-    assert_eq!(heimdall::api::dashboard::FILES.len(), n);
+    assert_eq!(heimdall_host::api::dashboard::FILES.len(), n);
 
     // SIGINT: a graceful stop, as Ctrl-C.
     // SAFETY: plain syscall on our own child's pid.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use futures::TryStreamExt;
-use heimdall::plugin::{CatalogError, CloneStepSpec, CollectionSpec, Plugin, Registry};
+use heimdall_host::plugin::{CatalogError, CloneStepSpec, CollectionSpec, Plugin, Registry};
 use mongodb::bson::Document;
 
 use crate::helpers::{spawn_app, test_env, unique_db_name};
@@ -46,7 +46,7 @@ fn real_catalog_matches_the_model_spec() {
     let data_collections: Vec<_> = reg
         .collections()
         .iter()
-        .filter(|c| c.spec.lifetime != heimdall::plugin::Lifetime::Internal)
+        .filter(|c| c.spec.lifetime != heimdall_host::plugin::Lifetime::Internal)
         .collect();
     assert_eq!(data_collections.len(), 40);
     let labels: Vec<_> = reg.clone_steps().iter().map(|s| s.spec.label).collect();
@@ -198,13 +198,13 @@ fn a_durable_collection_without_step_is_refused() {
 #[tokio::test]
 async fn start_up_stops_on_a_broken_catalog() {
     let env = test_env(&unique_db_name("broken"));
-    let config = heimdall::config::Config::from_sources(&env, None).unwrap();
+    let config = heimdall_host::config::Config::from_sources(&env, None).unwrap();
     let p = TestPlugin {
         name: "imposter",
         collections: vec![CollectionSpec::new("guild_configs", "GuildConfig")],
         steps: vec![],
     };
-    let err = match heimdall::startup::Application::build(config, with_extra(p)).await {
+    let err = match heimdall_host::startup::Application::build(config, with_extra(p)).await {
         Ok(_) => panic!("start-up accepted a duplicate collection"),
         Err(e) => e,
     };
@@ -223,7 +223,7 @@ async fn start_up_creates_every_unique_and_ttl_index() {
         if spec.unique_key.is_empty() && spec.ttl.is_none() {
             continue;
         }
-        let internal = spec.lifetime == heimdall::plugin::Lifetime::Internal;
+        let internal = spec.lifetime == heimdall_host::plugin::Lifetime::Internal;
         let indexes: Vec<Document> = app
             .db
             .collection::<Document>(spec.name)
@@ -284,7 +284,10 @@ fn every_slash_command_is_one_discord_accepts() {
             && n.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
     }
-    fn check(cmd: &poise::Command<heimdall::context::Data, heimdall::context::Error>, path: &str) {
+    fn check(
+        cmd: &poise::Command<heimdall_host::context::Data, heimdall_host::context::Error>,
+        path: &str,
+    ) {
         let path = format!("{path}/{}", cmd.name);
         assert!(valid_name(&cmd.name), "{path}: bad name");
         let d = cmd.description.as_deref().unwrap_or_default();
@@ -334,7 +337,7 @@ fn the_data_model_document_is_the_catalog() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/data-model.md");
     let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
-        on_disk == heimdall::docs::data_model(&reg),
+        on_disk == heimdall_host::docs::data_model(&reg),
         "docs/data-model.md differs from the catalog; regenerate it with `cargo run -q -- docs > docs/data-model.md`"
     );
     // Every collection and step is in it.
@@ -348,7 +351,7 @@ fn the_data_model_document_is_the_catalog() {
     assert!(on_disk.contains("| 24 | Welcome | welcome |"));
 }
 
-/// The crates below the plugins (base, gateway, migration engine) name no plugin and no
+/// The crates below the plugins (base, gateway, migration engine, host) name no plugin and no
 /// plugin's collection: what they know of plugins comes from the catalog. (The engine's own
 /// bookkeeping, which the dev plugin declares for start-up, is the engine's to name.)
 #[test]
@@ -359,7 +362,7 @@ fn the_crates_below_the_plugins_name_no_plugin_and_no_collection() {
         reg.collections()
             .iter()
             .filter(|c| {
-                !(c.plugin == "dev" && c.spec.lifetime == heimdall::plugin::Lifetime::Internal)
+                !(c.plugin == "dev" && c.spec.lifetime == heimdall_host::plugin::Lifetime::Internal)
             })
             .map(|c| c.spec.name),
     );
@@ -375,7 +378,7 @@ fn the_crates_below_the_plugins_name_no_plugin_and_no_collection() {
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut hits = Vec::new();
-    for krate in ["src/base", "src/gateway", "src/migration"] {
+    for krate in ["src/base", "src/gateway", "src/migration", "src/host"] {
         let mut files = Vec::new();
         rust_files(&root.join(krate), &mut files);
         assert!(!files.is_empty(), "{krate} has sources");
@@ -392,4 +395,72 @@ fn the_crates_below_the_plugins_name_no_plugin_and_no_collection() {
         }
     }
     assert!(hits.is_empty(), "{hits:#?}");
+}
+
+/// Every plugin's strings, and the host's, exist in English and German with the same keys,
+/// and every key a plugin's code looks up exists.
+#[test]
+fn every_plugin_speaks_english_and_german_alike() {
+    use heimdall_host::locales::{HOST, LOCALES};
+    let mut owners = vec![("host", &HOST)];
+    let plugins = heimdall::plugins::all();
+    for p in &plugins {
+        if let Some(s) = p.strings() {
+            owners.push((p.name(), s));
+        }
+    }
+    assert!(owners.len() >= 3, "the host, core and dev have strings");
+    for (owner, strings) in owners {
+        assert_eq!(strings.locales(), LOCALES, "{owner}'s locales");
+        let english = strings.keys("en-US");
+        assert!(!english.is_empty(), "{owner} has English strings");
+        assert_eq!(
+            english,
+            strings.keys("de"),
+            "{owner}: German differs from English"
+        );
+        for key in &english {
+            let (en, de) = (strings.t(key, &[]), strings.t_in("de", key, &[]));
+            assert_ne!(en, *key, "{owner}: {key} formats");
+            // Text outside the arguments (`{$name}` when unfilled) must be translated.
+            let words = en
+                .split('{')
+                .map(|part| part.split_once('}').map_or(part, |(_, rest)| rest))
+                .any(|part| part.chars().any(char::is_alphabetic));
+            if words {
+                assert_ne!(en, de, "{owner}: {key} is not translated");
+            }
+        }
+    }
+    // The keys the dev plugin's code looks up with its own `t(…)`, read from its sources.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dev = heimdall::plugins::dev::STRINGS.keys("en-US");
+    let mut used = 0;
+    for file in ["plugins/dev/discord.rs", "plugins/dev/api.rs"] {
+        let code = std::fs::read_to_string(root.join(file)).unwrap();
+        for (at, _) in code.match_indices("t(") {
+            let before = code[..at].chars().next_back().unwrap_or(' ');
+            if before == ':' || before == '_' || before.is_alphanumeric() {
+                continue; // another crate's `t`, or another function
+            }
+            let Some(literal) = code[at + 2..].trim_start().strip_prefix('"') else {
+                continue; // a key chosen at run time
+            };
+            let key = literal.split('"').next().unwrap();
+            assert!(
+                dev.contains(&key.to_string()),
+                "{file} looks up {key:?}, which has no text"
+            );
+            used += 1;
+        }
+    }
+    // Keys chosen at run time are spelled as literals elsewhere in the same files.
+    let code = std::fs::read_to_string(root.join("plugins/dev/discord.rs")).unwrap();
+    for key in code.split('"').filter(|s| s.starts_with("migrate-")) {
+        assert!(
+            dev.contains(&key.to_string()),
+            "dev names {key:?}, which has no text"
+        );
+    }
+    assert!(used > 25, "the dev plugin's lookups were found ({used})");
 }

@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use heimdall::crypto::Crypto;
-use heimdall::migration::clone::{self, CloneOptions, MigrationEnv, Outcome};
-use heimdall::migration::runs::{RunRecord, RunStatus, RunStore};
-use heimdall::migration::{EventKind, ProgressEvent, ProgressSink};
-use heimdall::plugin::{Lifetime, Registry};
 use heimdall::seed::{seed_instance, SeedOptions};
+use heimdall_host::crypto::Crypto;
+use heimdall_host::migration::clone::{self, CloneOptions, MigrationEnv, Outcome};
+use heimdall_host::migration::runs::{RunRecord, RunStatus, RunStore};
+use heimdall_host::migration::{EventKind, ProgressEvent, ProgressSink};
+use heimdall_host::plugin::{Lifetime, Registry};
 use mongodb::bson::{doc, oid::ObjectId, Bson, Document};
 use mongodb::Database;
 use tokio_util::sync::CancellationToken;
@@ -69,7 +69,7 @@ pub async fn docs(db: &Database, coll: &str, filter: Document) -> Vec<Document> 
         .unwrap()
 }
 
-pub fn durable(reg: &heimdall::plugin::Catalog) -> Vec<&'static str> {
+pub fn durable(reg: &heimdall_host::plugin::Catalog) -> Vec<&'static str> {
     reg.collections()
         .iter()
         .filter(|c| c.spec.lifetime == Lifetime::Durable)
@@ -95,7 +95,7 @@ pub async fn snapshot(db: &Database) -> BTreeMap<String, (Vec<Document>, Vec<Str
 
 /// Resumes run `id` in `e` and returns the record it ended with.
 pub async fn resume_with(e: &MigrationEnv, id: &str) -> RunRecord {
-    heimdall::migration::resume(
+    heimdall_host::migration::resume(
         e,
         id,
         None,
@@ -380,7 +380,7 @@ async fn a_key_mismatch_is_refused_before_anything_is_written() {
     )
     .await
     .unwrap_err();
-    let u = heimdall::error::user_error(&err).expect("user error");
+    let u = heimdall_host::error::user_error(&err).expect("user error");
     assert_eq!(u.code, "key_mismatch");
     assert!(u.message.contains("--allow-key-mismatch"), "{}", u.message);
     assert!(
@@ -593,7 +593,7 @@ async fn bad_input_is_refused_before_anything_is_written() {
         )
         .await
         .unwrap_err();
-        let u = heimdall::error::user_error(&err)
+        let u = heimdall_host::error::user_error(&err)
             .unwrap_or_else(|| panic!("{code}: not a user error: {err:#}"));
         assert_eq!(u.code, code, "{}", u.message);
     }
@@ -629,7 +629,7 @@ async fn bad_input_is_refused_before_anything_is_written() {
     .await
     .unwrap_err();
     assert_eq!(
-        heimdall::error::user_error(&err).unwrap().code,
+        heimdall_host::error::user_error(&err).unwrap().code,
         "migration_active"
     );
     lease.release().await.unwrap();
@@ -814,7 +814,7 @@ pub async fn wait_for_steps(target: &Database, steps: usize) -> String {
         if let Some(r) = store.list(1).await.unwrap().into_iter().next() {
             if r.steps
                 .iter()
-                .filter(|s| s.status == heimdall::migration::runs::StepStatus::Completed)
+                .filter(|s| s.status == heimdall_host::migration::runs::StepStatus::Completed)
                 .count()
                 >= steps
             {

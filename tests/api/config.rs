@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use heimdall::config::Config;
+use heimdall_host::config::Config;
 
 use crate::helpers::{test_env, unique_db_name, TEST_KEY};
 
@@ -87,7 +87,7 @@ fn secrets_never_appear_in_debug_output() {
         assert!(!shown.contains(secret), "{secret} leaked: {shown}");
     }
     assert_eq!(
-        heimdall::config::redact_uri("mongodb://admin:hunter2@db.example:27017/x"),
+        heimdall_host::config::redact_uri("mongodb://admin:hunter2@db.example:27017/x"),
         "mongodb://***@db.example:27017/x"
     );
 }
@@ -99,13 +99,14 @@ async fn a_taken_api_port_stops_start_up_naming_the_setting() {
     let mut e = test_env(&unique_db_name("port"));
     e.insert("API_PORT".into(), port.to_string());
     let config = Config::from_sources(&e, None).unwrap();
-    let err = match heimdall::startup::Application::build(config, heimdall::plugins::all()).await {
-        Ok(_) => panic!("start-up accepted a taken port"),
-        Err(e) => e,
-    };
+    let err =
+        match heimdall_host::startup::Application::build(config, heimdall::plugins::all()).await {
+            Ok(_) => panic!("start-up accepted a taken port"),
+            Err(e) => e,
+        };
     let cfg = err
         .chain()
-        .find_map(|c| c.downcast_ref::<heimdall::config::ConfigError>())
+        .find_map(|c| c.downcast_ref::<heimdall_host::config::ConfigError>())
         .unwrap_or_else(|| panic!("not a config error: {err:#}"));
     assert_eq!(cfg.setting, "API_PORT");
     assert!(cfg.message.contains(&port.to_string()), "{cfg}");
@@ -123,11 +124,12 @@ async fn an_unreachable_database_is_a_clear_error() {
         format!("mongodb://user:pw@127.0.0.1:{port}/?serverSelectionTimeoutMS=1000"),
     );
     let config = Config::from_sources(&e2, None).unwrap();
-    let err = match heimdall::startup::Application::build(config, heimdall::plugins::all()).await {
-        Ok(_) => panic!("start-up without a database"),
-        Err(e) => e,
-    };
-    let user = heimdall::error::user_error(&err).expect("a user-facing error");
+    let err =
+        match heimdall_host::startup::Application::build(config, heimdall::plugins::all()).await {
+            Ok(_) => panic!("start-up without a database"),
+            Err(e) => e,
+        };
+    let user = heimdall_host::error::user_error(&err).expect("a user-facing error");
     assert_eq!(user.code, "database_unreachable");
     assert!(user.message.contains(&port.to_string()));
     assert!(

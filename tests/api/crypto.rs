@@ -2,7 +2,7 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use heimdall::crypto::{Crypto, DecryptError, EncryptionKey, KeyError};
+use heimdall_host::crypto::{Crypto, DecryptError, EncryptionKey, KeyError};
 
 use crate::helpers::{test_key, OTHER_KEY};
 

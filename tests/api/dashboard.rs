@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use heimdall::auth;
-use heimdall::migration::runs::RunStore;
 use heimdall::seed::{seed_legacy, SeedOptions};
+use heimdall_host::auth;
+use heimdall_host::migration::runs::RunStore;
 use serde_json::Value;
 
 use crate::clone::seeded;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use heimdall::auth;
+use heimdall_host::auth;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 

@@ -149,7 +149,7 @@ fn clone_args(source_db: &str) -> CloneRequest {
 }
 
 async fn newest_run(app: &TestApp) -> Value {
-    let runs = heimdall::migration::runs::RunStore::new(&app.db)
+    let runs = heimdall_host::migration::runs::RunStore::new(&app.db)
         .list(1)
         .await
         .unwrap();
@@ -272,7 +272,7 @@ async fn migrate_refuses_non_owners_and_bad_input_in_the_reply_without_starting_
     assert!(seen[1].contains("Not started"), "{seen:?}");
     assert!(seen[1].contains("no_such_database_here"), "{seen:?}");
 
-    let runs = heimdall::migration::runs::RunStore::new(&app.db)
+    let runs = heimdall_host::migration::runs::RunStore::new(&app.db)
         .list(10)
         .await
         .unwrap();

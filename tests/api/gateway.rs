@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use heimdall::auth;
+use heimdall_host::auth;
 use mongodb::bson::{doc, Document};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;

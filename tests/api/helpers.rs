@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use heimdall::config::Config;
-use heimdall::context::Data;
-use heimdall::crypto::EncryptionKey;
-use heimdall::embedded::{self, ServerOptions};
-use heimdall::startup::Application;
+use heimdall_host::config::Config;
+use heimdall_host::context::Data;
+use heimdall_host::crypto::EncryptionKey;
+use heimdall_host::embedded::{self, ServerOptions};
+use heimdall_host::startup::Application;
 use mongodb::{Client, Database};
 
 /// The key tests encrypt with.
@@ -66,7 +66,7 @@ pub fn unique_db_name(prefix: &str) -> String {
 
 /// A client of the test server.
 pub async fn client() -> Client {
-    heimdall::db::connect(&mongo_uri(), Duration::from_secs(20))
+    heimdall_host::db::connect(&mongo_uri(), Duration::from_secs(20))
         .await
         .expect("test server reachable")
 }

@@ -6,11 +6,11 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use heimdall::migration::clone::{self, Outcome};
-use heimdall::migration::legacy::engine::{self as legacy, LegacyOptions};
-use heimdall::migration::runs::{RunRecord, RunStatus, RunStore};
-use heimdall::migration::FailPoint;
-use heimdall::plugin::Registry;
+use heimdall_host::migration::clone::{self, Outcome};
+use heimdall_host::migration::legacy::engine::{self as legacy, LegacyOptions};
+use heimdall_host::migration::runs::{RunRecord, RunStatus, RunStore};
+use heimdall_host::migration::FailPoint;
+use heimdall_host::plugin::Registry;
 use mongodb::bson::{doc, oid::ObjectId, Document};
 use mongodb::Database;
 use tokio_util::sync::CancellationToken;
@@ -197,7 +197,7 @@ async fn the_target_is_refused_under_every_alias() {
         .await
         .err()
         .unwrap_or_else(|| panic!("{uri} was not refused"));
-        let u = heimdall::error::user_error(&err).unwrap_or_else(|| panic!("{uri}: {err:#}"));
+        let u = heimdall_host::error::user_error(&err).unwrap_or_else(|| panic!("{uri}: {err:#}"));
         assert_eq!(u.code, "source_is_target", "{uri}: {}", u.message);
         let mut lo = LegacyOptions::new(uri.clone(), "test");
         lo.source_db = Some(target.name().to_string());
@@ -210,7 +210,7 @@ async fn the_target_is_refused_under_every_alias() {
         .await
         .err()
         .unwrap_or_else(|| panic!("legacy: {uri} was not refused"));
-        let u = heimdall::error::user_error(&err).unwrap();
+        let u = heimdall_host::error::user_error(&err).unwrap();
         assert_eq!(u.code, "source_is_target", "legacy {uri}: {}", u.message);
     }
     assert_eq!(snapshot(&target).await, before, "nothing was written");
@@ -232,7 +232,7 @@ async fn resume_against_another_source_is_refused_unless_forced() {
     let r = run(&e, o).await;
     assert_eq!(r.status, RunStatus::Cancelled);
     let other_uri = uri_with_db(other.name());
-    let err = heimdall::migration::resume(
+    let err = heimdall_host::migration::resume(
         &env(&target),
         &r.id,
         Some(other_uri.clone()),
@@ -241,7 +241,7 @@ async fn resume_against_another_source_is_refused_unless_forced() {
     )
     .await
     .unwrap_err();
-    let u = heimdall::error::user_error(&err).unwrap();
+    let u = heimdall_host::error::user_error(&err).unwrap();
     assert_eq!(u.code, "source_changed");
     assert!(
         u.message.contains(source.name()) && u.message.contains(other.name()),
@@ -254,7 +254,7 @@ async fn resume_against_another_source_is_refused_unless_forced() {
     heimdall::seed::seed_instance(&again, &heimdall::seed::SeedOptions::new(test_key()))
         .await
         .unwrap();
-    let err = heimdall::migration::resume(
+    let err = heimdall_host::migration::resume(
         &env(&target),
         &r.id,
         None,
@@ -264,7 +264,7 @@ async fn resume_against_another_source_is_refused_unless_forced() {
     .await
     .unwrap_err();
     assert_eq!(
-        heimdall::error::user_error(&err).unwrap().code,
+        heimdall_host::error::user_error(&err).unwrap().code,
         "source_changed"
     );
     assert_eq!(
@@ -273,7 +273,7 @@ async fn resume_against_another_source_is_refused_unless_forced() {
         "a refused resume changes nothing"
     );
     // Forced: it goes on, and the record says so.
-    let forced = heimdall::migration::begin_resume_with(
+    let forced = heimdall_host::migration::begin_resume_with(
         &env(&target),
         &r.id,
         Some(other_uri),
@@ -317,7 +317,7 @@ async fn a_process_paused_past_its_lease_stops_and_writes_nothing_more() {
     tokio::time::sleep(Duration::from_millis(2600)).await;
     let mut e = env(&target);
     e.lease_ttl = Duration::from_secs(2);
-    let pending = heimdall::migration::begin_resume(
+    let pending = heimdall_host::migration::begin_resume(
         &e,
         &run_id,
         None,
@@ -393,7 +393,7 @@ async fn a_thousand_failures_with_huge_ids_keep_the_record_small() {
     // Every failure, page by page, through the API.
     let auth = format!(
         "Bearer {}",
-        heimdall::auth::mint(
+        heimdall_host::auth::mint(
             AUTH_SECRET,
             OWNER_ID.parse().unwrap(),
             Duration::from_secs(600)
@@ -456,11 +456,11 @@ fn urlencode(s: &str) -> String {
 /// Stops the source server when the run reaches step `step`.
 struct KillAt {
     step: u16,
-    server: std::sync::Mutex<Option<heimdall::embedded::EmbeddedServer>>,
+    server: std::sync::Mutex<Option<heimdall_host::embedded::EmbeddedServer>>,
 }
 
-impl heimdall::migration::ProgressSink for KillAt {
-    fn emit(&self, e: &heimdall::migration::ProgressEvent) {
+impl heimdall_host::migration::ProgressSink for KillAt {
+    fn emit(&self, e: &heimdall_host::migration::ProgressEvent) {
         if e.step == self.step {
             if let Some(s) = self.server.lock().unwrap().take() {
                 drop(s);
@@ -475,9 +475,9 @@ async fn a_source_that_dies_mid_run_fails_in_plain_words_and_resumes() {
         return; // needs a second local server it can stop
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut so = heimdall::embedded::ServerOptions::new(dir.path().join("db"));
+    let mut so = heimdall_host::embedded::ServerOptions::new(dir.path().join("db"));
     so.cache_size = "256M".into();
-    let server = heimdall::embedded::start(&so).unwrap();
+    let server = heimdall_host::embedded::start(&so).unwrap();
     let uri = server.uri.clone();
     let port: u16 = uri
         .trim_start_matches("mongodb://")
@@ -489,7 +489,7 @@ async fn a_source_that_dies_mid_run_fails_in_plain_words_and_resumes() {
         .unwrap()
         .parse()
         .unwrap();
-    let client = heimdall::db::connect(&uri, Duration::from_secs(10))
+    let client = heimdall_host::db::connect(&uri, Duration::from_secs(10))
         .await
         .unwrap();
     let src = client.database("dying");
@@ -524,11 +524,11 @@ async fn a_source_that_dies_mid_run_fails_in_plain_words_and_resumes() {
     );
     // The source comes back on the same port; the resume finishes the copy.
     so.port = port;
-    let _server = heimdall::embedded::start(&so).unwrap();
+    let _server = heimdall_host::embedded::start(&so).unwrap();
     let r = resume(&target, &r.id).await;
     assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
     assert!(r.verification.as_ref().unwrap().ok);
-    let client = heimdall::db::connect(&uri, Duration::from_secs(10))
+    let client = heimdall_host::db::connect(&uri, Duration::from_secs(10))
         .await
         .unwrap();
     let src = client.database("dying");

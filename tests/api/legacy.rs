@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use heimdall::migration::legacy::engine::{self, LegacyOptions, Outcome};
-use heimdall::migration::runs::{RunRecord, RunStatus};
-use heimdall::migration::{EventKind, ProgressEvent, ProgressSink};
 use heimdall::seed::{legacy_fixtures as fx, seed_legacy, SeedOptions};
+use heimdall_host::migration::legacy::engine::{self, LegacyOptions, Outcome};
+use heimdall_host::migration::runs::{RunRecord, RunStatus};
+use heimdall_host::migration::{EventKind, ProgressEvent, ProgressSink};
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use mongodb::Database;
 use tokio_util::sync::CancellationToken;
@@ -44,7 +44,7 @@ pub async fn import(target: &Database, o: LegacyOptions, sink: Arc<dyn ProgressS
 
 /// A legacy import in `e` that must start, to its end.
 pub async fn import_in(
-    e: &heimdall::migration::clone::MigrationEnv,
+    e: &heimdall_host::migration::clone::MigrationEnv,
     o: LegacyOptions,
     sink: Arc<dyn ProgressSink>,
 ) -> RunRecord {
@@ -574,9 +574,9 @@ async fn modmail_progress_events_come_in_order() {
         total,
         "the last record event is always sent"
     );
-    assert!(events
-        .iter()
-        .all(|e| e.mode == heimdall::migration::MigrationMode::Legacy && e.label == "Modmail"));
+    assert!(events.iter().all(
+        |e| e.mode == heimdall_host::migration::MigrationMode::Legacy && e.label == "Modmail"
+    ));
 }
 
 #[tokio::test]
@@ -593,7 +593,7 @@ async fn refusals_name_what_is_wrong() {
     )
     .await
     .unwrap_err();
-    let u = heimdall::error::user_error(&err).unwrap();
+    let u = heimdall_host::error::user_error(&err).unwrap();
     assert_eq!(u.code, "modmail_collection_not_found");
     assert!(
         u.message.contains("modmail") && u.message.contains("guildsettings"),
@@ -610,7 +610,7 @@ async fn refusals_name_what_is_wrong() {
     )
     .await
     .unwrap_err();
-    let u = heimdall::error::user_error(&err).unwrap();
+    let u = heimdall_host::error::user_error(&err).unwrap();
     assert_eq!(u.code, "not_a_legacy_database");
     assert!(u.message.contains("migrate clone"), "{}", u.message);
     assert!(target.list_collection_names().await.unwrap().is_empty());

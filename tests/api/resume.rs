@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use heimdall::migration::clone::MigrationEnv;
-use heimdall::migration::legacy::engine::{self as legacy, LegacyOptions};
-use heimdall::migration::runs::{RunRecord, RunStatus};
-use heimdall::migration::FailPoint;
+use heimdall_host::migration::clone::MigrationEnv;
+use heimdall_host::migration::legacy::engine::{self as legacy, LegacyOptions};
+use heimdall_host::migration::runs::{RunRecord, RunStatus};
+use heimdall_host::migration::FailPoint;
 use mongodb::bson::{
     doc, oid::ObjectId, spec::BinarySubtype, Binary, Bson, DateTime, Document, Timestamp,
 };
@@ -179,7 +179,7 @@ async fn legacy_resumed_at_every_type_boundary_imports_every_record() {
 
 /// The durable collections in clone-step order.
 fn clone_collections() -> Vec<&'static str> {
-    let reg = heimdall::plugin::Registry::new(heimdall::plugins::all()).unwrap();
+    let reg = heimdall_host::plugin::Registry::new(heimdall::plugins::all()).unwrap();
     reg.clone_steps()
         .iter()
         .flat_map(|s| s.spec.collections.iter().copied())

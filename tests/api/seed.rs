@@ -3,9 +3,9 @@
 use std::collections::{HashMap, HashSet};
 
 use futures::TryStreamExt;
-use heimdall::crypto::Crypto;
-use heimdall::plugin::{GuildScope, Lifetime, Registry};
 use heimdall::seed::{legacy_fixtures as fx, seed_instance, seed_legacy, SeedOptions};
+use heimdall_host::crypto::Crypto;
+use heimdall_host::plugin::{GuildScope, Lifetime, Registry};
 use mongodb::bson::{doc, oid::ObjectId, Bson, Document};
 use mongodb::Database;
 
@@ -72,7 +72,7 @@ async fn seeded_instance_has_every_collection_valid_references_and_readable_secr
                 }
             }
             for path in &c.spec.encrypted {
-                for v in heimdall::migration::clone::encrypted_values(d, path) {
+                for v in heimdall_host::migration::clone::encrypted_values(d, path) {
                     crypto
                         .decrypt(&v)
                         .unwrap_or_else(|e| panic!("{}.{path}: {e}", c.spec.name));
@@ -178,7 +178,7 @@ async fn seeding_refuses_a_database_that_holds_data() {
     let err = seed_instance(&db, &SeedOptions::new(test_key()))
         .await
         .unwrap_err();
-    let user = heimdall::error::user_error(&err).expect("user error");
+    let user = heimdall_host::error::user_error(&err).expect("user error");
     assert_eq!(user.code, "database_not_empty");
     assert!(user.message.contains("--drop"));
     assert_eq!(
@@ -194,7 +194,7 @@ async fn seeding_refuses_a_database_that_holds_data() {
 async fn legacy_database_has_every_quirk() {
     let db = fresh_db("legacy").await;
     let opts = SeedOptions {
-        modmail_collection: "tickets_old".into(),
+        modmail_collection: Some("tickets_old".into()),
         ..SeedOptions::new(test_key())
     };
     let report = seed_legacy(&db, &opts).await.unwrap();

@@ -1,0 +1,3 @@
+# Die Texte des Core-Plugins (Deutsch).
+
+about = Heimdall { $version }, aktive Plugins: { $plugins }

@@ -1,0 +1,3 @@
+# The core plugin's strings (English).
+
+about = Heimdall { $version }, running plugins: { $plugins }

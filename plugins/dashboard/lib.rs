@@ -1,0 +1,255 @@
+//! Dashboard: who may see and change which guild on the web dashboard.
+
+pub mod sample;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use mongodb::bson::{doc, oid::ObjectId, Document};
+use poise::serenity_prelude as serenity;
+use serde::{Deserialize, Serialize};
+
+use heimdall_host::context::Data;
+use heimdall_host::plugin::{AccessPolicy, CloneStepSpec, CollectionSpec, Plugin};
+
+/// The dashboard plugin.
+pub struct DashboardPlugin;
+
+#[async_trait::async_trait]
+impl Plugin for DashboardPlugin {
+    fn samples(&self) -> Option<&dyn heimdall_host::seed::Samples> {
+        Some(self)
+    }
+    fn name(&self) -> &'static str {
+        "dashboard"
+    }
+    fn description(&self) -> &'static str {
+        "Dashboard access rights and per-guild dashboard settings"
+    }
+    fn collections(&self) -> Vec<CollectionSpec> {
+        vec![
+            CollectionSpec::new("dashboard_permissions", "DashboardPermission").unique(&[
+                "guildId",
+                "targetType",
+                "targetId",
+            ]),
+            CollectionSpec::new("dashboard_settings", "DashboardSettings").unique(&["guildId"]),
+            CollectionSpec::new(SESSION_REVOCATIONS, "SessionRevocation")
+                .unique(&["userId"])
+                .internal(),
+        ]
+    }
+    fn clone_steps(&self) -> Vec<CloneStepSpec> {
+        vec![CloneStepSpec::new(
+            "Dashboard access",
+            &["dashboard_permissions", "dashboard_settings"],
+        )]
+    }
+    fn access_policy(&self, data: &Data) -> Option<Arc<dyn AccessPolicy>> {
+        Some(Arc::new(DashboardAccess {
+            db: data.db.clone(),
+            discord: data.discord.clone(),
+            roles: Mutex::new(HashMap::new()),
+        }))
+    }
+}
+
+/// Per user, the time before which its session tokens are signed out (`{userId, before}`,
+/// seconds since the epoch). Internal: an instance's sign-outs are not cloned.
+pub const SESSION_REVOCATIONS: &str = "session_revocations";
+
+/// How long a member's roles, read from Discord, are trusted.
+const ROLES_TTL: Duration = Duration::from_secs(60);
+
+/// Dashboard access from `dashboard_permissions`: an entry for the user (`targetType:
+/// "user"`), or for one of the user's roles in that guild (`"role"`; the member's roles come
+/// from Discord's API and are cached for a minute). Without Discord, role entries grant
+/// nothing.
+pub struct DashboardAccess {
+    db: mongodb::Database,
+    discord: Option<Arc<serenity::Http>>,
+    roles: Mutex<HashMap<(String, u64), CachedRoles>>,
+}
+
+/// A member's role ids in a guild, and when they were read.
+type CachedRoles = (Instant, Vec<String>);
+
+impl DashboardAccess {
+    fn permissions(&self) -> mongodb::Collection<Document> {
+        self.db.collection("dashboard_permissions")
+    }
+
+    /// The member's role ids in `guild` (none when not a member or Discord is off).
+    async fn member_roles(&self, guild: &str, user: u64) -> anyhow::Result<Vec<String>> {
+        let key = (guild.to_string(), user);
+        if let Some((at, roles)) = self.roles.lock().expect("roles cache").get(&key) {
+            if at.elapsed() < ROLES_TTL {
+                return Ok(roles.clone());
+            }
+        }
+        let Some(http) = &self.discord else {
+            return Ok(Vec::new());
+        };
+        let Ok(guild_id) = guild.parse::<u64>() else {
+            return Ok(Vec::new());
+        };
+        let roles = match http
+            .get_member(
+                serenity::GuildId::new(guild_id),
+                serenity::UserId::new(user),
+            )
+            .await
+        {
+            Ok(m) => m.roles.iter().map(|r| r.get().to_string()).collect(),
+            Err(serenity::Error::Http(e)) if e.status_code().is_some_and(|s| s.as_u16() == 404) => {
+                Vec::new()
+            }
+            Err(e) => return Err(anyhow::Error::from(e).context("reading the member's roles")),
+        };
+        let mut cache = self.roles.lock().expect("roles cache");
+        if cache.len() > 10_000 {
+            cache.retain(|_, (at, _)| at.elapsed() < ROLES_TTL);
+        }
+        cache.insert(key, (Instant::now(), roles.clone()));
+        Ok(roles)
+    }
+
+    /// Whether one of the member's roles in `guild` is among `role_ids`.
+    async fn has_role(&self, guild: &str, user: u64, role_ids: &[String]) -> anyhow::Result<bool> {
+        if role_ids.is_empty() {
+            return Ok(false);
+        }
+        let roles = self.member_roles(guild, user).await?;
+        Ok(roles.iter().any(|r| role_ids.contains(r)))
+    }
+}
+
+#[async_trait::async_trait]
+impl AccessPolicy for DashboardAccess {
+    async fn guilds(&self, user: u64) -> anyhow::Result<Vec<String>> {
+        let mut guilds: Vec<String> = self
+            .permissions()
+            .find(doc! { "targetType": "user", "targetId": user.to_string() })
+            .projection(doc! { "guildId": 1 })
+            .await?
+            .try_collect::<Vec<_>>()
+            .await?
+            .iter()
+            .filter_map(|d| d.get_str("guildId").ok().map(String::from))
+            .collect();
+        if self.discord.is_some() {
+            // Guilds that grant access to roles: is the user a member with one of them?
+            let mut by_guild: HashMap<String, Vec<String>> = HashMap::new();
+            let mut cursor = self
+                .permissions()
+                .find(doc! { "targetType": "role" })
+                .projection(doc! { "guildId": 1, "targetId": 1 })
+                .await?;
+            while let Some(d) = cursor.try_next().await? {
+                if let (Ok(g), Ok(r)) = (d.get_str("guildId"), d.get_str("targetId")) {
+                    by_guild
+                        .entry(g.to_string())
+                        .or_default()
+                        .push(r.to_string());
+                }
+            }
+            for (guild, roles) in by_guild {
+                if !guilds.contains(&guild) && self.has_role(&guild, user, &roles).await? {
+                    guilds.push(guild);
+                }
+            }
+        }
+        guilds.sort();
+        guilds.dedup();
+        Ok(guilds)
+    }
+
+    async fn may_view(&self, guild: &str, user: u64) -> anyhow::Result<bool> {
+        let entries: Vec<Document> = self
+            .permissions()
+            .find(doc! { "guildId": guild, "$or": [
+                { "targetType": "user", "targetId": user.to_string() },
+                { "targetType": "role" },
+            ] })
+            .projection(doc! { "targetType": 1, "targetId": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        if entries
+            .iter()
+            .any(|e| e.get_str("targetType") == Ok("user"))
+        {
+            return Ok(true);
+        }
+        let roles: Vec<String> = entries
+            .iter()
+            .filter_map(|e| e.get_str("targetId").ok().map(String::from))
+            .collect();
+        self.has_role(guild, user, &roles).await
+    }
+
+    async fn session_valid(&self, user: u64, issued_at: u64) -> anyhow::Result<bool> {
+        let revoked = self
+            .db
+            .collection::<Document>(SESSION_REVOCATIONS)
+            .find_one(doc! { "userId": user.to_string() })
+            .await?;
+        let before = revoked
+            .and_then(|d| d.get_i64("before").ok())
+            .unwrap_or(i64::MIN);
+        Ok(i64::try_from(issued_at).unwrap_or(i64::MAX) > before)
+    }
+
+    async fn revoke_sessions(&self, user: u64) -> anyhow::Result<()> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        self.db
+            .collection::<Document>(SESSION_REVOCATIONS)
+            .update_one(
+                doc! { "userId": user.to_string() },
+                doc! { "$max": { "before": now } },
+            )
+            .upsert(true)
+            .await?;
+        Ok(())
+    }
+}
+
+/// `dashboard_permissions`: a user's or role's rights on a guild's dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardPermission {
+    /// Document id.
+    #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
+    pub id: Option<ObjectId>,
+    /// Guild snowflake.
+    pub guild_id: String,
+    /// `"user"` or `"role"`.
+    pub target_type: String,
+    /// User or role snowflake.
+    pub target_id: String,
+    /// Granted permissions.
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    /// Fields this struct does not name; kept on write.
+    #[serde(flatten)]
+    pub extra: Document,
+}
+
+/// `dashboard_settings`: a guild's dashboard preferences.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardSettings {
+    /// Document id.
+    #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
+    pub id: Option<ObjectId>,
+    /// Guild snowflake.
+    pub guild_id: String,
+    /// Fields this struct does not name; kept on write.
+    #[serde(flatten)]
+    pub extra: Document,
+}

@@ -1,0 +1,35 @@
+# The dev plugin's strings (English): /migrate's replies.
+
+migrate-slash-only = Use /migrate as a slash command.
+migrate-mode-clone = Instance Clone
+migrate-mode-legacy = Legacy Import
+migrate-checking = **{ $mode }**: checking the source…
+migrate-refused = ❌ Not started: { $reason }
+migrate-unknown-run = There is no migration run `{ $run }`. `/migrate status` shows the newest one.
+migrate-no-runs = No migration has run yet. Start one with `/migrate clone` or `/migrate legacy`.
+migrate-cancel-requested = ⏹️ Cancel requested: run `{ $run }` stops at its next batch. `/migrate resume run:{ $run }` continues it later.
+migrate-live-ends = ⏳ Run `{ $run }` goes on, but Discord stops live updates of this message after 15 minutes. Follow it with `/migrate status run:{ $run }` or on the dashboard's dev page; the result will come by direct message.
+migrate-progress-header = **{ $mode }** `{ $run }`: step { $completed } of { $total } done
+migrate-progress-step = • Step { $step }, { $label }: { $bar } { $done } / { $total }
+migrate-progress-footer = Cancel with `/migrate cancel run:{ $run }`.
+migrate-result-completed = ✅ **{ $mode }** `{ $run }` completed.
+migrate-result-completed-with-failures = ⚠️ **{ $mode }** `{ $run }` completed, but some records failed.
+migrate-result-failed = ❌ **{ $mode }** `{ $run }` failed.
+migrate-result-cancelled = ⏹️ **{ $mode }** `{ $run }` was cancelled.
+migrate-result-running = 🔄 **{ $mode }** `{ $run }` is running.
+migrate-result-interrupted = ⚠️ **{ $mode }** `{ $run }` was interrupted (its process stopped).
+migrate-result-pending = 🕓 **{ $mode }** `{ $run }` has not started yet.
+migrate-result-counts = Imported { $imported } · skipped { $skipped } (already there) · failed { $failed }
+migrate-result-steps = Steps done: { $done } of { $total }
+migrate-result-verified = Verified: { $matching } of { $checked } source documents found with the same content.
+migrate-result-not-verified = ⚠️ Verification found differences: { $matching } of { $checked } source documents match. See the run on the dashboard or `heimdall migrate status`.
+migrate-result-message = Reason: { $message }
+migrate-result-error = • { $collection } `{ $id }`: { $reason }
+migrate-result-more-errors = …and { $count } more failed records (all in the run record).
+migrate-result-resume-hint = Continue it with `/migrate resume run:{ $run }`.
+migrate-plan-header = **{ $mode }**: dry run of { $source }. Nothing was written.
+migrate-plan-clone-counts = Would insert { $insert } · skip { $skip } as existing ({ $remap } under another id, references rewritten) · fail { $invalid } · dangling references { $dangling }
+migrate-plan-legacy-step = • Step { $step }, { $label }: { $found } records: import { $import }, skip { $skip }, fail { $errors }
+migrate-plan-warning = ⚠️ { $warning }
+migrate-plan-footer = Run the same command without `dry_run` to start.
+migrate-progress-starting = **{ $mode }** `{ $run }`: started. Cancel with `/migrate cancel run:{ $run }`.

@@ -1,0 +1,158 @@
+//! Modmail: members write to the bot, staff answer in threads.
+
+pub mod legacy;
+pub mod sample;
+
+use mongodb::bson::{oid::ObjectId, DateTime, Document};
+use serde::{Deserialize, Serialize};
+
+use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
+
+/// The modmail plugin.
+pub struct ModmailPlugin;
+
+#[async_trait::async_trait]
+impl Plugin for ModmailPlugin {
+    fn samples(&self) -> Option<&dyn heimdall_host::seed::Samples> {
+        Some(self)
+    }
+    fn name(&self) -> &'static str {
+        "modmail"
+    }
+    fn description(&self) -> &'static str {
+        "Private conversations between members and staff, relayed through the bot"
+    }
+    fn collections(&self) -> Vec<CollectionSpec> {
+        vec![
+            CollectionSpec::new("modmail_configs", "ModmailConfig")
+                .unique(&["guildId"])
+                .encrypted(&["categories[].encryptedWebhookToken"]),
+            CollectionSpec::new("modmail_snippets", "ModmailSnippet").unique(&["guildId", "name"]),
+            CollectionSpec::new("modmail_conversations", "ModmailConversation")
+                .unique(&["guildId", "ticketNumber"]),
+            CollectionSpec::new("modmail_messages", "ModmailMessage")
+                .references("conversationId", "modmail_conversations"),
+        ]
+    }
+    fn clone_steps(&self) -> Vec<CloneStepSpec> {
+        vec![
+            CloneStepSpec::new("Modmail config", &["modmail_configs", "modmail_snippets"]),
+            CloneStepSpec::new("Modmail conversations", &["modmail_conversations"]),
+            CloneStepSpec::new("Modmail messages", &["modmail_messages"]),
+        ]
+    }
+    fn legacy_steps(&self) -> Vec<heimdall_host::migration::legacy::LegacyStepSpec> {
+        legacy::steps()
+    }
+}
+
+/// A modmail category: where its threads go and the webhook that posts them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModmailCategory {
+    /// Category name.
+    pub name: String,
+    /// Channel snowflake.
+    pub channel_id: String,
+    /// Encrypted webhook token.
+    #[serde(default)]
+    pub encrypted_webhook_token: Option<String>,
+    /// Fields this struct does not name; kept on write.
+    #[serde(flatten)]
+    pub extra: Document,
+}
+
+/// `modmail_configs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModmailConfig {
+    /// Document id.
+    #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
+    pub id: Option<ObjectId>,
+    /// Guild snowflake.
+    pub guild_id: String,
+    /// Whether modmail is on.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Categories.
+    #[serde(default)]
+    pub categories: Vec<ModmailCategory>,
+    /// Fields this struct does not name; kept on write.
+    #[serde(flatten)]
+    pub extra: Document,
+}
+
+/// `modmail_snippets`: a saved staff answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModmailSnippet {
+    /// Document id.
+    #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
+    pub id: Option<ObjectId>,
+    /// Guild snowflake.
+    pub guild_id: String,
+    /// Snippet name.
+    pub name: String,
+    /// Text.
+    pub content: String,
+    /// Fields this struct does not name; kept on write.
+    #[serde(flatten)]
+    pub extra: Document,
+}
+
+/// `modmail_conversations`: a numbered thread.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModmailConversation {
+    /// Document id.
+    #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
+    pub id: Option<ObjectId>,
+    /// Guild snowflake.
+    pub guild_id: String,
+    /// Number (unique per guild).
+    pub ticket_number: i32,
+    /// Member.
+    pub user_id: String,
+    /// `open` or `closed`.
+    pub status: String,
+    /// Staff member who claimed it.
+    #[serde(default)]
+    pub claimed_by: Option<String>,
+    /// Opened.
+    pub created_at: DateTime,
+    /// Closed.
+    #[serde(default)]
+    pub closed_at: Option<DateTime>,
+    /// Fields this struct does not name; kept on write.
+    #[serde(flatten)]
+    pub extra: Document,
+}
+
+/// `modmail_messages`: one message of a thread.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModmailMessage {
+    /// Document id.
+    #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
+    pub id: Option<ObjectId>,
+    /// Guild snowflake.
+    pub guild_id: String,
+    /// The conversation.
+    pub conversation_id: ObjectId,
+    /// Author.
+    pub author_id: String,
+    /// Whether staff wrote it.
+    #[serde(default)]
+    pub is_staff: bool,
+    /// Text.
+    #[serde(default)]
+    pub content: String,
+    /// Attachment URLs.
+    #[serde(default)]
+    pub attachments: Vec<String>,
+    /// Sent.
+    pub created_at: DateTime,
+    /// Fields this struct does not name; kept on write.
+    #[serde(flatten)]
+    pub extra: Document,
+}

@@ -1,0 +1,239 @@
+//! Session tokens: JWTs signed with `AUTH_SECRET` (HS256) carrying the Discord user id and
+//! an expiry. The dashboard, the WebSocket gateway and the HTTP API accept them;
+//! `heimdall token --user ID` mints one.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::context::Data;
+use crate::error::{AppError, UserError, UserErrorKind};
+
+/// What a session token says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The Discord user id.
+    pub sub: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// Issued at, seconds since the epoch.
+    pub iat: u64,
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// The token's time is over.
+    #[error("the session token has expired; get a new one")]
+    Expired,
+    /// Bad signature, bad format, or no user id.
+    #[error("the session token is not valid: {0}")]
+    Invalid(String),
+    /// No `AUTH_SECRET` is configured.
+    #[error("AUTH_SECRET is not set, so no session token can be checked; set it (at least 32 characters)")]
+    NoSecret,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Mints a token for `user` valid for `ttl`.
+pub fn mint(secret: &str, user: u64, ttl: Duration) -> String {
+    let iat = now();
+    let claims = Claims {
+        sub: user.to_string(),
+        iat,
+        exp: iat + ttl.as_secs(),
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("HS256 encoding of plain claims cannot fail")
+}
+
+/// Checks a token's signature and expiry (no leeway), and that it was not minted to live
+/// longer than `max_ttl`.
+pub fn verify(secret: Option<&str>, token: &str, max_ttl: Duration) -> Result<Claims, TokenError> {
+    let secret = secret.ok_or(TokenError::NoSecret)?;
+    let mut v = Validation::new(Algorithm::HS256);
+    v.leeway = 0;
+    v.set_required_spec_claims(&["exp", "sub"]);
+    let data =
+        jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret.as_bytes()), &v)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind as K;
+                TokenError::Invalid(
+                    match e.kind() {
+                        K::ExpiredSignature => return TokenError::Expired,
+                        K::InvalidSignature => {
+                            "its signature does not match (was it signed with another AUTH_SECRET?)"
+                        }
+                        K::InvalidAlgorithm | K::InvalidAlgorithmName => {
+                            "it must be signed with HS256"
+                        }
+                        K::MissingRequiredClaim(_) => "it lacks the `sub` or `exp` claim",
+                        K::ImmatureSignature => "it is not valid yet",
+                        K::InvalidToken => "it is not a JWT (three dot-separated parts)",
+                        // A header naming another algorithm (`none`) fails to parse here.
+                        K::Json(_) | K::Base64(_) | K::Utf8(_) => {
+                            "it is malformed, or not signed with HS256"
+                        }
+                        _ => "it cannot be read",
+                    }
+                    .to_string(),
+                )
+            })?;
+    if data.claims.exp.saturating_sub(data.claims.iat) > max_ttl.as_secs() {
+        return Err(TokenError::Invalid(format!(
+            "it was minted to live longer than the longest session allowed ({}); get a new one",
+            heimdall_base::settings::describe_duration(max_ttl)
+        )));
+    }
+    if data.claims.sub.parse::<u64>().is_err() {
+        return Err(TokenError::Invalid(
+            "the subject is not a Discord user id".into(),
+        ));
+    }
+    Ok(data.claims)
+}
+
+/// The caller of an API request, from its `Authorization: Bearer <token>` header.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    /// Discord user id.
+    pub id: u64,
+    /// Whether the user is one of the bot's owners.
+    pub owner: bool,
+}
+
+impl AuthUser {
+    /// Refuses anyone but an owner.
+    pub fn require_owner(&self) -> Result<(), AppError> {
+        if self.owner {
+            Ok(())
+        } else {
+            Err(UserError::new(
+                UserErrorKind::Forbidden,
+                "owner_only",
+                "only the bot's owners may do this",
+            )
+            .into())
+        }
+    }
+}
+
+impl FromRequestParts<Data> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, data: &Data) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                UserError::new(
+                    UserErrorKind::Unauthorized,
+                    "unauthenticated",
+                    "send `Authorization: Bearer <session token>`; `heimdall token --user ID` mints one",
+                )
+            })?;
+        let claims = verify(
+            data.config.auth_secret.as_ref().map(|s| s.expose()),
+            header.trim(),
+            data.config.auth_max_ttl,
+        )
+        .map_err(|e| {
+            UserError::new(
+                UserErrorKind::Unauthorized,
+                if e == TokenError::Expired {
+                    "token_expired"
+                } else {
+                    "invalid_token"
+                },
+                e.to_string(),
+            )
+        })?;
+        let id: u64 = claims.sub.parse().unwrap_or(0);
+        if let Some(access) = data.access() {
+            let valid = access
+                .session_valid(id, claims.iat)
+                .await
+                .map_err(|e| AppError::from(e.context("checking the session")))?;
+            if !valid {
+                return Err(UserError::new(
+                    UserErrorKind::Unauthorized,
+                    "token_revoked",
+                    "this session was signed out; sign in with a new token (`heimdall token --user ID`)",
+                )
+                .into());
+            }
+        }
+        Ok(Self {
+            id,
+            owner: data.config.is_owner(id),
+        })
+    }
+}
+
+/// The gateway's gatekeeper: this bot's session tokens, owners and dashboard access policy.
+pub struct HostGatekeeper {
+    /// `AUTH_SECRET`.
+    pub secret: Option<String>,
+    /// `OWNER_IDS`.
+    pub owners: Vec<u64>,
+    /// `AUTH_MAX_TTL`.
+    pub max_ttl: Duration,
+    /// The plugin deciding dashboard access, if any.
+    pub access: Option<std::sync::Arc<dyn crate::plugin::AccessPolicy>>,
+}
+
+#[async_trait::async_trait]
+impl crate::gateway::Gatekeeper for HostGatekeeper {
+    fn verify(&self, token: &str) -> Result<crate::gateway::Session, crate::gateway::Rejection> {
+        use crate::gateway::Rejection;
+        match verify(self.secret.as_deref(), token, self.max_ttl) {
+            Ok(c) => Ok(crate::gateway::Session {
+                user: c.sub.parse().unwrap_or(0),
+                issued_at: c.iat,
+                expires_at: c.exp,
+            }),
+            Err(TokenError::Expired) => Err(Rejection::Expired),
+            Err(e) => Err(Rejection::Invalid(e.to_string())),
+        }
+    }
+
+    fn is_owner(&self, user: u64) -> bool {
+        self.owners.contains(&user)
+    }
+
+    async fn session_valid(&self, user: u64, issued_at: u64) -> anyhow::Result<bool> {
+        match &self.access {
+            Some(a) => a.session_valid(user, issued_at).await,
+            None => Ok(true),
+        }
+    }
+
+    async fn may_view(&self, guild: &str, user: u64) -> anyhow::Result<bool> {
+        match &self.access {
+            Some(a) => a.may_view(guild, user).await,
+            None => Ok(false),
+        }
+    }
+
+    async fn guilds(&self, user: u64) -> anyhow::Result<Vec<String>> {
+        match &self.access {
+            Some(a) => a.guilds(user).await,
+            None => Ok(Vec::new()),
+        }
+    }
+}

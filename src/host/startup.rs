@@ -1,0 +1,249 @@
+//! Building and running the bot: catalog check, database, indexes, API, Discord.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::config::{Config, ConfigError};
+use crate::context::{Data, Inner};
+use crate::crypto::Crypto;
+use crate::embedded::{EmbeddedServer, ServerOptions};
+use crate::gateway::GatewayContext;
+use crate::gateway::WebSocketManager;
+use crate::plugin::{Plugin, Registry};
+use crate::{api, db, discord, embedded, gateway, locales};
+
+/// A built bot, ready to run.
+pub struct Application {
+    data: Data,
+    api_listener: TcpListener,
+    api_addr: SocketAddr,
+    ws_listener: TcpListener,
+    ws_addr: SocketAddr,
+    _embedded: Option<EmbeddedServer>,
+}
+
+/// Binds `addr:port`; a taken port is a [`ConfigError`] naming `setting`.
+pub async fn bind(setting: &'static str, addr: &str, port: u16) -> anyhow::Result<TcpListener> {
+    TcpListener::bind((addr, port)).await.map_err(|e| {
+        let msg = if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!("port {port} on {addr} is already in use; stop the program using it or choose another port")
+        } else {
+            format!("cannot listen on {addr}:{port}: {e}")
+        };
+        ConfigError::new(setting, msg).into()
+    })
+}
+
+/// The bot's database, opened.
+pub struct OpenDatabase {
+    /// The client.
+    pub client: mongodb::Client,
+    /// The bot's database.
+    pub db: mongodb::Database,
+    /// The connection string used.
+    pub uri: String,
+    /// The local server, when one was started.
+    pub embedded: Option<EmbeddedServer>,
+}
+
+/// Connects to `MONGODB_URI`, or starts a local `secantusd-rs` under `HEIMDALL_DATA_DIR`.
+pub async fn open_database(config: &Config) -> anyhow::Result<OpenDatabase> {
+    let (uri, embedded) = match &config.mongodb_uri {
+        Some(uri) => (uri.expose().to_string(), None),
+        None => {
+            let path = config.data_dir.join("mongo");
+            tracing::info!(path = %path.display(), "MONGODB_URI is not set: starting a local secantusd-rs");
+            let server =
+                tokio::task::spawn_blocking(move || embedded::start(&ServerOptions::new(path)))
+                    .await??;
+            (server.uri.clone(), Some(server))
+        }
+    };
+    let client = db::connect(&uri, Duration::from_secs(10)).await?;
+    let db = client.database(&config.mongodb_db);
+    Ok(OpenDatabase {
+        client,
+        db,
+        uri,
+        embedded,
+    })
+}
+
+impl Application {
+    /// Checks the catalog, connects to the database (starting a local one when
+    /// `MONGODB_URI` is unset), creates every index, binds the API port and starts plugins.
+    pub async fn build(config: Config, plugins: Vec<Arc<dyn Plugin>>) -> anyhow::Result<Self> {
+        let registry = Registry::new(plugins).context("the plugin catalog is inconsistent")?;
+
+        let OpenDatabase {
+            client,
+            db: database,
+            uri,
+            embedded,
+        } = open_database(&config).await?;
+        db::ensure_indexes(&database, &registry).await?;
+
+        let api_listener = bind("API_PORT", &config.bind_address, config.api_port).await?;
+        let api_addr = api_listener.local_addr()?;
+        let ws_listener = bind("WS_PORT", &config.bind_address, config.ws_port).await?;
+        let ws_addr = ws_listener.local_addr()?;
+
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let gw = config.gateway.clone();
+        let ws = match &config.redis_url {
+            Some(url) => {
+                WebSocketManager::with_redis(
+                    &gw,
+                    url.expose(),
+                    &config.mongodb_db,
+                    &tasks,
+                    shutdown.clone(),
+                )
+                .await?
+            }
+            None => WebSocketManager::new(&gw),
+        };
+
+        let crypto = config.encryption_key.as_ref().map(Crypto::new);
+
+        let discord = config.discord_token.as_ref().map(|t| {
+            Arc::new(discord::http(
+                t.expose(),
+                config.discord_api_proxy.as_deref(),
+            ))
+        });
+        let data = Data::new(Inner {
+            config,
+            client,
+            db: database,
+            registry: Arc::new(registry),
+            crypto,
+            db_uri: uri,
+            ws,
+            gateway_port: ws_addr.port(),
+            access: std::sync::OnceLock::new(),
+            discord,
+            shutdown,
+            tasks,
+        });
+        let _ = data.access.set(data.registry.access_policy(&data)?);
+        for p in data.registry.plugins() {
+            p.start(&data)
+                .await
+                .with_context(|| format!("starting plugin {}", p.name()))?;
+        }
+        Ok(Self {
+            data,
+            api_listener,
+            api_addr,
+            ws_listener,
+            ws_addr,
+            _embedded: embedded,
+        })
+    }
+
+    /// The shared context.
+    pub fn data(&self) -> &Data {
+        &self.data
+    }
+
+    /// The address the API listens on.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// The address the WebSocket gateway listens on.
+    pub fn ws_addr(&self) -> SocketAddr {
+        self.ws_addr
+    }
+
+    /// Serves until `data().shutdown` is cancelled (Ctrl-C in `heimdall run`), then stops
+    /// plugins and waits for every task.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self {
+            data,
+            api_listener,
+            api_addr,
+            ws_listener,
+            ws_addr,
+            _embedded,
+        } = self;
+        let shutdown = data.shutdown.clone();
+        tracing::info!(%api_addr, "API and dashboard listening");
+
+        let app = api::router(data.clone());
+        let stop = shutdown.clone();
+        data.tasks.spawn(
+            async move {
+                if let Err(e) = axum::serve(api_listener, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+                {
+                    tracing::error!(error = %e, "API server stopped");
+                }
+            }
+            .instrument(tracing::info_span!("api_server")),
+        );
+
+        let mut origins = data.config.dashboard_origins.clone();
+        for host in ["127.0.0.1", "localhost"] {
+            origins.push(format!("http://{host}:{}", api_addr.port()));
+        }
+        let gw_ctx = GatewayContext {
+            gatekeeper: Arc::new(crate::auth::HostGatekeeper {
+                secret: data
+                    .config
+                    .auth_secret
+                    .as_ref()
+                    .map(|s| s.expose().to_string()),
+                owners: data.config.owner_ids.clone(),
+                max_ttl: data.config.auth_max_ttl,
+                access: data.access().cloned(),
+            }),
+            origins,
+            config: data.config.gateway.clone(),
+        };
+        tracing::info!(%ws_addr, redis = data.config.redis_url.is_some(), "WebSocket gateway listening");
+        data.tasks.spawn(gateway::server::serve(
+            ws_listener,
+            data.ws.clone(),
+            gw_ctx,
+            shutdown.clone(),
+            data.tasks.clone(),
+        ));
+
+        match data.config.discord_token.clone() {
+            Some(token) => {
+                let d = data.clone();
+                data.tasks.spawn(async move {
+                    if let Err(e) = discord::run(d.clone(), token.expose().to_string()).await {
+                        tracing::error!(error = %e, "Discord connection failed; the API and dashboard keep running");
+                    }
+                });
+            }
+            None => tracing::warn!("{}", locales::t("discord-off", &[])),
+        }
+
+        shutdown.cancelled().await;
+        tracing::info!("shutting down");
+        for p in data.registry.plugins() {
+            p.shutdown(&data).await;
+        }
+        data.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(15), data.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some tasks did not stop within 15 s");
+        }
+        Ok(())
+    }
+}
