@@ -8,12 +8,16 @@
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "heimdall.token";
 const SEQ_KEY = "heimdall.ownerSeq";
+const EPOCH_KEY = "heimdall.epoch";
 
 const state = {
   token: localStorage.getItem(TOKEN_KEY) || "",
   ws: null,
   retry: 0,
   ownerSeq: Number(localStorage.getItem(SEQ_KEY)) || null,
+  // The server's epoch the seq belongs to: after a restart that lost the history, the
+  // server answers a resume from another epoch with resume_gap.
+  epoch: localStorage.getItem(EPOCH_KEY),
   mode: "clone",
   run: null, // { id, mode, status, steps: Map(order -> step), completed, total }
 };
@@ -121,14 +125,18 @@ function reconnectLater() {
 function onFrame(ws, f) {
   switch (f.event) {
     case "hello":
-      ws.send(JSON.stringify({ type: "auth", token: state.token, ...(state.ownerSeq ? { ownerSeq: state.ownerSeq } : {}) }));
+      ws.send(JSON.stringify({ type: "auth", token: state.token, ...(state.ownerSeq ? { ownerSeq: state.ownerSeq, epoch: state.epoch } : {}) }));
+      state.epoch = f.data.epoch;
+      localStorage.setItem(EPOCH_KEY, f.data.epoch);
       return;
     case "authenticated":
       state.retry = 0;
       setGateway(f.data.owner ? "live" : "not an owner", f.data.owner ? "ok" : "bad");
       return;
     case "resume_gap":
-      // Events were missed: the record is the truth.
+      // Events were missed (or the seq belongs to an earlier run of the server): the
+      // record is the truth, and the seq starts again from the stream's.
+      state.ownerSeq = f.data.latestSeq || null;
       if (state.run) refreshRun(state.run.id);
       loadHistory();
       return;

@@ -9,5 +9,6 @@ pub mod db;
 pub mod error;
 pub mod ids;
 pub mod legacy;
+pub mod net;
 pub mod secret;
 pub mod settings;

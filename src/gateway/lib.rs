@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 pub mod server;
@@ -42,6 +42,10 @@ pub struct GatewayConfig {
     pub queue: usize,
     /// Events kept per stream for resume.
     pub replay: usize,
+    /// How long a new connection may take to finish the WebSocket handshake.
+    pub handshake_timeout: Duration,
+    /// Connections at once, per client address, and not yet authenticated per address.
+    pub limits: heimdall_base::net::Limits,
 }
 
 impl Default for GatewayConfig {
@@ -54,13 +58,21 @@ impl Default for GatewayConfig {
             subscribe_rate: 5,
             queue: 256,
             replay: 1000,
+            handshake_timeout: Duration::from_secs(5),
+            limits: heimdall_base::net::Limits {
+                total: 20_000,
+                per_address: 1_000,
+                pending_per_address: 64,
+            },
         }
     }
 }
 
 impl GatewayConfig {
-    /// Defaults, with `HEIMDALL_WS_HEARTBEAT_MS`, `HEIMDALL_WS_AUTH_TIMEOUT_MS` and
-    /// `HEIMDALL_WS_QUEUE` applied when set (in `vars`, the configuration's environment).
+    /// Defaults, with `HEIMDALL_WS_HEARTBEAT_MS`, `HEIMDALL_WS_AUTH_TIMEOUT_MS`,
+    /// `HEIMDALL_WS_HANDSHAKE_TIMEOUT_MS`, `HEIMDALL_WS_QUEUE`, `WS_MAX_CONNECTIONS`,
+    /// `WS_MAX_CONNECTIONS_PER_ADDRESS` and `WS_MAX_PENDING_PER_ADDRESS` applied when set (in
+    /// `vars`, the configuration's environment).
     pub fn from_vars(vars: &std::collections::HashMap<String, String>) -> Self {
         let mut c = Self::default();
         let num = |k: &str| vars.get(k).and_then(|v| v.trim().parse::<u64>().ok());
@@ -70,8 +82,20 @@ impl GatewayConfig {
         if let Some(ms) = num("HEIMDALL_WS_AUTH_TIMEOUT_MS") {
             c.auth_timeout = Duration::from_millis(ms.max(10));
         }
+        if let Some(ms) = num("HEIMDALL_WS_HANDSHAKE_TIMEOUT_MS") {
+            c.handshake_timeout = Duration::from_millis(ms.max(10));
+        }
         if let Some(q) = num("HEIMDALL_WS_QUEUE") {
             c.queue = q.max(1) as usize;
+        }
+        if let Some(n) = num("WS_MAX_CONNECTIONS") {
+            c.limits.total = n.max(1) as usize;
+        }
+        if let Some(n) = num("WS_MAX_CONNECTIONS_PER_ADDRESS") {
+            c.limits.per_address = n.max(1) as usize;
+        }
+        if let Some(n) = num("WS_MAX_PENDING_PER_ADDRESS") {
+            c.limits.pending_per_address = n.max(1) as usize;
         }
         c
     }
@@ -103,12 +127,39 @@ impl StreamKey {
     }
 }
 
-/// A connected client's mailbox.
+/// A connected client's outgoing queue: every frame the server sends it goes through here,
+/// to the one task that writes to its socket.
 #[derive(Clone)]
 pub(crate) struct ClientHandle {
-    pub tx: mpsc::Sender<Utf8Bytes>,
+    pub tx: mpsc::Sender<Message>,
     /// Cancelled when the client is too slow.
     pub slow: CancellationToken,
+    /// Places kept free for replays and control frames: live events beyond
+    /// [`GatewayConfig::queue`] make the client slow.
+    pub reserve: usize,
+}
+
+impl ClientHandle {
+    /// Queues a live event; a client with `queue` events waiting is slow (and `false`).
+    pub(crate) fn push_event(&self, frame: Utf8Bytes) -> bool {
+        if self.tx.capacity() <= self.reserve {
+            self.slow.cancel();
+            return false;
+        }
+        self.push(Message::Text(frame))
+    }
+
+    /// Queues a control frame or a replayed event; a full queue makes the client slow.
+    pub(crate) fn push(&self, m: Message) -> bool {
+        match self.tx.try_send(m) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.slow.cancel();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -134,6 +185,8 @@ pub enum Replay {
 
 pub(crate) struct Hub {
     streams: Mutex<HashMap<StreamKey, Stream>>,
+    /// Changes whenever the streams' history is lost (see [`WebSocketManager::epoch`]).
+    epoch: String,
     replay: usize,
     next_client: AtomicU64,
     redis: Option<mpsc::UnboundedSender<String>>,
@@ -158,6 +211,23 @@ impl std::fmt::Debug for WebSocketManager {
     }
 }
 
+/// A fresh epoch: 64 random bits in hex.
+fn new_epoch() -> String {
+    format!("{:016x}", rand_u64())
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -176,6 +246,7 @@ impl WebSocketManager {
         Self {
             hub: Some(Arc::new(Hub {
                 streams: Mutex::new(HashMap::new()),
+                epoch: new_epoch(),
                 replay: config.replay,
                 next_client: AtomicU64::new(1),
                 redis: None,
@@ -216,10 +287,27 @@ impl WebSocketManager {
             .subscribe(&channel)
             .await
             .context("subscribing to the gateway channel")?;
+        // The epoch lives beside the counters: set once, it stays while Redis keeps them; a
+        // Redis that lost its data loses it too, and the next process makes a new one.
+        let epoch_key = format!("heimdall:{namespace}:ws:epoch");
+        let _: bool = redis::cmd("SET")
+            .arg(&epoch_key)
+            .arg(new_epoch())
+            .arg("NX")
+            .query_async::<Option<String>>(&mut conn)
+            .await
+            .map(|r| r.is_some())
+            .context("reading the gateway's epoch from Redis")?;
+        let epoch: String = redis::cmd("GET")
+            .arg(&epoch_key)
+            .query_async(&mut conn)
+            .await
+            .context("reading the gateway's epoch from Redis")?;
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         let me = Self {
             hub: Some(Arc::new(Hub {
                 streams: Mutex::new(HashMap::new()),
+                epoch,
                 replay: config.replay,
                 next_client: AtomicU64::new(1),
                 redis: Some(tx),
@@ -337,14 +425,7 @@ impl WebSocketManager {
         while st.buffer.len() > hub.replay {
             st.buffer.pop_front();
         }
-        st.subs.retain(|_, c| match c.tx.try_send(frame.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                c.slow.cancel();
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        });
+        st.subs.retain(|_, c| c.push_event(frame.clone()));
         hub.delivered.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -362,6 +443,17 @@ impl WebSocketManager {
             token.cancel();
         }
         clients.len()
+    }
+
+    /// How many connections of `user` are open in this process.
+    pub fn connections_of(&self, user: u64) -> usize {
+        self.hub.as_ref().map_or(0, |h| {
+            h.sessions
+                .lock()
+                .expect("sessions lock")
+                .get(&user)
+                .map_or(0, HashMap::len)
+        })
     }
 
     /// Registers a connection of `user`; the token is cancelled when the user signs out.
@@ -397,26 +489,44 @@ impl WebSocketManager {
             .map_or(0, |h| h.next_client.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Registers a client on a stream; returns what it missed after `last_seq`, and the
-    /// stream's latest seq.
+    /// This hub's epoch: it changes whenever the streams' history is lost (a restart
+    /// without shared history), so a client resuming with a `seq` of another epoch is told
+    /// of the gap instead of being answered with silence.
+    pub fn epoch(&self) -> String {
+        self.hub
+            .as_ref()
+            .map_or_else(String::new, |h| h.epoch.clone())
+    }
+
+    /// Registers a client on a stream and queues, before any later event of the stream,
+    /// what `announce(latest seq)` says and then what the client missed after `last_seq`
+    /// of `epoch` (the events, or a gap).
     pub(crate) fn subscribe(
         &self,
         stream: StreamKey,
         client: u64,
         handle: ClientHandle,
-        last_seq: Option<u64>,
-    ) -> (Replay, u64) {
+        resume: Option<(u64, Option<&str>)>,
+        announce: impl FnOnce(u64) -> Message,
+        gap: impl FnOnce(&Replay) -> Message,
+    ) {
         let Some(hub) = &self.hub else {
-            return (Replay::Events(Vec::new()), 0);
+            handle.push(announce(0));
+            return;
         };
         let mut streams = hub.streams.lock().expect("gateway lock");
         let st = streams.entry(stream).or_default();
-        st.subs.insert(client, handle);
         let latest = st.seq;
-        let replay = match last_seq {
+        let replay = match resume {
             None => Replay::Events(Vec::new()),
-            Some(last) if last >= latest => Replay::Events(Vec::new()),
-            Some(last) => {
+            Some((last, epoch)) if epoch.is_some_and(|e| e != hub.epoch) || last > latest => {
+                Replay::Gap {
+                    oldest: st.buffer.front().map_or(latest + 1, |(s, _)| *s),
+                    latest,
+                }
+            }
+            Some((last, _)) if last == latest => Replay::Events(Vec::new()),
+            Some((last, _)) => {
                 let oldest = st.buffer.front().map_or(latest + 1, |(s, _)| *s);
                 if last + 1 < oldest {
                     Replay::Gap { oldest, latest }
@@ -431,7 +541,17 @@ impl WebSocketManager {
                 }
             }
         };
-        (replay, latest)
+        // Queued under the lock: no live event of this stream can come before them.
+        if !handle.push(announce(latest)) {
+            return;
+        }
+        let queued = match &replay {
+            Replay::Events(frames) => frames.iter().all(|f| handle.push(Message::Text(f.clone()))),
+            Replay::Gap { .. } => handle.push(gap(&replay)),
+        };
+        if queued {
+            st.subs.insert(client, handle);
+        }
     }
 
     /// Removes a client from a stream.

@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use heimdall_base::net::{Admission, Refusal, Ticket};
+
 use super::{ClientHandle, GatewayConfig, Replay, StreamKey, WebSocketManager};
 
 /// Milliseconds since the epoch.
@@ -99,7 +101,8 @@ pub struct GatewayContext {
     pub config: GatewayConfig,
 }
 
-/// Accepts connections until `shutdown`; every connection is a tracked task.
+/// Accepts connections until `shutdown`; every connection is a tracked task, admitted
+/// against the configured limits first.
 pub async fn serve(
     listener: TcpListener,
     hub: WebSocketManager,
@@ -107,6 +110,7 @@ pub async fn serve(
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
+    let admission = Admission::new(ctx.config.limits);
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -119,17 +123,47 @@ pub async fn serve(
                 }
             },
         };
+        let ticket = match admission.admit(peer.ip()) {
+            Ok(t) => t,
+            Err(why) => {
+                tracing::debug!(%peer, ?why, "gateway connection refused");
+                tasks.spawn(refuse(tcp, why));
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let (hub, ctx, stop) = (hub.clone(), ctx.clone(), shutdown.clone());
         tasks.spawn(
             async move {
-                if let Err(e) = connection(tcp, hub, ctx, stop).await {
+                if let Err(e) = connection(tcp, ticket, hub, ctx, stop).await {
                     tracing::debug!(error = %e, "gateway connection ended with an error");
                 }
             }
             .instrument(tracing::debug_span!("ws_client", %peer)),
         );
     }
+}
+
+/// Answers a connection over the limits with an HTTP status (503 when full, 429 for too
+/// many from one address) and closes it, giving the peer at most a second.
+async fn refuse(mut tcp: TcpStream, why: Refusal) {
+    use tokio::io::AsyncWriteExt;
+    let (status, message) = match why {
+        Refusal::Full => (
+            "503 Service Unavailable",
+            "the gateway is at its connection limit; retry later",
+        ),
+        Refusal::TooManyFromAddress => (
+            "429 Too Many Requests",
+            "too many connections from your address; close some and retry",
+        ),
+    };
+    let body = format!(r#"{{"code":"too_many_connections","message":"{message}"}}"#);
+    let response = format!(
+        "HTTP/1.1 {status}\r\nRetry-After: 5\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(response.as_bytes())).await;
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,12 +173,18 @@ enum ClientMessage {
         token: String,
         #[serde(default, rename = "ownerSeq")]
         owner_seq: Option<u64>,
+        /// The epoch `ownerSeq` belongs to (from `hello`).
+        #[serde(default)]
+        epoch: Option<String>,
     },
     Subscribe {
         #[serde(rename = "guildId")]
         guild_id: String,
         #[serde(default, rename = "lastSeq")]
         last_seq: Option<u64>,
+        /// The epoch `lastSeq` belongs to (from `hello`).
+        #[serde(default)]
+        epoch: Option<String>,
     },
     Unsubscribe {
         #[serde(rename = "guildId")]
@@ -182,8 +222,68 @@ fn origin_allowed(origins: &[String], origin: Option<&str>) -> bool {
     }
 }
 
+/// Frames kept free in a client's queue for replays and control frames, beyond the replay.
+const CONTROL_RESERVE: usize = 16;
+
+/// Aborts the writer task when the connection ends, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Writes a client's queued frames to its socket, as many as are waiting per flush, until
+/// the queue closes, a Close frame went out or the socket fails. The only place that
+/// writes: the connection's own loop never waits on the network.
+async fn write_frames<S>(mut sink: S, mut rx: mpsc::Receiver<Message>)
+where
+    S: SinkExt<Message, Error = WsError> + Unpin,
+{
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        let mut closing = false;
+        while let Some(m) = next.take() {
+            closing = matches!(m, Message::Close(_));
+            if sink.feed(m).await.is_err() {
+                return;
+            }
+            if closing {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        if sink.flush().await.is_err() || closing {
+            return;
+        }
+    }
+}
+
+fn gap_frame(
+    replay: &Replay,
+    guild: Option<&str>,
+    stream: &str,
+    last: Option<u64>,
+    epoch: &str,
+) -> Message {
+    let (oldest, latest) = match replay {
+        Replay::Gap { oldest, latest } => (*oldest, *latest),
+        Replay::Events(_) => (0, 0),
+    };
+    control(
+        "resume_gap",
+        guild,
+        json!({
+            "stream": stream, "lastSeq": last, "oldestSeq": oldest, "latestSeq": latest, "epoch": epoch,
+            "message": "the events after lastSeq are no longer buffered, or belong to an earlier run of the server; refetch the state over HTTP",
+        }),
+    )
+}
+
 async fn connection(
     tcp: TcpStream,
+    ticket: Ticket,
     hub: WebSocketManager,
     ctx: GatewayContext,
     shutdown: CancellationToken,
@@ -213,10 +313,32 @@ async fn connection(
     wsc.read_buffer_size = 1024;
     wsc.write_buffer_size = 0;
     wsc.max_write_buffer_size = 4 << 20;
-    let ws = tokio_tungstenite::accept_hdr_async_with_config(tcp, check, Some(wsc)).await?;
-    let (mut sink, mut stream) = ws.split();
+    let evicted = ticket.evicted();
+    let handshake = tokio::time::timeout(
+        cfg.handshake_timeout,
+        tokio_tungstenite::accept_hdr_async_with_config(tcp, check, Some(wsc)),
+    );
+    let ws = tokio::select! {
+        r = handshake => match r {
+            Err(_) => return Ok(()), // never finished its handshake
+            Ok(r) => r?,
+        },
+        _ = evicted.cancelled() => return Ok(()),
+        _ = shutdown.cancelled() => return Ok(()),
+    };
+    let (sink, mut stream) = ws.split();
+    let reserve = cfg.replay + CONTROL_RESERVE;
+    let (tx, rx) = mpsc::channel::<Message>(cfg.queue.max(1) + reserve);
+    let slow = CancellationToken::new();
+    let handle = ClientHandle {
+        tx,
+        slow: slow.clone(),
+        reserve,
+    };
+    let mut writer = AbortOnDrop(tokio::spawn(write_frames(sink, rx)));
+    let epoch = hub.epoch();
 
-    sink.send(control(
+    handle.push(control(
         "hello",
         None,
         json!({
@@ -226,59 +348,70 @@ async fn connection(
             "maxFrameBytes": cfg.max_frame,
             "maxRooms": cfg.max_rooms,
             "subscribesPerSecond": cfg.subscribe_rate,
+            "epoch": epoch,
         }),
-    ))
-    .await?;
+    ));
 
     // Authentication: the first frame, within the timeout.
-    let first = tokio::time::timeout(cfg.auth_timeout, stream.next()).await;
-    let (claims, owner_seq) = match first {
+    let first = tokio::select! {
+        r = tokio::time::timeout(cfg.auth_timeout, stream.next()) => r,
+        _ = evicted.cancelled() => {
+            let frame = close_frame(close::UNAUTHENTICATED, "too many connections from your address are waiting to authenticate; authenticate right after connecting");
+            return finish(handle, writer, stream, Some(frame)).await;
+        }
+        _ = shutdown.cancelled() => {
+            let frame = close_frame(close::GOING_AWAY, "the server is shutting down; reconnect and resume");
+            return finish(handle, writer, stream, Some(frame)).await;
+        }
+    };
+    let refused = |code: u16, why: &str| Some(close_frame(code, why));
+    let (claims, owner_seq, owner_epoch) = match first {
         Err(_) => {
-            let _ = sink
-                .send(close_frame(
-                    close::UNAUTHENTICATED,
-                    "authenticate within the auth timeout",
-                ))
-                .await;
-            return Ok(());
+            let frame = refused(
+                close::UNAUTHENTICATED,
+                "authenticate within the auth timeout",
+            );
+            return finish(handle, writer, stream, frame).await;
         }
         Ok(None) => return Ok(()),
-        Ok(Some(Err(e))) => return close_on_error(&mut sink, e).await,
+        Ok(Some(Err(WsError::Capacity(_)))) => {
+            let frame = refused(
+                close::TOO_BIG,
+                "frame too large (limit in hello.maxFrameBytes)",
+            );
+            return finish(handle, writer, stream, frame).await;
+        }
+        Ok(Some(Err(e))) => return Err(e.into()),
         Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<ClientMessage>(&t) {
-            Ok(ClientMessage::Auth { token, owner_seq }) => match ctx.gatekeeper.verify(&token) {
-                Ok(c) => (c, owner_seq),
+            Ok(ClientMessage::Auth {
+                token,
+                owner_seq,
+                epoch,
+            }) => match ctx.gatekeeper.verify(&token) {
+                Ok(c) => (c, owner_seq, epoch),
                 Err(Rejection::Expired) => {
-                    let _ = sink
-                        .send(close_frame(
-                            close::TOKEN_EXPIRED,
-                            "the session token has expired",
-                        ))
-                        .await;
-                    return Ok(());
+                    let frame = refused(close::TOKEN_EXPIRED, "the session token has expired");
+                    return finish(handle, writer, stream, frame).await;
                 }
                 Err(Rejection::Invalid(why)) => {
-                    let _ = sink.send(close_frame(close::INVALID_TOKEN, &why)).await;
-                    return Ok(());
+                    let frame = refused(close::INVALID_TOKEN, &why);
+                    return finish(handle, writer, stream, frame).await;
                 }
             },
             _ => {
-                let _ = sink
-                    .send(close_frame(
-                        close::UNAUTHENTICATED,
-                        "the first frame must be {\"type\":\"auth\",\"token\":...}",
-                    ))
-                    .await;
-                return Ok(());
+                let frame = refused(
+                    close::UNAUTHENTICATED,
+                    "the first frame must be {\"type\":\"auth\",\"token\":...}",
+                );
+                return finish(handle, writer, stream, frame).await;
             }
         },
         Ok(Some(Ok(_))) => {
-            let _ = sink
-                .send(close_frame(
-                    close::UNAUTHENTICATED,
-                    "the first frame must be a text auth message",
-                ))
-                .await;
-            return Ok(());
+            let frame = refused(
+                close::UNAUTHENTICATED,
+                "the first frame must be a text auth message",
+            );
+            return finish(handle, writer, stream, frame).await;
         }
     };
     let user = claims.user;
@@ -300,33 +433,33 @@ async fn connection(
             false
         });
     if !valid {
-        let _ = sink
-            .send(close_frame(
-                close::INVALID_TOKEN,
-                "this session was signed out; sign in with a new token",
-            ))
-            .await;
-        return Ok(());
+        let frame = refused(
+            close::INVALID_TOKEN,
+            "this session was signed out; sign in with a new token",
+        );
+        return finish(handle, writer, stream, frame).await;
     }
+    ticket.established();
     let owner = ctx.gatekeeper.is_owner(user);
-    let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(cfg.queue.max(1));
-    let slow = CancellationToken::new();
-    let handle = ClientHandle {
-        tx,
-        slow: slow.clone(),
-    };
     let mut rooms: HashSet<String> = HashSet::new();
 
     let guilds: Vec<String> = permitted_guilds(&ctx, user).await;
-    sink.send(control(
+    let authenticated = control(
         "authenticated",
         None,
-        json!({ "userId": claims.user.to_string(), "owner": owner, "guilds": guilds }),
-    ))
-    .await?;
+        json!({ "userId": claims.user.to_string(), "owner": owner, "guilds": guilds, "epoch": epoch }),
+    );
     if owner {
-        let (replay, _) = hub.subscribe(StreamKey::Owner, client, handle.clone(), owner_seq);
-        send_replay(&mut sink, replay, None, "owner", owner_seq).await?;
+        hub.subscribe(
+            StreamKey::Owner,
+            client,
+            handle.clone(),
+            owner_seq.map(|s| (s, owner_epoch.as_deref())),
+            |_| authenticated,
+            |gap| gap_frame(gap, None, "owner", owner_seq, &epoch),
+        );
+    } else {
+        handle.push(authenticated);
     }
 
     let secs_left = claims.expires_at.saturating_sub(
@@ -339,7 +472,10 @@ async fn connection(
     tokio::pin!(expiry);
     let mut heartbeat = tokio::time::interval(cfg.heartbeat);
     heartbeat.tick().await;
-    let mut last_seen = Instant::now();
+    // Liveness is a pong that echoes one of our last two pings: a client that stops
+    // reading cannot answer them, whatever else it sends.
+    let mut last_pong = Instant::now();
+    let mut pings: [u64; 2] = [0, 0];
     let mut recent: VecDeque<Instant> = VecDeque::new();
 
     let result: anyhow::Result<Option<Message>> = async {
@@ -357,20 +493,15 @@ async fn connection(
                 _ = signed_out.cancelled() => {
                     return Ok(Some(close_frame(close::INVALID_TOKEN, "this session was signed out; sign in with a new token")));
                 }
-                _ = heartbeat.tick() => {
-                    if last_seen.elapsed() > cfg.heartbeat * 2 {
-                        return Ok(Some(close_frame(close::HEARTBEAT_TIMEOUT, "no heartbeat answer")));
-                    }
-                    sink.send(Message::Ping(Default::default())).await?;
+                _ = &mut writer.0 => {
+                    return Ok(None); // the socket failed under the writer
                 }
-                frame = rx.recv() => {
-                    let Some(frame) = frame else { return Ok(None) };
-                    tokio::select! {
-                        r = sink.send(Message::Text(frame)) => r?,
-                        _ = slow.cancelled() => {
-                            return Ok(Some(close_frame(close::SLOW_CONSUMER, "too slow: reconnect and resume with your last seq")));
-                        }
-                    }
+                _ = tokio::time::sleep_until((last_pong + cfg.heartbeat * 2).into()) => {
+                    return Ok(Some(close_frame(close::HEARTBEAT_TIMEOUT, "no heartbeat answer")));
+                }
+                _ = heartbeat.tick() => {
+                    pings = [super::rand_u64(), pings[0]];
+                    handle.push(Message::Ping(pings[0].to_be_bytes().to_vec().into()));
                 }
                 msg = stream.next() => {
                     let msg = match msg {
@@ -381,12 +512,17 @@ async fn connection(
                         Some(Err(e)) => return Err(e.into()),
                         Some(Ok(m)) => m,
                     };
-                    last_seen = Instant::now();
                     let text = match msg {
                         Message::Text(t) => t,
                         Message::Close(_) => return Ok(None),
+                        Message::Pong(payload) => {
+                            if pings.iter().any(|p| *p != 0 && payload.as_ref() == p.to_be_bytes()) {
+                                last_pong = Instant::now();
+                            }
+                            continue;
+                        }
                         Message::Binary(_) => {
-                            sink.send(error_event("unsupported", "send JSON text frames")).await?;
+                            handle.push(error_event("unsupported", "send JSON text frames"));
                             continue;
                         }
                         _ => continue,
@@ -395,42 +531,47 @@ async fn connection(
                         Ok(m) => m,
                         Err(e) => {
                             let code = if serde_json::from_str::<Value>(&text).is_ok() { "invalid_message" } else { "invalid_json" };
-                            sink.send(error_event(code, &format!("could not read the message: {e}"))).await?;
+                            handle.push(error_event(code, &format!("could not read the message: {e}")));
                             continue;
                         }
                     };
                     match parsed {
-                        ClientMessage::Ping => sink.send(control("pong", None, json!({}))).await?,
-                        ClientMessage::Auth { .. } => sink.send(error_event("already_authenticated", "this socket is already authenticated")).await?,
+                        ClientMessage::Ping => { handle.push(control("pong", None, json!({}))); }
+                        ClientMessage::Auth { .. } => { handle.push(error_event("already_authenticated", "this socket is already authenticated")); }
                         m @ (ClientMessage::Subscribe { .. } | ClientMessage::Unsubscribe { .. }) => {
                             let now = Instant::now();
                             while recent.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
                                 recent.pop_front();
                             }
                             if recent.len() >= cfg.subscribe_rate {
-                                sink.send(error_event("rate_limited", &format!("at most {} subscribe/unsubscribe messages per second", cfg.subscribe_rate))).await?;
+                                handle.push(error_event("rate_limited", &format!("at most {} subscribe/unsubscribe messages per second", cfg.subscribe_rate)));
                                 continue;
                             }
                             recent.push_back(now);
                             match m {
-                                ClientMessage::Subscribe { guild_id, last_seq } => {
+                                ClientMessage::Subscribe { guild_id, last_seq, epoch: client_epoch } => {
                                     if heimdall_base::ids::parse_guild(&guild_id).is_err() {
-                                        sink.send(error_event("invalid_guild", "guildId must be a Discord guild id")).await?;
+                                        handle.push(error_event("invalid_guild", "guildId must be a Discord guild id"));
                                     } else if !rooms.contains(&guild_id) && rooms.len() >= cfg.max_rooms {
-                                        sink.send(error_event("room_limit", &format!("at most {} guild rooms per connection", cfg.max_rooms))).await?;
+                                        handle.push(error_event("room_limit", &format!("at most {} guild rooms per connection", cfg.max_rooms)));
                                     } else if !owner && !may_view(&ctx, &guild_id, user).await {
-                                        sink.send(error_event("forbidden", "you have no dashboard access to this guild")).await?;
+                                        handle.push(error_event("forbidden", "you have no dashboard access to this guild"));
                                     } else {
                                         rooms.insert(guild_id.clone());
-                                        let (replay, latest) = hub.subscribe(StreamKey::Guild(guild_id.clone()), client, handle.clone(), last_seq);
-                                        sink.send(control("subscribed", Some(&guild_id), json!({ "seq": latest }))).await?;
-                                        send_replay(&mut sink, replay, Some(&guild_id), "guild", last_seq).await?;
+                                        hub.subscribe(
+                                            StreamKey::Guild(guild_id.clone()),
+                                            client,
+                                            handle.clone(),
+                                            last_seq.map(|s| (s, client_epoch.as_deref())),
+                                            |latest| control("subscribed", Some(&guild_id), json!({ "seq": latest, "epoch": epoch })),
+                                            |gap| gap_frame(gap, Some(&guild_id), "guild", last_seq, &epoch),
+                                        );
                                     }
                                 }
                                 ClientMessage::Unsubscribe { guild_id } => {
                                     rooms.remove(&guild_id);
                                     hub.unsubscribe(&StreamKey::Guild(guild_id.clone()), client);
-                                    sink.send(control("unsubscribed", Some(&guild_id), json!({}))).await?;
+                                    handle.push(control("unsubscribed", Some(&guild_id), json!({})));
                                 }
                                 _ => {}
                             }
@@ -441,72 +582,67 @@ async fn connection(
         }
     }
     .await;
-    // The closing handshake: send our Close, then give the peer a moment to answer.
-    let result = match result {
-        Ok(Some(frame)) => {
-            let _ = tokio::time::timeout(Duration::from_millis(500), sink.send(frame)).await;
-            let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                while let Some(Ok(m)) = stream.next().await {
-                    if matches!(m, Message::Close(_)) {
-                        break;
-                    }
-                }
-            })
-            .await;
-            Ok(())
-        }
-        Ok(None) => Ok(()),
-        Err(e) => Err(e),
-    };
     for g in rooms {
         hub.unsubscribe(&StreamKey::Guild(g), client);
     }
     hub.unsubscribe(&StreamKey::Owner, client);
-    result
+    match result {
+        // A client that does not answer or cannot keep up is hardly reading: its Close
+        // frame gets a tenth of a second to go out.
+        Ok(Some(Message::Close(Some(f))))
+            if [close::HEARTBEAT_TIMEOUT, close::SLOW_CONSUMER].contains(&u16::from(f.code)) =>
+        {
+            let frame = Some(Message::Close(Some(f)));
+            finish_within(handle, writer, stream, frame, Duration::from_millis(100)).await
+        }
+        Ok(frame) => finish(handle, writer, stream, frame).await,
+        Err(e) => Err(e),
+    }
 }
 
-async fn send_replay<S>(
-    sink: &mut S,
-    replay: Replay,
-    guild: Option<&str>,
-    stream: &str,
-    last: Option<u64>,
+/// Ends a connection within a second, whatever the client does: queues `frame` (a Close),
+/// gives the writer half a second to send it and the peer half a second to answer, then
+/// drops the socket.
+async fn finish<S>(
+    handle: ClientHandle,
+    writer: AbortOnDrop,
+    stream: S,
+    frame: Option<Message>,
 ) -> anyhow::Result<()>
 where
-    S: SinkExt<Message, Error = WsError> + Unpin,
+    S: StreamExt<Item = Result<Message, WsError>> + Unpin,
 {
-    match replay {
-        Replay::Events(frames) => {
-            for f in frames {
-                sink.send(Message::Text(f)).await?;
-            }
-        }
-        Replay::Gap { oldest, latest } => {
-            sink.send(control(
-                "resume_gap",
-                guild,
-                json!({ "stream": stream, "lastSeq": last, "oldestSeq": oldest, "latestSeq": latest, "message": "events after lastSeq are no longer buffered; refetch the state over HTTP" }),
-            ))
-            .await?;
-        }
-    }
-    Ok(())
+    finish_within(handle, writer, stream, frame, Duration::from_millis(500)).await
 }
 
-async fn close_on_error<S>(sink: &mut S, e: WsError) -> anyhow::Result<()>
+/// [`finish`], giving the writer `grace` to send the Close frame; only a Close that went
+/// out waits (half a second) for the peer's answer.
+async fn finish_within<S>(
+    handle: ClientHandle,
+    mut writer: AbortOnDrop,
+    mut stream: S,
+    frame: Option<Message>,
+    grace: Duration,
+) -> anyhow::Result<()>
 where
-    S: SinkExt<Message, Error = WsError> + Unpin,
+    S: StreamExt<Item = Result<Message, WsError>> + Unpin,
 {
-    if let WsError::Capacity(_) = e {
-        let _ = sink
-            .send(close_frame(
-                close::TOO_BIG,
-                "frame too large (limit in hello.maxFrameBytes)",
-            ))
-            .await;
+    let Some(frame) = frame else {
         return Ok(());
+    };
+    handle.push(frame);
+    drop(handle);
+    if tokio::time::timeout(grace, &mut writer.0).await.is_ok() {
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            while let Some(Ok(m)) = stream.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
-    Err(e.into())
+    Ok(())
 }
 
 /// Forgets a connection's sign-out registration however the connection ends.

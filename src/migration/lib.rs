@@ -194,7 +194,8 @@ impl Throttle {
 
 /// A named point where a test stops a run deterministically, as a cancel would: after
 /// `after_batches` batches of `collection` in one attempt (the checkpoint of the last one
-/// saved). Set only by tests, through [`clone::MigrationEnv::fail_point`].
+/// saved). Set only by tests, through [`clone::MigrationEnv::fail_point`]; a release build
+/// never stops at one, whatever is set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailPoint {
     /// The collection read (clone: the catalog's name; legacy: the old bot's collection).
@@ -204,10 +205,13 @@ pub struct FailPoint {
 }
 
 impl FailPoint {
-    /// Whether the run stops now, after `batches` batches of `collection`.
+    /// Whether the run stops now, after `batches` batches of `collection` (never in a
+    /// release build).
     pub(crate) fn hit(fp: &Option<FailPoint>, collection: &str, batches: u64) -> bool {
-        fp.as_ref()
-            .is_some_and(|f| f.collection == collection && f.after_batches == batches)
+        cfg!(debug_assertions)
+            && fp
+                .as_ref()
+                .is_some_and(|f| f.collection == collection && f.after_batches == batches)
     }
 }
 

@@ -12,6 +12,7 @@ mod dev_api;
 mod discord;
 mod gateway;
 mod health;
+mod hostile;
 mod integrity;
 mod legacy;
 mod models;
