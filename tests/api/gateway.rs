@@ -459,6 +459,69 @@ async fn resume_replays_exactly_the_missed_events() {
     assert_eq!(gap["data"]["oldestSeq"], 101);
 }
 
+/// A restart loses the history: a client resuming with the old epoch, or with a seq past
+/// the new head, is told to refetch instead of waiting in silence for events that never come.
+#[tokio::test]
+async fn a_resume_across_a_restart_gets_resume_gap_not_silence() {
+    let before = app(&[]).await;
+    let mut c = authed(&before, USER_A).await;
+    let sub = subscribe(&mut c, GUILD_A, None).await;
+    let old_epoch = sub["data"]["epoch"].as_str().unwrap().to_string();
+    for i in 1..=5 {
+        before
+            .data
+            .ws
+            .broadcast_to_guild(GUILD_A, "e", json!({ "i": i }));
+    }
+    for i in 1..=5 {
+        assert_eq!(next_event(&mut c, "e").await["seq"], i);
+    }
+    drop(c);
+    drop(before);
+
+    // "Restarted": a new bot process over the same kind of database, one event in.
+    let after = app(&[]).await;
+    after
+        .data
+        .ws
+        .broadcast_to_guild(GUILD_A, "e", json!({ "i": 1 }));
+    let mut c = authed(&after, USER_A).await;
+    let mut m =
+        json!({ "type": "subscribe", "guildId": GUILD_A, "lastSeq": 5, "epoch": old_epoch });
+    send(&mut c, m.clone()).await;
+    let sub = next_event(&mut c, "subscribed").await;
+    let new_epoch = sub["data"]["epoch"].as_str().unwrap().to_string();
+    assert_ne!(
+        new_epoch, old_epoch,
+        "a restart without Redis starts a new epoch"
+    );
+    let gap = next(&mut c).await;
+    assert_eq!(gap["event"], "resume_gap", "{gap}");
+    assert_eq!(gap["data"]["latestSeq"], 1);
+    assert_eq!(gap["data"]["epoch"], new_epoch.as_str());
+
+    // A client that kept no epoch, but whose seq is past the head, is told too.
+    let mut c = authed(&after, USER_A).await;
+    m.as_object_mut().unwrap().remove("epoch");
+    send(&mut c, m).await;
+    next_event(&mut c, "subscribed").await;
+    assert_eq!(next(&mut c).await["event"], "resume_gap");
+
+    // The same epoch and a seq it knows: replay, no gap.
+    let mut c = authed(&after, USER_A).await;
+    send(
+        &mut c,
+        json!({ "type": "subscribe", "guildId": GUILD_A, "lastSeq": 0, "epoch": new_epoch }),
+    )
+    .await;
+    next_event(&mut c, "subscribed").await;
+    let v = next(&mut c).await;
+    assert_eq!(
+        (v["event"].as_str(), v["seq"].as_u64()),
+        (Some("e"), Some(1))
+    );
+}
+
 /// A redis-server of this test on a free port.
 struct Redis(std::process::Child, u16);
 
