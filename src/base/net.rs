@@ -154,6 +154,33 @@ impl Drop for Ticket {
     }
 }
 
+/// Answers a connection over the limits with an HTTP status (503 when full, 429 for too
+/// many from one address, both with `Retry-After`) and closes it, giving the peer at most a
+/// second.
+pub async fn refuse(mut tcp: tokio::net::TcpStream, why: Refusal) {
+    use tokio::io::AsyncWriteExt;
+    let (status, message) = match why {
+        Refusal::Full => (
+            "503 Service Unavailable",
+            "the server is at its connection limit; retry later",
+        ),
+        Refusal::TooManyFromAddress => (
+            "429 Too Many Requests",
+            "too many connections from your address; close some and retry",
+        ),
+    };
+    let body = format!(r#"{{"code":"too_many_connections","message":"{message}"}}"#);
+    let response = format!(
+        "HTTP/1.1 {status}\r\nRetry-After: 5\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        tcp.write_all(response.as_bytes()),
+    )
+    .await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

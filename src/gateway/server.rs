@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use heimdall_base::net::{Admission, Refusal, Ticket};
+use heimdall_base::net::{refuse, Admission, Ticket};
 
 use super::{ClientHandle, GatewayConfig, Replay, StreamKey, WebSocketManager};
 
@@ -142,28 +142,6 @@ pub async fn serve(
             .instrument(tracing::debug_span!("ws_client", %peer)),
         );
     }
-}
-
-/// Answers a connection over the limits with an HTTP status (503 when full, 429 for too
-/// many from one address) and closes it, giving the peer at most a second.
-async fn refuse(mut tcp: TcpStream, why: Refusal) {
-    use tokio::io::AsyncWriteExt;
-    let (status, message) = match why {
-        Refusal::Full => (
-            "503 Service Unavailable",
-            "the gateway is at its connection limit; retry later",
-        ),
-        Refusal::TooManyFromAddress => (
-            "429 Too Many Requests",
-            "too many connections from your address; close some and retry",
-        ),
-    };
-    let body = format!(r#"{{"code":"too_many_connections","message":"{message}"}}"#);
-    let response = format!(
-        "HTTP/1.1 {status}\r\nRetry-After: 5\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(response.as_bytes())).await;
 }
 
 #[derive(Debug, Deserialize)]

@@ -46,6 +46,8 @@ pub struct Config {
     pub ws_port: u16,
     /// `DASHBOARD_ORIGINS`: comma-separated origins allowed to open the gateway.
     pub dashboard_origins: Vec<String>,
+    /// HTTP timeouts and connection limits (`HTTP_*`).
+    pub http: crate::http::HttpConfig,
     /// Gateway tunables (`HEIMDALL_WS_*`).
     pub gateway: crate::gateway::GatewayConfig,
     /// `REDIS_URL`: fan gateway events out through Redis across bot processes.
@@ -206,7 +208,40 @@ impl Config {
                 ));
             }
         }
+        let mut http = crate::http::HttpConfig::default();
+        for (setting, slot) in [
+            ("HTTP_HEADER_TIMEOUT", &mut http.header_timeout),
+            ("HTTP_BODY_TIMEOUT", &mut http.body_timeout),
+        ] {
+            if let Some(v) = get(setting) {
+                *slot = heimdall_base::settings::parse_duration(&v)
+                    .map_err(|e| ConfigError::new(setting, e))?;
+            }
+        }
+        for (setting, slot) in [
+            ("HTTP_MAX_CONNECTIONS", &mut http.limits.total),
+            (
+                "HTTP_MAX_CONNECTIONS_PER_ADDRESS",
+                &mut http.limits.per_address,
+            ),
+            (
+                "HTTP_MAX_PENDING_PER_ADDRESS",
+                &mut http.limits.pending_per_address,
+            ),
+        ] {
+            if let Some(v) = get(setting) {
+                *slot = v
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        ConfigError::new(setting, format!("{v:?} is not a positive whole number"))
+                    })?;
+            }
+        }
         Ok(Self {
+            http,
             discord_api_proxy,
             gateway: crate::gateway::GatewayConfig::from_vars(env),
             redis_url: redis_url.map(Secret::new),

@@ -180,16 +180,14 @@ impl Application {
         tracing::info!(%api_addr, "API and dashboard listening");
 
         let app = api::router(data.clone());
-        let stop = shutdown.clone();
         data.tasks.spawn(
-            async move {
-                if let Err(e) = axum::serve(api_listener, app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
-                {
-                    tracing::error!(error = %e, "API server stopped");
-                }
-            }
+            crate::http::serve(
+                api_listener,
+                app,
+                data.config.http.clone(),
+                shutdown.clone(),
+                data.tasks.clone(),
+            )
             .instrument(tracing::info_span!("api_server")),
         );
 

@@ -259,3 +259,142 @@ async fn two_thousand_idle_connections_from_one_address_lock_nobody_out() {
     }
     assert!(open <= 60, "{open} of the idle connections are still open");
 }
+
+/// Reads from `tcp` until the server closes it (EOF or reset), for at most `limit`;
+/// returns what was read and when it closed.
+async fn read_until_closed(
+    tcp: &mut (impl tokio::io::AsyncRead + Unpin),
+    limit: Duration,
+) -> (String, Option<Duration>) {
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < limit {
+        match tokio::time::timeout(limit - start.elapsed(), tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                return (String::from_utf8_lossy(&got).into(), Some(start.elapsed()))
+            }
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    (String::from_utf8_lossy(&got).into(), None)
+}
+
+fn api_addr(app: &TestApp) -> String {
+    app.address.trim_start_matches("http://").to_string()
+}
+
+#[tokio::test]
+async fn the_api_closes_a_slow_loris_and_an_idle_keep_alive_connection() {
+    let app = app(&[("HTTP_HEADER_TIMEOUT", "1s")]).await;
+    // Headers that never end, a byte every 150 ms.
+    let loris = TcpStream::connect(api_addr(&app)).await.unwrap();
+    let (mut rd, mut wr) = loris.into_split();
+    wr.write_all(b"GET /api/health HTTP/1.1\r\n").await.unwrap();
+    let drip = tokio::spawn(async move {
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            if wr.write_all(b"X").await.is_err() {
+                break;
+            }
+        }
+    });
+    let (answer, at) = read_until_closed(&mut rd, Duration::from_secs(4)).await;
+    drip.abort();
+    let at = at.expect("the slow loris is closed");
+    assert!(
+        at >= Duration::from_millis(900) && at <= Duration::from_millis(2500),
+        "{at:?}"
+    );
+    assert!(!answer.contains("200 OK"), "{answer}");
+
+    // A kept-alive connection idle after its request.
+    let mut idle = TcpStream::connect(api_addr(&app)).await.unwrap();
+    idle.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (answer, at) = read_until_closed(&mut idle, Duration::from_secs(4)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let at = at.expect("the idle connection is closed");
+    assert!(
+        at >= Duration::from_millis(900) && at <= Duration::from_millis(2500),
+        "{at:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_gets_408() {
+    let app = app(&[("HTTP_BODY_TIMEOUT", "1s")]).await;
+    let mut tcp = TcpStream::connect(api_addr(&app)).await.unwrap();
+    tcp.write_all(
+        b"POST /api/auth/logout HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer x\r\nContent-Length: 100\r\n\r\n{\"a\"",
+    )
+    .await
+    .unwrap();
+    let (answer, _) = read_until_closed(&mut tcp, Duration::from_secs(4)).await;
+    // Either the body timeout (408) or the token check answers; never a hang.
+    assert!(
+        answer.starts_with("HTTP/1.1 408") || answer.starts_with("HTTP/1.1 401"),
+        "{answer:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_api_connections_from_one_address_locks_nobody_out() {
+    raise_fd_limit();
+    let app = app(&[
+        ("HTTP_MAX_PENDING_PER_ADDRESS", "20"),
+        ("HTTP_MAX_CONNECTIONS_PER_ADDRESS", "1500"),
+    ])
+    .await;
+    let mut idle = Vec::new();
+    let start = Instant::now();
+    while idle.len() < 2000 && start.elapsed() < Duration::from_secs(20) {
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(api_addr(&app))).await
+        {
+            idle.push(s);
+        }
+    }
+    assert_eq!(idle.len(), 2000);
+    // A real request right after the flood is answered.
+    let (status, body) = app.get_json("/api/health").await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut open = 0;
+    let mut refused = 0;
+    for s in &mut idle {
+        let mut b = [0u8; 512];
+        match tokio::time::timeout(Duration::from_millis(1), s.read(&mut b)).await {
+            Err(_) => open += 1,
+            Ok(Ok(n)) if String::from_utf8_lossy(&b[..n]).contains("429") => refused += 1,
+            Ok(_) => {}
+        }
+    }
+    assert!(open <= 30, "{open} idle API connections still open");
+    assert!(
+        refused == 0,
+        "evictions, not refusals, below the per-address limit"
+    );
+}
+
+#[tokio::test]
+async fn over_the_per_address_limit_the_api_answers_429() {
+    let app = app(&[("HTTP_MAX_CONNECTIONS_PER_ADDRESS", "3")]).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(api_addr(&app)).await.unwrap();
+        // A complete request: established, not evictable.
+        s.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut b = [0u8; 512];
+        let _ = s.read(&mut b).await.unwrap();
+        held.push(s);
+    }
+    let mut extra = TcpStream::connect(api_addr(&app)).await.unwrap();
+    let (answer, _) = read_until_closed(&mut extra, Duration::from_secs(3)).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer:?}");
+    assert!(answer.contains("Retry-After") && answer.contains("too_many_connections"));
+}
