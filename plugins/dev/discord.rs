@@ -130,7 +130,7 @@ fn fit(s: &str) -> String {
 
 /// Answers a non-owner with the owner-only message; true when refused.
 async fn refuse_non_owner(data: &Data, reply: &InteractionReply, user: u64) -> Result<bool, Error> {
-    if data.config.is_owner(user) {
+    if data.owners.is_owner(user) {
         return Ok(false);
     }
     reply
@@ -703,7 +703,7 @@ fn render_legacy_plan(p: &LegacyPlan) -> String {
 /// Migration: copy another Heimdall instance or import the old bot's data (owners only).
 #[poise::command(
     slash_command,
-    owners_only,
+    check = "heimdall_host::discord::owner_only",
     ephemeral,
     subcommands("clone", "legacy", "status", "cancel", "resume"),
     subcommand_required
@@ -713,7 +713,7 @@ pub async fn migrate(_ctx: Context<'_>) -> Result<(), Error> {
 }
 
 /// Copy another Heimdall instance's data into this one, with live progress.
-#[poise::command(slash_command, owners_only, ephemeral)]
+#[poise::command(slash_command, check = "heimdall_host::discord::owner_only", ephemeral)]
 pub async fn clone(
     ctx: Context<'_>,
     #[description = "The other instance's MongoDB connection string"] source: String,
@@ -744,7 +744,7 @@ pub async fn clone(
 }
 
 /// Import the old bot's database into Heimdall, with live progress.
-#[poise::command(slash_command, owners_only, ephemeral)]
+#[poise::command(slash_command, check = "heimdall_host::discord::owner_only", ephemeral)]
 pub async fn legacy(
     ctx: Context<'_>,
     #[description = "The old bot's MongoDB connection string"] source: String,
@@ -774,7 +774,7 @@ pub async fn legacy(
 }
 
 /// Show a migration run: the newest, or the one named.
-#[poise::command(slash_command, owners_only, ephemeral)]
+#[poise::command(slash_command, check = "heimdall_host::discord::owner_only", ephemeral)]
 pub async fn status(
     ctx: Context<'_>,
     #[description = "The run's id (default: the newest run)"] run: Option<String>,
@@ -790,7 +790,7 @@ pub async fn status(
 }
 
 /// Stop a running migration at its next batch (it can be resumed).
-#[poise::command(slash_command, owners_only, ephemeral)]
+#[poise::command(slash_command, check = "heimdall_host::discord::owner_only", ephemeral)]
 pub async fn cancel(
     ctx: Context<'_>,
     #[description = "The run's id"] run: String,
@@ -806,7 +806,7 @@ pub async fn cancel(
 }
 
 /// Continue a cancelled, failed or interrupted migration from where it stopped.
-#[poise::command(slash_command, owners_only, ephemeral)]
+#[poise::command(slash_command, check = "heimdall_host::discord::owner_only", ephemeral)]
 pub async fn resume(
     ctx: Context<'_>,
     #[description = "The run's id"] run: String,

@@ -180,7 +180,7 @@ impl FromRequestParts<Data> for AuthUser {
         }
         Ok(Self {
             id,
-            owner: data.config.is_owner(id),
+            owner: data.owners.is_owner(id),
         })
     }
 }
@@ -189,8 +189,8 @@ impl FromRequestParts<Data> for AuthUser {
 pub struct HostGatekeeper {
     /// `AUTH_SECRET`.
     pub secret: Option<String>,
-    /// `OWNER_IDS`.
-    pub owners: Vec<u64>,
+    /// The bot's owners (the one owner policy).
+    pub owners: std::sync::Arc<crate::owners::Owners>,
     /// `AUTH_MAX_TTL`.
     pub max_ttl: Duration,
     /// The plugin deciding dashboard access, if any.
@@ -213,7 +213,7 @@ impl crate::gateway::Gatekeeper for HostGatekeeper {
     }
 
     fn is_owner(&self, user: u64) -> bool {
-        self.owners.contains(&user)
+        self.owners.is_owner(user)
     }
 
     async fn session_valid(&self, user: u64, issued_at: u64) -> anyhow::Result<bool> {

@@ -262,11 +262,6 @@ impl Config {
             bind_address: get("HEIMDALL_BIND").unwrap_or_else(|| "127.0.0.1".into()),
         })
     }
-
-    /// Whether `user_id` is one of the configured owners.
-    pub fn is_owner(&self, user_id: u64) -> bool {
-        self.owner_ids.contains(&user_id)
-    }
 }
 
 fn parse_toml(text: &str) -> Result<HashMap<String, String>, ConfigError> {

@@ -29,6 +29,8 @@ pub struct Inner {
     pub client: mongodb::Client,
     /// The bot's database.
     pub db: mongodb::Database,
+    /// Who owns the bot: the one owner policy of every command, route and gateway event.
+    pub owners: Arc<crate::owners::Owners>,
     /// The checked plugin catalog.
     pub registry: Arc<Registry>,
     /// Encryption with `ENCRYPTION_KEY`, when configured.

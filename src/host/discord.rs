@@ -13,13 +13,8 @@ use crate::error::display_for_user;
 pub fn framework_options(data: &Data) -> poise::FrameworkOptions<Data, Error> {
     poise::FrameworkOptions {
         commands: data.registry.commands(),
-        owners: data
-            .config
-            .owner_ids
-            .iter()
-            .map(|id| serenity::UserId::new(*id))
-            .collect(),
-        initialize_owners: true,
+        // Owner-only commands ask the one owner policy (`owner_only`), not poise's list.
+        initialize_owners: false,
         on_error: |err| Box::pin(on_error(err)),
         pre_command: |ctx| {
             Box::pin(async move {
@@ -33,6 +28,18 @@ pub fn framework_options(data: &Data) -> poise::FrameworkOptions<Data, Error> {
         },
         ..Default::default()
     }
+}
+
+/// The check of every owner-only command (`#[poise::command(check = "owner_only")]`):
+/// the one owner policy, [`Data::owners`]; anyone else is told so, ephemerally.
+pub async fn owner_only(ctx: crate::context::Context<'_>) -> Result<bool, Error> {
+    if ctx.data().owners.is_owner(ctx.author().id.get()) {
+        return Ok(true);
+    }
+    let text = crate::locales::t_in(ctx.locale().unwrap_or_default(), "error-owner-only", &[]);
+    ctx.send(poise::CreateReply::default().content(text).ephemeral(true))
+        .await?;
+    Ok(false)
 }
 
 /// Shows the user what went wrong: user errors as they are, internal ones generically.
@@ -89,6 +96,9 @@ pub async fn run(data: Data, token: String) -> Result<(), Error> {
                             .await?
                     }
                     None => poise::builtins::register_globally(ctx, commands).await?,
+                }
+                if let Err(e) = setup_data.owners.refresh(&ctx.http).await {
+                    tracing::warn!(error = %e, "could not ask Discord who owns the application");
                 }
                 tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "connected to Discord");
                 Ok(setup_data)

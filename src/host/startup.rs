@@ -120,7 +120,9 @@ impl Application {
                 config.discord_api_proxy.as_deref(),
             ))
         });
+        let owners = Arc::new(crate::owners::Owners::new(config.owner_ids.clone()));
         let data = Data::new(Inner {
+            owners,
             config,
             client,
             db: database,
@@ -202,7 +204,7 @@ impl Application {
                     .auth_secret
                     .as_ref()
                     .map(|s| s.expose().to_string()),
-                owners: data.config.owner_ids.clone(),
+                owners: data.owners.clone(),
                 max_ttl: data.config.auth_max_ttl,
                 access: data.access().cloned(),
             }),
@@ -218,6 +220,15 @@ impl Application {
             data.tasks.clone(),
         ));
 
+        if let Some(http) = data.discord.clone() {
+            // The application's owners join OWNER_IDS as soon as Discord answers.
+            let owners = data.owners.clone();
+            data.tasks.spawn(async move {
+                if let Err(e) = owners.refresh(&http).await {
+                    tracing::warn!(error = %e, "could not ask Discord who owns the application; owners are OWNER_IDS only");
+                }
+            });
+        }
         match data.config.discord_token.clone() {
             Some(token) => {
                 let d = data.clone();

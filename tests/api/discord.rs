@@ -16,7 +16,7 @@ use poise::serenity_prelude as serenity;
 use serde_json::{json, Value};
 
 use crate::clone::seeded;
-use crate::helpers::{mongo_uri, spawn_app, TestApp, OWNER_ID};
+use crate::helpers::{mongo_uri, spawn_app, spawn_app_with, TestApp, AUTH_SECRET, OWNER_ID};
 
 const APP_ID: u64 = 900_000_000_000_000_001;
 const INTERACTION: u64 = 900_000_000_000_000_002;
@@ -35,6 +35,32 @@ struct Seen {
 #[derive(Clone, Default)]
 struct StandIn {
     seen: Arc<Mutex<Vec<Seen>>>,
+    addr: Arc<Mutex<String>>,
+}
+
+/// The application's owner, its team's owner, an admin and a developer of the team, as the
+/// stand-in's `GET /oauth2/applications/@me` names them (none is in `OWNER_IDS`).
+const APP_OWNER: u64 = 910_000_000_000_000_001;
+const TEAM_OWNER: u64 = 910_000_000_000_000_002;
+const TEAM_ADMIN: u64 = 910_000_000_000_000_003;
+const TEAM_DEVELOPER: u64 = 910_000_000_000_000_004;
+
+fn user(id: u64) -> Value {
+    json!({ "id": id.to_string(), "username": format!("u{id}"), "discriminator": "0", "avatar": null, "global_name": null })
+}
+
+/// Discord's application object, as documented (team members carry no `permissions`).
+fn application() -> Value {
+    let member = |id: u64, role: &str| json!({ "membership_state": 2, "team_id": "920000000000000001", "user": user(id), "role": role });
+    json!({
+        "id": APP_ID.to_string(), "name": "Heimdall", "icon": null, "description": "", "bot_public": false,
+        "bot_require_code_grant": false, "verify_key": "00", "flags": 0,
+        "owner": user(APP_OWNER),
+        "team": {
+            "id": "920000000000000001", "name": "Realm", "icon": null, "owner_user_id": TEAM_OWNER.to_string(),
+            "members": [member(TEAM_OWNER, "admin"), member(TEAM_ADMIN, "admin"), member(TEAM_DEVELOPER, "developer")],
+        },
+    })
 }
 
 impl StandIn {
@@ -86,6 +112,16 @@ async fn record(
     uri: Uri,
     body: axum::body::Bytes,
 ) -> axum::response::Response {
+    if uri.path() == "/api/v10/oauth2/applications/@me" {
+        return Json(application()).into_response();
+    }
+    if uri.path().starts_with("/api/v10/gateway") {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"message": "Unknown", "code": 0})),
+        )
+            .into_response();
+    }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let content = body["content"].as_str().unwrap_or_default().to_string();
     s.seen.lock().unwrap().push(Seen {
@@ -121,6 +157,7 @@ async fn stand_in() -> (StandIn, InteractionReply) {
         .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    *state.addr.lock().unwrap() = format!("http://{addr}");
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     let http = serenity::HttpBuilder::new("Bot test-token")
         .proxy(format!("http://{addr}"))
@@ -376,4 +413,100 @@ async fn the_live_reply_hands_over_before_discords_token_expires() {
         .unwrap()
         .to_string();
     assert!(text.contains(&id) && text.contains("completed."), "{text}");
+}
+
+/// One owner policy: the application's owner and its team's owner and admins, learnt from
+/// Discord (the stand-in), are owners at every door — `/migrate`, the API and the gateway —
+/// and a team developer is not, at any of them.
+#[tokio::test]
+async fn the_applications_owners_are_owners_at_every_door() {
+    let (discord, reply) = stand_in().await;
+    let proxy = discord.addr.lock().unwrap().clone();
+    let app = spawn_app_with(move |env| {
+        env.insert("DISCORD_TOKEN".into(), "test-token".into());
+        env.insert("DISCORD_API_PROXY".into(), proxy);
+    })
+    .await;
+    for _ in 0..100 {
+        if app.data.owners.is_owner(APP_OWNER) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for owner in [APP_OWNER, TEAM_OWNER, TEAM_ADMIN, owner()] {
+        assert!(app.data.owners.is_owner(owner), "{owner} is an owner");
+    }
+    assert!(!app.data.owners.is_owner(TEAM_DEVELOPER));
+
+    // /migrate: a dry run for the team's admin, the owner-only answer for the developer.
+    let dry = CloneRequest {
+        dry_run: true,
+        ..clone_args("owners_door")
+    };
+    clone_command(
+        &app.data,
+        reply.clone(),
+        TEAM_ADMIN,
+        dry.clone(),
+        LiveOptions::default(),
+    )
+    .await
+    .unwrap();
+    // Past the owner check: it looks at the source (which does not exist here).
+    let seen = discord.wait_for("Not started").await;
+    assert!(seen[0].contains("checking the source"), "{seen:?}");
+    let (discord2, reply2) = stand_in().await;
+    clone_command(
+        &app.data,
+        reply2,
+        TEAM_DEVELOPER,
+        dry,
+        LiveOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(discord2.contents()[0].contains("Only the bot's owners"));
+
+    // The API.
+    let token = |u: u64| heimdall_host::auth::mint(AUTH_SECRET, u, Duration::from_secs(600));
+    for (u, status) in [(APP_OWNER, 200), (TEAM_OWNER, 200), (TEAM_DEVELOPER, 403)] {
+        let r = app
+            .http
+            .get(format!("{}/api/dev/migrations", app.address))
+            .bearer_auth(token(u))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "user {u}");
+    }
+
+    // The gateway.
+    for (u, owner) in [(TEAM_ADMIN, true), (TEAM_DEVELOPER, false)] {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let (mut ws, _) = tokio_tungstenite::connect_async(app.ws_address.as_str())
+            .await
+            .unwrap();
+        ws.send(Message::Text(
+            json!({ "type": "auth", "token": token(u) })
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+        let authenticated = loop {
+            let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            if let Message::Text(t) = m {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["event"] == "authenticated" {
+                    break v;
+                }
+            }
+        };
+        assert_eq!(authenticated["data"]["owner"], owner, "user {u}");
+    }
 }
