@@ -9,7 +9,7 @@ use mongodb::{Client, Database, IndexModel};
 
 use crate::catalog::{Catalog, CollectionSpec};
 use crate::error::{UserError, UserErrorKind};
-use crate::secret::redact_uri;
+use crate::secret::{redact_uri, scrub};
 
 /// Connects to `uri` and checks the server answers within `timeout`.
 ///
@@ -19,8 +19,9 @@ pub async fn connect(uri: &str, timeout: Duration) -> anyhow::Result<Client> {
         UserError::bad_request(
             "invalid_uri",
             format!(
-                "{} is not a valid MongoDB connection string: {e}",
-                redact_uri(uri)
+                "{} is not a valid MongoDB connection string: {}",
+                redact_uri(uri),
+                scrub(&e.to_string(), uri)
             ),
         )
     })?;
@@ -40,7 +41,7 @@ pub async fn connect(uri: &str, timeout: Duration) -> anyhow::Result<Client> {
                     "cannot reach MongoDB at {} within {}s: {}. Check that the server is running and the address is right.",
                     redact_uri(uri),
                     timeout.as_secs(),
-                    first_line(&e.to_string())
+                    scrub(&first_line(&e.to_string()), uri)
                 ),
             )
         })?;

@@ -267,15 +267,21 @@ impl WebSocketManager {
     ) -> anyhow::Result<Self> {
         use anyhow::Context as _;
         use futures::StreamExt;
-        let client = redis::Client::open(url)
-            .with_context(|| format!("REDIS_URL {url:?} is not a Redis URL"))?;
+        let client = redis::Client::open(url).map_err(|e| {
+            anyhow::anyhow!(
+                "REDIS_URL {} is not a Redis URL: {}",
+                heimdall_base::secret::redact_uri(url),
+                heimdall_base::secret::scrub(&e.to_string(), url)
+            )
+        })?;
         let mut conn = client
             .get_multiplexed_async_connection()
             .await
-            .with_context(|| {
-                format!(
-                    "cannot reach Redis at {}",
-                    heimdall_base::secret::redact_uri(url)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot reach Redis at {}: {}",
+                    heimdall_base::secret::redact_uri(url),
+                    heimdall_base::secret::scrub(&e.to_string(), url)
                 )
             })?;
         let mut pubsub = client

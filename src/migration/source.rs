@@ -9,7 +9,7 @@ use mongodb::options::{ClientOptions, ServerAddress};
 use mongodb::{Client, Database};
 
 use heimdall_base::error::{UserError, UserErrorKind};
-use heimdall_base::secret::redact_uri;
+use heimdall_base::secret::{redact_uri, scrub};
 
 /// How long a source may take to answer before it counts as unreachable.
 pub const SOURCE_TIMEOUT: Duration = Duration::from_secs(8);
@@ -110,7 +110,7 @@ async fn hosts_of(uri: &str) -> Result<(BTreeSet<String>, Option<String>), UserE
     let opts = ClientOptions::parse(uri).await.map_err(|e| {
         UserError::bad_request(
             "invalid_uri",
-            format!("{} is not a valid MongoDB connection string: {e}. Expected mongodb://[user:password@]host[:port][/database]", redact_uri(uri)),
+            format!("{} is not a valid MongoDB connection string: {}. Expected mongodb://[user:password@]host[:port][/database]", redact_uri(uri), scrub(&e.to_string(), uri)),
         )
     })?;
     let hosts = opts
@@ -180,8 +180,9 @@ pub async fn connect(
             UserErrorKind::Unavailable,
             "source_unreadable",
             format!(
-                "cannot list the databases of {}: {e}. Does the user have read access?",
-                redact_uri(uri)
+                "cannot list the databases of {}: {}. Does the user have read access?",
+                redact_uri(uri),
+                scrub(&e.to_string(), uri)
             ),
         )
     })?;

@@ -510,3 +510,34 @@ async fn the_applications_owners_are_owners_at_every_door() {
         assert_eq!(authenticated["data"]["owner"], owner, "user {u}");
     }
 }
+
+/// `/migrate clone|legacy` with connection strings that carry secrets: the replies name the
+/// source without them (see `redaction.rs`).
+#[tokio::test]
+async fn migrate_never_shows_a_connection_strings_secrets() {
+    let app = spawn_app().await;
+    for uri in crate::redaction::uris() {
+        let (discord, reply) = stand_in().await;
+        let args = CloneRequest {
+            source: uri.clone(),
+            ..CloneRequest::default()
+        };
+        clone_command(&app.data, reply, owner(), args, LiveOptions::default())
+            .await
+            .unwrap();
+        for text in discord.wait_for("Not started").await {
+            crate::redaction::assert_clean("/migrate clone", &text);
+        }
+        let (discord, reply) = stand_in().await;
+        let args = LegacyRequest {
+            source: uri,
+            ..LegacyRequest::default()
+        };
+        legacy_command(&app.data, reply, owner(), args, LiveOptions::default())
+            .await
+            .unwrap();
+        for text in discord.wait_for("Not started").await {
+            crate::redaction::assert_clean("/migrate legacy", &text);
+        }
+    }
+}

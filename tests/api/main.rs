@@ -16,5 +16,6 @@ mod hostile;
 mod integrity;
 mod legacy;
 mod models;
+mod redaction;
 mod resume;
 mod seed;
