@@ -115,6 +115,13 @@ async fn main() {
             .env("OWNER_IDS", OWNER.to_string())
             .env("HEIMDALL_CONFIG", "/nonexistent")
             .env("RUST_LOG", "warn")
+            // Every client of the benchmark comes from 127.0.0.1.
+            .env("WS_MAX_CONNECTIONS", (idle + owners + 1_000).to_string())
+            .env(
+                "WS_MAX_CONNECTIONS_PER_ADDRESS",
+                (idle + owners + 1_000).to_string(),
+            )
+            .env("WS_MAX_PENDING_PER_ADDRESS", "1000")
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
