@@ -181,6 +181,41 @@ pub async fn refuse(mut tcp: tokio::net::TcpStream, why: Refusal) {
     .await;
 }
 
+/// The next connection `admission` lets in, with its ticket; the others are answered with
+/// their status (as tasks of `tasks`) and dropped. `None` once `shutdown` is cancelled. An
+/// accept error (out of file descriptors, say) is logged and retried after 50 ms.
+pub async fn accept(
+    listener: &tokio::net::TcpListener,
+    admission: &Admission,
+    shutdown: &CancellationToken,
+    tasks: &tokio_util::task::TaskTracker,
+    what: &'static str,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr, Ticket)> {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, server = what, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        match admission.admit(peer.ip()) {
+            Ok(ticket) => {
+                let _ = tcp.set_nodelay(true);
+                return Some((tcp, peer, ticket));
+            }
+            Err(why) => {
+                tracing::debug!(%peer, ?why, server = what, "connection refused");
+                tasks.spawn(refuse(tcp, why));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use heimdall_base::net::{refuse, Admission, Ticket};
+use heimdall_base::net::{accept, Admission, Ticket};
 
 use super::{ClientHandle, GatewayConfig, Replay, StreamKey, WebSocketManager};
 
@@ -111,27 +111,9 @@ pub async fn serve(
     tasks: TaskTracker,
 ) {
     let admission = Admission::new(ctx.config.limits);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "gateway accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let ticket = match admission.admit(peer.ip()) {
-            Ok(t) => t,
-            Err(why) => {
-                tracing::debug!(%peer, ?why, "gateway connection refused");
-                tasks.spawn(refuse(tcp, why));
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
+    while let Some((tcp, peer, ticket)) =
+        accept(&listener, &admission, &shutdown, &tasks, "gateway").await
+    {
         let (hub, ctx, stop) = (hub.clone(), ctx.clone(), shutdown.clone());
         tasks.spawn(
             async move {

@@ -12,7 +12,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use heimdall_base::net::{refuse, Admission, Limits};
+use heimdall_base::net::{accept, Admission, Limits};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -60,27 +60,10 @@ pub async fn serve(
     let router = router.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
         config.body_timeout,
     ));
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "API accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let ticket = match admission.admit(peer.ip()) {
-            Ok(t) => Arc::new(t),
-            Err(why) => {
-                tracing::debug!(%peer, ?why, "API connection refused");
-                tasks.spawn(refuse(tcp, why));
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
+    while let Some((tcp, peer, ticket)) =
+        accept(&listener, &admission, &shutdown, &tasks, "api").await
+    {
+        let ticket = Arc::new(ticket);
         let evicted = ticket.evicted();
         let router = router.clone();
         let stop = shutdown.clone();

@@ -349,6 +349,20 @@ pub struct Sample<'a> {
     pub modmail_collection: Option<&'a str>,
 }
 
+impl<'a> Sample<'a> {
+    /// A run's start: the RNG seeded with `opts.seed`, an empty writer into `db`.
+    fn new(db: &'a Database, opts: &'a SeedOptions) -> Self {
+        Self {
+            g: Gen::new(opts.seed),
+            w: Writer::new(db),
+            crypto: Crypto::new(&opts.key),
+            scale: opts.scale,
+            now: DateTime::now().timestamp_millis(),
+            modmail_collection: opts.modmail_collection.as_deref(),
+        }
+    }
+}
+
 /// One sample guild of a Heimdall instance: its id and people, made by the host before the
 /// plugins write their documents.
 #[derive(Debug, Clone)]
@@ -431,14 +445,7 @@ pub async fn seed_instance(
 ) -> anyhow::Result<SeedReport> {
     prepare_target(db, opts.drop).await?;
     crate::db::ensure_indexes(db, catalog).await?;
-    let mut s = Sample {
-        g: Gen::new(opts.seed),
-        w: Writer::new(db),
-        crypto: Crypto::new(&opts.key),
-        scale: opts.scale,
-        now: DateTime::now().timestamp_millis(),
-        modmail_collection: opts.modmail_collection.as_deref(),
-    };
+    let mut s = Sample::new(db, opts);
     for p in plugins {
         p.instance(&mut s).await?;
     }
@@ -484,14 +491,7 @@ pub async fn seed_legacy(
     opts: &SeedOptions,
 ) -> anyhow::Result<SeedReport> {
     prepare_target(db, opts.drop).await?;
-    let mut s = Sample {
-        g: Gen::new(opts.seed),
-        w: Writer::new(db),
-        crypto: Crypto::new(&opts.key),
-        scale: opts.scale,
-        now: DateTime::now().timestamp_millis(),
-        modmail_collection: opts.modmail_collection.as_deref(),
-    };
+    let mut s = Sample::new(db, opts);
     for p in plugins {
         p.legacy_fixtures(&mut s).await?;
     }
