@@ -11,8 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,7 +19,7 @@ use tracing::Instrument;
 
 use heimdall_base::net::{accept, Admission, Ticket};
 
-use super::{ClientHandle, GatewayConfig, Replay, StreamKey, WebSocketManager};
+use super::{ClientHandle, GatewayConfig, Out, Replay, StreamKey, WebSocketManager};
 
 /// Milliseconds since the epoch.
 fn now_millis() -> i64 {
@@ -153,23 +152,20 @@ enum ClientMessage {
     Ping,
 }
 
-fn control(event: &str, guild: Option<&str>, data: Value) -> Message {
+fn control(event: &str, guild: Option<&str>, data: Value) -> Out {
     let mut v = json!({ "event": event, "data": data, "timestamp": now_millis() });
     if let Some(g) = guild {
         v["guildId"] = Value::String(g.into());
     }
-    Message::Text(Utf8Bytes::from(v.to_string()))
+    Out::Text(Utf8Bytes::from(v.to_string()))
 }
 
-fn error_event(code: &str, message: &str) -> Message {
+fn error_event(code: &str, message: &str) -> Out {
     control("error", None, json!({ "code": code, "message": message }))
 }
 
-fn close_frame(code: u16, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code: CloseCode::from(code),
-        reason: Utf8Bytes::from(reason.to_string()),
-    }))
+fn close_frame(code: u16, reason: &str) -> Out {
+    Out::Close(code, Utf8Bytes::from(reason.to_string()))
 }
 
 fn origin_allowed(origins: &[String], origin: Option<&str>) -> bool {
@@ -197,7 +193,7 @@ impl Drop for AbortOnDrop {
 /// Writes a client's queued frames to its socket, as many as are waiting per flush, until
 /// the queue closes, a Close frame went out or the socket fails. The only place that
 /// writes: the connection's own loop never waits on the network.
-async fn write_frames<S>(mut sink: S, mut rx: mpsc::Receiver<Message>)
+async fn write_frames<S>(mut sink: S, mut rx: mpsc::Receiver<Out>)
 where
     S: SinkExt<Message, Error = WsError> + Unpin,
 {
@@ -205,8 +201,8 @@ where
         let mut next = Some(first);
         let mut closing = false;
         while let Some(m) = next.take() {
-            closing = matches!(m, Message::Close(_));
-            if sink.feed(m).await.is_err() {
+            closing = matches!(m, Out::Close(..));
+            if sink.feed(Message::from(m)).await.is_err() {
                 return;
             }
             if closing {
@@ -226,7 +222,7 @@ fn gap_frame(
     stream: &str,
     last: Option<u64>,
     epoch: &str,
-) -> Message {
+) -> Out {
     let (oldest, latest) = match replay {
         Replay::Gap { oldest, latest } => (*oldest, *latest),
         Replay::Events(_) => (0, 0),
@@ -288,7 +284,7 @@ async fn connection(
     };
     let (sink, mut stream) = ws.split();
     let reserve = cfg.replay + CONTROL_RESERVE;
-    let (tx, rx) = mpsc::channel::<Message>(cfg.queue.max(1) + reserve);
+    let (tx, rx) = mpsc::channel::<Out>(cfg.queue.max(1) + reserve);
     let slow = CancellationToken::new();
     let handle = ClientHandle {
         tx,
@@ -438,7 +434,7 @@ async fn connection(
     let mut pings: [u64; 2] = [0, 0];
     let mut recent: VecDeque<Instant> = VecDeque::new();
 
-    let result: anyhow::Result<Option<Message>> = async {
+    let result: anyhow::Result<Option<Out>> = async {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
@@ -461,7 +457,7 @@ async fn connection(
                 }
                 _ = heartbeat.tick() => {
                     pings = [super::rand_u64(), pings[0]];
-                    handle.push(Message::Ping(pings[0].to_be_bytes().to_vec().into()));
+                    handle.push(Out::Ping(pings[0]));
                 }
                 msg = stream.next() => {
                     let msg = match msg {
@@ -549,10 +545,10 @@ async fn connection(
     match result {
         // A client that does not answer or cannot keep up is hardly reading: its Close
         // frame gets a tenth of a second to go out.
-        Ok(Some(Message::Close(Some(f))))
-            if [close::HEARTBEAT_TIMEOUT, close::SLOW_CONSUMER].contains(&u16::from(f.code)) =>
+        Ok(Some(Out::Close(code, reason)))
+            if [close::HEARTBEAT_TIMEOUT, close::SLOW_CONSUMER].contains(&code) =>
         {
-            let frame = Some(Message::Close(Some(f)));
+            let frame = Some(Out::Close(code, reason));
             finish_within(handle, writer, stream, frame, Duration::from_millis(100)).await
         }
         Ok(frame) => finish(handle, writer, stream, frame).await,
@@ -567,7 +563,7 @@ async fn finish<S>(
     handle: ClientHandle,
     writer: AbortOnDrop,
     stream: S,
-    frame: Option<Message>,
+    frame: Option<Out>,
 ) -> anyhow::Result<()>
 where
     S: StreamExt<Item = Result<Message, WsError>> + Unpin,
@@ -581,7 +577,7 @@ async fn finish_within<S>(
     handle: ClientHandle,
     mut writer: AbortOnDrop,
     mut stream: S,
-    frame: Option<Message>,
+    frame: Option<Out>,
     grace: Duration,
 ) -> anyhow::Result<()>
 where
