@@ -153,11 +153,68 @@ impl From<Out> for Message {
     }
 }
 
+/// A client's bounded outgoing queue. Unlike a channel it allocates nothing while empty: an
+/// idle connection holds no buffer (a tokio channel allocates a block of 32 slots up front).
+pub(crate) struct Outbox {
+    items: Mutex<VecDeque<Out>>,
+    ready: tokio::sync::Notify,
+    limit: usize,
+}
+
+impl Outbox {
+    /// A queue of at most `limit` frames.
+    pub(crate) fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            items: Mutex::new(VecDeque::new()),
+            ready: tokio::sync::Notify::new(),
+            limit: limit.max(1),
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.items.lock().expect("outbox lock").len()
+    }
+
+    /// Queues `o`; false when the queue is full.
+    fn try_push(&self, o: Out) -> bool {
+        let mut items = self.items.lock().expect("outbox lock");
+        if items.len() >= self.limit {
+            return false;
+        }
+        items.push_back(o);
+        drop(items);
+        self.ready.notify_one();
+        true
+    }
+
+    /// The next frame, if one is waiting.
+    pub(crate) fn try_pop(&self) -> Option<Out> {
+        let mut items = self.items.lock().expect("outbox lock");
+        let o = items.pop_front();
+        if items.is_empty() && items.capacity() > 64 {
+            // A burst is over: give its buffer back.
+            *items = VecDeque::new();
+        }
+        o
+    }
+
+    /// The next frame, waiting for one.
+    pub(crate) async fn pop(&self) -> Out {
+        loop {
+            if let Some(o) = self.try_pop() {
+                return o;
+            }
+            // A push between the check and here leaves a permit: no wake-up is lost.
+            self.ready.notified().await;
+        }
+    }
+}
+
 /// A connected client's outgoing queue: every frame the server sends it goes through here,
 /// to the one task that writes to its socket.
 #[derive(Clone)]
 pub(crate) struct ClientHandle {
-    pub tx: mpsc::Sender<Out>,
+    pub outbox: Arc<Outbox>,
     /// Cancelled when the client is too slow.
     pub slow: CancellationToken,
     /// Places kept free for replays and control frames: live events beyond
@@ -168,7 +225,7 @@ pub(crate) struct ClientHandle {
 impl ClientHandle {
     /// Queues a live event; a client with `queue` events waiting is slow (and `false`).
     pub(crate) fn push_event(&self, frame: Utf8Bytes) -> bool {
-        if self.tx.capacity() <= self.reserve {
+        if self.outbox.len() + self.reserve >= self.outbox.limit {
             self.slow.cancel();
             return false;
         }
@@ -177,13 +234,11 @@ impl ClientHandle {
 
     /// Queues a control frame or a replayed event; a full queue makes the client slow.
     pub(crate) fn push(&self, m: Out) -> bool {
-        match self.tx.try_send(m) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.slow.cancel();
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        if self.outbox.try_push(m) {
+            true
+        } else {
+            self.slow.cancel();
+            false
         }
     }
 }
@@ -598,7 +653,31 @@ impl WebSocketManager {
 
 #[cfg(test)]
 mod tests {
-    use super::GatewayConfig;
+    use super::{GatewayConfig, Out, Outbox};
+
+    #[tokio::test]
+    async fn the_outbox_is_bounded_keeps_order_and_wakes_its_writer() {
+        let outbox = Outbox::new(2);
+        assert!(outbox.try_push(Out::Ping(1)));
+        assert!(outbox.try_push(Out::Ping(2)));
+        assert!(!outbox.try_push(Out::Ping(3)), "full at its limit");
+        assert!(matches!(outbox.pop().await, Out::Ping(1)));
+        assert!(matches!(outbox.try_pop(), Some(Out::Ping(2))));
+        assert!(outbox.try_pop().is_none());
+        // A writer waiting on an empty queue wakes for the next frame.
+        let waiting = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.pop().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(outbox.try_push(Out::Ping(4)));
+        let got = tokio::time::timeout(std::time::Duration::from_secs(1), waiting)
+            .await
+            .expect("woken")
+            .unwrap();
+        assert!(matches!(got, Out::Ping(4)));
+    }
+
     use std::collections::HashMap;
     use std::time::Duration;
 

@@ -8,7 +8,6 @@ use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -19,7 +18,7 @@ use tracing::Instrument;
 
 use heimdall_base::net::{accept, Admission, Ticket};
 
-use super::{ClientHandle, GatewayConfig, Out, Replay, StreamKey, WebSocketManager};
+use super::{ClientHandle, GatewayConfig, Out, Outbox, Replay, StreamKey, WebSocketManager};
 
 /// Milliseconds since the epoch.
 fn now_millis() -> i64 {
@@ -193,12 +192,12 @@ impl Drop for AbortOnDrop {
 /// Writes a client's queued frames to its socket, as many as are waiting per flush, until
 /// the queue closes, a Close frame went out or the socket fails. The only place that
 /// writes: the connection's own loop never waits on the network.
-async fn write_frames<S>(mut sink: S, mut rx: mpsc::Receiver<Out>)
+async fn write_frames<S>(mut sink: S, outbox: Arc<Outbox>)
 where
     S: SinkExt<Message, Error = WsError> + Unpin,
 {
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
+    loop {
+        let mut next = Some(outbox.pop().await);
         let mut closing = false;
         while let Some(m) = next.take() {
             closing = matches!(m, Out::Close(..));
@@ -208,7 +207,7 @@ where
             if closing {
                 break;
             }
-            next = rx.try_recv().ok();
+            next = outbox.try_pop();
         }
         if sink.flush().await.is_err() || closing {
             return;
@@ -284,14 +283,14 @@ async fn connection(
     };
     let (sink, mut stream) = ws.split();
     let reserve = cfg.replay + CONTROL_RESERVE;
-    let (tx, rx) = mpsc::channel::<Out>(cfg.queue.max(1) + reserve);
+    let outbox = Outbox::new(cfg.queue.max(1) + reserve);
     let slow = CancellationToken::new();
     let handle = ClientHandle {
-        tx,
+        outbox: outbox.clone(),
         slow: slow.clone(),
         reserve,
     };
-    let mut writer = AbortOnDrop(tokio::spawn(write_frames(sink, rx)));
+    let mut writer = AbortOnDrop(tokio::spawn(write_frames(sink, outbox)));
     let epoch = hub.epoch();
 
     handle.push(control(
