@@ -127,8 +127,7 @@ impl StreamKey {
     }
 }
 
-/// A frame waiting in a client's queue: 40 bytes where tungstenite's `Message` takes 56,
-/// for a queue whose first block of 32 slots every connection allocates.
+/// A frame waiting in a client's queue: 40 bytes where tungstenite's `Message` takes 56.
 #[derive(Debug)]
 pub(crate) enum Out {
     /// A JSON text frame.
@@ -377,14 +376,13 @@ impl WebSocketManager {
         // The epoch lives beside the counters: set once, it stays while Redis keeps them; a
         // Redis that lost its data loses it too, and the next process makes a new one.
         let epoch_key = format!("heimdall:{namespace}:ws:epoch");
-        let _: bool = redis::cmd("SET")
+        redis::cmd("SET")
             .arg(&epoch_key)
             .arg(new_epoch())
             .arg("NX")
             .query_async::<Option<String>>(&mut conn)
             .await
-            .map(|r| r.is_some())
-            .context("reading the gateway's epoch from Redis")?;
+            .context("setting the gateway's epoch in Redis")?;
         let epoch: String = redis::cmd("GET")
             .arg(&epoch_key)
             .query_async(&mut conn)
@@ -595,7 +593,7 @@ impl WebSocketManager {
         handle: ClientHandle,
         resume: Option<(u64, Option<&str>)>,
         announce: impl FnOnce(u64) -> Out,
-        gap: impl FnOnce(&Replay) -> Out,
+        gap: impl FnOnce((u64, u64)) -> Out,
     ) {
         let Some(hub) = &self.hub else {
             handle.push(announce(0));
@@ -634,7 +632,7 @@ impl WebSocketManager {
         }
         let queued = match &replay {
             Replay::Events(frames) => frames.iter().all(|f| handle.push(Out::Text(f.clone()))),
-            Replay::Gap { .. } => handle.push(gap(&replay)),
+            Replay::Gap { oldest, latest } => handle.push(gap((*oldest, *latest))),
         };
         if queued {
             st.subs.insert(client, handle);

@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use heimdall_base::net::{accept, Admission, Ticket};
 
-use super::{ClientHandle, GatewayConfig, Out, Outbox, Replay, StreamKey, WebSocketManager};
+use super::{ClientHandle, GatewayConfig, Out, Outbox, StreamKey, WebSocketManager};
 
 /// Milliseconds since the epoch.
 fn now_millis() -> i64 {
@@ -189,9 +189,9 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Writes a client's queued frames to its socket, as many as are waiting per flush, until
-/// the queue closes, a Close frame went out or the socket fails. The only place that
-/// writes: the connection's own loop never waits on the network.
+/// Writes a client's queued frames to its socket, as many as are waiting per flush, until a
+/// Close frame went out or the socket fails (or the connection drops it). The only place
+/// that writes: the connection's own loop never waits on the network.
 async fn write_frames<S>(mut sink: S, outbox: Arc<Outbox>)
 where
     S: SinkExt<Message, Error = WsError> + Unpin,
@@ -215,17 +215,14 @@ where
     }
 }
 
+/// `resume_gap`: the events after `last` are not buffered (oldest and latest seq kept).
 fn gap_frame(
-    replay: &Replay,
+    (oldest, latest): (u64, u64),
     guild: Option<&str>,
     stream: &str,
     last: Option<u64>,
     epoch: &str,
 ) -> Out {
-    let (oldest, latest) = match replay {
-        Replay::Gap { oldest, latest } => (*oldest, *latest),
-        Replay::Events(_) => (0, 0),
-    };
     control(
         "resume_gap",
         guild,
@@ -312,30 +309,24 @@ async fn connection(
         r = tokio::time::timeout(cfg.auth_timeout, stream.next()) => r,
         _ = evicted.cancelled() => {
             let frame = close_frame(close::UNAUTHENTICATED, "too many connections from your address are waiting to authenticate; authenticate right after connecting");
-            return finish(handle, writer, stream, Some(frame)).await;
+            return finish(handle, writer, stream, Some(frame), GOODBYE).await;
         }
         _ = shutdown.cancelled() => {
             let frame = close_frame(close::GOING_AWAY, "the server is shutting down; reconnect and resume");
-            return finish(handle, writer, stream, Some(frame)).await;
+            return finish(handle, writer, stream, Some(frame), GOODBYE).await;
         }
     };
-    let refused = |code: u16, why: &str| Some(close_frame(code, why));
-    let (claims, owner_seq, owner_epoch) = match first {
-        Err(_) => {
-            let frame = refused(
-                close::UNAUTHENTICATED,
-                "authenticate within the auth timeout",
-            );
-            return finish(handle, writer, stream, frame).await;
-        }
-        Ok(None) => return Ok(()),
-        Ok(Some(Err(WsError::Capacity(_)))) => {
-            let frame = refused(
-                close::TOO_BIG,
-                "frame too large (limit in hello.maxFrameBytes)",
-            );
-            return finish(handle, writer, stream, frame).await;
-        }
+    // The first frame authenticates, or says why the connection closes (`None`: it is gone).
+    let auth: Result<_, Option<Out>> = match first {
+        Err(_) => Err(Some(close_frame(
+            close::UNAUTHENTICATED,
+            "authenticate within the auth timeout",
+        ))),
+        Ok(None) => Err(None),
+        Ok(Some(Err(WsError::Capacity(_)))) => Err(Some(close_frame(
+            close::TOO_BIG,
+            "frame too large (limit in hello.maxFrameBytes)",
+        ))),
         Ok(Some(Err(e))) => return Err(e.into()),
         Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<ClientMessage>(&t) {
             Ok(ClientMessage::Auth {
@@ -343,31 +334,26 @@ async fn connection(
                 owner_seq,
                 epoch,
             }) => match ctx.gatekeeper.verify(&token) {
-                Ok(c) => (c, owner_seq, epoch),
-                Err(Rejection::Expired) => {
-                    let frame = refused(close::TOKEN_EXPIRED, "the session token has expired");
-                    return finish(handle, writer, stream, frame).await;
-                }
-                Err(Rejection::Invalid(why)) => {
-                    let frame = refused(close::INVALID_TOKEN, &why);
-                    return finish(handle, writer, stream, frame).await;
-                }
+                Ok(c) => Ok((c, owner_seq, epoch)),
+                Err(Rejection::Expired) => Err(Some(close_frame(
+                    close::TOKEN_EXPIRED,
+                    "the session token has expired",
+                ))),
+                Err(Rejection::Invalid(why)) => Err(Some(close_frame(close::INVALID_TOKEN, &why))),
             },
-            _ => {
-                let frame = refused(
-                    close::UNAUTHENTICATED,
-                    "the first frame must be {\"type\":\"auth\",\"token\":...}",
-                );
-                return finish(handle, writer, stream, frame).await;
-            }
-        },
-        Ok(Some(Ok(_))) => {
-            let frame = refused(
+            _ => Err(Some(close_frame(
                 close::UNAUTHENTICATED,
-                "the first frame must be a text auth message",
-            );
-            return finish(handle, writer, stream, frame).await;
-        }
+                "the first frame must be {\"type\":\"auth\",\"token\":...}",
+            ))),
+        },
+        Ok(Some(Ok(_))) => Err(Some(close_frame(
+            close::UNAUTHENTICATED,
+            "the first frame must be a text auth message",
+        ))),
+    };
+    let (claims, owner_seq, owner_epoch) = match auth {
+        Ok(auth) => auth,
+        Err(frame) => return finish(handle, writer, stream, frame, GOODBYE).await,
     };
     let user = claims.user;
     // Registered before the session check: a sign-out either fails the check or, coming
@@ -388,11 +374,11 @@ async fn connection(
             false
         });
     if !valid {
-        let frame = refused(
+        let frame = close_frame(
             close::INVALID_TOKEN,
             "this session was signed out; sign in with a new token",
         );
-        return finish(handle, writer, stream, frame).await;
+        return finish(handle, writer, stream, Some(frame), GOODBYE).await;
     }
     ticket.established();
     let owner = ctx.gatekeeper.is_owner(user);
@@ -548,31 +534,20 @@ async fn connection(
             if [close::HEARTBEAT_TIMEOUT, close::SLOW_CONSUMER].contains(&code) =>
         {
             let frame = Some(Out::Close(code, reason));
-            finish_within(handle, writer, stream, frame, Duration::from_millis(100)).await
+            finish(handle, writer, stream, frame, Duration::from_millis(100)).await
         }
-        Ok(frame) => finish(handle, writer, stream, frame).await,
+        Ok(frame) => finish(handle, writer, stream, frame, GOODBYE).await,
         Err(e) => Err(e),
     }
 }
 
-/// Ends a connection within a second, whatever the client does: queues `frame` (a Close),
-/// gives the writer half a second to send it and the peer half a second to answer, then
-/// drops the socket.
-async fn finish<S>(
-    handle: ClientHandle,
-    writer: AbortOnDrop,
-    stream: S,
-    frame: Option<Out>,
-) -> anyhow::Result<()>
-where
-    S: StreamExt<Item = Result<Message, WsError>> + Unpin,
-{
-    finish_within(handle, writer, stream, frame, Duration::from_millis(500)).await
-}
+/// How long the writer gets to send the Close frame of a client that is reading.
+const GOODBYE: Duration = Duration::from_millis(500);
 
-/// [`finish`], giving the writer `grace` to send the Close frame; only a Close that went
-/// out waits (half a second) for the peer's answer.
-async fn finish_within<S>(
+/// Ends a connection within a second, whatever the client does: queues `frame` (a Close),
+/// gives the writer `grace` to send it and, if it went out, the peer half a second to
+/// answer, then drops the socket (and with it the writer).
+async fn finish<S>(
     handle: ClientHandle,
     mut writer: AbortOnDrop,
     mut stream: S,
@@ -586,7 +561,6 @@ where
         return Ok(());
     };
     handle.push(frame);
-    drop(handle);
     if tokio::time::timeout(grace, &mut writer.0).await.is_ok() {
         let _ = tokio::time::timeout(Duration::from_millis(500), async {
             while let Some(Ok(m)) = stream.next().await {
