@@ -104,6 +104,7 @@ impl Admission {
             address,
             id,
             evicted,
+            established: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
@@ -114,6 +115,7 @@ pub struct Ticket {
     address: IpAddr,
     id: u64,
     evicted: CancellationToken,
+    established: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Ticket {
@@ -133,6 +135,13 @@ impl Ticket {
 
     /// The connection authenticated: it is no longer pending and can no longer be evicted.
     pub fn established(&self) {
+        // Called for every request of a kept-alive connection: only the first one locks.
+        if self
+            .established
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
         let mut st = self.admission.state.lock().expect("admission lock");
         if let Some(a) = st.addresses.get_mut(&self.address) {
             a.pending.retain(|(id, _)| *id != self.id);
