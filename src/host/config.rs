@@ -243,7 +243,14 @@ impl Config {
         Ok(Self {
             http,
             discord_api_proxy,
-            gateway: crate::gateway::GatewayConfig::from_vars(env),
+            // The gateway reads its own settings, from the file too (the environment wins).
+            gateway: crate::gateway::GatewayConfig::from_vars(
+                &file
+                    .iter()
+                    .map(|(k, v)| (k.to_ascii_uppercase(), v.clone()))
+                    .chain(env.iter().map(|(k, v)| (k.clone(), v.clone())))
+                    .collect(),
+            ),
             redis_url: redis_url.map(Secret::new),
             discord_token: get("DISCORD_TOKEN").map(Secret::new),
             mongodb_uri: mongodb_uri.map(Secret::new),

@@ -61,6 +61,17 @@ fn defaults_file_and_environment_precedence() {
     assert_eq!(c.api_port, 5000, "the environment wins over the file");
     assert_eq!(c.owner_ids, vec![1, 2]);
 
+    // The gateway's and the API's limits come from the file too.
+    let toml =
+        "ws_max_connections = 70\nhttp_max_connections = 80\nws_max_pending_per_address = 9\n";
+    let c = Config::from_sources(&env(&[("WS_MAX_PENDING_PER_ADDRESS", "3")]), Some(toml)).unwrap();
+    assert_eq!(c.gateway.limits.total, 70);
+    assert_eq!(c.http.limits.total, 80);
+    assert_eq!(
+        c.gateway.limits.pending_per_address, 3,
+        "the environment wins"
+    );
+
     let err = Config::from_sources(&HashMap::new(), Some("api_port = ")).unwrap_err();
     assert_eq!(err.setting, "HEIMDALL_CONFIG");
 }
