@@ -97,9 +97,6 @@ pub async fn run(data: Data, token: String) -> Result<(), Error> {
                     }
                     None => poise::builtins::register_globally(ctx, commands).await?,
                 }
-                if let Err(e) = setup_data.owners.refresh(&ctx.http).await {
-                    tracing::warn!(error = %e, "could not ask Discord who owns the application");
-                }
                 tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "connected to Discord");
                 Ok(setup_data)
             })

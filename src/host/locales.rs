@@ -111,13 +111,6 @@ impl Strings {
         keys
     }
 
-    /// Whether `key` exists in the default locale.
-    pub fn has(&self, key: &str) -> bool {
-        self.bundles()
-            .get(DEFAULT_LOCALE)
-            .is_some_and(|b| b.has_message(key))
-    }
-
     /// The text for `key` in the default locale with `args` filled in.
     pub fn t(&self, key: &str, args: &[(&str, &str)]) -> String {
         self.t_in(DEFAULT_LOCALE, key, args)

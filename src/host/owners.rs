@@ -29,13 +29,6 @@ impl Owners {
             || self.discovered.read().expect("owners lock").contains(&user)
     }
 
-    /// Every owner known now.
-    pub fn all(&self) -> BTreeSet<u64> {
-        let mut all = self.discovered.read().expect("owners lock").clone();
-        all.extend(&self.configured);
-        all
-    }
-
     /// Learns the application's owners from Discord's application object: the owner of
     /// the application, or of its team and the team's admins. Replaces what was learnt
     /// before. Read field by field, so a field Discord no longer sends breaks nothing.
