@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::helpers::{spawn_app_with, TestApp, AUTH_SECRET, OWNER_ID};
+use crate::helpers::{spawn_app_with, spawn_app_with_vars, TestApp, AUTH_SECRET, OWNER_ID};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -26,18 +26,15 @@ fn token(user: u64) -> String {
 }
 
 async fn app(extra: &[(&str, &str)]) -> TestApp {
-    let extra: Vec<(String, String)> = extra
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let app = spawn_app_with(move |env: &mut HashMap<String, String>| {
-        env.insert("HEIMDALL_WS_HEARTBEAT_MS".into(), "300".into());
-        env.insert("HEIMDALL_WS_AUTH_TIMEOUT_MS".into(), "400".into());
-        for (k, v) in extra {
-            env.insert(k, v);
-        }
-    })
-    .await;
+    // Fast heartbeats and timeouts; `extra` comes after them and so wins.
+    let vars: Vec<(&str, &str)> = [
+        ("HEIMDALL_WS_HEARTBEAT_MS", "300"),
+        ("HEIMDALL_WS_AUTH_TIMEOUT_MS", "400"),
+    ]
+    .into_iter()
+    .chain(extra.iter().copied())
+    .collect();
+    let app = spawn_app_with_vars(&vars).await;
     let perms = app.db.collection::<Document>("dashboard_permissions");
     perms
         .insert_one(doc! { "guildId": GUILD_A, "targetType": "user", "targetId": USER_A.to_string(), "permissions": ["view"] })

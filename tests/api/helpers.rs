@@ -128,6 +128,15 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// Starts the bot with these settings set (after the test defaults).
+pub async fn spawn_app_with_vars(vars: &[(&str, &str)]) -> TestApp {
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    spawn_app_with(move |env| env.extend(vars)).await
+}
+
 /// Starts the bot with a changed environment.
 pub async fn spawn_app_with(change: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
     let db_name = unique_db_name("app");

@@ -1,7 +1,6 @@
 //! Hostile and broken clients: connections that never finish a handshake, floods from one
 //! address, clients that stop reading. Every loop is bounded in count and time, on 127.0.0.1.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
@@ -11,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{spawn_app_with, TestApp, AUTH_SECRET};
+use crate::helpers::{spawn_app_with_vars, TestApp, AUTH_SECRET};
 
 const USER: u64 = 510_000_000_000_000_001;
 const GUILD: &str = "210000000000000001";
@@ -32,19 +31,16 @@ fn raise_fd_limit() {
 }
 
 async fn app(extra: &[(&str, &str)]) -> TestApp {
-    let extra: Vec<(String, String)> = extra
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let app = spawn_app_with(move |env: &mut HashMap<String, String>| {
-        env.insert("HEIMDALL_WS_HEARTBEAT_MS".into(), "300".into());
-        env.insert("HEIMDALL_WS_AUTH_TIMEOUT_MS".into(), "400".into());
-        env.insert("HEIMDALL_WS_HANDSHAKE_TIMEOUT_MS".into(), "400".into());
-        for (k, v) in extra {
-            env.insert(k, v);
-        }
-    })
-    .await;
+    // Fast heartbeats and timeouts; `extra` comes after them and so wins.
+    let vars: Vec<(&str, &str)> = [
+        ("HEIMDALL_WS_HEARTBEAT_MS", "300"),
+        ("HEIMDALL_WS_AUTH_TIMEOUT_MS", "400"),
+        ("HEIMDALL_WS_HANDSHAKE_TIMEOUT_MS", "400"),
+    ]
+    .into_iter()
+    .chain(extra.iter().copied())
+    .collect();
+    let app = spawn_app_with_vars(&vars).await;
     app.db
         .collection::<mongodb::bson::Document>("dashboard_permissions")
         .insert_one(mongodb::bson::doc! {
