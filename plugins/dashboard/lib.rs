@@ -12,7 +12,9 @@ use poise::serenity_prelude as serenity;
 use serde::{Deserialize, Serialize};
 
 use heimdall_host::context::Data;
-use heimdall_host::plugin::{AccessPolicy, CloneStepSpec, CollectionSpec, Plugin};
+use heimdall_host::plugin::{
+    AccessPolicy, CloneStepSpec, CollectionSpec, GuildSummary, LoginGuild, Plugin,
+};
 
 /// The dashboard plugin.
 pub struct DashboardPlugin;
@@ -39,6 +41,9 @@ impl Plugin for DashboardPlugin {
             CollectionSpec::new(SESSION_REVOCATIONS, "SessionRevocation")
                 .unique(&["userId"])
                 .internal(),
+            CollectionSpec::new(LOGINS, "DashboardLogin")
+                .unique(&["userId"])
+                .internal(),
         ]
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
@@ -52,6 +57,7 @@ impl Plugin for DashboardPlugin {
             db: data.db.clone(),
             discord: data.discord.clone(),
             roles: Mutex::new(HashMap::new()),
+            bot_guilds: tokio::sync::Mutex::new(None),
         }))
     }
 }
@@ -59,6 +65,13 @@ impl Plugin for DashboardPlugin {
 /// Per user, the time before which its session tokens are signed out (`{userId, before}`,
 /// seconds since the epoch). Internal: an instance's sign-outs are not cloned.
 pub const SESSION_REVOCATIONS: &str = "session_revocations";
+
+/// Per user, the servers Discord listed at their last login, with their permissions there
+/// (`{userId, guilds: [{id, name, icon, owner, permissions}], at}`). Internal.
+pub const LOGINS: &str = "dashboard_logins";
+
+/// How long the list of the bot's servers, read from Discord, is trusted.
+const BOT_GUILDS_TTL: Duration = Duration::from_secs(60);
 
 /// How long a member's roles, read from Discord, are trusted.
 const ROLES_TTL: Duration = Duration::from_secs(60);
@@ -71,6 +84,7 @@ pub struct DashboardAccess {
     db: mongodb::Database,
     discord: Option<Arc<serenity::Http>>,
     roles: Mutex<HashMap<(String, u64), CachedRoles>>,
+    bot_guilds: tokio::sync::Mutex<Option<(Instant, Arc<Vec<GuildSummary>>)>>,
 }
 
 /// A member's role ids in a guild, and when they were read.
@@ -116,19 +130,68 @@ impl DashboardAccess {
         Ok(roles)
     }
 
-    /// Whether one of the member's roles in `guild` is among `role_ids`.
-    async fn has_role(&self, guild: &str, user: u64, role_ids: &[String]) -> anyhow::Result<bool> {
-        if role_ids.is_empty() {
-            return Ok(false);
+    /// The servers the bot is in (`None` without Discord, or when Discord does not answer),
+    /// read at most once a minute.
+    async fn bot_guilds(&self) -> anyhow::Result<Option<Arc<Vec<GuildSummary>>>> {
+        let Some(http) = &self.discord else {
+            return Ok(None);
+        };
+        let mut cached = self.bot_guilds.lock().await;
+        if let Some((at, list)) = &*cached {
+            if at.elapsed() < BOT_GUILDS_TTL {
+                return Ok(Some(list.clone()));
+            }
         }
-        let roles = self.member_roles(guild, user).await?;
-        Ok(roles.iter().any(|r| role_ids.contains(r)))
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = match http
+                .get_guilds(after.map(serenity::GuildPagination::After), Some(200))
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    // Which servers the bot is in only narrows the list; access itself
+                    // comes from Manage Server and dashboard permissions.
+                    tracing::warn!(error = %e, "could not list the bot's servers; not filtering by them");
+                    return Ok(None);
+                }
+            };
+            let n = page.len();
+            after = page.last().map(|g| g.id);
+            all.extend(page.into_iter().map(|g| GuildSummary {
+                id: g.id.to_string(),
+                name: Some(g.name),
+                icon: g.icon.map(|i| i.to_string()),
+            }));
+            if n < 200 {
+                break;
+            }
+        }
+        let list = Arc::new(all);
+        *cached = Some((Instant::now(), list.clone()));
+        Ok(Some(list))
     }
-}
 
-#[async_trait::async_trait]
-impl AccessPolicy for DashboardAccess {
-    async fn guilds(&self, user: u64) -> anyhow::Result<Vec<String>> {
+    /// The servers Discord listed at `user`'s last login.
+    async fn login_guilds(&self, user: u64) -> anyhow::Result<Vec<LoginGuild>> {
+        let d = self
+            .db
+            .collection::<Document>(LOGINS)
+            .find_one(doc! { "userId": user.to_string() })
+            .await?;
+        Ok(d.and_then(|d| d.get_array("guilds").ok().cloned())
+            .map(|a| {
+                a.into_iter()
+                    .filter_map(|g| mongodb::bson::from_bson(g).ok())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// The servers `user` may open by `dashboard_permissions` and by managing them, before
+    /// asking whether the bot is there.
+    async fn granted(&self, user: u64) -> anyhow::Result<Vec<String>> {
         let mut guilds: Vec<String> = self
             .permissions()
             .find(doc! { "targetType": "user", "targetId": user.to_string() })
@@ -139,6 +202,13 @@ impl AccessPolicy for DashboardAccess {
             .iter()
             .filter_map(|d| d.get_str("guildId").ok().map(String::from))
             .collect();
+        guilds.extend(
+            self.login_guilds(user)
+                .await?
+                .into_iter()
+                .filter(LoginGuild::manages)
+                .map(|g| g.id),
+        );
         if self.discord.is_some() {
             // Guilds that grant access to roles: is the user a member with one of them?
             let mut by_guild: HashMap<String, Vec<String>> = HashMap::new();
@@ -166,7 +236,83 @@ impl AccessPolicy for DashboardAccess {
         Ok(guilds)
     }
 
+    /// Whether one of the member's roles in `guild` is among `role_ids`.
+    async fn has_role(&self, guild: &str, user: u64, role_ids: &[String]) -> anyhow::Result<bool> {
+        if role_ids.is_empty() {
+            return Ok(false);
+        }
+        let roles = self.member_roles(guild, user).await?;
+        Ok(roles.iter().any(|r| role_ids.contains(r)))
+    }
+}
+
+#[async_trait::async_trait]
+impl AccessPolicy for DashboardAccess {
+    async fn guilds(&self, user: u64) -> anyhow::Result<Vec<String>> {
+        let mut guilds = self.granted(user).await?;
+        if let Some(bot) = self.bot_guilds().await? {
+            guilds.retain(|g| bot.iter().any(|b| &b.id == g));
+        }
+        Ok(guilds)
+    }
+
+    async fn picker(&self, user: u64, owner: bool) -> anyhow::Result<Vec<GuildSummary>> {
+        let bot = self.bot_guilds().await?;
+        if owner {
+            if let Some(bot) = &bot {
+                return Ok(bot.to_vec());
+            }
+        }
+        let logins = self.login_guilds(user).await?;
+        Ok(self
+            .guilds(user)
+            .await?
+            .into_iter()
+            .map(|id| {
+                let known = bot
+                    .iter()
+                    .flat_map(|b| b.iter())
+                    .find(|b| b.id == id)
+                    .map(|b| (b.name.clone(), b.icon.clone()))
+                    .or_else(|| {
+                        logins
+                            .iter()
+                            .find(|l| l.id == id)
+                            .map(|l| (Some(l.name.clone()), l.icon.clone()))
+                    });
+                let (name, icon) = known.unwrap_or_default();
+                GuildSummary { id, name, icon }
+            })
+            .collect())
+    }
+
+    async fn remember_login(&self, user: u64, guilds: &[LoginGuild]) -> anyhow::Result<()> {
+        let guilds = mongodb::bson::to_bson(guilds)?;
+        self.db
+            .collection::<Document>(LOGINS)
+            .update_one(
+                doc! { "userId": user.to_string() },
+                doc! { "$set": { "guilds": guilds, "at": mongodb::bson::DateTime::now() } },
+            )
+            .upsert(true)
+            .await?;
+        Ok(())
+    }
+
     async fn may_view(&self, guild: &str, user: u64) -> anyhow::Result<bool> {
+        if let Some(bot) = self.bot_guilds().await? {
+            if !bot.iter().any(|b| b.id == guild) {
+                return Ok(false);
+            }
+        }
+        if self
+            .login_guilds(user)
+            .await?
+            .iter()
+            .any(|g| g.id == guild && g.manages())
+        {
+            return Ok(true);
+        }
         let entries: Vec<Document> = self
             .permissions()
             .find(doc! { "guildId": guild, "$or": [

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod server;
 
-pub use server::{Gatekeeper, GatewayContext, Rejection, Session};
+pub use server::{Gatekeeper, Gateway, GatewayContext, Rejection, Session};
 
 /// Tunables of the gateway.
 #[derive(Debug, Clone)]

@@ -54,6 +54,11 @@ pub enum Rejection {
 pub trait Gatekeeper: Send + Sync {
     /// The session behind `token`.
     fn verify(&self, token: &str) -> Result<Session, Rejection>;
+    /// The session behind the `Cookie` header of the upgrade request, if it carries one
+    /// (`None`: no session cookie).
+    fn verify_cookie(&self, _cookie: &str) -> Option<Result<Session, Rejection>> {
+        None
+    }
     /// Whether `user` receives the owner stream.
     fn is_owner(&self, user: u64) -> bool;
     /// Whether a session of `user` issued at `issued_at` is still good (not signed out).
@@ -99,36 +104,129 @@ pub struct GatewayContext {
     pub config: GatewayConfig,
 }
 
-/// Accepts connections until `shutdown`; every connection is a tracked task, admitted
-/// against the configured limits first.
-pub async fn serve(
-    listener: TcpListener,
+/// A running gateway: its hub, its gatekeeper and one admission for every way in (its own
+/// port, and WebSocket upgrades another HTTP server hands it). Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
     hub: WebSocketManager,
     ctx: GatewayContext,
+    admission: Admission,
     shutdown: CancellationToken,
     tasks: TaskTracker,
-) {
-    let admission = Admission::new(ctx.config.limits);
-    while let Some((tcp, peer, ticket)) =
-        accept(&listener, &admission, &shutdown, &tasks, "gateway").await
+}
+
+impl Gateway {
+    /// A gateway publishing through `hub`; its connections are tasks of `tasks` and close
+    /// when `shutdown` is cancelled.
+    pub fn new(
+        hub: WebSocketManager,
+        ctx: GatewayContext,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Self {
+        Self {
+            admission: Admission::new(ctx.config.limits),
+            hub,
+            ctx,
+            shutdown,
+            tasks,
+        }
+    }
+
+    /// Accepts connections on `listener` until shutdown; every connection is a tracked
+    /// task, admitted against the configured limits first.
+    pub async fn serve(self, listener: TcpListener) {
+        while let Some((tcp, peer, ticket)) = accept(
+            &listener,
+            &self.admission,
+            &self.shutdown,
+            &self.tasks,
+            "gateway",
+        )
+        .await
+        {
+            let gw = self.clone();
+            self.tasks.spawn(
+                async move {
+                    if let Err(e) = gw.handshake(tcp, ticket).await {
+                        tracing::debug!(error = %e, "gateway connection ended with an error");
+                    }
+                }
+                .instrument(tracing::debug_span!("ws_client", %peer)),
+            );
+        }
+    }
+
+    /// Admits a connection from `address` that another HTTP server is about to upgrade.
+    pub fn admit(&self, address: std::net::IpAddr) -> Result<Ticket, heimdall_base::net::Refusal> {
+        self.admission.admit(address)
+    }
+
+    /// Whether a browser page from `origin` may connect (`None`: not a browser).
+    pub fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        origin_allowed(&self.ctx.origins, origin)
+    }
+
+    /// Serves a connection another HTTP server already upgraded to WebSocket (it answered
+    /// the handshake), as a tracked task. `cookie` is the upgrade request's `Cookie`
+    /// header: a client may then authenticate without a token.
+    pub fn spawn_upgraded<F, S>(&self, io: F, ticket: Ticket, cookie: Option<String>)
+    where
+        F: std::future::Future<Output = anyhow::Result<S>> + Send + 'static,
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let (hub, ctx, stop) = (hub.clone(), ctx.clone(), shutdown.clone());
-        tasks.spawn(
+        let gw = self.clone();
+        self.tasks.spawn(
             async move {
-                if let Err(e) = connection(tcp, ticket, hub, ctx, stop).await {
+                let io = tokio::select! {
+                    io = io => match io {
+                        Ok(io) => io,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "WebSocket upgrade failed");
+                            return;
+                        }
+                    },
+                    _ = gw.shutdown.cancelled() => return,
+                };
+                let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                    io,
+                    tokio_tungstenite::tungstenite::protocol::Role::Server,
+                    Some(websocket_config(&gw.ctx.config)),
+                )
+                .await;
+                if let Err(e) = gw.session(ws, ticket, cookie).await {
                     tracing::debug!(error = %e, "gateway connection ended with an error");
                 }
             }
-            .instrument(tracing::debug_span!("ws_client", %peer)),
+            .instrument(tracing::debug_span!("ws_client_upgraded")),
         );
     }
+}
+
+/// The `Sec-WebSocket-Accept` answer to a handshake's `Sec-WebSocket-Key`.
+pub fn accept_key(key: &[u8]) -> String {
+    tokio_tungstenite::tungstenite::handshake::derive_accept_key(key)
+}
+
+/// Small per-connection buffers: a 1 KiB read buffer that grows up to `max_frame`, and
+/// outbound frames are written as they come (the defaults allocate 128 KiB per connection).
+fn websocket_config(cfg: &GatewayConfig) -> WebSocketConfig {
+    let mut wsc = WebSocketConfig::default();
+    wsc.max_frame_size = Some(cfg.max_frame);
+    wsc.max_message_size = Some(cfg.max_frame);
+    wsc.read_buffer_size = 1024;
+    wsc.write_buffer_size = 0;
+    wsc.max_write_buffer_size = 4 << 20;
+    wsc
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ClientMessage {
     Auth {
-        token: String,
+        /// Absent: the session cookie sent with the upgrade request authenticates.
+        #[serde(default)]
+        token: Option<String>,
         #[serde(default, rename = "ownerSeq")]
         owner_seq: Option<u64>,
         /// The epoch `ownerSeq` belongs to (from `hello`).
@@ -233,193 +331,224 @@ fn gap_frame(
     )
 }
 
-async fn connection(
-    tcp: TcpStream,
-    ticket: Ticket,
-    hub: WebSocketManager,
-    ctx: GatewayContext,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let cfg = ctx.config.clone();
-    let origins = ctx.origins.clone();
-    // The error type is tungstenite's handshake callback contract.
-    #[allow(clippy::result_large_err)]
-    let check = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        let origin = req.headers().get("origin").and_then(|v| v.to_str().ok());
-        if origin_allowed(&origins, origin) {
-            Ok(resp)
-        } else {
-            let mut r = ErrorResponse::new(Some(format!(
-                "origin {} is not allowed; add it to DASHBOARD_ORIGINS",
-                origin.unwrap_or("")
-            )));
-            *r.status_mut() = StatusCode::FORBIDDEN;
-            Err(r)
-        }
-    };
-    // Small per-connection buffers: a 1 KiB read buffer that grows up to `max_frame`, and outbound
-    // frames are written as they come (the defaults allocate 128 KiB per connection).
-    let mut wsc = WebSocketConfig::default();
-    wsc.max_frame_size = Some(cfg.max_frame);
-    wsc.max_message_size = Some(cfg.max_frame);
-    wsc.read_buffer_size = 1024;
-    wsc.write_buffer_size = 0;
-    wsc.max_write_buffer_size = 4 << 20;
-    let evicted = ticket.evicted();
-    let handshake = tokio::time::timeout(
-        cfg.handshake_timeout,
-        tokio_tungstenite::accept_hdr_async_with_config(tcp, check, Some(wsc)),
-    );
-    let ws = tokio::select! {
-        r = handshake => match r {
-            Err(_) => return Ok(()), // never finished its handshake
-            Ok(r) => r?,
-        },
-        _ = evicted.cancelled() => return Ok(()),
-        _ = shutdown.cancelled() => return Ok(()),
-    };
-    let (sink, mut stream) = ws.split();
-    let reserve = cfg.replay + CONTROL_RESERVE;
-    let outbox = Outbox::new(cfg.queue.max(1) + reserve);
-    let slow = CancellationToken::new();
-    let handle = ClientHandle {
-        outbox: outbox.clone(),
-        slow: slow.clone(),
-        reserve,
-    };
-    let mut writer = AbortOnDrop(tokio::spawn(write_frames(sink, outbox)));
-    let epoch = hub.epoch();
-
-    handle.push(control(
-        "hello",
-        None,
-        json!({
-            "protocol": 1,
-            "heartbeatInterval": cfg.heartbeat.as_millis() as u64,
-            "authTimeout": cfg.auth_timeout.as_millis() as u64,
-            "maxFrameBytes": cfg.max_frame,
-            "maxRooms": cfg.max_rooms,
-            "subscribesPerSecond": cfg.subscribe_rate,
-            "epoch": epoch,
-        }),
-    ));
-
-    // Authentication: the first frame, within the timeout.
-    let first = tokio::select! {
-        r = tokio::time::timeout(cfg.auth_timeout, stream.next()) => r,
-        _ = evicted.cancelled() => {
-            let frame = close_frame(close::UNAUTHENTICATED, "too many connections from your address are waiting to authenticate; authenticate right after connecting");
-            return finish(handle, writer, stream, Some(frame), GOODBYE).await;
-        }
-        _ = shutdown.cancelled() => {
-            let frame = close_frame(close::GOING_AWAY, "the server is shutting down; reconnect and resume");
-            return finish(handle, writer, stream, Some(frame), GOODBYE).await;
-        }
-    };
-    // The first frame authenticates, or says why the connection closes (`None`: it is gone).
-    let auth: Result<_, Option<Out>> = match first {
-        Err(_) => Err(Some(close_frame(
-            close::UNAUTHENTICATED,
-            "authenticate within the auth timeout",
-        ))),
-        Ok(None) => Err(None),
-        Ok(Some(Err(WsError::Capacity(_)))) => Err(Some(close_frame(
-            close::TOO_BIG,
-            "frame too large (limit in hello.maxFrameBytes)",
-        ))),
-        Ok(Some(Err(e))) => return Err(e.into()),
-        Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<ClientMessage>(&t) {
-            Ok(ClientMessage::Auth {
-                token,
-                owner_seq,
-                epoch,
-            }) => match ctx.gatekeeper.verify(&token) {
-                Ok(c) => Ok((c, owner_seq, epoch)),
-                Err(Rejection::Expired) => Err(Some(close_frame(
-                    close::TOKEN_EXPIRED,
-                    "the session token has expired",
-                ))),
-                Err(Rejection::Invalid(why)) => Err(Some(close_frame(close::INVALID_TOKEN, &why))),
+impl Gateway {
+    /// The WebSocket handshake on the gateway's own port (origin checked, `Cookie` kept),
+    /// then the session.
+    async fn handshake(&self, tcp: TcpStream, ticket: Ticket) -> anyhow::Result<()> {
+        let cfg = &self.ctx.config;
+        let origins = self.ctx.origins.clone();
+        let cookie = Arc::new(std::sync::Mutex::new(None::<String>));
+        let seen = cookie.clone();
+        // The error type is tungstenite's handshake callback contract.
+        #[allow(clippy::result_large_err)]
+        let check = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+            let origin = req.headers().get("origin").and_then(|v| v.to_str().ok());
+            *seen.lock().expect("cookie slot") = req
+                .headers()
+                .get("cookie")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from);
+            if origin_allowed(&origins, origin) {
+                Ok(resp)
+            } else {
+                let mut r = ErrorResponse::new(Some(format!(
+                    "origin {} is not allowed; add it to DASHBOARD_ORIGINS",
+                    origin.unwrap_or("")
+                )));
+                *r.status_mut() = StatusCode::FORBIDDEN;
+                Err(r)
+            }
+        };
+        let evicted = ticket.evicted();
+        let handshake = tokio::time::timeout(
+            cfg.handshake_timeout,
+            tokio_tungstenite::accept_hdr_async_with_config(
+                tcp,
+                check,
+                Some(websocket_config(cfg)),
+            ),
+        );
+        let ws = tokio::select! {
+            r = handshake => match r {
+                Err(_) => return Ok(()), // never finished its handshake
+                Ok(r) => r?,
             },
-            _ => Err(Some(close_frame(
+            _ = evicted.cancelled() => return Ok(()),
+            _ = self.shutdown.cancelled() => return Ok(()),
+        };
+        let cookie = cookie.lock().expect("cookie slot").take();
+        self.session(ws, ticket, cookie).await
+    }
+
+    /// One client, from `hello` to its close.
+    async fn session<S>(
+        &self,
+        ws: tokio_tungstenite::WebSocketStream<S>,
+        ticket: Ticket,
+        cookie: Option<String>,
+    ) -> anyhow::Result<()>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (hub, ctx, shutdown) = (&self.hub, &self.ctx, &self.shutdown);
+        let cfg = ctx.config.clone();
+        let evicted = ticket.evicted();
+        let (sink, mut stream) = ws.split();
+        let reserve = cfg.replay + CONTROL_RESERVE;
+        let outbox = Outbox::new(cfg.queue.max(1) + reserve);
+        let slow = CancellationToken::new();
+        let handle = ClientHandle {
+            outbox: outbox.clone(),
+            slow: slow.clone(),
+            reserve,
+        };
+        let mut writer = AbortOnDrop(tokio::spawn(write_frames(sink, outbox)));
+        let epoch = hub.epoch();
+
+        handle.push(control(
+            "hello",
+            None,
+            json!({
+                "protocol": 1,
+                "heartbeatInterval": cfg.heartbeat.as_millis() as u64,
+                "authTimeout": cfg.auth_timeout.as_millis() as u64,
+                "maxFrameBytes": cfg.max_frame,
+                "maxRooms": cfg.max_rooms,
+                "subscribesPerSecond": cfg.subscribe_rate,
+                "epoch": epoch,
+            }),
+        ));
+
+        // Authentication: the first frame, within the timeout.
+        let first = tokio::select! {
+            r = tokio::time::timeout(cfg.auth_timeout, stream.next()) => r,
+            _ = evicted.cancelled() => {
+                let frame = close_frame(close::UNAUTHENTICATED, "too many connections from your address are waiting to authenticate; authenticate right after connecting");
+                return finish(handle, writer, stream, Some(frame), GOODBYE).await;
+            }
+            _ = shutdown.cancelled() => {
+                let frame = close_frame(close::GOING_AWAY, "the server is shutting down; reconnect and resume");
+                return finish(handle, writer, stream, Some(frame), GOODBYE).await;
+            }
+        };
+        // The first frame authenticates, or says why the connection closes (`None`: it is gone).
+        let auth: Result<_, Option<Out>> = match first {
+            Err(_) => Err(Some(close_frame(
                 close::UNAUTHENTICATED,
-                "the first frame must be {\"type\":\"auth\",\"token\":...}",
+                "authenticate within the auth timeout",
             ))),
-        },
-        Ok(Some(Ok(_))) => Err(Some(close_frame(
-            close::UNAUTHENTICATED,
-            "the first frame must be a text auth message",
-        ))),
-    };
-    let (claims, owner_seq, owner_epoch) = match auth {
-        Ok(auth) => auth,
-        Err(frame) => return finish(handle, writer, stream, frame, GOODBYE).await,
-    };
-    let user = claims.user;
-    // Registered before the session check: a sign-out either fails the check or, coming
-    // after it, cancels `signed_out` and closes this connection.
-    let client = hub.next_client_id();
-    let signed_out = hub.track_session(user, client);
-    let _session = SessionGuard {
-        hub: hub.clone(),
-        user,
-        client,
-    };
-    let valid = ctx
-        .gatekeeper
-        .session_valid(user, claims.issued_at)
-        .await
-        .unwrap_or_else(|e| {
-            tracing::warn!(error = ?e, user, "checking the session failed; refused");
-            false
-        });
-    if !valid {
-        let frame = close_frame(
-            close::INVALID_TOKEN,
-            "this session was signed out; sign in with a new token",
-        );
-        return finish(handle, writer, stream, Some(frame), GOODBYE).await;
-    }
-    ticket.established();
-    let owner = ctx.gatekeeper.is_owner(user);
-    let mut rooms: HashSet<String> = HashSet::new();
-
-    let guilds: Vec<String> = permitted_guilds(&ctx, user).await;
-    let authenticated = control(
-        "authenticated",
-        None,
-        json!({ "userId": claims.user.to_string(), "owner": owner, "guilds": guilds, "epoch": epoch }),
-    );
-    if owner {
-        hub.subscribe(
-            StreamKey::Owner,
+            Ok(None) => Err(None),
+            Ok(Some(Err(WsError::Capacity(_)))) => Err(Some(close_frame(
+                close::TOO_BIG,
+                "frame too large (limit in hello.maxFrameBytes)",
+            ))),
+            Ok(Some(Err(e))) => return Err(e.into()),
+            Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<ClientMessage>(&t) {
+                Ok(ClientMessage::Auth {
+                    token,
+                    owner_seq,
+                    epoch,
+                }) => match token
+                    .map(|t| ctx.gatekeeper.verify(&t))
+                    .or_else(|| {
+                        cookie
+                            .as_deref()
+                            .and_then(|c| ctx.gatekeeper.verify_cookie(c))
+                    })
+                    .unwrap_or_else(|| {
+                        Err(Rejection::Invalid(
+                            "send your session token in the auth frame, or log in on the dashboard"
+                                .into(),
+                        ))
+                    }) {
+                    Ok(c) => Ok((c, owner_seq, epoch)),
+                    Err(Rejection::Expired) => Err(Some(close_frame(
+                        close::TOKEN_EXPIRED,
+                        "the session token has expired",
+                    ))),
+                    Err(Rejection::Invalid(why)) => {
+                        Err(Some(close_frame(close::INVALID_TOKEN, &why)))
+                    }
+                },
+                _ => Err(Some(close_frame(
+                    close::UNAUTHENTICATED,
+                    "the first frame must be {\"type\":\"auth\",\"token\":...}",
+                ))),
+            },
+            Ok(Some(Ok(_))) => Err(Some(close_frame(
+                close::UNAUTHENTICATED,
+                "the first frame must be a text auth message",
+            ))),
+        };
+        let (claims, owner_seq, owner_epoch) = match auth {
+            Ok(auth) => auth,
+            Err(frame) => return finish(handle, writer, stream, frame, GOODBYE).await,
+        };
+        let user = claims.user;
+        // Registered before the session check: a sign-out either fails the check or, coming
+        // after it, cancels `signed_out` and closes this connection.
+        let client = hub.next_client_id();
+        let signed_out = hub.track_session(user, client);
+        let _session = SessionGuard {
+            hub: hub.clone(),
+            user,
             client,
-            handle.clone(),
-            owner_seq.map(|s| (s, owner_epoch.as_deref())),
-            |_| authenticated,
-            |gap| gap_frame(gap, None, "owner", owner_seq, &epoch),
+        };
+        let valid = ctx
+            .gatekeeper
+            .session_valid(user, claims.issued_at)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = ?e, user, "checking the session failed; refused");
+                false
+            });
+        if !valid {
+            let frame = close_frame(
+                close::INVALID_TOKEN,
+                "this session was signed out; sign in with a new token",
+            );
+            return finish(handle, writer, stream, Some(frame), GOODBYE).await;
+        }
+        ticket.established();
+        let owner = ctx.gatekeeper.is_owner(user);
+        let mut rooms: HashSet<String> = HashSet::new();
+
+        let guilds: Vec<String> = permitted_guilds(ctx, user).await;
+        let authenticated = control(
+            "authenticated",
+            None,
+            json!({ "userId": claims.user.to_string(), "owner": owner, "guilds": guilds, "epoch": epoch }),
         );
-    } else {
-        handle.push(authenticated);
-    }
+        if owner {
+            hub.subscribe(
+                StreamKey::Owner,
+                client,
+                handle.clone(),
+                owner_seq.map(|s| (s, owner_epoch.as_deref())),
+                |_| authenticated,
+                |gap| gap_frame(gap, None, "owner", owner_seq, &epoch),
+            );
+        } else {
+            handle.push(authenticated);
+        }
 
-    let secs_left = claims.expires_at.saturating_sub(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    );
-    let expiry = tokio::time::sleep(Duration::from_secs(secs_left));
-    tokio::pin!(expiry);
-    let mut heartbeat = tokio::time::interval(cfg.heartbeat);
-    heartbeat.tick().await;
-    // Liveness is a pong that echoes one of our last two pings: a client that stops
-    // reading cannot answer them, whatever else it sends.
-    let mut last_pong = Instant::now();
-    let mut pings: [u64; 2] = [0, 0];
-    let mut recent: VecDeque<Instant> = VecDeque::new();
+        let secs_left = claims.expires_at.saturating_sub(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        );
+        let expiry = tokio::time::sleep(Duration::from_secs(secs_left));
+        tokio::pin!(expiry);
+        let mut heartbeat = tokio::time::interval(cfg.heartbeat);
+        heartbeat.tick().await;
+        // Liveness is a pong that echoes one of our last two pings: a client that stops
+        // reading cannot answer them, whatever else it sends.
+        let mut last_pong = Instant::now();
+        let mut pings: [u64; 2] = [0, 0];
+        let mut recent: VecDeque<Instant> = VecDeque::new();
 
-    let result: anyhow::Result<Option<Out>> = async {
+        let result: anyhow::Result<Option<Out>> = async {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
@@ -495,7 +624,7 @@ async fn connection(
                                         handle.push(error_event("invalid_guild", "guildId must be a Discord guild id"));
                                     } else if !rooms.contains(&guild_id) && rooms.len() >= cfg.max_rooms {
                                         handle.push(error_event("room_limit", &format!("at most {} guild rooms per connection", cfg.max_rooms)));
-                                    } else if !owner && !may_view(&ctx, &guild_id, user).await {
+                                    } else if !owner && !may_view(ctx, &guild_id, user).await {
                                         handle.push(error_event("forbidden", "you have no dashboard access to this guild"));
                                     } else {
                                         rooms.insert(guild_id.clone());
@@ -523,21 +652,22 @@ async fn connection(
         }
     }
     .await;
-    for g in rooms {
-        hub.unsubscribe(&StreamKey::Guild(g), client);
-    }
-    hub.unsubscribe(&StreamKey::Owner, client);
-    match result {
-        // A client that does not answer or cannot keep up is hardly reading: its Close
-        // frame gets a tenth of a second to go out.
-        Ok(Some(Out::Close(code, reason)))
-            if [close::HEARTBEAT_TIMEOUT, close::SLOW_CONSUMER].contains(&code) =>
-        {
-            let frame = Some(Out::Close(code, reason));
-            finish(handle, writer, stream, frame, Duration::from_millis(100)).await
+        for g in rooms {
+            hub.unsubscribe(&StreamKey::Guild(g), client);
         }
-        Ok(frame) => finish(handle, writer, stream, frame, GOODBYE).await,
-        Err(e) => Err(e),
+        hub.unsubscribe(&StreamKey::Owner, client);
+        match result {
+            // A client that does not answer or cannot keep up is hardly reading: its Close
+            // frame gets a tenth of a second to go out.
+            Ok(Some(Out::Close(code, reason)))
+                if [close::HEARTBEAT_TIMEOUT, close::SLOW_CONSUMER].contains(&code) =>
+            {
+                let frame = Some(Out::Close(code, reason));
+                finish(handle, writer, stream, frame, Duration::from_millis(100)).await
+            }
+            Ok(frame) => finish(handle, writer, stream, frame, GOODBYE).await,
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -16,17 +16,30 @@ use tower_http::trace::TraceLayer;
 use crate::context::Data;
 use crate::error::{AppError, UserError, UserErrorKind};
 
-/// The full router: `/api/...` plus the dashboard's static files.
-pub fn router(data: Data) -> Router {
+/// The full router: `/api/...`, the gateway's WebSocket upgrades at `/ws` (when it runs), and
+/// the dashboard's static files.
+pub fn router(data: Data, gateway: Option<crate::gateway::Gateway>) -> Router {
     let mut api = Router::new()
         .route("/api/health", get(health))
         .route("/api/plugins", get(plugins))
         .route("/api/auth/logout", axum::routing::post(logout))
+        .route("/api/auth/login", get(crate::oauth::login))
+        .route("/api/auth/callback", get(crate::oauth::callback))
+        .route("/api/auth/me", get(crate::oauth::me))
+        .route("/api/auth/config", get(crate::oauth::config))
+        .route("/api/guilds", get(guilds))
+        .route("/api/guilds/{guild}", get(guild))
         .route("/api/auth/revoke/{user}", axum::routing::post(revoke));
     for p in data.registry.plugins() {
         api = api.merge(p.routes());
     }
-    let api = api.route("/api/{*rest}", axum::routing::any(api_not_found));
+    let mut api = api.route("/api/{*rest}", axum::routing::any(api_not_found));
+    if let Some(gw) = gateway {
+        api = api.route(
+            "/ws",
+            get(move |req: Request<axum::body::Body>| websocket(gw.clone(), req)),
+        );
+    }
     let api = match dashboard_dir() {
         // Development: the files as they are on disk, edited without a rebuild.
         Some(dir) => {
@@ -88,6 +101,130 @@ async fn embedded(uri: axum::http::Uri) -> axum::response::Response {
         _ => "application/octet-stream",
     };
     ([(axum::http::header::CONTENT_TYPE, kind)], body).into_response()
+}
+
+/// `GET /ws`: the gateway on the API's port (one origin for a reverse proxy). Checks the
+/// handshake and the origin, admits the connection against the gateway's limits, answers
+/// `101` and hands the socket (and its session cookie) to the gateway.
+async fn websocket(
+    gw: crate::gateway::Gateway,
+    mut req: Request<axum::body::Body>,
+) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let headers = req.headers();
+    let text = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
+    let upgrade = text(header::UPGRADE).is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
+    let (true, Some(key), Some("13")) = (upgrade, key, text(header::SEC_WEBSOCKET_VERSION)) else {
+        return (
+            StatusCode::UPGRADE_REQUIRED,
+            [(header::SEC_WEBSOCKET_VERSION, "13")],
+            AppError::from(UserError::bad_request(
+                "websocket_expected",
+                "/ws is the live-update gateway: connect with a WebSocket client (version 13)",
+            )),
+        )
+            .into_response();
+    };
+    let origin = text(header::ORIGIN);
+    if !gw.origin_allowed(origin) {
+        return AppError::from(UserError::new(
+            UserErrorKind::Forbidden,
+            "origin_not_allowed",
+            format!(
+                "origin {} is not allowed; add it to DASHBOARD_ORIGINS",
+                origin.unwrap_or_default()
+            ),
+        ))
+        .into_response();
+    }
+    let cookie = text(header::COOKIE).map(String::from);
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let ticket = match gw.admit(peer) {
+        Ok(t) => t,
+        Err(why) => {
+            let (status, message) = match why {
+                heimdall_base::net::Refusal::Full => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the gateway is at its connection limit; retry later",
+                ),
+                heimdall_base::net::Refusal::TooManyFromAddress => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many gateway connections from your address; close some and retry",
+                ),
+            };
+            let body = crate::error::ErrorBody {
+                code: "too_many_connections".into(),
+                message: message.into(),
+            };
+            return (status, [(header::RETRY_AFTER, "5")], Json(body)).into_response();
+        }
+    };
+    let Some(on) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        return StatusCode::UPGRADE_REQUIRED.into_response();
+    };
+    gw.spawn_upgraded(
+        async move { Ok(hyper_util::rt::TokioIo::new(on.await?)) },
+        ticket,
+        cookie,
+    );
+    (
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::UPGRADE, "websocket".to_string()),
+            (header::CONNECTION, "Upgrade".to_string()),
+            (
+                header::SEC_WEBSOCKET_ACCEPT,
+                crate::gateway::server::accept_key(key.as_bytes()),
+            ),
+        ],
+    )
+        .into_response()
+}
+
+/// `GET /api/guilds/{guild}`: what the dashboard shows of a server.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GuildPage {
+    /// Guild snowflake.
+    pub id: String,
+    /// The plugins, each with its dashboard page.
+    pub plugins: Vec<GuildPlugin>,
+}
+
+/// One plugin on a server's dashboard.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GuildPlugin {
+    /// Name.
+    pub name: &'static str,
+    /// What it does.
+    pub description: &'static str,
+}
+
+async fn guild(
+    State(data): State<Data>,
+    user: crate::auth::AuthUser,
+    Path(guild): Path<String>,
+) -> Result<Json<GuildPage>, AppError> {
+    user.require_guild(&data, &guild).await?;
+    Ok(Json(GuildPage {
+        id: guild,
+        plugins: data
+            .registry
+            .plugins()
+            .iter()
+            .map(|p| GuildPlugin {
+                name: p.name(),
+                description: p.description(),
+            })
+            .collect(),
+    }))
 }
 
 /// `GET /api/health` answer.
@@ -186,16 +323,38 @@ fn policy(data: &Data) -> Result<&std::sync::Arc<dyn crate::plugin::AccessPolicy
     })
 }
 
-/// `POST /api/auth/logout`: signs out every session token of the caller issued until now
-/// (this one included). 204.
+/// `POST /api/auth/logout`: signs out every session of the caller issued until now (this
+/// one included, in every browser and tab, and their live connections), and clears this
+/// browser's cookie. 204.
 async fn logout(
     State(data): State<Data>,
     user: crate::auth::AuthUser,
-) -> Result<StatusCode, AppError> {
+) -> Result<axum::response::Response, AppError> {
+    use axum::response::IntoResponse;
     policy(&data)?.revoke_sessions(user.id).await?;
     let closed = data.ws.sign_out(user.id);
     tracing::info!(user = user.id, closed, "sessions signed out");
-    Ok(StatusCode::NO_CONTENT)
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(
+            axum::http::header::SET_COOKIE,
+            crate::oauth::clear_session_cookie(&data),
+        )],
+    )
+        .into_response())
+}
+
+/// `GET /api/guilds`: the servers the caller may open on the dashboard (owners: every
+/// server the bot is in).
+async fn guilds(
+    State(data): State<Data>,
+    user: crate::auth::AuthUser,
+) -> Result<Json<Vec<crate::plugin::GuildSummary>>, AppError> {
+    let list = match data.access() {
+        Some(a) => a.picker(user.id, user.owner).await?,
+        None => Vec::new(),
+    };
+    Ok(Json(list))
 }
 
 /// `POST /api/auth/revoke/{user}` (owners): signs out every session token of `user`, e.g.

@@ -1,6 +1,9 @@
 //! Session tokens: JWTs signed with `AUTH_SECRET` (HS256) carrying the Discord user id and
-//! an expiry. The dashboard, the WebSocket gateway and the HTTP API accept them;
-//! `heimdall token --user ID` mints one.
+//! an expiry. The HTTP API and the WebSocket gateway accept them as `Authorization: Bearer`
+//! (`heimdall token --user ID` mints one, for scripts and the CLI) or, for the dashboard,
+//! in the HttpOnly cookie [`SESSION_COOKIE`] set by "Log in with Discord"
+//! ([`crate::oauth`]). A request carried by the cookie that changes anything must send the
+//! session's CSRF token in [`CSRF_HEADER`].
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +24,29 @@ pub struct Claims {
     pub exp: u64,
     /// Issued at, seconds since the epoch.
     pub iat: u64,
+    /// The CSRF token of a dashboard (cookie) session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf: Option<String>,
+    /// The user's Discord display name, for the dashboard's header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The user's Discord avatar hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+}
+
+/// The dashboard session's cookie (HttpOnly, SameSite=Lax; Secure under https).
+pub const SESSION_COOKIE: &str = "heimdall_session";
+
+/// The header a cookie session's state-changing requests carry its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The value of cookie `name` in a `Cookie` header.
+pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.split(';').find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k == name).then_some(v.trim())
+    })
 }
 
 /// Why a token was refused.
@@ -47,14 +73,24 @@ fn now() -> u64 {
 /// Mints a token for `user` valid for `ttl`.
 pub fn mint(secret: &str, user: u64, ttl: Duration) -> String {
     let iat = now();
-    let claims = Claims {
-        sub: user.to_string(),
-        iat,
-        exp: iat + ttl.as_secs(),
-    };
+    encode(
+        secret,
+        &Claims {
+            sub: user.to_string(),
+            iat,
+            exp: iat + ttl.as_secs(),
+            csrf: None,
+            name: None,
+            avatar: None,
+        },
+    )
+}
+
+/// Signs `claims`.
+pub fn encode(secret: &str, claims: &Claims) -> String {
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
-        &claims,
+        claims,
         &EncodingKey::from_secret(secret.as_bytes()),
     )
     .expect("HS256 encoding of plain claims cannot fail")
@@ -106,16 +142,51 @@ pub fn verify(secret: Option<&str>, token: &str, max_ttl: Duration) -> Result<Cl
     Ok(data.claims)
 }
 
-/// The caller of an API request, from its `Authorization: Bearer <token>` header.
+/// The caller of an API request, from its `Authorization: Bearer <token>` header or the
+/// dashboard's session cookie.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     /// Discord user id.
     pub id: u64,
     /// Whether the user is one of the bot's owners.
     pub owner: bool,
+    /// Whether the session came in the dashboard's cookie (not a bearer token).
+    pub cookie: bool,
+    /// The session's claims.
+    pub claims: Claims,
 }
 
 impl AuthUser {
+    /// Refuses anyone who may not open `guild`'s dashboard (owners may open every one).
+    pub async fn require_guild(&self, data: &Data, guild: &str) -> Result<(), AppError> {
+        heimdall_base::ids::parse_guild(guild).map_err(|_| {
+            UserError::bad_request(
+                "invalid_guild",
+                format!("{guild:?} is not a Discord server id (a snowflake: digits only)"),
+            )
+        })?;
+        if self.owner {
+            return Ok(());
+        }
+        let allowed = match data.access() {
+            Some(a) => a
+                .may_view(guild, self.id)
+                .await
+                .map_err(|e| AppError::from(e.context("checking dashboard access")))?,
+            None => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(UserError::new(
+                UserErrorKind::Forbidden,
+                "no_access",
+                "you have no access to this server's dashboard: it needs Manage Server there, or a dashboard permission its staff grant you",
+            )
+            .into())
+        }
+    }
+
     /// Refuses anyone but an owner.
     pub fn require_owner(&self) -> Result<(), AppError> {
         if self.owner {
@@ -135,21 +206,35 @@ impl FromRequestParts<Data> for AuthUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, data: &Data) -> Result<Self, Self::Rejection> {
-        let header = parts
+        let bearer = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                UserError::new(
-                    UserErrorKind::Unauthorized,
-                    "unauthenticated",
-                    "send `Authorization: Bearer <session token>`; `heimdall token --user ID` mints one",
-                )
-            })?;
+            .and_then(|h| h.strip_prefix("Bearer "));
+        let from_cookie = || {
+            parts
+                .headers
+                .get_all(axum::http::header::COOKIE)
+                .iter()
+                .filter_map(|h| h.to_str().ok())
+                .find_map(|h| cookie(h, SESSION_COOKIE))
+        };
+        let (token, via_cookie) = match bearer {
+            Some(t) => (t, false),
+            None => (
+                from_cookie().ok_or_else(|| {
+                    UserError::new(
+                        UserErrorKind::Unauthorized,
+                        "unauthenticated",
+                        "log in on the dashboard, or send `Authorization: Bearer <session token>` (`heimdall token --user ID` mints one)",
+                    )
+                })?,
+                true,
+            ),
+        };
         let claims = verify(
             data.config.auth_secret.as_ref().map(|s| s.expose()),
-            header.trim(),
+            token.trim(),
             data.config.auth_max_ttl,
         )
         .map_err(|e| {
@@ -163,6 +248,20 @@ impl FromRequestParts<Data> for AuthUser {
                 e.to_string(),
             )
         })?;
+        if via_cookie && !parts.method.is_safe() {
+            // A browser sends the cookie along with any site's form; only our page knows
+            // the session's CSRF token.
+            let sent = parts.headers.get(CSRF_HEADER).and_then(|h| h.to_str().ok());
+            let ok = matches!((sent, claims.csrf.as_deref()), (Some(a), Some(b)) if constant_eq(a.as_bytes(), b.as_bytes()));
+            if !ok {
+                return Err(UserError::new(
+                    UserErrorKind::Forbidden,
+                    "csrf_failed",
+                    "this request did not come from the dashboard's page (missing or wrong X-CSRF-Token); reload the dashboard and try again",
+                )
+                .into());
+            }
+        }
         let id: u64 = claims.sub.parse().unwrap_or(0);
         if let Some(access) = data.access() {
             let valid = access
@@ -173,7 +272,7 @@ impl FromRequestParts<Data> for AuthUser {
                 return Err(UserError::new(
                     UserErrorKind::Unauthorized,
                     "token_revoked",
-                    "this session was signed out; sign in with a new token (`heimdall token --user ID`)",
+                    "this session was signed out; log in again",
                 )
                 .into());
             }
@@ -181,8 +280,15 @@ impl FromRequestParts<Data> for AuthUser {
         Ok(Self {
             id,
             owner: data.owners.is_owner(id),
+            cookie: via_cookie,
+            claims,
         })
     }
+}
+
+/// Compares two byte strings in time independent of where they differ.
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The gateway's gatekeeper: this bot's session tokens, owners and dashboard access policy.
@@ -210,6 +316,13 @@ impl crate::gateway::Gatekeeper for HostGatekeeper {
             Err(TokenError::Expired) => Err(Rejection::Expired),
             Err(e) => Err(Rejection::Invalid(e.to_string())),
         }
+    }
+
+    fn verify_cookie(
+        &self,
+        header: &str,
+    ) -> Option<Result<crate::gateway::Session, crate::gateway::Rejection>> {
+        cookie(header, SESSION_COOKIE).map(|token| self.verify(token))
     }
 
     fn is_owner(&self, user: u64) -> bool {

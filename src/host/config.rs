@@ -56,6 +56,13 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `HEIMDALL_BIND` (default `127.0.0.1`): the address the API and gateway listen on.
     pub bind_address: String,
+    /// `DISCORD_CLIENT_ID`: the application's OAuth2 client id ("Log in with Discord").
+    pub discord_client_id: Option<u64>,
+    /// `DISCORD_CLIENT_SECRET`: the application's OAuth2 client secret.
+    pub discord_client_secret: Option<Secret>,
+    /// `DASHBOARD_URL`: where people open the dashboard (`https://bot.example.org`); Discord
+    /// sends them back to `<DASHBOARD_URL>/api/auth/callback` after logging in.
+    pub dashboard_url: Option<String>,
 }
 
 /// The settings, in the order the README's table lists them.
@@ -74,6 +81,9 @@ pub const SETTINGS: &[&str] = &[
     "HEIMDALL_DATA_DIR",
     "HEIMDALL_BIND",
     "REDIS_URL",
+    "DISCORD_CLIENT_ID",
+    "DISCORD_CLIENT_SECRET",
+    "DASHBOARD_URL",
 ];
 
 impl Config {
@@ -208,6 +218,25 @@ impl Config {
                 ));
             }
         }
+        let discord_client_id = get("DISCORD_CLIENT_ID")
+            .map(|v| parse_snowflake("DISCORD_CLIENT_ID", &v))
+            .transpose()?;
+        let dashboard_url = match get("DASHBOARD_URL") {
+            None => None,
+            Some(u) => {
+                let u = u.trim_end_matches('/').to_string();
+                let rest = u
+                    .strip_prefix("https://")
+                    .or_else(|| u.strip_prefix("http://"));
+                if rest.is_none_or(|r| r.is_empty() || r.contains(['?', '#', ' '])) {
+                    return Err(ConfigError::new(
+                        "DASHBOARD_URL",
+                        format!("{u:?} is not the dashboard's address; expected e.g. https://bot.example.org"),
+                    ));
+                }
+                Some(u)
+            }
+        };
         let mut http = crate::http::HttpConfig::default();
         for (setting, slot) in [
             ("HTTP_HEADER_TIMEOUT", &mut http.header_timeout),
@@ -267,6 +296,9 @@ impl Config {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("data")),
             bind_address: get("HEIMDALL_BIND").unwrap_or_else(|| "127.0.0.1".into()),
+            discord_client_id,
+            discord_client_secret: get("DISCORD_CLIENT_SECRET").map(Secret::new),
+            dashboard_url,
         })
     }
 }

@@ -71,9 +71,11 @@ pub async fn serve(
         tasks.spawn(
             async move {
                 let service = hyper::service::service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| {
+                    move |mut req: hyper::Request<hyper::body::Incoming>| {
                         // A complete request arrived: no longer evictable.
                         ticket.established();
+                        req.extensions_mut()
+                            .insert(axum::extract::ConnectInfo(peer));
                         let router = router.clone();
                         async move {
                             Ok::<_, Infallible>(

@@ -85,6 +85,66 @@ pub trait AccessPolicy: Send + Sync {
     async fn session_valid(&self, user: u64, issued_at: u64) -> anyhow::Result<bool>;
     /// Signs out every session token of `user` issued until now.
     async fn revoke_sessions(&self, user: u64) -> anyhow::Result<()>;
+    /// `user` just logged in with Discord, which listed these servers of theirs (with their
+    /// permissions there).
+    async fn remember_login(&self, _user: u64, _guilds: &[LoginGuild]) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// The dashboard's server picker for `user` (`owner`: one of the bot's owners).
+    async fn picker(&self, user: u64, _owner: bool) -> anyhow::Result<Vec<GuildSummary>> {
+        Ok(self
+            .guilds(user)
+            .await?
+            .into_iter()
+            .map(|id| GuildSummary {
+                id,
+                name: None,
+                icon: None,
+            })
+            .collect())
+    }
+}
+
+/// Discord's `MANAGE_GUILD` permission bit.
+pub const MANAGE_GUILD: u64 = 1 << 5;
+/// Discord's `ADMINISTRATOR` permission bit.
+pub const ADMINISTRATOR: u64 = 1 << 3;
+
+/// A server as Discord lists it for a logged-in user (`GET /users/@me/guilds`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LoginGuild {
+    /// Guild snowflake.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its icon hash.
+    #[serde(default)]
+    pub icon: Option<String>,
+    /// Whether the user owns it.
+    #[serde(default)]
+    pub owner: bool,
+    /// The user's permissions there: a decimal bit set.
+    #[serde(default)]
+    pub permissions: String,
+}
+
+impl LoginGuild {
+    /// Whether the user may manage the server (owner, Administrator or Manage Server).
+    pub fn manages(&self) -> bool {
+        let bits: u64 = self.permissions.parse().unwrap_or(0);
+        self.owner || bits & (MANAGE_GUILD | ADMINISTRATOR) != 0
+    }
+}
+
+/// A server on the dashboard's picker.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GuildSummary {
+    /// Guild snowflake.
+    pub id: String,
+    /// Its name, when known.
+    pub name: Option<String>,
+    /// Its icon hash, when known.
+    pub icon: Option<String>,
 }
 
 /// Every plugin, with their checked catalog (which it dereferences to).

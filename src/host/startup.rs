@@ -181,21 +181,12 @@ impl Application {
         let shutdown = data.shutdown.clone();
         tracing::info!(%api_addr, "API and dashboard listening");
 
-        let app = api::router(data.clone());
-        data.tasks.spawn(
-            crate::http::serve(
-                api_listener,
-                app,
-                data.config.http.clone(),
-                shutdown.clone(),
-                data.tasks.clone(),
-            )
-            .instrument(tracing::info_span!("api_server")),
-        );
-
         let mut origins = data.config.dashboard_origins.clone();
         for host in ["127.0.0.1", "localhost"] {
             origins.push(format!("http://{host}:{}", api_addr.port()));
+        }
+        if let Some(url) = &data.config.dashboard_url {
+            origins.push(url.clone());
         }
         let gw_ctx = GatewayContext {
             gatekeeper: Arc::new(crate::auth::HostGatekeeper {
@@ -211,14 +202,26 @@ impl Application {
             origins,
             config: data.config.gateway.clone(),
         };
-        tracing::info!(%ws_addr, redis = data.config.redis_url.is_some(), "WebSocket gateway listening");
-        data.tasks.spawn(gateway::server::serve(
-            ws_listener,
+        let gateway = gateway::Gateway::new(
             data.ws.clone(),
             gw_ctx,
             shutdown.clone(),
             data.tasks.clone(),
-        ));
+        );
+        tracing::info!(%ws_addr, redis = data.config.redis_url.is_some(), "WebSocket gateway listening (and on /ws of the API)");
+        data.tasks.spawn(gateway.clone().serve(ws_listener));
+
+        let app = api::router(data.clone(), Some(gateway));
+        data.tasks.spawn(
+            crate::http::serve(
+                api_listener,
+                app,
+                data.config.http.clone(),
+                shutdown.clone(),
+                data.tasks.clone(),
+            )
+            .instrument(tracing::info_span!("api_server")),
+        );
 
         if let Some(http) = data.discord.clone() {
             // The application's owners join OWNER_IDS as soon as Discord answers.

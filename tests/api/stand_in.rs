@@ -1,0 +1,324 @@
+//! A local stand-in for Discord: the OAuth2 authorize page and token endpoint, and the REST
+//! calls the dashboard makes (`/users/@me`, `/users/@me/guilds` for a user and for the bot,
+//! a member's roles). Payloads follow Discord's documentation; what Discord would refuse
+//! (a wrong client secret, a reused code, another redirect URI) it refuses too.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Form, Json};
+use serde_json::{json, Value};
+
+/// The application's OAuth2 client id and secret, as the tests configure them.
+pub const CLIENT_ID: &str = "930000000000000001";
+/// The client secret.
+pub const CLIENT_SECRET: &str = "stand-in-client-secret";
+
+/// A user's server as Discord lists it for them.
+#[derive(Debug, Clone)]
+pub struct UserGuild {
+    /// Guild id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// The user's permission bits there.
+    pub permissions: u64,
+}
+
+/// What the stand-in knows.
+#[derive(Default)]
+pub struct World {
+    /// Who is "logged in on discord.com" in the browser that opens the authorize page.
+    pub browser_user: Option<u64>,
+    /// Each user's servers.
+    pub user_guilds: HashMap<u64, Vec<UserGuild>>,
+    /// The servers the bot is in: `(id, name)`.
+    pub bot_guilds: Vec<(String, String)>,
+    /// Members' roles: `(guild, user) -> roles`.
+    pub members: HashMap<(String, u64), Vec<String>>,
+    codes: HashMap<String, (u64, String)>,
+    /// Paths asked, in order.
+    pub seen: Vec<String>,
+}
+
+/// The running stand-in.
+#[derive(Clone)]
+pub struct Discord {
+    /// Its base URL (`DISCORD_API_PROXY`).
+    pub url: String,
+    /// What it knows; change it as the test goes.
+    pub world: Arc<Mutex<World>>,
+}
+
+impl Discord {
+    /// Starts one on a free port.
+    pub async fn start() -> Self {
+        let world = Arc::new(Mutex::new(World::default()));
+        let router = axum::Router::new()
+            .route("/oauth2/authorize", axum::routing::get(authorize))
+            .route("/api/v10/oauth2/token", axum::routing::post(token))
+            .route("/api/v10/users/@me", axum::routing::get(me))
+            .route("/api/v10/users/@me/guilds", axum::routing::get(guilds))
+            .route(
+                "/api/v10/guilds/{guild}/members/{user}",
+                axum::routing::get(member),
+            )
+            .fallback(|| async {
+                (
+                    StatusCode::NOT_FOUND,
+                    Json(json!({"message": "404: Not Found", "code": 0})),
+                )
+            })
+            .with_state(world.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Self {
+            url: format!("http://{addr}"),
+            world,
+        }
+    }
+
+    /// The settings that point a bot at this stand-in, with login configured for
+    /// `dashboard_url`.
+    pub fn settings(&self, dashboard_url: &str) -> Vec<(String, String)> {
+        [
+            ("DISCORD_TOKEN", "stand-in-bot-token"),
+            ("DISCORD_API_PROXY", self.url.as_str()),
+            ("DISCORD_CLIENT_ID", CLIENT_ID),
+            ("DISCORD_CLIENT_SECRET", CLIENT_SECRET),
+            ("DASHBOARD_URL", dashboard_url),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// Changes what it knows.
+    pub fn with<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
+        f(&mut self.world.lock().unwrap())
+    }
+}
+
+type Shared = State<Arc<Mutex<World>>>;
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": "invalid_request", "error_description": message, "message": message, "code": 0 }))).into_response()
+}
+
+/// The authorize page: the browser's user "approves" at once and goes back with a code.
+async fn authorize(State(w): Shared, Query(q): Query<HashMap<String, String>>) -> Response {
+    let mut w = w.lock().unwrap();
+    w.seen.push("/oauth2/authorize".into());
+    if q.get("client_id").map(String::as_str) != Some(CLIENT_ID)
+        || q.get("response_type").map(String::as_str) != Some("code")
+    {
+        return error(StatusCode::BAD_REQUEST, "unknown client or response type");
+    }
+    let scopes: Vec<&str> = q
+        .get("scope")
+        .map(|s| s.split(' ').collect())
+        .unwrap_or_default();
+    if !(scopes.contains(&"identify") && scopes.contains(&"guilds")) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "scopes must include identify and guilds",
+        );
+    }
+    let (Some(redirect), Some(user)) = (q.get("redirect_uri"), w.browser_user) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "no redirect_uri, or nobody logged in",
+        );
+    };
+    let code = format!("code-{}-{}", user, w.codes.len());
+    w.codes.insert(code.clone(), (user, redirect.clone()));
+    let state = q.get("state").cloned().unwrap_or_default();
+    Redirect::to(&format!("{redirect}?code={code}&state={state}")).into_response()
+}
+
+/// The token endpoint: client credentials in Basic auth, a code good once, the same
+/// redirect URI.
+async fn token(
+    State(w): Shared,
+    headers: HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    use base64::Engine;
+    let mut w = w.lock().unwrap();
+    w.seen.push("/api/v10/oauth2/token".into());
+    let basic = headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    if basic.as_deref() != Some(&format!("{CLIENT_ID}:{CLIENT_SECRET}")) {
+        return error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    if f.get("grant_type").map(String::as_str) != Some("authorization_code") {
+        return error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
+    }
+    let Some((user, redirect)) = f.get("code").and_then(|c| w.codes.remove(c)) else {
+        return error(StatusCode::BAD_REQUEST, "invalid_grant");
+    };
+    if f.get("redirect_uri") != Some(&redirect) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant: redirect_uri mismatch",
+        );
+    }
+    Json(json!({
+        "access_token": format!("access-{user}"), "token_type": "Bearer", "expires_in": 604800,
+        "refresh_token": format!("refresh-{user}"), "scope": "identify guilds",
+    }))
+    .into_response()
+}
+
+fn bearer_user(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer access-")?
+        .parse()
+        .ok()
+}
+
+fn is_bot(headers: &HeaderMap) -> bool {
+    headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| h.starts_with("Bot "))
+}
+
+async fn me(State(w): Shared, headers: HeaderMap) -> Response {
+    w.lock().unwrap().seen.push("/api/v10/users/@me".into());
+    match bearer_user(&headers) {
+        Some(id) => Json(json!({
+            "id": id.to_string(), "username": format!("user{}", id % 1000), "discriminator": "0",
+            "global_name": format!("User {}", id % 1000), "avatar": null,
+        }))
+        .into_response(),
+        None => error(StatusCode::UNAUTHORIZED, "401: Unauthorized"),
+    }
+}
+
+async fn guilds(State(w): Shared, headers: HeaderMap) -> Response {
+    let mut w = w.lock().unwrap();
+    w.seen.push("/api/v10/users/@me/guilds".into());
+    let partial = |id: &str, name: &str, perms: u64| {
+        json!({ "id": id, "name": name, "icon": null, "banner": null, "owner": false,
+                "permissions": perms.to_string(), "features": [] })
+    };
+    if is_bot(&headers) {
+        return Json(
+            w.bot_guilds
+                .iter()
+                .map(|(id, name)| partial(id, name, 0))
+                .collect::<Vec<_>>(),
+        )
+        .into_response();
+    }
+    match bearer_user(&headers) {
+        Some(user) => Json(
+            w.user_guilds
+                .get(&user)
+                .map(|gs| {
+                    gs.iter()
+                        .map(|g| partial(&g.id, &g.name, g.permissions))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default(),
+        )
+        .into_response(),
+        None => error(StatusCode::UNAUTHORIZED, "401: Unauthorized"),
+    }
+}
+
+async fn member(State(w): Shared, Path((guild, user)): Path<(String, u64)>) -> Response {
+    let w = w.lock().unwrap();
+    match w.members.get(&(guild, user)) {
+        Some(roles) => Json(json!({
+            "user": { "id": user.to_string(), "username": "someone", "discriminator": "0", "avatar": null },
+            "roles": roles, "joined_at": "2026-01-01T00:00:00.000000+00:00",
+            "deaf": false, "mute": false, "flags": 0, "pending": false
+        }))
+        .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"message": "Unknown Member", "code": 10007})),
+        )
+            .into_response(),
+    }
+}
+
+/// A browser's session after logging in: its cookie and CSRF token.
+#[derive(Debug, Clone)]
+pub struct Browser {
+    /// `heimdall_session=...`.
+    pub cookie: String,
+    /// From `GET /api/auth/me`.
+    pub csrf: String,
+}
+
+/// A client that does not follow redirects (each hop is checked).
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `Set-Cookie` headers of a response.
+pub fn set_cookies(r: &reqwest::Response) -> Vec<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
+}
+
+/// Logs `user` in through the whole flow, as a browser would, starting at `next`.
+pub async fn log_in(app_url: &str, discord: &Discord, user: u64, next: &str) -> (Browser, String) {
+    discord.with(|w| w.browser_user = Some(user));
+    let http = no_redirects();
+    let r = http
+        .get(format!("{app_url}/api/auth/login?next={next}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let state_cookie = set_cookies(&r)[0].split(';').next().unwrap().to_string();
+    let to_discord = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(to_discord.starts_with(&discord.url), "{to_discord}");
+    let r = http.get(&to_discord).send().await.unwrap();
+    let back = r.headers()["location"].to_str().unwrap().to_string();
+    let r = http
+        .get(&back)
+        .header("cookie", &state_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let landing = r.headers()["location"].to_str().unwrap().to_string();
+    let cookie = set_cookies(&r)
+        .into_iter()
+        .find(|c| c.starts_with("heimdall_session=") && !c.starts_with("heimdall_session=;"))
+        .unwrap_or_else(|| panic!("no session cookie; landed on {landing}"));
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let me: Value = http
+        .get(format!("{app_url}/api/auth/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let csrf = me["csrfToken"].as_str().unwrap().to_string();
+    (Browser { cookie, csrf }, landing)
+}
