@@ -5,6 +5,7 @@ pub mod sample;
 use mongodb::bson::{oid::ObjectId, Document};
 use serde::{Deserialize, Serialize};
 
+use heimdall_host::guild_config::{ConfigField, ConfigSpec, FieldKind};
 use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
 
 /// The attachment blocker plugin.
@@ -20,6 +21,12 @@ impl Plugin for AttachmentBlockerPlugin {
     }
     fn description(&self) -> &'static str {
         "Removes attachments of blocked kinds from chosen channels"
+    }
+    fn config(&self) -> Option<ConfigSpec> {
+        Some(ConfigSpec::new::<AttachmentBlockerConfig>(
+            "attachment_blocker_configs",
+            vec![ConfigField::new("enabled", FieldKind::Bool)],
+        ))
     }
     fn collections(&self) -> Vec<CollectionSpec> {
         vec![

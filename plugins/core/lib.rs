@@ -7,6 +7,7 @@ use mongodb::bson::{oid::ObjectId, Bson, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
 use heimdall_host::context::{Context, Error};
+use heimdall_host::guild_config::{ConfigField, ConfigSpec, FieldKind};
 use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
 
 /// The core plugin's strings (`locales/`).
@@ -25,6 +26,15 @@ impl Plugin for CorePlugin {
     }
     fn description(&self) -> &'static str {
         "Guild configuration, guild secrets and bot-wide settings"
+    }
+    fn config(&self) -> Option<ConfigSpec> {
+        Some(ConfigSpec::new::<GuildConfig>(
+            "guild_configs",
+            vec![
+                ConfigField::new("prefix", FieldKind::Text { max: 5 }),
+                ConfigField::new("locale", FieldKind::Choice(&["en-US", "de"])),
+            ],
+        ))
     }
     fn collections(&self) -> Vec<CollectionSpec> {
         vec![

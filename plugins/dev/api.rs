@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use heimdall_host::api::JsonBody;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -114,31 +114,6 @@ impl LegacyRequest {
     }
 }
 
-/// A JSON body, or an error saying in plain words what is wrong with it.
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, AppError> {
-    b.map(|Json(v)| v).map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            return UserError::new(
-                heimdall_host::error::UserErrorKind::TooLarge,
-                "body_too_large",
-                "the request body is larger than the API accepts (2 MB); a migration request is a few hundred bytes",
-            )
-            .into();
-        }
-        let why = match &e {
-            JsonRejection::MissingJsonContentType(_) => {
-                "send it as JSON, with `Content-Type: application/json`".to_string()
-            }
-            JsonRejection::JsonSyntaxError(_) => "it is not valid JSON".to_string(),
-            other => other
-                .body_text()
-                .trim_start_matches("Failed to deserialize the JSON body into the target type: ")
-                .to_string(),
-        };
-        UserError::bad_request("invalid_body", format!("the request body is not valid: {why}")).into()
-    })
-}
-
 fn sink(data: &Data) -> Arc<dyn ProgressSink> {
     Arc::new(OwnerSink(data.ws.clone()))
 }
@@ -184,10 +159,10 @@ async fn start_clone(
     State(data): State<Data>,
     Extension(state): Extension<Arc<DevState>>,
     user: AuthUser,
-    req: Result<Json<CloneRequest>, JsonRejection>,
+    JsonBody(req): JsonBody<CloneRequest>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     user.require_owner()?;
-    let opts = body(req)?.options(format!("api:{}", user.id));
+    let opts = req.options(format!("api:{}", user.id));
     let cancel = data.shutdown.child_token();
     let begun = clone::begin(
         &super::migration_env(&data),
@@ -203,10 +178,10 @@ async fn start_legacy(
     State(data): State<Data>,
     Extension(state): Extension<Arc<DevState>>,
     user: AuthUser,
-    req: Result<Json<LegacyRequest>, JsonRejection>,
+    JsonBody(req): JsonBody<LegacyRequest>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     user.require_owner()?;
-    let opts = body(req)?.options(format!("api:{}", user.id));
+    let opts = req.options(format!("api:{}", user.id));
     let cancel = data.shutdown.child_token();
     let begun = legacy::begin(
         &super::migration_env(&data),
@@ -371,10 +346,9 @@ fn one() -> u32 {
 async fn gateway_ping(
     State(data): State<Data>,
     user: AuthUser,
-    req: Result<Json<PingRequest>, JsonRejection>,
+    JsonBody(req): JsonBody<PingRequest>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     user.require_owner()?;
-    let req = body(req)?;
     if req.count == 0 || req.count > 100_000 || req.padding > 65_536 {
         return Err(UserError::bad_request(
             "invalid_ping",

@@ -5,6 +5,7 @@ pub mod sample;
 use mongodb::bson::{oid::ObjectId, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
+use heimdall_host::guild_config::{ConfigField, ConfigSpec, FieldKind};
 use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
 
 /// The Minecraft plugin.
@@ -20,6 +21,23 @@ impl Plugin for MinecraftPlugin {
     }
     fn description(&self) -> &'static str {
         "Links Discord members to Minecraft players and talks to the server over RCON"
+    }
+    fn config(&self) -> Option<ConfigSpec> {
+        Some(ConfigSpec::new::<MinecraftConfig>(
+            "minecraft_configs",
+            vec![
+                ConfigField::new("enabled", FieldKind::Bool),
+                ConfigField::new("host", FieldKind::Text { max: 253 }),
+                ConfigField::new("rconPort", FieldKind::Integer { min: 1, max: 65535 }),
+                ConfigField::new(
+                    "rconPassword",
+                    FieldKind::Secret {
+                        stored_as: "encryptedRconPassword",
+                        max: 256,
+                    },
+                ),
+            ],
+        ))
     }
     fn collections(&self) -> Vec<CollectionSpec> {
         vec![

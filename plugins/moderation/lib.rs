@@ -1,12 +1,25 @@
 //! Moderation: settings, automod presets and rules, infractions (cases) and notes.
 
 pub mod legacy;
+pub mod ops;
 pub mod sample;
 
 use mongodb::bson::{oid::ObjectId, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::Json;
+use heimdall_host::api::JsonBody;
+use heimdall_host::auth::AuthUser;
+use heimdall_host::context::{Context, Data, Error};
+use heimdall_host::error::AppError;
+use heimdall_host::guild_config::{ConfigField, ConfigSpec, FieldKind};
 use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
+use poise::serenity_prelude as serenity;
+
+/// The moderation plugin's strings (`locales/`).
+pub static STRINGS: heimdall_host::locales::Strings = heimdall_host::strings!();
 
 /// The moderation plugin.
 pub struct ModerationPlugin;
@@ -21,6 +34,16 @@ impl Plugin for ModerationPlugin {
     }
     fn description(&self) -> &'static str {
         "Warnings, mutes, kicks and bans as numbered cases, automod rules and mod notes"
+    }
+    fn config(&self) -> Option<ConfigSpec> {
+        Some(ConfigSpec::new::<ModerationConfig>(
+            "moderation_configs",
+            vec![
+                ConfigField::new("muteRoleId", FieldKind::Role),
+                ConfigField::new("modLogChannelId", FieldKind::Channel),
+                ConfigField::new("automodEnabled", FieldKind::Bool),
+            ],
+        ))
     }
     fn collections(&self) -> Vec<CollectionSpec> {
         vec![
@@ -48,6 +71,107 @@ impl Plugin for ModerationPlugin {
     fn legacy_steps(&self) -> Vec<heimdall_host::migration::legacy::LegacyStepSpec> {
         legacy::steps()
     }
+    fn strings(&self) -> Option<&'static heimdall_host::locales::Strings> {
+        Some(&STRINGS)
+    }
+    fn commands(&self) -> Vec<poise::Command<Data, Error>> {
+        vec![warn()]
+    }
+    fn routes(&self) -> axum::Router<Data> {
+        axum::Router::new()
+            .route(
+                "/api/guilds/{guild}/moderation/infractions",
+                get(list_cases),
+            )
+            .route(
+                "/api/guilds/{guild}/moderation/infractions/{case}/pardon",
+                post(pardon_case),
+            )
+    }
+}
+
+/// `?user=&type=&case=&before=&limit=` of the infractions list.
+#[derive(Debug, Deserialize)]
+pub struct CaseQuery {
+    user: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    case: Option<i32>,
+    before: Option<i32>,
+    limit: Option<i64>,
+}
+
+async fn list_cases(
+    State(data): State<Data>,
+    user: AuthUser,
+    Path(guild): Path<String>,
+    Query(q): Query<CaseQuery>,
+) -> Result<Json<ops::CasePage>, AppError> {
+    user.require_guild(&data, &guild).await?;
+    let filter = ops::CaseFilter {
+        user: q.user.filter(|u| !u.is_empty()),
+        kind: q.kind.filter(|k| !k.is_empty()),
+        case: q.case,
+        before: q.before,
+    };
+    Ok(Json(
+        ops::list(&data, &guild, &filter, q.limit.unwrap_or(50)).await?,
+    ))
+}
+
+/// `POST .../infractions/{case}/pardon`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pardon {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn pardon_case(
+    State(data): State<Data>,
+    user: AuthUser,
+    Path((guild, case)): Path<(String, i32)>,
+    JsonBody(p): JsonBody<Pardon>,
+) -> Result<Json<ops::CaseView>, AppError> {
+    user.require_guild(&data, &guild).await?;
+    Ok(Json(
+        ops::pardon(&data, &guild, case, user.id, p.reason.as_deref()).await?,
+    ))
+}
+
+/// Warns a member: a numbered case on their record.
+#[poise::command(
+    slash_command,
+    guild_only,
+    ephemeral,
+    default_member_permissions = "MODERATE_MEMBERS"
+)]
+pub async fn warn(
+    ctx: Context<'_>,
+    #[description = "The member to warn"] member: serenity::User,
+    #[description = "Why"] reason: Option<String>,
+) -> Result<(), Error> {
+    let guild = ctx.guild_id().map(|g| g.to_string()).ok_or_else(|| {
+        heimdall_host::error::UserError::bad_request("guild_only", "warnings live in a server")
+    })?;
+    let case = ops::warn(
+        ctx.data(),
+        &guild,
+        member.id.get(),
+        ctx.author().id.get(),
+        reason.as_deref(),
+    )
+    .await?;
+    let text = STRINGS.t_in(
+        ctx.locale().unwrap_or_default(),
+        "warned",
+        &[
+            ("member", &format!("<@{}>", member.id)),
+            ("case", &case.case_number.to_string()),
+        ],
+    );
+    ctx.say(text).await?;
+    Ok(())
 }
 
 /// `moderation_configs`.

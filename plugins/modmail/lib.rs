@@ -6,6 +6,7 @@ pub mod sample;
 use mongodb::bson::{oid::ObjectId, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
+use heimdall_host::guild_config::{ConfigField, ConfigSpec, FieldKind};
 use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
 
 /// The modmail plugin.
@@ -21,6 +22,12 @@ impl Plugin for ModmailPlugin {
     }
     fn description(&self) -> &'static str {
         "Private conversations between members and staff, relayed through the bot"
+    }
+    fn config(&self) -> Option<ConfigSpec> {
+        Some(ConfigSpec::new::<ModmailConfig>(
+            "modmail_configs",
+            vec![ConfigField::new("enabled", FieldKind::Bool)],
+        ))
     }
     fn collections(&self) -> Vec<CollectionSpec> {
         vec![

@@ -6,6 +6,7 @@ pub mod sample;
 use mongodb::bson::{oid::ObjectId, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
+use heimdall_host::guild_config::{ConfigField, ConfigSpec, FieldKind};
 use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
 
 /// The suggestions plugin.
@@ -21,6 +22,15 @@ impl Plugin for SuggestionsPlugin {
     }
     fn description(&self) -> &'static str {
         "Numbered suggestions with up and down votes"
+    }
+    fn config(&self) -> Option<ConfigSpec> {
+        Some(ConfigSpec::new::<SuggestionConfig>(
+            "suggestion_configs",
+            vec![
+                ConfigField::new("enabled", FieldKind::Bool),
+                ConfigField::new("channelId", FieldKind::Channel),
+            ],
+        ))
     }
     fn collections(&self) -> Vec<CollectionSpec> {
         vec![

@@ -1,12 +1,24 @@
 //! Tags: saved answers members call up by name.
 
 pub mod legacy;
+pub mod ops;
 pub mod sample;
 
 use mongodb::bson::{oid::ObjectId, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::Json;
+use heimdall_host::api::JsonBody;
+use heimdall_host::auth::AuthUser;
+use heimdall_host::context::{Context, Data, Error};
+use heimdall_host::error::AppError;
 use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
+
+/// The tags plugin's strings (`locales/`).
+pub static STRINGS: heimdall_host::locales::Strings = heimdall_host::strings!();
 
 /// The tags plugin.
 pub struct TagsPlugin;
@@ -31,6 +43,221 @@ impl Plugin for TagsPlugin {
     fn legacy_steps(&self) -> Vec<heimdall_host::migration::legacy::LegacyStepSpec> {
         legacy::steps()
     }
+    fn strings(&self) -> Option<&'static heimdall_host::locales::Strings> {
+        Some(&STRINGS)
+    }
+    fn commands(&self) -> Vec<poise::Command<Data, Error>> {
+        vec![tag()]
+    }
+    fn routes(&self) -> axum::Router<Data> {
+        axum::Router::new()
+            .route(
+                "/api/guilds/{guild}/tags/items",
+                get(list_tags).post(create_tag),
+            )
+            .route(
+                "/api/guilds/{guild}/tags/items/{name}",
+                put(edit_tag).delete(delete_tag),
+            )
+    }
+}
+
+/// `?q=&after=&limit=` of the tag list.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    q: Option<String>,
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list_tags(
+    State(data): State<Data>,
+    user: AuthUser,
+    Path(guild): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<ops::TagPage>, AppError> {
+    user.require_guild(&data, &guild).await?;
+    Ok(Json(
+        ops::list(
+            &data,
+            &guild,
+            q.q.as_deref(),
+            q.after.as_deref(),
+            q.limit.unwrap_or(50),
+        )
+        .await?,
+    ))
+}
+
+/// `POST /api/guilds/{guild}/tags/items`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTag {
+    name: String,
+    content: String,
+}
+
+async fn create_tag(
+    State(data): State<Data>,
+    user: AuthUser,
+    Path(guild): Path<String>,
+    JsonBody(t): JsonBody<NewTag>,
+) -> Result<(StatusCode, Json<ops::TagView>), AppError> {
+    user.require_guild(&data, &guild).await?;
+    let tag = ops::create(&data, &guild, &t.name, &t.content, user.id).await?;
+    Ok((StatusCode::CREATED, Json(tag)))
+}
+
+/// `PUT /api/guilds/{guild}/tags/items/{name}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagText {
+    content: String,
+}
+
+async fn edit_tag(
+    State(data): State<Data>,
+    user: AuthUser,
+    Path((guild, name)): Path<(String, String)>,
+    JsonBody(t): JsonBody<TagText>,
+) -> Result<Json<ops::TagView>, AppError> {
+    user.require_guild(&data, &guild).await?;
+    Ok(Json(
+        ops::edit(&data, &guild, &name, &t.content, user.id).await?,
+    ))
+}
+
+async fn delete_tag(
+    State(data): State<Data>,
+    user: AuthUser,
+    Path((guild, name)): Path<(String, String)>,
+) -> Result<StatusCode, AppError> {
+    user.require_guild(&data, &guild).await?;
+    ops::delete(&data, &guild, &name, user.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The reply to a `/tag` command's outcome: its text, or the user's mistake in their language.
+fn reply(ctx: &Context<'_>, name: &str, r: Result<&str, Error>) -> Result<String, Error> {
+    let locale = ctx.locale().unwrap_or_default();
+    match r {
+        Ok(key) => Ok(STRINGS.t_in(locale, key, &[("name", name)])),
+        Err(e) => match heimdall_host::error::user_error(&e) {
+            Some(u)
+                if [
+                    "tag_exists",
+                    "no_such_tag",
+                    "invalid_tag_name",
+                    "invalid_tag_content",
+                ]
+                .contains(&u.code) =>
+            {
+                Ok(STRINGS.t_in(locale, &format!("err-{}", u.code), &[("name", name)]))
+            }
+            _ => Err(e),
+        },
+    }
+}
+
+fn guild_of(ctx: &Context<'_>) -> Result<String, Error> {
+    ctx.guild_id().map(|g| g.to_string()).ok_or_else(|| {
+        heimdall_host::error::UserError::bad_request("guild_only", "tags live in a server").into()
+    })
+}
+
+/// Saved answers, called up by name.
+#[poise::command(
+    slash_command,
+    guild_only,
+    subcommands("tag_show", "tag_create", "tag_edit", "tag_delete")
+)]
+pub async fn tag(_ctx: Context<'_>) -> Result<(), Error> {
+    Ok(())
+}
+
+/// Posts a tag's text.
+#[poise::command(slash_command, guild_only, rename = "show")]
+pub async fn tag_show(
+    ctx: Context<'_>,
+    #[description = "The tag's name"] name: String,
+) -> Result<(), Error> {
+    let guild = guild_of(&ctx)?;
+    match ops::show(ctx.data(), &guild, &name, ctx.author().id.get()).await {
+        Ok(t) => {
+            ctx.say(t.content).await?;
+        }
+        Err(e) => {
+            let text = reply(&ctx, &name, Err(e))?;
+            ctx.send(poise::CreateReply::default().content(text).ephemeral(true))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates a tag.
+#[poise::command(
+    slash_command,
+    guild_only,
+    rename = "create",
+    ephemeral,
+    default_member_permissions = "MANAGE_MESSAGES"
+)]
+pub async fn tag_create(
+    ctx: Context<'_>,
+    #[description = "The tag's name"] name: String,
+    #[description = "Its text"] content: String,
+) -> Result<(), Error> {
+    let guild = guild_of(&ctx)?;
+    let r = ops::create(ctx.data(), &guild, &name, &content, ctx.author().id.get())
+        .await
+        .map(|_| "created");
+    let text = reply(&ctx, &name, r)?;
+    ctx.say(text).await?;
+    Ok(())
+}
+
+/// Changes a tag's text.
+#[poise::command(
+    slash_command,
+    guild_only,
+    rename = "edit",
+    ephemeral,
+    default_member_permissions = "MANAGE_MESSAGES"
+)]
+pub async fn tag_edit(
+    ctx: Context<'_>,
+    #[description = "The tag's name"] name: String,
+    #[description = "Its new text"] content: String,
+) -> Result<(), Error> {
+    let guild = guild_of(&ctx)?;
+    let r = ops::edit(ctx.data(), &guild, &name, &content, ctx.author().id.get())
+        .await
+        .map(|_| "edited");
+    let text = reply(&ctx, &name, r)?;
+    ctx.say(text).await?;
+    Ok(())
+}
+
+/// Deletes a tag.
+#[poise::command(
+    slash_command,
+    guild_only,
+    rename = "delete",
+    ephemeral,
+    default_member_permissions = "MANAGE_MESSAGES"
+)]
+pub async fn tag_delete(
+    ctx: Context<'_>,
+    #[description = "The tag's name"] name: String,
+) -> Result<(), Error> {
+    let guild = guild_of(&ctx)?;
+    let r = ops::delete(ctx.data(), &guild, &name, ctx.author().id.get())
+        .await
+        .map(|_| "deleted");
+    let text = reply(&ctx, &name, r)?;
+    ctx.say(text).await?;
+    Ok(())
 }
 
 /// A tag name as stored: trimmed and lower-cased.

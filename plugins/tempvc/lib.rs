@@ -5,6 +5,7 @@ pub mod sample;
 use mongodb::bson::{oid::ObjectId, Document};
 use serde::{Deserialize, Serialize};
 
+use heimdall_host::guild_config::{ConfigField, ConfigSpec, FieldKind};
 use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
 
 /// The temp voice channel plugin.
@@ -20,6 +21,12 @@ impl Plugin for TempVcPlugin {
     }
     fn description(&self) -> &'static str {
         "Voice rooms created on demand and removed when empty"
+    }
+    fn config(&self) -> Option<ConfigSpec> {
+        Some(ConfigSpec::new::<TempVcConfig>(
+            "tempvc_configs",
+            vec![ConfigField::new("hubChannelId", FieldKind::Channel)],
+        ))
     }
     fn collections(&self) -> Vec<CollectionSpec> {
         vec![

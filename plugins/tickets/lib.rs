@@ -5,6 +5,7 @@ pub mod sample;
 use mongodb::bson::{oid::ObjectId, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
+use heimdall_host::guild_config::{ConfigField, ConfigSpec, FieldKind};
 use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
 
 /// The tickets plugin.
@@ -20,6 +21,12 @@ impl Plugin for TicketsPlugin {
     }
     fn description(&self) -> &'static str {
         "Support tickets in categories, with transcripts"
+    }
+    fn config(&self) -> Option<ConfigSpec> {
+        Some(ConfigSpec::new::<TicketConfig>(
+            "ticket_configs",
+            vec![ConfigField::new("enabled", FieldKind::Bool)],
+        ))
     }
     fn collections(&self) -> Vec<CollectionSpec> {
         vec![

@@ -5,6 +5,7 @@ pub mod sample;
 use mongodb::bson::{oid::ObjectId, Document};
 use serde::{Deserialize, Serialize};
 
+use heimdall_host::guild_config::{ConfigField, ConfigSpec, FieldKind};
 use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
 
 /// The VC transcription plugin.
@@ -20,6 +21,12 @@ impl Plugin for VcTranscriptionPlugin {
     }
     fn description(&self) -> &'static str {
         "Transcribes voice messages and voice channels into text"
+    }
+    fn config(&self) -> Option<ConfigSpec> {
+        Some(ConfigSpec::new::<VcTranscriptionConfig>(
+            "vc_transcription_configs",
+            vec![ConfigField::new("enabled", FieldKind::Bool)],
+        ))
     }
     fn collections(&self) -> Vec<CollectionSpec> {
         vec![

@@ -6,6 +6,7 @@ pub mod sample;
 use mongodb::bson::{oid::ObjectId, Document};
 use serde::{Deserialize, Serialize};
 
+use heimdall_host::guild_config::{ConfigField, ConfigSpec, FieldKind};
 use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
 
 /// The welcome plugin.
@@ -21,6 +22,17 @@ impl Plugin for WelcomePlugin {
     }
     fn description(&self) -> &'static str {
         "Greets members who join and says goodbye to those who leave"
+    }
+    fn config(&self) -> Option<ConfigSpec> {
+        Some(ConfigSpec::new::<WelcomeConfig>(
+            "welcome_configs",
+            vec![
+                ConfigField::new("enabled", FieldKind::Bool),
+                ConfigField::new("channelId", FieldKind::Channel),
+                ConfigField::new("message", FieldKind::Text { max: 2000 }),
+                ConfigField::new("leaveMessage", FieldKind::Text { max: 2000 }),
+            ],
+        ))
     }
     fn collections(&self) -> Vec<CollectionSpec> {
         vec![CollectionSpec::new("welcome_configs", "WelcomeConfig").unique(&["guildId"])]

@@ -20,6 +20,7 @@ pub mod discord;
 pub mod docs;
 pub mod embedded;
 pub mod error;
+pub mod guild_config;
 pub mod http;
 /// The WebSocket gateway (its own crate: it knows no plugin, no migration, no `Data`).
 pub use heimdall_gateway as gateway;

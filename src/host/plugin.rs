@@ -57,6 +57,12 @@ pub trait Plugin: Send + Sync + 'static {
         None
     }
 
+    /// Its per-server settings, edited on the dashboard (`GET`/`PUT
+    /// /api/guilds/{guildId}/{plugin}/config`).
+    fn config(&self) -> Option<crate::guild_config::ConfigSpec> {
+        None
+    }
+
     /// Called once the shared context exists, before the bot serves anything.
     async fn start(&self, _data: &Data) -> Result<(), Error> {
         Ok(())

@@ -11,11 +11,11 @@ use crate::stand_in::{log_in, no_redirects, set_cookies, Browser, Discord, UserG
 
 /// Staff of ALPHA (Manage Server), member of BETA (no rights), admin of GAMMA (where the bot
 /// is not); given a user entry on DELTA and holding a granted role on EPSILON.
-const STAFF: u64 = 600_000_000_000_000_001;
+pub const STAFF: u64 = 600_000_000_000_000_001;
 /// A member with no rights anywhere.
-const MEMBER: u64 = 600_000_000_000_000_002;
-const ALPHA: &str = "610000000000000001";
-const BETA: &str = "610000000000000002";
+pub const MEMBER: u64 = 600_000_000_000_000_002;
+pub const ALPHA: &str = "610000000000000001";
+pub const BETA: &str = "610000000000000002";
 const GAMMA: &str = "610000000000000003";
 const DELTA: &str = "610000000000000004";
 const EPSILON: &str = "610000000000000005";
@@ -315,11 +315,11 @@ async fn cookie_requests_that_change_something_need_the_csrf_token() {
     assert_eq!(closed, Some(4003));
 }
 
-type Ws =
+pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens `/ws` on the API's port with a session cookie.
-async fn ws_with_cookie(app: &TestApp, cookie: &str) -> Ws {
+pub async fn ws_with_cookie(app: &TestApp, cookie: &str) -> Ws {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let url = format!("{}/ws", app.address.replacen("http", "ws", 1));
     let mut req = url.into_client_request().unwrap();
@@ -330,7 +330,7 @@ async fn ws_with_cookie(app: &TestApp, cookie: &str) -> Ws {
 }
 
 /// The next text frame, as JSON.
-async fn next_text(ws: &mut Ws) -> Value {
+pub async fn next_text(ws: &mut Ws) -> Value {
     match tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await {
         Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str(&t).unwrap(),
         other => panic!("no frame: {other:?}"),
@@ -338,7 +338,7 @@ async fn next_text(ws: &mut Ws) -> Value {
 }
 
 /// Reads `hello`, sends `auth`, returns the answer.
-async fn auth_frame(ws: &mut Ws, auth: Value) -> Value {
+pub async fn auth_frame(ws: &mut Ws, auth: Value) -> Value {
     let hello = next_text(ws).await;
     assert_eq!(hello["event"], "hello");
     ws.send(Message::Text(auth.to_string().into()))

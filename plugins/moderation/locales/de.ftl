@@ -1,0 +1,3 @@
+# Die Texte des Moderations-Plugins (Deutsch).
+
+warned = { $member } wurde verwarnt (Fall #{ $case }).

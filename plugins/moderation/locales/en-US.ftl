@@ -1,0 +1,3 @@
+# The moderation plugin's strings (English).
+
+warned = { $member } was warned (case #{ $case }).

@@ -1,0 +1,303 @@
+//! The dashboard's data pages: tags and infractions over the API, and the same changes made
+//! by the slash commands' logic reaching an open page's room.
+
+use futures::SinkExt;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use heimdall::plugins::{moderation, tags};
+
+use crate::helpers::TestApp;
+use crate::login::{
+    app_with_discord, auth_frame, next_text, ws_with_cookie, Ws, ALPHA, BETA, STAFF,
+};
+use crate::stand_in::{log_in, Browser};
+
+async fn call(
+    app: &TestApp,
+    b: &Browser,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = app
+        .http
+        .request(method, format!("{}{path}", app.address))
+        .header("cookie", &b.cookie)
+        .header("x-csrf-token", &b.csrf);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn room(app: &TestApp, b: &Browser, guild: &str) -> Ws {
+    let mut ws = ws_with_cookie(app, &b.cookie).await;
+    assert_eq!(
+        auth_frame(&mut ws, json!({ "type": "auth" })).await["event"],
+        "authenticated"
+    );
+    ws.send(Message::Text(
+        json!({ "type": "subscribe", "guildId": guild })
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    while next_text(&mut ws).await["event"] != "subscribed" {}
+    ws
+}
+
+async fn event(ws: &mut Ws, name: &str) -> Value {
+    loop {
+        let v = next_text(ws).await;
+        if v["event"] == name {
+            return v;
+        }
+    }
+}
+
+#[tokio::test]
+async fn tags_are_listed_searched_and_changed_from_the_page_and_from_commands() {
+    let (app, discord) = app_with_discord().await;
+    let (staff, _) = log_in(&app.address, &discord, STAFF, "/").await;
+    let mut page = room(&app, &staff, ALPHA).await;
+    let base = format!("/api/guilds/{ALPHA}/tags/items");
+    use reqwest::Method as M;
+
+    let (s, t) = call(
+        &app,
+        &staff,
+        M::POST,
+        &base,
+        Some(json!({ "name": " Rules ", "content": "Be kind." })),
+    )
+    .await;
+    assert_eq!(s, 201, "{t}");
+    assert_eq!(t["name"], "rules");
+    let e = event(&mut page, "tags:tag_created").await;
+    assert_eq!(
+        (e["data"]["tag"]["name"].as_str(), e["data"]["by"].as_str()),
+        (Some("rules"), Some("600000000000000001"))
+    );
+    let (s, b) = call(
+        &app,
+        &staff,
+        M::POST,
+        &base,
+        Some(json!({ "name": "rules", "content": "again" })),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (409, Some("tag_exists")));
+    let (s, b) = call(
+        &app,
+        &staff,
+        M::POST,
+        &base,
+        Some(json!({ "name": "two words", "content": "x" })),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (400, Some("invalid_tag_name")));
+    let (s, b) = call(
+        &app,
+        &staff,
+        M::POST,
+        &base,
+        Some(json!({ "name": "long", "content": "x".repeat(2001) })),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (400, Some("invalid_tag_content")));
+    let (s, b) = call(
+        &app,
+        &staff,
+        M::POST,
+        &base,
+        Some(json!({ "name": "x", "content": "y", "color": 1 })),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (400, Some("invalid_body")), "{b}");
+    assert!(b["message"].as_str().unwrap().contains("color"), "{b}");
+
+    // A moderator's /tag commands, through the same logic: the open page hears of each.
+    let moderator = 600_000_000_000_000_077;
+    tags::ops::create(&app.data, ALPHA, "faq", "See #faq.", moderator)
+        .await
+        .unwrap();
+    let e = event(&mut page, "tags:tag_created").await;
+    assert_eq!(e["data"]["by"], moderator.to_string());
+    tags::ops::edit(&app.data, ALPHA, "FAQ", "See #help.", moderator)
+        .await
+        .unwrap();
+    let e = event(&mut page, "tags:tag_updated").await;
+    assert_eq!(e["data"]["tag"]["content"], "See #help.");
+    let shown = tags::ops::show(&app.data, ALPHA, "faq", moderator)
+        .await
+        .unwrap();
+    assert_eq!((shown.content.as_str(), shown.uses), ("See #help.", 1));
+    assert_eq!(
+        event(&mut page, "tags:tag_updated").await["data"]["tag"]["uses"],
+        1
+    );
+
+    // Many tags page through; a search narrows by name.
+    for i in 0..120 {
+        tags::ops::create(&app.data, ALPHA, &format!("t{i:03}"), "x", moderator)
+            .await
+            .unwrap();
+    }
+    let (_, p1) = call(&app, &staff, M::GET, &format!("{base}?limit=100"), None).await;
+    assert_eq!(p1["items"].as_array().unwrap().len(), 100);
+    let next = p1["next"].as_str().unwrap();
+    let (_, p2) = call(
+        &app,
+        &staff,
+        M::GET,
+        &format!("{base}?limit=100&after={next}"),
+        None,
+    )
+    .await;
+    assert_eq!(p2["items"].as_array().unwrap().len(), 22);
+    assert_eq!(p2["next"], Value::Null);
+    let (_, found) = call(&app, &staff, M::GET, &format!("{base}?q=T11"), None).await;
+    let names: Vec<&str> = found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        (110..120)
+            .map(|i| format!("t{i}"))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    );
+
+    let (s, t) = call(
+        &app,
+        &staff,
+        M::PUT,
+        &format!("{base}/rules"),
+        Some(json!({ "content": "Be very kind." })),
+    )
+    .await;
+    assert_eq!((s, t["content"].as_str()), (200, Some("Be very kind.")));
+    let (s, _) = call(&app, &staff, M::DELETE, &format!("{base}/rules"), None).await;
+    assert_eq!(s, 204);
+    assert_eq!(
+        event(&mut page, "tags:tag_deleted").await["data"]["name"],
+        "rules"
+    );
+    let (s, b) = call(&app, &staff, M::DELETE, &format!("{base}/rules"), None).await;
+    assert_eq!((s, b["code"].as_str()), (404, Some("no_such_tag")));
+    // Another server's tags: no access.
+    let (s, _) = call(
+        &app,
+        &staff,
+        M::GET,
+        &format!("/api/guilds/{BETA}/tags/items"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+}
+
+#[tokio::test]
+async fn a_warn_appears_on_the_open_infractions_page_and_can_be_pardoned() {
+    let (app, discord) = app_with_discord().await;
+    let (staff, _) = log_in(&app.address, &discord, STAFF, "/").await;
+    let mut page = room(&app, &staff, ALPHA).await;
+    let base = format!("/api/guilds/{ALPHA}/moderation/infractions");
+    use reqwest::Method as M;
+    let moderator = 600_000_000_000_000_077;
+    let (alice, bob) = (640_000_000_000_000_001u64, 640_000_000_000_000_002u64);
+
+    // `/warn` through the command logic.
+    let case = moderation::ops::warn(&app.data, ALPHA, alice, moderator, Some("spam"))
+        .await
+        .unwrap();
+    assert_eq!(case.case_number, 1);
+    let e = event(&mut page, "moderation:infraction_created").await;
+    assert_eq!(e["data"]["infraction"]["caseNumber"], 1);
+    assert_eq!(e["data"]["infraction"]["userId"], alice.to_string());
+    assert_eq!(e["data"]["by"], moderator.to_string());
+    for i in 0..30 {
+        let who = if i % 3 == 0 { alice } else { bob };
+        moderation::ops::warn(&app.data, ALPHA, who, moderator, None)
+            .await
+            .unwrap();
+    }
+    // Two warns at once get two numbers.
+    let (a, b) = tokio::join!(
+        moderation::ops::warn(&app.data, ALPHA, bob, moderator, None),
+        moderation::ops::warn(&app.data, ALPHA, bob, moderator, None)
+    );
+    assert_ne!(a.unwrap().case_number, b.unwrap().case_number);
+
+    let (s, p) = call(&app, &staff, M::GET, &format!("{base}?limit=20"), None).await;
+    assert_eq!(s, 200, "{p}");
+    let items = p["items"].as_array().unwrap();
+    assert_eq!(
+        (items.len(), items[0]["caseNumber"].as_i64()),
+        (20, Some(33))
+    );
+    let (_, p2) = call(
+        &app,
+        &staff,
+        M::GET,
+        &format!("{base}?limit=20&before={}", p["next"]),
+        None,
+    )
+    .await;
+    assert_eq!(p2["items"].as_array().unwrap().len(), 13);
+    let (_, by_alice) = call(
+        &app,
+        &staff,
+        M::GET,
+        &format!("{base}?user={alice}&limit=100"),
+        None,
+    )
+    .await;
+    assert_eq!(by_alice["items"].as_array().unwrap().len(), 11);
+    let (_, one) = call(&app, &staff, M::GET, &format!("{base}?case=1"), None).await;
+    assert_eq!(one["items"][0]["reason"], "spam");
+    let (_, kicks) = call(&app, &staff, M::GET, &format!("{base}?type=kick"), None).await;
+    assert_eq!(kicks["items"], json!([]));
+    let (s, b) = call(&app, &staff, M::GET, &format!("{base}?type=yeet"), None).await;
+    assert_eq!((s, b["code"].as_str()), (400, Some("invalid_type")));
+
+    let (s, c) = call(
+        &app,
+        &staff,
+        M::POST,
+        &format!("{base}/1/pardon"),
+        Some(json!({ "reason": "appealed" })),
+    )
+    .await;
+    assert_eq!(s, 200, "{c}");
+    assert_eq!(
+        (c["pardoned"].as_bool(), c["pardonReason"].as_str()),
+        (Some(true), Some("appealed"))
+    );
+    let e = event(&mut page, "moderation:infraction_updated").await;
+    assert_eq!(
+        (
+            e["data"]["infraction"]["caseNumber"].as_i64(),
+            e["data"]["by"].as_str()
+        ),
+        (Some(1), Some("600000000000000001"))
+    );
+    let (s, b) = call(
+        &app,
+        &staff,
+        M::POST,
+        &format!("{base}/999/pardon"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (404, Some("no_such_case")));
+}
