@@ -3,8 +3,10 @@
 #   cmake (Debian)  -> needed to build secantusd-rs
 #   redis-server    -> the gateway's multi-process tests (and REDIS_URL deployments)
 #   secantusd-rs    -> the local MongoDB-compatible server (crate secantus-mdb)
-# With HEIMDALL_NEED_BROWSER=1 (the tests), also:
-#   chromium (Debian), node + npm, and dashboard/node_modules (playwright-core, `npm ci`)
+#   node + npm      -> build the dashboard app (the machine's Node.js, or Debian's)
+#   dashboard/node_modules (`npm ci`) and dashboard/dist (`npm run build`, when missing or
+#                      older than its sources): the app embedded in the binary
+# With HEIMDALL_NEED_BROWSER=1 (the tests), also chromium (Debian) for the browser tests.
 # Each is skipped when already present. Safe to run again.
 set -euo pipefail
 
@@ -14,9 +16,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 need_apt=()
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ "${HEIMDALL_NEED_BROWSER:-0}" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
-  command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} (apt-get)" >&2
@@ -31,7 +33,14 @@ if [ -z "${SECANTUSD_BIN:-}" ] && ! secantusd-rs --version 2>/dev/null | grep -q
     || cargo install secantus-mdb --version "$SECANTUS_VERSION" --ignore-rust-version 2>&1 | tail -n 3 >&2
 fi
 
-if [ "${HEIMDALL_NEED_BROWSER:-0}" = 1 ] && [ ! -d "$(dirname "$0")/../dashboard/node_modules/playwright-core" ]; then
-  echo "installing the dashboard's test dependencies (npm ci)" >&2
-  (cd "$(dirname "$0")/../dashboard" && npm ci --no-audit --no-fund --loglevel=error >&2)
+dashboard="$(dirname "$0")/../dashboard"
+if [ ! -x "$dashboard/node_modules/.bin/vite" ] || [ ! -d "$dashboard/node_modules/playwright-core" ] \
+   || [ "$dashboard/package-lock.json" -nt "$dashboard/node_modules/.package-lock.json" ]; then
+  echo "installing the dashboard's dependencies (npm ci)" >&2
+  (cd "$dashboard" && npm ci --no-audit --no-fund --loglevel=error >&2)
+fi
+if [ ! -f "$dashboard/dist/index.html" ] \
+   || [ -n "$(find "$dashboard/src" "$dashboard/public" "$dashboard/index.html" "$dashboard/package-lock.json" -newer "$dashboard/dist/index.html" -print -quit)" ]; then
+  echo "building the dashboard (npm run build)" >&2
+  (cd "$dashboard" && npm run build --silent >&2)
 fi

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 HEIMDALL_NEED_BROWSER=1 ./scripts/install-deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 
+(cd dashboard && npx vitest run)
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked --no-fail-fast

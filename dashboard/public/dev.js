@@ -92,13 +92,8 @@ function setGateway(text, cls) {
 }
 
 async function connect() {
-  let port;
-  try {
-    port = (await (await fetch("/api/health")).json()).gatewayPort;
-  } catch {
-    return reconnectLater();
-  }
-  const ws = new WebSocket(`ws://${location.hostname}:${port}/`);
+  // The gateway on this page's own origin (`/ws`), so one HTTPS proxy serves both.
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
   state.ws = ws;
   setGateway("connecting…");
   ws.onmessage = (m) => onFrame(ws, JSON.parse(m.data));

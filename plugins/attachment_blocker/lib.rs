@@ -11,6 +11,9 @@ use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
 /// The attachment blocker plugin.
 pub struct AttachmentBlockerPlugin;
 
+/// The attachment blocker plugin's strings (`locales/`).
+pub static STRINGS: heimdall_host::locales::Strings = heimdall_host::strings!();
+
 #[async_trait::async_trait]
 impl Plugin for AttachmentBlockerPlugin {
     fn samples(&self) -> Option<&dyn heimdall_host::seed::Samples> {
@@ -21,6 +24,9 @@ impl Plugin for AttachmentBlockerPlugin {
     }
     fn description(&self) -> &'static str {
         "Removes attachments of blocked kinds from chosen channels"
+    }
+    fn strings(&self) -> Option<&'static heimdall_host::locales::Strings> {
+        Some(&STRINGS)
     }
     fn config(&self) -> Option<ConfigSpec> {
         Some(ConfigSpec::new::<AttachmentBlockerConfig>(

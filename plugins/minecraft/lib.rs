@@ -11,6 +11,9 @@ use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
 /// The Minecraft plugin.
 pub struct MinecraftPlugin;
 
+/// The minecraft plugin's strings (`locales/`).
+pub static STRINGS: heimdall_host::locales::Strings = heimdall_host::strings!();
+
 #[async_trait::async_trait]
 impl Plugin for MinecraftPlugin {
     fn samples(&self) -> Option<&dyn heimdall_host::seed::Samples> {
@@ -21,6 +24,9 @@ impl Plugin for MinecraftPlugin {
     }
     fn description(&self) -> &'static str {
         "Links Discord members to Minecraft players and talks to the server over RCON"
+    }
+    fn strings(&self) -> Option<&'static heimdall_host::locales::Strings> {
+        Some(&STRINGS)
     }
     fn config(&self) -> Option<ConfigSpec> {
         Some(ConfigSpec::new::<MinecraftConfig>(

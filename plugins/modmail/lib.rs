@@ -12,6 +12,9 @@ use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
 /// The modmail plugin.
 pub struct ModmailPlugin;
 
+/// The modmail plugin's strings (`locales/`).
+pub static STRINGS: heimdall_host::locales::Strings = heimdall_host::strings!();
+
 #[async_trait::async_trait]
 impl Plugin for ModmailPlugin {
     fn samples(&self) -> Option<&dyn heimdall_host::seed::Samples> {
@@ -22,6 +25,9 @@ impl Plugin for ModmailPlugin {
     }
     fn description(&self) -> &'static str {
         "Private conversations between members and staff, relayed through the bot"
+    }
+    fn strings(&self) -> Option<&'static heimdall_host::locales::Strings> {
+        Some(&STRINGS)
     }
     fn config(&self) -> Option<ConfigSpec> {
         Some(ConfigSpec::new::<ModmailConfig>(

@@ -1,16 +1,27 @@
 //! Suggestions: members suggest, others vote, staff decide.
 
 pub mod legacy;
+pub mod ops;
 pub mod sample;
 
 use mongodb::bson::{oid::ObjectId, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, put};
+use axum::Json;
+use heimdall_host::api::JsonBody;
+use heimdall_host::auth::AuthUser;
+use heimdall_host::context::Data;
+use heimdall_host::error::AppError;
 use heimdall_host::guild_config::{ConfigField, ConfigSpec, FieldKind};
 use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
 
 /// The suggestions plugin.
 pub struct SuggestionsPlugin;
+
+/// The suggestions plugin's strings (`locales/`).
+pub static STRINGS: heimdall_host::locales::Strings = heimdall_host::strings!();
 
 #[async_trait::async_trait]
 impl Plugin for SuggestionsPlugin {
@@ -22,6 +33,20 @@ impl Plugin for SuggestionsPlugin {
     }
     fn description(&self) -> &'static str {
         "Numbered suggestions with up and down votes"
+    }
+    fn strings(&self) -> Option<&'static heimdall_host::locales::Strings> {
+        Some(&STRINGS)
+    }
+    fn routes(&self) -> axum::Router<Data> {
+        axum::Router::new()
+            .route(
+                "/api/guilds/{guild}/suggestions/items",
+                get(list_suggestions),
+            )
+            .route(
+                "/api/guilds/{guild}/suggestions/items/{number}/status",
+                put(decide),
+            )
     }
     fn config(&self) -> Option<ConfigSpec> {
         Some(ConfigSpec::new::<SuggestionConfig>(
@@ -123,4 +148,53 @@ pub struct SuggestionVote {
     /// Fields this struct does not name; kept on write.
     #[serde(flatten)]
     pub extra: Document,
+}
+
+/// `?status=&before=&limit=` of the suggestions list.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    before: Option<i32>,
+    limit: Option<i64>,
+}
+
+async fn list_suggestions(
+    State(data): State<Data>,
+    user: AuthUser,
+    Path(guild): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<ops::SuggestionPage>, AppError> {
+    user.require_guild(&data, &guild).await?;
+    let status = q.status.filter(|s| !s.is_empty());
+    Ok(Json(
+        ops::list(
+            &data,
+            &guild,
+            status.as_deref(),
+            q.before,
+            q.limit.unwrap_or(50),
+        )
+        .await?,
+    ))
+}
+
+/// `PUT .../suggestions/items/{number}/status`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    status: String,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+async fn decide(
+    State(data): State<Data>,
+    user: AuthUser,
+    Path((guild, number)): Path<(String, i32)>,
+    JsonBody(d): JsonBody<Decision>,
+) -> Result<Json<ops::SuggestionView>, AppError> {
+    user.require_guild(&data, &guild).await?;
+    Ok(Json(
+        ops::set_status(&data, &guild, number, &d.status, d.note.as_deref(), user.id).await?,
+    ))
 }

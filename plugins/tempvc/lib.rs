@@ -11,6 +11,9 @@ use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
 /// The temp voice channel plugin.
 pub struct TempVcPlugin;
 
+/// The temporary voice channels plugin's strings (`locales/`).
+pub static STRINGS: heimdall_host::locales::Strings = heimdall_host::strings!();
+
 #[async_trait::async_trait]
 impl Plugin for TempVcPlugin {
     fn samples(&self) -> Option<&dyn heimdall_host::seed::Samples> {
@@ -21,6 +24,9 @@ impl Plugin for TempVcPlugin {
     }
     fn description(&self) -> &'static str {
         "Voice rooms created on demand and removed when empty"
+    }
+    fn strings(&self) -> Option<&'static heimdall_host::locales::Strings> {
+        Some(&STRINGS)
     }
     fn config(&self) -> Option<ConfigSpec> {
         Some(ConfigSpec::new::<TempVcConfig>(

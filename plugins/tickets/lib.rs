@@ -11,6 +11,9 @@ use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
 /// The tickets plugin.
 pub struct TicketsPlugin;
 
+/// The tickets plugin's strings (`locales/`).
+pub static STRINGS: heimdall_host::locales::Strings = heimdall_host::strings!();
+
 #[async_trait::async_trait]
 impl Plugin for TicketsPlugin {
     fn samples(&self) -> Option<&dyn heimdall_host::seed::Samples> {
@@ -21,6 +24,9 @@ impl Plugin for TicketsPlugin {
     }
     fn description(&self) -> &'static str {
         "Support tickets in categories, with transcripts"
+    }
+    fn strings(&self) -> Option<&'static heimdall_host::locales::Strings> {
+        Some(&STRINGS)
     }
     fn config(&self) -> Option<ConfigSpec> {
         Some(ConfigSpec::new::<TicketConfig>(

@@ -11,6 +11,9 @@ use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
 /// The VC transcription plugin.
 pub struct VcTranscriptionPlugin;
 
+/// The voice transcription plugin's strings (`locales/`).
+pub static STRINGS: heimdall_host::locales::Strings = heimdall_host::strings!();
+
 #[async_trait::async_trait]
 impl Plugin for VcTranscriptionPlugin {
     fn samples(&self) -> Option<&dyn heimdall_host::seed::Samples> {
@@ -21,6 +24,9 @@ impl Plugin for VcTranscriptionPlugin {
     }
     fn description(&self) -> &'static str {
         "Transcribes voice messages and voice channels into text"
+    }
+    fn strings(&self) -> Option<&'static heimdall_host::locales::Strings> {
+        Some(&STRINGS)
     }
     fn config(&self) -> Option<ConfigSpec> {
         Some(ConfigSpec::new::<VcTranscriptionConfig>(

@@ -12,6 +12,9 @@ use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
 /// The welcome plugin.
 pub struct WelcomePlugin;
 
+/// The welcome plugin's strings (`locales/`).
+pub static STRINGS: heimdall_host::locales::Strings = heimdall_host::strings!();
+
 #[async_trait::async_trait]
 impl Plugin for WelcomePlugin {
     fn samples(&self) -> Option<&dyn heimdall_host::seed::Samples> {
@@ -22,6 +25,9 @@ impl Plugin for WelcomePlugin {
     }
     fn description(&self) -> &'static str {
         "Greets members who join and says goodbye to those who leave"
+    }
+    fn strings(&self) -> Option<&'static heimdall_host::locales::Strings> {
+        Some(&STRINGS)
     }
     fn config(&self) -> Option<ConfigSpec> {
         Some(ConfigSpec::new::<WelcomeConfig>(

@@ -52,12 +52,78 @@ pub fn router(data: Data, gateway: Option<crate::gateway::Gateway>) -> Router {
         }
         None => api.fallback(embedded),
     };
-    api.layer(
+    api.layer(axum::middleware::map_response(harden))
+        .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 tracing::info_span!("api", method = %req.method(), path = %req.uri().path())
             }),
         )
         .with_state(data)
+}
+
+/// The Content-Security-Policy of every answer: scripts, styles and connections from this
+/// origin only (the gateway is `/ws` here), Discord's CDN for avatars and icons, no framing.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https://cdn.discordapp.com; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
+
+/// Adds the security headers to every answer, and turns the framework's plain-text
+/// rejections (a path id that is not a number, a bad query string, a wrong method) into
+/// `{code, message}` without the parser's words.
+async fn harden(mut r: axum::response::Response) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    use axum::response::IntoResponse;
+    let plain = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    let status = r.status();
+    if plain && status.is_client_error() {
+        let (code, message) = match status {
+            StatusCode::METHOD_NOT_ALLOWED => (
+                "method_not_allowed",
+                "this endpoint does not take that method; see the API table in the README",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                "unsupported_media_type",
+                "send the body as JSON, with `Content-Type: application/json`",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                "body_too_large",
+                "the request body is larger than the API accepts (2 MB)",
+            ),
+            _ => (
+                "invalid_request",
+                "the request's path or query is not valid: ids are numbers, and parameters are spelled as the README's API table shows",
+            ),
+        };
+        let body = crate::error::ErrorBody {
+            code: code.into(),
+            message: message.into(),
+        };
+        let mut fresh = (status, Json(body)).into_response();
+        std::mem::swap(fresh.headers_mut(), r.headers_mut());
+        fresh.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        fresh.headers_mut().remove(header::CONTENT_LENGTH);
+        r = fresh;
+    }
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    r
 }
 
 /// The dashboard built into the binary (`dashboard/public` when it was compiled).
@@ -104,7 +170,20 @@ async fn embedded(uri: axum::http::Uri) -> axum::response::Response {
         Some("ico") => "image/x-icon",
         _ => "application/octet-stream",
     };
-    ([(axum::http::header::CONTENT_TYPE, kind)], body).into_response()
+    // Built assets carry a hash in their name: cached for good. Pages: asked again each time.
+    let cache = if path.starts_with("/assets/") {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, kind),
+            (axum::http::header::CACHE_CONTROL, cache),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// `GET /ws`: the gateway on the API's port (one origin for a reverse proxy). Checks the

@@ -33,6 +33,9 @@ pub struct Claims {
     /// The user's Discord avatar hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar: Option<String>,
+    /// The user's Discord language (`de`, `en-US`, ...), for the dashboard's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
 }
 
 /// The dashboard session's cookie (HttpOnly, SameSite=Lax; Secure under https).
@@ -82,6 +85,7 @@ pub fn mint(secret: &str, user: u64, ttl: Duration) -> String {
             csrf: None,
             name: None,
             avatar: None,
+            locale: None,
         },
     )
 }

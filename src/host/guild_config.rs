@@ -92,13 +92,14 @@ impl ConfigSpec {
         self.fields.iter().find(|f| f.name == name)
     }
 
-    /// The schema as the dashboard renders it.
-    pub fn schema(&self) -> Value {
+    /// The schema as the dashboard renders it, each field with its `label` (from `label`,
+    /// else the name spelled out).
+    pub fn schema(&self, label: impl Fn(&str) -> Option<String>) -> Value {
         Value::Array(
             self.fields
                 .iter()
                 .map(|f| {
-                    let mut v = json!({ "name": f.name });
+                    let mut v = json!({ "name": f.name, "label": label(f.name).unwrap_or_else(|| spell_out(f.name)) });
                     match f.kind {
                         FieldKind::Text { max } => {
                             v["type"] = "text".into();
@@ -144,6 +145,33 @@ impl ConfigSpec {
         }
         Value::Object(out)
     }
+}
+
+/// `modLogChannelId` → `Mod log channel id`.
+fn spell_out(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() {
+            out.push(' ');
+            out.extend(c.to_lowercase());
+        } else if i == 0 {
+            out.extend(c.to_uppercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The caller's language: the first of `Accept-Language`.
+fn locale(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(axum::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split([',', ';']).next())
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty() && v.len() < 36)
+        .unwrap_or_else(|| crate::locales::DEFAULT_LOCALE.to_string())
 }
 
 fn typed<T: DeserializeOwned>(d: &Document) -> Result<(), String> {
@@ -226,7 +254,10 @@ fn check_value(
 }
 
 /// The plugin named `name` and its settings, or 404.
-fn spec(data: &Data, name: &str) -> Result<ConfigSpec, AppError> {
+fn spec(
+    data: &Data,
+    name: &str,
+) -> Result<(ConfigSpec, Option<&'static crate::locales::Strings>), AppError> {
     let plugin = data
         .registry
         .plugins()
@@ -239,47 +270,57 @@ fn spec(data: &Data, name: &str) -> Result<ConfigSpec, AppError> {
                 format!("there is no plugin {name:?}"),
             )
         })?;
-    plugin.config().ok_or_else(|| {
-        UserError::new(
+    let spec = plugin.config().ok_or_else(|| {
+        AppError::from(UserError::new(
             UserErrorKind::NotFound,
             "no_settings",
             format!("the {name} plugin has no per-server settings"),
-        )
-        .into()
-    })
+        ))
+    })?;
+    Ok((spec, plugin.strings()))
 }
 
-/// `GET`/`PUT` answer: the schema and the values.
-fn page(plugin: &str, spec: &ConfigSpec, stored: &Document) -> Json<Value> {
-    Json(json!({ "plugin": plugin, "fields": spec.schema(), "values": spec.values(stored) }))
+/// `GET`/`PUT` answer: the schema (labels in `locale`, from the plugin's strings
+/// `config-<field>`) and the values.
+fn page(
+    plugin: &str,
+    (spec, strings): &(ConfigSpec, Option<&'static crate::locales::Strings>),
+    locale: &str,
+    stored: &Document,
+) -> Json<Value> {
+    let label = |name: &str| strings.and_then(|s| s.lookup(locale, &format!("config-{name}")));
+    Json(json!({ "plugin": plugin, "fields": spec.schema(label), "values": spec.values(stored) }))
 }
 
 /// `GET /api/guilds/{guildId}/{plugin}/config`.
 pub async fn get_config(
     State(data): State<Data>,
+    headers: axum::http::HeaderMap,
     user: AuthUser,
     Path((guild, plugin)): Path<(String, String)>,
 ) -> Result<Json<Value>, AppError> {
     user.require_guild(&data, &guild).await?;
-    let spec = spec(&data, &plugin)?;
+    let found = spec(&data, &plugin)?;
     let stored = data
         .db
-        .collection::<Document>(spec.collection)
+        .collection::<Document>(found.0.collection)
         .find_one(doc! { "guildId": &guild })
         .await?
         .unwrap_or_default();
-    Ok(page(&plugin, &spec, &stored))
+    Ok(page(&plugin, &found, &locale(&headers), &stored))
 }
 
 /// `PUT /api/guilds/{guildId}/{plugin}/config`: changes the settings sent.
 pub async fn put_config(
     State(data): State<Data>,
+    headers: axum::http::HeaderMap,
     user: AuthUser,
     Path((guild, plugin)): Path<(String, String)>,
     body: crate::api::JsonBody<Value>,
 ) -> Result<Json<Value>, AppError> {
     user.require_guild(&data, &guild).await?;
-    let spec = spec(&data, &plugin)?;
+    let found = spec(&data, &plugin)?;
+    let spec = &found.0;
     let Value::Object(sent) = body.0 else {
         return Err(UserError::bad_request(
             "invalid_body",
@@ -354,5 +395,5 @@ pub async fn put_config(
         .find_one(doc! { "guildId": &guild })
         .await?
         .unwrap_or_default();
-    Ok(page(&plugin, &spec, &stored))
+    Ok(page(&plugin, &found, &locale(&headers), &stored))
 }

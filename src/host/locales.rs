@@ -111,6 +111,13 @@ impl Strings {
         keys
     }
 
+    /// The text for `key` in `locale` (or the default locale) without arguments, if this
+    /// owner has that string at all.
+    pub fn lookup(&self, locale: &str, key: &str) -> Option<String> {
+        let text = self.t_in(locale, key, &[]);
+        (text != key).then_some(text)
+    }
+
     /// The text for `key` in the default locale with `args` filled in.
     pub fn t(&self, key: &str, args: &[(&str, &str)]) -> String {
         self.t_in(DEFAULT_LOCALE, key, args)

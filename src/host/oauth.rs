@@ -238,6 +238,8 @@ struct DiscordUser {
     global_name: Option<String>,
     #[serde(default)]
     avatar: Option<String>,
+    #[serde(default)]
+    locale: Option<String>,
 }
 
 async fn finish_login(data: &Data, c: &Client, code: &str) -> anyhow::Result<Claims> {
@@ -287,6 +289,7 @@ async fn finish_login(data: &Data, c: &Client, code: &str) -> anyhow::Result<Cla
         csrf: Some(random_hex(16)),
         name: Some(user.global_name.unwrap_or(user.username)),
         avatar: user.avatar,
+        locale: user.locale.filter(|l| l.len() <= 16),
     })
 }
 
@@ -302,6 +305,8 @@ pub struct Me {
     pub avatar: Option<String>,
     /// Whether the user owns the bot.
     pub owner: bool,
+    /// The user's Discord language, when known.
+    pub locale: Option<String>,
     /// What state-changing requests send in `X-CSRF-Token` (cookie sessions).
     pub csrf_token: Option<String>,
     /// Whether Log in with Discord is set up.
@@ -314,6 +319,7 @@ pub async fn me(State(data): State<Data>, user: AuthUser) -> Json<Me> {
         user_id: user.id.to_string(),
         name: user.claims.name.clone(),
         avatar: user.claims.avatar.clone(),
+        locale: user.claims.locale.clone(),
         owner: user.owner,
         csrf_token: user.claims.csrf.clone(),
         login: client(&data).is_ok(),

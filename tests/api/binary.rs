@@ -68,12 +68,27 @@ async fn run_starts_an_embedded_database_and_works_without_discord() {
         .await
         .unwrap();
     assert!(page.contains("<title>Heimdall</title>"));
-    // Every file of the dashboard is built into the binary, byte for byte.
-    let public = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboard/public");
+    // Every file of the built dashboard is built into the binary, byte for byte.
+    let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboard/dist");
+    let mut files = Vec::new();
+    let mut dirs = vec![dist.clone()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).expect("dashboard/dist (npm run build)") {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
     let mut n = 0;
-    for entry in std::fs::read_dir(&public).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
+    for path in files {
+        let name = path
+            .strip_prefix(&dist)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         let embedded = heimdall_host::api::dashboard::file(&format!("/{name}"))
             .unwrap_or_else(|| panic!("{name} is not embedded"));
         assert_eq!(embedded, std::fs::read(&path).unwrap().as_slice(), "{name}");
@@ -91,6 +106,11 @@ async fn run_starts_an_embedded_database_and_works_without_discord() {
         n += 1;
     }
     assert!(n >= 5, "the dashboard has its pages");
+    // The app's page loads its script and style from files: no inline script for the CSP.
+    assert!(
+        page.contains("<script type=\"module\" crossorigin src=\"/assets/"),
+        "{page}"
+    );
     assert_eq!(heimdall_host::api::dashboard::FILES.len(), n);
 
     // SIGINT: a graceful stop, as Ctrl-C.

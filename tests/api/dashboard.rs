@@ -16,7 +16,7 @@ fn dashboard_dir() -> std::path::PathBuf {
 }
 
 /// Runs a browser script; its last stdout line is its JSON report.
-async fn browser(script: &str, env: &[(&str, String)]) -> Value {
+pub async fn browser(script: &str, env: &[(&str, String)]) -> Value {
     let dir = dashboard_dir();
     assert!(
         dir.join("node_modules/playwright-core").exists()

@@ -56,6 +56,8 @@ pub async fn app_with_discord() -> (TestApp, Discord) {
             .collect();
         w.members
             .insert((EPSILON.into(), STAFF), vec![MOD_ROLE.into()]);
+        // The member's Discord is in German.
+        w.locales.insert(MEMBER, "de".into());
     });
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");

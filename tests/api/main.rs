@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod app_browser;
 mod binary;
 mod catalog;
 mod clone;

@@ -108,6 +108,20 @@ async fn settings_are_checked_field_by_field_and_changes_reach_open_pages() {
         ]
     );
     assert_eq!(page["values"]["automodEnabled"], false);
+    // Labels come from the plugin's strings, in the caller's language.
+    assert_eq!(page["fields"][0]["label"], "Mute role");
+    let german: Value = app
+        .http
+        .get(format!("{}{path}", app.address))
+        .header("cookie", &staff.cookie)
+        .header("accept-language", "de-DE,de;q=0.9")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(german["fields"][0]["label"], "Stummschalt-Rolle");
 
     let mut other_tab = room(&app, &staff, ALPHA).await;
     let (s, page, _) = put(

@@ -37,6 +37,8 @@ pub struct World {
     pub user_guilds: HashMap<u64, Vec<UserGuild>>,
     /// The servers the bot is in: `(id, name)`.
     pub bot_guilds: Vec<(String, String)>,
+    /// Users' Discord languages (default `en-US`).
+    pub locales: HashMap<u64, String>,
     /// Members' roles: `(guild, user) -> roles`.
     pub members: HashMap<(String, u64), Vec<String>>,
     codes: HashMap<String, (u64, String)>,
@@ -196,11 +198,13 @@ fn is_bot(headers: &HeaderMap) -> bool {
 }
 
 async fn me(State(w): Shared, headers: HeaderMap) -> Response {
-    w.lock().unwrap().seen.push("/api/v10/users/@me".into());
+    let mut w = w.lock().unwrap();
+    w.seen.push("/api/v10/users/@me".into());
     match bearer_user(&headers) {
         Some(id) => Json(json!({
             "id": id.to_string(), "username": format!("user{}", id % 1000), "discriminator": "0",
             "global_name": format!("User {}", id % 1000), "avatar": null,
+            "locale": w.locales.get(&id).cloned().unwrap_or_else(|| "en-US".into()),
         }))
         .into_response(),
         None => error(StatusCode::UNAUTHORIZED, "401: Unauthorized"),

@@ -1,0 +1,87 @@
+import { useState } from "react";
+import { api } from "../api";
+import { t } from "../i18n";
+import { eventToAction } from "../reducer";
+import { useRealtimeData } from "../useRealtimeData";
+
+interface Tag {
+  name: string;
+  content: string;
+  authorId: string;
+  uses: number;
+}
+
+/** Tags: search, create, edit, delete; live. */
+export function TagsPage({ guild }: { guild: string }) {
+  const [q, setQ] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const [name, setName] = useState("");
+  const [content, setContent] = useState("");
+  const base = `/api/guilds/${guild}/tags/items`;
+  const { items, loading } = useRealtimeData<Tag>(
+    guild,
+    async () => (await api<{ items: Tag[] }>(`${base}?limit=100&q=${encodeURIComponent(q)}`)).items,
+    (t) => t.name,
+    (f) => (f.event.startsWith("tags:") ? eventToAction(f.event, f.data) : null),
+    [q],
+  );
+  const run = async (p: Promise<unknown>) => {
+    setError(null);
+    try {
+      await p;
+    } catch (e: any) {
+      setError(e.message);
+    }
+  };
+  return (
+    <section data-testid="tags">
+      <h3>{t("tags.title")}</h3>
+      <input type="search" placeholder={t("tags.search")} value={q} onChange={(e) => setQ(e.target.value)} />
+      <form
+        className="row"
+        onSubmit={(e) => {
+          e.preventDefault();
+          run(api(base, { method: "POST", body: { name, content } }).then(() => (setName(""), setContent(""))));
+        }}
+      >
+        <input name="tag-name" placeholder={t("tags.name")} value={name} onChange={(e) => setName(e.target.value)} />
+        <input name="tag-content" placeholder={t("tags.content")} value={content} onChange={(e) => setContent(e.target.value)} />
+        <button type="submit">{t("tags.create")}</button>
+      </form>
+      {error && <p className="error" role="alert">{error}</p>}
+      {loading && <p>{t("loading")}</p>}
+      <table>
+        <thead>
+          <tr>
+            <th>{t("tags.name")}</th>
+            <th>{t("tags.content")}</th>
+            <th>{t("tags.uses")}</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {items
+            .filter((tag) => tag.name.includes(q.toLowerCase().trim()))
+            .map((tag) => (
+              <tr key={tag.name} data-tag={tag.name}>
+                <td>{tag.name}</td>
+                <td className="content">{tag.content}</td>
+                <td>{tag.uses}</td>
+                <td>
+                  <button
+                    onClick={() => {
+                      const next = prompt(t("tags.edit"), tag.content);
+                      if (next !== null) run(api(`${base}/${tag.name}`, { method: "PUT", body: { content: next } }));
+                    }}
+                  >
+                    {t("tags.edit")}
+                  </button>
+                  <button onClick={() => run(api(`${base}/${tag.name}`, { method: "DELETE" }))}>{t("tags.delete")}</button>
+                </td>
+              </tr>
+            ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}

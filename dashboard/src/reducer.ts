@@ -1,0 +1,55 @@
+// How a list page applies live events: each plugin's events change one item (by its key),
+// add one, or remove one. Events it cannot apply make the page refetch.
+
+export interface ListState<T> {
+  items: T[];
+  /** Bumped when the list must be fetched again. */
+  stale: number;
+}
+
+export type ListAction<T> =
+  | { type: "loaded"; items: T[] }
+  | { type: "upsert"; item: T; prepend?: boolean }
+  | { type: "remove"; key: string }
+  | { type: "refetch" };
+
+export function listReducer<T>(key: (t: T) => string) {
+  return (state: ListState<T>, action: ListAction<T>): ListState<T> => {
+    switch (action.type) {
+      case "loaded":
+        return { ...state, items: action.items };
+      case "upsert": {
+        const k = key(action.item);
+        const i = state.items.findIndex((t) => key(t) === k);
+        if (i >= 0) {
+          const items = state.items.slice();
+          items[i] = action.item;
+          return { ...state, items };
+        }
+        const items = action.prepend ? [action.item, ...state.items] : [...state.items, action.item];
+        return { ...state, items };
+      }
+      case "remove":
+        return { ...state, items: state.items.filter((t) => key(t) !== action.key) };
+      case "refetch":
+        return { ...state, stale: state.stale + 1 };
+    }
+  };
+}
+
+/** What a gateway event means for a list: tags and infractions. */
+export function eventToAction(event: string, data: any): ListAction<any> | null {
+  switch (event) {
+    case "tags:tag_created":
+    case "tags:tag_updated":
+      return { type: "upsert", item: data.tag };
+    case "tags:tag_deleted":
+      return { type: "remove", key: data.name };
+    case "moderation:infraction_created":
+      return { type: "upsert", item: data.infraction, prepend: true };
+    case "moderation:infraction_updated":
+      return { type: "upsert", item: data.infraction };
+    default:
+      return null;
+  }
+}

@@ -1,0 +1,56 @@
+// The one hook every live page uses: fetch, join the guild's room, apply each event (or
+// refetch when it cannot, or when events were missed).
+
+import { useEffect, useReducer, useState, createContext, useContext } from "react";
+import { RealtimeClient, Frame } from "./realtime";
+import { ListAction, listReducer } from "./reducer";
+
+export const Realtime = createContext<RealtimeClient | null>(null);
+
+export function useRealtime(): RealtimeClient | null {
+  return useContext(Realtime);
+}
+
+/** Calls `onEvent` with each event of `guildId`'s room, and `onGap` when some were missed. */
+export function useGuildEvents(guildId: string, onEvent: (f: Frame) => void, onGap: () => void) {
+  const client = useRealtime();
+  useEffect(() => {
+    if (!client) return;
+    return client.subscribe(guildId, onEvent, onGap);
+  }, [client, guildId]);
+}
+
+/** A live list: `fetcher` loads it; `toAction` turns an event into a change of it (or
+ *  `null`: not about this list; `"refetch"`: load again). */
+export function useRealtimeData<T>(
+  guildId: string,
+  fetcher: () => Promise<T[]>,
+  key: (t: T) => string,
+  toAction: (f: Frame) => ListAction<T> | "refetch" | null,
+  deps: unknown[] = [],
+) {
+  const [state, dispatch] = useReducer(listReducer<T>(key), { items: [], stale: 0 });
+  const [loading, setLoading] = useState(true);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    let live = true;
+    setLoading(true);
+    fetcher()
+      .then((items) => live && (dispatch({ type: "loaded", items }), setError(null)))
+      .catch((e) => live && setError(e.message))
+      .finally(() => live && setLoading(false));
+    return () => {
+      live = false;
+    };
+  }, [guildId, state.stale, ...deps]);
+  useGuildEvents(
+    guildId,
+    (f) => {
+      const a = toAction(f);
+      if (a === "refetch") dispatch({ type: "refetch" });
+      else if (a) dispatch(a);
+    },
+    () => dispatch({ type: "refetch" }),
+  );
+  return { items: state.items, loading, error, reload: () => dispatch({ type: "refetch" }) };
+}

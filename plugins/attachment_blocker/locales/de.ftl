@@ -1,0 +1,4 @@
+# Die Texte des Plugins attachment blocker (Deutsch).
+
+# Einstellungen im Dashboard.
+config-enabled = Anhangsblocker an

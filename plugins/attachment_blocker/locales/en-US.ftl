@@ -1,0 +1,4 @@
+# The attachment blocker plugin's strings (English).
+
+# Settings on the dashboard.
+config-enabled = Attachment blocker on

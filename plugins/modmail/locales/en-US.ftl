@@ -1,0 +1,4 @@
+# The modmail plugin's strings (English).
+
+# Settings on the dashboard.
+config-enabled = Modmail on

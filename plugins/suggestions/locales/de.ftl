@@ -1,0 +1,5 @@
+# Die Texte des Plugins suggestions (Deutsch).
+
+# Einstellungen im Dashboard.
+config-enabled = Vorschläge an
+config-channelId = Vorschlagskanal

@@ -1,0 +1,4 @@
+# Die Texte des Plugins temporary voice channels (Deutsch).
+
+# Einstellungen im Dashboard.
+config-hubChannelId = Hub-Sprachkanal

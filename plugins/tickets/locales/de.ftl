@@ -1,0 +1,4 @@
+# Die Texte des Plugins tickets (Deutsch).
+
+# Einstellungen im Dashboard.
+config-enabled = Tickets an
