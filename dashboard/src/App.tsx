@@ -6,6 +6,11 @@ import { Realtime } from "./useRealtimeData";
 import { SettingsForm } from "./pages/Settings";
 import { TagsPage } from "./pages/Tags";
 import { InfractionsPage } from "./pages/Infractions";
+import { SuggestionsPage } from "./pages/Suggestions";
+import { ModmailPage } from "./pages/Modmail";
+
+/** Plugins with a data page besides their settings. */
+const DATA_PAGES = ["tags", "moderation", "suggestions", "modmail"];
 
 function go(path: string) {
   history.pushState(null, "", path);
@@ -112,7 +117,7 @@ function Guild({ id, plugin }: { id: string; plugin?: string }) {
     );
   if (error) return <p className="error">{t("error", { message: error.message })}</p>;
   if (!page) return <p>{t("loading")}</p>;
-  const pages = page.plugins.filter((p) => p.settings || p.name === "tags" || p.name === "moderation");
+  const pages = page.plugins.filter((p) => p.settings || DATA_PAGES.includes(p.name));
   const current = plugin ?? pages[0]?.name;
   const info = page.plugins.find((p) => p.name === current);
   return (
@@ -133,6 +138,8 @@ function Guild({ id, plugin }: { id: string; plugin?: string }) {
         {info?.settings && <SettingsForm guild={id} plugin={info.name} key={id + info.name} />}
         {current === "tags" && <TagsPage guild={id} key={id} />}
         {current === "moderation" && <InfractionsPage guild={id} key={id} />}
+        {current === "suggestions" && <SuggestionsPage guild={id} key={id} />}
+        {current === "modmail" && <ModmailPage guild={id} key={id} />}
       </main>
     </div>
   );

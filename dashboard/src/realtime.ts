@@ -35,7 +35,13 @@ interface Room {
   handlers: Set<(f: Frame) => void>;
   gaps: Set<() => void>;
   lastSeq?: number;
+  /** The server confirmed the subscription (since the last connect). */
+  joined?: boolean;
 }
+
+/** How long a room with no listener is kept before leaving it: moving between a server's
+ *  pages re-uses it instead of leaving and joining again (the server allows few of those). */
+export const LINGER_MS = 3000;
 
 export interface ClientOptions {
   url: string;
@@ -89,8 +95,12 @@ export class RealtimeClient {
       r.handlers.delete(handler);
       r.gaps.delete(onGap);
       if (r.handlers.size === 0) {
-        this.rooms.delete(guildId);
-        if (this.status === "live") this.send({ type: "unsubscribe", guildId });
+        this.opts.setTimer(() => {
+          if (this.rooms.get(guildId) === r && r.handlers.size === 0) {
+            this.rooms.delete(guildId);
+            if (this.status === "live") this.send({ type: "unsubscribe", guildId });
+          }
+        }, LINGER_MS);
       }
     };
   }
@@ -148,7 +158,19 @@ export class RealtimeClient {
       case "authenticated":
         this.attempt = 0;
         this.setStatus("live");
-        for (const [guildId, room] of this.rooms) this.sendSubscribe(guildId, room);
+        for (const [guildId, room] of this.rooms) {
+          room.joined = false;
+          this.sendSubscribe(guildId, room);
+        }
+        return;
+      case "error":
+        // Too many joins at once: try the rooms not joined yet again in a second.
+        if (f.data?.code === "rate_limited") {
+          this.opts.setTimer(() => {
+            if (this.status !== "live") return;
+            for (const [guildId, room] of this.rooms) if (!room.joined) this.sendSubscribe(guildId, room);
+          }, 1000);
+        }
         return;
       case "resume_gap": {
         const room = f.guildId ? this.rooms.get(f.guildId) : undefined;
@@ -160,6 +182,7 @@ export class RealtimeClient {
       }
       case "subscribed": {
         const room = f.guildId ? this.rooms.get(f.guildId) : undefined;
+        if (room) room.joined = true;
         if (room && room.lastSeq === undefined) room.lastSeq = f.data?.seq;
         return;
       }

@@ -37,7 +37,7 @@ export function listReducer<T>(key: (t: T) => string) {
   };
 }
 
-/** What a gateway event means for a list: tags and infractions. */
+/** What a gateway event means for a list: tags, infractions, suggestions, modmail messages. */
 export function eventToAction(event: string, data: any): ListAction<any> | null {
   switch (event) {
     case "tags:tag_created":
@@ -49,6 +49,10 @@ export function eventToAction(event: string, data: any): ListAction<any> | null 
       return { type: "upsert", item: data.infraction, prepend: true };
     case "moderation:infraction_updated":
       return { type: "upsert", item: data.infraction };
+    case "suggestions:updated":
+      return { type: "upsert", item: data.suggestion };
+    case "modmail:message_created":
+      return { type: "upsert", item: data.message };
     default:
       return null;
   }

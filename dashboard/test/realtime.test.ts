@@ -110,12 +110,37 @@ describe("RealtimeClient", () => {
     expect(h.last().sent[1]).toEqual({ type: "subscribe", guildId: "1" });
   });
 
-  it("stops when the session was signed out, and leaves a room with its last listener", () => {
+  it("keeps a room a moment for the next page, and retries joins the server rate-limited", () => {
     const h = harness();
     const off = h.client.subscribe("1", () => {}, () => {});
     h.handshake();
     off();
+    const events: Frame[] = [];
+    h.client.subscribe("1", (f) => events.push(f), () => {});
+    h.timers[0].fn(); // the linger ends: the room has a listener again, so it stays
+    expect(h.last().sent).toEqual([{ type: "auth" }, { type: "subscribe", guildId: "1" }]);
+    h.client.subscribe("2", () => {}, () => {});
+    h.last().frame({ event: "error", data: { code: "rate_limited" } });
+    h.last().sent.length = 0;
+    h.timers[1].fn();
+    expect(h.last().sent).toEqual([
+      { type: "subscribe", guildId: "1" },
+      { type: "subscribe", guildId: "2" },
+    ]);
+    h.last().frame({ event: "subscribed", guildId: "1", data: { seq: 0 } });
+    h.last().frame({ event: "a:b", guildId: "1", seq: 1, data: {} });
+    expect(events.length).toBe(1);
+  });
+
+  it("stops when the session was signed out, and leaves a room after its last listener", () => {
+    const h = harness();
+    const off = h.client.subscribe("1", () => {}, () => {});
+    h.handshake();
+    off();
+    expect(h.timers.map((t) => t.ms)).toEqual([3000]);
+    h.timers[0].fn();
     expect(h.last().sent.pop()).toEqual({ type: "unsubscribe", guildId: "1" });
+    h.timers.length = 0;
     h.last().drop(4003);
     expect(h.client.status).toBe("signed-out");
     expect(h.timers).toEqual([]);

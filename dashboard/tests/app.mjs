@@ -120,6 +120,32 @@ try {
   out.commandTagSeen = await a.page.waitForSelector('tr[data-tag="faq"]', { timeout: 5000 }).then(() => true, () => false);
   await a.page.screenshot({ path: `${shots}/tags.png` });
 
+  // Modmail: a reply typed in one browser reaches the member and shows in the other.
+  for (const p of [a.page, b.page]) {
+    await p.click('nav a[href$="/modmail"]');
+    await p.click('button[data-ticket="1"]');
+    await p.waitForSelector(".messages li.member");
+  }
+  await a.page.fill('input[name="reply"]', "Thanks, we are checking.");
+  await a.page.click('.conversation button[type="submit"]');
+  out.replySeenLive = await b.page
+    .waitForSelector('.messages li.staff:has-text("Thanks, we are checking.")', { timeout: 5000 })
+    .then(() => true, () => false);
+  await b.page.screenshot({ path: `${shots}/modmail.png` });
+
+  // Suggestions: a decision in one browser shows in the other.
+  for (const p of [a.page, b.page]) {
+    await p.click('nav a[href$="/suggestions"]');
+    await p.waitForSelector('tr[data-suggestion="2"]');
+  }
+  const decided = a.page.waitForResponse((r) => r.url().endsWith("/suggestions/items/2/status"));
+  await a.page.selectOption('tr[data-suggestion="2"] select', "approved");
+  out.decisionStatus = (await decided).status();
+  out.suggestionSeenLive = await b.page
+    .waitForFunction(() => document.querySelector('tr[data-suggestion="2"] select').value === "approved", null, { timeout: 5000 })
+    .then(() => true, () => false);
+  await b.page.screenshot({ path: `${shots}/suggestions.png` });
+
   // A secret setting: write-only.
   await a.page.click('nav a[href$="/minecraft"]');
   await a.page.waitForSelector('input[name="rconPassword"]');
@@ -144,6 +170,11 @@ try {
   await a.page.click("header button");
   await a.page.waitForURL(`${base}/login`);
   out.afterLogout = await b.page.evaluate(async () => (await fetch("/api/auth/me")).status);
+} catch (e) {
+  // Where it stood, for whoever reads the failure.
+  console.error(out);
+  for (const ctx of browser.contexts()) for (const p of ctx.pages()) console.error(p.url(), (await p.content()).slice(0, 3000));
+  throw e;
 } finally {
   await browser.close();
 }

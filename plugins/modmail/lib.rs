@@ -1,11 +1,19 @@
 //! Modmail: members write to the bot, staff answer in threads.
 
 pub mod legacy;
+pub mod ops;
 pub mod sample;
 
 use mongodb::bson::{oid::ObjectId, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::Json;
+use heimdall_host::api::JsonBody;
+use heimdall_host::auth::AuthUser;
+use heimdall_host::context::Data;
+use heimdall_host::error::AppError;
 use heimdall_host::guild_config::{ConfigField, ConfigSpec, FieldKind};
 use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
 
@@ -28,6 +36,17 @@ impl Plugin for ModmailPlugin {
     }
     fn strings(&self) -> Option<&'static heimdall_host::locales::Strings> {
         Some(&STRINGS)
+    }
+    fn routes(&self) -> axum::Router<Data> {
+        axum::Router::new()
+            .route(
+                "/api/guilds/{guild}/modmail/conversations",
+                get(list_conversations),
+            )
+            .route(
+                "/api/guilds/{guild}/modmail/conversations/{ticket}/messages",
+                get(list_messages).post(send_reply),
+            )
     }
     fn config(&self) -> Option<ConfigSpec> {
         Some(ConfigSpec::new::<ModmailConfig>(
@@ -168,4 +187,70 @@ pub struct ModmailMessage {
     /// Fields this struct does not name; kept on write.
     #[serde(flatten)]
     pub extra: Document,
+}
+
+/// `?status=&before=&after=&limit=` of the modmail lists.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    before: Option<i32>,
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list_conversations(
+    State(data): State<Data>,
+    user: AuthUser,
+    Path(guild): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<ops::Page<ops::ConversationView, i32>>, AppError> {
+    user.require_guild(&data, &guild).await?;
+    let status = q.status.filter(|s| !s.is_empty());
+    Ok(Json(
+        ops::conversations(
+            &data,
+            &guild,
+            status.as_deref(),
+            q.before,
+            q.limit.unwrap_or(50),
+        )
+        .await?,
+    ))
+}
+
+async fn list_messages(
+    State(data): State<Data>,
+    user: AuthUser,
+    Path((guild, ticket)): Path<(String, i32)>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<ops::Page<ops::MessageView, String>>, AppError> {
+    user.require_guild(&data, &guild).await?;
+    Ok(Json(
+        ops::messages(
+            &data,
+            &guild,
+            ticket,
+            q.after.as_deref(),
+            q.limit.unwrap_or(100),
+        )
+        .await?,
+    ))
+}
+
+/// `POST .../messages`: a staff reply.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reply {
+    content: String,
+}
+
+async fn send_reply(
+    State(data): State<Data>,
+    user: AuthUser,
+    Path((guild, ticket)): Path<(String, i32)>,
+    JsonBody(r): JsonBody<Reply>,
+) -> Result<(axum::http::StatusCode, Json<ops::MessageView>), AppError> {
+    user.require_guild(&data, &guild).await?;
+    let m = ops::reply(&data, &guild, ticket, user.id, &r.content).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(m)))
 }

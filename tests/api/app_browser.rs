@@ -69,12 +69,50 @@ async fn control(app: &TestApp, discord: &Discord) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
+/// A modmail conversation (#1, open, with two messages) and three suggestions in ALPHA.
+async fn seed_modmail_and_suggestions(app: &TestApp) {
+    use mongodb::bson::{doc, oid::ObjectId, DateTime};
+    let conv = ObjectId::new();
+    app.db
+        .collection::<mongodb::bson::Document>("modmail_conversations")
+        .insert_one(doc! { "_id": conv, "guildId": ALPHA, "ticketNumber": 1, "userId": MODMAIL_MEMBER.to_string(),
+            "status": "open", "claimedBy": null, "createdAt": DateTime::now() })
+        .await
+        .unwrap();
+    for (i, text) in ["Hello, I was banned by mistake?", "It was in #general."]
+        .iter()
+        .enumerate()
+    {
+        app.db
+            .collection::<mongodb::bson::Document>("modmail_messages")
+            .insert_one(doc! { "guildId": ALPHA, "conversationId": conv, "authorId": MODMAIL_MEMBER.to_string(),
+                "isStaff": false, "content": *text, "attachments": [], "createdAt": DateTime::now(), "n": i as i32 })
+            .await
+            .unwrap();
+    }
+    for (n, text, up) in [
+        (1, "A music channel", 12),
+        (2, "Weekly game nights", 30),
+        (3, "Fewer pings", 4),
+    ] {
+        app.db
+            .collection::<mongodb::bson::Document>("suggestions")
+            .insert_one(doc! { "guildId": ALPHA, "number": n, "authorId": "640000000000000001", "content": text,
+                "status": "pending", "messageId": null, "upvotes": up, "downvotes": 2, "createdAt": DateTime::now() })
+            .await
+            .unwrap();
+    }
+}
+
+const MODMAIL_MEMBER: u64 = 640_000_000_000_000_042;
+
 #[tokio::test]
 async fn staff_log_in_pick_a_server_and_see_changes_live_in_chromium() {
     let (app, discord) = app_with_discord().await;
     tags::ops::create(&app.data, ALPHA, "rules", "Be kind.", STAFF)
         .await
         .unwrap();
+    seed_modmail_and_suggestions(&app).await;
     let ctl = control(&app, &discord).await;
     let shots = tempfile::tempdir().unwrap();
     let report = browser(
@@ -118,6 +156,13 @@ async fn staff_log_in_pick_a_server_and_see_changes_live_in_chromium() {
     assert_eq!(report["warnSeen"], true, "{report}");
     assert_eq!(report["reconnected"], true, "{report}");
     assert_eq!(report["casesAfterDrop"], json!([true, true]), "{report}");
+    // A reply typed on the modmail page reached the member by DM and the other browser.
+    assert_eq!(report["replySeenLive"], true, "{report}");
+    assert_eq!(
+        discord.with(|w| w.dms.clone()),
+        vec![(MODMAIL_MEMBER, "Thanks, we are checking.".to_string())]
+    );
+    assert_eq!(report["suggestionSeenLive"], true, "{report}");
     // Logging out ends the session.
     assert_eq!(report["afterLogout"], 401, "{report}");
     // No script error and no Content-Security-Policy violation on any page.
@@ -130,6 +175,8 @@ async fn staff_log_in_pick_a_server_and_see_changes_live_in_chromium() {
         "infractions",
         "no-access",
         "secret",
+        "modmail",
+        "suggestions",
     ] {
         let p = shots.path().join(format!("{shot}.png"));
         assert!(

@@ -5,7 +5,8 @@ use futures::SinkExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use heimdall::plugins::{moderation, tags};
+use heimdall::plugins::{moderation, modmail, suggestions, tags};
+use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
 
 use crate::helpers::TestApp;
 use crate::login::{
@@ -300,4 +301,233 @@ async fn a_warn_appears_on_the_open_infractions_page_and_can_be_pardoned() {
     )
     .await;
     assert_eq!((s, b["code"].as_str()), (404, Some("no_such_case")));
+}
+
+#[tokio::test]
+async fn suggestions_are_listed_with_votes_and_decided_live() {
+    let (app, discord) = app_with_discord().await;
+    let (staff, _) = log_in(&app.address, &discord, STAFF, "/").await;
+    let coll = app.db.collection::<suggestions::Suggestion>("suggestions");
+    for n in 1..=60 {
+        coll.insert_one(suggestions::Suggestion {
+            id: None,
+            guild_id: ALPHA.into(),
+            number: n,
+            author_id: "640000000000000001".into(),
+            content: format!("idea {n}"),
+            status: if n % 2 == 0 { "pending" } else { "approved" }.into(),
+            message_id: None,
+            upvotes: n,
+            downvotes: 1,
+            created_at: Some(DateTime::now()),
+            extra: Document::new(),
+        })
+        .await
+        .unwrap();
+    }
+    let mut page = room(&app, &staff, ALPHA).await;
+    let base = format!("/api/guilds/{ALPHA}/suggestions/items");
+    use reqwest::Method as M;
+    let (s, p) = call(
+        &app,
+        &staff,
+        M::GET,
+        &format!("{base}?status=pending&limit=20"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{p}");
+    let items = p["items"].as_array().unwrap();
+    assert_eq!(
+        (
+            items.len(),
+            items[0]["number"].as_i64(),
+            items[0]["upvotes"].as_i64()
+        ),
+        (20, Some(60), Some(60))
+    );
+    let (_, rest) = call(
+        &app,
+        &staff,
+        M::GET,
+        &format!("{base}?status=pending&limit=20&before={}", p["next"]),
+        None,
+    )
+    .await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 10);
+
+    let (s, d) = call(
+        &app,
+        &staff,
+        M::PUT,
+        &format!("{base}/60/status"),
+        Some(json!({ "status": "implemented", "note": "shipped" })),
+    )
+    .await;
+    assert_eq!(
+        (s, d["status"].as_str(), d["note"].as_str()),
+        (200, Some("implemented"), Some("shipped"))
+    );
+    let e = event(&mut page, "suggestions:updated").await;
+    assert_eq!(
+        (
+            e["data"]["suggestion"]["number"].as_i64(),
+            e["data"]["by"].as_str()
+        ),
+        (Some(60), Some("600000000000000001"))
+    );
+    let (s, b) = call(
+        &app,
+        &staff,
+        M::PUT,
+        &format!("{base}/60/status"),
+        Some(json!({ "status": "maybe" })),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (400, Some("invalid_status")));
+    let (s, b) = call(
+        &app,
+        &staff,
+        M::PUT,
+        &format!("{base}/999/status"),
+        Some(json!({ "status": "denied" })),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (404, Some("no_such_suggestion")));
+    let (s, b) = call(
+        &app,
+        &staff,
+        M::PUT,
+        &format!("{base}/abc/status"),
+        Some(json!({ "status": "denied" })),
+    )
+    .await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{b}"
+    );
+    assert!(!b["message"].as_str().unwrap().contains("parse"), "{b}");
+}
+
+#[tokio::test]
+async fn a_staff_reply_reaches_the_member_by_dm_and_the_open_conversation() {
+    let (app, discord) = app_with_discord().await;
+    let (staff, _) = log_in(&app.address, &discord, STAFF, "/").await;
+    let member = 640_000_000_000_000_009u64;
+    let convs = app
+        .db
+        .collection::<modmail::ModmailConversation>("modmail_conversations");
+    let mut ids = Vec::new();
+    for (n, status) in [(1, "closed"), (2, "open")] {
+        let id = ObjectId::new();
+        ids.push(id);
+        convs
+            .insert_one(modmail::ModmailConversation {
+                id: Some(id),
+                guild_id: ALPHA.into(),
+                ticket_number: n,
+                user_id: member.to_string(),
+                status: status.into(),
+                claimed_by: None,
+                created_at: DateTime::now(),
+                closed_at: None,
+                extra: Document::new(),
+            })
+            .await
+            .unwrap();
+    }
+    let msgs = app.db.collection::<Document>("modmail_messages");
+    for i in 0..150 {
+        msgs.insert_one(doc! { "_id": ObjectId::new(), "guildId": ALPHA, "conversationId": ids[1], "authorId": member.to_string(),
+            "isStaff": false, "content": format!("message {i}"), "attachments": [], "createdAt": DateTime::now() })
+            .await
+            .unwrap();
+    }
+    let mut page = room(&app, &staff, ALPHA).await;
+    use reqwest::Method as M;
+    let (_, list) = call(
+        &app,
+        &staff,
+        M::GET,
+        &format!("/api/guilds/{ALPHA}/modmail/conversations?status=open"),
+        None,
+    )
+    .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    let base = format!("/api/guilds/{ALPHA}/modmail/conversations/2/messages");
+    let (_, p1) = call(&app, &staff, M::GET, &base, None).await;
+    assert_eq!(p1["items"].as_array().unwrap().len(), 100);
+    let (_, p2) = call(
+        &app,
+        &staff,
+        M::GET,
+        &format!("{base}?after={}", p1["next"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(p2["items"].as_array().unwrap().len(), 50);
+    assert_eq!(p2["items"][49]["content"], "message 149");
+
+    let (s, m) = call(
+        &app,
+        &staff,
+        M::POST,
+        &base,
+        Some(json!({ "content": "We are looking into it." })),
+    )
+    .await;
+    assert_eq!(s, 201, "{m}");
+    assert_eq!(m["isStaff"], true);
+    assert_eq!(
+        discord.with(|w| w.dms.clone()),
+        vec![(member, "We are looking into it.".to_string())]
+    );
+    let e = event(&mut page, "modmail:message_created").await;
+    assert_eq!(
+        (
+            e["data"]["ticketNumber"].as_i64(),
+            e["data"]["message"]["content"].as_str()
+        ),
+        (Some(2), Some("We are looking into it."))
+    );
+    assert_eq!(
+        msgs.count_documents(doc! { "conversationId": ids[1] })
+            .await
+            .unwrap(),
+        151
+    );
+
+    // A closed conversation, or a member whose DMs are closed: refused, nothing kept.
+    let (s, b) = call(
+        &app,
+        &staff,
+        M::POST,
+        &format!("/api/guilds/{ALPHA}/modmail/conversations/1/messages"),
+        Some(json!({ "content": "hi" })),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (409, Some("conversation_closed")));
+    discord.with(|w| w.closed_dms.push(member));
+    let (s, b) = call(
+        &app,
+        &staff,
+        M::POST,
+        &base,
+        Some(json!({ "content": "hello?" })),
+    )
+    .await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (502, Some("discord_refused")),
+        "{b}"
+    );
+    assert_eq!(
+        msgs.count_documents(doc! { "conversationId": ids[1] })
+            .await
+            .unwrap(),
+        151
+    );
+    let (s, b) = call(&app, &staff, M::POST, &base, Some(json!({ "content": "" }))).await;
+    assert_eq!((s, b["code"].as_str()), (400, Some("invalid_reply")));
 }

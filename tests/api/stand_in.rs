@@ -41,6 +41,10 @@ pub struct World {
     pub locales: HashMap<u64, String>,
     /// Members' roles: `(guild, user) -> roles`.
     pub members: HashMap<(String, u64), Vec<String>>,
+    /// Direct messages the bot sent: `(user, content)`.
+    pub dms: Vec<(u64, String)>,
+    /// Users whose DMs are closed (Discord answers 50007).
+    pub closed_dms: Vec<u64>,
     codes: HashMap<String, (u64, String)>,
     /// Paths asked, in order.
     pub seen: Vec<String>,
@@ -67,6 +71,11 @@ impl Discord {
             .route(
                 "/api/v10/guilds/{guild}/members/{user}",
                 axum::routing::get(member),
+            )
+            .route("/api/v10/users/@me/channels", axum::routing::post(open_dm))
+            .route(
+                "/api/v10/channels/{channel}/messages",
+                axum::routing::post(send_dm),
             )
             .fallback(|| async {
                 (
@@ -258,6 +267,61 @@ async fn member(State(w): Shared, Path((guild, user)): Path<(String, u64)>) -> R
         )
             .into_response(),
     }
+}
+
+/// `POST /users/@me/channels`: a DM channel whose id is the user's id plus one.
+async fn open_dm(State(w): Shared, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    if !is_bot(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "401: Unauthorized");
+    }
+    w.lock()
+        .unwrap()
+        .seen
+        .push("/api/v10/users/@me/channels".into());
+    let user: u64 = body["recipient_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .or(body["recipient_id"].as_u64())
+        .unwrap_or(0);
+    Json(json!({
+        "id": (user + 1).to_string(), "type": 1, "last_message_id": null,
+        "recipients": [{ "id": user.to_string(), "username": "member", "discriminator": "0", "avatar": null }]
+    }))
+    .into_response()
+}
+
+/// `POST /channels/{id}/messages` in a DM channel opened above.
+async fn send_dm(
+    State(w): Shared,
+    headers: HeaderMap,
+    Path(channel): Path<u64>,
+    Json(body): Json<Value>,
+) -> Response {
+    if !is_bot(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "401: Unauthorized");
+    }
+    let mut w = w.lock().unwrap();
+    let user = channel - 1;
+    if w.closed_dms.contains(&user) {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({ "message": "Cannot send messages to this user", "code": 50007 })),
+        )
+            .into_response();
+    }
+    let content = body["content"].as_str().unwrap_or_default().to_string();
+    if content.is_empty() || content.chars().count() > 2000 {
+        return error(StatusCode::BAD_REQUEST, "Invalid Form Body");
+    }
+    w.dms.push((user, content.clone()));
+    Json(json!({
+        "id": "1", "channel_id": channel.to_string(), "content": content,
+        "author": { "id": "930000000000000001", "username": "heimdall", "discriminator": "0", "avatar": null, "bot": true },
+        "timestamp": "2026-12-02T00:00:00.000000+00:00", "edited_timestamp": null,
+        "tts": false, "mention_everyone": false, "mentions": [], "mention_roles": [],
+        "attachments": [], "embeds": [], "pinned": false, "type": 0
+    }))
+    .into_response()
 }
 
 /// A browser's session after logging in: its cookie and CSRF token.
