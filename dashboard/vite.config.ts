@@ -12,5 +12,5 @@ export default defineConfig({
       "/ws": { target: "ws://127.0.0.1:3001", ws: true },
     },
   },
-  test: { include: ["test/**/*.test.ts"], environment: "node" },
+  test: { include: ["test/**/*.test.ts", "test/**/*.test.tsx"], environment: "node" },
 } as any);

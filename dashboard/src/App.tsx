@@ -8,6 +8,7 @@ import { TagsPage } from "./pages/Tags";
 import { InfractionsPage } from "./pages/Infractions";
 import { SuggestionsPage } from "./pages/Suggestions";
 import { ModmailPage } from "./pages/Modmail";
+import { Migrations } from "./pages/Migrations";
 
 /** Plugins with a data page besides their settings. */
 const DATA_PAGES = ["tags", "moderation", "suggestions", "modmail"];
@@ -178,7 +179,7 @@ export function App() {
         </h1>
         {client && <LiveIndicator client={client} />}
         <span className="spacer" />
-        {me.owner && <a href="/dev.html">{t("owners.migrations")}</a>}
+        {me.owner && <Link to="/migrations">{t("owners.migrations")}</Link>}
         <span data-testid="me">{me.name ?? me.userId}</span>
         <button
           onClick={async () => {
@@ -189,7 +190,7 @@ export function App() {
           {t("logout")}
         </button>
       </header>
-      {m ? <Guild id={m[1]} plugin={m[2]} /> : <Picker />}
+      {path === "/migrations" ? <Migrations owner={me.owner} /> : m ? <Guild id={m[1]} plugin={m[2]} /> : <Picker />}
     </Realtime.Provider>
   );
 }

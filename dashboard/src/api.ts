@@ -58,7 +58,7 @@ export interface GuildPage {
 export interface Field {
   name: string;
   label: string;
-  type: "text" | "integer" | "bool" | "choice" | "channel" | "role" | "secret";
+  type: "text" | "integer" | "bool" | "choice" | "channel" | "voice_channel" | "role" | "secret";
   max?: number;
   min?: number;
   choices?: string[];

@@ -57,6 +57,8 @@ export class RealtimeClient {
   private attempt = 0;
   private epoch: string | undefined;
   private rooms = new Map<string, Room>();
+  /** The owner stream (migration progress): no guild, its own seq. */
+  private owner: Room = { handlers: new Set(), gaps: new Set() };
   private statusListeners = new Set<(s: Status) => void>();
   private stopped = false;
   private readonly opts: Required<ClientOptions>;
@@ -105,6 +107,17 @@ export class RealtimeClient {
     };
   }
 
+  /** Listens to the owner stream (owners only): `handler` gets its events, `onGap` is called
+   *  when some were missed. Returns the way to stop. */
+  onOwner(handler: (f: Frame) => void, onGap: () => void): () => void {
+    this.owner.handlers.add(handler);
+    this.owner.gaps.add(onGap);
+    return () => {
+      this.owner.handlers.delete(handler);
+      this.owner.gaps.delete(onGap);
+    };
+  }
+
   /** The last seq seen in a room (for tests and diagnostics). */
   lastSeq(guildId: string): number | undefined {
     return this.rooms.get(guildId)?.lastSeq;
@@ -145,15 +158,20 @@ export class RealtimeClient {
   private receive(f: Frame) {
     switch (f.event) {
       case "hello":
-        // The cookie authenticates; `epoch` names the history our seqs belong to.
-        this.send({ type: "auth" });
         if (this.epoch && f.data?.epoch !== this.epoch) {
           // Another run of the server: the old seqs mean nothing there.
-          for (const room of this.rooms.values()) room.lastSeq = undefined;
+          const all = [...this.rooms.values(), this.owner];
+          for (const room of all) room.lastSeq = undefined;
           this.epoch = f.data?.epoch;
-          for (const room of this.rooms.values()) room.gaps.forEach((g) => g());
+          for (const room of all) room.gaps.forEach((g) => g());
         }
         this.epoch = f.data?.epoch;
+        // The cookie authenticates; an owner resumes its stream from the last seq it saw.
+        this.send(
+          this.owner.lastSeq === undefined
+            ? { type: "auth" }
+            : { type: "auth", ownerSeq: this.owner.lastSeq, epoch: this.epoch },
+        );
         return;
       case "authenticated":
         this.attempt = 0;
@@ -173,7 +191,7 @@ export class RealtimeClient {
         }
         return;
       case "resume_gap": {
-        const room = f.guildId ? this.rooms.get(f.guildId) : undefined;
+        const room = f.guildId ? this.rooms.get(f.guildId) : this.owner;
         if (room) {
           room.lastSeq = f.data?.latestSeq;
           room.gaps.forEach((g) => g());
@@ -187,8 +205,7 @@ export class RealtimeClient {
         return;
       }
       default: {
-        if (!f.guildId) return;
-        const room = this.rooms.get(f.guildId);
+        const room = f.guildId ? this.rooms.get(f.guildId) : this.owner;
         if (!room) return;
         if (typeof f.seq === "number") {
           if (room.lastSeq !== undefined && f.seq <= room.lastSeq) return; // seen already

@@ -9,6 +9,7 @@ export interface ListState<T> {
 
 export type ListAction<T> =
   | { type: "loaded"; items: T[] }
+  | { type: "more"; items: T[] }
   | { type: "upsert"; item: T; prepend?: boolean }
   | { type: "remove"; key: string }
   | { type: "refetch" };
@@ -18,6 +19,11 @@ export function listReducer<T>(key: (t: T) => string) {
     switch (action.type) {
       case "loaded":
         return { ...state, items: action.items };
+      case "more": {
+        // The next page; items a live event already brought are not repeated.
+        const seen = new Set(state.items.map(key));
+        return { ...state, items: [...state.items, ...action.items.filter((t) => !seen.has(key(t)))] };
+      }
       case "upsert": {
         const k = key(action.item);
         const i = state.items.findIndex((t) => key(t) === k);

@@ -20,11 +20,17 @@ export function useGuildEvents(guildId: string, onEvent: (f: Frame) => void, onG
   }, [client, guildId]);
 }
 
-/** A live list: `fetcher` loads it; `toAction` turns an event into a change of it (or
- *  `null`: not about this list; `"refetch"`: load again). */
+/** One page of a list and the cursor of the next (`null`: the last page). */
+export interface Page<T> {
+  items: T[];
+  next: string | number | null;
+}
+
+/** A live list, a page at a time: `fetchPage` loads the page after `cursor`; `toAction` turns
+ *  an event into a change of it (or `null`: not about this list; `"refetch"`: load again). */
 export function useRealtimeData<T>(
   guildId: string,
-  fetcher: () => Promise<T[]>,
+  fetchPage: (cursor: string | number | null) => Promise<Page<T>>,
   key: (t: T) => string,
   toAction: (f: Frame) => ListAction<T> | "refetch" | null,
   deps: unknown[] = [],
@@ -32,11 +38,17 @@ export function useRealtimeData<T>(
   const [state, dispatch] = useReducer(listReducer<T>(key), { items: [], stale: 0 });
   const [loading, setLoading] = useState(true);
   const [error, setError] = useState<string | null>(null);
+  const [next, setNext] = useState<string | number | null>(null);
   useEffect(() => {
     let live = true;
     setLoading(true);
-    fetcher()
-      .then((items) => live && (dispatch({ type: "loaded", items }), setError(null)))
+    fetchPage(null)
+      .then((p) => {
+        if (!live) return;
+        dispatch({ type: "loaded", items: p.items });
+        setNext(p.next);
+        setError(null);
+      })
       .catch((e) => live && setError(e.message))
       .finally(() => live && setLoading(false));
     return () => {
@@ -52,5 +64,18 @@ export function useRealtimeData<T>(
     },
     () => dispatch({ type: "refetch" }),
   );
-  return { items: state.items, loading, error, reload: () => dispatch({ type: "refetch" }) };
+  const more = async () => {
+    if (next === null) return;
+    setLoading(true);
+    try {
+      const p = await fetchPage(next);
+      dispatch({ type: "more", items: p.items });
+      setNext(p.next);
+    } catch (e: any) {
+      setError(e.message);
+    } finally {
+      setLoading(false);
+    }
+  };
+  return { items: state.items, loading, error, hasMore: next !== null, more, reload: () => dispatch({ type: "refetch" }) };
 }

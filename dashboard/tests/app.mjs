@@ -64,11 +64,11 @@ try {
     await live(p);
   }
   await a.page.check('input[name="automodEnabled"]');
-  await a.page.fill('input[name="modLogChannelId"]', "630000000000000001");
+  await a.page.selectOption('select[name="modLogChannelId"]', "630000000000000001");
   await a.page.click('[data-testid="settings"] button[type="submit"]');
   await a.page.waitForSelector('[data-testid="settings-message"]');
   await b.page.waitForFunction(() => document.querySelector('input[name="automodEnabled"]').checked, null, { timeout: 5000 });
-  await b.page.waitForFunction(() => document.querySelector('input[name="modLogChannelId"]').value === "630000000000000001", null, { timeout: 5000 });
+  await b.page.waitForFunction(() => document.querySelector('select[name="modLogChannelId"]').value === "630000000000000001", null, { timeout: 5000 });
   out.settingSeenLive = true;
   await b.page.screenshot({ path: `${shots}/settings.png` });
 

@@ -31,7 +31,7 @@ impl Plugin for TempVcPlugin {
     fn config(&self) -> Option<ConfigSpec> {
         Some(ConfigSpec::new::<TempVcConfig>(
             "tempvc_configs",
-            vec![ConfigField::new("hubChannelId", FieldKind::Channel)],
+            vec![ConfigField::new("hubChannelId", FieldKind::VoiceChannel)],
         ))
     }
     fn collections(&self) -> Vec<CollectionSpec> {

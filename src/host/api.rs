@@ -29,6 +29,7 @@ pub fn router(data: Data, gateway: Option<crate::gateway::Gateway>) -> Router {
         .route("/api/auth/config", get(crate::oauth::config))
         .route("/api/guilds", get(guilds))
         .route("/api/guilds/{guild}", get(guild))
+        .route("/api/guilds/{guild}/discord", get(crate::lookups::server))
         .route(
             "/api/guilds/{guild}/{plugin}/config",
             get(crate::guild_config::get_config).put(crate::guild_config::put_config),

@@ -44,6 +44,8 @@ pub struct Inner {
     /// Discord's REST API (with `DISCORD_TOKEN`): for lookups outside commands, such as a
     /// member's roles.
     pub discord: Option<Arc<poise::serenity_prelude::Http>>,
+    /// Servers' channels and roles read from Discord, cached.
+    pub lookups: crate::lookups::Lookups,
     /// The connection string of `db` (to refuse migrating a database into itself).
     pub db_uri: String,
     /// Cancelled when the bot shuts down; every task watches it.

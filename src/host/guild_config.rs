@@ -39,6 +39,8 @@ pub enum FieldKind {
     Choice(&'static [&'static str]),
     /// A text channel of the server (its id).
     Channel,
+    /// A voice channel of the server (its id).
+    VoiceChannel,
     /// A role of the server (its id).
     Role,
     /// Write-only text of at most `max` characters, stored encrypted (`ENCRYPTION_KEY`) in
@@ -116,6 +118,7 @@ impl ConfigSpec {
                             v["choices"] = json!(c);
                         }
                         FieldKind::Channel => v["type"] = "channel".into(),
+                        FieldKind::VoiceChannel => v["type"] = "voice_channel".into(),
                         FieldKind::Role => v["type"] = "role".into(),
                         FieldKind::Secret { max, .. } => {
                             v["type"] = "secret".into();
@@ -242,7 +245,7 @@ fn check_value(
             }
             Bson::String(s.into())
         }
-        FieldKind::Channel => snowflake("channel")?,
+        FieldKind::Channel | FieldKind::VoiceChannel => snowflake("channel")?,
         FieldKind::Role => snowflake("role")?,
         FieldKind::Secret { stored_as, max } => {
             let plain = text(max)?;
@@ -251,6 +254,36 @@ fn check_value(
         }
     };
     Ok((f.name, Some(value)))
+}
+
+/// With Discord on: a channel or role setting names one of the server's, of the right kind.
+async fn exists(data: &Data, guild: &str, f: &ConfigField, id: &str) -> Result<(), AppError> {
+    let wanted: &[&str] = match f.kind {
+        FieldKind::Channel => &["text", "announcement", "forum"],
+        FieldKind::VoiceChannel => &["voice", "stage"],
+        FieldKind::Role => &[],
+        _ => return Ok(()),
+    };
+    let Some(server) = data.lookups.server(data, guild).await? else {
+        return Ok(());
+    };
+    let ok = match f.kind {
+        FieldKind::Role => server.roles.iter().any(|r| r.id == id),
+        _ => server
+            .channels
+            .iter()
+            .any(|c| c.id == id && wanted.contains(&c.kind)),
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(invalid(
+        f.name,
+        match f.kind {
+            FieldKind::Role => "is not a role of this server".to_string(),
+            _ => format!("is not a {} channel of this server", wanted.join(" or ")),
+        },
+    ))
 }
 
 /// The plugin named `name` and its settings, or 404.
@@ -346,6 +379,9 @@ pub async fn put_config(
             )
         })?;
         let (stored_name, value) = check_value(&data, f, v)?;
+        if let Some(Bson::String(id)) = &value {
+            exists(&data, &guild, f, id).await?;
+        }
         if !matches!(f.kind, FieldKind::Secret { .. }) {
             announced.insert(name.clone(), v.clone());
         } else {

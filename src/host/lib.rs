@@ -25,6 +25,7 @@ pub mod http;
 /// The WebSocket gateway (its own crate: it knows no plugin, no migration, no `Data`).
 pub use heimdall_gateway as gateway;
 pub mod locales;
+pub mod lookups;
 pub mod oauth;
 pub mod owners;
 /// The migration engine (its own crate: it knows no plugin by name and no `Data`).

@@ -133,6 +133,7 @@ impl Application {
             gateway_port: ws_addr.port(),
             access: std::sync::OnceLock::new(),
             discord,
+            lookups: Default::default(),
             shutdown,
             tasks,
         });

@@ -666,6 +666,7 @@ impl Engine {
             total: self.total_steps(),
             record_index: None,
             record_total: None,
+            counts: None,
             result: None,
         }
     }
@@ -683,6 +684,7 @@ impl Engine {
             total: self.total_steps(),
             record_index: None,
             record_total: None,
+            counts: None,
             result: Some(result),
         }
     }
@@ -878,24 +880,20 @@ impl Engine {
                 .cloned()
                 .expect("checked above");
             let handler = step.spec.handler.clone();
+            let done_before = result.collections[..ci].to_vec();
             let out = self
-                .copy_collection(
-                    index,
-                    ci,
-                    &spec,
-                    prior,
-                    total,
-                    handler.as_ref(),
-                    |processed| {
-                        let idx = before + processed;
-                        if throttle.allow(idx, step_total) {
-                            let mut p = self.event(EventKind::StepProgress, step);
-                            p.record_index = Some(idx);
-                            p.record_total = Some(step_total);
-                            self.sink.emit(&p);
-                        }
-                    },
-                )
+                .copy_collection(index, ci, &spec, prior, total, handler.as_ref(), |so_far| {
+                    let idx = before + so_far.processed;
+                    if throttle.allow(idx, step_total) {
+                        let mut p = self.event(EventKind::StepProgress, step);
+                        p.record_index = Some(idx);
+                        p.record_total = Some(step_total);
+                        let mut counts = crate::StepCounts::of(&done_before);
+                        counts.add(so_far);
+                        p.counts = Some(counts);
+                        self.sink.emit(&p);
+                    }
+                })
                 .await?;
             before += out.processed.min(total);
             result.collections[ci] = out;
@@ -925,7 +923,7 @@ impl Engine {
         mut result: CollectionResult,
         total: u64,
         handler: &dyn CloneHandler,
-        mut progress: impl FnMut(u64),
+        mut progress: impl FnMut(&CollectionResult),
     ) -> anyhow::Result<CollectionResult> {
         let mut state = RefState::default();
         let tracked = self.referenced.contains(spec.name);
@@ -954,7 +952,7 @@ impl Engine {
         }
         if result.done {
             self.publish(spec, state);
-            progress(result.processed);
+            progress(&result);
             return Ok(result);
         }
         result.total = total.max(result.processed);
@@ -968,7 +966,7 @@ impl Engine {
             self.batch_size,
             "reading the source",
         );
-        progress(result.processed);
+        progress(&result);
         let mut batches = 0u64;
         while let Some(batch) = rx.recv().await {
             let batch = batch?;
@@ -987,7 +985,7 @@ impl Engine {
                 let room = super::MAX_RECORDED_ERRORS.saturating_sub(pe.len());
                 pe.extend(errors.into_iter().take(room));
             }
-            progress(result.processed);
+            progress(&result);
             if self.cancel.is_cancelled()
                 || (self.write && super::FailPoint::hit(&self.fail_point, spec.name, batches))
             {

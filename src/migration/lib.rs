@@ -122,9 +122,42 @@ pub struct ProgressEvent {
     /// Records in this step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record_total: Option<u64>,
+    /// The step's counts so far, on record-progress events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<StepCounts>,
     /// The step's or run's result, on completion events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<serde_json::Value>,
+}
+
+/// What a step has done so far: documents imported (inserted or overwritten), skipped and
+/// failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepCounts {
+    /// Inserted or overwritten.
+    pub imported: u64,
+    /// Skipped (already there, or not to be copied).
+    pub skipped: u64,
+    /// Failed (recorded with their reason).
+    pub failed: u64,
+}
+
+impl StepCounts {
+    /// Adds one collection's counts.
+    pub fn add(&mut self, c: &runs::CollectionResult) {
+        self.imported += c.inserted + c.overwritten;
+        self.skipped += c.skipped;
+        self.failed += c.failed;
+    }
+
+    /// The counts of these collections.
+    pub fn of<'a>(cs: impl IntoIterator<Item = &'a runs::CollectionResult>) -> Self {
+        let mut out = Self::default();
+        for c in cs {
+            out.add(c);
+        }
+        out
+    }
 }
 
 impl ProgressEvent {

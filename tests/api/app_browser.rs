@@ -18,7 +18,7 @@ use crate::stand_in::Discord;
 
 /// What the browser script may ask of the test while it runs: who is "logged in on
 /// Discord", and moderators' slash commands (through the commands' logic).
-async fn control(app: &TestApp, discord: &Discord) -> String {
+pub async fn control(app: &TestApp, discord: &Discord) -> String {
     #[derive(Clone)]
     struct Ctl {
         data: heimdall_host::context::Data,

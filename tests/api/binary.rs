@@ -105,7 +105,20 @@ async fn run_starts_an_embedded_database_and_works_without_discord() {
         assert_eq!(r.bytes().await.unwrap().as_ref(), embedded, "{name}");
         n += 1;
     }
-    assert!(n >= 5, "the dashboard has its pages");
+    let names: Vec<&str> = heimdall_host::api::dashboard::FILES
+        .iter()
+        .map(|(p, _)| *p)
+        .collect();
+    assert!(
+        names.contains(&"/index.html")
+            && names
+                .iter()
+                .any(|p| p.starts_with("/assets/") && p.ends_with(".js"))
+            && names
+                .iter()
+                .any(|p| p.starts_with("/assets/") && p.ends_with(".css")),
+        "the dashboard has its page, script and style: {names:?}"
+    );
     // The app's page loads its script and style from files: no inline script for the CSP.
     assert!(
         page.contains("<script type=\"module\" crossorigin src=\"/assets/"),

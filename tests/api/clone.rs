@@ -190,6 +190,22 @@ async fn full_clone_equals_the_source_and_a_rerun_imports_nothing() {
         last.record_index, last.record_total,
         "the last record event is always sent"
     );
+    // While a step runs, its counts move with it: the last record event of a step says what
+    // its completion says.
+    let done = completes
+        .iter()
+        .find(|e| e.label == "Modmail messages")
+        .unwrap();
+    let step_result: heimdall_host::migration::runs::StepResult =
+        serde_json::from_value(done.result.clone().unwrap()).unwrap();
+    let counts = last.counts.expect("record events carry the step's counts");
+    assert_eq!(
+        counts,
+        heimdall_host::migration::StepCounts::of(&step_result.collections)
+    );
+    assert!(counts.imported > 0);
+    let imported: Vec<u64> = msgs.iter().map(|e| e.counts.unwrap().imported).collect();
+    assert!(imported.windows(2).all(|w| w[0] <= w[1]), "{imported:?}");
     assert_eq!(events.last().unwrap().kind(), EventKind::Complete);
     assert_eq!(
         events.last().unwrap().result.as_ref().unwrap()["imported"],

@@ -1,15 +1,17 @@
-//! The dashboard's migration page in a real browser: Debian's headless Chromium driven by
-//! playwright-core (`dashboard/tests/dev-page.mjs`), against the bot this test starts.
+//! The owners' migration page in a real browser: Debian's headless Chromium driven by
+//! playwright-core (`dashboard/tests/migrations.mjs`), against the bot this test starts and
+//! the Discord stand-in it logs in through.
 
 use std::time::Duration;
 
 use heimdall::seed::{seed_legacy, SeedOptions};
-use heimdall_host::auth;
 use heimdall_host::migration::runs::RunStore;
 use serde_json::Value;
 
+use crate::app_browser::control;
 use crate::clone::seeded;
-use crate::helpers::{fresh_db, mongo_uri, spawn_app, test_key, AUTH_SECRET, OWNER_ID};
+use crate::helpers::{fresh_db, mongo_uri, test_key, OWNER_ID};
+use crate::login::{app_with_discord, STAFF};
 
 fn dashboard_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboard")
@@ -43,31 +45,22 @@ pub async fn browser(script: &str, env: &[(&str, String)]) -> Value {
 }
 
 #[tokio::test]
-async fn the_dev_page_clones_an_instance_with_live_progress_in_chromium() {
-    let app = spawn_app().await;
+async fn the_migration_page_clones_an_instance_with_live_progress_in_chromium() {
+    let (app, discord) = app_with_discord().await;
     let source = seeded("dash_src").await;
     let legacy = fresh_db("dash_legacy").await;
     seed_legacy(&legacy, &SeedOptions::new(test_key()))
         .await
         .unwrap();
+    let ctl = control(&app, &discord).await;
     let shot = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
-    let owner: u64 = OWNER_ID.parse().unwrap();
     let report = browser(
-        "dev-page.mjs",
+        "migrations.mjs",
         &[
             ("BASE_URL", app.address.clone()),
-            (
-                "OWNER_TOKEN",
-                auth::mint(AUTH_SECRET, owner, Duration::from_secs(600)),
-            ),
-            (
-                "STRANGER_TOKEN",
-                auth::mint(
-                    AUTH_SECRET,
-                    42_000_000_000_000_000,
-                    Duration::from_secs(600),
-                ),
-            ),
+            ("CONTROL_URL", ctl),
+            ("OWNER", OWNER_ID.to_string()),
+            ("STRANGER", STAFF.to_string()),
             ("SOURCE_URI", mongo_uri()),
             ("SOURCE_DB", source.name().to_string()),
             ("LEGACY_DB", legacy.name().to_string()),
@@ -76,11 +69,12 @@ async fn the_dev_page_clones_an_instance_with_live_progress_in_chromium() {
     )
     .await;
 
-    // A non-owner is turned away with a reason; bad input gets a clear error.
+    // A non-owner is turned away with a reason, and gets no form; bad input gets a clear error.
     assert!(
-        report["strangerError"].as_str().unwrap().contains("owner"),
+        report["strangerError"].as_str().unwrap().contains("owners"),
         "{report}"
     );
+    assert_eq!(report["strangerForms"], 0);
     let bad = report["badDbError"].as_str().unwrap();
     assert!(bad.contains("no_such_db_anywhere"), "{bad}");
 
@@ -102,27 +96,35 @@ async fn the_dev_page_clones_an_instance_with_live_progress_in_chromium() {
     );
     assert_eq!(report["stepRows"], 24);
     assert_eq!(report["completedRows"], 24);
+    assert_eq!(report["barFull"], true, "{report}");
     let counts = report["counts"].as_str().unwrap();
-    let imported = record.imported().to_string();
     let grouped = heimdall::plugins::dev::discord::num(record.imported());
-    assert!(
-        counts.contains(&format!("imported {grouped}")),
-        "{counts} vs {imported}"
-    );
+    assert!(counts.contains(&format!("imported {grouped}")), "{counts}");
     assert!(report["verification"]
         .as_str()
         .unwrap()
         .starts_with("Verified"));
+    // The history row agrees with the run's header and record.
+    assert_eq!(report["historyRow"]["status"], "completed");
+    assert_eq!(
+        report["historyRow"]["imported"].as_u64(),
+        Some(record.imported())
+    );
+    assert_eq!(report["headerImported"].as_u64(), Some(record.imported()));
     assert_eq!(report["historyStatus"], "completed");
     assert_eq!(report["legacyPlanRows"], 7);
     assert_eq!(
         report["afterSignOut"], 401,
-        "the signed-out token still works"
+        "the session still works after logging out"
     );
     assert_eq!(report["pageErrors"], serde_json::json!([]));
     assert!(std::fs::metadata(shot.path()).unwrap().len() > 10_000);
     // `HEIMDALL_KEEP_SCREENSHOTS=DIR` keeps the finished run's page for a look.
     if let Ok(dir) = std::env::var("HEIMDALL_KEEP_SCREENSHOTS") {
-        std::fs::copy(shot.path(), std::path::Path::new(&dir).join("dev-page.png")).unwrap();
+        std::fs::copy(
+            shot.path(),
+            std::path::Path::new(&dir).join("migrations.png"),
+        )
+        .unwrap();
     }
 }

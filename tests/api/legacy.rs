@@ -569,6 +569,16 @@ async fn modmail_progress_events_come_in_order() {
         "out of order: {progress:?}"
     );
     let total = r.steps[3].collections[0].total;
+    // The step's counts move with its records, and end where the step's result does.
+    let last_counts = events
+        .iter()
+        .rfind(|e| e.kind() == EventKind::StepProgress)
+        .and_then(|e| e.counts)
+        .expect("record events carry the step's counts");
+    assert_eq!(
+        last_counts,
+        heimdall_host::migration::StepCounts::of(&r.steps[3].collections)
+    );
     assert_eq!(
         *progress.last().unwrap(),
         total,

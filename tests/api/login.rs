@@ -56,6 +56,21 @@ pub async fn app_with_discord() -> (TestApp, Discord) {
             .collect();
         w.members
             .insert((EPSILON.into(), STAFF), vec![MOD_ROLE.into()]);
+        w.channels.insert(
+            ALPHA.into(),
+            vec![
+                ("630000000000000001".into(), "general".into(), 0),
+                ("630000000000000002".into(), "mod-log".into(), 0),
+                ("630000000000000003".into(), "Lounge".into(), 2),
+            ],
+        );
+        w.roles.insert(
+            ALPHA.into(),
+            vec![
+                ("620000000000000009".into(), "Moderator".into()),
+                ("620000000000000010".into(), "Muted".into()),
+            ],
+        );
         // The member's Discord is in German.
         w.locales.insert(MEMBER, "de".into());
     });

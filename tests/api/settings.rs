@@ -189,6 +189,45 @@ async fn settings_are_checked_field_by_field_and_changes_reach_open_pages() {
     let (_, page, _) = get(&app, &staff, &path).await;
     assert_eq!(page["values"]["automodEnabled"], true);
 
+    // With Discord on, a channel or role must be one of the server's, of the right kind.
+    for (body, names) in [
+        (
+            r#"{"modLogChannelId": "630000000000000099"}"#,
+            "`modLogChannelId` is not a text",
+        ),
+        (
+            r#"{"modLogChannelId": "630000000000000003"}"#,
+            "`modLogChannelId` is not a text",
+        ),
+        (
+            r#"{"muteRoleId": "620000000000000099"}"#,
+            "`muteRoleId` is not a role of this server",
+        ),
+    ] {
+        let (s, b, _) = put(&app, &staff, &path, body).await;
+        assert_eq!(
+            (s, b["code"].as_str()),
+            (400, Some("invalid_field")),
+            "{body}: {b}"
+        );
+        assert!(
+            b["message"].as_str().unwrap().contains(names),
+            "{body}: {b}"
+        );
+    }
+    // The pickers list them.
+    let (s, server, _) = get(&app, &staff, &format!("/api/guilds/{ALPHA}/discord")).await;
+    assert_eq!(s, 200, "{server}");
+    assert_eq!(
+        server["channels"][2],
+        json!({ "id": "630000000000000003", "name": "Lounge", "kind": "voice" })
+    );
+    assert_eq!(
+        server["roles"][0]["name"], "Muted",
+        "highest first, no @everyone: {server}"
+    );
+    assert_eq!(server["roles"].as_array().unwrap().len(), 2);
+
     // null clears a setting.
     let (_, page, _) = put(&app, &staff, &path, r#"{"muteRoleId": null}"#).await;
     assert_eq!(page["values"]["muteRoleId"], Value::Null);

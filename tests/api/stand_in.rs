@@ -37,6 +37,10 @@ pub struct World {
     pub user_guilds: HashMap<u64, Vec<UserGuild>>,
     /// The servers the bot is in: `(id, name)`.
     pub bot_guilds: Vec<(String, String)>,
+    /// Each server's channels: `(id, name, type)` (Discord's channel types: 0 text, 2 voice).
+    pub channels: HashMap<String, Vec<(String, String, u8)>>,
+    /// Each server's roles besides `@everyone`: `(id, name)`.
+    pub roles: HashMap<String, Vec<(String, String)>>,
     /// Users' Discord languages (default `en-US`).
     pub locales: HashMap<u64, String>,
     /// Members' roles: `(guild, user) -> roles`.
@@ -73,6 +77,11 @@ impl Discord {
                 axum::routing::get(member),
             )
             .route("/api/v10/users/@me/channels", axum::routing::post(open_dm))
+            .route(
+                "/api/v10/guilds/{guild}/channels",
+                axum::routing::get(channels),
+            )
+            .route("/api/v10/guilds/{guild}/roles", axum::routing::get(roles))
             .route(
                 "/api/v10/channels/{channel}/messages",
                 axum::routing::post(send_dm),
@@ -267,6 +276,52 @@ async fn member(State(w): Shared, Path((guild, user)): Path<(String, u64)>) -> R
         )
             .into_response(),
     }
+}
+
+/// `GET /guilds/{id}/channels` (bot): channel objects as documented.
+async fn channels(State(w): Shared, headers: HeaderMap, Path(guild): Path<String>) -> Response {
+    if !is_bot(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "401: Unauthorized");
+    }
+    let w = w.lock().unwrap();
+    let Some(list) = w.channels.get(&guild) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "message": "Unknown Guild", "code": 10004 })),
+        )
+            .into_response();
+    };
+    Json(
+        list.iter()
+            .enumerate()
+            .map(|(i, (id, name, kind))| {
+                json!({ "id": id, "type": kind, "guild_id": guild, "position": i, "permission_overwrites": [],
+                        "name": name, "nsfw": false, "parent_id": null, "last_message_id": null, "topic": null,
+                        "rate_limit_per_user": 0, "flags": 0 })
+            })
+            .collect::<Vec<_>>(),
+    )
+    .into_response()
+}
+
+/// `GET /guilds/{id}/roles` (bot): role objects as documented, `@everyone` first.
+async fn roles(State(w): Shared, headers: HeaderMap, Path(guild): Path<String>) -> Response {
+    if !is_bot(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "401: Unauthorized");
+    }
+    let w = w.lock().unwrap();
+    let role = |id: &str, name: &str, position: usize| {
+        let color = if position == 0 { 0 } else { 0x5865f2 };
+        json!({ "id": id, "name": name, "color": color, "hoist": false, "icon": null,
+                "colors": { "primary_color": color, "secondary_color": null, "tertiary_color": null },
+                "unicode_emoji": null, "position": position, "permissions": "0", "managed": false,
+                "mentionable": false, "flags": 0 })
+    };
+    let mut list = vec![role(&guild, "@everyone", 0)];
+    for (i, (id, name)) in w.roles.get(&guild).into_iter().flatten().enumerate() {
+        list.push(role(id, name, i + 1));
+    }
+    Json(list).into_response()
 }
 
 /// `POST /users/@me/channels`: a DM channel whose id is the user's id plus one.

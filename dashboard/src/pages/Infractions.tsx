@@ -19,21 +19,32 @@ const TYPES = ["warn", "mute", "kick", "ban", "timeout"];
 export function InfractionsPage({ guild }: { guild: string }) {
   const [user, setUser] = useState("");
   const [type, setType] = useState("");
+  const [caseNo, setCaseNo] = useState("");
   const [error, setError] = useState<string | null>(null);
   const base = `/api/guilds/${guild}/moderation/infractions`;
-  const { items, loading } = useRealtimeData<Case>(
+  const { items, loading, hasMore, more } = useRealtimeData<Case>(
     guild,
-    async () => (await api<{ items: Case[] }>(`${base}?limit=100&user=${user}&type=${type}`)).items,
+    (before) =>
+      api(`${base}?limit=100&user=${user}&type=${type}${caseNo ? `&case=${caseNo}` : ""}${before !== null ? `&before=${before}` : ""}`),
     (c) => String(c.caseNumber),
     (f) => (f.event.startsWith("moderation:infraction") ? eventToAction(f.event, f.data) : null),
-    [user, type],
+    [user, type, caseNo],
   );
-  const shown = items.filter((c) => (!user || c.userId === user) && (!type || c.type === type));
+  const shown = items.filter(
+    (c) => (!user || c.userId === user) && (!type || c.type === type) && (!caseNo || String(c.caseNumber) === caseNo),
+  );
   return (
     <section data-testid="infractions">
       <h3>{t("infractions.title")}</h3>
       <div className="row">
-        <input placeholder={t("infractions.member")} value={user} onChange={(e) => setUser(e.target.value.trim())} />
+        <input placeholder={t("infractions.member")} value={user} inputMode="numeric" onChange={(e) => setUser(e.target.value.trim())} />
+        <input
+          placeholder={t("infractions.case")}
+          value={caseNo}
+          inputMode="numeric"
+          name="case"
+          onChange={(e) => setCaseNo(e.target.value.replace(/\D/g, ""))}
+        />
         <select value={type} onChange={(e) => setType(e.target.value)} aria-label={t("infractions.type")}>
           <option value="">{t("infractions.all")}</option>
           {TYPES.map((k) => (
@@ -77,6 +88,7 @@ export function InfractionsPage({ guild }: { guild: string }) {
           ))}
         </tbody>
       </table>
+      {hasMore && <button onClick={more} data-testid="more">{t("tags.more")}</button>}
     </section>
   );
 }

@@ -22,9 +22,9 @@ interface Message {
 /** Modmail: conversations, and one conversation's messages with a reply box; live. */
 export function ModmailPage({ guild }: { guild: string }) {
   const [open, setOpen] = useState<number | null>(null);
-  const { items } = useRealtimeData<Conversation>(
+  const { items, hasMore, more } = useRealtimeData<Conversation>(
     guild,
-    async () => (await api<{ items: Conversation[] }>(`/api/guilds/${guild}/modmail/conversations?limit=100`)).items,
+    (before) => api(`/api/guilds/${guild}/modmail/conversations?limit=100${before !== null ? `&before=${before}` : ""}`),
     (c) => String(c.ticketNumber),
     () => null,
   );
@@ -40,6 +40,11 @@ export function ModmailPage({ guild }: { guild: string }) {
               </button>
             </li>
           ))}
+          {hasMore && (
+            <li>
+              <button onClick={more}>{t("tags.more")}</button>
+            </li>
+          )}
         </ul>
         {open !== null && <Conversation guild={guild} ticket={open} key={open} />}
       </div>
@@ -47,7 +52,7 @@ export function ModmailPage({ guild }: { guild: string }) {
   );
 }
 
-async function allMessages(base: string): Promise<Message[]> {
+async function allMessages(base: string): Promise<{ items: Message[]; next: null }> {
   const out: Message[] = [];
   let after: string | null = null;
   for (let i = 0; i < 50; i++) {
@@ -56,7 +61,7 @@ async function allMessages(base: string): Promise<Message[]> {
     if (!page.next) break;
     after = page.next;
   }
-  return out;
+  return { items: out, next: null };
 }
 
 function Conversation({ guild, ticket }: { guild: string; ticket: number }) {

@@ -3,8 +3,68 @@ import { api, Settings, Field } from "../api";
 import { t } from "../i18n";
 import { useGuildEvents } from "../useRealtimeData";
 
+interface Lookup {
+  discord: boolean;
+  channels: { id: string; name: string; kind: string }[];
+  roles: { id: string; name: string; color: string | null }[];
+}
+
+const lookups = new Map<string, Promise<Lookup>>();
+
+/** The server's channels and roles for the pickers, asked once per page load. */
+function lookup(guild: string): Promise<Lookup> {
+  let l = lookups.get(guild);
+  if (!l) {
+    l = api<Lookup>(`/api/guilds/${guild}/discord`).catch(() => ({ discord: false, channels: [], roles: [] }));
+    lookups.set(guild, l);
+  }
+  return l;
+}
+
+const KINDS: Record<string, string[]> = {
+  channel: ["text", "announcement", "forum"],
+  voice_channel: ["voice", "stage"],
+};
+
+/** A picker for a channel or role setting (a text box when Discord is off). */
+function Picker({ f, value, onChange, server }: { f: Field; value: string | null; onChange: (v: string | null) => void; server: Lookup | null }) {
+  if (!server?.discord) {
+    return (
+      <input
+        name={f.name}
+        inputMode="numeric"
+        placeholder={`${f.type === "role" ? "role" : "channel"} id`}
+        value={value ?? ""}
+        onChange={(e) => onChange(e.target.value === "" ? null : e.target.value)}
+      />
+    );
+  }
+  const options =
+    f.type === "role"
+      ? server.roles.map((r) => ({ id: r.id, label: `@${r.name}` }))
+      : server.channels
+          .filter((c) => KINDS[f.type].includes(c.kind))
+          .map((c) => ({ id: c.id, label: c.kind === "voice" || c.kind === "stage" ? `🔊 ${c.name}` : `#${c.name}` }));
+  const known = value === null || options.some((o) => o.id === value);
+  return (
+    <select name={f.name} value={value ?? ""} onChange={(e) => onChange(e.target.value || null)}>
+      <option value="">—</option>
+      {!known && <option value={value!}>{t("settings.unknown", { id: value! })}</option>}
+      {options.map((o) => (
+        <option key={o.id} value={o.id}>
+          {o.label}
+        </option>
+      ))}
+    </select>
+  );
+}
+
 /** A plugin's settings, rendered from its schema; changes by others appear as they happen. */
 export function SettingsForm({ guild, plugin }: { guild: string; plugin: string }) {
+  const [server, setServer] = useState<Lookup | null>(null);
+  useEffect(() => {
+    lookup(guild).then(setServer);
+  }, [guild]);
   const path = `/api/guilds/${guild}/${plugin}/config`;
   const [settings, setSettings] = useState<Settings | null>(null);
   const [draft, setDraft] = useState<Record<string, any>>({});
@@ -77,12 +137,12 @@ export function SettingsForm({ guild, plugin }: { guild: string; plugin: string 
               value={value(f) ?? ""}
               onChange={(e) => set(f.name, e.target.value === "" ? null : Number(e.target.value))}
             />
+          ) : f.type === "channel" || f.type === "voice_channel" || f.type === "role" ? (
+            <Picker f={f} value={value(f) ?? null} onChange={(v) => set(f.name, v)} server={server} />
           ) : (
             <input
               name={f.name}
               maxLength={f.max}
-              inputMode={f.type === "channel" || f.type === "role" ? "numeric" : undefined}
-              placeholder={f.type === "channel" || f.type === "role" ? `${f.type} id` : ""}
               value={value(f) ?? ""}
               onChange={(e) => set(f.name, e.target.value === "" ? null : e.target.value)}
             />

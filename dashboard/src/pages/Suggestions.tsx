@@ -21,9 +21,9 @@ export function SuggestionsPage({ guild }: { guild: string }) {
   const [status, setStatus] = useState("");
   const [error, setError] = useState<string | null>(null);
   const base = `/api/guilds/${guild}/suggestions/items`;
-  const { items, loading } = useRealtimeData<Suggestion>(
+  const { items, loading, hasMore, more } = useRealtimeData<Suggestion>(
     guild,
-    async () => (await api<{ items: Suggestion[] }>(`${base}?limit=100&status=${status}`)).items,
+    (before) => api(`${base}?limit=100&status=${status}${before !== null ? `&before=${before}` : ""}`),
     (s) => String(s.number),
     (f) => (f.event === "suggestions:updated" ? eventToAction(f.event, f.data) : null),
     [status],
@@ -79,6 +79,7 @@ export function SuggestionsPage({ guild }: { guild: string }) {
             ))}
         </tbody>
       </table>
+      {hasMore && <button onClick={more} data-testid="more">{t("tags.more")}</button>}
     </section>
   );
 }

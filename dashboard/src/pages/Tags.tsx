@@ -18,9 +18,9 @@ export function TagsPage({ guild }: { guild: string }) {
   const [name, setName] = useState("");
   const [content, setContent] = useState("");
   const base = `/api/guilds/${guild}/tags/items`;
-  const { items, loading } = useRealtimeData<Tag>(
+  const { items, loading, hasMore, more } = useRealtimeData<Tag>(
     guild,
-    async () => (await api<{ items: Tag[] }>(`${base}?limit=100&q=${encodeURIComponent(q)}`)).items,
+    (after) => api(`${base}?limit=100&q=${encodeURIComponent(q)}${after !== null ? `&after=${encodeURIComponent(after)}` : ""}`),
     (t) => t.name,
     (f) => (f.event.startsWith("tags:") ? eventToAction(f.event, f.data) : null),
     [q],
@@ -82,6 +82,7 @@ export function TagsPage({ guild }: { guild: string }) {
             ))}
         </tbody>
       </table>
+      {hasMore && <button onClick={more} data-testid="more">{t("tags.more")}</button>}
     </section>
   );
 }

@@ -446,6 +446,7 @@ impl Engine {
             total: self.steps.len() as u16,
             record_index: None,
             record_total: None,
+            counts: None,
             result: None,
         }
     }
@@ -609,6 +610,7 @@ impl Engine {
                 let mut ev = self.event(EventKind::StepProgress, step, completed_before);
                 ev.record_index = Some(res.processed);
                 ev.record_total = Some(res.total);
+                ev.counts = Some(crate::StepCounts::of([res]));
                 self.sink.emit(&ev);
             }
         };

@@ -1,0 +1,419 @@
+// The owners' migration page: Instance Clone and Legacy Import. The run record
+// (GET /api/dev/migrations/{id}) is the truth; live progress arrives as owner events over the
+// gateway and is applied on top; when events were missed, the record is fetched again.
+
+import { FormEvent, useEffect, useRef, useState } from "react";
+import { api, ApiError } from "../api";
+import { t } from "../i18n";
+import { useRealtime } from "../useRealtimeData";
+
+type Mode = "clone" | "legacy";
+
+interface Step {
+  order: number;
+  label: string;
+  plugin: string;
+  status: string;
+  done: number;
+  records: number;
+  imported: number;
+  skipped: number;
+  failed: number;
+}
+
+interface Run {
+  id: string;
+  mode: Mode;
+  status: string;
+  active?: boolean;
+  steps: Step[];
+  record?: any;
+}
+
+interface HistoryRow {
+  runId: string;
+  mode: Mode;
+  status: string;
+  imported: number;
+  startedAt?: string;
+}
+
+const num = (n: number | undefined) => Number(n || 0).toLocaleString("en-US");
+const FINAL = ["completed", "failed", "cancelled"];
+
+/** Per-step counts from a step result (clone: its collections; legacy: the same shape). */
+export function countsOf(step: any) {
+  const cs: any[] = step?.collections || [];
+  const sum = (f: string) => cs.reduce((a, c) => a + (c[f] || 0), 0);
+  return {
+    imported: sum("inserted") + sum("overwritten"),
+    skipped: sum("skipped"),
+    failed: sum("failed"),
+    done: sum("processed"),
+    records: sum("total"),
+  };
+}
+
+/** A run's state after one owner event (`kind` without the `migration:` prefix). */
+export function applyEvent(run: Run, kind: string, e: any): Run {
+  const steps = run.steps.map((s) => {
+    if (s.order !== e.step) return s;
+    switch (kind) {
+      case "step_start":
+        return { ...s, status: "running" };
+      case "step_progress":
+        return {
+          ...s,
+          status: "running",
+          done: e.recordIndex ?? s.done,
+          records: e.recordTotal ?? s.records,
+          ...(e.counts ?? {}),
+        };
+      case "step_complete":
+        return {
+          ...s,
+          ...countsOf(e.result),
+          status: "completed",
+          done: e.recordIndex ?? countsOf(e.result).done,
+          records: e.recordTotal ?? countsOf(e.result).records,
+        };
+      default:
+        return s;
+    }
+  });
+  return { ...run, steps };
+}
+
+function fromRecord(rec: any): Run {
+  return {
+    id: rec.runId,
+    mode: rec.mode,
+    status: rec.status,
+    active: rec.active,
+    record: rec,
+    steps: rec.steps.map((s: any) => ({ order: s.order, label: s.label, plugin: s.plugin, status: s.status, ...countsOf(s) })),
+  };
+}
+
+function statusClass(status: string, rec: any) {
+  if (status === "completed") return rec && rec.failed > 0 ? "warn" : "ok";
+  if (status === "running") return "running";
+  if (status === "failed") return "bad";
+  return "warn";
+}
+
+export function Migrations({ owner }: { owner: boolean }) {
+  const client = useRealtime();
+  const [mode, setMode] = useState<Mode>("clone");
+  const [error, setError] = useState<ApiError | null>(null);
+  const [plan, setPlan] = useState<{ mode: Mode; steps: any[] } | null>(null);
+  const [run, setRun] = useState<Run | null>(null);
+  const [history, setHistory] = useState<HistoryRow[]>([]);
+  const [busy, setBusy] = useState(false);
+  const runRef = useRef<Run | null>(null);
+  runRef.current = run;
+
+  const loadHistory = () => api<HistoryRow[]>("/api/dev/migrations").then(setHistory, () => {});
+  const refresh = async (id: string) => {
+    try {
+      const rec = await api<any>(`/api/dev/migrations/${encodeURIComponent(id)}`);
+      if (!runRef.current || runRef.current.id === id) setRun(fromRecord(rec));
+    } catch (e: any) {
+      setError(e);
+    }
+  };
+  const watch = (id: string) => {
+    setPlan(null);
+    setRun({ id, mode, status: "running", steps: [] });
+    return refresh(id);
+  };
+
+  useEffect(() => {
+    if (owner) loadHistory();
+  }, [owner]);
+  useEffect(() => {
+    if (!client || !owner) return;
+    return client.onOwner(
+      (f) => {
+        if (!f.event.startsWith("migration:")) return;
+        const kind = f.event.slice(10);
+        const e = f.data;
+        const current = runRef.current;
+        if (!current || current.id !== e.runId) {
+          // A run started elsewhere (CLI, Discord, another tab) shows up here too.
+          if (kind === "step_start" && (!current || FINAL.includes(current.status))) watch(e.runId);
+          if (kind === "complete" || kind === "error") loadHistory();
+          return;
+        }
+        if (kind === "complete" || kind === "error") {
+          refresh(current.id).then(loadHistory);
+          return;
+        }
+        setRun((r) => (r && r.id === e.runId ? applyEvent(r, kind, e) : r));
+      },
+      () => {
+        if (runRef.current) refresh(runRef.current.id);
+        loadHistory();
+      },
+    );
+  }, [client, owner]);
+
+  if (!owner) {
+    return (
+      <main data-testid="not-owner">
+        <h2>{t("migrations.title")}</h2>
+        <p className="error" role="alert">{t("migrations.owners-only")}</p>
+      </main>
+    );
+  }
+
+  const submit = async (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const body: Record<string, unknown> = {};
+    for (const el of Array.from(form.elements) as HTMLInputElement[]) {
+      if (!el.name) continue;
+      if (el.type === "checkbox") body[el.name] = el.checked;
+      else if (el.value.trim()) body[el.name] = el.value.trim();
+    }
+    setError(null);
+    setBusy(true);
+    try {
+      const r = await api<any>(`/api/dev/migrations/${mode}`, { method: "POST", body });
+      if (r.runId) await watch(r.runId);
+      else setPlan({ mode, steps: r.steps }), setRun(null);
+      loadHistory();
+    } catch (err: any) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const totals = run
+    ? run.steps.reduce((a, s) => ({ imported: a.imported + s.imported, skipped: a.skipped + s.skipped, failed: a.failed + s.failed }), {
+        imported: 0,
+        skipped: 0,
+        failed: 0,
+      })
+    : null;
+  const completed = run ? run.steps.filter((s) => s.status === "completed").length : 0;
+  const interrupted = run?.status === "running" && run.active === false;
+  const shownStatus = interrupted ? "interrupted" : run?.status;
+
+  return (
+    <main className="migrations" data-testid="migrations">
+      <h2>{t("migrations.title")}</h2>
+      <nav className="tabs" role="tablist">
+        {(["clone", "legacy"] as Mode[]).map((m) => (
+          <button key={m} role="tab" aria-selected={mode === m} data-mode={m} onClick={() => (setMode(m), setError(null))}>
+            {t(`migrations.${m}`)}
+          </button>
+        ))}
+      </nav>
+      {mode === "clone" ? (
+        <form className="migration-form" data-mode="clone" onSubmit={submit} key="clone">
+          <p className="muted">{t("migrations.clone.about")}</p>
+          <label>{t("migrations.source")} <input name="source" autoComplete="off" spellCheck={false} placeholder="mongodb://user:pass@old-host:27017" required /></label>
+          <label>{t("migrations.sourceDb")} <input name="sourceDb" placeholder={t("migrations.sourceDb.placeholder")} /></label>
+          <label>{t("migrations.guild")} <input name="guildId" placeholder={t("migrations.guild.placeholder")} /></label>
+          <label className="check"><input type="checkbox" name="overwrite" /> {t("migrations.overwrite")}</label>
+          <label className="check"><input type="checkbox" name="allowKeyMismatch" /> {t("migrations.keyMismatch")}</label>
+          <label className="check"><input type="checkbox" name="dryRun" /> {t("migrations.dryRun")}</label>
+          <button type="submit" disabled={busy}>{t("migrations.clone.start")}</button>
+        </form>
+      ) : (
+        <form className="migration-form" data-mode="legacy" onSubmit={submit} key="legacy">
+          <p className="muted">{t("migrations.legacy.about")}</p>
+          <label>{t("migrations.legacySource")} <input name="source" autoComplete="off" spellCheck={false} placeholder="mongodb://old-host:27017" required /></label>
+          <label>{t("migrations.legacyDb")} <input name="sourceDb" placeholder={t("migrations.sourceDb.placeholder")} /></label>
+          <label>{t("migrations.guild")} <input name="guildId" placeholder={t("migrations.guild.placeholder")} /></label>
+          <label>{t("migrations.modmail")} <input name="modmailCollection" placeholder="modmail" /></label>
+          <label className="check"><input type="checkbox" name="dryRun" /> {t("migrations.dryRun")}</label>
+          <button type="submit" disabled={busy}>{t("migrations.legacy.start")}</button>
+        </form>
+      )}
+      {error && (
+        <p id="form-error" className="alert" role="alert">
+          {error.message} ({error.code})
+        </p>
+      )}
+
+      {plan && (
+        <section id="plan">
+          <h3>{t("migrations.plan")} <small className="muted">{t("migrations.plan.note")}</small></h3>
+          <table>
+            <thead>
+              <tr>
+                {(plan.mode === "clone"
+                  ? ["step", "what", "found", "insert", "skip", "remap", "invalid", "dangling"]
+                  : ["step", "what", "found", "import", "skip", "fail"]
+                ).map((h) => (
+                  <th key={h}>{t("migrations.col." + h)}</th>
+                ))}
+              </tr>
+            </thead>
+            <tbody id="plan-body">
+              {plan.steps.map((s: any) => {
+                const sum = (f: string) => (s.collections || []).reduce((a: number, c: any) => a + (c[f] || 0), 0);
+                return plan.mode === "clone" ? (
+                  <tr key={s.order} data-insert={sum("toInsert") + sum("toOverwrite")}>
+                    <td>{s.order}</td>
+                    <td>{s.label}</td>
+                    <td>{num(sum("found"))}</td>
+                    <td>{num(sum("toInsert") + sum("toOverwrite"))}</td>
+                    <td>{num(sum("toSkip"))}</td>
+                    <td>{num(sum("toRemap"))}</td>
+                    <td>{num(sum("invalid"))}</td>
+                    <td>{num(sum("dangling"))}</td>
+                  </tr>
+                ) : (
+                  <tr key={s.order}>
+                    <td>{s.order}</td>
+                    <td>{s.label}</td>
+                    <td>{num(s.found)}</td>
+                    <td>{num(s.toImport)}</td>
+                    <td>{num(s.toSkip)}</td>
+                    <td>{num(s.errors)}</td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </section>
+      )}
+
+      {run && (
+        <section id="run">
+          <h3>
+            {t(`migrations.${run.mode}`)} <code id="run-id">{run.id}</code>{" "}
+            <span id="run-status" className={`pill ${statusClass(shownStatus!, run.record)}`}>{t("migrations.status." + shownStatus)}</span>
+          </h3>
+          <progress id="run-bar" max={run.steps.length || 1} value={run.status === "completed" ? run.steps.length || 1 : completed} />
+          <p id="run-counts" className="muted">
+            {t("migrations.counts", {
+              completed,
+              total: run.steps.length,
+              imported: num(totals!.imported),
+              skipped: num(totals!.skipped),
+              failed: num(totals!.failed),
+            })}
+          </p>
+          {run.record?.message && <p className="muted">{t("migrations.reason", { message: run.record.message })}</p>}
+          <div className="actions">
+            {run.status === "running" && !interrupted && (
+              <button id="cancel" onClick={() => api(`/api/dev/migrations/${encodeURIComponent(run.id)}/cancel`, { method: "POST" }).catch(setError)}>
+                {t("migrations.cancel")}
+              </button>
+            )}
+            {(["failed", "cancelled"].includes(run.status) || interrupted) && (
+              <button
+                id="resume"
+                onClick={() =>
+                  api(`/api/dev/migrations/${encodeURIComponent(run.id)}/resume`, { method: "POST" }).then(() => watch(run.id), setError)
+                }
+              >
+                {t("migrations.resume")}
+              </button>
+            )}
+          </div>
+          <table>
+            <thead>
+              <tr>
+                {["step", "what", "plugin", "status", "records", "imported", "skipped", "failed"].map((h) => (
+                  <th key={h}>{t("migrations.col." + h)}</th>
+                ))}
+              </tr>
+            </thead>
+            <tbody id="steps">
+              {run.steps.map((s) => (
+                <tr key={s.order} data-step={s.order} data-status={s.status} data-imported={s.imported}>
+                  <td>{s.order}</td>
+                  <td>{s.label}</td>
+                  <td>{s.plugin}</td>
+                  <td>{t("migrations.status." + s.status)}</td>
+                  <td>
+                    <progress max={s.records || 1} value={s.records ? Math.min(s.done, s.records) : s.status === "completed" ? 1 : 0} /> {num(s.done)} / {num(s.records)}
+                  </td>
+                  <td>{num(s.imported)}</td>
+                  <td>{num(s.skipped)}</td>
+                  <td>{num(s.failed)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {run.record && FINAL.includes(run.record.status) && <Result rec={run.record} />}
+        </section>
+      )}
+
+      <section>
+        <h3>{t("migrations.history")}</h3>
+        <table>
+          <thead>
+            <tr>
+              {["run", "mode", "status", "imported", "started"].map((h) => (
+                <th key={h}>{t("migrations.col." + h)}</th>
+              ))}
+              <th />
+            </tr>
+          </thead>
+          <tbody id="history">
+            {history.map((r) => {
+              // The run on screen: its row says what its header says.
+              const live = run && run.id === r.runId && totals ? { status: shownStatus!, imported: totals.imported } : r;
+              return (
+                <tr key={r.runId} data-run={r.runId} data-status={live.status} data-imported={live.imported}>
+                  <td>{r.runId}</td>
+                  <td>{t(`migrations.${r.mode}`)}</td>
+                  <td>{t("migrations.status." + live.status)}</td>
+                  <td>{num(live.imported)}</td>
+                  <td>{r.startedAt ? new Date(r.startedAt).toLocaleString() : ""}</td>
+                  <td>
+                    <button className="link" onClick={() => watch(r.runId)}>{t("migrations.open")}</button>
+                  </td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      </section>
+    </main>
+  );
+}
+
+function Result({ rec }: { rec: any }) {
+  const v = rec.verification;
+  let text = "";
+  if (v) {
+    const checked = v.collections.reduce((a: number, c: any) => a + c.source, 0);
+    const matching = v.collections.reduce((a: number, c: any) => a + c.matching, 0);
+    text = v.ok
+      ? t("migrations.verified", { matching: num(matching), checked: num(checked) })
+      : t("migrations.unverified", {
+          what: v.collections
+            .filter((c: any) => c.missing > 0 || !c.ok)
+            .slice(0, 5)
+            .map((c: any) =>
+              c.missing > 0
+                ? `${c.name}: ${num(c.missing)} / ${num(c.source)} ${t("migrations.missing")}${(c.firstMissing || []).length ? ` (${c.firstMissing.slice(0, 3).join(", ")})` : ""}`
+                : `${c.name}: ${num(c.differing)} / ${num(c.source)} ${t("migrations.differing")}`,
+            )
+            .join("; "),
+        });
+  } else if (rec.status !== "completed") {
+    text = t("migrations.not-verified");
+  }
+  return (
+    <section id="result">
+      <h4>{t("migrations.result")}</h4>
+      <p id="verification">{text}</p>
+      <ul id="errors">
+        {(rec.errors || []).slice(0, 50).map((e: any, i: number) => (
+          <li key={i}>
+            {e.collection} {e.sourceId}: {e.reason}
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
