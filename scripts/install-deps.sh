@@ -5,7 +5,8 @@
 #   secantusd-rs    -> the local MongoDB-compatible server (crate secantus-mdb)
 #   node + npm      -> build the dashboard app (the machine's Node.js, or Debian's)
 #   dashboard/node_modules (`npm ci`) and dashboard/dist (`npm run build`, when missing or
-#                      older than its sources): the app embedded in the binary
+#                      older than its sources, the plugins' pages and strings included): the
+#                      app embedded in the binary
 # With HEIMDALL_NEED_BROWSER=1 (the tests), also chromium (Debian) for the browser tests.
 # Each is skipped when already present. Safe to run again.
 set -euo pipefail
@@ -40,7 +41,9 @@ if [ ! -x "$dashboard/node_modules/.bin/vite" ] || [ ! -d "$dashboard/node_modul
   (cd "$dashboard" && npm ci --no-audit --no-fund --loglevel=error >&2)
 fi
 if [ ! -f "$dashboard/dist/index.html" ] \
-   || [ -n "$(find "$dashboard/src" "$dashboard/public" "$dashboard/index.html" "$dashboard/package-lock.json" -newer "$dashboard/dist/index.html" -print -quit)" ]; then
+   || [ -n "$(find "$dashboard/src" "$dashboard/public" "$dashboard/index.html" "$dashboard/package-lock.json" \
+        "$dashboard/../plugins" \( -name page.tsx -o -name 'dashboard.*.json' -o -type f -path "$dashboard/*" \) \
+        -newer "$dashboard/dist/index.html" -print -quit)" ]; then
   echo "building the dashboard (npm run build)" >&2
   (cd "$dashboard" && npm run build --silent >&2)
 fi

@@ -4,14 +4,8 @@ import { pickLocale, setLocale, t } from "./i18n";
 import { RealtimeClient, Status, gatewayUrl } from "./realtime";
 import { Realtime } from "./useRealtimeData";
 import { SettingsForm } from "./pages/Settings";
-import { TagsPage } from "./pages/Tags";
-import { InfractionsPage } from "./pages/Infractions";
-import { SuggestionsPage } from "./pages/Suggestions";
-import { ModmailPage } from "./pages/Modmail";
 import { Migrations } from "./pages/Migrations";
-
-/** Plugins with a data page besides their settings. */
-const DATA_PAGES = ["tags", "moderation", "suggestions", "modmail"];
+import { pages as pluginPages } from "./plugins";
 
 function go(path: string) {
   history.pushState(null, "", path);
@@ -118,7 +112,7 @@ function Guild({ id, plugin }: { id: string; plugin?: string }) {
     );
   if (error) return <p className="error">{t("error", { message: error.message })}</p>;
   if (!page) return <p>{t("loading")}</p>;
-  const pages = page.plugins.filter((p) => p.settings || DATA_PAGES.includes(p.name));
+  const pages = page.plugins.filter((p) => p.settings || p.name in pluginPages);
   const current = plugin ?? pages[0]?.name;
   const info = page.plugins.find((p) => p.name === current);
   return (
@@ -136,14 +130,15 @@ function Guild({ id, plugin }: { id: string; plugin?: string }) {
       <main>
         <h2>{current}</h2>
         {info && <p className="muted">{info.description}</p>}
-        {info?.settings && <SettingsForm guild={id} plugin={info.name} key={id + info.name} />}
-        {current === "tags" && <TagsPage guild={id} key={id} />}
-        {current === "moderation" && <InfractionsPage guild={id} key={id} />}
-        {current === "suggestions" && <SuggestionsPage guild={id} key={id} />}
-        {current === "modmail" && <ModmailPage guild={id} key={id} />}
+        {info?.settings && <SettingsForm guild={id} plugin={info.name} key={`settings:${id}:${info.name}`} />}
+        {current && pluginPages[current] && <PluginPage page={pluginPages[current]} guild={id} key={`page:${id}:${current}`} />}
       </main>
     </div>
   );
+}
+
+function PluginPage({ page: Page, guild }: { page: React.ComponentType<{ guild: string }>; guild: string }) {
+  return <Page guild={guild} />;
 }
 
 export function App() {
@@ -166,8 +161,15 @@ export function App() {
     if (!me) return;
     const c = new RealtimeClient({ url: gatewayUrl(location) });
     setClient(c);
-    return () => c.stop();
+    // Signed out here or in another tab: the login page.
+    const off = c.onStatus((s) => s === "signed-out" && setMe(null));
+    return () => (off(), c.stop());
   }, [me?.userId]);
+  useEffect(() => {
+    const out = () => setMe(null);
+    addEventListener("heimdall:signed-out", out);
+    return () => removeEventListener("heimdall:signed-out", out);
+  }, []);
   if (me === undefined) return <p>{t("loading")}</p>;
   if (me === null || path === "/login") return <Login />;
   const m = path.match(/^\/guilds\/(\d+)(?:\/([\w-]+))?/);

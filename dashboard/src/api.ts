@@ -29,6 +29,10 @@ export async function api<T>(path: string, init: { method?: string; body?: unkno
   });
   if (r.status === 204) return undefined as T;
   const body = await r.json().catch(() => null);
+  if (r.status === 401 && path !== "/api/auth/me") {
+    // The session ended (logged out elsewhere, expired): back to the login page.
+    dispatchEvent(new Event("heimdall:signed-out"));
+  }
   if (!r.ok) {
     throw new ApiError(r.status, body?.code ?? "http_" + r.status, body?.message ?? r.statusText);
   }

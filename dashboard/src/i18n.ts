@@ -1,8 +1,13 @@
 // The app's strings in English and German, chosen by the browser's language.
 import en from "./locales/en.json";
 import de from "./locales/de.json";
+import { pluginStrings } from "./plugins";
 
-const dictionaries: Record<string, Record<string, string>> = { en, de };
+// The app's strings, and each plugin's for its own page.
+const dictionaries: Record<string, Record<string, string>> = {
+  en: { ...pluginStrings("en"), ...en },
+  de: { ...pluginStrings("de"), ...de },
+};
 
 /** `de-AT` → `de`; anything unknown → `en`. */
 export function pickLocale(languages: readonly string[]): "en" | "de" {

@@ -1,5 +1,6 @@
-// How a list page applies live events: each plugin's events change one item (by its key),
-// add one, or remove one. Events it cannot apply make the page refetch.
+// How a list page applies live events: each plugin's page turns its events into these
+// changes of one item (by its key): add, replace or remove. Events it cannot apply make the
+// page refetch.
 
 export interface ListState<T> {
   items: T[];
@@ -41,25 +42,4 @@ export function listReducer<T>(key: (t: T) => string) {
         return { ...state, stale: state.stale + 1 };
     }
   };
-}
-
-/** What a gateway event means for a list: tags, infractions, suggestions, modmail messages. */
-export function eventToAction(event: string, data: any): ListAction<any> | null {
-  switch (event) {
-    case "tags:tag_created":
-    case "tags:tag_updated":
-      return { type: "upsert", item: data.tag };
-    case "tags:tag_deleted":
-      return { type: "remove", key: data.name };
-    case "moderation:infraction_created":
-      return { type: "upsert", item: data.infraction, prepend: true };
-    case "moderation:infraction_updated":
-      return { type: "upsert", item: data.infraction };
-    case "suggestions:updated":
-      return { type: "upsert", item: data.suggestion };
-    case "modmail:message_created":
-      return { type: "upsert", item: data.message };
-    default:
-      return null;
-  }
 }

@@ -3,7 +3,7 @@ import { act } from "react";
 import { createRoot } from "react-dom/client";
 import { describe, expect, it } from "vitest";
 import { Frame, RealtimeClient } from "../src/realtime";
-import { eventToAction } from "../src/reducer";
+import { toAction } from "../../plugins/tags/page";
 import { Page, Realtime, useRealtimeData } from "../src/useRealtimeData";
 
 (globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
@@ -33,7 +33,7 @@ function mount(fetchPage: (c: string | number | null) => Promise<Page<Tag>>) {
   const client = new FakeClient();
   const seen: { items: Tag[]; hasMore: boolean; more: () => Promise<void> }[] = [];
   function List() {
-    const r = useRealtimeData<Tag>("1", fetchPage, (t) => t.name, (f) => eventToAction(f.event, f.data));
+    const r = useRealtimeData<Tag>("1", fetchPage, (t) => t.name, toAction);
     seen.push(r);
     return null;
   }

@@ -170,6 +170,10 @@ try {
   await a.page.click("header button");
   await a.page.waitForURL(`${base}/login`);
   out.afterLogout = await b.page.evaluate(async () => (await fetch("/api/auth/me")).status);
+  // The other browser's open page notices (its socket was closed) and shows the login page.
+  out.otherShowsLogin = await b.page
+    .waitForSelector("a.button.discord", { timeout: 5000 })
+    .then(() => true, () => false);
 } catch (e) {
   // Where it stood, for whoever reads the failure.
   console.error(out);

@@ -14,8 +14,6 @@ use crate::Infraction;
 
 /// The collection.
 pub const INFRACTIONS: &str = "infractions";
-/// Most cases in one page.
-pub const MAX_PAGE: i64 = 100;
 /// Longest reason: Discord's audit-log reason limit.
 pub const MAX_REASON: usize = 512;
 /// The case types.
@@ -68,15 +66,8 @@ impl From<Infraction> for CaseView {
     }
 }
 
-/// One page of cases, newest first.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CasePage {
-    /// The cases, newest first.
-    pub items: Vec<CaseView>,
-    /// The case number to pass as `before` for the next page (`None`: the last page).
-    pub next: Option<i32>,
-}
+/// One page of CaseViews.
+pub type CasePage = heimdall_host::extract::Page<CaseView, i32>;
 
 /// Which cases to list.
 #[derive(Debug, Clone, Default)]
@@ -112,7 +103,7 @@ pub async fn list(
     f: &CaseFilter,
     limit: i64,
 ) -> anyhow::Result<CasePage> {
-    let limit = limit.clamp(1, MAX_PAGE);
+    let limit = CasePage::limit(limit);
     let mut filter = doc! { "guildId": guild };
     if let Some(u) = &f.user {
         filter.insert("userId", u);
@@ -136,7 +127,7 @@ pub async fn list(
         }
         _ => {}
     }
-    let mut items: Vec<CaseView> = coll(data)
+    let items: Vec<CaseView> = coll(data)
         .find(filter)
         .sort(doc! { "caseNumber": -1 })
         .limit(limit + 1)
@@ -144,13 +135,7 @@ pub async fn list(
         .map_ok(CaseView::from)
         .try_collect()
         .await?;
-    let next = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|c| c.case_number)
-    } else {
-        None
-    };
-    Ok(CasePage { items, next })
+    Ok(CasePage::of(items, limit, |c| c.case_number))
 }
 
 /// Warns `user`: a new case with the next number.

@@ -17,8 +17,6 @@ use crate::{ModmailConversation, ModmailMessage};
 pub const CONVERSATIONS: &str = "modmail_conversations";
 /// Their messages.
 pub const MESSAGES: &str = "modmail_messages";
-/// Most items in one page.
-pub const MAX_PAGE: i64 = 100;
 /// Longest reply: one Discord message.
 pub const MAX_REPLY: usize = 2000;
 
@@ -82,24 +80,7 @@ impl From<ModmailMessage> for MessageView {
 }
 
 /// A page and where the next starts.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Page<T, C> {
-    /// The items.
-    pub items: Vec<T>,
-    /// The cursor of the next page (`None`: the last).
-    pub next: Option<C>,
-}
-
-fn split<T, C>(mut items: Vec<T>, limit: i64, cursor: impl Fn(&T) -> C) -> Page<T, C> {
-    let next = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(cursor)
-    } else {
-        None
-    };
-    Page { items, next }
-}
+pub type Page<T, C> = heimdall_host::extract::Page<T, C>;
 
 /// A server's conversations, newest first, optionally `open` or `closed` only.
 pub async fn conversations(
@@ -109,7 +90,7 @@ pub async fn conversations(
     before: Option<i32>,
     limit: i64,
 ) -> anyhow::Result<Page<ConversationView, i32>> {
-    let limit = limit.clamp(1, MAX_PAGE);
+    let limit = Page::<(), ()>::limit(limit);
     let mut filter = doc! { "guildId": guild };
     if let Some(s) = status {
         if !["open", "closed"].contains(&s) {
@@ -124,7 +105,7 @@ pub async fn conversations(
     if let Some(b) = before {
         filter.insert("ticketNumber", doc! { "$lt": b });
     }
-    let items = data
+    let items: Vec<_> = data
         .db
         .collection::<ModmailConversation>(CONVERSATIONS)
         .find(filter)
@@ -134,7 +115,9 @@ pub async fn conversations(
         .map_ok(ConversationView::from)
         .try_collect()
         .await?;
-    Ok(split(items, limit, |c: &ConversationView| c.ticket_number))
+    Ok(Page::of(items, limit, |c: &ConversationView| {
+        c.ticket_number
+    }))
 }
 
 async fn conversation(
@@ -164,7 +147,7 @@ pub async fn messages(
     after: Option<&str>,
     limit: i64,
 ) -> anyhow::Result<Page<MessageView, String>> {
-    let limit = limit.clamp(1, MAX_PAGE);
+    let limit = Page::<(), ()>::limit(limit);
     let conv = conversation(data, guild, ticket).await?;
     let mut filter = doc! { "conversationId": conv.id };
     if let Some(a) = after {
@@ -176,7 +159,7 @@ pub async fn messages(
         })?;
         filter.insert("_id", doc! { "$gt": id });
     }
-    let items = data
+    let items: Vec<_> = data
         .db
         .collection::<ModmailMessage>(MESSAGES)
         .find(filter)
@@ -186,7 +169,7 @@ pub async fn messages(
         .map_ok(MessageView::from)
         .try_collect()
         .await?;
-    Ok(split(items, limit, |m: &MessageView| m.id.clone()))
+    Ok(Page::of(items, limit, |m: &MessageView| m.id.clone()))
 }
 
 /// Staff answer in conversation `ticket`: the member gets it as a direct message, then it

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, put};
 use axum::Json;
-use heimdall_host::api::JsonBody;
 use heimdall_host::auth::AuthUser;
 use heimdall_host::context::Data;
 use heimdall_host::error::AppError;
+use heimdall_host::extract::JsonBody;
 use heimdall_host::guild_config::{ConfigField, ConfigSpec, FieldKind};
 use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
 

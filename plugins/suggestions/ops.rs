@@ -15,8 +15,6 @@ use crate::Suggestion;
 pub const SUGGESTIONS: &str = "suggestions";
 /// A suggestion's statuses.
 pub const STATUSES: &[&str] = &["pending", "approved", "denied", "implemented"];
-/// Most suggestions in one page.
-pub const MAX_PAGE: i64 = 100;
 
 /// A suggestion as the dashboard shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,15 +53,8 @@ impl From<Suggestion> for SuggestionView {
     }
 }
 
-/// One page, newest first.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SuggestionPage {
-    /// Newest first.
-    pub items: Vec<SuggestionView>,
-    /// The number to pass as `before` for the next page.
-    pub next: Option<i32>,
-}
+/// One page of SuggestionViews.
+pub type SuggestionPage = heimdall_host::extract::Page<SuggestionView, i32>;
 
 fn check_status(status: &str) -> Result<(), UserError> {
     if STATUSES.contains(&status) {
@@ -84,7 +75,7 @@ pub async fn list(
     before: Option<i32>,
     limit: i64,
 ) -> anyhow::Result<SuggestionPage> {
-    let limit = limit.clamp(1, MAX_PAGE);
+    let limit = SuggestionPage::limit(limit);
     let mut filter = doc! { "guildId": guild };
     if let Some(s) = status {
         check_status(s)?;
@@ -93,7 +84,7 @@ pub async fn list(
     if let Some(b) = before {
         filter.insert("number", doc! { "$lt": b });
     }
-    let mut items: Vec<SuggestionView> = data
+    let items: Vec<SuggestionView> = data
         .db
         .collection::<Suggestion>(SUGGESTIONS)
         .find(filter)
@@ -103,13 +94,7 @@ pub async fn list(
         .map_ok(SuggestionView::from)
         .try_collect()
         .await?;
-    let next = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|s| s.number)
-    } else {
-        None
-    };
-    Ok(SuggestionPage { items, next })
+    Ok(SuggestionPage::of(items, limit, |s| s.number))
 }
 
 /// Decides suggestion `number`: a new status, with an optional note.

@@ -11,10 +11,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::Json;
-use heimdall_host::api::JsonBody;
 use heimdall_host::auth::AuthUser;
 use heimdall_host::context::{Context, Data, Error};
 use heimdall_host::error::AppError;
+use heimdall_host::extract::JsonBody;
 use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
 
 /// The tags plugin's strings (`locales/`).
@@ -159,6 +159,13 @@ fn reply(ctx: &Context<'_>, name: &str, r: Result<&str, Error>) -> Result<String
     }
 }
 
+/// Says how a `/tag` change went (the reply is ephemeral).
+async fn answer(ctx: &Context<'_>, name: &str, done: Result<&str, Error>) -> Result<(), Error> {
+    let text = reply(ctx, name, done)?;
+    ctx.say(text).await?;
+    Ok(())
+}
+
 fn guild_of(ctx: &Context<'_>) -> Result<String, Error> {
     ctx.guild_id().map(|g| g.to_string()).ok_or_else(|| {
         heimdall_host::error::UserError::bad_request("guild_only", "tags live in a server").into()
@@ -208,13 +215,10 @@ pub async fn tag_create(
     #[description = "The tag's name"] name: String,
     #[description = "Its text"] content: String,
 ) -> Result<(), Error> {
+    let (data, by) = (ctx.data(), ctx.author().id.get());
     let guild = guild_of(&ctx)?;
-    let r = ops::create(ctx.data(), &guild, &name, &content, ctx.author().id.get())
-        .await
-        .map(|_| "created");
-    let text = reply(&ctx, &name, r)?;
-    ctx.say(text).await?;
-    Ok(())
+    let done = ops::create(data, &guild, &name, &content, by).await;
+    answer(&ctx, &name, done.map(|_| "created")).await
 }
 
 /// Changes a tag's text.
@@ -230,13 +234,10 @@ pub async fn tag_edit(
     #[description = "The tag's name"] name: String,
     #[description = "Its new text"] content: String,
 ) -> Result<(), Error> {
+    let (data, by) = (ctx.data(), ctx.author().id.get());
     let guild = guild_of(&ctx)?;
-    let r = ops::edit(ctx.data(), &guild, &name, &content, ctx.author().id.get())
-        .await
-        .map(|_| "edited");
-    let text = reply(&ctx, &name, r)?;
-    ctx.say(text).await?;
-    Ok(())
+    let done = ops::edit(data, &guild, &name, &content, by).await;
+    answer(&ctx, &name, done.map(|_| "edited")).await
 }
 
 /// Deletes a tag.
@@ -251,13 +252,10 @@ pub async fn tag_delete(
     ctx: Context<'_>,
     #[description = "The tag's name"] name: String,
 ) -> Result<(), Error> {
+    let (data, by) = (ctx.data(), ctx.author().id.get());
     let guild = guild_of(&ctx)?;
-    let r = ops::delete(ctx.data(), &guild, &name, ctx.author().id.get())
-        .await
-        .map(|_| "deleted");
-    let text = reply(&ctx, &name, r)?;
-    ctx.say(text).await?;
-    Ok(())
+    let done = ops::delete(data, &guild, &name, by).await;
+    answer(&ctx, &name, done.map(|_| "deleted")).await
 }
 
 /// A tag name as stored: trimmed and lower-cased.

@@ -18,8 +18,6 @@ pub const TAGS: &str = "tags";
 pub const MAX_CONTENT: usize = 2000;
 /// Longest tag name.
 pub const MAX_NAME: usize = 32;
-/// Most tags in one page.
-pub const MAX_PAGE: i64 = 100;
 
 /// A tag as the dashboard shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -49,15 +47,8 @@ impl From<Tag> for TagView {
     }
 }
 
-/// One page of tags, by name.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TagPage {
-    /// The tags, by name.
-    pub items: Vec<TagView>,
-    /// The name to pass as `after` for the next page (`None`: the last page).
-    pub next: Option<String>,
-}
+/// One page of TagViews.
+pub type TagPage = heimdall_host::extract::Page<TagView, String>;
 
 /// The checked, stored form of a name the user typed.
 pub fn check_name(name: &str) -> Result<String, UserError> {
@@ -112,7 +103,7 @@ pub async fn list(
     after: Option<&str>,
     limit: i64,
 ) -> anyhow::Result<TagPage> {
-    let limit = limit.clamp(1, MAX_PAGE);
+    let limit = TagPage::limit(limit);
     let mut filter = doc! { "guildId": guild };
     let mut name = Document::new();
     if let Some(q) = search.map(normalize_name).filter(|q| !q.is_empty()) {
@@ -124,7 +115,7 @@ pub async fn list(
     if !name.is_empty() {
         filter.insert("name", name);
     }
-    let mut items: Vec<TagView> = coll(data)
+    let items: Vec<TagView> = coll(data)
         .find(filter)
         .sort(doc! { "name": 1 })
         .limit(limit + 1)
@@ -132,13 +123,7 @@ pub async fn list(
         .map_ok(TagView::from)
         .try_collect()
         .await?;
-    let next = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|t| t.name.clone())
-    } else {
-        None
-    };
-    Ok(TagPage { items, next })
+    Ok(TagPage::of(items, limit, |t| t.name.clone()))
 }
 
 fn regex_escape(s: &str) -> String {
@@ -202,13 +187,22 @@ pub async fn edit(
     content: &str,
     by: u64,
 ) -> Result<TagView, anyhow::Error> {
-    let name = check_name(name)?;
     check_content(content)?;
+    let change = doc! { "$set": { "content": content, "updatedAt": DateTime::now(), "updatedBy": by.to_string() } };
+    update(data, guild, name, change, by).await
+}
+
+/// Applies `change` to tag `name` and announces the tag as it is now.
+async fn update(
+    data: &Data,
+    guild: &str,
+    name: &str,
+    change: Document,
+    by: u64,
+) -> Result<TagView, anyhow::Error> {
+    let name = check_name(name)?;
     let tag = coll(data)
-        .find_one_and_update(
-            doc! { "guildId": guild, "name": &name },
-            doc! { "$set": { "content": content, "updatedAt": DateTime::now(), "updatedBy": by.to_string() } },
-        )
+        .find_one_and_update(doc! { "guildId": guild, "name": &name }, change)
         .return_document(mongodb::options::ReturnDocument::After)
         .await?
         .ok_or_else(|| no_such(&name))?;
@@ -240,22 +234,7 @@ pub async fn delete(data: &Data, guild: &str, name: &str, by: u64) -> Result<(),
 
 /// Shows a tag: its text, counting the use.
 pub async fn show(data: &Data, guild: &str, name: &str, by: u64) -> Result<TagView, anyhow::Error> {
-    let name = check_name(name)?;
-    let tag = coll(data)
-        .find_one_and_update(
-            doc! { "guildId": guild, "name": &name },
-            doc! { "$inc": { "uses": 1 } },
-        )
-        .return_document(mongodb::options::ReturnDocument::After)
-        .await?
-        .ok_or_else(|| no_such(&name))?;
-    let view = TagView::from(tag);
-    data.ws.broadcast_to_guild(
-        guild,
-        "tags:tag_updated",
-        json!({ "by": by.to_string(), "tag": view }),
-    );
-    Ok(view)
+    update(data, guild, name, doc! { "$inc": { "uses": 1 } }, by).await
 }
 
 #[cfg(test)]

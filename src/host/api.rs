@@ -29,10 +29,10 @@ pub fn router(data: Data, gateway: Option<crate::gateway::Gateway>) -> Router {
         .route("/api/auth/config", get(crate::oauth::config))
         .route("/api/guilds", get(guilds))
         .route("/api/guilds/{guild}", get(guild))
-        .route("/api/guilds/{guild}/discord", get(crate::lookups::server))
+        .route("/api/guilds/{guild}/discord", get(lookups))
         .route(
             "/api/guilds/{guild}/{plugin}/config",
-            get(crate::guild_config::get_config).put(crate::guild_config::put_config),
+            get(crate::settings_routes::get_config).put(crate::settings_routes::put_config),
         )
         .route("/api/auth/revoke/{user}", axum::routing::post(revoke));
     for p in data.registry.plugins() {
@@ -314,64 +314,22 @@ async fn guild(
     }))
 }
 
-/// A JSON request body, or `{code, message}` saying in plain words what is wrong with it
-/// (never the parser's internals).
-#[derive(Debug, Clone)]
-pub struct JsonBody<T>(pub T);
-
-impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = AppError;
-
-    async fn from_request(req: Request<axum::body::Body>, state: &S) -> Result<Self, AppError> {
-        use axum::extract::rejection::JsonRejection;
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(Self(v)),
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(UserError::new(
-                UserErrorKind::TooLarge,
-                "body_too_large",
-                "the request body is larger than the API accepts (2 MB)",
-            )
-            .into()),
-            Err(e) => {
-                let why = match &e {
-                    JsonRejection::MissingJsonContentType(_) => {
-                        "send it as JSON, with `Content-Type: application/json`".to_string()
-                    }
-                    JsonRejection::JsonSyntaxError(_) => "it is not valid JSON".to_string(),
-                    JsonRejection::JsonDataError(_) => {
-                        let text = e.body_text();
-                        let text = text
-                            .trim_start_matches(
-                                "Failed to deserialize the JSON body into the target type: ",
-                            )
-                            .to_string();
-                        // serde's own words name the field; its position in the text does not help.
-                        let text = match text.find(" at line ") {
-                            Some(i) => text[..i].to_string(),
-                            None => text,
-                        };
-                        // "field: message" when the error is inside a field.
-                        match text.split_once(": ") {
-                            Some((path, msg)) if !path.contains(' ') => {
-                                format!("`{path}` {msg}")
-                            }
-                            _ => text,
-                        }
-                    }
-                    _ => "it could not be read".to_string(),
-                };
-                Err(UserError::bad_request(
-                    "invalid_body",
-                    format!("the request body is not valid: {why}"),
-                )
-                .into())
+/// `GET /api/guilds/{guildId}/discord`: the server's channels and roles, for the pickers
+/// (`{channels: [], roles: [], discord: false}` without Discord).
+async fn lookups(
+    State(data): State<Data>,
+    user: crate::auth::AuthUser,
+    Path(guild): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    user.require_guild(&data, &guild).await?;
+    Ok(Json(
+        match data.lookups.server(data.discord.as_deref(), &guild).await? {
+            Some(s) => {
+                serde_json::json!({ "discord": true, "channels": s.channels, "roles": s.roles })
             }
-        }
-    }
+            None => serde_json::json!({ "discord": false, "channels": [], "roles": [] }),
+        },
+    ))
 }
 
 /// `GET /api/health` answer.

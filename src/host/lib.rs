@@ -20,6 +20,7 @@ pub mod discord;
 pub mod docs;
 pub mod embedded;
 pub mod error;
+pub mod extract;
 pub mod guild_config;
 pub mod http;
 /// The WebSocket gateway (its own crate: it knows no plugin, no migration, no `Data`).
@@ -32,5 +33,6 @@ pub mod owners;
 pub use heimdall_migration as migration;
 pub mod plugin;
 pub mod seed;
+pub mod settings_routes;
 pub mod startup;
 pub mod telemetry;

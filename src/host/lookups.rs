@@ -6,14 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
-use axum::Json;
 use poise::serenity_prelude as serenity;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use crate::auth::AuthUser;
-use crate::context::Data;
 use crate::error::{AppError, UserError, UserErrorKind};
 
 /// How long a server's channels and roles are trusted.
@@ -78,9 +74,13 @@ fn kind(k: serenity::ChannelType) -> &'static str {
 }
 
 impl Lookups {
-    /// `guild`'s channels and roles (`None` without Discord).
-    pub async fn server(&self, data: &Data, guild: &str) -> Result<Option<Arc<Server>>, AppError> {
-        let Some(http) = &data.discord else {
+    /// `guild`'s channels and roles, read with `http` (`None` without Discord).
+    pub async fn server(
+        &self,
+        http: Option<&serenity::Http>,
+        guild: &str,
+    ) -> Result<Option<Arc<Server>>, AppError> {
+        let Some(http) = http else {
             return Ok(None);
         };
         let mut cache = self.servers.lock().await;
@@ -129,18 +129,4 @@ impl Lookups {
         cache.insert(guild.to_string(), (Instant::now(), server.clone()));
         Ok(Some(server))
     }
-}
-
-/// `GET /api/guilds/{guildId}/discord`: the server's channels and roles, for the pickers
-/// (`{channels: [], roles: [], discord: false}` without Discord).
-pub async fn server(
-    State(data): State<Data>,
-    user: AuthUser,
-    Path(guild): Path<String>,
-) -> Result<Json<serde_json::Value>, AppError> {
-    user.require_guild(&data, &guild).await?;
-    Ok(Json(match data.lookups.server(&data, &guild).await? {
-        Some(s) => serde_json::json!({ "discord": true, "channels": s.channels, "roles": s.roles }),
-        None => serde_json::json!({ "discord": false, "channels": [], "roles": [] }),
-    }))
 }

@@ -165,6 +165,7 @@ async fn staff_log_in_pick_a_server_and_see_changes_live_in_chromium() {
     assert_eq!(report["suggestionSeenLive"], true, "{report}");
     // Logging out ends the session.
     assert_eq!(report["afterLogout"], 401, "{report}");
+    assert_eq!(report["otherShowsLogin"], true, "{report}");
     // No script error and no Content-Security-Policy violation on any page.
     assert_eq!(report["pageErrors"], json!([]), "{report}");
     for shot in [

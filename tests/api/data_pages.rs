@@ -1,17 +1,13 @@
 //! The dashboard's data pages: tags and infractions over the API, and the same changes made
 //! by the slash commands' logic reaching an open page's room.
 
-use futures::SinkExt;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
 
 use heimdall::plugins::{moderation, modmail, suggestions, tags};
 use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
 
 use crate::helpers::TestApp;
-use crate::login::{
-    app_with_discord, auth_frame, next_text, ws_with_cookie, Ws, ALPHA, BETA, STAFF,
-};
+use crate::login::{app_with_discord, event, room, send, ALPHA, BETA, STAFF};
 use crate::stand_in::{log_in, Browser};
 
 async fn call(
@@ -21,43 +17,8 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut r = app
-        .http
-        .request(method, format!("{}{path}", app.address))
-        .header("cookie", &b.cookie)
-        .header("x-csrf-token", &b.csrf);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn room(app: &TestApp, b: &Browser, guild: &str) -> Ws {
-    let mut ws = ws_with_cookie(app, &b.cookie).await;
-    assert_eq!(
-        auth_frame(&mut ws, json!({ "type": "auth" })).await["event"],
-        "authenticated"
-    );
-    ws.send(Message::Text(
-        json!({ "type": "subscribe", "guildId": guild })
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
-    while next_text(&mut ws).await["event"] != "subscribed" {}
-    ws
-}
-
-async fn event(ws: &mut Ws, name: &str) -> Value {
-    loop {
-        let v = next_text(ws).await;
-        if v["event"] == name {
-            return v;
-        }
-    }
+    let (status, v, _) = send(app, b, method, path, body.map(|b| b.to_string())).await;
+    (status, v)
 }
 
 #[tokio::test]

@@ -437,3 +437,58 @@ async fn the_api_port_answers_websocket_upgrades_at_ws_with_the_session_cookie()
     let err = tokio_tungstenite::connect_async(req).await.unwrap_err();
     assert!(err.to_string().contains("403"), "{err}");
 }
+
+/// A request from a logged-in browser: its cookie, its CSRF token, `body` as JSON. The
+/// status, the JSON answer and the answer as text.
+pub async fn send(
+    app: &TestApp,
+    b: &Browser,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<String>,
+) -> (u16, Value, String) {
+    let mut r = app
+        .http
+        .request(method, format!("{}{path}", app.address))
+        .header("cookie", &b.cookie)
+        .header("x-csrf-token", &b.csrf);
+    if let Some(body) = body {
+        r = r.header("content-type", "application/json").body(body);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
+    )
+}
+
+/// A socket of `b`'s, subscribed to `guild`'s room: a dashboard page left open.
+pub async fn room(app: &TestApp, b: &Browser, guild: &str) -> Ws {
+    let mut ws = ws_with_cookie(app, &b.cookie).await;
+    assert_eq!(
+        auth_frame(&mut ws, json!({ "type": "auth" })).await["event"],
+        "authenticated"
+    );
+    ws.send(Message::Text(
+        json!({ "type": "subscribe", "guildId": guild })
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    while next_text(&mut ws).await["event"] != "subscribed" {}
+    ws
+}
+
+/// The next event named `name` on `ws` (others are passed over).
+pub async fn event(ws: &mut Ws, name: &str) -> Value {
+    loop {
+        let v = next_text(ws).await;
+        if v["event"] == name {
+            return v;
+        }
+    }
+}

@@ -2,79 +2,19 @@
 //! checked against each plugin's schema and typed struct, secrets write-only, changes
 //! announced to the server's room.
 
-use futures::SinkExt;
 use mongodb::bson::{doc, Document};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{test_key, TestApp};
-use crate::login::{
-    app_with_discord, auth_frame, next_text, ws_with_cookie, Ws, ALPHA, BETA, STAFF,
-};
+use crate::login::{app_with_discord, event, room, send, ALPHA, BETA, STAFF};
 use crate::stand_in::{log_in, Browser};
 
 async fn put(app: &TestApp, b: &Browser, path: &str, body: &str) -> (u16, Value, String) {
-    let r = app
-        .http
-        .put(format!("{}{path}", app.address))
-        .header("cookie", &b.cookie)
-        .header("x-csrf-token", &b.csrf)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-        text,
-    )
+    send(app, b, reqwest::Method::PUT, path, Some(body.to_string())).await
 }
 
 async fn get(app: &TestApp, b: &Browser, path: &str) -> (u16, Value, String) {
-    let r = app
-        .http
-        .get(format!("{}{path}", app.address))
-        .header("cookie", &b.cookie)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-        text,
-    )
-}
-
-/// A socket subscribed to `guild`'s room.
-async fn room(app: &TestApp, b: &Browser, guild: &str) -> Ws {
-    let mut ws = ws_with_cookie(app, &b.cookie).await;
-    assert_eq!(
-        auth_frame(&mut ws, json!({ "type": "auth" })).await["event"],
-        "authenticated"
-    );
-    ws.send(Message::Text(
-        json!({ "type": "subscribe", "guildId": guild })
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
-    while next_text(&mut ws).await["event"] != "subscribed" {}
-    ws
-}
-
-async fn event(ws: &mut Ws, name: &str) -> Value {
-    loop {
-        let v = next_text(ws).await;
-        if v["event"] == name {
-            return v;
-        }
-    }
+    send(app, b, reqwest::Method::GET, path, None).await
 }
 
 #[tokio::test]

@@ -1,8 +1,9 @@
 import { useState } from "react";
-import { api } from "../api";
-import { t } from "../i18n";
-import { eventToAction } from "../reducer";
-import { useRealtimeData } from "../useRealtimeData";
+import { api } from "@dashboard/api";
+import { t } from "@dashboard/i18n";
+import { ListAction } from "@dashboard/reducer";
+import { Frame } from "@dashboard/realtime";
+import { useRealtimeData } from "@dashboard/useRealtimeData";
 
 interface Suggestion {
   number: number;
@@ -16,6 +17,11 @@ interface Suggestion {
 
 const STATUSES = ["pending", "approved", "denied", "implemented"];
 
+/** What a decision does to the list. */
+export function toAction(f: Frame): ListAction<Suggestion> | null {
+  return f.event === "suggestions:updated" ? { type: "upsert", item: f.data.suggestion } : null;
+}
+
 /** Suggestions with their votes; staff set the status; live. */
 export function SuggestionsPage({ guild }: { guild: string }) {
   const [status, setStatus] = useState("");
@@ -25,7 +31,7 @@ export function SuggestionsPage({ guild }: { guild: string }) {
     guild,
     (before) => api(`${base}?limit=100&status=${status}${before !== null ? `&before=${before}` : ""}`),
     (s) => String(s.number),
-    (f) => (f.event === "suggestions:updated" ? eventToAction(f.event, f.data) : null),
+    toAction,
     [status],
   );
   return (
@@ -33,7 +39,7 @@ export function SuggestionsPage({ guild }: { guild: string }) {
       <h3>{t("suggestions.title")}</h3>
       <div className="row">
         <select value={status} onChange={(e) => setStatus(e.target.value)} aria-label={t("suggestions.status")}>
-          <option value="">{t("infractions.all")}</option>
+          <option value="">{t("list.all")}</option>
           {STATUSES.map((s) => (
             <option key={s} value={s}>{t("suggestions.status." + s)}</option>
           ))}
@@ -79,7 +85,9 @@ export function SuggestionsPage({ guild }: { guild: string }) {
             ))}
         </tbody>
       </table>
-      {hasMore && <button onClick={more} data-testid="more">{t("tags.more")}</button>}
+      {hasMore && <button onClick={more} data-testid="more">{t("list.more")}</button>}
     </section>
   );
 }
+
+export default SuggestionsPage;

@@ -1,14 +1,28 @@
 import { useState } from "react";
-import { api } from "../api";
-import { t } from "../i18n";
-import { eventToAction } from "../reducer";
-import { useRealtimeData } from "../useRealtimeData";
+import { api } from "@dashboard/api";
+import { t } from "@dashboard/i18n";
+import { ListAction } from "@dashboard/reducer";
+import { Frame } from "@dashboard/realtime";
+import { useRealtimeData } from "@dashboard/useRealtimeData";
 
 interface Tag {
   name: string;
   content: string;
   authorId: string;
   uses: number;
+}
+
+/** What the tags events do to the list. */
+export function toAction(f: Frame): ListAction<Tag> | null {
+  switch (f.event) {
+    case "tags:tag_created":
+    case "tags:tag_updated":
+      return { type: "upsert", item: f.data.tag };
+    case "tags:tag_deleted":
+      return { type: "remove", key: f.data.name };
+    default:
+      return null;
+  }
 }
 
 /** Tags: search, create, edit, delete; live. */
@@ -22,7 +36,7 @@ export function TagsPage({ guild }: { guild: string }) {
     guild,
     (after) => api(`${base}?limit=100&q=${encodeURIComponent(q)}${after !== null ? `&after=${encodeURIComponent(after)}` : ""}`),
     (t) => t.name,
-    (f) => (f.event.startsWith("tags:") ? eventToAction(f.event, f.data) : null),
+    toAction,
     [q],
   );
   const run = async (p: Promise<unknown>) => {
@@ -82,7 +96,9 @@ export function TagsPage({ guild }: { guild: string }) {
             ))}
         </tbody>
       </table>
-      {hasMore && <button onClick={more} data-testid="more">{t("tags.more")}</button>}
+      {hasMore && <button onClick={more} data-testid="more">{t("list.more")}</button>}
     </section>
   );
 }
+
+export default TagsPage;

@@ -1,8 +1,8 @@
 import { useEffect, useState } from "react";
-import { api } from "../api";
-import { t } from "../i18n";
-import { eventToAction } from "../reducer";
-import { useRealtimeData } from "../useRealtimeData";
+import { api } from "@dashboard/api";
+import { t } from "@dashboard/i18n";
+
+import { useRealtimeData } from "@dashboard/useRealtimeData";
 
 interface Conversation {
   ticketNumber: number;
@@ -42,7 +42,7 @@ export function ModmailPage({ guild }: { guild: string }) {
           ))}
           {hasMore && (
             <li>
-              <button onClick={more}>{t("tags.more")}</button>
+              <button onClick={more}>{t("list.more")}</button>
             </li>
           )}
         </ul>
@@ -72,7 +72,7 @@ function Conversation({ guild, ticket }: { guild: string; ticket: number }) {
     guild,
     () => allMessages(base),
     (m) => m.id,
-    (f) => (f.event === "modmail:message_created" && f.data.ticketNumber === ticket ? eventToAction(f.event, f.data) : null),
+    (f) => (f.event === "modmail:message_created" && f.data.ticketNumber === ticket ? { type: "upsert", item: f.data.message } : null),
   );
   useEffect(() => {
     document.querySelector(".messages li:last-child")?.scrollIntoView();
@@ -107,3 +107,5 @@ function Conversation({ guild, ticket }: { guild: string; ticket: number }) {
     </div>
   );
 }
+
+export default ModmailPage;

@@ -1,8 +1,9 @@
 import { useState } from "react";
-import { api } from "../api";
-import { t } from "../i18n";
-import { eventToAction } from "../reducer";
-import { useRealtimeData } from "../useRealtimeData";
+import { api } from "@dashboard/api";
+import { t } from "@dashboard/i18n";
+import { ListAction } from "@dashboard/reducer";
+import { Frame } from "@dashboard/realtime";
+import { useRealtimeData } from "@dashboard/useRealtimeData";
 
 interface Case {
   caseNumber: number;
@@ -14,6 +15,18 @@ interface Case {
 }
 
 const TYPES = ["warn", "mute", "kick", "ban", "timeout"];
+
+/** What the infraction events do to the list: a new case comes first. */
+export function toAction(f: Frame): ListAction<Case> | null {
+  switch (f.event) {
+    case "moderation:infraction_created":
+      return { type: "upsert", item: f.data.infraction, prepend: true };
+    case "moderation:infraction_updated":
+      return { type: "upsert", item: f.data.infraction };
+    default:
+      return null;
+  }
+}
 
 /** Infractions: by member or type, newest first; pardon; live. */
 export function InfractionsPage({ guild }: { guild: string }) {
@@ -27,7 +40,7 @@ export function InfractionsPage({ guild }: { guild: string }) {
     (before) =>
       api(`${base}?limit=100&user=${user}&type=${type}${caseNo ? `&case=${caseNo}` : ""}${before !== null ? `&before=${before}` : ""}`),
     (c) => String(c.caseNumber),
-    (f) => (f.event.startsWith("moderation:infraction") ? eventToAction(f.event, f.data) : null),
+    toAction,
     [user, type, caseNo],
   );
   const shown = items.filter(
@@ -46,7 +59,7 @@ export function InfractionsPage({ guild }: { guild: string }) {
           onChange={(e) => setCaseNo(e.target.value.replace(/\D/g, ""))}
         />
         <select value={type} onChange={(e) => setType(e.target.value)} aria-label={t("infractions.type")}>
-          <option value="">{t("infractions.all")}</option>
+          <option value="">{t("list.all")}</option>
           {TYPES.map((k) => (
             <option key={k}>{k}</option>
           ))}
@@ -88,7 +101,9 @@ export function InfractionsPage({ guild }: { guild: string }) {
           ))}
         </tbody>
       </table>
-      {hasMore && <button onClick={more} data-testid="more">{t("tags.more")}</button>}
+      {hasMore && <button onClick={more} data-testid="more">{t("list.more")}</button>}
     </section>
   );
 }
+
+export default InfractionsPage;
