@@ -146,6 +146,16 @@ try {
     .then(() => true, () => false);
   await b.page.screenshot({ path: `${shots}/suggestions.png` });
 
+  // Access: staff give a role access from the page; the list shows it by name.
+  await a.page.click('nav a[href$="/dashboard"]');
+  await a.page.waitForSelector('[data-testid="access"] form');
+  await a.page.selectOption('[data-testid="access"] select[name="target"]', "620000000000000009");
+  await a.page.click('[data-testid="access"] button[type="submit"]');
+  out.accessGranted = await a.page
+    .waitForSelector('tr[data-entry="620000000000000009"]:has-text("@Moderator")', { timeout: 5000 })
+    .then(() => true, () => false);
+  await a.page.screenshot({ path: `${shots}/access.png` });
+
   // A secret setting: write-only.
   await a.page.click('nav a[href$="/minecraft"]');
   await a.page.waitForSelector('input[name="rconPassword"]');

@@ -1,5 +1,6 @@
 //! Dashboard: who may see and change which guild on the web dashboard.
 
+pub mod access;
 pub mod sample;
 
 use std::collections::HashMap;
@@ -18,6 +19,9 @@ use heimdall_host::plugin::{
 
 /// The dashboard plugin.
 pub struct DashboardPlugin;
+
+/// The dashboard plugin's strings (`locales/`).
+pub static STRINGS: heimdall_host::locales::Strings = heimdall_host::strings!();
 
 #[async_trait::async_trait]
 impl Plugin for DashboardPlugin {
@@ -51,6 +55,12 @@ impl Plugin for DashboardPlugin {
             "Dashboard access",
             &["dashboard_permissions", "dashboard_settings"],
         )]
+    }
+    fn routes(&self) -> axum::Router<Data> {
+        access::routes()
+    }
+    fn strings(&self) -> Option<&'static heimdall_host::locales::Strings> {
+        Some(&STRINGS)
     }
     fn access_policy(&self, data: &Data) -> Option<Arc<dyn AccessPolicy>> {
         Some(Arc::new(DashboardAccess {
@@ -284,6 +294,14 @@ impl AccessPolicy for DashboardAccess {
                 GuildSummary { id, name, icon }
             })
             .collect())
+    }
+
+    async fn may_manage(&self, guild: &str, user: u64) -> anyhow::Result<bool> {
+        Ok(self
+            .login_guilds(user)
+            .await?
+            .iter()
+            .any(|g| g.id == guild && g.manages()))
     }
 
     async fn remember_login(&self, user: u64, guilds: &[LoginGuild]) -> anyhow::Result<()> {

@@ -96,6 +96,11 @@ pub trait AccessPolicy: Send + Sync {
     async fn remember_login(&self, _user: u64, _guilds: &[LoginGuild]) -> anyhow::Result<()> {
         Ok(())
     }
+    /// Whether `user` may change who has access to `guild`'s dashboard: Manage Server there
+    /// (owners may always; an entry in the access list alone is not enough).
+    async fn may_manage(&self, _guild: &str, _user: u64) -> anyhow::Result<bool> {
+        Ok(false)
+    }
     /// The dashboard's server picker for `user` (`owner`: one of the bot's owners).
     async fn picker(&self, user: u64, _owner: bool) -> anyhow::Result<Vec<GuildSummary>> {
         Ok(self

@@ -166,6 +166,7 @@ async fn staff_log_in_pick_a_server_and_see_changes_live_in_chromium() {
     // Logging out ends the session.
     assert_eq!(report["afterLogout"], 401, "{report}");
     assert_eq!(report["otherShowsLogin"], true, "{report}");
+    assert_eq!(report["accessGranted"], true, "{report}");
     // No script error and no Content-Security-Policy violation on any page.
     assert_eq!(report["pageErrors"], json!([]), "{report}");
     for shot in [
@@ -178,6 +179,7 @@ async fn staff_log_in_pick_a_server_and_see_changes_live_in_chromium() {
         "secret",
         "modmail",
         "suggestions",
+        "access",
     ] {
         let p = shots.path().join(format!("{shot}.png"));
         assert!(

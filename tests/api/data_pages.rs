@@ -7,7 +7,7 @@ use heimdall::plugins::{moderation, modmail, suggestions, tags};
 use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
 
 use crate::helpers::TestApp;
-use crate::login::{app_with_discord, event, room, send, ALPHA, BETA, STAFF};
+use crate::login::{app_with_discord, event, room, send, ALPHA, BETA, MEMBER, STAFF};
 use crate::stand_in::{log_in, Browser};
 
 async fn call(
@@ -491,4 +491,120 @@ async fn a_staff_reply_reaches_the_member_by_dm_and_the_open_conversation() {
     );
     let (s, b) = call(&app, &staff, M::POST, &base, Some(json!({ "content": "" }))).await;
     assert_eq!((s, b["code"].as_str()), (400, Some("invalid_reply")));
+}
+
+#[tokio::test]
+async fn those_with_manage_server_decide_who_else_may_open_the_dashboard() {
+    let (app, discord) = app_with_discord().await;
+    let (staff, _) = log_in(&app.address, &discord, STAFF, "/").await;
+    let (member, _) = log_in(&app.address, &discord, MEMBER, "/").await;
+    let mut page = room(&app, &staff, ALPHA).await;
+    use reqwest::Method as M;
+    let base = format!("/api/guilds/{ALPHA}/dashboard/access");
+    let member_id = MEMBER.to_string();
+
+    // The member has no access yet.
+    let (s, _) = call(&app, &member, M::GET, &format!("/api/guilds/{ALPHA}"), None).await;
+    assert_eq!(s, 403);
+
+    // Staff (Manage Server) give it, by user; a role that is not the server's is refused.
+    let (s, b) = call(
+        &app,
+        &staff,
+        M::POST,
+        &base,
+        Some(json!({ "targetType": "user", "targetId": member_id })),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let e = event(&mut page, "dashboard:access_updated").await;
+    assert!(
+        e["data"]["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["targetId"] == member_id.as_str()),
+        "{e}"
+    );
+    let (s, b) = call(
+        &app,
+        &staff,
+        M::POST,
+        &base,
+        Some(json!({ "targetType": "user", "targetId": member_id })),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (409, Some("already_granted")));
+    let (s, b) = call(
+        &app,
+        &staff,
+        M::POST,
+        &base,
+        Some(json!({ "targetType": "role", "targetId": "620000000000000099" })),
+    )
+    .await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (400, Some("invalid_target_id")),
+        "{b}"
+    );
+    let (s, b) = call(
+        &app,
+        &staff,
+        M::POST,
+        &base,
+        Some(json!({ "targetType": "channel", "targetId": "620000000000000009" })),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (400, Some("invalid_target_type")));
+
+    // Now the member opens the dashboard and sees the list, but cannot change it.
+    let (s, list) = call(&app, &member, M::GET, &base, None).await;
+    assert_eq!(
+        (s, list["mayManage"].as_bool()),
+        (200, Some(false)),
+        "{list}"
+    );
+    let (_, picker) = call(&app, &member, M::GET, "/api/guilds", None).await;
+    assert_eq!(picker[0]["id"], ALPHA);
+    let (s, b) = call(
+        &app,
+        &member,
+        M::POST,
+        &base,
+        Some(json!({ "targetType": "role", "targetId": "620000000000000009" })),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (403, Some("manage_server_needed")));
+    let (s, _) = call(
+        &app,
+        &member,
+        M::DELETE,
+        &format!("{base}/user/{member_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+
+    // Staff take it back: the member is out again.
+    let (s, _) = call(
+        &app,
+        &staff,
+        M::DELETE,
+        &format!("{base}/user/{member_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, _) = call(&app, &member, M::GET, &format!("/api/guilds/{ALPHA}"), None).await;
+    assert_eq!(s, 403);
+    let (s, b) = call(
+        &app,
+        &staff,
+        M::DELETE,
+        &format!("{base}/user/{member_id}"),
+        None,
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (404, Some("no_such_entry")));
 }
