@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::seed::{self, SeedOptions};
@@ -234,12 +235,83 @@ pub enum MigrateCommand {
     List,
 }
 
+/// Where the source connection string comes from. Its password should sit neither in `ps`
+/// nor in shell history: prefer `--source-file`, `--source -` or `HEIMDALL_SOURCE_URI`.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// The source's connection string; `-` reads it from standard input. Also
+    /// HEIMDALL_SOURCE_URI. On the command line its password shows in `ps` and shell
+    /// history: prefer --source-file, `--source -` or the variable.
+    #[arg(long, env = "HEIMDALL_SOURCE_URI", hide_env_values = true)]
+    pub source: Option<String>,
+    /// Read the source's connection string from this file (its first line).
+    #[arg(long, value_name = "PATH", conflicts_with = "source")]
+    pub source_file: Option<std::path::PathBuf>,
+}
+
+impl SourceArgs {
+    /// The connection string, if one was given; an error says what is wrong with it.
+    pub fn read(self) -> anyhow::Result<Option<String>> {
+        let text = match (self.source, self.source_file) {
+            (Some(s), _) if s.trim() == "-" => {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("reading the source connection string from standard input")?;
+                Some(("standard input", line))
+            }
+            (Some(s), _) => Some(("--source", s)),
+            (None, Some(path)) => {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    if let Ok(m) = std::fs::metadata(&path) {
+                        if m.permissions().mode() & 0o004 != 0 {
+                            eprintln!(
+                                "warning: {} is readable by every user of this machine; `chmod 600` it",
+                                path.display()
+                            );
+                        }
+                    }
+                }
+                let text = std::fs::read_to_string(&path).with_context(|| {
+                    format!(
+                        "reading the source connection string from {}",
+                        path.display()
+                    )
+                })?;
+                Some(("--source-file", text))
+            }
+            (None, None) => None,
+        };
+        match text {
+            None => Ok(None),
+            Some((from, text)) => {
+                let uri = text.lines().next().unwrap_or_default().trim().to_string();
+                if uri.is_empty() {
+                    anyhow::bail!("{from} gave an empty source connection string");
+                }
+                Ok(Some(uri))
+            }
+        }
+    }
+
+    /// The connection string, which this command needs.
+    pub fn require(self) -> anyhow::Result<String> {
+        self.read()?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "give the source connection string with --source-file PATH, --source - (standard input) or HEIMDALL_SOURCE_URI; `--source URI` works too, but leaves its password in ps and shell history"
+            )
+        })
+    }
+}
+
 /// Arguments of `heimdall migrate clone`.
 #[derive(Debug, Args)]
 pub struct CloneArgs {
-    /// Connection string of the source instance's MongoDB.
-    #[arg(long)]
-    pub source: String,
+    /// The source instance's MongoDB.
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Source database (default: the one in --source, else `heimdall`).
     #[arg(long)]
     pub source_db: Option<String>,
@@ -266,9 +338,9 @@ pub struct CloneArgs {
 /// Arguments of `heimdall migrate legacy`.
 #[derive(Debug, Args)]
 pub struct LegacyArgs {
-    /// Connection string of the old bot's MongoDB.
-    #[arg(long)]
-    pub source: String,
+    /// The old bot's MongoDB.
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// The old bot's database (default: the one in --source).
     #[arg(long)]
     pub source_db: Option<String>,
@@ -294,10 +366,10 @@ pub struct LegacyArgs {
 pub struct ResumeArgs {
     /// The run id.
     pub run_id: String,
-    /// The source connection string, when the run did not store it (it must reach the
+    /// The source, when the run did not store its connection string (it must reach the
     /// run's own data set).
-    #[arg(long)]
-    pub source: Option<String>,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Resume although --source is another server, database or data set than the run's.
     #[arg(long)]
     pub force_source: bool,
@@ -356,7 +428,7 @@ async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
     };
     match cmd {
         MigrateCommand::Clone(a) => {
-            let mut opts = clone::CloneOptions::new(a.source, cli_user());
+            let mut opts = clone::CloneOptions::new(a.source.require()?, cli_user());
             opts.source_db = a.source_db;
             opts.guild = a.guild;
             opts.dry_run = a.dry_run;
@@ -376,8 +448,10 @@ async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
             }
         }
         MigrateCommand::Legacy(a) => {
-            let mut opts =
-                heimdall_host::migration::legacy::engine::LegacyOptions::new(a.source, cli_user());
+            let mut opts = heimdall_host::migration::legacy::engine::LegacyOptions::new(
+                a.source.require()?,
+                cli_user(),
+            );
             opts.source_db = a.source_db;
             opts.guild = a.guild;
             opts.modmail_collection = a.modmail_collection;
@@ -425,7 +499,7 @@ async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
             let record = heimdall_host::migration::begin_resume_with(
                 &env,
                 &a.run_id,
-                a.source,
+                a.source.read()?,
                 a.force_source,
                 sink,
                 cancel,

@@ -926,3 +926,89 @@ async fn cli_json_result_and_exit_codes() {
     assert_eq!(s["runId"], v["runId"]);
     assert_eq!(s["active"], false);
 }
+
+#[tokio::test]
+async fn the_source_comes_from_a_file_standard_input_or_the_environment() {
+    use std::io::Write;
+    let source = seeded("secsrc").await;
+    let target = fresh_db("secdst").await;
+    let plan = |mut c: Command| {
+        c.args([
+            "migrate",
+            "clone",
+            "--source-db",
+            source.name(),
+            "--dry-run",
+            "--json",
+        ]);
+        c
+    };
+    let planned = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["steps"].as_array().unwrap().len(), 24);
+    };
+    // A file, readable by its owner only.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("source-uri");
+    std::fs::write(&file, format!("{}\n", mongo_uri())).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let mut c = plan(cli(&target));
+    c.arg("--source-file").arg(&file);
+    let out = c.output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("readable by every user"));
+    planned(out);
+    // Standard input.
+    let mut c = plan(cli(&target));
+    let mut child = c
+        .args(["--source", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{}\n", mongo_uri()).as_bytes())
+        .unwrap();
+    planned(child.wait_with_output().unwrap());
+    // The environment.
+    let mut c = plan(cli(&target));
+    c.env("HEIMDALL_SOURCE_URI", mongo_uri());
+    planned(c.output().unwrap());
+
+    // None given: what to do, in plain words; an empty file: said so.
+    let out = plan(cli(&target)).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--source-file PATH") && err.contains("HEIMDALL_SOURCE_URI"),
+        "{err}"
+    );
+    std::fs::write(&file, "\n").unwrap();
+    let mut c = plan(cli(&target));
+    let out = c.arg("--source-file").arg(&file).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("empty source connection string"));
+    // --help names the safe ways and never shows the variable's value.
+    let out = cli(&target)
+        .args(["migrate", "clone", "--help"])
+        .env("HEIMDALL_SOURCE_URI", "mongodb://u:hunter2@db:27017")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("--source-file") && help.contains("HEIMDALL_SOURCE_URI"),
+        "{help}"
+    );
+    assert!(!help.contains("hunter2"), "{help}");
+}
