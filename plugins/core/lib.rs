@@ -65,7 +65,12 @@ impl Plugin for CorePlugin {
 }
 
 /// Shows Heimdall's version and its plugins.
-#[poise::command(slash_command, ephemeral)]
+#[poise::command(
+    slash_command,
+    ephemeral,
+    name_localized("de", "info"),
+    description_localized("de", "Zeigt Heimdalls Version und seine Plugins")
+)]
 pub async fn about(ctx: Context<'_>) -> Result<(), Error> {
     let names = ctx.data().registry.plugin_names().join(", ");
     ctx.say(STRINGS.t_in(

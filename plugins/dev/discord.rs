@@ -32,6 +32,9 @@ use heimdall_host::migration::{
     Begun, EventKind, MigrationMode, PendingRun, ProgressEvent, ProgressSink,
 };
 
+/// The language of texts with no user to speak to.
+const DEFAULT: &str = heimdall_host::locales::DEFAULT_LOCALE;
+
 /// Discord's limit on a message's content.
 const MAX_CONTENT: usize = 2000;
 
@@ -65,6 +68,8 @@ pub struct InteractionReply {
     pub token: String,
     /// When the interaction arrived.
     pub received: Instant,
+    /// The invoking user's Discord language (`de`, `en-US`, ...): the replies speak it.
+    pub locale: String,
 }
 
 impl InteractionReply {
@@ -76,10 +81,13 @@ impl InteractionReply {
                 interaction_id: a.interaction.id,
                 token: a.interaction.token.clone(),
                 received: Instant::now(),
+                locale: a.interaction.locale.clone(),
             }),
-            poise::Context::Prefix(_) => {
-                Err(UserError::bad_request("slash_only", t("migrate-slash-only", &[])).into())
-            }
+            poise::Context::Prefix(_) => Err(UserError::bad_request(
+                "slash_only",
+                t(DEFAULT, "migrate-slash-only", &[]),
+            )
+            .into()),
         }
     }
 
@@ -134,7 +142,11 @@ async fn refuse_non_owner(data: &Data, reply: &InteractionReply, user: u64) -> R
         return Ok(false);
     }
     reply
-        .open(&heimdall_host::locales::t("error-owner-only", &[]))
+        .open(&heimdall_host::locales::t_in(
+            &reply.locale,
+            "error-owner-only",
+            &[],
+        ))
         .await?;
     Ok(true)
 }
@@ -200,14 +212,16 @@ pub async fn resume_command(
     if refuse_non_owner(data, &reply, user).await? {
         return Ok(());
     }
+    let lang = reply.locale.clone();
+    let lang = lang.as_str();
     let Some(record) = RunStore::new(&data.db).get(run_id).await? else {
         reply
-            .open(&t("migrate-unknown-run", &[("run", run_id)]))
+            .open(&t(lang, "migrate-unknown-run", &[("run", run_id)]))
             .await?;
         return Ok(());
     };
     let env = super::migration_env(data);
-    let no_plan: fn(&()) -> String = |_| String::new();
+    let no_plan: fn(&str, &()) -> String = |_, _| String::new();
     start(
         data,
         reply,
@@ -233,27 +247,33 @@ async fn start<P, Fut>(
     user: u64,
     mode: MigrationMode,
     live: LiveOptions,
-    render_plan: fn(&P) -> String,
+    render_plan: fn(&str, &P) -> String,
     begin: impl FnOnce(Arc<dyn ProgressSink>, CancellationToken) -> Fut,
 ) -> Result<(), Error>
 where
     Fut: std::future::Future<Output = anyhow::Result<Begun<P>>>,
 {
+    let lang = reply.locale.clone();
+    let lang = lang.as_str();
     reply
-        .open(&t("migrate-checking", &[("mode", &mode_name(mode))]))
+        .open(&t(
+            lang,
+            "migrate-checking",
+            &[("mode", &mode_name(lang, mode))],
+        ))
         .await?;
     let live_sink = LiveSink::new(mode);
     let cancel = data.shutdown.child_token();
     match begin(live_sink.fan_out(data), cancel.clone()).await {
-        Err(e) => reply.edit_logged(&refusal(&e)).await,
-        Ok(Begun::Plan(p)) => reply.edit_logged(&render_plan(&p)).await,
+        Err(e) => reply.edit_logged(&refusal(lang, &e)).await,
+        Ok(Begun::Plan(p)) => reply.edit_logged(&render_plan(lang, &p)).await,
         Ok(Begun::Run(run)) => run_live(data, reply, user, run, live_sink, cancel, live),
     }
     Ok(())
 }
 
 /// `/migrate status`: a run's record (the newest when `run_id` is not given), as text.
-pub async fn status_text(data: &Data, run_id: Option<&str>) -> Result<String, Error> {
+pub async fn status_text(data: &Data, lang: &str, run_id: Option<&str>) -> Result<String, Error> {
     let store = RunStore::new(&data.db);
     let record = match run_id {
         Some(id) => store.get(id).await?,
@@ -265,29 +285,29 @@ pub async fn status_text(data: &Data, run_id: Option<&str>) -> Result<String, Er
                 .active_lease()
                 .await?
                 .is_some_and(|l| l.get_str("runId") == Ok(r.id.as_str()));
-            render_record(&r, active)
+            render_record(lang, &r, active)
         }
-        (None, Some(id)) => t("migrate-unknown-run", &[("run", id)]),
-        (None, None) => t("migrate-no-runs", &[]),
+        (None, Some(id)) => t(lang, "migrate-unknown-run", &[("run", id)]),
+        (None, None) => t(lang, "migrate-no-runs", &[]),
     })
 }
 
 /// `/migrate cancel`: asks a run to stop at its next batch boundary (in whichever process
 /// runs it: the request is in the record).
-pub async fn cancel_text(data: &Data, run_id: &str) -> Result<String, Error> {
+pub async fn cancel_text(data: &Data, lang: &str, run_id: &str) -> Result<String, Error> {
     let store = RunStore::new(&data.db);
     if store.get(run_id).await?.is_none() {
-        return Ok(t("migrate-unknown-run", &[("run", run_id)]));
+        return Ok(t(lang, "migrate-unknown-run", &[("run", run_id)]));
     }
     match store.request_cancel(run_id).await {
-        Ok(_) => Ok(t("migrate-cancel-requested", &[("run", run_id)])),
-        Err(e) => Ok(refusal(&e)),
+        Ok(_) => Ok(t(lang, "migrate-cancel-requested", &[("run", run_id)])),
+        Err(e) => Ok(refusal(lang, &e)),
     }
 }
 
 /// A refusal as the owner sees it: a user error as it is, anything else generically.
-fn refusal(e: &anyhow::Error) -> String {
-    t("migrate-refused", &[("reason", &display_for_user(e))])
+fn refusal(lang: &str, e: &anyhow::Error) -> String {
+    t(lang, "migrate-refused", &[("reason", &display_for_user(e))])
 }
 
 /// Runs `run` in the background (owned by the bot's task tracker), editing the reply as
@@ -317,6 +337,7 @@ fn run_live(
     data.tasks.spawn(
         async move {
             let result = run.run().await;
+            let lang = reply.locale.as_str();
             editor_stop.cancel();
             let expired = editor.await.unwrap_or(true);
             let text = match &result {
@@ -326,11 +347,11 @@ fn run_live(
                         imported = record.imported(),
                         "migration ended"
                     );
-                    render_record(record, false)
+                    render_record(lang, record, false)
                 }
                 Err(e) => {
                     tracing::error!(error = ?e, "migration ended with an error");
-                    refusal(e)
+                    refusal(lang, e)
                 }
             };
             if expired {
@@ -371,6 +392,8 @@ async fn edit_loop(
     interval: Duration,
 ) -> bool {
     let mut last_edit: Option<Instant> = None;
+    let lang = reply.locale.clone();
+    let lang = lang.as_str();
     loop {
         let until_deadline = deadline.saturating_duration_since(Instant::now());
         tokio::select! {
@@ -378,7 +401,7 @@ async fn edit_loop(
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(until_deadline) => {
                 let run = rx.borrow().run_id.clone();
-                reply.edit_logged(&t("migrate-live-ends", &[("run", &run)])).await;
+                reply.edit_logged(&t(lang, "migrate-live-ends", &[("run", &run)])).await;
                 return true;
             }
             changed = rx.changed() => {
@@ -397,7 +420,7 @@ async fn edit_loop(
         if Instant::now() >= deadline {
             continue;
         }
-        let text = render_progress(&rx.borrow_and_update());
+        let text = render_progress(lang, &rx.borrow_and_update());
         reply.edit_logged(&text).await;
         last_edit = Some(Instant::now());
     }
@@ -486,10 +509,10 @@ impl ProgressSink for FanOut {
     }
 }
 
-fn mode_name(mode: MigrationMode) -> String {
+fn mode_name(lang: &str, mode: MigrationMode) -> String {
     match mode {
-        MigrationMode::Clone => t("migrate-mode-clone", &[]),
-        MigrationMode::Legacy => t("migrate-mode-legacy", &[]),
+        MigrationMode::Clone => t(lang, "migrate-mode-clone", &[]),
+        MigrationMode::Legacy => t(lang, "migrate-mode-legacy", &[]),
     }
 }
 
@@ -518,15 +541,17 @@ fn bar(done: u64, total: u64) -> String {
     )
 }
 
-fn render_progress(s: &Snapshot) -> String {
-    let mode = mode_name(s.mode);
+fn render_progress(lang: &str, s: &Snapshot) -> String {
+    let mode = mode_name(lang, s.mode);
     if s.total == 0 {
         return t(
+            lang,
             "migrate-progress-starting",
             &[("mode", &mode), ("run", &s.run_id)],
         );
     }
     let mut out = t(
+        lang,
         "migrate-progress-header",
         &[
             ("mode", &mode),
@@ -540,6 +565,7 @@ fn render_progress(s: &Snapshot) -> String {
     for (step, (label, done, total)) in s.active.iter().take(4) {
         out.push('\n');
         out.push_str(&t(
+            lang,
             "migrate-progress-step",
             &[
                 ("step", &step.to_string()),
@@ -551,12 +577,12 @@ fn render_progress(s: &Snapshot) -> String {
         ));
     }
     out.push('\n');
-    out.push_str(&t("migrate-progress-footer", &[("run", &s.run_id)]));
+    out.push_str(&t(lang, "migrate-progress-footer", &[("run", &s.run_id)]));
     out
 }
 
 /// A run record as the reply shows it: outcome, counts, verification, where to read more.
-fn render_record(r: &RunRecord, active: bool) -> String {
+fn render_record(lang: &str, r: &RunRecord, active: bool) -> String {
     let key = match r.status {
         RunStatus::Completed if r.failed() == 0 => "migrate-result-completed",
         RunStatus::Completed => "migrate-result-completed-with-failures",
@@ -566,9 +592,14 @@ fn render_record(r: &RunRecord, active: bool) -> String {
         RunStatus::Running => "migrate-result-interrupted",
         RunStatus::Pending => "migrate-result-pending",
     };
-    let mut out = t(key, &[("mode", &mode_name(r.mode)), ("run", &r.id)]);
+    let mut out = t(
+        lang,
+        key,
+        &[("mode", &mode_name(lang, r.mode)), ("run", &r.id)],
+    );
     out.push('\n');
     out.push_str(&t(
+        lang,
         "migrate-result-counts",
         &[
             ("imported", &num(r.imported())),
@@ -583,6 +614,7 @@ fn render_record(r: &RunRecord, active: bool) -> String {
         .count();
     out.push('\n');
     out.push_str(&t(
+        lang,
         "migrate-result-steps",
         &[
             ("done", &done.to_string()),
@@ -596,6 +628,7 @@ fn render_record(r: &RunRecord, active: bool) -> String {
             .iter()
             .fold((0, 0), |(a, b), c| (a + c.source, b + c.matching));
         out.push_str(&t(
+            lang,
             if v.ok {
                 "migrate-result-verified"
             } else {
@@ -606,11 +639,12 @@ fn render_record(r: &RunRecord, active: bool) -> String {
     }
     if let Some(m) = &r.message {
         out.push('\n');
-        out.push_str(&t("migrate-result-message", &[("message", m)]));
+        out.push_str(&t(lang, "migrate-result-message", &[("message", m)]));
     }
     for e in r.errors.iter().take(5) {
         out.push('\n');
         out.push_str(&t(
+            lang,
             "migrate-result-error",
             &[
                 ("collection", &e.collection),
@@ -622,6 +656,7 @@ fn render_record(r: &RunRecord, active: bool) -> String {
     if r.error_count > 5 {
         out.push('\n');
         out.push_str(&t(
+            lang,
             "migrate-result-more-errors",
             &[("count", &num(r.error_count - 5))],
         ));
@@ -630,16 +665,17 @@ fn render_record(r: &RunRecord, active: bool) -> String {
         || (r.status == RunStatus::Running && !active)
     {
         out.push('\n');
-        out.push_str(&t("migrate-result-resume-hint", &[("run", &r.id)]));
+        out.push_str(&t(lang, "migrate-result-resume-hint", &[("run", &r.id)]));
     }
     out
 }
 
-fn render_clone_plan(p: &Plan) -> String {
+fn render_clone_plan(lang: &str, p: &Plan) -> String {
     let mut out = t(
+        lang,
         "migrate-plan-header",
         &[
-            ("mode", &mode_name(MigrationMode::Clone)),
+            ("mode", &mode_name(lang, MigrationMode::Clone)),
             ("source", &p.source),
         ],
     );
@@ -655,6 +691,7 @@ fn render_clone_plan(p: &Plan) -> String {
     }
     out.push('\n');
     out.push_str(&t(
+        lang,
         "migrate-plan-clone-counts",
         &[
             ("insert", &num(insert)),
@@ -666,24 +703,26 @@ fn render_clone_plan(p: &Plan) -> String {
     ));
     for w in &p.warnings {
         out.push('\n');
-        out.push_str(&t("migrate-plan-warning", &[("warning", w)]));
+        out.push_str(&t(lang, "migrate-plan-warning", &[("warning", w)]));
     }
     out.push('\n');
-    out.push_str(&t("migrate-plan-footer", &[]));
+    out.push_str(&t(lang, "migrate-plan-footer", &[]));
     out
 }
 
-fn render_legacy_plan(p: &LegacyPlan) -> String {
+fn render_legacy_plan(lang: &str, p: &LegacyPlan) -> String {
     let mut out = t(
+        lang,
         "migrate-plan-header",
         &[
-            ("mode", &mode_name(MigrationMode::Legacy)),
+            ("mode", &mode_name(lang, MigrationMode::Legacy)),
             ("source", &p.source),
         ],
     );
     for s in &p.steps {
         out.push('\n');
         out.push_str(&t(
+            lang,
             "migrate-plan-legacy-step",
             &[
                 ("step", &s.order.to_string()),
@@ -696,7 +735,7 @@ fn render_legacy_plan(p: &LegacyPlan) -> String {
         ));
     }
     out.push('\n');
-    out.push_str(&t("migrate-plan-footer", &[]));
+    out.push_str(&t(lang, "migrate-plan-footer", &[]));
     out
 }
 
@@ -706,23 +745,54 @@ fn render_legacy_plan(p: &LegacyPlan) -> String {
     check = "heimdall_host::discord::owner_only",
     ephemeral,
     subcommands("clone", "legacy", "status", "cancel", "resume"),
-    subcommand_required
+    subcommand_required,
+    name_localized("de", "migration"),
+    description_localized(
+        "de",
+        "Eine Heimdall-Instanz kopieren oder die Daten des alten Bots importieren (nur Besitzer)"
+    )
 )]
 pub async fn migrate(_ctx: Context<'_>) -> Result<(), Error> {
     Ok(())
 }
 
 /// Copy another Heimdall instance's data into this one, with live progress.
-#[poise::command(slash_command, check = "heimdall_host::discord::owner_only", ephemeral)]
+#[poise::command(
+    slash_command,
+    check = "heimdall_host::discord::owner_only",
+    ephemeral,
+    name_localized("de", "klonen"),
+    description_localized(
+        "de",
+        "Die Daten einer anderen Heimdall-Instanz hierher kopieren, mit Live-Fortschritt"
+    )
+)]
 pub async fn clone(
     ctx: Context<'_>,
-    #[description = "The other instance's MongoDB connection string"] source: String,
+    #[description = "The other instance's MongoDB connection string"]
+    #[name_localized("de", "quelle")]
+    #[description_localized("de", "Die MongoDB-Verbindungszeichenfolge der anderen Instanz")]
+    source: String,
     #[description = "Its database (default: the one named in the connection string)"]
+    #[name_localized("de", "quell_db")]
+    #[description_localized("de", "Ihre Datenbank (sonst die aus der Verbindungszeichenfolge)")]
     source_db: Option<String>,
-    #[description = "Copy only this guild (its id)"] guild: Option<String>,
-    #[description = "Only show the plan; write nothing"] dry_run: Option<bool>,
-    #[description = "Replace documents that already exist here"] overwrite: Option<bool>,
-    #[description = "Copy even though the encryption keys differ"] allow_key_mismatch: Option<bool>,
+    #[description = "Copy only this guild (its id)"]
+    #[name_localized("de", "server")]
+    #[description_localized("de", "Nur diesen Server kopieren (seine ID)")]
+    guild: Option<String>,
+    #[description = "Only show the plan; write nothing"]
+    #[name_localized("de", "probelauf")]
+    #[description_localized("de", "Nur den Plan zeigen; nichts schreiben")]
+    dry_run: Option<bool>,
+    #[description = "Replace documents that already exist here"]
+    #[name_localized("de", "ueberschreiben")]
+    #[description_localized("de", "Hier schon vorhandene Dokumente ersetzen")]
+    overwrite: Option<bool>,
+    #[description = "Copy even though the encryption keys differ"]
+    #[name_localized("de", "schluessel_egal")]
+    #[description_localized("de", "Auch kopieren, wenn die Schlüssel verschieden sind")]
+    allow_key_mismatch: Option<bool>,
 ) -> Result<(), Error> {
     let args = CloneRequest {
         source,
@@ -744,16 +814,38 @@ pub async fn clone(
 }
 
 /// Import the old bot's database into Heimdall, with live progress.
-#[poise::command(slash_command, check = "heimdall_host::discord::owner_only", ephemeral)]
+#[poise::command(
+    slash_command,
+    check = "heimdall_host::discord::owner_only",
+    ephemeral,
+    name_localized("de", "altdaten"),
+    description_localized(
+        "de",
+        "Die Datenbank des alten Bots in Heimdall importieren, mit Live-Fortschritt"
+    )
+)]
 pub async fn legacy(
     ctx: Context<'_>,
-    #[description = "The old bot's MongoDB connection string"] source: String,
+    #[description = "The old bot's MongoDB connection string"]
+    #[name_localized("de", "quelle")]
+    #[description_localized("de", "Die MongoDB-Verbindungszeichenfolge des alten Bots")]
+    source: String,
     #[description = "Its database (default: the one named in the connection string)"]
+    #[name_localized("de", "quell_db")]
+    #[description_localized("de", "Seine Datenbank (sonst die aus der Verbindungszeichenfolge)")]
     source_db: Option<String>,
-    #[description = "Import only this guild (its id)"] guild: Option<String>,
+    #[description = "Import only this guild (its id)"]
+    #[name_localized("de", "server")]
+    #[description_localized("de", "Nur diesen Server importieren (seine ID)")]
+    guild: Option<String>,
     #[description = "The old bot's modmail collection (default: modmail)"]
+    #[name_localized("de", "modmail_sammlung")]
+    #[description_localized("de", "Die Modmail-Sammlung des alten Bots (sonst modmail)")]
     modmail_collection: Option<String>,
-    #[description = "Only show the plan; write nothing"] dry_run: Option<bool>,
+    #[description = "Only show the plan; write nothing"]
+    #[name_localized("de", "probelauf")]
+    #[description_localized("de", "Nur den Plan zeigen; nichts schreiben")]
+    dry_run: Option<bool>,
 ) -> Result<(), Error> {
     let args = LegacyRequest {
         source,
@@ -774,12 +866,21 @@ pub async fn legacy(
 }
 
 /// Show a migration run: the newest, or the one named.
-#[poise::command(slash_command, check = "heimdall_host::discord::owner_only", ephemeral)]
+#[poise::command(
+    slash_command,
+    check = "heimdall_host::discord::owner_only",
+    ephemeral,
+    name_localized("de", "status"),
+    description_localized("de", "Einen Migrationslauf zeigen: den neuesten oder den genannten")
+)]
 pub async fn status(
     ctx: Context<'_>,
-    #[description = "The run's id (default: the newest run)"] run: Option<String>,
+    #[description = "The run's id (default: the newest run)"]
+    #[name_localized("de", "lauf")]
+    #[description_localized("de", "Die ID des Laufs (sonst der neueste)")]
+    run: Option<String>,
 ) -> Result<(), Error> {
-    let text = status_text(ctx.data(), run.as_deref()).await?;
+    let text = status_text(ctx.data(), ctx.locale().unwrap_or(DEFAULT), run.as_deref()).await?;
     ctx.send(
         poise::CreateReply::default()
             .content(fit(&text))
@@ -790,12 +891,24 @@ pub async fn status(
 }
 
 /// Stop a running migration at its next batch (it can be resumed).
-#[poise::command(slash_command, check = "heimdall_host::discord::owner_only", ephemeral)]
+#[poise::command(
+    slash_command,
+    check = "heimdall_host::discord::owner_only",
+    ephemeral,
+    name_localized("de", "abbrechen"),
+    description_localized(
+        "de",
+        "Eine laufende Migration beim nächsten Stapel anhalten (sie lässt sich fortsetzen)"
+    )
+)]
 pub async fn cancel(
     ctx: Context<'_>,
-    #[description = "The run's id"] run: String,
+    #[description = "The run's id"]
+    #[name_localized("de", "lauf")]
+    #[description_localized("de", "Die ID des Laufs")]
+    run: String,
 ) -> Result<(), Error> {
-    let text = cancel_text(ctx.data(), &run).await?;
+    let text = cancel_text(ctx.data(), ctx.locale().unwrap_or(DEFAULT), &run).await?;
     ctx.send(
         poise::CreateReply::default()
             .content(fit(&text))
@@ -806,10 +919,22 @@ pub async fn cancel(
 }
 
 /// Continue a cancelled, failed or interrupted migration from where it stopped.
-#[poise::command(slash_command, check = "heimdall_host::discord::owner_only", ephemeral)]
+#[poise::command(
+    slash_command,
+    check = "heimdall_host::discord::owner_only",
+    ephemeral,
+    name_localized("de", "fortsetzen"),
+    description_localized(
+        "de",
+        "Eine abgebrochene, fehlgeschlagene oder unterbrochene Migration fortsetzen"
+    )
+)]
 pub async fn resume(
     ctx: Context<'_>,
-    #[description = "The run's id"] run: String,
+    #[description = "The run's id"]
+    #[name_localized("de", "lauf")]
+    #[description_localized("de", "Die ID des Laufs")]
+    run: String,
 ) -> Result<(), Error> {
     let reply = InteractionReply::of(&ctx)?;
     resume_command(
@@ -822,7 +947,7 @@ pub async fn resume(
     .await
 }
 
-/// A dev-plugin text in the default locale.
-fn t(key: &str, args: &[(&str, &str)]) -> String {
-    super::STRINGS.t(key, args)
+/// A dev-plugin text in `lang` (a Discord locale such as `de` or `en-US`).
+fn t(lang: &str, key: &str, args: &[(&str, &str)]) -> String {
+    super::STRINGS.t_in(lang, key, args)
 }

@@ -144,12 +144,20 @@ async fn pardon_case(
     slash_command,
     guild_only,
     ephemeral,
-    default_member_permissions = "MODERATE_MEMBERS"
+    default_member_permissions = "MODERATE_MEMBERS",
+    name_localized("de", "verwarnen"),
+    description_localized("de", "Ein Mitglied verwarnen: ein nummerierter Fall in seiner Akte")
 )]
 pub async fn warn(
     ctx: Context<'_>,
-    #[description = "The member to warn"] member: serenity::User,
-    #[description = "Why"] reason: Option<String>,
+    #[description = "The member to warn"]
+    #[name_localized("de", "mitglied")]
+    #[description_localized("de", "Das zu verwarnende Mitglied")]
+    member: serenity::User,
+    #[description = "Why"]
+    #[name_localized("de", "grund")]
+    #[description_localized("de", "Warum")]
+    reason: Option<String>,
 ) -> Result<(), Error> {
     let guild = ctx.guild_id().map(|g| g.to_string()).ok_or_else(|| {
         heimdall_host::error::UserError::bad_request("guild_only", "warnings live in a server")

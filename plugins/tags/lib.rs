@@ -176,17 +176,26 @@ fn guild_of(ctx: &Context<'_>) -> Result<String, Error> {
 #[poise::command(
     slash_command,
     guild_only,
-    subcommands("tag_show", "tag_create", "tag_edit", "tag_delete")
+    subcommands("tag_show", "tag_create", "tag_edit", "tag_delete"),
+    description_localized("de", "Gespeicherte Antworten, per Name abrufbar")
 )]
 pub async fn tag(_ctx: Context<'_>) -> Result<(), Error> {
     Ok(())
 }
 
 /// Posts a tag's text.
-#[poise::command(slash_command, guild_only, rename = "show")]
+#[poise::command(
+    slash_command,
+    guild_only,
+    rename = "show",
+    name_localized("de", "zeigen"),
+    description_localized("de", "Den Text eines Tags posten")
+)]
 pub async fn tag_show(
     ctx: Context<'_>,
-    #[description = "The tag's name"] name: String,
+    #[description = "The tag's name"]
+    #[description_localized("de", "Der Name des Tags")]
+    name: String,
 ) -> Result<(), Error> {
     let guild = guild_of(&ctx)?;
     match ops::show(ctx.data(), &guild, &name, ctx.author().id.get()).await {
@@ -207,13 +216,20 @@ pub async fn tag_show(
     slash_command,
     guild_only,
     rename = "create",
+    name_localized("de", "anlegen"),
+    description_localized("de", "Einen Tag anlegen"),
     ephemeral,
     default_member_permissions = "MANAGE_MESSAGES"
 )]
 pub async fn tag_create(
     ctx: Context<'_>,
-    #[description = "The tag's name"] name: String,
-    #[description = "Its text"] content: String,
+    #[description = "The tag's name"]
+    #[description_localized("de", "Der Name des Tags")]
+    name: String,
+    #[description = "Its text"]
+    #[name_localized("de", "text")]
+    #[description_localized("de", "Sein Text")]
+    content: String,
 ) -> Result<(), Error> {
     let (data, by) = (ctx.data(), ctx.author().id.get());
     let guild = guild_of(&ctx)?;
@@ -226,13 +242,20 @@ pub async fn tag_create(
     slash_command,
     guild_only,
     rename = "edit",
+    name_localized("de", "bearbeiten"),
+    description_localized("de", "Den Text eines Tags ändern"),
     ephemeral,
     default_member_permissions = "MANAGE_MESSAGES"
 )]
 pub async fn tag_edit(
     ctx: Context<'_>,
-    #[description = "The tag's name"] name: String,
-    #[description = "Its new text"] content: String,
+    #[description = "The tag's name"]
+    #[description_localized("de", "Der Name des Tags")]
+    name: String,
+    #[description = "Its new text"]
+    #[name_localized("de", "text")]
+    #[description_localized("de", "Sein neuer Text")]
+    content: String,
 ) -> Result<(), Error> {
     let (data, by) = (ctx.data(), ctx.author().id.get());
     let guild = guild_of(&ctx)?;
@@ -245,12 +268,16 @@ pub async fn tag_edit(
     slash_command,
     guild_only,
     rename = "delete",
+    name_localized("de", "loeschen"),
+    description_localized("de", "Einen Tag löschen"),
     ephemeral,
     default_member_permissions = "MANAGE_MESSAGES"
 )]
 pub async fn tag_delete(
     ctx: Context<'_>,
-    #[description = "The tag's name"] name: String,
+    #[description = "The tag's name"]
+    #[description_localized("de", "Der Name des Tags")]
+    name: String,
 ) -> Result<(), Error> {
     let (data, by) = (ctx.data(), ctx.author().id.get());
     let guild = guild_of(&ctx)?;

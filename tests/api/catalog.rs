@@ -447,7 +447,18 @@ fn every_plugin_speaks_english_and_german_alike() {
             if before == ':' || before == '_' || before.is_alphanumeric() {
                 continue; // another crate's `t`, or another function
             }
-            let Some(literal) = code[at + 2..].trim_start().strip_prefix('"') else {
+            // `t(lang, "key", ...)`: the language first, then the key.
+            let args = code[at + 2..].trim_start();
+            let args = match args.split_once(',') {
+                Some((lang, rest))
+                    if !lang.is_empty()
+                        && lang.chars().all(|c| c.is_alphanumeric() || c == '_') =>
+                {
+                    rest.trim_start()
+                }
+                _ => args,
+            };
+            let Some(literal) = args.strip_prefix('"') else {
                 continue; // a key chosen at run time
             };
             let key = literal.split('"').next().unwrap();

@@ -169,6 +169,7 @@ async fn stand_in() -> (StandIn, InteractionReply) {
         interaction_id: serenity::InteractionId::new(INTERACTION),
         token: TOKEN.into(),
         received: Instant::now(),
+        locale: "en-US".into(),
     };
     (state, reply)
 }
@@ -256,7 +257,7 @@ async fn migrate_clone_replies_ephemerally_edits_live_and_ends_with_the_result()
     assert!(last.chars().count() <= 2000);
 
     // `/migrate status` shows the same record later.
-    let status = status_text(&app.data, None).await.unwrap();
+    let status = status_text(&app.data, "en-US", None).await.unwrap();
     assert!(
         status.contains(id) && status.contains("completed"),
         "{status}"
@@ -314,11 +315,11 @@ async fn migrate_refuses_non_owners_and_bad_input_in_the_reply_without_starting_
         .await
         .unwrap();
     assert!(runs.is_empty(), "a refused command started a run");
-    assert!(status_text(&app.data, None)
+    assert!(status_text(&app.data, "en-US", None)
         .await
         .unwrap()
         .contains("No migration has run yet"));
-    assert!(cancel_text(&app.data, "nope")
+    assert!(cancel_text(&app.data, "en-US", "nope")
         .await
         .unwrap()
         .contains("no migration run `nope`"));
@@ -538,6 +539,128 @@ async fn migrate_never_shows_a_connection_strings_secrets() {
             .unwrap();
         for text in discord.wait_for("Not started").await {
             crate::redaction::assert_clean("/migrate legacy", &text);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_german_owner_is_answered_in_german_from_check_to_result() {
+    let app = spawn_app().await;
+    let source = seeded("discord_de").await;
+    let (discord, mut reply) = stand_in().await;
+    reply.locale = "de".into();
+    let live = LiveOptions {
+        edit_interval: Duration::from_millis(200),
+        ..LiveOptions::default()
+    };
+    clone_command(&app.data, reply, owner(), clone_args(source.name()), live)
+        .await
+        .unwrap();
+    let contents = discord.wait_for("abgeschlossen").await;
+    assert!(
+        contents[0].contains("Instanz-Klon") && contents[0].contains("Quelle wird geprüft"),
+        "{}",
+        contents[0]
+    );
+    let last = contents.last().unwrap();
+    assert!(
+        last.contains("Geprüft") || last.contains("geprüft"),
+        "{last}"
+    );
+    assert!(!last.contains("Imported"), "{last}");
+    // Status and cancel in German too; English stays the default.
+    let status = status_text(&app.data, "de", None).await.unwrap();
+    assert!(status.contains("abgeschlossen"), "{status}");
+    assert!(cancel_text(&app.data, "de-AT", "nope")
+        .await
+        .unwrap()
+        .contains("Es gibt keinen"));
+    assert!(status_text(&app.data, "fr", None)
+        .await
+        .unwrap()
+        .contains("completed"));
+}
+
+#[test]
+fn migrate_is_registered_with_german_names_and_descriptions() {
+    let cmd = heimdall::plugins::dev::discord::migrate();
+    let json = serde_json::to_value(cmd.create_as_slash_command().unwrap()).unwrap();
+    assert_eq!(json["name_localizations"]["de"], "migration");
+    let clone = json["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "clone")
+        .unwrap();
+    assert_eq!(clone["name_localizations"]["de"], "klonen");
+    assert!(clone["description_localizations"]["de"]
+        .as_str()
+        .unwrap()
+        .contains("Heimdall"));
+    for option in clone["options"].as_array().unwrap() {
+        let de = option["description_localizations"]["de"]
+            .as_str()
+            .unwrap_or("");
+        assert!(
+            !de.is_empty(),
+            "option {} has no German description",
+            option["name"]
+        );
+        assert!(option["name_localizations"]["de"].is_string(), "{option}");
+    }
+}
+
+/// Every command, subcommand and option of every plugin, as Discord registers it.
+fn walk<'a>(
+    v: &'a serde_json::Value,
+    path: String,
+    out: &mut Vec<(String, &'a serde_json::Value)>,
+) {
+    out.push((path.clone(), v));
+    for o in v["options"].as_array().into_iter().flatten() {
+        walk(
+            o,
+            format!("{path} {}", o["name"].as_str().unwrap_or("?")),
+            out,
+        );
+    }
+}
+
+#[test]
+fn every_slash_command_speaks_german_too() {
+    let registry = heimdall_host::plugin::Registry::new(heimdall::plugins::all()).unwrap();
+    let mut all = Vec::new();
+    let commands: Vec<serde_json::Value> = registry
+        .commands()
+        .iter()
+        .filter_map(|c| c.create_as_slash_command())
+        .map(|c| serde_json::to_value(c).unwrap())
+        .collect();
+    assert!(commands.len() >= 4, "{commands:?}");
+    for c in &commands {
+        walk(c, format!("/{}", c["name"].as_str().unwrap()), &mut all);
+    }
+    for (path, v) in all {
+        let en = v["description"].as_str().unwrap_or_default();
+        let de = v["description_localizations"]["de"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            !en.is_empty() && en.len() <= 100,
+            "{path}: English description {en:?}"
+        );
+        assert!(
+            !de.is_empty() && de.chars().count() <= 100,
+            "{path}: German description {de:?}"
+        );
+        if let Some(name) = v["name_localizations"]["de"].as_str() {
+            assert!(
+                name.len() <= 32
+                    && name
+                        .chars()
+                        .all(|c| c.is_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'),
+                "{path}: {name:?} is not a name Discord takes"
+            );
         }
     }
 }

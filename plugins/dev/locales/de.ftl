@@ -1,17 +1,17 @@
-# Die Texte des Dev-Plugins (Deutsch): die Antworten von /migrate.
+# Die Texte des Dev-Plugins (Deutsch): die Antworten von /migrate (auf Deutsch /migration).
 
-migrate-slash-only = Verwende /migrate als Slash-Befehl.
+migrate-slash-only = Verwende /migration als Slash-Befehl.
 migrate-mode-clone = Instanz-Klon
 migrate-mode-legacy = Legacy-Import
 migrate-checking = **{ $mode }**: Quelle wird geprüft…
 migrate-refused = ❌ Nicht gestartet: { $reason }
-migrate-unknown-run = Es gibt keinen Migrationslauf `{ $run }`. `/migrate status` zeigt den neuesten.
-migrate-no-runs = Es ist noch keine Migration gelaufen. Starte eine mit `/migrate clone` oder `/migrate legacy`.
-migrate-cancel-requested = ⏹️ Abbruch angefordert: Lauf `{ $run }` hält beim nächsten Stapel an. `/migrate resume run:{ $run }` setzt ihn später fort.
-migrate-live-ends = ⏳ Lauf `{ $run }` geht weiter, aber Discord erlaubt nach 15 Minuten keine Live-Updates dieser Nachricht mehr. Verfolge ihn mit `/migrate status run:{ $run }` oder auf der Dev-Seite des Dashboards; das Ergebnis kommt per Direktnachricht.
+migrate-unknown-run = Es gibt keinen Migrationslauf `{ $run }`. `/migration status` zeigt den neuesten.
+migrate-no-runs = Es ist noch keine Migration gelaufen. Starte eine mit `/migration klonen` oder `/migration altdaten`.
+migrate-cancel-requested = ⏹️ Abbruch angefordert: Lauf `{ $run }` hält beim nächsten Stapel an. `/migration fortsetzen lauf:{ $run }` setzt ihn später fort.
+migrate-live-ends = ⏳ Lauf `{ $run }` geht weiter, aber Discord erlaubt nach 15 Minuten keine Live-Updates dieser Nachricht mehr. Verfolge ihn mit `/migration status lauf:{ $run }` oder auf der Migrationsseite des Dashboards; das Ergebnis kommt per Direktnachricht.
 migrate-progress-header = **{ $mode }** `{ $run }`: Schritt { $completed } von { $total } fertig
 migrate-progress-step = • Schritt { $step }, { $label }: { $bar } { $done } / { $total }
-migrate-progress-footer = Abbrechen mit `/migrate cancel run:{ $run }`.
+migrate-progress-footer = Abbrechen mit `/migration abbrechen lauf:{ $run }`.
 migrate-result-completed = ✅ **{ $mode }** `{ $run }` abgeschlossen.
 migrate-result-completed-with-failures = ⚠️ **{ $mode }** `{ $run }` abgeschlossen, aber einige Datensätze sind fehlgeschlagen.
 migrate-result-failed = ❌ **{ $mode }** `{ $run }` ist fehlgeschlagen.
@@ -26,10 +26,10 @@ migrate-result-not-verified = ⚠️ Die Prüfung hat Unterschiede gefunden: { $
 migrate-result-message = Grund: { $message }
 migrate-result-error = • { $collection } `{ $id }`: { $reason }
 migrate-result-more-errors = …und { $count } weitere fehlgeschlagene Datensätze (alle im Laufprotokoll).
-migrate-result-resume-hint = Setze ihn mit `/migrate resume run:{ $run }` fort.
+migrate-result-resume-hint = Setze ihn mit `/migration fortsetzen lauf:{ $run }` fort.
 migrate-plan-header = **{ $mode }**: Probelauf von { $source }. Es wurde nichts geschrieben.
 migrate-plan-clone-counts = Würde { $insert } einfügen · { $skip } als vorhanden überspringen ({ $remap } unter anderer ID, Verweise umgeschrieben) · { $invalid } fehlschlagen · offene Verweise { $dangling }
 migrate-plan-legacy-step = • Schritt { $step }, { $label }: { $found } Datensätze: { $import } importieren, { $skip } überspringen, { $errors } fehlschlagen
 migrate-plan-warning = ⚠️ { $warning }
-migrate-plan-footer = Führe denselben Befehl ohne `dry_run` aus, um zu starten.
-migrate-progress-starting = **{ $mode }** `{ $run }`: gestartet. Abbrechen mit `/migrate cancel run:{ $run }`.
+migrate-plan-footer = Führe denselben Befehl ohne `probelauf` aus, um zu starten.
+migrate-progress-starting = **{ $mode }** `{ $run }`: gestartet. Abbrechen mit `/migration abbrechen lauf:{ $run }`.
