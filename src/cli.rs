@@ -401,6 +401,7 @@ async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map(heimdall_host::crypto::Crypto::new),
         lease_ttl: clone::lease_ttl_from_env(),
+        stall_after: heimdall_host::migration::stall_after_from_env(),
         fail_point: None,
     };
     let cancel = tokio_util::sync::CancellationToken::new();

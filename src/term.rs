@@ -65,7 +65,23 @@ impl ProgressSink for TerminalSink {
                 if let Some(bar) = steps.get(&e.step) {
                     bar.set_length(e.record_total.unwrap_or(0));
                     bar.set_position(e.record_index.unwrap_or(0));
+                    bar.set_message(e.label.clone());
                 }
+            }
+            EventKind::Stalled => {
+                // Said on the step's bar until it moves again.
+                if let Some(bar) = steps.get(&e.step) {
+                    bar.set_message(format!(
+                        "{} — no progress for a while: is the source or this database answering?",
+                        e.label
+                    ));
+                }
+                self.multi
+                    .println(format!(
+                        "warning: step {} ({}) has made no progress for a while; it goes on when the databases answer (Ctrl-C cancels; `heimdall migrate resume` continues later)",
+                        e.step, e.label
+                    ))
+                    .ok();
             }
             EventKind::StepComplete => {
                 if let Some(bar) = steps.remove(&e.step) {

@@ -42,3 +42,23 @@ describe("locales", () => {
     expect(pickLocale(["ja"])).toBe("en");
   });
 });
+
+import { applyEvent } from "../src/pages/Migrations";
+
+describe("the migration page's run", () => {
+  const run = {
+    id: "r",
+    mode: "clone" as const,
+    status: "running",
+    steps: [{ order: 1, label: "Tags", plugin: "tags", status: "running", done: 0, records: 10, imported: 0, skipped: 0, failed: 0 }],
+  };
+  it("moves a step's counts while it runs, and says when it stalls until it moves again", () => {
+    let r = applyEvent(run, "step_progress", { step: 1, recordIndex: 4, recordTotal: 10, counts: { imported: 3, skipped: 1, failed: 0 } });
+    expect(r.steps[0]).toMatchObject({ done: 4, imported: 3, skipped: 1 });
+    r = applyEvent(r, "stalled", { step: 1, label: "Tags", stalledSince: 1000 });
+    expect(r.stalled).toEqual({ step: 1, label: "Tags", since: 1000 });
+    r = applyEvent(r, "step_progress", { step: 1, recordIndex: 5, recordTotal: 10, counts: { imported: 4, skipped: 1, failed: 0 } });
+    expect(r.stalled).toBeNull();
+    expect(r.steps[0].imported).toBe(4);
+  });
+});

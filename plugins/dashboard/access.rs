@@ -5,9 +5,9 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
 use axum::Json;
 use futures::TryStreamExt;
+use heimdall_host::routes::{Access, Routes};
 use mongodb::bson::{doc, Document};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -21,15 +21,26 @@ use heimdall_host::extract::JsonBody;
 const PERMISSIONS: &str = "dashboard_permissions";
 
 /// The routes.
-pub fn routes() -> axum::Router<Data> {
-    axum::Router::new()
-        .route(
+pub fn routes() -> Routes {
+    use Access::GuildStaff;
+    Routes::new()
+        .get(
             "/api/guilds/{guild}/dashboard/access",
-            get(list).post(grant),
+            GuildStaff,
+            "Who may open the server's dashboard, and whether the caller may change it",
+            list,
         )
-        .route(
+        .post(
+            "/api/guilds/{guild}/dashboard/access",
+            GuildStaff,
+            "Give a user or a role access (Manage Server needed): `{targetType, targetId}`",
+            grant,
+        )
+        .delete(
             "/api/guilds/{guild}/dashboard/access/{kind}/{target}",
-            delete(revoke),
+            GuildStaff,
+            "Take a user's or a role's access away (Manage Server needed)",
+            revoke,
         )
 }
 

@@ -56,7 +56,7 @@ impl Plugin for DashboardPlugin {
             &["dashboard_permissions", "dashboard_settings"],
         )]
     }
-    fn routes(&self) -> axum::Router<Data> {
+    fn routes(&self) -> heimdall_host::routes::Routes {
         access::routes()
     }
     fn strings(&self) -> Option<&'static heimdall_host::locales::Strings> {

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use heimdall_host::extract::JsonBody;
+use heimdall_host::routes::{Access, Routes};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -31,17 +31,18 @@ pub struct DevState {
 }
 
 /// The dev plugin's routes.
-pub fn routes(state: Arc<DevState>) -> Router<Data> {
-    Router::new()
-        .route("/api/dev/migrations", get(list))
-        .route("/api/dev/migrations/clone", post(start_clone))
-        .route("/api/dev/migrations/legacy", post(start_legacy))
-        .route("/api/dev/migrations/{id}", get(status))
-        .route("/api/dev/migrations/{id}/cancel", post(cancel))
-        .route("/api/dev/migrations/{id}/resume", post(resume))
-        .route("/api/dev/migrations/{id}/failures", get(failures))
-        .route("/api/dev/gateway/ping", post(gateway_ping))
-        .layer(Extension(state))
+pub fn routes(state: Arc<DevState>) -> Routes {
+    use Access::Owners;
+    Routes::new()
+        .get("/api/dev/migrations", Owners, "The latest migration runs", list)
+        .post("/api/dev/migrations/clone", Owners, "Plan (dry run) or start an Instance Clone: `{source, sourceDb?, guildId?, dryRun?, overwrite?, allowKeyMismatch?}`", start_clone)
+        .post("/api/dev/migrations/legacy", Owners, "Plan (dry run) or start a Legacy Import: `{source, sourceDb?, guildId?, modmailCollection?, dryRun?}`", start_legacy)
+        .get("/api/dev/migrations/{id}", Owners, "A run's record", status)
+        .post("/api/dev/migrations/{id}/cancel", Owners, "Stop a run at its next batch", cancel)
+        .post("/api/dev/migrations/{id}/resume", Owners, "Continue a cancelled, failed or interrupted run", resume)
+        .get("/api/dev/migrations/{id}/failures", Owners, "A run's failed, skipped or missing records, a page at a time (`?kind=&after=&limit=`)", failures)
+        .post("/api/dev/gateway/ping", Owners, "Send test events to the connected owners", gateway_ping)
+        .wrap(|r| r.layer(Extension(state)))
 }
 
 /// Body of `POST /api/dev/migrations/clone` (and what `/migrate clone` asks for).

@@ -436,6 +436,8 @@ struct Snapshot {
     total: u16,
     /// Steps in progress: step → (label, records done, records in the step).
     active: BTreeMap<u16, (String, u64, u64)>,
+    /// The step that has made no progress for a while, until it moves again.
+    stalled: Option<(u16, String)>,
 }
 
 /// A progress sink feeding the live reply (and, through [`LiveSink::fan_out`], the owners'
@@ -454,6 +456,7 @@ impl LiveSink {
             completed: 0,
             total: 0,
             active: BTreeMap::new(),
+            stalled: None,
         });
         Self {
             tx: Arc::new(tx),
@@ -480,7 +483,11 @@ impl ProgressSink for LiveSink {
             s.run_id.clone_from(&e.run_id);
             s.completed = e.completed;
             s.total = e.total;
+            s.stalled = None;
             match e.kind() {
+                EventKind::Stalled => {
+                    s.stalled = Some((e.step, e.label.clone()));
+                }
                 EventKind::StepStart => {
                     s.active.insert(e.step, (e.label.clone(), 0, 0));
                 }
@@ -574,6 +581,14 @@ fn render_progress(lang: &str, s: &Snapshot) -> String {
                 ("done", &num(*done)),
                 ("total", &num(*total)),
             ],
+        ));
+    }
+    if let Some((step, label)) = &s.stalled {
+        out.push('\n');
+        out.push_str(&t(
+            lang,
+            "migrate-progress-stalled",
+            &[("step", &step.to_string()), ("label", label)],
         ));
     }
     out.push('\n');

@@ -26,6 +26,7 @@ pub fn migration_env(data: &Data) -> heimdall_host::migration::clone::MigrationE
         registry: data.registry.catalog(),
         crypto: data.crypto.clone(),
         lease_ttl: heimdall_host::migration::clone::lease_ttl_from_env(),
+        stall_after: heimdall_host::migration::stall_after_from_env(),
         fail_point: None,
     }
 }
@@ -65,7 +66,7 @@ impl Plugin for DevPlugin {
     fn commands(&self) -> Vec<poise::Command<Data, heimdall_host::context::Error>> {
         vec![discord::migrate()]
     }
-    fn routes(&self) -> axum::Router<Data> {
+    fn routes(&self) -> heimdall_host::routes::Routes {
         api::routes(self.state.clone())
     }
 }

@@ -8,7 +8,6 @@ use mongodb::bson::{oid::ObjectId, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
 use axum::Json;
 use heimdall_host::auth::AuthUser;
 use heimdall_host::context::{Context, Data, Error};
@@ -16,6 +15,7 @@ use heimdall_host::error::AppError;
 use heimdall_host::extract::JsonBody;
 use heimdall_host::guild_config::{ConfigField, ConfigSpec, FieldKind};
 use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
+use heimdall_host::routes::{Access, Routes};
 use poise::serenity_prelude as serenity;
 
 /// The moderation plugin's strings (`locales/`).
@@ -77,15 +77,20 @@ impl Plugin for ModerationPlugin {
     fn commands(&self) -> Vec<poise::Command<Data, Error>> {
         vec![warn()]
     }
-    fn routes(&self) -> axum::Router<Data> {
-        axum::Router::new()
-            .route(
+    fn routes(&self) -> Routes {
+        use Access::GuildStaff;
+        Routes::new()
+            .get(
                 "/api/guilds/{guild}/moderation/infractions",
-                get(list_cases),
+                GuildStaff,
+                "The server's cases, newest first (`?user=&type=&case=&before=&limit=`)",
+                list_cases,
             )
-            .route(
+            .post(
                 "/api/guilds/{guild}/moderation/infractions/{case}/pardon",
-                post(pardon_case),
+                GuildStaff,
+                "Pardon a case: `{reason?}`",
+                pardon_case,
             )
     }
 }

@@ -8,7 +8,6 @@ use mongodb::bson::{oid::ObjectId, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
 use axum::Json;
 use heimdall_host::auth::AuthUser;
 use heimdall_host::context::Data;
@@ -16,6 +15,7 @@ use heimdall_host::error::AppError;
 use heimdall_host::extract::JsonBody;
 use heimdall_host::guild_config::{ConfigField, ConfigSpec, FieldKind};
 use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
+use heimdall_host::routes::{Access, Routes};
 
 /// The modmail plugin.
 pub struct ModmailPlugin;
@@ -37,15 +37,26 @@ impl Plugin for ModmailPlugin {
     fn strings(&self) -> Option<&'static heimdall_host::locales::Strings> {
         Some(&STRINGS)
     }
-    fn routes(&self) -> axum::Router<Data> {
-        axum::Router::new()
-            .route(
+    fn routes(&self) -> Routes {
+        use Access::GuildStaff;
+        Routes::new()
+            .get(
                 "/api/guilds/{guild}/modmail/conversations",
-                get(list_conversations),
+                GuildStaff,
+                "The server's conversations, newest first (`?status=&before=&limit=`)",
+                list_conversations,
             )
-            .route(
+            .get(
                 "/api/guilds/{guild}/modmail/conversations/{ticket}/messages",
-                get(list_messages).post(send_reply),
+                GuildStaff,
+                "A conversation's messages, oldest first (`?after=&limit=`)",
+                list_messages,
+            )
+            .post(
+                "/api/guilds/{guild}/modmail/conversations/{ticket}/messages",
+                GuildStaff,
+                "Reply to the member (sent by DM first): `{content}`",
+                send_reply,
             )
     }
     fn config(&self) -> Option<ConfigSpec> {

@@ -8,7 +8,6 @@ use mongodb::bson::{oid::ObjectId, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, put};
 use axum::Json;
 use heimdall_host::auth::AuthUser;
 use heimdall_host::context::Data;
@@ -16,6 +15,7 @@ use heimdall_host::error::AppError;
 use heimdall_host::extract::JsonBody;
 use heimdall_host::guild_config::{ConfigField, ConfigSpec, FieldKind};
 use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
+use heimdall_host::routes::{Access, Routes};
 
 /// The suggestions plugin.
 pub struct SuggestionsPlugin;
@@ -37,16 +37,11 @@ impl Plugin for SuggestionsPlugin {
     fn strings(&self) -> Option<&'static heimdall_host::locales::Strings> {
         Some(&STRINGS)
     }
-    fn routes(&self) -> axum::Router<Data> {
-        axum::Router::new()
-            .route(
-                "/api/guilds/{guild}/suggestions/items",
-                get(list_suggestions),
-            )
-            .route(
-                "/api/guilds/{guild}/suggestions/items/{number}/status",
-                put(decide),
-            )
+    fn routes(&self) -> Routes {
+        use Access::GuildStaff;
+        Routes::new()
+            .get("/api/guilds/{guild}/suggestions/items", GuildStaff, "The server's suggestions with their votes, newest first (`?status=&before=&limit=`)", list_suggestions)
+            .put("/api/guilds/{guild}/suggestions/items/{number}/status", GuildStaff, "Decide a suggestion: `{status, note?}`", decide)
     }
     fn config(&self) -> Option<ConfigSpec> {
         Some(ConfigSpec::new::<SuggestionConfig>(

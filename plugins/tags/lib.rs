@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, put};
 use axum::Json;
 use heimdall_host::auth::AuthUser;
 use heimdall_host::context::{Context, Data, Error};
 use heimdall_host::error::AppError;
 use heimdall_host::extract::JsonBody;
 use heimdall_host::plugin::{CloneStepSpec, CollectionSpec, Plugin};
+use heimdall_host::routes::{Access, Routes};
 
 /// The tags plugin's strings (`locales/`).
 pub static STRINGS: heimdall_host::locales::Strings = heimdall_host::strings!();
@@ -49,15 +49,32 @@ impl Plugin for TagsPlugin {
     fn commands(&self) -> Vec<poise::Command<Data, Error>> {
         vec![tag()]
     }
-    fn routes(&self) -> axum::Router<Data> {
-        axum::Router::new()
-            .route(
+    fn routes(&self) -> Routes {
+        use Access::GuildStaff;
+        Routes::new()
+            .get(
                 "/api/guilds/{guild}/tags/items",
-                get(list_tags).post(create_tag),
+                GuildStaff,
+                "The server's tags by name, a page at a time (`?q=&after=&limit=`)",
+                list_tags,
             )
-            .route(
+            .post(
+                "/api/guilds/{guild}/tags/items",
+                GuildStaff,
+                "Create a tag: `{name, content}`",
+                create_tag,
+            )
+            .put(
                 "/api/guilds/{guild}/tags/items/{name}",
-                put(edit_tag).delete(delete_tag),
+                GuildStaff,
+                "Change a tag's text: `{content}`",
+                edit_tag,
+            )
+            .delete(
+                "/api/guilds/{guild}/tags/items/{name}",
+                GuildStaff,
+                "Delete a tag",
+                delete_tag,
             )
     }
 }

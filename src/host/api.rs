@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use axum::extract::{Path, State};
 use axum::http::{Request, StatusCode};
-use axum::routing::get;
 use axum::{Json, Router};
 use mongodb::bson::doc;
 use serde::Serialize;
@@ -15,36 +14,132 @@ use tower_http::trace::TraceLayer;
 
 use crate::context::Data;
 use crate::error::{AppError, UserError, UserErrorKind};
+use crate::routes::{Access, RouteDoc, Routes};
 
-/// The full router: `/api/...`, the gateway's WebSocket upgrades at `/ws` (when it runs), and
-/// the dashboard's static files.
-pub fn router(data: Data, gateway: Option<crate::gateway::Gateway>) -> Router {
-    let mut api = Router::new()
-        .route("/api/health", get(health))
-        .route("/api/plugins", get(plugins))
-        .route("/api/auth/logout", axum::routing::post(logout))
-        .route("/api/auth/login", get(crate::oauth::login))
-        .route("/api/auth/callback", get(crate::oauth::callback))
-        .route("/api/auth/me", get(crate::oauth::me))
-        .route("/api/auth/config", get(crate::oauth::config))
-        .route("/api/guilds", get(guilds))
-        .route("/api/guilds/{guild}", get(guild))
-        .route("/api/guilds/{guild}/discord", get(lookups))
-        .route(
-            "/api/guilds/{guild}/{plugin}/config",
-            get(crate::settings_routes::get_config).put(crate::settings_routes::put_config),
+/// Every route of the API, described (the host's, then each plugin's, then `/ws` when the
+/// gateway runs).
+pub fn routes(data: &Data, gateway: Option<crate::gateway::Gateway>) -> Routes {
+    use crate::settings_routes::{get_config, put_config};
+    use Access::*;
+    let mut r = Routes::new()
+        .get(
+            "/api/health",
+            Anyone,
+            "Status, version, whether Discord is on, plugins, the gateway's port",
+            health,
         )
-        .route("/api/auth/revoke/{user}", axum::routing::post(revoke));
+        .get(
+            "/api/plugins",
+            Anyone,
+            "The plugins with their collections and clone steps",
+            plugins,
+        )
+        .get(
+            "/api/auth/login",
+            Anyone,
+            "To Discord's authorize page (Log in with Discord); `?next=/path` to come back to",
+            crate::oauth::login,
+        )
+        .get(
+            "/api/auth/callback",
+            Anyone,
+            "Where Discord sends the browser back: sets the session cookie",
+            crate::oauth::callback,
+        )
+        .get(
+            "/api/auth/config",
+            Anyone,
+            "Whether Log in with Discord is set up",
+            crate::oauth::config,
+        )
+        .get(
+            "/api/auth/me",
+            SignedIn,
+            "Who is logged in, and the session's CSRF token",
+            crate::oauth::me,
+        )
+        .post(
+            "/api/auth/logout",
+            SignedIn,
+            "Sign out everywhere: every session of the caller, and this browser's cookie",
+            logout,
+        )
+        .post(
+            "/api/auth/revoke/{user}",
+            Owners,
+            "Sign out every session of a user",
+            revoke,
+        )
+        .get(
+            "/api/guilds",
+            SignedIn,
+            "The server picker: the servers the caller may open",
+            guilds,
+        )
+        .get(
+            "/api/guilds/{guild}",
+            GuildStaff,
+            "A server's plugins, with which have settings",
+            guild,
+        )
+        .get(
+            "/api/guilds/{guild}/discord",
+            GuildStaff,
+            "The server's channels and roles, for the pickers",
+            lookups,
+        )
+        .get(
+            "/api/guilds/{guild}/{plugin}/config",
+            GuildStaff,
+            "A plugin's settings: `{fields, values}`",
+            get_config,
+        )
+        .put(
+            "/api/guilds/{guild}/{plugin}/config",
+            GuildStaff,
+            "Change a plugin's settings (`null` clears one)",
+            put_config,
+        );
     for p in data.registry.plugins() {
-        api = api.merge(p.routes());
+        r = r.merge(p.routes(), p.name());
     }
-    let mut api = api.route("/api/{*rest}", axum::routing::any(api_not_found));
     if let Some(gw) = gateway {
-        api = api.route(
+        r = r.get(
             "/ws",
-            get(move |req: Request<axum::body::Body>| websocket(gw.clone(), req)),
+            SignedIn,
+            "The WebSocket gateway (an upgrade): see docs/websocket.md",
+            move |req: Request<axum::body::Body>| websocket(gw.clone(), req),
         );
     }
+    r
+}
+
+/// The full router: the API's routes, `/api/openapi.json` describing them, and the
+/// dashboard's static files.
+pub fn router(data: Data, gateway: Option<crate::gateway::Gateway>) -> Router {
+    let routes = routes(&data, gateway);
+    let spec_route = RouteDoc {
+        method: "GET",
+        path: "/api/openapi.json",
+        summary: "This description of the API (OpenAPI 3.1)",
+        access: Access::Anyone,
+        owner: "host",
+    };
+    let mut docs = routes.docs().to_vec();
+    docs.push(spec_route.clone());
+    let spec = std::sync::Arc::new(crate::routes::openapi(&docs));
+    let (api, _) = routes
+        .get(
+            spec_route.path,
+            spec_route.access,
+            spec_route.summary,
+            move || {
+                let spec = spec.clone();
+                async move { Json((*spec).clone()) }
+            },
+        )
+        .into_parts();
+    let api = api.route("/api/{*rest}", axum::routing::any(api_not_found));
     let api = match dashboard_dir() {
         // Development: the files as they are on disk, edited without a rebuild.
         Some(dir) => {

@@ -32,6 +32,7 @@ pub mod owners;
 /// The migration engine (its own crate: it knows no plugin by name and no `Data`).
 pub use heimdall_migration as migration;
 pub mod plugin;
+pub mod routes;
 pub mod seed;
 pub mod settings_routes;
 pub mod startup;

@@ -40,9 +40,10 @@ pub trait Plugin: Send + Sync + 'static {
         Vec::new()
     }
 
-    /// HTTP routes, merged into the API router (paths start with `/api/`).
-    fn routes(&self) -> axum::Router<Data> {
-        axum::Router::new()
+    /// HTTP routes, each described, merged into the API (paths start with `/api/`; they
+    /// are listed in `/api/openapi.json` under the plugin's name).
+    fn routes(&self) -> crate::routes::Routes {
+        crate::routes::Routes::new()
     }
 
     /// Its user-facing strings (Fluent, `locales/` in the plugin's folder), declared with

@@ -60,6 +60,8 @@ pub struct MigrationEnv {
     pub crypto: Option<Crypto>,
     /// How long the run lease lives without renewal.
     pub lease_ttl: Duration,
+    /// How long a run may make no progress before `migration:stalled` is sent.
+    pub stall_after: Duration,
     /// A test's deterministic stop (never set outside tests).
     pub fail_point: Option<super::FailPoint>,
 }
@@ -465,19 +467,19 @@ pub async fn begin(
         let _ = lease.release().await;
         return Err(e);
     }
+    let watch = super::StallWatch::new(sink, env.stall_after);
     let engine = Engine::new(
         env,
         &opts,
         prepared.source,
-        sink,
+        watch.clone(),
         cancel,
         run_id.clone(),
         true,
     );
-    Ok(Begun::Run(PendingRun::new(
-        run_id,
-        Box::pin(engine.execute(record, lease)),
-    )))
+    Ok(Begun::Run(
+        PendingRun::new(run_id, Box::pin(engine.execute(record, lease))).watched(watch),
+    ))
 }
 
 /// Takes the lease of a clone run that can continue (checked by
@@ -511,19 +513,17 @@ pub async fn begin_resume(
         force_source,
     )
     .await?;
+    let watch = super::StallWatch::new(sink, env.stall_after);
     let engine = Engine::new(
         env,
         &opts,
         prepared.source,
-        sink,
+        watch.clone(),
         cancel,
         run_id.to_string(),
         true,
     );
-    Ok(PendingRun::new(
-        run_id.to_string(),
-        Box::pin(engine.execute(record, lease)),
-    ))
+    Ok(PendingRun::new(run_id.to_string(), Box::pin(engine.execute(record, lease))).watched(watch))
 }
 
 /// Continues a cancelled, failed or crashed clone run from its checkpoints.
@@ -667,6 +667,7 @@ impl Engine {
             record_index: None,
             record_total: None,
             counts: None,
+            stalled_since: None,
             result: None,
         }
     }
@@ -685,6 +686,7 @@ impl Engine {
             record_index: None,
             record_total: None,
             counts: None,
+            stalled_since: None,
             result: Some(result),
         }
     }

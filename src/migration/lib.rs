@@ -51,16 +51,20 @@ pub enum EventKind {
     Complete,
     /// The run failed.
     Error,
+    /// No progress for a while (the source or the target stopped answering?); the next
+    /// progress event says it moves again.
+    Stalled,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: [EventKind; 6] = [
         Self::StepStart,
         Self::StepProgress,
         Self::StepComplete,
         Self::Complete,
         Self::Error,
+        Self::Stalled,
     ];
 
     /// The wire name, e.g. `migration:step_start`.
@@ -71,6 +75,7 @@ impl EventKind {
             Self::StepComplete => "migration:step_complete",
             Self::Complete => "migration:complete",
             Self::Error => "migration:error",
+            Self::Stalled => "migration:stalled",
         }
     }
 
@@ -122,6 +127,9 @@ pub struct ProgressEvent {
     /// Records in this step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record_total: Option<u64>,
+    /// On `migration:stalled`: since when nothing moved, milliseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled_since: Option<i64>,
     /// The step's counts so far, on record-progress events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<StepCounts>,
@@ -179,6 +187,75 @@ pub struct NullSink;
 
 impl ProgressSink for NullSink {
     fn emit(&self, _event: &ProgressEvent) {}
+}
+
+/// Watches a run's progress: passes every event on, and when none came for `after`, sends
+/// `migration:stalled` once (the last event's step, and since when), until progress resumes.
+pub struct StallWatch {
+    inner: Arc<dyn ProgressSink>,
+    after: Duration,
+    last: std::sync::Mutex<(Instant, Option<ProgressEvent>, bool)>,
+}
+
+impl StallWatch {
+    /// A watch over `inner` that calls `after` of silence a stall.
+    pub fn new(inner: Arc<dyn ProgressSink>, after: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            after,
+            last: std::sync::Mutex::new((Instant::now(), None, false)),
+        })
+    }
+
+    /// Checks for a stall now and then, forever (the run drops it when it ends).
+    async fn watch(&self) {
+        let tick = (self.after / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        loop {
+            tokio::time::sleep(tick).await;
+            let stalled = {
+                let mut last = self.last.lock().expect("stall watch");
+                let (at, event, reported) = &mut *last;
+                match event {
+                    Some(e) if !*reported && at.elapsed() >= self.after => {
+                        *reported = true;
+                        let since = std::time::SystemTime::now()
+                            .checked_sub(at.elapsed())
+                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                            .map(|d| d.as_millis() as i64);
+                        let mut ev = e.clone();
+                        ev.kind = Some(EventKind::Stalled);
+                        ev.stalled_since = since;
+                        ev.result = None;
+                        Some(ev)
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(ev) = stalled {
+                tracing::warn!(run = %ev.run_id, step = ev.step, label = %ev.label, after = ?self.after, "migration stalled: no progress");
+                self.inner.emit(&ev);
+            }
+        }
+    }
+}
+
+impl ProgressSink for StallWatch {
+    fn emit(&self, event: &ProgressEvent) {
+        *self.last.lock().expect("stall watch") = (Instant::now(), Some(event.clone()), false);
+        self.inner.emit(event);
+    }
+}
+
+/// `HEIMDALL_MIGRATION_STALL_SECS` (default 30): how long a run may make no progress before
+/// `migration:stalled` is sent.
+pub fn stall_after_from_env() -> Duration {
+    Duration::from_secs(
+        std::env::var("HEIMDALL_MIGRATION_STALL_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(30),
+    )
 }
 
 /// Sends every event to several sinks.
@@ -538,6 +615,7 @@ pub struct PendingRun {
     /// The run id.
     pub id: String,
     fut: futures::future::BoxFuture<'static, anyhow::Result<runs::RunRecord>>,
+    watch: Option<Arc<StallWatch>>,
 }
 
 impl PendingRun {
@@ -546,12 +624,28 @@ impl PendingRun {
         id: String,
         fut: futures::future::BoxFuture<'static, anyhow::Result<runs::RunRecord>>,
     ) -> Self {
-        Self { id, fut }
+        Self {
+            id,
+            fut,
+            watch: None,
+        }
+    }
+
+    /// Watches the run for stalls while it runs (see [`StallWatch`]).
+    pub fn watched(mut self, watch: Arc<StallWatch>) -> Self {
+        self.watch = Some(watch);
+        self
     }
 
     /// Runs to the end (completed, cancelled or failed) and returns the final record.
     pub async fn run(self) -> anyhow::Result<runs::RunRecord> {
-        self.fut.await
+        match self.watch {
+            None => self.fut.await,
+            Some(w) => tokio::select! {
+                r = self.fut => r,
+                _ = w.watch() => unreachable!("the watch never ends"),
+            },
+        }
     }
 }
 

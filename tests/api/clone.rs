@@ -35,6 +35,7 @@ pub fn env(target: &Database) -> MigrationEnv {
         registry: Registry::new(heimdall::plugins::all()).unwrap().catalog(),
         crypto: Some(Crypto::new(&test_key())),
         lease_ttl: Duration::from_secs(10),
+        stall_after: Duration::from_secs(30),
         fail_point: None,
     }
 }

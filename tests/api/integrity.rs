@@ -534,3 +534,130 @@ async fn a_source_that_dies_mid_run_fails_in_plain_words_and_resumes() {
     let src = client.database("dying");
     assert_same_docs(&src, &target, &durable()).await;
 }
+
+/// A TCP relay to the test server that a test can freeze: while `paused`, bytes wait.
+struct Relay {
+    uri: String,
+    paused: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Copies `from` to `to`, holding each chunk while `paused`.
+async fn pipe(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    paused: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while paused.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn relay() -> Relay {
+    let upstream: String = mongo_uri()
+        .trim_start_matches("mongodb://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let paused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let p = paused.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                continue;
+            };
+            let (cr, cw) = client.into_split();
+            let (sr, sw) = server.into_split();
+            tokio::spawn(pipe(cr, sw, p.clone()));
+            tokio::spawn(pipe(sr, cw, p.clone()));
+        }
+    });
+    Relay {
+        uri: format!("mongodb://127.0.0.1:{port}/?directConnection=true"),
+        paused,
+    }
+}
+
+/// Freezes the relay when step `at` starts and thaws it when the stall is reported.
+struct FreezeAt {
+    at: u16,
+    paused: Arc<std::sync::atomic::AtomicBool>,
+    events: std::sync::Mutex<Vec<heimdall_host::migration::ProgressEvent>>,
+}
+
+impl heimdall_host::migration::ProgressSink for FreezeAt {
+    fn emit(&self, e: &heimdall_host::migration::ProgressEvent) {
+        use heimdall_host::migration::EventKind;
+        use std::sync::atomic::Ordering;
+        match e.kind() {
+            EventKind::StepStart if e.step == self.at => self.paused.store(true, Ordering::SeqCst),
+            EventKind::Stalled => self.paused.store(false, Ordering::SeqCst),
+            _ => {}
+        }
+        self.events.lock().unwrap().push(e.clone());
+    }
+}
+
+#[tokio::test]
+async fn a_source_that_stops_answering_mid_run_is_reported_as_stalled_until_it_moves() {
+    use heimdall_host::migration::EventKind;
+    let source = seeded("stallsrc").await;
+    let target = fresh_db("stalldst").await;
+    let relay = relay().await;
+    let mut e = env(&target);
+    e.stall_after = Duration::from_secs(1);
+    let mut o = clone::CloneOptions::new(relay.uri.clone(), "test");
+    o.source_db = Some(source.name().to_string());
+    o.batch_size = 20;
+    o.parallelism = 1;
+    let sink = Arc::new(FreezeAt {
+        at: 10,
+        paused: relay.paused.clone(),
+        events: std::sync::Mutex::new(Vec::new()),
+    });
+    let started = std::time::SystemTime::now();
+    let r = match clone::start(&e, o, sink.clone(), CancellationToken::new())
+        .await
+        .unwrap()
+    {
+        Outcome::Run(r) => *r,
+        Outcome::Plan(_) => panic!("not a dry run"),
+    };
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    assert!(r.verification.as_ref().unwrap().ok);
+    let events = sink.events.lock().unwrap().clone();
+    let stalls: Vec<_> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.kind() == EventKind::Stalled)
+        .collect();
+    assert_eq!(stalls.len(), 1, "one stall, reported once");
+    let (at, stall) = stalls[0];
+    assert_eq!((stall.step, stall.label.as_str()), (10, "Infractions"));
+    let since = stall.stalled_since.expect("since when");
+    let began = started
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!(since >= began, "{since} {began}");
+    // It moved again: progress of the same step came after the stall.
+    assert!(
+        events[at + 1..]
+            .iter()
+            .any(|e| e.step == 10 && e.kind() != EventKind::Stalled),
+        "no progress after the stall"
+    );
+}

@@ -19,6 +19,7 @@ mod integrity;
 mod legacy;
 mod login;
 mod models;
+mod openapi;
 mod redaction;
 mod resume;
 mod seed;

@@ -28,6 +28,8 @@ interface Run {
   active?: boolean;
   steps: Step[];
   record?: any;
+  /** No progress for a while: the step, and since when (ms). */
+  stalled?: { step: number; label: string; since: number } | null;
 }
 
 interface HistoryRow {
@@ -56,6 +58,7 @@ export function countsOf(step: any) {
 
 /** A run's state after one owner event (`kind` without the `migration:` prefix). */
 export function applyEvent(run: Run, kind: string, e: any): Run {
+  if (kind === "stalled") return { ...run, stalled: { step: e.step, label: e.label, since: e.stalledSince } };
   const steps = run.steps.map((s) => {
     if (s.order !== e.step) return s;
     switch (kind) {
@@ -81,7 +84,7 @@ export function applyEvent(run: Run, kind: string, e: any): Run {
         return s;
     }
   });
-  return { ...run, steps };
+  return { ...run, steps, stalled: null };
 }
 
 function fromRecord(rec: any): Run {
@@ -300,6 +303,15 @@ export function Migrations({ owner }: { owner: boolean }) {
             })}
           </p>
           {run.record?.message && <p className="muted">{t("migrations.reason", { message: run.record.message })}</p>}
+          {run.stalled && run.status === "running" && (
+            <p id="stalled" className="alert" role="status">
+              {t("migrations.stalled", {
+                step: run.stalled.step,
+                label: run.stalled.label,
+                since: new Date(run.stalled.since).toLocaleTimeString(),
+              })}
+            </p>
+          )}
           <div className="actions">
             {run.status === "running" && !interrupted && (
               <button id="cancel" onClick={() => api(`/api/dev/migrations/${encodeURIComponent(run.id)}/cancel`, { method: "POST" }).catch(setError)}>

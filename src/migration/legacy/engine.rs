@@ -255,7 +255,8 @@ pub async fn begin(
     resolve_named(&env.registry, &mut opts);
     let src = preflight(env, &opts).await?;
     let run_id = new_run_id();
-    let engine = Engine::new(env, &opts, src, sink, cancel, run_id.clone());
+    let watch = crate::StallWatch::new(sink, env.stall_after);
+    let engine = Engine::new(env, &opts, src, watch.clone(), cancel, run_id.clone());
     if opts.dry_run {
         return Ok(Begun::Plan(engine.plan().await?));
     }
@@ -302,10 +303,9 @@ pub async fn begin(
         return Err(e);
     }
     let id = record.id.clone();
-    Ok(Begun::Run(PendingRun::new(
-        id,
-        Box::pin(engine.execute(record, lease)),
-    )))
+    Ok(Begun::Run(
+        PendingRun::new(id, Box::pin(engine.execute(record, lease))).watched(watch),
+    ))
 }
 
 /// Checks a legacy run can continue and takes its lease; the returned run continues it.
@@ -328,11 +328,9 @@ pub async fn begin_resume(
     resolve_named(&env.registry, &mut opts);
     let src = preflight(env, &opts).await?;
     let lease = crate::take_over(env, &mut record, &src, &opts.source_uri, force_source).await?;
-    let engine = Engine::new(env, &opts, src, sink, cancel, record.id.clone());
-    Ok(PendingRun::new(
-        record.id.clone(),
-        Box::pin(engine.execute(record, lease)),
-    ))
+    let watch = crate::StallWatch::new(sink, env.stall_after);
+    let engine = Engine::new(env, &opts, src, watch.clone(), cancel, record.id.clone());
+    Ok(PendingRun::new(record.id.clone(), Box::pin(engine.execute(record, lease))).watched(watch))
 }
 
 struct Engine {
@@ -447,6 +445,7 @@ impl Engine {
             record_index: None,
             record_total: None,
             counts: None,
+            stalled_since: None,
             result: None,
         }
     }
