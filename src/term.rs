@@ -52,7 +52,7 @@ impl ProgressSink for TerminalSink {
                 let bar = self.multi.add(ProgressBar::new(0));
                 bar.set_style(
                     ProgressStyle::with_template(
-                        "{prefix:>12} [{bar:30.green/white}] {pos}/{len} {msg}",
+                        "{prefix:>12} [{bar:30.green/white}] {pos}/{len} {per_sec} eta {eta} {msg}",
                     )
                     .expect("valid template")
                     .progress_chars("=> "),

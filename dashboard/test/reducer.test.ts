@@ -43,7 +43,7 @@ describe("locales", () => {
   });
 });
 
-import { applyEvent } from "../src/pages/Migrations";
+import { applyEvent, clock } from "../src/pages/Migrations";
 
 describe("the migration page's run", () => {
   const run = {
@@ -60,5 +60,9 @@ describe("the migration page's run", () => {
     r = applyEvent(r, "step_progress", { step: 1, recordIndex: 5, recordTotal: 10, counts: { imported: 4, skipped: 1, failed: 0 } });
     expect(r.stalled).toBeNull();
     expect(r.steps[0].imported).toBe(4);
+    r = applyEvent(r, "step_progress", { step: 1, recordIndex: 6, recordTotal: 10, pace: { perSecond: 2, etaMs: 2000 } });
+    expect(r.steps[0].pace).toEqual({ perSecond: 2, etaMs: 2000 });
+    expect(clock(2000)).toBe("0:02");
+    expect(clock(3_725_000)).toBe("1:02:05");
   });
 });

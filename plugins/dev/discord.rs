@@ -436,6 +436,8 @@ struct Snapshot {
     total: u16,
     /// Steps in progress: step → (label, records done, records in the step).
     active: BTreeMap<u16, (String, u64, u64)>,
+    /// Each step's pace, when known.
+    pace: BTreeMap<u16, heimdall_host::migration::Pace>,
     /// The step that has made no progress for a while, until it moves again.
     stalled: Option<(u16, String)>,
 }
@@ -456,6 +458,7 @@ impl LiveSink {
             completed: 0,
             total: 0,
             active: BTreeMap::new(),
+            pace: BTreeMap::new(),
             stalled: None,
         });
         Self {
@@ -495,9 +498,13 @@ impl ProgressSink for LiveSink {
                     let entry = s.active.entry(e.step).or_insert((e.label.clone(), 0, 0));
                     entry.1 = e.record_index.unwrap_or(entry.1);
                     entry.2 = e.record_total.unwrap_or(entry.2);
+                    if let Some(p) = e.pace {
+                        s.pace.insert(e.step, p);
+                    }
                 }
                 EventKind::StepComplete => {
                     s.active.remove(&e.step);
+                    s.pace.remove(&e.step);
                 }
                 _ => {}
             }
@@ -520,6 +527,17 @@ fn mode_name(lang: &str, mode: MigrationMode) -> String {
     match mode {
         MigrationMode::Clone => t(lang, "migrate-mode-clone", &[]),
         MigrationMode::Legacy => t(lang, "migrate-mode-legacy", &[]),
+    }
+}
+
+/// A duration as `m:ss` (or `h:mm:ss`).
+fn clock(ms: u64) -> String {
+    let secs = ms.div_ceil(1000);
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
     }
 }
 
@@ -582,6 +600,16 @@ fn render_progress(lang: &str, s: &Snapshot) -> String {
                 ("total", &num(*total)),
             ],
         ));
+        if let Some(p) = s.pace.get(step).filter(|p| p.per_second > 0.0) {
+            out.push_str(&t(
+                lang,
+                "migrate-progress-pace",
+                &[
+                    ("rate", &num(p.per_second.round() as u64)),
+                    ("eta", &clock(p.eta_ms.unwrap_or(0))),
+                ],
+            ));
+        }
     }
     if let Some((step, label)) = &s.stalled {
         out.push('\n');

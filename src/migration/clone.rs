@@ -668,6 +668,7 @@ impl Engine {
             record_total: None,
             counts: None,
             stalled_since: None,
+            pace: None,
             result: None,
         }
     }
@@ -687,6 +688,7 @@ impl Engine {
             record_total: None,
             counts: None,
             stalled_since: None,
+            pace: None,
             result: Some(result),
         }
     }
@@ -874,6 +876,14 @@ impl Engine {
             totals.push(total);
         }
         let step_total: u64 = totals.iter().sum();
+        // The pace counts this attempt's records only (a resumed step began with some).
+        let step_started = std::time::Instant::now();
+        let before_start: u64 = result
+            .collections
+            .iter()
+            .zip(&totals)
+            .map(|(c, t)| c.processed.min(*t))
+            .sum();
         for (ci, total) in totals.iter().copied().enumerate() {
             let prior = result.collections[ci].clone();
             let spec = self
@@ -893,6 +903,11 @@ impl Engine {
                         let mut counts = crate::StepCounts::of(&done_before);
                         counts.add(so_far);
                         p.counts = Some(counts);
+                        p.pace = Some(crate::Pace::of(
+                            step_started,
+                            idx.saturating_sub(before_start),
+                            step_total.saturating_sub(before_start),
+                        ));
                         self.sink.emit(&p);
                     }
                 })

@@ -127,6 +127,9 @@ pub struct ProgressEvent {
     /// Records in this step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record_total: Option<u64>,
+    /// On record-progress events: how fast the step goes and when it should end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pace: Option<Pace>,
     /// On `migration:stalled`: since when nothing moved, milliseconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stalled_since: Option<i64>,
@@ -136,6 +139,34 @@ pub struct ProgressEvent {
     /// The step's or run's result, on completion events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<serde_json::Value>,
+}
+
+/// How fast a step goes: time spent, records per second, and the time left at that pace.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pace {
+    /// Time since the step began, in milliseconds.
+    pub elapsed_ms: u64,
+    /// Records per second so far.
+    pub per_second: f64,
+    /// Time left at this pace, in milliseconds (`None` before the first record).
+    pub eta_ms: Option<u64>,
+}
+
+impl Pace {
+    /// The pace of a step that began at `started` and has done `done` of `total` records.
+    pub fn of(started: Instant, done: u64, total: u64) -> Self {
+        let elapsed = started.elapsed();
+        let secs = elapsed.as_secs_f64();
+        let per_second = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+        let left = total.saturating_sub(done);
+        let eta_ms = (per_second > 0.0).then(|| (left as f64 / per_second * 1000.0) as u64);
+        Self {
+            elapsed_ms: elapsed.as_millis() as u64,
+            per_second: (per_second * 10.0).round() / 10.0,
+            eta_ms,
+        }
+    }
 }
 
 /// What a step has done so far: documents imported (inserted or overwritten), skipped and
@@ -830,6 +861,16 @@ pub async fn begin_resume_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_steps_pace_is_its_records_per_second_and_the_time_left_at_it() {
+        let started = Instant::now() - Duration::from_secs(10);
+        let p = Pace::of(started, 50, 100);
+        assert!((p.per_second - 5.0).abs() < 0.2, "{p:?}");
+        let eta = p.eta_ms.unwrap();
+        assert!((9_500..=10_500).contains(&eta), "{p:?}");
+        assert_eq!(Pace::of(Instant::now(), 0, 100).eta_ms, None);
+    }
     use mongodb::bson::{doc, Bson, RawDocumentBuf};
 
     #[test]

@@ -205,6 +205,10 @@ async fn full_clone_equals_the_source_and_a_rerun_imports_nothing() {
         heimdall_host::migration::StepCounts::of(&step_result.collections)
     );
     assert!(counts.imported > 0);
+    // And its pace: records per second so far, and nothing left at the end.
+    let pace = last.pace.expect("record events carry the step's pace");
+    assert!(pace.per_second > 0.0, "{pace:?}");
+    assert_eq!(pace.eta_ms, Some(0), "{pace:?}");
     let imported: Vec<u64> = msgs.iter().map(|e| e.counts.unwrap().imported).collect();
     assert!(imported.windows(2).all(|w| w[0] <= w[1]), "{imported:?}");
     assert_eq!(events.last().unwrap().kind(), EventKind::Complete);

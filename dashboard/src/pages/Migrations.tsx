@@ -10,6 +10,8 @@ import { useRealtime } from "../useRealtimeData";
 type Mode = "clone" | "legacy";
 
 interface Step {
+  /** Records per second and the time left, while the step runs. */
+  pace?: { perSecond: number; etaMs: number | null } | null;
   order: number;
   label: string;
   plugin: string;
@@ -41,6 +43,14 @@ interface HistoryRow {
 }
 
 const num = (n: number | undefined) => Number(n || 0).toLocaleString("en-US");
+
+/** `m:ss`, or `h:mm:ss`. */
+export function clock(ms: number): string {
+  const secs = Math.ceil(ms / 1000);
+  const [h, m, s] = [Math.floor(secs / 3600), Math.floor(secs / 60) % 60, secs % 60];
+  const two = (n: number) => String(n).padStart(2, "0");
+  return h > 0 ? `${h}:${two(m)}:${two(s)}` : `${m}:${two(s)}`;
+}
 const FINAL = ["completed", "failed", "cancelled"];
 
 /** Per-step counts from a step result (clone: its collections; legacy: the same shape). */
@@ -71,11 +81,13 @@ export function applyEvent(run: Run, kind: string, e: any): Run {
           done: e.recordIndex ?? s.done,
           records: e.recordTotal ?? s.records,
           ...(e.counts ?? {}),
+          pace: e.pace ?? s.pace,
         };
       case "step_complete":
         return {
           ...s,
           ...countsOf(e.result),
+          pace: null,
           status: "completed",
           done: e.recordIndex ?? countsOf(e.result).done,
           records: e.recordTotal ?? countsOf(e.result).records,
@@ -346,6 +358,12 @@ export function Migrations({ owner }: { owner: boolean }) {
                   <td>{t("migrations.status." + s.status)}</td>
                   <td>
                     <progress max={s.records || 1} value={s.records ? Math.min(s.done, s.records) : s.status === "completed" ? 1 : 0} /> {num(s.done)} / {num(s.records)}
+                    {s.status === "running" && s.pace && s.pace.perSecond > 0 && (
+                      <small className="muted pace">
+                        {" "}
+                        {t("migrations.pace", { rate: num(Math.round(s.pace.perSecond)), eta: clock(s.pace.etaMs ?? 0) })}
+                      </small>
+                    )}
                   </td>
                   <td>{num(s.imported)}</td>
                   <td>{num(s.skipped)}</td>

@@ -34,3 +34,4 @@ migrate-plan-warning = ⚠️ { $warning }
 migrate-plan-footer = Führe denselben Befehl ohne `probelauf` aus, um zu starten.
 migrate-progress-starting = **{ $mode }** `{ $run }`: gestartet. Abbrechen mit `/migration abbrechen lauf:{ $run }`.
 migrate-progress-stalled = ⚠️ Schritt { $step }, { $label }, kommt seit einer Weile nicht voran: Antworten die Quelle und diese Datenbank? Es geht weiter, sobald sie es tun.
+migrate-progress-pace = {" "}· { $rate }/s · noch etwa { $eta }

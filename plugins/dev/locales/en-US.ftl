@@ -34,3 +34,4 @@ migrate-plan-warning = ⚠️ { $warning }
 migrate-plan-footer = Run the same command without `dry_run` to start.
 migrate-progress-starting = **{ $mode }** `{ $run }`: started. Cancel with `/migrate cancel run:{ $run }`.
 migrate-progress-stalled = ⚠️ Step { $step }, { $label }, has made no progress for a while: is the source or this database answering? It goes on when they do.
+migrate-progress-pace = {" "}· { $rate }/s · about { $eta } left

@@ -446,6 +446,7 @@ impl Engine {
             record_total: None,
             counts: None,
             stalled_since: None,
+            pace: None,
             result: None,
         }
     }
@@ -604,12 +605,19 @@ impl Engine {
         let (_reader, mut rx) =
             read_batches(coll, query, self.batch_size, "reading the legacy database");
         let mut throttle = Throttle::new(10);
+        // The pace counts this attempt's records only (a resumed step began with some).
+        let (step_started, resumed_from) = (std::time::Instant::now(), res.processed);
         let progress = |res: &CollectionResult, throttle: &mut Throttle| {
             if step.record_progress && throttle.allow(res.processed, res.total) {
                 let mut ev = self.event(EventKind::StepProgress, step, completed_before);
                 ev.record_index = Some(res.processed);
                 ev.record_total = Some(res.total);
                 ev.counts = Some(crate::StepCounts::of([res]));
+                ev.pace = Some(crate::Pace::of(
+                    step_started,
+                    res.processed.saturating_sub(resumed_from),
+                    res.total.saturating_sub(resumed_from),
+                ));
                 self.sink.emit(&ev);
             }
         };
