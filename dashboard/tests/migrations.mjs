@@ -80,8 +80,13 @@ try {
       }
     }).observe(document.querySelector('[data-testid="migrations"]'), { subtree: true, childList: true, characterData: true, attributes: true });
   });
+  // Without "dry run", the plan comes first, with a Confirm button; nothing is written yet.
   await page.uncheck(`${form} [name=dryRun]`);
   await page.click(`${form} button[type=submit]`);
+  await page.waitForSelector("#confirm");
+  out.confirmPlanInsert = await page.$$eval("#plan-body tr", (rows) => rows.reduce((a, r) => a + Number(r.dataset.insert), 0));
+  out.runsBeforeConfirm = await page.evaluate(async () => (await (await fetch("/api/dev/migrations")).json()).length);
+  await page.click("#confirm");
   await page.waitForSelector("#run");
   await page.waitForFunction(() => document.querySelector("#run-status")?.textContent === "completed", null, { timeout: 60000 });
   await page.waitForSelector("#result");

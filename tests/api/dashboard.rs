@@ -86,6 +86,14 @@ async fn the_migration_page_clones_an_instance_with_live_progress_in_chromium() 
         .expect("the page's run is a record");
     assert_eq!(report["planRows"], 24);
     assert_eq!(report["planInsert"].as_u64().unwrap(), record.imported());
+    // Starting showed the plan first, with nothing written until Confirm; its counts are what
+    // the run then did.
+    assert_eq!(report["runsBeforeConfirm"], 0, "{report}");
+    assert_eq!(
+        report["confirmPlanInsert"].as_u64(),
+        Some(record.imported()),
+        "{report}"
+    );
 
     // The run was watched live: running, steps running, then completed with every step done.
     assert!(report["sawRunning"].as_bool().unwrap(), "{report}");

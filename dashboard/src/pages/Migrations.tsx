@@ -121,7 +121,8 @@ export function Migrations({ owner }: { owner: boolean }) {
   const client = useRealtime();
   const [mode, setMode] = useState<Mode>("clone");
   const [error, setError] = useState<ApiError | null>(null);
-  const [plan, setPlan] = useState<{ mode: Mode; steps: any[] } | null>(null);
+  // A plan; with `confirm`, the options to start the run with once the owner confirms.
+  const [plan, setPlan] = useState<{ mode: Mode; steps: any[]; confirm?: Record<string, unknown> } | null>(null);
   const [run, setRun] = useState<Run | null>(null);
   const [history, setHistory] = useState<HistoryRow[]>([]);
   const [busy, setBusy] = useState(false);
@@ -194,9 +195,24 @@ export function Migrations({ owner }: { owner: boolean }) {
     setError(null);
     setBusy(true);
     try {
-      const r = await api<any>(`/api/dev/migrations/${mode}`, { method: "POST", body });
-      if (r.runId) await watch(r.runId);
-      else setPlan({ mode, steps: r.steps }), setRun(null);
+      // Always the plan first: a run starts only once its plan was seen and confirmed.
+      const r = await api<any>(`/api/dev/migrations/${mode}`, { method: "POST", body: { ...body, dryRun: true } });
+      setPlan({ mode, steps: r.steps, confirm: body.dryRun ? undefined : body });
+      setRun(null);
+    } catch (err: any) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const confirm = async () => {
+    if (!plan?.confirm) return;
+    setError(null);
+    setBusy(true);
+    try {
+      const r = await api<any>(`/api/dev/migrations/${plan.mode}`, { method: "POST", body: { ...plan.confirm, dryRun: false } });
+      await watch(r.runId);
       loadHistory();
     } catch (err: any) {
       setError(err);
@@ -235,7 +251,7 @@ export function Migrations({ owner }: { owner: boolean }) {
           <label className="check"><input type="checkbox" name="overwrite" /> {t("migrations.overwrite")}</label>
           <label className="check"><input type="checkbox" name="allowKeyMismatch" /> {t("migrations.keyMismatch")}</label>
           <label className="check"><input type="checkbox" name="dryRun" /> {t("migrations.dryRun")}</label>
-          <button type="submit" disabled={busy}>{t("migrations.clone.start")}</button>
+          <button type="submit" disabled={busy}>{t("migrations.clone.plan")}</button>
         </form>
       ) : (
         <form className="migration-form" data-mode="legacy" onSubmit={submit} key="legacy">
@@ -245,7 +261,7 @@ export function Migrations({ owner }: { owner: boolean }) {
           <label>{t("migrations.guild")} <input name="guildId" placeholder={t("migrations.guild.placeholder")} /></label>
           <label>{t("migrations.modmail")} <input name="modmailCollection" placeholder="modmail" /></label>
           <label className="check"><input type="checkbox" name="dryRun" /> {t("migrations.dryRun")}</label>
-          <button type="submit" disabled={busy}>{t("migrations.legacy.start")}</button>
+          <button type="submit" disabled={busy}>{t("migrations.legacy.plan")}</button>
         </form>
       )}
       {error && (
@@ -256,7 +272,19 @@ export function Migrations({ owner }: { owner: boolean }) {
 
       {plan && (
         <section id="plan">
-          <h3>{t("migrations.plan")} <small className="muted">{t("migrations.plan.note")}</small></h3>
+          <h3>
+            {t("migrations.plan")} <small className="muted">{t(plan.confirm ? "migrations.plan.confirm-note" : "migrations.plan.note")}</small>
+          </h3>
+          {plan.confirm && (
+            <div className="actions">
+              <button id="confirm" onClick={confirm} disabled={busy}>
+                {t("migrations.confirm")}
+              </button>
+              <button id="back" className="link" onClick={() => setPlan(null)}>
+                {t("migrations.back")}
+              </button>
+            </div>
+          )}
           <table>
             <thead>
               <tr>
