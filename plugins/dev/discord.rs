@@ -39,8 +39,13 @@ const DEFAULT: &str = heimdall_host::locales::DEFAULT_LOCALE;
 const MAX_CONTENT: usize = 2000;
 
 /// How the live reply behaves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct LiveOptions {
+    /// Where the plan's Confirm and Cancel presses come from (`None`: no confirmation, the run
+    /// starts at once).
+    pub confirm: Option<Arc<dyn Confirmation>>,
+    /// How long the plan's buttons wait for the owner (Discord: 60 s).
+    pub confirm_timeout: Duration,
     /// The shortest time between two edits of the reply (Discord rate-limits edits).
     pub edit_interval: Duration,
     /// How long the interaction token can edit the reply (Discord: 15 minutes); the last
@@ -48,12 +53,149 @@ pub struct LiveOptions {
     pub token_lifetime: Duration,
 }
 
+impl std::fmt::Debug for LiveOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveOptions")
+            .field("confirm", &self.confirm.is_some())
+            .field("edit_interval", &self.edit_interval)
+            .finish()
+    }
+}
+
 impl Default for LiveOptions {
     fn default() -> Self {
         Self {
+            confirm: None,
+            confirm_timeout: Duration::from_secs(60),
             edit_interval: Duration::from_millis(1500),
             token_lifetime: Duration::from_secs(15 * 60),
         }
+    }
+}
+
+/// A press of one of a plan's buttons.
+#[derive(Debug, Clone)]
+pub struct Press {
+    /// Who pressed.
+    pub user: u64,
+    /// Confirm (`true`) or Cancel.
+    pub confirm: bool,
+    /// The press's own interaction (id and token), to answer it.
+    pub interaction: (serenity::InteractionId, String),
+}
+
+/// Where a plan's button presses come from: Discord's component interactions, or a test.
+#[async_trait::async_trait]
+pub trait Confirmation: Send + Sync {
+    /// The next press of this plan's buttons (`None`: no more will come).
+    async fn next_press(&self) -> Option<Press>;
+}
+
+/// The custom ids of a plan's buttons.
+pub fn button_ids(interaction: serenity::InteractionId) -> (String, String) {
+    (
+        format!("heimdall:confirm-migration:{interaction}"),
+        format!("heimdall:cancel-migration:{interaction}"),
+    )
+}
+
+/// Presses collected from Discord's gateway for one plan.
+pub struct DiscordPresses {
+    stream: tokio::sync::Mutex<futures::stream::BoxStream<'static, serenity::ComponentInteraction>>,
+    confirm_id: String,
+}
+
+impl DiscordPresses {
+    /// Collects the presses of the buttons of interaction `of`'s plan.
+    pub fn new(shard: &serenity::ShardMessenger, of: serenity::InteractionId) -> Self {
+        use futures::StreamExt;
+        let (confirm_id, cancel_id) = button_ids(of);
+        let ids = [confirm_id.clone(), cancel_id];
+        let stream = serenity::ComponentInteractionCollector::new(shard)
+            .filter(move |i| ids.contains(&i.data.custom_id))
+            .stream()
+            .boxed();
+        Self {
+            stream: tokio::sync::Mutex::new(stream),
+            confirm_id,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Confirmation for DiscordPresses {
+    async fn next_press(&self) -> Option<Press> {
+        use futures::StreamExt;
+        let i = self.stream.lock().await.next().await?;
+        Some(Press {
+            user: i.user.id.get(),
+            confirm: i.data.custom_id == self.confirm_id,
+            interaction: (i.id, i.token.clone()),
+        })
+    }
+}
+
+/// What the owner decided about a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Start the run.
+    Confirm,
+    /// Do not.
+    Cancel,
+    /// Nobody decided in time.
+    Expired,
+}
+
+/// Waits for the invoking owner's press; anyone else's is answered (privately) that only
+/// the invoker decides, and waiting goes on. Every press is acknowledged.
+async fn decide(
+    reply: &InteractionReply,
+    presses: &dyn Confirmation,
+    invoker: u64,
+    timeout: Duration,
+) -> Decision {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let press = match tokio::time::timeout(left, presses.next_press()).await {
+            Err(_) | Ok(None) => return Decision::Expired,
+            Ok(Some(p)) => p,
+        };
+        let (id, token) = &press.interaction;
+        if press.user != invoker {
+            let text = t(&reply.locale, "migrate-confirm-not-yours", &[]);
+            let answer = serenity::CreateInteractionResponse::Message(
+                serenity::CreateInteractionResponseMessage::new()
+                    .content(text)
+                    .ephemeral(true),
+            );
+            if let Err(e) = reply
+                .http
+                .create_interaction_response(*id, token, &answer, vec![])
+                .await
+            {
+                tracing::warn!(error = %e, "could not answer a press of another user");
+            }
+            continue;
+        }
+        // Acknowledged; the plan's message is edited right after.
+        if let Err(e) = reply
+            .http
+            .create_interaction_response(
+                *id,
+                token,
+                &serenity::CreateInteractionResponse::Acknowledge,
+                vec![],
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not acknowledge the press");
+        }
+        return if press.confirm {
+            Decision::Confirm
+        } else {
+            Decision::Cancel
+        };
     }
 }
 
@@ -118,6 +260,29 @@ impl InteractionReply {
             .map(|_| ())
     }
 
+    /// Replaces the reply's content and its buttons (none: they go away).
+    pub async fn edit_with_buttons(
+        &self,
+        content: &str,
+        buttons: Vec<serenity::CreateButton>,
+    ) -> serenity::Result<()> {
+        let rows = if buttons.is_empty() {
+            Vec::new()
+        } else {
+            vec![serenity::CreateActionRow::Buttons(buttons)]
+        };
+        self.http
+            .edit_original_interaction_response(
+                &self.token,
+                &serenity::EditInteractionResponse::new()
+                    .content(fit(content))
+                    .components(rows),
+                vec![],
+            )
+            .await
+            .map(|_| ())
+    }
+
     /// Edits and logs a failure (a reply that cannot be edited must not stop the run).
     async fn edit_logged(&self, content: &str) {
         if let Err(e) = self.edit(content).await {
@@ -163,6 +328,7 @@ pub async fn clone_command(
         return Ok(());
     }
     let env = super::migration_env(data);
+    let confirm = !req.dry_run;
     let opts = req.options(format!("discord:{user}"));
     start(
         data,
@@ -170,8 +336,13 @@ pub async fn clone_command(
         user,
         MigrationMode::Clone,
         live,
+        confirm,
         render_clone_plan,
-        |sink, cancel| async move { clone::begin(&env, opts, sink, cancel).await },
+        move |dry_run, sink, cancel| {
+            let (env, mut opts) = (env.clone(), opts.clone());
+            opts.dry_run = dry_run;
+            async move { clone::begin(&env, opts, sink, cancel).await }
+        },
     )
     .await
 }
@@ -188,6 +359,7 @@ pub async fn legacy_command(
         return Ok(());
     }
     let env = super::migration_env(data);
+    let confirm = !req.dry_run;
     let opts = req.options(format!("discord:{user}"));
     start(
         data,
@@ -195,8 +367,13 @@ pub async fn legacy_command(
         user,
         MigrationMode::Legacy,
         live,
+        confirm,
         render_legacy_plan,
-        |sink, cancel| async move { legacy::begin(&env, opts, sink, cancel).await },
+        move |dry_run, sink, cancel| {
+            let (env, mut opts) = (env.clone(), opts.clone());
+            opts.dry_run = dry_run;
+            async move { legacy::begin(&env, opts, sink, cancel).await }
+        },
     )
     .await
 }
@@ -228,27 +405,34 @@ pub async fn resume_command(
         user,
         record.mode,
         live,
+        false,
         no_plan,
-        |sink, cancel| async move {
-            heimdall_host::migration::begin_resume(&env, &record.id, None, sink, cancel)
-                .await
-                .map(Begun::Run)
+        move |_, sink, cancel| {
+            let (env, id) = (env.clone(), record.id.clone());
+            async move {
+                heimdall_host::migration::begin_resume(&env, &id, None, sink, cancel)
+                    .await
+                    .map(Begun::Run)
+            }
         },
     )
     .await
 }
 
 /// What the commands share after the owner check: the "checking" reply, the pre-flight
-/// (`begin`, given the progress sink and the cancel token), then the plan, the refusal, or
-/// the live run.
+/// (`begin`, given whether to plan only, the progress sink and the cancel token), then the
+/// plan, the refusal, or the live run. With `confirm` (and a source of presses), the plan
+/// comes first with Confirm and Cancel buttons; nothing is written before Confirm.
+#[allow(clippy::too_many_arguments)]
 async fn start<P, Fut>(
     data: &Data,
     reply: InteractionReply,
     user: u64,
     mode: MigrationMode,
     live: LiveOptions,
+    confirm: bool,
     render_plan: fn(&str, &P) -> String,
-    begin: impl FnOnce(Arc<dyn ProgressSink>, CancellationToken) -> Fut,
+    begin: impl Fn(bool, Arc<dyn ProgressSink>, CancellationToken) -> Fut,
 ) -> Result<(), Error>
 where
     Fut: std::future::Future<Output = anyhow::Result<Begun<P>>>,
@@ -262,9 +446,64 @@ where
             &[("mode", &mode_name(lang, mode))],
         ))
         .await?;
-    let live_sink = LiveSink::new(mode);
     let cancel = data.shutdown.child_token();
-    match begin(live_sink.fan_out(data), cancel.clone()).await {
+    if let (true, Some(presses)) = (confirm, live.confirm.clone()) {
+        let plan = match begin(
+            true,
+            Arc::new(heimdall_host::migration::NullSink),
+            cancel.clone(),
+        )
+        .await
+        {
+            Err(e) => {
+                reply.edit_logged(&refusal(lang, &e)).await;
+                return Ok(());
+            }
+            Ok(Begun::Plan(p)) => render_plan(lang, &p),
+            Ok(Begun::Run(_)) => anyhow::bail!("a dry run started a run"),
+        };
+        // The plan without its "run it without dry_run" footer, and the buttons.
+        let head = plan.rsplit_once('\n').map_or(plan.as_str(), |(h, _)| h);
+        let secs = live.confirm_timeout.as_secs().to_string();
+        let text = format!(
+            "{head}\n{}",
+            t(lang, "migrate-plan-confirm", &[("seconds", &secs)])
+        );
+        let (confirm_id, cancel_id) = button_ids(reply.interaction_id);
+        let buttons = vec![
+            serenity::CreateButton::new(confirm_id)
+                .label(t(lang, "migrate-button-confirm", &[]))
+                .style(serenity::ButtonStyle::Success),
+            serenity::CreateButton::new(cancel_id)
+                .label(t(lang, "migrate-button-cancel", &[]))
+                .style(serenity::ButtonStyle::Secondary),
+        ];
+        reply.edit_with_buttons(&text, buttons).await?;
+        let answer = match decide(&reply, presses.as_ref(), user, live.confirm_timeout).await {
+            Decision::Confirm => None,
+            Decision::Cancel => Some("migrate-confirm-cancelled"),
+            Decision::Expired => Some("migrate-confirm-expired"),
+        };
+        if let Some(key) = answer {
+            reply
+                .edit_with_buttons(&format!("{head}\n{}", t(lang, key, &[])), Vec::new())
+                .await?;
+            return Ok(());
+        }
+        reply
+            .edit_with_buttons(
+                &t(
+                    lang,
+                    "migrate-checking",
+                    &[("mode", &mode_name(lang, mode))],
+                ),
+                Vec::new(),
+            )
+            .await?;
+    }
+    let live_sink = LiveSink::new(mode);
+    // `confirm` is asked for exactly when the request is not a dry run.
+    match begin(!confirm, live_sink.fan_out(data), cancel.clone()).await {
         Err(e) => reply.edit_logged(&refusal(lang, &e)).await,
         Ok(Begun::Plan(p)) => reply.edit_logged(&render_plan(lang, &p)).await,
         Ok(Begun::Run(run)) => run_live(data, reply, user, run, live_sink, cancel, live),
@@ -846,14 +1085,8 @@ pub async fn clone(
         allow_key_mismatch: allow_key_mismatch.unwrap_or(false),
     };
     let reply = InteractionReply::of(&ctx)?;
-    clone_command(
-        ctx.data(),
-        reply,
-        ctx.author().id.get(),
-        args,
-        LiveOptions::default(),
-    )
-    .await
+    let live = confirmed_live(&ctx, &reply);
+    clone_command(ctx.data(), reply, ctx.author().id.get(), args, live).await
 }
 
 /// Import the old bot's database into Heimdall, with live progress.
@@ -898,14 +1131,8 @@ pub async fn legacy(
         dry_run: dry_run.unwrap_or(false),
     };
     let reply = InteractionReply::of(&ctx)?;
-    legacy_command(
-        ctx.data(),
-        reply,
-        ctx.author().id.get(),
-        args,
-        LiveOptions::default(),
-    )
-    .await
+    let live = confirmed_live(&ctx, &reply);
+    legacy_command(ctx.data(), reply, ctx.author().id.get(), args, live).await
 }
 
 /// Show a migration run: the newest, or the one named.
@@ -988,6 +1215,18 @@ pub async fn resume(
         LiveOptions::default(),
     )
     .await
+}
+
+/// The live options of a command whose plan waits for the invoker's Confirm, pressed in
+/// Discord.
+fn confirmed_live(ctx: &Context<'_>, reply: &InteractionReply) -> LiveOptions {
+    LiveOptions {
+        confirm: Some(Arc::new(DiscordPresses::new(
+            &ctx.serenity_context().shard,
+            reply.interaction_id,
+        ))),
+        ..LiveOptions::default()
+    }
 }
 
 /// A dev-plugin text in `lang` (a Discord locale such as `de` or `en-US`).

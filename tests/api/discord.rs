@@ -10,7 +10,8 @@ use axum::response::IntoResponse;
 use axum::Json;
 use heimdall::plugins::dev::api::{CloneRequest, LegacyRequest};
 use heimdall::plugins::dev::discord::{
-    cancel_text, clone_command, legacy_command, num, status_text, InteractionReply, LiveOptions,
+    cancel_text, clone_command, legacy_command, num, status_text, Confirmation, InteractionReply,
+    LiveOptions, Press,
 };
 use poise::serenity_prelude as serenity;
 use serde_json::{json, Value};
@@ -358,6 +359,7 @@ async fn the_live_reply_hands_over_before_discords_token_expires() {
     let live = LiveOptions {
         edit_interval: Duration::from_millis(100),
         token_lifetime: Duration::from_millis(250),
+        ..LiveOptions::default()
     };
     clone_command(&app.data, reply, owner(), clone_args(source.name()), live)
         .await
@@ -663,4 +665,137 @@ fn every_slash_command_speaks_german_too() {
             );
         }
     }
+}
+
+/// Presses a test makes, as if on the plan's buttons.
+struct TestPresses(tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Press>>);
+
+#[async_trait::async_trait]
+impl Confirmation for TestPresses {
+    async fn next_press(&self) -> Option<Press> {
+        self.0.lock().await.recv().await
+    }
+}
+
+fn press(user: u64, confirm: bool, n: u64) -> Press {
+    Press {
+        user,
+        confirm,
+        interaction: (
+            serenity::InteractionId::new(INTERACTION + 100 + n),
+            format!("press-token-{n}"),
+        ),
+    }
+}
+
+/// A live option whose presses the test sends.
+fn confirming(timeout: Duration) -> (LiveOptions, tokio::sync::mpsc::UnboundedSender<Press>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let live = LiveOptions {
+        confirm: Some(Arc::new(TestPresses(tokio::sync::Mutex::new(rx)))),
+        confirm_timeout: timeout,
+        edit_interval: Duration::from_millis(200),
+        ..LiveOptions::default()
+    };
+    (live, tx)
+}
+
+async fn runs(app: &TestApp) -> usize {
+    heimdall_host::migration::runs::RunStore::new(&app.db)
+        .list(10)
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn migrate_shows_the_plan_and_starts_only_on_the_invokers_confirm() {
+    let app = spawn_app().await;
+    let source = seeded("confirm_src").await;
+    let (discord, reply) = stand_in().await;
+    let (live, presses) = confirming(Duration::from_secs(30));
+    let data = app.data.clone();
+    let args = clone_args(source.name());
+    let command =
+        tokio::spawn(async move { clone_command(&data, reply, owner(), args, live).await });
+    let plan = discord.wait_for("Confirm").await.last().unwrap().clone();
+    let with_buttons = discord.requests().last().unwrap().body.clone();
+    let ids: Vec<&str> = with_buttons["components"][0]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["custom_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{with_buttons}");
+    assert_eq!(runs(&app).await, 0, "nothing is written before Confirm");
+
+    // Someone else's press is answered privately and changes nothing.
+    presses
+        .send(press(42_000_000_000_000_000, true, 1))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = discord
+        .requests()
+        .into_iter()
+        .find(|r| r.path.contains("press-token-1"))
+        .expect("the other user's press was answered");
+    assert_eq!(refused.body["type"], 4);
+    assert_eq!(refused.body["data"]["flags"].as_u64().unwrap() & 64, 64);
+    assert!(refused.body["data"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("Only the owner"));
+    assert_eq!(runs(&app).await, 0);
+
+    // The invoker confirms: acknowledged, the buttons go, the run starts and completes.
+    presses.send(press(owner(), true, 2)).unwrap();
+    command.await.unwrap().unwrap();
+    discord.wait_for("completed").await;
+    let ack = discord
+        .requests()
+        .into_iter()
+        .find(|r| r.path.contains("press-token-2"))
+        .unwrap();
+    assert_eq!(ack.body["type"], 6);
+    let record = newest_run(&app).await;
+    assert_eq!(record["status"], "completed");
+    // The plan's count is what the run did.
+    let imported = record["imported"].as_u64().unwrap();
+    assert!(
+        plan.contains(&format!("Would insert {}", num(imported))),
+        "{plan} vs {imported}"
+    );
+}
+
+#[tokio::test]
+async fn an_unconfirmed_or_cancelled_plan_writes_nothing() {
+    let app = spawn_app().await;
+    let source = seeded("expire_src").await;
+    // Nobody presses: it expires.
+    let (discord, reply) = stand_in().await;
+    let (live, _presses) = confirming(Duration::from_millis(400));
+    clone_command(&app.data, reply, owner(), clone_args(source.name()), live)
+        .await
+        .unwrap();
+    let last = discord.contents().last().unwrap().clone();
+    assert!(last.contains("Not confirmed in time"), "{last}");
+    let removed = discord.requests().last().unwrap().body.clone();
+    assert_eq!(
+        removed["components"],
+        serde_json::json!([]),
+        "the buttons go"
+    );
+    // Cancel.
+    let (discord, reply) = stand_in().await;
+    let (live, presses) = confirming(Duration::from_secs(30));
+    presses.send(press(owner(), false, 3)).unwrap();
+    clone_command(&app.data, reply, owner(), clone_args(source.name()), live)
+        .await
+        .unwrap();
+    assert!(discord
+        .contents()
+        .last()
+        .unwrap()
+        .contains("Cancelled: nothing was written"));
+    assert_eq!(runs(&app).await, 0);
 }
