@@ -64,6 +64,19 @@ impl Plugin for CorePlugin {
     }
 }
 
+/// The language a server chose (`guild_configs.locale`), for what the bot says there without
+/// a user to follow: e.g. `de`; the default when none is set.
+pub async fn guild_locale(data: &heimdall_host::context::Data, guild: &str) -> String {
+    data.db
+        .collection::<GuildConfig>("guild_configs")
+        .find_one(mongodb::bson::doc! { "guildId": guild })
+        .await
+        .ok()
+        .flatten()
+        .and_then(|c| c.locale)
+        .unwrap_or_else(|| heimdall_host::locales::DEFAULT_LOCALE.to_string())
+}
+
 /// Shows Heimdall's version and its plugins.
 #[poise::command(
     slash_command,

@@ -192,6 +192,7 @@ pub async fn warn(
                     "moderation:infraction_created",
                     json!({ "by": moderator.to_string(), "infraction": view }),
                 );
+                tell(data, guild, &view).await;
                 return Ok(view);
             }
             Err(e) if is_duplicate(&e) => continue,
@@ -199,6 +200,68 @@ pub async fn warn(
         }
     }
     anyhow::bail!("could not number the case: too many at once")
+}
+
+/// Tells the member by DM, and the server's mod log channel (when set), of a new case, in
+/// the server's language. Discord refusing (closed DMs, a deleted channel) is logged: the case
+/// stands.
+async fn tell(data: &Data, guild: &str, case: &CaseView) {
+    use poise::serenity_prelude as serenity;
+    let Some(http) = data.discord.as_deref() else {
+        return;
+    };
+    let lang = heimdall_plugin_core::guild_locale(data, guild).await;
+    let reason = case.reason.clone().unwrap_or_else(|| "—".into());
+    let number = case.case_number.to_string();
+    let dm = crate::STRINGS.t_in(&lang, "warn-dm", &[("case", &number), ("reason", &reason)]);
+    if let Ok(member) = case.user_id.parse::<u64>() {
+        let sent = async {
+            let channel = serenity::UserId::new(member)
+                .create_dm_channel(http)
+                .await?;
+            channel
+                .id
+                .send_message(http, serenity::CreateMessage::new().content(dm))
+                .await
+        }
+        .await;
+        if let Err(e) = sent {
+            tracing::info!(error = %e, guild, member, "could not tell the member of their case by DM");
+        }
+    }
+    let log_channel = data
+        .db
+        .collection::<crate::ModerationConfig>("moderation_configs")
+        .find_one(doc! { "guildId": guild })
+        .await
+        .ok()
+        .flatten()
+        .and_then(|c| c.mod_log_channel_id)
+        .and_then(|c| c.parse::<u64>().ok());
+    if let Some(channel) = log_channel {
+        let line = crate::STRINGS.t_in(
+            &lang,
+            "warn-log",
+            &[
+                ("case", &number),
+                ("member", &format!("<@{}>", case.user_id)),
+                ("moderator", &format!("<@{}>", case.moderator_id)),
+                ("reason", &reason),
+            ],
+        );
+        let allowed = serenity::CreateAllowedMentions::new();
+        if let Err(e) = serenity::ChannelId::new(channel)
+            .send_message(
+                http,
+                serenity::CreateMessage::new()
+                    .content(line)
+                    .allowed_mentions(allowed),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, guild, channel, "could not write the case to the mod log channel");
+        }
+    }
 }
 
 fn is_duplicate(e: &mongodb::error::Error) -> bool {

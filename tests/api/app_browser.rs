@@ -158,9 +158,22 @@ async fn staff_log_in_pick_a_server_and_see_changes_live_in_chromium() {
     assert_eq!(report["casesAfterDrop"], json!([true, true]), "{report}");
     // A reply typed on the modmail page reached the member by DM and the other browser.
     assert_eq!(report["replySeenLive"], true, "{report}");
+    let to_member: Vec<String> = discord.with(|w| {
+        w.dms
+            .iter()
+            .filter(|(u, _)| *u == MODMAIL_MEMBER)
+            .map(|(_, t)| t.clone())
+            .collect()
+    });
+    assert_eq!(to_member, vec!["Thanks, we are checking.".to_string()]);
+    // Each /warn told its member by DM.
     assert_eq!(
-        discord.with(|w| w.dms.clone()),
-        vec![(MODMAIL_MEMBER, "Thanks, we are checking.".to_string())]
+        discord.with(|w| w
+            .dms
+            .iter()
+            .filter(|(_, t)| t.contains("warning (case #"))
+            .count()),
+        3
     );
     assert_eq!(report["suggestionSeenLive"], true, "{report}");
     // Logging out ends the session.

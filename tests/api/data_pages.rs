@@ -182,12 +182,39 @@ async fn a_warn_appears_on_the_open_infractions_page_and_can_be_pardoned() {
     let case = moderation::ops::warn(&app.data, ALPHA, alice, moderator, Some("spam"))
         .await
         .unwrap();
+    // The member heard of it by DM, and the mod log channel got a line (pinging nobody).
+    let (s, _) = call(
+        &app,
+        &staff,
+        M::PUT,
+        &format!("/api/guilds/{ALPHA}/moderation/config"),
+        Some(json!({ "modLogChannelId": "630000000000000002" })),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let dms = discord.with(|w| w.dms.clone());
+    assert!(
+        dms.iter()
+            .any(|(u, t)| *u == alice && t.contains("case #1") && t.contains("spam")),
+        "{dms:?}"
+    );
+    moderation::ops::warn(&app.data, ALPHA, alice, moderator, Some("again"))
+        .await
+        .unwrap();
+    let logged = discord.with(|w| w.messages.clone());
+    let (channel, line, mentions) = logged.last().expect("a mod log line");
+    assert_eq!(channel, "630000000000000002");
+    assert!(
+        line.contains("Case #2") && line.contains(&format!("<@{alice}>")) && line.contains("again"),
+        "{line}"
+    );
+    assert_eq!(mentions["parse"], json!([]), "the log line pings nobody");
     assert_eq!(case.case_number, 1);
     let e = event(&mut page, "moderation:infraction_created").await;
     assert_eq!(e["data"]["infraction"]["caseNumber"], 1);
     assert_eq!(e["data"]["infraction"]["userId"], alice.to_string());
     assert_eq!(e["data"]["by"], moderator.to_string());
-    for i in 0..30 {
+    for i in 0..29 {
         let who = if i % 3 == 0 { alice } else { bob };
         moderation::ops::warn(&app.data, ALPHA, who, moderator, None)
             .await
@@ -224,7 +251,7 @@ async fn a_warn_appears_on_the_open_infractions_page_and_can_be_pardoned() {
         None,
     )
     .await;
-    assert_eq!(by_alice["items"].as_array().unwrap().len(), 11);
+    assert_eq!(by_alice["items"].as_array().unwrap().len(), 12);
     let (_, one) = call(&app, &staff, M::GET, &format!("{base}?case=1"), None).await;
     assert_eq!(one["items"][0]["reason"], "spam");
     let (_, kicks) = call(&app, &staff, M::GET, &format!("{base}?type=kick"), None).await;

@@ -49,6 +49,9 @@ pub struct World {
     pub dms: Vec<(u64, String)>,
     /// Users whose DMs are closed (Discord answers 50007).
     pub closed_dms: Vec<u64>,
+    /// Messages the bot sent to servers' channels: `(channel, content, allowed_mentions)`.
+    pub messages: Vec<(String, String, Value)>,
+    dm_channels: Vec<u64>,
     codes: HashMap<String, (u64, String)>,
     /// Paths asked, in order.
     pub seen: Vec<String>,
@@ -329,15 +332,14 @@ async fn open_dm(State(w): Shared, headers: HeaderMap, Json(body): Json<Value>) 
     if !is_bot(&headers) {
         return error(StatusCode::UNAUTHORIZED, "401: Unauthorized");
     }
-    w.lock()
-        .unwrap()
-        .seen
-        .push("/api/v10/users/@me/channels".into());
+    let mut w = w.lock().unwrap();
+    w.seen.push("/api/v10/users/@me/channels".into());
     let user: u64 = body["recipient_id"]
         .as_str()
         .and_then(|s| s.parse().ok())
         .or(body["recipient_id"].as_u64())
         .unwrap_or(0);
+    w.dm_channels.push(user + 1);
     Json(json!({
         "id": (user + 1).to_string(), "type": 1, "last_message_id": null,
         "recipients": [{ "id": user.to_string(), "username": "member", "discriminator": "0", "avatar": null }]
@@ -356,6 +358,28 @@ async fn send_dm(
         return error(StatusCode::UNAUTHORIZED, "401: Unauthorized");
     }
     let mut w = w.lock().unwrap();
+    let content = body["content"].as_str().unwrap_or_default().to_string();
+    if !w.dm_channels.contains(&channel) {
+        // A server's channel: it must exist.
+        let id = channel.to_string();
+        if !w.channels.values().flatten().any(|(c, _, _)| *c == id) {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({ "message": "Unknown Channel", "code": 10003 })),
+            )
+                .into_response();
+        }
+        let mentions = body["allowed_mentions"].clone();
+        w.messages.push((id, content.clone(), mentions));
+        return Json(json!({
+            "id": "2", "channel_id": channel.to_string(), "content": content,
+            "author": { "id": "930000000000000001", "username": "heimdall", "discriminator": "0", "avatar": null, "bot": true },
+            "timestamp": "2026-12-02T00:00:00.000000+00:00", "edited_timestamp": null,
+            "tts": false, "mention_everyone": false, "mentions": [], "mention_roles": [],
+            "attachments": [], "embeds": [], "pinned": false, "type": 0
+        }))
+        .into_response();
+    }
     let user = channel - 1;
     if w.closed_dms.contains(&user) {
         return (
@@ -364,7 +388,6 @@ async fn send_dm(
         )
             .into_response();
     }
-    let content = body["content"].as_str().unwrap_or_default().to_string();
     if content.is_empty() || content.chars().count() > 2000 {
         return error(StatusCode::BAD_REQUEST, "Invalid Form Body");
     }

@@ -6,3 +6,5 @@ warned = { $member } wurde verwarnt (Fall #{ $case }).
 config-muteRoleId = Stummschalt-Rolle
 config-modLogChannelId = Mod-Log-Kanal
 config-automodEnabled = Automod an
+warn-dm = ⚠️ Du hast eine Verwarnung erhalten (Fall #{ $case }). Grund: { $reason }
+warn-log = ⚠️ **Fall #{ $case }** · Verwarnung · { $member } von { $moderator } · { $reason }

@@ -6,3 +6,5 @@ warned = { $member } was warned (case #{ $case }).
 config-muteRoleId = Mute role
 config-modLogChannelId = Mod log channel
 config-automodEnabled = Automod on
+warn-dm = ⚠️ You received a warning (case #{ $case }). Reason: { $reason }
+warn-log = ⚠️ **Case #{ $case }** · warn · { $member } by { $moderator } · { $reason }
