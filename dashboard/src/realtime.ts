@@ -198,6 +198,15 @@ export class RealtimeClient {
         }
         return;
       }
+      case "unsubscribed": {
+        // Access to the server was taken away: the page refetches (and learns it has none).
+        const room = f.guildId ? this.rooms.get(f.guildId) : undefined;
+        if (room && f.data?.reason === "access_revoked") {
+          room.joined = false;
+          room.gaps.forEach((g) => g());
+        }
+        return;
+      }
       case "subscribed": {
         const room = f.guildId ? this.rooms.get(f.guildId) : undefined;
         if (room) room.joined = true;

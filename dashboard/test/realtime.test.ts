@@ -146,6 +146,17 @@ describe("RealtimeClient", () => {
     expect(h.timers).toEqual([]);
   });
 
+  it("makes the page refetch when access to the server is taken away", () => {
+    const h = harness();
+    let gaps = 0;
+    h.client.subscribe("1", () => {}, () => gaps++);
+    h.handshake();
+    h.last().frame({ event: "unsubscribed", guildId: "1", data: {} });
+    expect(gaps).toBe(0);
+    h.last().frame({ event: "unsubscribed", guildId: "1", data: { reason: "access_revoked" } });
+    expect(gaps).toBe(1);
+  });
+
   it("connects to wss under https", () => {
     expect(gatewayUrl({ protocol: "https:", host: "bot.example.org" })).toBe("wss://bot.example.org/ws");
     expect(gatewayUrl({ protocol: "http:", host: "127.0.0.1:3001" })).toBe("ws://127.0.0.1:3001/ws");

@@ -196,7 +196,13 @@ async fn revoke(
         )
         .into());
     }
-    tracing::info!(guild, by = user.id, %target, %kind, "dashboard access revoked");
+    // A member's open pages stop hearing of the server at once (a role's members are not
+    // known here: their sockets are refused at their next join).
+    let closed = match (kind.as_str(), target.parse::<u64>()) {
+        ("user", Ok(member)) => data.ws.leave_room(member, &guild),
+        _ => 0,
+    };
+    tracing::info!(guild, by = user.id, %target, %kind, closed, "dashboard access revoked");
     announce(&data, &guild, user.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

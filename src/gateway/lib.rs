@@ -530,6 +530,37 @@ impl WebSocketManager {
         clients.len()
     }
 
+    /// Takes `user`'s connections in this process out of `guild`'s room (their access to it
+    /// was taken away): each is told with `unsubscribed` (`reason: "access_revoked"`), and
+    /// joining again is refused while access is missing. Returns how many were in the room.
+    pub fn leave_room(&self, user: u64, guild: &str) -> usize {
+        let Some(hub) = &self.hub else { return 0 };
+        let clients: Vec<u64> = hub
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .get(&user)
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default();
+        let mut streams = hub.streams.lock().expect("gateway lock");
+        let Some(st) = streams.get_mut(&StreamKey::Guild(guild.to_string())) else {
+            return 0;
+        };
+        let frame = serde_json::json!({
+            "event": "unsubscribed", "guildId": guild, "timestamp": now_ms(),
+            "data": { "reason": "access_revoked", "message": "your access to this server's dashboard was taken away" },
+        })
+        .to_string();
+        let mut n = 0;
+        for c in clients {
+            if let Some(handle) = st.subs.remove(&c) {
+                handle.push(Out::Text(Utf8Bytes::from(frame.clone())));
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// How many connections of `user` are open in this process.
     pub fn connections_of(&self, user: u64) -> usize {
         self.hub.as_ref().map_or(0, |h| {

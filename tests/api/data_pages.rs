@@ -613,6 +613,9 @@ async fn those_with_manage_server_decide_who_else_may_open_the_dashboard() {
     .await;
     assert_eq!(s, 403);
 
+    // The member has the server's page open.
+    let mut member_page = room(&app, &member, ALPHA).await;
+
     // Staff take it back: the member is out again.
     let (s, _) = call(
         &app,
@@ -623,6 +626,24 @@ async fn those_with_manage_server_decide_who_else_may_open_the_dashboard() {
     )
     .await;
     assert_eq!(s, 204);
+    // Their open page is taken out of the room at once and hears nothing more.
+    let out = event(&mut member_page, "unsubscribed").await;
+    assert_eq!(
+        (out["guildId"].as_str(), out["data"]["reason"].as_str()),
+        (Some(ALPHA), Some("access_revoked"))
+    );
+    app.data
+        .ws
+        .broadcast_to_guild(ALPHA, "tags:tag_created", json!({ "name": "secret" }));
+    let heard = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        event(&mut member_page, "tags:tag_created"),
+    )
+    .await;
+    assert!(
+        heard.is_err(),
+        "a revoked member still hears the room: {heard:?}"
+    );
     let (s, _) = call(&app, &member, M::GET, &format!("/api/guilds/{ALPHA}"), None).await;
     assert_eq!(s, 403);
     let (s, b) = call(
