@@ -195,7 +195,7 @@ pub async fn warn(
                 tell(data, guild, &view).await;
                 return Ok(view);
             }
-            Err(e) if is_duplicate(&e) => continue,
+            Err(e) if heimdall_host::db::is_duplicate_key(&e) => continue,
             Err(e) => return Err(e.into()),
         }
     }
@@ -262,11 +262,6 @@ async fn tell(data: &Data, guild: &str, case: &CaseView) {
             tracing::warn!(error = %e, guild, channel, "could not write the case to the mod log channel");
         }
     }
-}
-
-fn is_duplicate(e: &mongodb::error::Error) -> bool {
-    use mongodb::error::{ErrorKind, WriteFailure};
-    matches!(&*e.kind, ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000)
 }
 
 /// Pardons case `case`: it stays on record, marked pardoned.

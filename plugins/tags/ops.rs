@@ -90,11 +90,6 @@ fn coll(data: &Data) -> mongodb::Collection<Tag> {
     data.db.collection(TAGS)
 }
 
-fn is_duplicate(e: &mongodb::error::Error) -> bool {
-    use mongodb::error::{ErrorKind, WriteFailure};
-    matches!(&*e.kind, ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000)
-}
-
 /// A server's tags whose name contains `search`, by name, after `after`.
 pub async fn list(
     data: &Data,
@@ -160,7 +155,7 @@ pub async fn create(
     };
     match coll(data).insert_one(&tag).await {
         Ok(_) => {}
-        Err(e) if is_duplicate(&e) => {
+        Err(e) if heimdall_host::db::is_duplicate_key(&e) => {
             return Err(UserError::new(
                 UserErrorKind::Conflict,
                 "tag_exists",

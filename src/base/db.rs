@@ -48,6 +48,21 @@ pub async fn connect(uri: &str, timeout: Duration) -> anyhow::Result<Client> {
     Ok(client)
 }
 
+/// Whether `e` is a duplicate-key error (code 11000): a unique index refused the write.
+pub fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) => {
+            w.code == 11000
+        }
+        mongodb::error::ErrorKind::InsertMany(im) => im
+            .write_errors
+            .as_ref()
+            .is_some_and(|ws| ws.iter().all(|w| w.code == 11000)),
+        mongodb::error::ErrorKind::Command(c) => c.code == 11000,
+        _ => false,
+    }
+}
+
 /// A driver error during a migration or a request, said the way an owner can act on it.
 pub fn describe_db_error(e: &mongodb::error::Error) -> String {
     use mongodb::error::{ErrorKind, WriteFailure};

@@ -1035,20 +1035,8 @@ impl RunStore {
     }
 }
 
-/// Whether `e` is a duplicate-key error.
-pub fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
-    match e.kind.as_ref() {
-        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) => {
-            w.code == 11000
-        }
-        mongodb::error::ErrorKind::InsertMany(im) => im
-            .write_errors
-            .as_ref()
-            .is_some_and(|ws| ws.iter().all(|w| w.code == 11000)),
-        mongodb::error::ErrorKind::Command(c) => c.code == 11000,
-        _ => false,
-    }
-}
+/// Whether `e` is a duplicate-key error (from the base crate, where plugins find it too).
+pub use heimdall_base::db::is_duplicate_key;
 
 /// `host:pid` of this process.
 pub fn owner_id() -> String {
