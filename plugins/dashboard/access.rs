@@ -121,7 +121,7 @@ fn check(entry: &Entry) -> Result<(), AppError> {
         .into());
     }
     let id = &entry.target_id;
-    if id.len() < 15 || id.len() > 21 || !id.bytes().all(|b| b.is_ascii_digit()) {
+    if !heimdall_host::ids::is_snowflake(id) {
         return Err(UserError::bad_request(
             "invalid_target_id",
             format!(

@@ -2,13 +2,17 @@
 
 use crate::error::UserError;
 
+/// Whether `id` is a Discord snowflake as Heimdall accepts one: 17 to 20 digits, within u64.
+pub fn is_snowflake(id: &str) -> bool {
+    (17..=20).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_digit())
+        && id.parse::<u64>().is_ok()
+}
+
 /// Checks a guild id: a Discord snowflake (17 to 20 digits).
 pub fn parse_guild(id: &str) -> Result<String, UserError> {
     let id = id.trim();
-    if (17..=20).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_digit())
-        && id.parse::<u64>().is_ok()
-    {
+    if is_snowflake(id) {
         Ok(id.to_string())
     } else {
         Err(UserError::bad_request(

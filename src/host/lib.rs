@@ -16,6 +16,8 @@ pub mod context;
 pub use heimdall_base::crypto;
 /// MongoDB connection and the catalog's indexes, from the base crate.
 pub use heimdall_base::db;
+/// Discord ids (snowflakes) as Heimdall accepts them, from the base crate.
+pub use heimdall_base::ids;
 pub mod discord;
 pub mod docs;
 pub mod embedded;

@@ -48,7 +48,7 @@ fn check_value(
     };
     let snowflake = |what: &str| -> Result<Bson, AppError> {
         let s = v.as_str().unwrap_or_default();
-        if s.len() < 15 || s.len() > 21 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        if !heimdall_base::ids::is_snowflake(s) {
             return Err(invalid(
                 f.name,
                 format!("must be a {what} id (a snowflake, as text: digits only)"),
