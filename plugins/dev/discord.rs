@@ -29,7 +29,7 @@ use heimdall_host::migration::clone::{self, Plan};
 use heimdall_host::migration::legacy::engine::{self as legacy, LegacyPlan};
 use heimdall_host::migration::runs::{RunRecord, RunStatus, RunStore};
 use heimdall_host::migration::{
-    Begun, EventKind, MigrationMode, PendingRun, ProgressEvent, ProgressSink,
+    Begun, EventKind, FanOut, MigrationMode, PendingRun, ProgressEvent, ProgressSink,
 };
 
 /// The language of texts with no user to speak to.
@@ -748,17 +748,6 @@ impl ProgressSink for LiveSink {
                 _ => {}
             }
         });
-    }
-}
-
-/// Sends every event to several sinks.
-struct FanOut(Vec<Arc<dyn ProgressSink>>);
-
-impl ProgressSink for FanOut {
-    fn emit(&self, event: &ProgressEvent) {
-        for s in &self.0 {
-            s.emit(event);
-        }
     }
 }
 
