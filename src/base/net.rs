@@ -31,6 +31,27 @@ pub enum Refusal {
     TooManyFromAddress,
 }
 
+/// The `code` of a refused connection's `{code, message}`.
+pub const REFUSAL_CODE: &str = "too_many_connections";
+
+impl Refusal {
+    /// The HTTP status, its reason phrase, and what the client is told.
+    pub fn answer(self) -> (u16, &'static str, &'static str) {
+        match self {
+            Refusal::Full => (
+                503,
+                "Service Unavailable",
+                "the server is at its connection limit; retry later",
+            ),
+            Refusal::TooManyFromAddress => (
+                429,
+                "Too Many Requests",
+                "too many connections from your address; close some and retry",
+            ),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Address {
     open: usize,
@@ -168,19 +189,10 @@ impl Drop for Ticket {
 /// second.
 pub async fn refuse(mut tcp: tokio::net::TcpStream, why: Refusal) {
     use tokio::io::AsyncWriteExt;
-    let (status, message) = match why {
-        Refusal::Full => (
-            "503 Service Unavailable",
-            "the server is at its connection limit; retry later",
-        ),
-        Refusal::TooManyFromAddress => (
-            "429 Too Many Requests",
-            "too many connections from your address; close some and retry",
-        ),
-    };
-    let body = format!(r#"{{"code":"too_many_connections","message":"{message}"}}"#);
+    let (status, reason, message) = why.answer();
+    let body = format!(r#"{{"code":"{REFUSAL_CODE}","message":"{message}"}}"#);
     let response = format!(
-        "HTTP/1.1 {status}\r\nRetry-After: 5\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} {reason}\r\nRetry-After: 5\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let _ = tokio::time::timeout(

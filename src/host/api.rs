@@ -327,20 +327,13 @@ async fn websocket(
     let ticket = match gw.admit(peer) {
         Ok(t) => t,
         Err(why) => {
-            let (status, message) = match why {
-                heimdall_base::net::Refusal::Full => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the gateway is at its connection limit; retry later",
-                ),
-                heimdall_base::net::Refusal::TooManyFromAddress => (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too many gateway connections from your address; close some and retry",
-                ),
-            };
+            // Said as the gateway's own port says it (`heimdall_base::net::refuse`).
+            let (status, _, message) = why.answer();
             let body = crate::error::ErrorBody {
-                code: "too_many_connections".into(),
+                code: heimdall_base::net::REFUSAL_CODE.into(),
                 message: message.into(),
             };
+            let status = StatusCode::from_u16(status).expect("a valid status");
             return (status, [(header::RETRY_AFTER, "5")], Json(body)).into_response();
         }
     };
