@@ -145,7 +145,7 @@ async fn grant(
     check(&entry)?;
     if entry.target_type == "role" {
         if let Some(server) = data.lookups.server(data.discord.as_deref(), &guild).await? {
-            if !server.roles.iter().any(|r| r.id == entry.target_id) {
+            if !server.has_role(&entry.target_id) {
                 return Err(UserError::bad_request(
                     "invalid_target_id",
                     "`targetId` is not a role of this server",

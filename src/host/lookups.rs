@@ -3,12 +3,11 @@
 //! role named in a setting is one of the server's.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use poise::serenity_prelude as serenity;
 use serde::Serialize;
-use tokio::sync::Mutex;
 
 use crate::error::{AppError, UserError, UserErrorKind};
 
@@ -48,6 +47,20 @@ pub struct Server {
     pub roles: Vec<Role>,
 }
 
+impl Server {
+    /// Whether `id` is one of the server's roles.
+    pub fn has_role(&self, id: &str) -> bool {
+        self.roles.iter().any(|r| r.id == id)
+    }
+
+    /// Whether `id` is one of the server's channels of one of these `kinds`.
+    pub fn has_channel(&self, id: &str, kinds: &[&str]) -> bool {
+        self.channels
+            .iter()
+            .any(|c| c.id == id && kinds.contains(&c.kind))
+    }
+}
+
 /// The cache.
 #[derive(Default)]
 pub struct Lookups {
@@ -83,8 +96,9 @@ impl Lookups {
         let Some(http) = http else {
             return Ok(None);
         };
-        let mut cache = self.servers.lock().await;
-        if let Some((at, s)) = cache.get(guild) {
+        // The lock is held to look and to store, never across Discord's answer: one slow
+        // server does not hold up the others' pages.
+        if let Some((at, s)) = self.servers.lock().expect("lookups").get(guild) {
             if at.elapsed() < TTL {
                 return Ok(Some(s.clone()));
             }
@@ -123,6 +137,7 @@ impl Lookups {
                 })
                 .collect(),
         });
+        let mut cache = self.servers.lock().expect("lookups");
         if cache.len() > 10_000 {
             cache.retain(|_, (at, _)| at.elapsed() < TTL);
         }

@@ -107,11 +107,8 @@ async fn exists(data: &Data, guild: &str, f: &ConfigField, id: &str) -> Result<(
         return Ok(());
     };
     let ok = match f.kind {
-        FieldKind::Role => server.roles.iter().any(|r| r.id == id),
-        _ => server
-            .channels
-            .iter()
-            .any(|c| c.id == id && wanted.contains(&c.kind)),
+        FieldKind::Role => server.has_role(id),
+        _ => server.has_channel(id, wanted),
     };
     if ok {
         return Ok(());
