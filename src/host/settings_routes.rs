@@ -245,27 +245,28 @@ pub async fn put_config(
             format!("the {plugin} plugin cannot read these settings: {e}"),
         )
     })?;
-    if !sent.is_empty() {
-        let mut update = Document::new();
-        if !set.is_empty() {
-            update.insert("$set", set);
-        }
-        if !unset.is_empty() {
-            update.insert("$unset", unset);
-        }
-        coll.update_one(doc! { "guildId": &guild }, update)
-            .upsert(true)
-            .await?;
-        tracing::info!(guild, plugin, by = user.id, fields = ?announced.keys().collect::<Vec<_>>(), "settings changed");
-        data.ws.broadcast_to_guild(
-            &guild,
-            &format!("{plugin}:config_updated"),
-            json!({ "by": user.id.to_string(), "values": announced }),
-        );
+    if sent.is_empty() {
+        return Ok(page(&plugin, &found, &locale(&headers), &next));
     }
+    let mut update = Document::new();
+    if !set.is_empty() {
+        update.insert("$set", set);
+    }
+    if !unset.is_empty() {
+        update.insert("$unset", unset);
+    }
+    // The settings as stored now, in the same round trip as the write.
     let stored = coll
-        .find_one(doc! { "guildId": &guild })
+        .find_one_and_update(doc! { "guildId": &guild }, update)
+        .upsert(true)
+        .return_document(mongodb::options::ReturnDocument::After)
         .await?
         .unwrap_or_default();
+    tracing::info!(guild, plugin, by = user.id, fields = ?announced.keys().collect::<Vec<_>>(), "settings changed");
+    data.ws.broadcast_to_guild(
+        &guild,
+        &format!("{plugin}:config_updated"),
+        json!({ "by": user.id.to_string(), "values": announced }),
+    );
     Ok(page(&plugin, &found, &locale(&headers), &stored))
 }
