@@ -32,8 +32,8 @@ pub enum Command {
     /// quirk of the legacy format. The same --seed gives the same data.
     Seed(SeedArgs),
     /// Migrate data into this bot: `clone` another Heimdall instance or import the old bot's
-    /// database (`legacy`); `resume`, `cancel`, `status` and `list` runs. Owner-only by
-    /// nature: it needs the database.
+    /// database (`legacy`); `resume`, `cancel`, `undo`, `status` and `list` runs; `prune`
+    /// old journals. Owner-only by nature: it needs the database.
     #[command(subcommand)]
     Migrate(MigrateCommand),
     /// Print the data model (docs/data-model.md) from the plugins' catalog: every
@@ -218,6 +218,19 @@ pub enum MigrateCommand {
     Legacy(LegacyArgs),
     /// Continue a cancelled, failed or crashed run from its checkpoints.
     Resume(ResumeArgs),
+    /// Undo a run from its journal: remove what it inserted, put back what it replaced.
+    /// Documents changed since the run wrote them are kept and listed (conflicts).
+    Undo(UndoArgs),
+    /// Drop the journals of runs that ended before a given age (they can no longer be
+    /// undone).
+    Prune {
+        /// How old a run must be, e.g. 30d, 12h, 90m (a bare number is days).
+        #[arg(long, value_name = "AGE")]
+        older_than: String,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Ask a running migration to stop at its next batch.
     Cancel {
         /// The run id.
@@ -378,6 +391,25 @@ pub struct ResumeArgs {
     pub json: bool,
 }
 
+/// Arguments of `heimdall migrate undo`.
+#[derive(Debug, Args)]
+pub struct UndoArgs {
+    /// The run to undo.
+    pub run_id: String,
+    /// Only show what the undo would do (per collection: remove, restore, conflicts).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Undo documents changed since the run wrote them too; their changes are lost.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Journal entries per batch.
+    #[arg(long, default_value_t = 1000, hide = true)]
+    pub batch_size: usize,
+}
+
 /// Who runs the CLI, for run records.
 fn cli_user() -> String {
     format!(
@@ -509,6 +541,39 @@ async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
             .run()
             .await?;
             Ok(finish(record, a.json))
+        }
+        MigrateCommand::Undo(a) => {
+            use heimdall_host::migration::undo;
+            let mut o = undo::UndoOptions::new(&a.run_id, cli_user());
+            o.dry_run = a.dry_run;
+            o.force = a.force;
+            o.batch_size = a.batch_size;
+            match undo::start(&env, o, sink, cancel).await? {
+                undo::Outcome::Plan(plan) => {
+                    if a.json {
+                        out(&format!("{}\n", serde_json::to_string(&plan)?));
+                    } else {
+                        out(&term::undo_plan_summary(&plan));
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                undo::Outcome::Run(record) => Ok(finish(*record, a.json)),
+            }
+        }
+        MigrateCommand::Prune { older_than, json } => {
+            use heimdall_host::migration::undo;
+            let age = undo::parse_age(&older_than)?;
+            let report = undo::prune(&env.target, age).await?;
+            if json {
+                out(&format!("{}\n", serde_json::to_string(&report)?));
+            } else {
+                out(&format!(
+                    "dropped the journals of {} runs ({} entries); they can no longer be undone\n",
+                    report.runs.len(),
+                    report.entries
+                ));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         MigrateCommand::Cancel { run_id } => {
             RunStore::new(&env.target).request_cancel(&run_id).await?;

@@ -186,8 +186,151 @@ pub fn plan_summary(plan: &heimdall_host::migration::clone::Plan) -> String {
     out
 }
 
+/// The plan of an undo: what it would remove, put back and leave.
+pub fn undo_plan_summary(plan: &heimdall_host::migration::undo::UndoPlan) -> String {
+    let mut out = format!(
+        "undo of run {} ({}), dry run — nothing was written\n",
+        plan.undoes,
+        plan.undoes_mode.as_str()
+    );
+    row(
+        &mut out,
+        &"step",
+        "plugin",
+        "collection",
+        [
+            &"entries",
+            &"remove",
+            &"restore",
+            &"as before",
+            &"conflict",
+            &"",
+        ],
+    );
+    for (i, c) in plan.collections.iter().enumerate() {
+        row(
+            &mut out,
+            &(i + 1),
+            &c.plugin,
+            &c.name,
+            [
+                &c.entries,
+                &c.to_remove,
+                &c.to_restore,
+                &c.already_undone,
+                &c.conflicts,
+                &"",
+            ],
+        );
+    }
+    for e in plan.conflicts.iter().take(20) {
+        out.push_str(&format!(
+            "  conflict: {} {}: {}\n",
+            e.collection, e.source_id, e.reason
+        ));
+    }
+    if plan.conflict_count > 20 {
+        out.push_str(&format!(
+            "  … and {} more conflicts\n",
+            plan.conflict_count - 20
+        ));
+    }
+    if plan.conflict_count > 0 && !plan.force {
+        out.push_str(
+            "  conflicts are left as they are; --force undoes them too (their changes are lost)\n",
+        );
+    }
+    out
+}
+
+/// The summary of an undo run.
+fn undo_summary(record: &RunRecord) -> String {
+    let mut out = String::new();
+    row(
+        &mut out,
+        &"step",
+        "label",
+        "collection",
+        [
+            &"entries",
+            &"removed",
+            &"restored",
+            &"as before",
+            &"conflict",
+            &"failed",
+        ],
+    );
+    let mut totals = [0u64; 4];
+    for s in &record.steps {
+        for c in &s.collections {
+            totals[0] += c.removed;
+            totals[1] += c.restored;
+            totals[2] += c.skipped;
+            totals[3] += c.conflicts;
+            row(
+                &mut out,
+                &s.order,
+                &s.label,
+                &c.name,
+                [
+                    &c.total,
+                    &c.removed,
+                    &c.restored,
+                    &c.skipped,
+                    &c.conflicts,
+                    &c.failed,
+                ],
+            );
+        }
+    }
+    out.push_str(&format!(
+        "\nundo {} of run {} {}: removed {}, restored {}, already as before {}, conflicts {}{}\n",
+        record.id,
+        record.options.undoes.as_deref().unwrap_or("?"),
+        record.status.as_str(),
+        totals[0],
+        totals[1],
+        totals[2],
+        totals[3],
+        if record.forced > 0 {
+            format!(" ({} undone anyway, --force)", record.forced)
+        } else {
+            String::new()
+        }
+    ));
+    for k in record.skips.iter().take(20) {
+        out.push_str(&format!(
+            "  kept: {} {}: {}\n",
+            k.collection, k.source_id, k.reason
+        ));
+    }
+    for e in record.errors.iter().take(20) {
+        out.push_str(&format!(
+            "  error: {} {}: {}\n",
+            e.collection, e.source_id, e.reason
+        ));
+    }
+    if let Some(m) = &record.message {
+        out.push_str(&format!("  {m}\n"));
+    }
+    if let Some(v) = &record.verification {
+        out.push_str(&format!(
+            "verification: {}\n",
+            if v.ok {
+                "ok — every document the run wrote is back as it was (conflicts aside)"
+            } else {
+                "FAILED — some documents are still as the run left them; resume the undo"
+            }
+        ));
+    }
+    out
+}
+
 /// The summary table printed at the end of a run.
 pub fn summary(record: &RunRecord) -> String {
+    if record.mode == heimdall_host::migration::MigrationMode::Undo {
+        return undo_summary(record);
+    }
     let mut out = String::new();
     row(
         &mut out,

@@ -755,6 +755,7 @@ fn mode_name(lang: &str, mode: MigrationMode) -> String {
     match mode {
         MigrationMode::Clone => t(lang, "migrate-mode-clone", &[]),
         MigrationMode::Legacy => t(lang, "migrate-mode-legacy", &[]),
+        MigrationMode::Undo => t(lang, "migrate-mode-undo", &[]),
     }
 }
 

@@ -129,6 +129,7 @@ impl CloneOptions {
             started_by: self.started_by.clone(),
             batch_size: self.batch_size as u32,
             parallelism: Some(self.parallelism as u32),
+            ..RunOptions::default()
         }
     }
 }
@@ -459,6 +460,11 @@ pub async fn begin(
         lease_token: lease.fence().token(),
         source_identity: bson::to_document(&prepared.source.identity).ok(),
         attempts: 1,
+        journal: true,
+        journaled: Vec::new(),
+        journal_pruned_at: None,
+        forced: 0,
+        undone_by: None,
         started_at: now,
         updated_at: now,
         ended_at: None,
@@ -611,6 +617,8 @@ struct Engine {
     completed: AtomicU16,
     plan_errors: Mutex<Vec<RecordError>>,
     fail_point: Option<super::FailPoint>,
+    /// What the run writes, recorded before each write (runs that write only).
+    journal: Option<super::journal::Journal>,
 }
 
 impl Engine {
@@ -647,6 +655,7 @@ impl Engine {
             completed: AtomicU16::new(0),
             plan_errors: Mutex::new(Vec::new()),
             fail_point: env.fail_point.clone(),
+            journal: None,
         }
     }
 
@@ -1304,6 +1313,23 @@ impl Engine {
         if !self.write {
             result.inserted += to_insert.len() as u64;
         } else if !to_insert.is_empty() {
+            // The journal first: a document whose entry cannot be written is not written.
+            if let Some(j) = &self.journal {
+                let refused = j.will_insert(spec.name, &to_insert).await?;
+                if !refused.is_empty() {
+                    let out: HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
+                    for (i, why) in refused {
+                        result.failed += 1;
+                        fail(&mut errors, &to_insert[i], why);
+                    }
+                    to_insert = to_insert
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(i, _)| !out.contains(i))
+                        .map(|(_, d)| d)
+                        .collect();
+                }
+            }
             self.store.check_fence()?;
             let mut failed_idx = HashSet::new();
             if let Err(failures) = insert_unordered(&target, &to_insert).await {
@@ -1316,6 +1342,13 @@ impl Engine {
                         fail(&mut errors, &to_insert[f.index], f.reason);
                     }
                 }
+            }
+            if let Some(j) = &self.journal {
+                let not_written: Vec<Bson> = failed_idx
+                    .iter()
+                    .filter_map(|i| to_insert[*i].get("_id").cloned())
+                    .collect();
+                j.not_inserted(spec.name, &not_written).await?;
             }
             result.inserted += (to_insert.len() - failed_idx.len()) as u64;
         }
@@ -1355,6 +1388,7 @@ impl Engine {
         }
 
         // Documents the target already has: skipped (and verified) or overwritten.
+        let mut replacing: Vec<(Document, Bson, bool)> = Vec::new();
         for (mut d, t) in matched {
             let sid = d.get("_id").cloned().unwrap_or(Bson::Null);
             let tid = t.get("_id").cloned().unwrap_or(Bson::Null);
@@ -1375,6 +1409,53 @@ impl Engine {
                 continue;
             }
             d.insert("_id", tid.clone());
+            replacing.push((d, tid, remapped));
+        }
+        if replacing.is_empty() {
+            return Ok(errors);
+        }
+
+        // Overwrites: the documents as they are now go to the journal first (a backup
+        // before overwrite), then each is replaced.
+        if let Some(j) = &self.journal {
+            let ids: Vec<Bson> = replacing.iter().map(|(_, t, _)| t.clone()).collect();
+            let raw_target = self.target.collection::<RawDocumentBuf>(spec.name);
+            let now = fetch_raw_by_ids(&raw_target, &ids, Lookup::Points).await?;
+            let mut pairs = Vec::with_capacity(replacing.len());
+            let mut kept = Vec::with_capacity(replacing.len());
+            for (d, tid, remapped) in replacing {
+                match now.get(&IdKey::of(&tid)) {
+                    Some(before) => {
+                        pairs.push((before.clone(), d));
+                        kept.push((tid, remapped));
+                    }
+                    // Removed from the target since it was found: left to a re-run.
+                    None => {
+                        result.failed += 1;
+                        fail(
+                            &mut errors,
+                            &d,
+                            "removed from the target while the run was replacing it; run the clone again to copy it".into(),
+                        );
+                    }
+                }
+            }
+            drop(now);
+            let refused = j.will_replace(spec.name, &pairs).await?;
+            let out: HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
+            for (i, why) in refused {
+                result.failed += 1;
+                fail(&mut errors, &pairs[i].1, why);
+            }
+            replacing = pairs
+                .into_iter()
+                .zip(kept)
+                .enumerate()
+                .filter(|(i, _)| !out.contains(i))
+                .map(|(_, ((_, d), (tid, remapped)))| (d, tid, remapped))
+                .collect();
+        }
+        for (d, tid, remapped) in replacing {
             self.store.check_fence()?;
             match target.replace_one(doc! { "_id": tid.clone() }, &d).await {
                 Ok(_) => {
@@ -1440,6 +1521,11 @@ impl Engine {
         lease: super::runs::Lease,
     ) -> anyhow::Result<RunRecord> {
         self.store = self.store.fenced(lease.fence());
+        self.journal = Some(super::journal::Journal::new(
+            &self.target,
+            &self.run_id,
+            self.store.clone(),
+        ));
         let me = Arc::new(self);
         let work = async {
             heimdall_base::db::ensure_indexes(&me.target, &me.registry)
@@ -1554,7 +1640,7 @@ fn id_filters(ids: &[Bson], lookup: Lookup) -> Vec<Document> {
 }
 
 /// [`fetch_by_ids`] for raw documents, whole.
-async fn fetch_raw_by_ids(
+pub(crate) async fn fetch_raw_by_ids(
     coll: &Collection<RawDocumentBuf>,
     ids: &[Bson],
     lookup: Lookup,

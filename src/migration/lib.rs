@@ -14,9 +14,11 @@ use serde::{Deserialize, Serialize};
 
 pub mod clone;
 pub mod id_order;
+pub mod journal;
 pub mod legacy;
 pub mod runs;
 pub mod source;
+pub mod undo;
 
 /// Which kind of migration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +28,8 @@ pub enum MigrationMode {
     Legacy,
     /// Heimdall → Heimdall.
     Clone,
+    /// A run undone from its journal.
+    Undo,
 }
 
 impl MigrationMode {
@@ -34,6 +38,7 @@ impl MigrationMode {
         match self {
             Self::Legacy => "legacy",
             Self::Clone => "clone",
+            Self::Undo => "undo",
         }
     }
 }
@@ -824,6 +829,16 @@ pub async fn begin_resume_with(
 ) -> anyhow::Result<PendingRun> {
     use heimdall_base::error::{UserError, UserErrorKind};
     let record = runs::RunStore::new(&env.target).require(run_id).await?;
+    if let Some(by) = &record.undone_by {
+        return Err(UserError::new(
+            UserErrorKind::Conflict,
+            "run_undone",
+            format!(
+                "run {run_id} was undone by run {by}; start a new migration instead of resuming it"
+            ),
+        )
+        .into());
+    }
     if record.status == runs::RunStatus::Completed {
         return Err(UserError::new(
             UserErrorKind::Conflict,
@@ -831,6 +846,9 @@ pub async fn begin_resume_with(
             format!("run {run_id} already completed; nothing to resume"),
         )
         .into());
+    }
+    if record.mode == MigrationMode::Undo {
+        return undo::begin_resume(env, record, sink, cancel).await;
     }
     let uri = match (source_uri, &record.encrypted_source, &env.crypto) {
         (Some(u), _, _) => u,
@@ -855,6 +873,7 @@ pub async fn begin_resume_with(
         MigrationMode::Legacy => {
             legacy::engine::begin_resume(env, record, uri, force_source, sink, cancel).await
         }
+        MigrationMode::Undo => unreachable!("resumed above"),
     }
 }
 

@@ -119,6 +119,12 @@ pub struct RunOptions {
     /// Clone: steps copied at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallelism: Option<u32>,
+    /// Undo: the run it undoes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undoes: Option<String>,
+    /// Undo: documents changed since the run wrote them are undone too.
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// Counts of one collection inside a step; also the resume checkpoint.
@@ -141,6 +147,15 @@ pub struct CollectionResult {
     pub overwritten: u64,
     /// Could not be migrated (see the run's errors).
     pub failed: u64,
+    /// Undo: documents the run inserted, removed.
+    #[serde(default)]
+    pub removed: u64,
+    /// Undo: documents the run replaced, put back as they were.
+    #[serde(default)]
+    pub restored: u64,
+    /// Undo: documents changed since the run wrote them, left as they are (listed).
+    #[serde(default)]
+    pub conflicts: u64,
     /// References that point to nothing in the source.
     pub dangling: u64,
     /// The last source `_id` handled (resume point).
@@ -304,6 +319,10 @@ pub struct Verification {
     pub ok: bool,
     /// Per collection.
     pub collections: Vec<CollectionVerification>,
+    /// An undo's verification: `found` are documents back to their state before the run,
+    /// `missing` those still as the run left them, `differing` those changed since.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub undo: bool,
 }
 
 impl Verification {
@@ -312,6 +331,7 @@ impl Verification {
         Self {
             ok: collections.iter().all(|c| c.ok),
             collections,
+            undo: false,
         }
     }
 
@@ -327,20 +347,28 @@ impl Verification {
             .take(5)
             .map(|c| {
                 let mut t = format!("step {} {}: ", c.step, c.name);
+                let (gone, other) = if self.undo {
+                    ("still as the run left them", "changed since the run")
+                } else {
+                    ("missing", "with other content")
+                };
                 if c.missing > 0 {
-                    t.push_str(&format!("{} of {} missing", c.missing, c.source));
+                    t.push_str(&format!("{} of {} {gone}", c.missing, c.source));
                     if !c.first_missing.is_empty() {
                         t.push_str(&format!(" (first: {})", c.first_missing.join(", ")));
                     }
                 } else {
-                    t.push_str(&format!(
-                        "{} of {} with other content",
-                        c.differing, c.source
-                    ));
+                    t.push_str(&format!("{} of {} {other}", c.differing, c.source));
                 }
                 t
             })
             .collect();
+        if self.undo {
+            return Some(format!(
+                "verification failed: the target is not back to its state before the run — {}. Run the undo again with `heimdall migrate resume {run_id}`.",
+                bad.join("; ")
+            ));
+        }
         Some(format!(
             "verification failed: the target does not hold everything the source has — {}. Resume with `heimdall migrate resume {run_id}` to copy what is missing.",
             bad.join("; ")
@@ -409,6 +437,21 @@ pub struct RunRecord {
     /// How many times the run was started (1 + resumes).
     #[serde(default)]
     pub attempts: u32,
+    /// Whether the run keeps a journal of its writes (runs from before journals did not).
+    #[serde(default)]
+    pub journal: bool,
+    /// The target collections the journal covers.
+    #[serde(default)]
+    pub journaled: Vec<String>,
+    /// When `heimdall migrate prune` dropped the journal (the run can no longer be undone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_pruned_at: Option<DateTime>,
+    /// Undo: documents changed since the run wrote them, undone anyway (`force`).
+    #[serde(default)]
+    pub forced: u64,
+    /// The undo run that undid (or is undoing) this run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undone_by: Option<String>,
     /// First start.
     pub started_at: DateTime,
     /// Last change.
@@ -846,6 +889,21 @@ impl RunStore {
         self.update_record(run_id, update)
             .await
             .context("saving the run checkpoint")
+    }
+
+    /// Applies an update to the run record (fenced like every write of a run).
+    pub async fn update(&self, run_id: &str, update: Document) -> anyhow::Result<()> {
+        self.update_record(run_id, update).await
+    }
+
+    /// Names `collection` among those the run's journal covers.
+    pub async fn note_journaled(&self, run_id: &str, collection: &str) -> anyhow::Result<()> {
+        self.update_record(
+            run_id,
+            doc! { "$addToSet": { "journaled": collection }, "$set": { "updatedAt": DateTime::now() } },
+        )
+        .await
+        .context("naming a journaled collection")
     }
 
     /// Sets a step's status.

@@ -25,3 +25,4 @@ mod resume;
 mod seed;
 mod settings;
 mod stand_in;
+mod undo;

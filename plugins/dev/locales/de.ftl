@@ -2,6 +2,7 @@
 
 migrate-slash-only = Verwende /migration als Slash-Befehl.
 migrate-mode-clone = Instanz-Klon
+migrate-mode-undo = Rückgängig
 migrate-mode-legacy = Legacy-Import
 migrate-checking = **{ $mode }**: Quelle wird geprüft…
 migrate-refused = ❌ Nicht gestartet: { $reason }

@@ -2,6 +2,7 @@
 
 migrate-slash-only = Use /migrate as a slash command.
 migrate-mode-clone = Instance Clone
+migrate-mode-undo = Undo
 migrate-mode-legacy = Legacy Import
 migrate-checking = **{ $mode }**: checking the source…
 migrate-refused = ❌ Not started: { $reason }

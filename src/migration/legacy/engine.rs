@@ -294,6 +294,11 @@ pub async fn begin(
         lease_token: lease.fence().token(),
         source_identity: bson::to_document(&engine.source.identity).ok(),
         attempts: 1,
+        journal: true,
+        journaled: Vec::new(),
+        journal_pruned_at: None,
+        forced: 0,
+        undone_by: None,
         started_at: now,
         updated_at: now,
         ended_at: None,
@@ -350,6 +355,8 @@ struct Engine {
     /// and every attempt, so a resume maps a record exactly as the first attempt would.
     now: DateTime,
     fail_point: Option<crate::FailPoint>,
+    /// What the run writes, recorded before each write (runs that write only).
+    journal: Option<crate::journal::Journal>,
 }
 
 /// A legacy record run through every mapper of its step.
@@ -395,6 +402,7 @@ impl Engine {
             write: !opts.dry_run,
             now: DateTime::now(),
             fail_point: env.fail_point.clone(),
+            journal: None,
         }
     }
 
@@ -484,6 +492,11 @@ impl Engine {
     async fn execute(mut self, record: RunRecord, lease: Lease) -> anyhow::Result<RunRecord> {
         self.now = record.started_at;
         self.store = self.store.fenced(lease.fence());
+        self.journal = Some(crate::journal::Journal::new(
+            &self.target,
+            &self.run_id,
+            self.store.clone(),
+        ));
         let mut results = record.steps.clone();
         let work = async {
             // Unique keys are what keep a re-run from importing a record twice.
@@ -939,11 +952,41 @@ impl Engine {
             for (c, items) in inserts {
                 let (owners, docs): (Vec<usize>, Vec<Document>) = items.into_iter().unzip();
                 for (start, chunk) in docs.chunks(1000).enumerate() {
+                    // The journal first: a document whose entry cannot be written is not.
+                    let mut chunk: Vec<(usize, Document)> = chunk
+                        .iter()
+                        .cloned()
+                        .enumerate()
+                        .map(|(i, d)| (start * 1000 + i, d))
+                        .collect();
+                    if let Some(j) = &self.journal {
+                        let docs: Vec<Document> = chunk.iter().map(|(_, d)| d.clone()).collect();
+                        let mut refused = j.will_insert(c, &docs).await?;
+                        refused.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
+                        for (i, why) in refused {
+                            let (at, _) = chunk.remove(i);
+                            let ri = owners[at];
+                            wrote[ri] -= 1;
+                            if fate[ri].is_none() {
+                                fate[ri] = Some(RecordOutcome::Failed(why));
+                            }
+                        }
+                    }
+                    let (at, chunk): (Vec<usize>, Vec<Document>) = chunk.into_iter().unzip();
                     self.store.check_fence()?;
-                    if let Err(failures) = insert_unordered(&self.target.collection(c), chunk).await
+                    if let Err(failures) =
+                        insert_unordered(&self.target.collection(c), &chunk).await
                     {
-                        for f in failures? {
-                            let ri = owners[start * 1000 + f.index];
+                        let failures = failures?;
+                        if let Some(j) = &self.journal {
+                            let ids: Vec<Bson> = failures
+                                .iter()
+                                .filter_map(|f| chunk[f.index].get("_id").cloned())
+                                .collect();
+                            j.not_inserted(c, &ids).await?;
+                        }
+                        for f in failures {
+                            let ri = owners[at[f.index]];
                             wrote[ri] -= 1;
                             if f.code == 11000 {
                                 skip_reason[ri].get_or_insert(format!(
