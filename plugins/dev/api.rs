@@ -22,6 +22,7 @@ use heimdall_host::error::{AppError, UserError};
 use heimdall_host::migration::clone::{self, CloneOptions};
 use heimdall_host::migration::legacy::engine::{self as legacy, LegacyOptions};
 use heimdall_host::migration::runs::RunStore;
+use heimdall_host::migration::undo::{self, UndoOptions};
 use heimdall_host::migration::{Begun, PendingRun, ProgressSink};
 
 /// Runs executing in this process, with their cancel tokens.
@@ -40,6 +41,7 @@ pub fn routes(state: Arc<DevState>) -> Routes {
         .get("/api/dev/migrations/{id}", Owners, "A run's record", status)
         .post("/api/dev/migrations/{id}/cancel", Owners, "Stop a run at its next batch", cancel)
         .post("/api/dev/migrations/{id}/resume", Owners, "Continue a cancelled, failed or interrupted run", resume)
+        .post("/api/dev/migrations/{id}/undo", Owners, "Plan (dry run) or start the undo of a run from its journal: `{dryRun?, force?}`", start_undo)
         .get("/api/dev/migrations/{id}/failures", Owners, "A run's failed, skipped or missing records, a page at a time (`?kind=&after=&limit=`)", failures)
         .post("/api/dev/gateway/ping", Owners, "Send test events to the connected owners", gateway_ping)
         .wrap(|r| r.layer(Extension(state)))
@@ -86,6 +88,28 @@ pub struct LegacyRequest {
     /// Return the plan only.
     #[serde(default)]
     pub dry_run: bool,
+}
+
+/// Body of `POST /api/dev/migrations/{id}/undo` (and what `/migrate undo` asks for).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UndoRequest {
+    /// Return the plan only.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Undo documents changed since the run wrote them too (their changes are lost).
+    #[serde(default)]
+    pub force: bool,
+}
+
+impl UndoRequest {
+    /// The engine's options for undoing `run_id`, asked by `started_by`.
+    pub fn options(self, run_id: String, started_by: String) -> UndoOptions {
+        let mut opts = UndoOptions::new(run_id, started_by);
+        opts.dry_run = self.dry_run;
+        opts.force = self.force;
+        opts
+    }
 }
 
 impl CloneRequest {
@@ -185,6 +209,26 @@ async fn start_legacy(
     let opts = req.options(format!("api:{}", user.id));
     let cancel = data.shutdown.child_token();
     let begun = legacy::begin(
+        &super::migration_env(&data),
+        opts,
+        sink(&data),
+        cancel.clone(),
+    )
+    .await?;
+    answer(&data, &state, begun, cancel)
+}
+
+async fn start_undo(
+    State(data): State<Data>,
+    Extension(state): Extension<Arc<DevState>>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<UndoRequest>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    user.require_owner()?;
+    let opts = req.options(id, format!("api:{}", user.id));
+    let cancel = data.shutdown.child_token();
+    let begun = undo::begin(
         &super::migration_env(&data),
         opts,
         sink(&data),

@@ -190,6 +190,70 @@ async fn a_clone_started_over_http_reports_progress_to_owners_and_leaves_a_recor
     assert_eq!(r["active"], false);
     assert!(r["imported"].as_u64().unwrap() > 1000);
     assert!(r["startedBy"].as_str().unwrap().starts_with("api:"));
+
+    // Undo over HTTP: owners only, the plan first, then the run with its own events.
+    let undo = format!("/api/dev/migrations/{run_id}/undo");
+    let (s, _) = post(&app, &undo, Some(bearer(owner() + 1)), json!({})).await;
+    assert_eq!(s, 403);
+    let (s, e) = post(
+        &app,
+        "/api/dev/migrations/nope/undo",
+        Some(bearer(owner())),
+        json!({}),
+    )
+    .await;
+    assert_eq!((s, e["code"].as_str()), (404, Some("run_not_found")), "{e}");
+    let (s, e) = post(
+        &app,
+        &undo,
+        Some(bearer(owner())),
+        json!({ "dryRun": true, "nope": 1 }),
+    )
+    .await;
+    assert_eq!(s, 400, "{e}");
+    let (s, plan) = post(
+        &app,
+        &undo,
+        Some(bearer(owner())),
+        json!({ "dryRun": true }),
+    )
+    .await;
+    assert_eq!(s, 200, "{plan}");
+    assert_eq!(plan["undoes"], run_id.as_str());
+    let to_remove: u64 = plan["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["toRemove"].as_u64().unwrap())
+        .sum();
+    assert_eq!(to_remove, r["imported"].as_u64().unwrap());
+    let (s, started) = post(&app, &undo, Some(bearer(owner())), json!({})).await;
+    assert_eq!(s, 202, "{started}");
+    let undo_id = started["runId"].as_str().unwrap().to_string();
+    let done = loop {
+        let m = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("undo progress stalled")
+            .unwrap()
+            .unwrap();
+        let Message::Text(t) = m else { continue };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        if v["data"]["runId"] == undo_id.as_str() {
+            assert_eq!(v["data"]["mode"], "undo");
+            if v["event"] == "migration:complete" || v["event"] == "migration:error" {
+                break v;
+            }
+        }
+    };
+    assert_eq!(done["event"], "migration:complete", "{done}");
+    assert_eq!(done["data"]["result"]["verification"]["ok"], true);
+    let tags = app
+        .db
+        .collection::<mongodb::bson::Document>("tags")
+        .count_documents(mongodb::bson::doc! {})
+        .await
+        .unwrap();
+    assert_eq!(tags, 0, "the undo removed what the clone wrote");
 }
 
 async fn get_status(app: &TestApp, token: &str) -> (u16, Value) {
