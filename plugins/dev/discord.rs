@@ -21,13 +21,14 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::api::{CloneRequest, LegacyRequest};
+use super::api::{CloneRequest, LegacyRequest, UndoRequest};
 use super::OwnerSink;
 use heimdall_host::context::{Context, Data, Error};
 use heimdall_host::error::{display_for_user, UserError};
 use heimdall_host::migration::clone::{self, Plan};
 use heimdall_host::migration::legacy::engine::{self as legacy, LegacyPlan};
 use heimdall_host::migration::runs::{RunRecord, RunStatus, RunStore};
+use heimdall_host::migration::undo::{self, UndoPlan};
 use heimdall_host::migration::{
     Begun, EventKind, FanOut, MigrationMode, PendingRun, ProgressEvent, ProgressSink,
 };
@@ -414,6 +415,39 @@ pub async fn resume_command(
                     .await
                     .map(Begun::Run)
             }
+        },
+    )
+    .await
+}
+
+/// `/migrate undo`: the undo's plan with Confirm and Cancel (unless a dry run), then the
+/// undo with a live reply.
+pub async fn undo_command(
+    data: &Data,
+    reply: InteractionReply,
+    user: u64,
+    run_id: &str,
+    req: UndoRequest,
+    live: LiveOptions,
+) -> Result<(), Error> {
+    if refuse_non_owner(data, &reply, user).await? {
+        return Ok(());
+    }
+    let env = super::migration_env(data);
+    let confirm = !req.dry_run;
+    let opts = req.options(run_id.to_string(), format!("discord:{user}"));
+    start(
+        data,
+        reply,
+        user,
+        MigrationMode::Undo,
+        live,
+        confirm,
+        render_undo_plan,
+        move |dry_run, sink, cancel| {
+            let (env, mut opts) = (env.clone(), opts.clone());
+            opts.dry_run = dry_run;
+            async move { undo::begin(&env, opts, sink, cancel).await }
         },
     )
     .await
@@ -870,15 +904,43 @@ fn render_record(lang: &str, r: &RunRecord, active: bool) -> String {
         &[("mode", &mode_name(lang, r.mode)), ("run", &r.id)],
     );
     out.push('\n');
-    out.push_str(&t(
-        lang,
-        "migrate-result-counts",
-        &[
-            ("imported", &num(r.imported())),
-            ("skipped", &num(r.skipped())),
-            ("failed", &num(r.failed())),
-        ],
-    ));
+    if r.mode == MigrationMode::Undo {
+        let sum = |f: fn(&heimdall_host::migration::runs::CollectionResult) -> u64| {
+            r.steps.iter().map(|s| s.sum(f)).sum::<u64>()
+        };
+        out.push_str(&t(
+            lang,
+            "migrate-result-undo-counts",
+            &[
+                ("removed", &num(sum(|c| c.removed))),
+                ("restored", &num(sum(|c| c.restored))),
+                ("already", &num(sum(|c| c.skipped))),
+                ("conflicts", &num(sum(|c| c.conflicts))),
+            ],
+        ));
+        for k in r.skips.iter().take(5) {
+            out.push('\n');
+            out.push_str(&t(
+                lang,
+                "migrate-result-conflict",
+                &[
+                    ("collection", &k.collection),
+                    ("id", &k.source_id),
+                    ("reason", &k.reason),
+                ],
+            ));
+        }
+    } else {
+        out.push_str(&t(
+            lang,
+            "migrate-result-counts",
+            &[
+                ("imported", &num(r.imported())),
+                ("skipped", &num(r.skipped())),
+                ("failed", &num(r.failed())),
+            ],
+        ));
+    }
     let done = r
         .steps
         .iter()
@@ -901,10 +963,11 @@ fn render_record(lang: &str, r: &RunRecord, active: bool) -> String {
             .fold((0, 0), |(a, b), c| (a + c.source, b + c.matching));
         out.push_str(&t(
             lang,
-            if v.ok {
-                "migrate-result-verified"
-            } else {
-                "migrate-result-not-verified"
+            match (v.undo, v.ok) {
+                (true, true) => "migrate-result-undo-verified",
+                (true, false) => "migrate-result-undo-not-verified",
+                (false, true) => "migrate-result-verified",
+                (false, false) => "migrate-result-not-verified",
             },
             &[("checked", &num(checked)), ("matching", &num(matching))],
         ));
@@ -982,6 +1045,58 @@ fn render_clone_plan(lang: &str, p: &Plan) -> String {
     out
 }
 
+fn render_undo_plan(lang: &str, p: &UndoPlan) -> String {
+    let mut out = t(
+        lang,
+        "migrate-plan-undo-header",
+        &[
+            ("run", &p.undoes),
+            ("mode", &mode_name(lang, p.undoes_mode)),
+        ],
+    );
+    let sum = |f: fn(&heimdall_host::migration::undo::UndoCollectionPlan) -> u64| {
+        p.collections.iter().map(f).sum::<u64>()
+    };
+    out.push('\n');
+    out.push_str(&t(
+        lang,
+        "migrate-plan-undo-counts",
+        &[
+            ("remove", &num(sum(|c| c.to_remove))),
+            ("restore", &num(sum(|c| c.to_restore))),
+            ("already", &num(sum(|c| c.already_undone))),
+            ("conflicts", &num(p.conflict_count)),
+        ],
+    ));
+    for k in p.conflicts.iter().take(5) {
+        out.push('\n');
+        out.push_str(&t(
+            lang,
+            "migrate-result-conflict",
+            &[
+                ("collection", &k.collection),
+                ("id", &k.source_id),
+                ("reason", &k.reason),
+            ],
+        ));
+    }
+    if p.conflict_count > 0 {
+        out.push('\n');
+        out.push_str(&t(
+            lang,
+            if p.force {
+                "migrate-plan-undo-forced"
+            } else {
+                "migrate-plan-undo-kept"
+            },
+            &[],
+        ));
+    }
+    out.push('\n');
+    out.push_str(&t(lang, "migrate-plan-footer", &[]));
+    out
+}
+
 fn render_legacy_plan(lang: &str, p: &LegacyPlan) -> String {
     let mut out = t(
         lang,
@@ -1016,7 +1131,7 @@ fn render_legacy_plan(lang: &str, p: &LegacyPlan) -> String {
     slash_command,
     check = "heimdall_host::discord::owner_only",
     ephemeral,
-    subcommands("clone", "legacy", "status", "cancel", "resume"),
+    subcommands("clone", "legacy", "status", "cancel", "resume", "undo"),
     subcommand_required,
     name_localized("de", "migration"),
     description_localized(
@@ -1205,6 +1320,44 @@ pub async fn resume(
         LiveOptions::default(),
     )
     .await
+}
+
+/// Undo a migration run: remove what it inserted, put back what it replaced.
+#[poise::command(
+    slash_command,
+    check = "heimdall_host::discord::owner_only",
+    ephemeral,
+    name_localized("de", "rueckgaengig"),
+    description_localized(
+        "de",
+        "Einen Migrationslauf rückgängig machen: Eingefügtes entfernen, Ersetztes zurückholen"
+    )
+)]
+pub async fn undo(
+    ctx: Context<'_>,
+    #[description = "The id of the run to undo"]
+    #[name_localized("de", "lauf")]
+    #[description_localized("de", "Die ID des Laufs, der rückgängig gemacht wird")]
+    run: String,
+    #[description = "Undo documents changed since the run too (their changes are lost)"]
+    #[name_localized("de", "erzwingen")]
+    #[description_localized(
+        "de",
+        "Auch seither geänderte Dokumente zurücksetzen (die Änderungen gehen verloren)"
+    )]
+    force: Option<bool>,
+    #[description = "Only show the plan; write nothing"]
+    #[name_localized("de", "probelauf")]
+    #[description_localized("de", "Nur den Plan zeigen; nichts schreiben")]
+    dry_run: Option<bool>,
+) -> Result<(), Error> {
+    let req = UndoRequest {
+        dry_run: dry_run.unwrap_or(false),
+        force: force.unwrap_or(false),
+    };
+    let reply = InteractionReply::of(&ctx)?;
+    let live = confirmed_live(&ctx, &reply);
+    undo_command(ctx.data(), reply, ctx.author().id.get(), &run, req, live).await
 }
 
 /// The live options of a command whose plan waits for the invoker's Confirm, pressed in

@@ -8,10 +8,10 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Json;
-use heimdall::plugins::dev::api::{CloneRequest, LegacyRequest};
+use heimdall::plugins::dev::api::{CloneRequest, LegacyRequest, UndoRequest};
 use heimdall::plugins::dev::discord::{
-    cancel_text, clone_command, legacy_command, num, status_text, Confirmation, InteractionReply,
-    LiveOptions, Press,
+    cancel_text, clone_command, legacy_command, num, status_text, undo_command, Confirmation,
+    InteractionReply, LiveOptions, Press,
 };
 use poise::serenity_prelude as serenity;
 use serde_json::{json, Value};
@@ -798,4 +798,79 @@ async fn an_unconfirmed_or_cancelled_plan_writes_nothing() {
         .unwrap()
         .contains("Cancelled: nothing was written"));
     assert_eq!(runs(&app).await, 0);
+}
+
+#[tokio::test]
+async fn migrate_undo_shows_its_plan_and_undoes_only_on_the_invokers_confirm() {
+    let app = spawn_app().await;
+    let source = seeded("undo_discord").await;
+    let e = crate::clone::env(&app.db);
+    let cloned = crate::clone::run(&e, crate::clone::opts(&source)).await;
+    assert!(cloned.success(), "{:?}", cloned.message);
+    let tags = || async {
+        app.db
+            .collection::<mongodb::bson::Document>("tags")
+            .count_documents(mongodb::bson::doc! {})
+            .await
+            .unwrap()
+    };
+    assert!(tags().await > 0);
+
+    // A German owner's dry run: the plan in German, nothing written.
+    let (discord, mut reply) = stand_in().await;
+    reply.locale = "de".into();
+    let dry = UndoRequest {
+        dry_run: true,
+        force: false,
+    };
+    undo_command(
+        &app.data,
+        reply,
+        owner(),
+        &cloned.id,
+        dry,
+        LiveOptions::default(),
+    )
+    .await
+    .unwrap();
+    let plan = discord.contents().last().unwrap().clone();
+    assert!(
+        plan.contains("Rückgängig")
+            && plan.contains(&format!("Würde {} entfernen", num(cloned.imported()))),
+        "{plan}"
+    );
+
+    // The plan with buttons; someone else's press changes nothing; the invoker confirms.
+    let (discord, reply) = stand_in().await;
+    let (live, presses) = confirming(Duration::from_secs(30));
+    let data = app.data.clone();
+    let id = cloned.id.clone();
+    let command = tokio::spawn(async move {
+        undo_command(&data, reply, owner(), &id, UndoRequest::default(), live).await
+    });
+    let plan = discord.wait_for("Confirm").await.last().unwrap().clone();
+    assert!(
+        plan.contains(&format!("Would remove {}", num(cloned.imported()))),
+        "{plan}"
+    );
+    presses
+        .send(press(42_000_000_000_000_000, true, 1))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        runs(&app).await,
+        1,
+        "nothing started before the invoker's Confirm"
+    );
+    assert!(tags().await > 0);
+    presses.send(press(owner(), true, 2)).unwrap();
+    command.await.unwrap().unwrap();
+    let contents = discord.wait_for("completed").await;
+    let last = contents.last().unwrap();
+    assert!(
+        last.contains("Undo") && last.contains(&format!("Removed {}", num(cloned.imported()))),
+        "{last}"
+    );
+    assert!(last.contains("back as it was"), "{last}");
+    assert_eq!(tags().await, 0);
 }
