@@ -66,3 +66,26 @@ describe("the migration page's run", () => {
     expect(clock(3_725_000)).toBe("1:02:05");
   });
 });
+
+describe("an undo run on the migration page", () => {
+  it("counts what it removed, put back and kept, live and at each step's end", () => {
+    const run = {
+      id: "u",
+      mode: "undo" as const,
+      status: "running",
+      steps: [{ order: 1, label: "Undo tags", plugin: "tags", status: "pending", done: 0, records: 0, imported: 0, skipped: 0, failed: 0 }],
+    };
+    let r = applyEvent(run, "step_progress", {
+      step: 1,
+      recordIndex: 3,
+      recordTotal: 5,
+      counts: { imported: 0, skipped: 1, failed: 0, removed: 1, restored: 1, conflicts: 1 },
+    });
+    expect(r.steps[0]).toMatchObject({ status: "running", done: 3, removed: 1, restored: 1, conflicts: 1 });
+    r = applyEvent(r, "step_complete", {
+      step: 1,
+      result: { collections: [{ processed: 5, total: 5, removed: 2, restored: 1, conflicts: 1, skipped: 1, inserted: 0, overwritten: 0, failed: 0 }] },
+    });
+    expect(r.steps[0]).toMatchObject({ status: "completed", done: 5, records: 5, removed: 2, restored: 1, conflicts: 1, imported: 0 });
+  });
+});

@@ -113,6 +113,26 @@ try {
   await page.waitForSelector(`${row}`);
   out.historyStatus = await page.$eval(row, (tr) => tr.dataset.status);
 
+  // Undo the run: its plan first (what goes, what comes back), then Confirm, live to the end.
+  await page.click(`${row} button`);
+  await page.waitForFunction((id) => document.querySelector("#run-id")?.textContent === id, out.runId);
+  await page.click("#undo");
+  await page.waitForSelector("#undo-plan");
+  out.undoPlanRemove = await page.$$eval("#undo-plan-body tr", (rows) => rows.reduce((a, r) => a + Number(r.dataset.remove), 0));
+  out.undoPlanRows = await page.locator("#undo-plan-body tr").count();
+  out.runsBeforeUndoConfirm = await page.evaluate(async () => (await (await fetch("/api/dev/migrations")).json()).length);
+  await page.screenshot({ path: env("SCREENSHOT").replace(/\.png$/, "-undo-plan.png"), fullPage: true });
+  await page.click("#confirm-undo");
+  await page.waitForFunction((id) => { const r = document.querySelector("#run-id")?.textContent; return r && r !== id; }, out.runId);
+  out.undoRunId = await page.textContent("#run-id");
+  await page.waitForFunction(() => document.querySelector("#run-status")?.textContent === "completed", null, { timeout: 60000 });
+  await page.waitForSelector("#result");
+  out.undoCounts = await page.textContent("#run-counts");
+  out.undoVerification = await page.textContent("#verification");
+  out.undoHeaders = await page.$$eval("#run thead th", (ths) => ths.map((th) => th.textContent));
+  out.undoButtonOnUndo = await page.locator("#undo").count();
+  await page.screenshot({ path: env("SCREENSHOT").replace(/\.png$/, "-undone.png"), fullPage: true });
+
   // Legacy Import tab: a dry run of the old bot's database lists its 7 steps.
   await page.click('[role=tab][data-mode="legacy"]');
   const lf = '.migration-form[data-mode="legacy"]';

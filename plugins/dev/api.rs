@@ -143,6 +143,16 @@ fn sink(data: &Data) -> Arc<dyn ProgressSink> {
     Arc::new(OwnerSink(data.ws.clone()))
 }
 
+/// Where a request's progress goes: the owners' stream for a run; nowhere for a plan (a
+/// dry run is answered in the response, and a page showing a run must not switch to it).
+fn sink_for(data: &Data, dry_run: bool) -> Arc<dyn ProgressSink> {
+    if dry_run {
+        Arc::new(heimdall_host::migration::NullSink)
+    } else {
+        sink(data)
+    }
+}
+
 /// Runs `pending` in the background, owned by the bot's task tracker; cancelled at shutdown.
 fn spawn(
     data: &Data,
@@ -188,11 +198,12 @@ async fn start_clone(
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     user.require_owner()?;
     let opts = req.options(format!("api:{}", user.id));
+    let dry_run = opts.dry_run;
     let cancel = data.shutdown.child_token();
     let begun = clone::begin(
         &super::migration_env(&data),
         opts,
-        sink(&data),
+        sink_for(&data, dry_run),
         cancel.clone(),
     )
     .await?;
@@ -207,11 +218,12 @@ async fn start_legacy(
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     user.require_owner()?;
     let opts = req.options(format!("api:{}", user.id));
+    let dry_run = opts.dry_run;
     let cancel = data.shutdown.child_token();
     let begun = legacy::begin(
         &super::migration_env(&data),
         opts,
-        sink(&data),
+        sink_for(&data, dry_run),
         cancel.clone(),
     )
     .await?;
@@ -227,11 +239,12 @@ async fn start_undo(
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     user.require_owner()?;
     let opts = req.options(id, format!("api:{}", user.id));
+    let dry_run = opts.dry_run;
     let cancel = data.shutdown.child_token();
     let begun = undo::begin(
         &super::migration_env(&data),
         opts,
-        sink(&data),
+        sink_for(&data, dry_run),
         cancel.clone(),
     )
     .await?;

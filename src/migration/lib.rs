@@ -184,6 +184,15 @@ pub struct StepCounts {
     pub skipped: u64,
     /// Failed (recorded with their reason).
     pub failed: u64,
+    /// Undo: removed (the run had inserted them).
+    #[serde(default)]
+    pub removed: u64,
+    /// Undo: put back as they were (the run had replaced them).
+    #[serde(default)]
+    pub restored: u64,
+    /// Undo: changed since the run wrote them, kept and listed.
+    #[serde(default)]
+    pub conflicts: u64,
 }
 
 impl StepCounts {
@@ -192,6 +201,9 @@ impl StepCounts {
         self.imported += c.inserted + c.overwritten;
         self.skipped += c.skipped;
         self.failed += c.failed;
+        self.removed += c.removed;
+        self.restored += c.restored;
+        self.conflicts += c.conflicts;
     }
 
     /// The counts of these collections.

@@ -120,6 +120,37 @@ async fn the_migration_page_clones_an_instance_with_live_progress_in_chromium() 
     );
     assert_eq!(report["headerImported"].as_u64(), Some(record.imported()));
     assert_eq!(report["historyStatus"], "completed");
+    // The undo: its plan named what the run imported, nothing started before Confirm, then
+    // it ran to a verified end that the page showed, and the bot's data is gone again.
+    assert_eq!(
+        report["undoPlanRemove"].as_u64(),
+        Some(record.imported()),
+        "{report}"
+    );
+    assert_eq!(report["runsBeforeUndoConfirm"], 1, "{report}");
+    let undo_id = report["undoRunId"].as_str().unwrap();
+    let undone = RunStore::new(&app.db).require(undo_id).await.unwrap();
+    assert_eq!(undone.options.undoes.as_deref(), report["runId"].as_str());
+    assert!(undone.success(), "{:?}", undone.message);
+    let counts = report["undoCounts"].as_str().unwrap();
+    assert!(counts.contains(&format!("removed {grouped}")), "{counts}");
+    assert!(report["undoVerification"]
+        .as_str()
+        .unwrap()
+        .contains("back as it was"));
+    assert!(report["undoHeaders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h == "Removed"));
+    assert_eq!(report["undoButtonOnUndo"], 0, "an undo cannot be undone");
+    let tags = app
+        .db
+        .collection::<mongodb::bson::Document>("tags")
+        .count_documents(mongodb::bson::doc! {})
+        .await
+        .unwrap();
+    assert_eq!(tags, 0);
     assert_eq!(report["legacyPlanRows"], 7);
     assert_eq!(
         report["afterSignOut"], 401,
@@ -129,10 +160,16 @@ async fn the_migration_page_clones_an_instance_with_live_progress_in_chromium() 
     assert!(std::fs::metadata(shot.path()).unwrap().len() > 10_000);
     // `HEIMDALL_KEEP_SCREENSHOTS=DIR` keeps the finished run's page for a look.
     if let Ok(dir) = std::env::var("HEIMDALL_KEEP_SCREENSHOTS") {
-        std::fs::copy(
-            shot.path(),
-            std::path::Path::new(&dir).join("migrations.png"),
-        )
-        .unwrap();
+        for suffix in ["", "-undo-plan", "-undone"] {
+            let from = shot.path().with_file_name(format!(
+                "{}{suffix}.png",
+                shot.path().file_stem().unwrap().to_string_lossy()
+            ));
+            std::fs::copy(
+                &from,
+                std::path::Path::new(&dir).join(format!("migrations{suffix}.png")),
+            )
+            .unwrap();
+        }
     }
 }

@@ -8,6 +8,8 @@ import { t } from "../i18n";
 import { useRealtime } from "../useRealtimeData";
 
 type Mode = "clone" | "legacy";
+/** A run's mode: a migration, or the undo of one. */
+type RunMode = Mode | "undo";
 
 interface Step {
   /** Records per second and the time left, while the step runs. */
@@ -21,11 +23,15 @@ interface Step {
   imported: number;
   skipped: number;
   failed: number;
+  /** Undo: removed, put back, changed since and kept. */
+  removed?: number;
+  restored?: number;
+  conflicts?: number;
 }
 
 interface Run {
   id: string;
-  mode: Mode;
+  mode: RunMode;
   status: string;
   active?: boolean;
   steps: Step[];
@@ -36,7 +42,7 @@ interface Run {
 
 interface HistoryRow {
   runId: string;
-  mode: Mode;
+  mode: RunMode;
   status: string;
   imported: number;
   startedAt?: string;
@@ -61,6 +67,9 @@ export function countsOf(step: any) {
     imported: sum("inserted") + sum("overwritten"),
     skipped: sum("skipped"),
     failed: sum("failed"),
+    removed: sum("removed"),
+    restored: sum("restored"),
+    conflicts: sum("conflicts"),
     done: sum("processed"),
     records: sum("total"),
   };
@@ -110,6 +119,11 @@ function fromRecord(rec: any): Run {
   };
 }
 
+/** A run marked running whose process is gone. */
+function interruptedRun(run: Run) {
+  return run.status === "running" && run.active === false;
+}
+
 function statusClass(status: string, rec: any) {
   if (status === "completed") return rec && rec.failed > 0 ? "warn" : "ok";
   if (status === "running") return "running";
@@ -124,6 +138,8 @@ export function Migrations({ owner }: { owner: boolean }) {
   // A plan; with `confirm`, the options to start the run with once the owner confirms.
   const [plan, setPlan] = useState<{ mode: Mode; steps: any[]; confirm?: Record<string, unknown> } | null>(null);
   const [run, setRun] = useState<Run | null>(null);
+  // The plan of an undo, and whether conflicts are to be undone too.
+  const [undoPlan, setUndoPlan] = useState<{ runId: string; plan: any; force: boolean } | null>(null);
   const [history, setHistory] = useState<HistoryRow[]>([]);
   const [busy, setBusy] = useState(false);
   const runRef = useRef<Run | null>(null);
@@ -140,6 +156,7 @@ export function Migrations({ owner }: { owner: boolean }) {
   };
   const watch = (id: string) => {
     setPlan(null);
+    setUndoPlan(null);
     setRun({ id, mode, status: "running", steps: [] });
     return refresh(id);
   };
@@ -221,15 +238,55 @@ export function Migrations({ owner }: { owner: boolean }) {
     }
   };
 
+  // Undo: always the plan first (what would be removed, put back, kept), then Confirm.
+  const planUndo = async (runId: string, force: boolean) => {
+    setError(null);
+    setBusy(true);
+    try {
+      const p = await api<any>(`/api/dev/migrations/${encodeURIComponent(runId)}/undo`, { method: "POST", body: { dryRun: true, force } });
+      setUndoPlan({ runId, plan: p, force });
+    } catch (err: any) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const confirmUndo = async () => {
+    if (!undoPlan) return;
+    setError(null);
+    setBusy(true);
+    try {
+      const r = await api<any>(`/api/dev/migrations/${encodeURIComponent(undoPlan.runId)}/undo`, {
+        method: "POST",
+        body: { force: undoPlan.force },
+      });
+      await watch(r.runId);
+      loadHistory();
+    } catch (err: any) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
   const totals = run
-    ? run.steps.reduce((a, s) => ({ imported: a.imported + s.imported, skipped: a.skipped + s.skipped, failed: a.failed + s.failed }), {
-        imported: 0,
-        skipped: 0,
-        failed: 0,
-      })
+    ? run.steps.reduce(
+        (a, s) => ({
+          imported: a.imported + s.imported,
+          skipped: a.skipped + s.skipped,
+          failed: a.failed + s.failed,
+          removed: a.removed + (s.removed || 0),
+          restored: a.restored + (s.restored || 0),
+          conflicts: a.conflicts + (s.conflicts || 0),
+        }),
+        { imported: 0, skipped: 0, failed: 0, removed: 0, restored: 0, conflicts: 0 },
+      )
     : null;
+  const isUndo = run?.mode === "undo";
+  const undoable =
+    run && !isUndo && run.record && run.record.journal && !run.record.undoneBy && !run.record.journalPrunedAt && (FINAL.includes(run.status) || interruptedRun(run));
   const completed = run ? run.steps.filter((s) => s.status === "completed").length : 0;
-  const interrupted = run?.status === "running" && run.active === false;
+  const interrupted = !!run && interruptedRun(run);
   const shownStatus = interrupted ? "interrupted" : run?.status;
 
   return (
@@ -334,14 +391,28 @@ export function Migrations({ owner }: { owner: boolean }) {
           </h3>
           <progress id="run-bar" max={run.steps.length || 1} value={run.status === "completed" ? run.steps.length || 1 : completed} />
           <p id="run-counts" className="muted">
-            {t("migrations.counts", {
-              completed,
-              total: run.steps.length,
-              imported: num(totals!.imported),
-              skipped: num(totals!.skipped),
-              failed: num(totals!.failed),
-            })}
+            {isUndo
+              ? t("migrations.undo.counts", {
+                  completed,
+                  total: run.steps.length,
+                  removed: num(totals!.removed),
+                  restored: num(totals!.restored),
+                  already: num(totals!.skipped),
+                  conflicts: num(totals!.conflicts),
+                })
+              : t("migrations.counts", {
+                  completed,
+                  total: run.steps.length,
+                  imported: num(totals!.imported),
+                  skipped: num(totals!.skipped),
+                  failed: num(totals!.failed),
+                })}
           </p>
+          {run.record?.undoneBy && (
+            <p id="undone-by" className="muted">
+              {t("migrations.undone-by", { run: run.record.undoneBy })}
+            </p>
+          )}
           {run.record?.message && <p className="muted">{t("migrations.reason", { message: run.record.message })}</p>}
           {run.stalled && run.status === "running" && (
             <p id="stalled" className="alert" role="status">
@@ -368,11 +439,29 @@ export function Migrations({ owner }: { owner: boolean }) {
                 {t("migrations.resume")}
               </button>
             )}
+            {undoable && (
+              <button id="undo" onClick={() => planUndo(run.id, false)} disabled={busy}>
+                {t("migrations.undo.button")}
+              </button>
+            )}
           </div>
+          {undoPlan && undoPlan.runId === run.id && (
+            <UndoPlanView
+              plan={undoPlan.plan}
+              force={undoPlan.force}
+              busy={busy}
+              onForce={(f) => planUndo(run.id, f)}
+              onConfirm={confirmUndo}
+              onBack={() => setUndoPlan(null)}
+            />
+          )}
           <table>
             <thead>
               <tr>
-                {["step", "what", "plugin", "status", "records", "imported", "skipped", "failed"].map((h) => (
+                {(isUndo
+                  ? ["step", "what", "plugin", "status", "records", "removed", "restored", "conflicts"]
+                  : ["step", "what", "plugin", "status", "records", "imported", "skipped", "failed"]
+                ).map((h) => (
                   <th key={h}>{t("migrations.col." + h)}</th>
                 ))}
               </tr>
@@ -393,9 +482,19 @@ export function Migrations({ owner }: { owner: boolean }) {
                       </small>
                     )}
                   </td>
-                  <td>{num(s.imported)}</td>
-                  <td>{num(s.skipped)}</td>
-                  <td>{num(s.failed)}</td>
+                  {isUndo ? (
+                    <>
+                      <td>{num(s.removed)}</td>
+                      <td>{num(s.restored)}</td>
+                      <td>{num(s.conflicts)}</td>
+                    </>
+                  ) : (
+                    <>
+                      <td>{num(s.imported)}</td>
+                      <td>{num(s.skipped)}</td>
+                      <td>{num(s.failed)}</td>
+                    </>
+                  )}
                 </tr>
               ))}
             </tbody>
@@ -439,10 +538,81 @@ export function Migrations({ owner }: { owner: boolean }) {
   );
 }
 
+/** The plan of an undo, with the force switch and Confirm. */
+function UndoPlanView(props: {
+  plan: any;
+  force: boolean;
+  busy: boolean;
+  onForce: (force: boolean) => void;
+  onConfirm: () => void;
+  onBack: () => void;
+}) {
+  const { plan, force, busy } = props;
+  return (
+    <section id="undo-plan">
+      <h4>
+        {t("migrations.undo.plan")} <small className="muted">{t("migrations.plan.confirm-note")}</small>
+      </h4>
+      <table>
+        <thead>
+          <tr>
+            {["what", "plugin", "entries", "remove", "restore", "already", "conflicts"].map((h) => (
+              <th key={h}>{t("migrations.col." + h)}</th>
+            ))}
+          </tr>
+        </thead>
+        <tbody id="undo-plan-body">
+          {plan.collections.map((c: any) => (
+            <tr key={c.name} data-collection={c.name} data-remove={c.toRemove} data-restore={c.toRestore} data-conflicts={c.conflicts}>
+              <td>{c.name}</td>
+              <td>{c.plugin}</td>
+              <td>{num(c.entries)}</td>
+              <td>{num(c.toRemove)}</td>
+              <td>{num(c.toRestore)}</td>
+              <td>{num(c.alreadyUndone)}</td>
+              <td>{num(c.conflicts)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {plan.conflictCount > 0 && (
+        <>
+          <p className="alert" role="status" id="undo-conflicts-note">
+            {t(force ? "migrations.undo.forced" : "migrations.undo.kept", { count: num(plan.conflictCount) })}
+          </p>
+          <ul id="undo-conflicts">
+            {plan.conflicts.slice(0, 50).map((e: any, i: number) => (
+              <li key={i}>
+                {e.collection} <code>{e.sourceId}</code>: {e.reason}
+              </li>
+            ))}
+          </ul>
+          <label className="check">
+            <input id="undo-force" type="checkbox" checked={force} onChange={(e) => props.onForce(e.currentTarget.checked)} disabled={busy} />{" "}
+            {t("migrations.undo.force")}
+          </label>
+        </>
+      )}
+      <div className="actions">
+        <button id="confirm-undo" onClick={props.onConfirm} disabled={busy}>
+          {t("migrations.undo.confirm")}
+        </button>
+        <button className="link" onClick={props.onBack}>
+          {t("migrations.back")}
+        </button>
+      </div>
+    </section>
+  );
+}
+
 function Result({ rec }: { rec: any }) {
   const v = rec.verification;
   let text = "";
-  if (v) {
+  if (v && v.undo) {
+    const checked = v.collections.reduce((a: number, c: any) => a + c.source, 0);
+    const still = v.collections.reduce((a: number, c: any) => a + c.missing, 0);
+    text = v.ok ? t("migrations.undo.verified", { checked: num(checked) }) : t("migrations.undo.unverified", { still: num(still), checked: num(checked) });
+  } else if (v) {
     const checked = v.collections.reduce((a: number, c: any) => a + c.source, 0);
     const matching = v.collections.reduce((a: number, c: any) => a + c.matching, 0);
     text = v.ok
@@ -472,6 +642,18 @@ function Result({ rec }: { rec: any }) {
           </li>
         ))}
       </ul>
+      {rec.mode === "undo" && (rec.skips || []).length > 0 && (
+        <>
+          <h4>{t("migrations.undo.kept-title", { count: num(rec.skipCount) })}</h4>
+          <ul id="kept">
+            {rec.skips.slice(0, 50).map((e: any, i: number) => (
+              <li key={i}>
+                {e.collection} <code>{e.sourceId}</code>: {e.reason}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
     </section>
   );
 }
