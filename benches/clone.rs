@@ -35,6 +35,7 @@ async fn main() {
 
     let (mut ratios, mut rerun_ratios, mut rss, mut ceil_rate, mut clone_rate) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let (mut undo_ratios, mut undo_rss) = (vec![], vec![]);
     let mut docs = 0;
     for r in 0..runs {
         let src = client.database(&format!("bench_src_{r}"));
@@ -80,6 +81,18 @@ async fn main() {
             secs(&json2, "copyMs"),
             secs(&json2, "verifyMs"),
         );
+        // Undo of the first run: every document it inserted removed, checked again.
+        let first_id = json["runId"].as_str().unwrap().to_string();
+        let (undo, peak3, json3) = migrate(&uri, &target, &["undo", &first_id]);
+        assert_eq!(json3["status"], "completed", "{json3}");
+        assert_eq!(json3["verification"]["ok"], true, "{json3}");
+        eprintln!(
+            "run {r}: undo of the first run {undo:.2}s (undo {:.2}s, verification {:.2}s), peak RSS {peak3} kB",
+            secs(&json3, "copyMs"),
+            secs(&json3, "verifyMs"),
+        );
+        undo_ratios.push(undo / first);
+        undo_rss.push(peak3 as f64);
         ceil_rate.push(durable as f64 / ceil.as_secs_f64());
         clone_rate.push(durable as f64 / first);
         ratios.push(ceil.as_secs_f64() / first);
@@ -111,5 +124,13 @@ async fn main() {
     println!(
         "| peak RSS of `heimdall migrate clone` | {:.0} MB | ≤ 150 MB |",
         median(rss) / 1024.0
+    );
+    println!(
+        "| undo of the first run, time ÷ first-run time | {:.2} | — |",
+        median(undo_ratios)
+    );
+    println!(
+        "| peak RSS of `heimdall migrate undo` | {:.0} MB | — |",
+        median(undo_rss) / 1024.0
     );
 }

@@ -337,6 +337,10 @@ pub struct CloneArgs {
     /// Replace documents that already exist (default: skip them).
     #[arg(long)]
     pub overwrite: bool,
+    /// Catch up after an earlier clone: copy what is new, update what changed in the
+    /// source since, and list (never delete) what an earlier run copied that is gone from it.
+    #[arg(long)]
+    pub sync: bool,
     /// Copy although this instance's ENCRYPTION_KEY cannot decrypt the source's secrets.
     #[arg(long)]
     pub allow_key_mismatch: bool,
@@ -466,6 +470,7 @@ async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
             opts.guild = a.guild;
             opts.dry_run = a.dry_run;
             opts.overwrite = a.overwrite;
+            opts.sync = a.sync;
             opts.allow_key_mismatch = a.allow_key_mismatch;
             opts.batch_size = a.batch_size;
             match clone::start(&env, opts, sink, cancel).await? {

@@ -36,7 +36,7 @@ pub fn routes(state: Arc<DevState>) -> Routes {
     use Access::Owners;
     Routes::new()
         .get("/api/dev/migrations", Owners, "The latest migration runs", list)
-        .post("/api/dev/migrations/clone", Owners, "Plan (dry run) or start an Instance Clone: `{source, sourceDb?, guildId?, dryRun?, overwrite?, allowKeyMismatch?}`", start_clone)
+        .post("/api/dev/migrations/clone", Owners, "Plan (dry run) or start an Instance Clone: `{source, sourceDb?, guildId?, dryRun?, overwrite?, sync?, allowKeyMismatch?}`", start_clone)
         .post("/api/dev/migrations/legacy", Owners, "Plan (dry run) or start a Legacy Import: `{source, sourceDb?, guildId?, modmailCollection?, dryRun?}`", start_legacy)
         .get("/api/dev/migrations/{id}", Owners, "A run's record", status)
         .post("/api/dev/migrations/{id}/cancel", Owners, "Stop a run at its next batch", cancel)
@@ -65,6 +65,9 @@ pub struct CloneRequest {
     /// Replace existing documents.
     #[serde(default)]
     pub overwrite: bool,
+    /// Catch up: update what changed in the source, list what is gone from it.
+    #[serde(default)]
+    pub sync: bool,
     /// Copy despite a key mismatch.
     #[serde(default)]
     pub allow_key_mismatch: bool,
@@ -120,6 +123,7 @@ impl CloneRequest {
         opts.guild = self.guild_id;
         opts.dry_run = self.dry_run;
         opts.overwrite = self.overwrite;
+        opts.sync = self.sync;
         opts.allow_key_mismatch = self.allow_key_mismatch;
         opts
     }

@@ -940,6 +940,22 @@ fn render_record(lang: &str, r: &RunRecord, active: bool) -> String {
                 ("failed", &num(r.failed())),
             ],
         ));
+        if r.options.sync {
+            let sum = |f: fn(&heimdall_host::migration::runs::CollectionResult) -> u64| {
+                r.steps.iter().map(|s| s.sum(f)).sum::<u64>()
+            };
+            out.push('\n');
+            out.push_str(&t(
+                lang,
+                "migrate-result-sync-counts",
+                &[
+                    ("inserted", &num(sum(|c| c.inserted))),
+                    ("updated", &num(sum(|c| c.updated))),
+                    ("unchanged", &num(sum(|c| c.skipped))),
+                    ("gone", &num(sum(|c| c.gone))),
+                ],
+            ));
+        }
     }
     let done = r
         .steps
@@ -1015,6 +1031,7 @@ fn render_clone_plan(lang: &str, p: &Plan) -> String {
         ],
     );
     let (mut insert, mut skip, mut remap, mut invalid, mut dangling) = (0, 0, 0, 0, 0);
+    let (mut update, mut gone) = (0, 0);
     for s in &p.steps {
         for c in &s.collections {
             insert += c.to_insert + c.to_overwrite;
@@ -1022,6 +1039,8 @@ fn render_clone_plan(lang: &str, p: &Plan) -> String {
             remap += c.to_remap;
             invalid += c.invalid;
             dangling += c.dangling;
+            update += c.to_update;
+            gone += c.gone;
         }
     }
     out.push('\n');
@@ -1036,6 +1055,14 @@ fn render_clone_plan(lang: &str, p: &Plan) -> String {
             ("dangling", &num(dangling)),
         ],
     ));
+    if p.sync {
+        out.push('\n');
+        out.push_str(&t(
+            lang,
+            "migrate-plan-sync-counts",
+            &[("update", &num(update)), ("gone", &num(gone))],
+        ));
+    }
     for w in &p.warnings {
         out.push('\n');
         out.push_str(&t(lang, "migrate-plan-warning", &[("warning", w)]));
@@ -1144,6 +1171,7 @@ pub async fn migrate(_ctx: Context<'_>) -> Result<(), Error> {
 }
 
 /// Copy another Heimdall instance's data into this one, with live progress.
+#[allow(clippy::too_many_arguments)] // one per slash-command option
 #[poise::command(
     slash_command,
     check = "heimdall_host::discord::owner_only",
@@ -1176,6 +1204,13 @@ pub async fn clone(
     #[name_localized("de", "ueberschreiben")]
     #[description_localized("de", "Hier schon vorhandene Dokumente ersetzen")]
     overwrite: Option<bool>,
+    #[description = "Catch up after an earlier clone: copy what is new, update what changed"]
+    #[name_localized("de", "abgleichen")]
+    #[description_localized(
+        "de",
+        "Nach einem früheren Klon aufholen: Neues kopieren, Geändertes aktualisieren"
+    )]
+    sync: Option<bool>,
     #[description = "Copy even though the encryption keys differ"]
     #[name_localized("de", "schluessel_egal")]
     #[description_localized("de", "Auch kopieren, wenn die Schlüssel verschieden sind")]
@@ -1187,6 +1222,7 @@ pub async fn clone(
         guild_id: guild,
         dry_run: dry_run.unwrap_or(false),
         overwrite: overwrite.unwrap_or(false),
+        sync: sync.unwrap_or(false),
         allow_key_mismatch: allow_key_mismatch.unwrap_or(false),
     };
     let reply = InteractionReply::of(&ctx)?;

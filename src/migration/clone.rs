@@ -91,6 +91,9 @@ pub struct CloneOptions {
     pub dry_run: bool,
     /// Replace existing documents instead of skipping them.
     pub overwrite: bool,
+    /// Catch up: update documents whose content differs from the source's, and list those an
+    /// earlier run copied that are gone from the source (never deleted).
+    pub sync: bool,
     /// Go on although this instance's key cannot decrypt the source's secrets.
     pub allow_key_mismatch: bool,
     /// Who starts it.
@@ -110,6 +113,7 @@ impl CloneOptions {
             guild: None,
             dry_run: false,
             overwrite: false,
+            sync: false,
             allow_key_mismatch: false,
             started_by: started_by.into(),
             batch_size: 1000,
@@ -124,6 +128,7 @@ impl CloneOptions {
             guild: self.guild.clone(),
             dry_run: self.dry_run,
             overwrite: self.overwrite,
+            sync: self.sync,
             allow_key_mismatch: self.allow_key_mismatch,
             modmail_collection: None,
             started_by: self.started_by.clone(),
@@ -150,6 +155,10 @@ pub struct CollectionPlan {
     pub to_remap: u64,
     /// Would be replaced (overwrite policy).
     pub to_overwrite: u64,
+    /// Sync: would be updated to the source's content.
+    pub to_update: u64,
+    /// Sync: copied by an earlier run, gone from the source since (would be listed, kept).
+    pub gone: u64,
     /// Would fail (with the reasons in `errors`).
     pub invalid: u64,
     /// References pointing to nothing in the source.
@@ -180,6 +189,8 @@ pub struct Plan {
     pub mode: MigrationMode,
     /// Always true.
     pub dry_run: bool,
+    /// Whether it is a sync's plan.
+    pub sync: bool,
     /// The source, redacted.
     pub source: String,
     /// Per step.
@@ -430,10 +441,20 @@ pub async fn begin(
     sink: Arc<dyn ProgressSink>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Begun<Plan>> {
-    let prepared = preflight(env, &opts).await?;
+    let mut prepared = preflight(env, &opts).await?;
     let run_id = new_run_id();
+    let prior = if opts.sync {
+        let prior = prior_runs(&env.target, &prepared.source.identity, &run_id).await?;
+        if prior.is_empty() {
+            prepared.warnings.push("no earlier run from this source keeps a journal, so documents gone from the source cannot be told apart from this instance's own; none are listed".into());
+        }
+        prior
+    } else {
+        Vec::new()
+    };
     if opts.dry_run {
-        let engine = Engine::new(env, &opts, prepared.source, sink, cancel, run_id, false);
+        let mut engine = Engine::new(env, &opts, prepared.source, sink, cancel, run_id, false);
+        engine.prior_runs = prior;
         return Ok(Begun::Plan(engine.plan(prepared.warnings).await?));
     }
     let store = RunStore::new(&env.target);
@@ -474,7 +495,7 @@ pub async fn begin(
         return Err(e);
     }
     let watch = super::StallWatch::new(sink, env.stall_after);
-    let engine = Engine::new(
+    let mut engine = Engine::new(
         env,
         &opts,
         prepared.source,
@@ -483,6 +504,7 @@ pub async fn begin(
         run_id.clone(),
         true,
     );
+    engine.prior_runs = prior;
     Ok(Begun::Run(
         PendingRun::new(run_id, Box::pin(engine.execute(record, lease))).watched(watch),
     ))
@@ -505,6 +527,7 @@ pub async fn begin_resume(
     opts.source_db = stored.source_db.clone();
     opts.guild = stored.guild.clone();
     opts.overwrite = stored.overwrite;
+    opts.sync = stored.sync;
     opts.allow_key_mismatch = stored.allow_key_mismatch;
     opts.batch_size = (stored.batch_size as usize).max(1);
     if let Some(n) = stored.parallelism {
@@ -519,8 +542,13 @@ pub async fn begin_resume(
         force_source,
     )
     .await?;
+    let prior = if opts.sync {
+        prior_runs(&env.target, &prepared.source.identity, run_id).await?
+    } else {
+        Vec::new()
+    };
     let watch = super::StallWatch::new(sink, env.stall_after);
-    let engine = Engine::new(
+    let mut engine = Engine::new(
         env,
         &opts,
         prepared.source,
@@ -529,6 +557,7 @@ pub async fn begin_resume(
         run_id.to_string(),
         true,
     );
+    engine.prior_runs = prior;
     Ok(PendingRun::new(run_id.to_string(), Box::pin(engine.execute(record, lease))).watched(watch))
 }
 
@@ -541,6 +570,40 @@ pub async fn resume(
     cancel: CancellationToken,
 ) -> anyhow::Result<RunRecord> {
     crate::resume(env, run_id, source_uri, sink, cancel).await
+}
+
+/// The clone runs from the data set `source` whose journals still say what they copied
+/// (neither pruned nor undone), but `except`.
+async fn prior_runs(
+    target: &Database,
+    source: &source::DbIdentity,
+    except: &str,
+) -> anyhow::Result<Vec<String>> {
+    let runs: Vec<Document> = target
+        .collection::<Document>(super::runs::RUNS)
+        .find(doc! {
+            "_id": { "$ne": except },
+            "mode": MigrationMode::Clone.as_str(),
+            "journal": true,
+            "journalPrunedAt": { "$exists": false },
+            "undoneBy": { "$exists": false },
+        })
+        .projection(doc! { "sourceIdentity": 1 })
+        .await
+        .context("reading earlier runs")?
+        .try_collect()
+        .await
+        .context("reading earlier runs")?;
+    Ok(runs
+        .into_iter()
+        .filter(|r| {
+            r.get_document("sourceIdentity")
+                .ok()
+                .and_then(|d| bson::from_document::<source::DbIdentity>(d.clone()).ok())
+                .is_some_and(|id| id.same_data_set(source))
+        })
+        .filter_map(|r| r.get_str("_id").ok().map(String::from))
+        .collect())
 }
 
 /// The empty per-step results of a new run.
@@ -608,6 +671,9 @@ struct Engine {
     run_id: String,
     guild: Option<String>,
     overwrite: bool,
+    sync: bool,
+    /// Sync: earlier runs from this source whose journals say what they copied.
+    prior_runs: Vec<String>,
     write: bool,
     batch_size: usize,
     parallelism: usize,
@@ -646,6 +712,8 @@ impl Engine {
             run_id,
             guild: opts.guild.clone(),
             overwrite: opts.overwrite,
+            sync: opts.sync,
+            prior_runs: Vec::new(),
             write,
             batch_size: opts.batch_size.max(1),
             parallelism: opts.parallelism.max(1),
@@ -982,6 +1050,7 @@ impl Engine {
             return Ok(result);
         }
         result.total = total.max(result.processed);
+        let base_for_gone = base.clone();
         let query = match &result.last_id {
             Some(last) => super::id_order::and(base, super::id_order::after(last)),
             None => base,
@@ -1019,6 +1088,10 @@ impl Engine {
             }
         }
         drop(reader);
+        if self.sync {
+            self.find_gone(step_index, coll_index, spec, &base_for_gone, &mut result)
+                .await?;
+        }
         result.done = true;
         if self.write {
             self.store
@@ -1027,6 +1100,91 @@ impl Engine {
         }
         self.publish(spec, state);
         Ok(result)
+    }
+
+    /// Sync: the target documents of this collection (in scope) that an earlier run from
+    /// this source inserted and that the source no longer has. Counted and listed, never
+    /// deleted. Reads those runs' journal entries in order and the source over the same
+    /// `_id`s (keys only); only those absent from the source are looked up in the target.
+    async fn find_gone(
+        &self,
+        step_index: usize,
+        coll_index: usize,
+        spec: &CollectionSpec,
+        base: &Document,
+        result: &mut CollectionResult,
+    ) -> anyhow::Result<()> {
+        use super::journal::{entry_prefix, under, Entry, Op, JOURNAL};
+        result.gone = 0;
+        let order = self.registry.clone_steps()[step_index].spec.order;
+        let source = self.source.db.collection::<Document>(spec.name);
+        let target = self.target.collection::<Document>(spec.name);
+        let entries = self.target.collection::<Document>(JOURNAL);
+        for run in &self.prior_runs {
+            let prefix = entry_prefix(run, Some(spec.name), Some(Op::Insert));
+            let mut after = String::new();
+            loop {
+                let Some(entry) = entries
+                    .find_one(under(&prefix, &after))
+                    .sort(doc! { "_id": 1 })
+                    .await
+                    .context("reading earlier runs' journals")?
+                    .map(|d| Entry::from_doc(&d))
+                    .transpose()?
+                else {
+                    break;
+                };
+                after = entry.key.clone();
+                let ids: Vec<Bson> = entry.items.iter().map(|i| i.id.clone()).collect();
+                for chunk in ids.chunks(self.batch_size) {
+                    let lookup = if entry.stretch {
+                        Lookup::Stretch
+                    } else {
+                        Lookup::Points
+                    };
+                    let present = fetch_by_ids(&source, spec, chunk, false, lookup)
+                        .await
+                        .context("looking for copied documents in the source")?;
+                    let absent: Vec<Bson> = chunk
+                        .iter()
+                        .filter(|id| !present.contains_key(&IdKey::of(id)))
+                        .cloned()
+                        .collect();
+                    if absent.is_empty() {
+                        continue;
+                    }
+                    let kept =
+                        super::find_ids(&target, base, &absent, "reading the target").await?;
+                    result.gone += kept.len() as u64;
+                    let listed: Vec<RecordError> = kept
+                        .iter()
+                        .map(|d| {
+                            RecordError::of(
+                                order,
+                                spec.name,
+                                d,
+                                format!(
+                                    "gone from the source since run {run} copied it; kept here"
+                                ),
+                            )
+                        })
+                        .collect();
+                    if self.write && !listed.is_empty() {
+                        self.store
+                            .save_collection(
+                                &self.run_id,
+                                step_index,
+                                coll_index,
+                                result,
+                                &[],
+                                &listed,
+                            )
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Copies again the documents an earlier verification of this run found missing from
@@ -1145,7 +1303,11 @@ impl Engine {
                 )
                 .await?;
         }
-        let allowed = if self.overwrite { 0 } else { result.skipped };
+        let allowed = if self.overwrite || self.sync {
+            0
+        } else {
+            result.skipped
+        };
         Ok(tally.report(order, spec.name, allowed))
     }
 
@@ -1293,7 +1455,7 @@ impl Engine {
         let by_id = if valid.is_empty() {
             HashMap::new()
         } else {
-            fetch_by_ids(&target, spec, &ids, false, Lookup::Stretch).await?
+            fetch_by_ids(&target, spec, &ids, self.sync, Lookup::Stretch).await?
         };
         let mut matched: Vec<(Document, Document)> = Vec::new();
         let mut lookup: Vec<(Document, Option<String>)> = Vec::new();
@@ -1314,8 +1476,10 @@ impl Engine {
             result.inserted += to_insert.len() as u64;
         } else if !to_insert.is_empty() {
             // The journal first: a document whose entry cannot be written is not written.
+            let mut written = super::journal::Written::default();
             if let Some(j) = &self.journal {
-                let refused = j.will_insert(spec.name, &to_insert).await?;
+                let (refused, w) = j.will_insert(spec.name, &to_insert, true).await?;
+                written = w;
                 if !refused.is_empty() {
                     let out: HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
                     for (i, why) in refused {
@@ -1348,7 +1512,7 @@ impl Engine {
                     .iter()
                     .filter_map(|i| to_insert[*i].get("_id").cloned())
                     .collect();
-                j.not_inserted(spec.name, &not_written).await?;
+                j.not_inserted(&written, &not_written).await?;
             }
             result.inserted += (to_insert.len() - failed_idx.len()) as u64;
         }
@@ -1357,7 +1521,7 @@ impl Engine {
         // The key lookup, for the few that need it.
         if !lookup.is_empty() {
             let docs: Vec<Document> = lookup.iter().map(|(d, _)| d.clone()).collect();
-            let existing = existing_in(&self.target, spec, &docs, false).await?;
+            let existing = existing_in(&self.target, spec, &docs, self.sync).await?;
             for (d, insert_error) in lookup {
                 let key = key_of(spec, &d);
                 let sid = d.get("_id").cloned().unwrap_or(Bson::Null);
@@ -1388,7 +1552,8 @@ impl Engine {
         }
 
         // Documents the target already has: skipped (and verified) or overwritten.
-        let mut replacing: Vec<(Document, Bson, bool)> = Vec::new();
+        // (document, target `_id`, remapped, whether it is a sync's update)
+        let mut replacing: Vec<(Document, Bson, bool, bool)> = Vec::new();
         for (mut d, t) in matched {
             let sid = d.get("_id").cloned().unwrap_or(Bson::Null);
             let tid = t.get("_id").cloned().unwrap_or(Bson::Null);
@@ -1398,18 +1563,25 @@ impl Engine {
                     state.map.insert(*s, *t);
                 }
             }
-            if !self.overwrite {
+            // A sync updates only what differs from the source (references as remapped).
+            let update =
+                !self.overwrite && self.sync && content_hash(&d, &[]) != content_hash(&t, &[]);
+            if !self.overwrite && !update {
                 result.skipped += 1;
                 result.remapped += remapped as u64;
                 continue;
             }
             if !self.write {
-                result.overwritten += 1;
+                if update {
+                    result.updated += 1;
+                } else {
+                    result.overwritten += 1;
+                }
                 result.remapped += remapped as u64;
                 continue;
             }
             d.insert("_id", tid.clone());
-            replacing.push((d, tid, remapped));
+            replacing.push((d, tid, remapped, update));
         }
         if replacing.is_empty() {
             return Ok(errors);
@@ -1418,16 +1590,16 @@ impl Engine {
         // Overwrites: the documents as they are now go to the journal first (a backup
         // before overwrite), then each is replaced.
         if let Some(j) = &self.journal {
-            let ids: Vec<Bson> = replacing.iter().map(|(_, t, _)| t.clone()).collect();
+            let ids: Vec<Bson> = replacing.iter().map(|(_, t, _, _)| t.clone()).collect();
             let raw_target = self.target.collection::<RawDocumentBuf>(spec.name);
             let now = fetch_raw_by_ids(&raw_target, &ids, Lookup::Points).await?;
             let mut pairs = Vec::with_capacity(replacing.len());
             let mut kept = Vec::with_capacity(replacing.len());
-            for (d, tid, remapped) in replacing {
+            for (d, tid, remapped, update) in replacing {
                 match now.get(&IdKey::of(&tid)) {
                     Some(before) => {
                         pairs.push((before.clone(), d));
-                        kept.push((tid, remapped));
+                        kept.push((tid, remapped, update));
                     }
                     // Removed from the target since it was found: left to a re-run.
                     None => {
@@ -1452,14 +1624,18 @@ impl Engine {
                 .zip(kept)
                 .enumerate()
                 .filter(|(i, _)| !out.contains(i))
-                .map(|(_, ((_, d), (tid, remapped)))| (d, tid, remapped))
+                .map(|(_, ((_, d), (tid, remapped, update)))| (d, tid, remapped, update))
                 .collect();
         }
-        for (d, tid, remapped) in replacing {
+        for (d, tid, remapped, update) in replacing {
             self.store.check_fence()?;
             match target.replace_one(doc! { "_id": tid.clone() }, &d).await {
                 Ok(_) => {
-                    result.overwritten += 1;
+                    if update {
+                        result.updated += 1;
+                    } else {
+                        result.overwritten += 1;
+                    }
                     result.remapped += remapped as u64;
                 }
                 Err(e) => {
@@ -1485,6 +1661,7 @@ impl Engine {
         Ok(Plan {
             mode: MigrationMode::Clone,
             dry_run: true,
+            sync: me.sync,
             source: me.source.display.clone(),
             steps: steps
                 .into_iter()
@@ -1502,6 +1679,8 @@ impl Engine {
                             to_skip: c.skipped,
                             to_remap: c.remapped,
                             to_overwrite: c.overwritten,
+                            to_update: c.updated,
+                            gone: c.gone,
                             invalid: c.failed,
                             dangling: c.dangling,
                         })

@@ -1,14 +1,18 @@
 //! The journal of a run: what it wrote to the target, kept in the target before each write.
 //!
-//! For every document a run inserts, a marker in `migration_journal` (its `_id`, and a
-//! digest of what the run wrote); for every document it replaces, the same marker and the
-//! document as it was, byte for byte, in `migration_before.<run>.<collection>` ("backup
-//! before overwrite"). Markers are written before the change they cover, so a process killed
-//! between the two leaves a marker for a write that did not happen (undo finds nothing to
-//! remove), never a write without a marker. [`crate::undo`] reads it back.
+//! One entry per batch a run writes to a collection (`migration_journal`): for each document
+//! it inserts or replaces, its `_id` and a digest of what the run wrote (with per-field
+//! digests, to say later which fields changed). Each document a run replaces is also kept as
+//! it was, byte for byte, in `migration_before.<run>.<collection>` ("backup before
+//! overwrite"). Entries are written before the change they cover, so a process killed
+//! between the two leaves an entry for a write that did not happen (undo finds nothing to
+//! remove), never a write without an entry. [`crate::undo`] reads them back.
 //!
-//! A marker's `_id` is `run:collection:digest of the document's _id`: a run's markers are
-//! one `_id` range, read in order and resumed from the last one handled.
+//! An entry's `_id` is `run:collection:n:digest of its first document's _id`, `n` being 1
+//! for replacements and 2 for insertions: a run's entries of a collection are one `_id`
+//! range, replacements first, read in order and resumed from the last one handled. A batch
+//! handled again after a crash adds to the same entry (a document named twice counts once,
+//! as last written).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -21,13 +25,15 @@ use sha2::Digest as _;
 
 use super::runs::RunStore;
 
-/// The collection of markers.
+/// The collection of entries.
 pub const JOURNAL: &str = "migration_journal";
 /// The prefix of the collections of before-images.
 pub const BEFORE_PREFIX: &str = "migration_before.";
 /// Documents with more top-level fields than this keep no per-field digests (a conflict
 /// then says "the content changed" without naming fields).
 const MAX_FIELD_DIGESTS: usize = 64;
+/// An entry holds items up to about this size (a document must stay under 16 MB).
+const MAX_ENTRY_BYTES: usize = 8 * 1024 * 1024;
 
 /// What a run did to a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +61,15 @@ impl Op {
             _ => None,
         }
     }
+
+    /// Its place in an entry's `_id`: replacements are undone first (a document a resumed
+    /// run inserted and then replaced is put back, then removed).
+    fn rank(self) -> u8 {
+        match self {
+            Self::Replace => 1,
+            Self::Insert => 2,
+        }
+    }
 }
 
 /// The collection keeping run `run`'s before-images of `collection`.
@@ -62,21 +77,20 @@ pub fn before_collection(run: &str, collection: &str) -> String {
     format!("{BEFORE_PREFIX}{run}.{collection}")
 }
 
-/// The `_id` prefix of run `run`'s markers of `collection` (or of all its markers).
-pub fn marker_prefix(run: &str, collection: Option<&str>) -> String {
-    match collection {
-        Some(c) => format!("{run}:{c}:"),
-        None => format!("{run}:"),
+/// The `_id` prefix of run `run`'s entries of `collection` (or of all its entries), or of
+/// those of one op.
+pub fn entry_prefix(run: &str, collection: Option<&str>, op: Option<Op>) -> String {
+    match (collection, op) {
+        (Some(c), Some(op)) => format!("{run}:{c}:{}:", op.rank()),
+        (Some(c), None) => format!("{run}:{c}:"),
+        _ => format!("{run}:"),
     }
 }
 
-/// A marker's `_id`.
-fn marker_id(run: &str, collection: &str, id: &Bson) -> String {
-    format!(
-        "{}{}",
-        marker_prefix(run, Some(collection)),
-        super::id_digest(id)
-    )
+/// The filter selecting the entries under `prefix` after `after` (all when empty).
+pub fn under(prefix: &str, after: &str) -> Document {
+    let from = if after.is_empty() { prefix } else { after };
+    doc! { "_id": { "$gt": from, "$lt": format!("{prefix}\u{7f}") } }
 }
 
 /// A stable digest of a document's content: the exact bytes of every top-level field but
@@ -93,6 +107,16 @@ pub fn digest(doc: &RawDocument) -> anyhow::Result<i64> {
     Ok(i64::from_le_bytes(out[..8].try_into().expect("8 bytes")))
 }
 
+/// FNV-1a, 64 bits: a stable hash for per-field digests (cheap for many small fields).
+fn fnv(bytes: &[u8]) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
 /// Per top-level field (`_id` aside), its digest; `None` past [`MAX_FIELD_DIGESTS`] fields.
 pub fn field_digests(doc: &RawDocument) -> anyhow::Result<Option<Vec<(String, i64)>>> {
     let els = elements(doc)?;
@@ -102,13 +126,7 @@ pub fn field_digests(doc: &RawDocument) -> anyhow::Result<Option<Vec<(String, i6
     Ok(Some(
         els.into_iter()
             .filter(|(n, _)| *n != "_id")
-            .map(|(n, b)| {
-                let d = sha2::Sha256::digest(b);
-                (
-                    n.to_string(),
-                    i64::from_le_bytes(d[..8].try_into().expect("8 bytes")),
-                )
-            })
+            .map(|(n, b)| (n.to_string(), fnv(b)))
             .collect(),
     ))
 }
@@ -158,43 +176,68 @@ pub fn what_differs(written: Option<&[(String, i64)]>, now: &RawDocument) -> Str
     s
 }
 
-/// A marker as read back.
+/// One document of an entry.
 #[derive(Debug, Clone)]
-pub struct Marker {
-    /// The marker's own `_id` (the resume point).
-    pub key: String,
+pub struct Item {
     /// The target document's `_id`.
     pub id: Bson,
-    /// What the run did.
-    pub op: Op,
     /// [`digest`] of what the run wrote.
     pub written: i64,
     /// [`field_digests`] of what the run wrote.
     pub fields: Option<Vec<(String, i64)>>,
 }
 
-impl Marker {
-    /// Reads a stored marker.
+/// An entry as read back.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The entry's own `_id` (the resume point).
+    pub key: String,
+    /// The run that wrote it.
+    pub run: String,
+    /// What the run did to its documents.
+    pub op: Op,
+    /// Whether its `_id`s are one stretch of the source's `_id` order (read as one range).
+    pub stretch: bool,
+    /// Its documents; a document written twice (a batch handled again) once, as last written.
+    pub items: Vec<Item>,
+}
+
+impl Entry {
+    /// Reads a stored entry.
     pub fn from_doc(d: &Document) -> anyhow::Result<Self> {
-        let fields = d.get_array("f").ok().map(|a| {
-            a.iter()
-                .filter_map(|e| e.as_document())
-                .filter_map(|e| Some((e.get_str("k").ok()?.to_string(), e.get_i64("h").ok()?)))
-                .collect()
-        });
+        let mut items: Vec<Item> = Vec::new();
+        let mut seen = std::collections::HashMap::new();
+        for e in d.get_array("e").context("a journal entry without items")? {
+            let Some(e) = e.as_document() else { continue };
+            let fields = e.get_array("f").ok().map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_array())
+                    .filter_map(|p| Some((p.first()?.as_str()?.to_string(), p.get(1)?.as_i64()?)))
+                    .collect()
+            });
+            let item = Item {
+                id: e.get("i").cloned().context("a journal item without _id")?,
+                written: e.get_i64("h").context("a journal item without digest")?,
+                fields,
+            };
+            match seen.entry(super::clone::IdKey::of(&item.id)) {
+                std::collections::hash_map::Entry::Occupied(at) => items[*at.get()] = item,
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(items.len());
+                    items.push(item);
+                }
+            }
+        }
         Ok(Self {
             key: d
                 .get_str("_id")
-                .context("a journal marker without _id")?
+                .context("a journal entry without _id")?
                 .to_string(),
-            id: d
-                .get("id")
-                .cloned()
-                .context("a journal marker without id")?,
+            run: d.get_str("run").unwrap_or_default().to_string(),
             op: Op::parse(d.get_str("op").unwrap_or_default())
-                .context("a journal marker with an unknown op")?,
-            written: d.get_i64("h").context("a journal marker without digest")?,
-            fields,
+                .context("a journal entry with an unknown op")?,
+            stretch: d.get_bool("stretch").unwrap_or(false),
+            items,
         })
     }
 }
@@ -203,7 +246,7 @@ impl Marker {
 #[derive(Clone)]
 pub struct Journal {
     db: Database,
-    markers: Collection<Document>,
+    entries: Collection<Document>,
     run: String,
     store: RunStore,
     announced: Arc<Mutex<HashSet<String>>>,
@@ -212,13 +255,17 @@ pub struct Journal {
 /// Documents the journal could not record, by index: they must not be written.
 pub type Refused = Vec<(usize, String)>;
 
+/// The entries one call wrote (to take back documents that were then not written).
+#[derive(Debug, Default)]
+pub struct Written(Vec<String>);
+
 impl Journal {
     /// The journal of run `run` in `db`; `store` (fenced) names the collections it covers
     /// in the run record.
     pub fn new(db: &Database, run: &str, store: RunStore) -> Self {
         Self {
             db: db.clone(),
-            markers: db.collection(JOURNAL),
+            entries: db.collection(JOURNAL),
             run: run.to_string(),
             store,
             announced: Arc::default(),
@@ -243,118 +290,125 @@ impl Journal {
         Ok(())
     }
 
-    fn marker(&self, collection: &str, op: Op, written: &RawDocument) -> anyhow::Result<Document> {
-        let id = written
+    /// The item of one written document, and its size.
+    fn item(written: &RawDocument) -> anyhow::Result<(Document, usize)> {
+        let id: Bson = written
             .get("_id")?
             .context("a document without _id")?
-            .to_raw_bson();
-        let id: Bson = id.try_into()?;
-        let mut m = doc! {
-            "_id": marker_id(&self.run, collection, &id),
-            "run": &self.run,
-            "c": collection,
-            "op": op.as_str(),
-            "id": id,
-            "h": digest(written)?,
-            "at": DateTime::now(),
-        };
+            .to_raw_bson()
+            .try_into()?;
+        let mut size = 64;
+        let mut item = doc! { "h": digest(written)? };
         if let Some(f) = field_digests(written)? {
+            size += f.iter().map(|(k, _)| k.len() + 24).sum::<usize>();
             let f: Vec<Bson> = f
                 .into_iter()
-                .map(|(k, h)| Bson::Document(doc! { "k": k, "h": h }))
+                .map(|(k, h)| Bson::Array(vec![Bson::String(k), Bson::Int64(h)]))
                 .collect();
-            m.insert("f", f);
+            item.insert("f", f);
         }
-        Ok(m)
+        size += RawDocumentBuf::from_document(&doc! { "i": &id })?
+            .as_bytes()
+            .len();
+        item.insert("i", id);
+        Ok((item, size))
     }
 
-    /// Writes `markers` (index-aligned with the documents they cover). A marker kept by an
-    /// earlier attempt keeps its op and gets the new digest. Returns the documents whose
-    /// marker the database refused.
-    async fn write_markers(&self, markers: Vec<(usize, Document)>) -> anyhow::Result<Refused> {
-        let mut refused = Vec::new();
-        if markers.is_empty() {
-            return Ok(refused);
-        }
-        self.store.check_fence()?;
-        let docs: Vec<&Document> = markers.iter().map(|(_, m)| m).collect();
-        let res = self
-            .markers
-            .insert_many(docs)
-            .with_options(InsertManyOptions::builder().ordered(false).build())
-            .await;
-        let Err(e) = res else { return Ok(refused) };
-        let mongodb::error::ErrorKind::InsertMany(im) = e.kind.as_ref() else {
-            return Err(anyhow::Error::from(e).context("writing the run's journal"));
-        };
-        if im.write_concern_error.is_some() || im.write_errors.is_none() {
-            return Err(anyhow::Error::from(e).context("writing the run's journal"));
-        }
-        for w in im.write_errors.as_ref().expect("checked") {
-            let (at, m) = &markers[w.index];
-            if w.code == 11000 {
-                let mut set = doc! { "h": m.get_i64("h")?, "at": DateTime::now() };
-                match m.get("f") {
-                    Some(f) => set.insert("f", f.clone()),
-                    None => set.insert("f", Bson::Null),
-                };
-                self.markers
-                    .update_one(doc! { "_id": m.get_str("_id")? }, doc! { "$set": set })
-                    .await
-                    .context("writing the run's journal")?;
-            } else {
-                refused.push((
-                    *at,
-                    format!(
-                        "not written: its undo journal entry was refused ({})",
-                        super::clone::short(&w.message)
-                    ),
-                ));
+    /// Writes the items of `docs` (what the run is about to write) as entries of `op`,
+    /// grouped up to [`MAX_ENTRY_BYTES`]. Returns the documents that could not be recorded
+    /// (they must not be written) and the entries written.
+    async fn record(
+        &self,
+        collection: &str,
+        op: Op,
+        stretch: bool,
+        docs: impl Iterator<Item = (usize, anyhow::Result<RawDocumentBuf>)>,
+    ) -> anyhow::Result<(Refused, Written)> {
+        self.announce(collection).await?;
+        let mut refused: Refused = Vec::new();
+        let mut groups: Vec<(Vec<usize>, Vec<Document>, usize)> = Vec::new();
+        for (i, raw) in docs {
+            match raw.and_then(|r| Self::item(&r)) {
+                Ok((item, size)) => match groups.last_mut() {
+                    Some((at, items, total)) if *total + size <= MAX_ENTRY_BYTES => {
+                        at.push(i);
+                        items.push(item);
+                        *total += size;
+                    }
+                    _ => groups.push((vec![i], vec![item], size)),
+                },
+                Err(e) => refused.push((i, format!("not written: {e}"))),
             }
         }
-        Ok(refused)
+        let mut written = Written::default();
+        for (at, items, _) in groups {
+            let first = items[0].get("i").cloned().unwrap_or(Bson::Null);
+            let key = format!(
+                "{}{}",
+                entry_prefix(&self.run, Some(collection), Some(op)),
+                super::id_digest(&first)
+            );
+            self.store.check_fence()?;
+            let res = self
+                .entries
+                .update_one(
+                    doc! { "_id": &key },
+                    doc! {
+                        "$setOnInsert": { "run": &self.run, "c": collection, "op": op.as_str(), "stretch": stretch, "at": DateTime::now() },
+                        "$push": { "e": { "$each": items } },
+                    },
+                )
+                .upsert(true)
+                .await;
+            match res {
+                Ok(_) => written.0.push(key),
+                Err(e) if matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Write(_)) => {
+                    let why = format!(
+                        "not written: its undo journal entry was refused ({})",
+                        super::clone::short(&e.to_string())
+                    );
+                    refused.extend(at.into_iter().map(|i| (i, why.clone())));
+                }
+                Err(e) => return Err(anyhow::Error::from(e).context("writing the run's journal")),
+            }
+        }
+        Ok((refused, written))
     }
 
-    /// Before inserting `docs` into `collection`: a marker for each. Returns the documents
-    /// that must not be inserted (their marker could not be written).
+    /// Before inserting `docs` into `collection`: an entry for them. `stretch`: their
+    /// `_id`s are one stretch of the source's `_id` order. Returns the documents that must
+    /// not be inserted (they could not be recorded), and what was written.
     pub async fn will_insert(
         &self,
         collection: &str,
         docs: &[Document],
-    ) -> anyhow::Result<Refused> {
+        stretch: bool,
+    ) -> anyhow::Result<(Refused, Written)> {
         if docs.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Default::default());
         }
-        self.announce(collection).await?;
-        let mut markers = Vec::with_capacity(docs.len());
-        let mut refused = Vec::new();
-        for (i, d) in docs.iter().enumerate() {
-            let made = RawDocumentBuf::from_document(d)
-                .map_err(anyhow::Error::from)
-                .and_then(|raw| self.marker(collection, Op::Insert, &raw));
-            match made {
-                Ok(m) => markers.push((i, m)),
-                Err(e) => refused.push((i, format!("not written: {e}"))),
-            }
-        }
-        refused.extend(self.write_markers(markers).await?);
-        Ok(refused)
+        let raw = docs.iter().enumerate().map(|(i, d)| {
+            (
+                i,
+                RawDocumentBuf::from_document(d).map_err(anyhow::Error::from),
+            )
+        });
+        self.record(collection, Op::Insert, stretch, raw).await
     }
 
-    /// After an insert: drops the markers of documents it did not write (a unique index
-    /// refused them: they exist under another `_id`, or the database refused them).
-    pub async fn not_inserted(&self, collection: &str, ids: &[Bson]) -> anyhow::Result<()> {
-        if ids.is_empty() {
+    /// After an insert: takes the documents it did not write (a unique index refused them:
+    /// they exist under another `_id`, or the database refused them) out of the entries.
+    pub async fn not_inserted(&self, written: &Written, ids: &[Bson]) -> anyhow::Result<()> {
+        if ids.is_empty() || written.0.is_empty() {
             return Ok(());
         }
         self.store.check_fence()?;
-        let keys: Vec<String> = ids
-            .iter()
-            .map(|id| marker_id(&self.run, collection, id))
-            .collect();
-        for chunk in keys.chunks(super::clone::IN_CHUNK) {
-            self.markers
-                .delete_many(doc! { "_id": { "$in": chunk.to_vec() }, "op": Op::Insert.as_str() })
+        for chunk in ids.chunks(super::clone::IN_CHUNK) {
+            self.entries
+                .update_many(
+                    doc! { "_id": { "$in": written.0.clone() } },
+                    doc! { "$pull": { "e": { "i": { "$in": chunk.to_vec() } } } },
+                )
                 .await
                 .context("writing the run's journal")?;
         }
@@ -362,8 +416,8 @@ impl Journal {
     }
 
     /// Before replacing documents of `collection`: keeps each one's before-image (the
-    /// first one kept wins: a resumed run never backs up its own write) and a marker with
-    /// what replaces it. `pairs`: (the document now, the document that replaces it).
+    /// first one kept wins: a resumed run never backs up its own write) and an entry with
+    /// what replaces them. `pairs`: (the document now, the document that replaces it).
     /// Returns the replacements that must not happen.
     pub async fn will_replace(
         &self,
@@ -406,30 +460,47 @@ impl Journal {
                 }
             }
         }
-        let mut markers = Vec::with_capacity(pairs.len());
-        for (i, (_, after)) in pairs.iter().enumerate() {
-            if refused.iter().any(|(r, _)| *r == i) {
-                continue;
-            }
-            let made = RawDocumentBuf::from_document(after)
-                .map_err(anyhow::Error::from)
-                .and_then(|raw| self.marker(collection, Op::Replace, &raw));
-            match made {
-                Ok(m) => markers.push((i, m)),
-                Err(e) => refused.push((i, format!("not replaced: {e}"))),
-            }
-        }
-        refused.extend(self.write_markers(markers).await?);
+        let kept: HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
+        let raw = pairs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !kept.contains(i))
+            .map(|(i, (_, after))| {
+                (
+                    i,
+                    RawDocumentBuf::from_document(after).map_err(anyhow::Error::from),
+                )
+            });
+        let (more, _) = self.record(collection, Op::Replace, false, raw).await?;
+        refused.extend(more);
         Ok(refused)
     }
 }
 
-/// Drops the journal of run `run`: its markers and its before-images.
+/// Whether run `run` inserted the document `id` of `collection` (for a document the run
+/// replaced that is gone: a resumed run that inserted it first).
+pub async fn inserted_by(
+    db: &Database,
+    run: &str,
+    collection: &str,
+    id: &Bson,
+) -> anyhow::Result<bool> {
+    let mut filter = under(&entry_prefix(run, Some(collection), Some(Op::Insert)), "");
+    filter.insert("e.i", id.clone());
+    Ok(db
+        .collection::<Document>(JOURNAL)
+        .find_one(filter)
+        .projection(doc! { "_id": 1 })
+        .await
+        .context("reading the run's journal")?
+        .is_some())
+}
+
+/// Drops the journal of run `run`: its entries and its before-images.
 pub async fn drop_journal(db: &Database, run: &str) -> anyhow::Result<u64> {
-    let prefix = marker_prefix(run, None);
     let deleted = db
         .collection::<Document>(JOURNAL)
-        .delete_many(doc! { "_id": { "$gte": &prefix, "$lt": format!("{prefix}\u{7f}") } })
+        .delete_many(under(&entry_prefix(run, None, None), ""))
         .await
         .context("dropping a journal")?
         .deleted_count;

@@ -184,6 +184,12 @@ pub struct StepCounts {
     pub skipped: u64,
     /// Failed (recorded with their reason).
     pub failed: u64,
+    /// Sync: updated to the source's content (also in `imported`).
+    #[serde(default)]
+    pub updated: u64,
+    /// Sync: gone from the source since an earlier run copied them (kept, listed).
+    #[serde(default)]
+    pub gone: u64,
     /// Undo: removed (the run had inserted them).
     #[serde(default)]
     pub removed: u64,
@@ -198,9 +204,11 @@ pub struct StepCounts {
 impl StepCounts {
     /// Adds one collection's counts.
     pub fn add(&mut self, c: &runs::CollectionResult) {
-        self.imported += c.inserted + c.overwritten;
+        self.imported += c.inserted + c.overwritten + c.updated;
         self.skipped += c.skipped;
         self.failed += c.failed;
+        self.updated += c.updated;
+        self.gone += c.gone;
         self.removed += c.removed;
         self.restored += c.restored;
         self.conflicts += c.conflicts;

@@ -119,6 +119,9 @@ pub struct RunOptions {
     /// Clone: steps copied at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallelism: Option<u32>,
+    /// Clone: catch up with the source (update what changed, list what is gone).
+    #[serde(default)]
+    pub sync: bool,
     /// Undo: the run it undoes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undoes: Option<String>,
@@ -145,6 +148,13 @@ pub struct CollectionResult {
     pub remapped: u64,
     /// Present and replaced (overwrite policy).
     pub overwritten: u64,
+    /// Sync: present with other content than the source's, updated to it.
+    #[serde(default)]
+    pub updated: u64,
+    /// Sync: copied from this source by an earlier run, gone from the source since (kept
+    /// here, listed).
+    #[serde(default)]
+    pub gone: u64,
     /// Could not be migrated (see the run's errors).
     pub failed: u64,
     /// Undo: documents the run inserted, removed.
@@ -466,7 +476,7 @@ impl RunRecord {
     pub fn imported(&self) -> u64 {
         self.steps
             .iter()
-            .map(|s| s.sum(|c| c.inserted + c.overwritten))
+            .map(|s| s.sum(|c| c.inserted + c.overwritten + c.updated))
             .sum()
     }
     /// Documents skipped as existing, over all steps.

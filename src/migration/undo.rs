@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::clone::{fetch_raw_by_ids, IdKey, Lookup, MigrationEnv, IN_CHUNK};
-use super::journal::{self, Marker, Op};
+use super::journal::{self, Entry, Item, Op};
 use super::runs::{
     CollectionResult, CollectionVerification, RunOptions, RunRecord, RunStatus, RunStore,
     StepResult, StepStatus, Verification, VerifyTally, RUNS,
@@ -413,66 +413,73 @@ impl Undo {
         }
     }
 
-    fn markers(&self) -> Collection<Document> {
+    fn entries(&self) -> Collection<Document> {
         self.target.collection(journal::JOURNAL)
     }
 
-    /// The collection's journal entries after `after` (a marker `_id`), `batch_size` of them.
-    async fn next_markers(&self, collection: &str, after: &str) -> anyhow::Result<Vec<Marker>> {
-        let prefix = journal::marker_prefix(&self.undoes, Some(collection));
-        let from = if after.is_empty() {
-            prefix.as_str()
-        } else {
-            after
-        };
-        self.markers()
-            .find(doc! { "_id": { "$gt": from, "$lt": format!("{prefix}\u{7f}") } })
+    /// The collection's next journal entry after `after` (an entry `_id`; the first when
+    /// empty).
+    async fn next_entry(&self, collection: &str, after: &str) -> anyhow::Result<Option<Entry>> {
+        let prefix = journal::entry_prefix(&self.undoes, Some(collection), None);
+        self.entries()
+            .find_one(journal::under(&prefix, after))
             .sort(doc! { "_id": 1 })
-            .limit(self.batch_size as i64)
             .await
             .context("reading the run's journal")?
-            .try_collect::<Vec<_>>()
-            .await
-            .context("reading the run's journal")?
-            .iter()
-            .map(Marker::from_doc)
-            .collect()
+            .map(|d| Entry::from_doc(&d))
+            .transpose()
     }
 
-    /// How many journal entries a collection has.
-    async fn count_markers(&self, collection: &str) -> anyhow::Result<u64> {
-        let prefix = journal::marker_prefix(&self.undoes, Some(collection));
-        self.markers()
-            .count_documents(doc! { "_id": { "$gt": &prefix, "$lt": format!("{prefix}\u{7f}") } })
+    /// How many documents the collection's journal entries name.
+    async fn count_items(&self, collection: &str) -> anyhow::Result<u64> {
+        let prefix = journal::entry_prefix(&self.undoes, Some(collection), None);
+        let mut cursor = self
+            .entries()
+            .aggregate([
+                doc! { "$match": journal::under(&prefix, "") },
+                doc! { "$group": { "_id": Bson::Null, "n": { "$sum": { "$size": "$e" } } } },
+            ])
             .await
-            .context("counting the run's journal")
+            .context("counting the run's journal")?;
+        Ok(
+            match cursor
+                .try_next()
+                .await
+                .context("counting the run's journal")?
+            {
+                Some(d) => d
+                    .get_i64("n")
+                    .or_else(|_| d.get_i32("n").map(i64::from))
+                    .unwrap_or(0) as u64,
+                None => 0,
+            },
+        )
     }
 
-    /// The target documents and before-images a batch of entries is about.
+    /// The target documents and before-images some items of an entry are about.
     async fn read_state(
         &self,
         collection: &str,
-        markers: &[Marker],
+        entry: &Entry,
+        items: &[Item],
     ) -> anyhow::Result<(
         HashMap<IdKey, RawDocumentBuf>,
         HashMap<IdKey, RawDocumentBuf>,
     )> {
-        let ids: Vec<Bson> = markers.iter().map(|m| m.id.clone()).collect();
+        let ids: Vec<Bson> = items.iter().map(|m| m.id.clone()).collect();
+        let lookup = if entry.stretch {
+            Lookup::Stretch
+        } else {
+            Lookup::Points
+        };
         let now = fetch_raw_by_ids(
             &self.target.collection::<RawDocumentBuf>(collection),
             &ids,
-            Lookup::Points,
+            lookup,
         )
         .await
         .context("reading the target")?;
-        let replaced: Vec<Bson> = markers
-            .iter()
-            .filter(|m| m.op == Op::Replace)
-            .map(|m| m.id.clone())
-            .collect();
-        let before = if replaced.is_empty() {
-            HashMap::new()
-        } else {
+        let before = if entry.op == Op::Replace {
             fetch_raw_by_ids(
                 &self
                     .target
@@ -480,23 +487,50 @@ impl Undo {
                         &self.undoes,
                         collection,
                     )),
-                &replaced,
+                &ids,
                 Lookup::Points,
             )
             .await
             .context("reading the run's before-images")?
+        } else {
+            HashMap::new()
         };
         Ok((now, before))
     }
 
-    /// What to do with one entry, given the document now and its before-image.
+    /// Of the replaced `items` now absent from the target, those the run had inserted
+    /// first (a resumed run): absent is their state before the run.
+    async fn inserted_first(
+        &self,
+        collection: &str,
+        entry: &Entry,
+        items: &[Item],
+        now: &HashMap<IdKey, RawDocumentBuf>,
+    ) -> anyhow::Result<std::collections::HashSet<IdKey>> {
+        let mut out = std::collections::HashSet::new();
+        if entry.op != Op::Replace {
+            return Ok(out);
+        }
+        for m in items {
+            let key = IdKey::of(&m.id);
+            if !now.contains_key(&key)
+                && journal::inserted_by(&self.target, &self.undoes, collection, &m.id).await?
+            {
+                out.insert(key);
+            }
+        }
+        Ok(out)
+    }
+
+    /// What to do with one item, given the document now and its before-image.
     fn fate(
-        m: &Marker,
+        op: Op,
+        m: &Item,
         now: Option<&RawDocumentBuf>,
         before: Option<&RawDocumentBuf>,
     ) -> anyhow::Result<Fate> {
         let now_digest = now.map(|d| journal::digest(d)).transpose()?;
-        Ok(match m.op {
+        Ok(match op {
             Op::Insert => match (now, now_digest) {
                 (None, _) => Fate::Done,
                 (Some(_), Some(h)) if h == m.written => Fate::Remove,
@@ -529,23 +563,29 @@ impl Undo {
         })
     }
 
-    /// Decides (and, with `write`, applies) one batch of entries.
+    /// Decides (and, with `write`, applies) some items of one entry.
     async fn batch(
         &self,
         order: u16,
         collection: &str,
-        markers: &[Marker],
+        entry: &Entry,
+        items: &[Item],
         write: bool,
         result: &mut CollectionResult,
     ) -> anyhow::Result<BatchOutcome> {
-        let (now, before) = self.read_state(collection, markers).await?;
+        let (now, before) = self.read_state(collection, entry, items).await?;
+        let gone_first = self.inserted_first(collection, entry, items, &now).await?;
         let mut out = BatchOutcome::default();
         let mut removes: Vec<Bson> = Vec::new();
         let mut restores: Vec<(Bson, RawDocumentBuf)> = Vec::new();
-        for m in markers {
+        for m in items {
             let key = IdKey::of(&m.id);
             let listed = doc! { "_id": m.id.clone() };
-            let mut fate = Self::fate(m, now.get(&key), before.get(&key))?;
+            let mut fate = if gone_first.contains(&key) {
+                Fate::Done
+            } else {
+                Self::fate(entry.op, m, now.get(&key), before.get(&key))?
+            };
             if let Fate::Conflict(why, then) = fate {
                 result.conflicts += 1;
                 if !self.force {
@@ -580,7 +620,7 @@ impl Undo {
                 Fate::Conflict(..) => unreachable!("resolved above"),
             }
         }
-        result.processed += markers.len() as u64;
+        result.processed += items.len() as u64;
         if !write {
             return Ok(out);
         }
@@ -616,7 +656,7 @@ impl Undo {
             return Ok(result);
         }
         let name = result.name.clone();
-        result.total = self.count_markers(&name).await?.max(result.processed);
+        result.total = self.count_items(&name).await?.max(result.processed);
         let mut after = match &result.last_id {
             Some(Bson::String(s)) => s.clone(),
             _ => String::new(),
@@ -625,14 +665,20 @@ impl Undo {
         let started = std::time::Instant::now();
         let at_start = result.processed;
         let mut batches = 0u64;
-        loop {
-            let markers = self.next_markers(&name, &after).await?;
-            let Some(last) = markers.last() else { break };
-            after = last.key.clone();
+        // One entry at a time, its items `batch_size` at a time; the checkpoint is the entry
+        // (handled again whole after a crash: each item's fate is decided from the target).
+        while let Some(entry) = self.next_entry(&name, &after).await? {
+            after = entry.key.clone();
             batches += 1;
-            let out = self
-                .batch(step.order, &name, &markers, write, &mut result)
-                .await?;
+            let mut out = BatchOutcome::default();
+            for items in entry.items.chunks(self.batch_size) {
+                let o = self
+                    .batch(step.order, &name, &entry, items, write, &mut result)
+                    .await?;
+                out.errors.extend(o.errors);
+                out.conflicts.extend(o.conflicts);
+                out.forced += o.forced;
+            }
             result.last_id = Some(Bson::String(after.clone()));
             if write {
                 self.store
@@ -730,37 +776,39 @@ impl Undo {
     ) -> anyhow::Result<CollectionVerification> {
         let mut tally = VerifyTally::default();
         let mut after = String::new();
-        loop {
-            let markers = self.next_markers(name, &after).await?;
-            let Some(last) = markers.last() else { break };
-            after = last.key.clone();
-            let (now, before) = self.read_state(name, &markers).await?;
-            for m in &markers {
-                let key = IdKey::of(&m.id);
-                let expected = match m.op {
-                    Op::Insert => 0,
-                    Op::Replace => match before.get(&key) {
-                        Some(b) => journal::digest(b)?,
-                        None => {
-                            tally.add_source(0);
-                            tally.add_absent(true, &super::short_id_text(&m.id));
-                            continue;
+        while let Some(entry) = self.next_entry(name, &after).await? {
+            after = entry.key.clone();
+            for items in entry.items.chunks(self.batch_size) {
+                let (now, before) = self.read_state(name, &entry, items).await?;
+                let gone_first = self.inserted_first(name, &entry, items, &now).await?;
+                for m in items {
+                    let key = IdKey::of(&m.id);
+                    let expected = match entry.op {
+                        Op::Insert => 0,
+                        _ if gone_first.contains(&key) => 0,
+                        Op::Replace => match before.get(&key) {
+                            Some(b) => journal::digest(b)?,
+                            None => {
+                                tally.add_source(0);
+                                tally.add_absent(true, &super::short_id_text(&m.id));
+                                continue;
+                            }
+                        },
+                    };
+                    tally.add_source(expected as u64);
+                    let current = now.get(&key).map(|d| journal::digest(d)).transpose()?;
+                    match current {
+                        None if expected == 0 => tally.add_found(0, 0),
+                        Some(h) if h == expected && expected != 0 => {
+                            tally.add_found(expected as u64, h as u64)
                         }
-                    },
-                };
-                tally.add_source(expected as u64);
-                let current = now.get(&key).map(|d| journal::digest(d)).transpose()?;
-                match (m.op, current) {
-                    (Op::Insert, None) => tally.add_found(0, 0),
-                    (Op::Replace, Some(h)) if h == expected => {
-                        tally.add_found(expected as u64, h as u64)
+                        // Still as the run left it: not undone.
+                        Some(h) if h == m.written => {
+                            tally.add_absent(false, &super::short_id_text(&m.id))
+                        }
+                        // Changed by someone else since: a conflict.
+                        h => tally.add_found(expected as u64, h.unwrap_or(0) as u64),
                     }
-                    // Still as the run left it: not undone.
-                    (_, Some(h)) if h == m.written => {
-                        tally.add_absent(false, &super::short_id_text(&m.id))
-                    }
-                    // Changed by someone else since: a conflict.
-                    (_, h) => tally.add_found(expected as u64, h.unwrap_or(0) as u64),
                 }
             }
         }

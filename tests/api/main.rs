@@ -25,4 +25,5 @@ mod resume;
 mod seed;
 mod settings;
 mod stand_in;
+mod sync;
 mod undo;

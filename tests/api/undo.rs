@@ -321,7 +321,10 @@ async fn an_undo_stopped_midway_resumes_to_the_same_end() {
         .unwrap();
     let before = state(&target).await;
     let e = env(&target);
-    let r = run(&e, opts(&source)).await;
+    // Small batches: many journal entries per collection, to stop between.
+    let mut o = opts(&source);
+    o.batch_size = 20;
+    let r = run(&e, o).await;
     assert!(r.success(), "{:?}", r.message);
 
     let mut stopping = env(&target);

@@ -136,7 +136,7 @@ export function Migrations({ owner }: { owner: boolean }) {
   const [mode, setMode] = useState<Mode>("clone");
   const [error, setError] = useState<ApiError | null>(null);
   // A plan; with `confirm`, the options to start the run with once the owner confirms.
-  const [plan, setPlan] = useState<{ mode: Mode; steps: any[]; confirm?: Record<string, unknown> } | null>(null);
+  const [plan, setPlan] = useState<{ mode: Mode; steps: any[]; sync?: boolean; confirm?: Record<string, unknown> } | null>(null);
   const [run, setRun] = useState<Run | null>(null);
   // The plan of an undo, and whether conflicts are to be undone too.
   const [undoPlan, setUndoPlan] = useState<{ runId: string; plan: any; force: boolean } | null>(null);
@@ -214,7 +214,7 @@ export function Migrations({ owner }: { owner: boolean }) {
     try {
       // Always the plan first: a run starts only once its plan was seen and confirmed.
       const r = await api<any>(`/api/dev/migrations/${mode}`, { method: "POST", body: { ...body, dryRun: true } });
-      setPlan({ mode, steps: r.steps, confirm: body.dryRun ? undefined : body });
+      setPlan({ mode, steps: r.steps, sync: !!r.sync, confirm: body.dryRun ? undefined : body });
       setRun(null);
     } catch (err: any) {
       setError(err);
@@ -306,6 +306,7 @@ export function Migrations({ owner }: { owner: boolean }) {
           <label>{t("migrations.sourceDb")} <input name="sourceDb" placeholder={t("migrations.sourceDb.placeholder")} /></label>
           <label>{t("migrations.guild")} <input name="guildId" placeholder={t("migrations.guild.placeholder")} /></label>
           <label className="check"><input type="checkbox" name="overwrite" /> {t("migrations.overwrite")}</label>
+          <label className="check"><input type="checkbox" name="sync" /> {t("migrations.sync")}</label>
           <label className="check"><input type="checkbox" name="allowKeyMismatch" /> {t("migrations.keyMismatch")}</label>
           <label className="check"><input type="checkbox" name="dryRun" /> {t("migrations.dryRun")}</label>
           <button type="submit" disabled={busy}>{t("migrations.clone.plan")}</button>
@@ -346,7 +347,7 @@ export function Migrations({ owner }: { owner: boolean }) {
             <thead>
               <tr>
                 {(plan.mode === "clone"
-                  ? ["step", "what", "found", "insert", "skip", "remap", "invalid", "dangling"]
+                  ? ["step", "what", "found", "insert", "skip", "remap", "invalid", "dangling", ...(plan.sync ? ["update", "gone"] : [])]
                   : ["step", "what", "found", "import", "skip", "fail"]
                 ).map((h) => (
                   <th key={h}>{t("migrations.col." + h)}</th>
@@ -357,7 +358,7 @@ export function Migrations({ owner }: { owner: boolean }) {
               {plan.steps.map((s: any) => {
                 const sum = (f: string) => (s.collections || []).reduce((a: number, c: any) => a + (c[f] || 0), 0);
                 return plan.mode === "clone" ? (
-                  <tr key={s.order} data-insert={sum("toInsert") + sum("toOverwrite")}>
+                  <tr key={s.order} data-insert={sum("toInsert") + sum("toOverwrite")} data-update={sum("toUpdate")} data-gone={sum("gone")}>
                     <td>{s.order}</td>
                     <td>{s.label}</td>
                     <td>{num(sum("found"))}</td>
@@ -366,6 +367,12 @@ export function Migrations({ owner }: { owner: boolean }) {
                     <td>{num(sum("toRemap"))}</td>
                     <td>{num(sum("invalid"))}</td>
                     <td>{num(sum("dangling"))}</td>
+                    {plan.sync && (
+                      <>
+                        <td>{num(sum("toUpdate"))}</td>
+                        <td>{num(sum("gone"))}</td>
+                      </>
+                    )}
                   </tr>
                 ) : (
                   <tr key={s.order}>
@@ -408,6 +415,16 @@ export function Migrations({ owner }: { owner: boolean }) {
                   failed: num(totals!.failed),
                 })}
           </p>
+          {run.record?.options?.sync && (
+            <p id="sync-counts" className="muted">
+              {t("migrations.sync.counts", {
+                inserted: num(run.record.steps.reduce((a: number, s: any) => a + (s.collections || []).reduce((b: number, c: any) => b + (c.inserted || 0), 0), 0)),
+                updated: num(run.record.steps.reduce((a: number, s: any) => a + (s.collections || []).reduce((b: number, c: any) => b + (c.updated || 0), 0), 0)),
+                unchanged: num(totals!.skipped),
+                gone: num(run.record.steps.reduce((a: number, s: any) => a + (s.collections || []).reduce((b: number, c: any) => b + (c.gone || 0), 0), 0)),
+              })}
+            </p>
+          )}
           {run.record?.undoneBy && (
             <p id="undone-by" className="muted">
               {t("migrations.undone-by", { run: run.record.undoneBy })}

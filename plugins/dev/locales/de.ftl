@@ -50,3 +50,5 @@ migrate-plan-undo-header = **Rückgängig** für Lauf `{ $run }` ({ $mode }): Pr
 migrate-plan-undo-counts = Würde { $remove } entfernen · { $restore } wiederherstellen · { $already } schon wie vorher · { $conflicts } seit dem Lauf geändert (Konflikte)
 migrate-plan-undo-kept = Konflikte bleiben, wie sie sind; `erzwingen:True` setzt auch sie zurück, ihre Änderungen gehen verloren.
 migrate-plan-undo-forced = Mit `erzwingen` werden auch Konflikte zurückgesetzt; ihre Änderungen gehen verloren.
+migrate-plan-sync-counts = Abgleich: würde { $update } aktualisieren, deren Quelle sich geändert hat · { $gone } früher kopierte fehlen in der Quelle (aufgelistet, hier behalten)
+migrate-result-sync-counts = Abgleich: neu { $inserted } · aktualisiert { $updated } · unverändert { $unchanged } · in der Quelle entfernt { $gone } (hier behalten)

@@ -50,3 +50,5 @@ migrate-plan-undo-header = **Undo** of run `{ $run }` ({ $mode }): dry run. Noth
 migrate-plan-undo-counts = Would remove { $remove } · restore { $restore } · { $already } already as before · { $conflicts } changed since the run (conflicts)
 migrate-plan-undo-kept = Conflicts are left as they are; `force:True` undoes them too, and their changes are lost.
 migrate-plan-undo-forced = With `force`, conflicts are undone too and their changes are lost.
+migrate-plan-sync-counts = Sync: would update { $update } whose source changed · { $gone } copied earlier are gone from the source (listed, kept here)
+migrate-result-sync-counts = Sync: new { $inserted } · updated { $updated } · unchanged { $unchanged } · gone from the source { $gone } (kept here)

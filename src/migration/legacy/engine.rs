@@ -959,9 +959,11 @@ impl Engine {
                         .enumerate()
                         .map(|(i, d)| (start * 1000 + i, d))
                         .collect();
+                    let mut written = crate::journal::Written::default();
                     if let Some(j) = &self.journal {
                         let docs: Vec<Document> = chunk.iter().map(|(_, d)| d.clone()).collect();
-                        let mut refused = j.will_insert(c, &docs).await?;
+                        let (mut refused, w) = j.will_insert(c, &docs, false).await?;
+                        written = w;
                         refused.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
                         for (i, why) in refused {
                             let (at, _) = chunk.remove(i);
@@ -983,7 +985,7 @@ impl Engine {
                                 .iter()
                                 .filter_map(|f| chunk[f.index].get("_id").cloned())
                                 .collect();
-                            j.not_inserted(c, &ids).await?;
+                            j.not_inserted(&written, &ids).await?;
                         }
                         for f in failures {
                             let ri = owners[at[f.index]];

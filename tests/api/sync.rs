@@ -1,0 +1,184 @@
+//! Catch-up (`sync`): after a clone, copy what is new in the source, update what changed,
+//! list what is gone (never delete it), journaled so it can be undone.
+
+use futures::TryStreamExt;
+use heimdall_host::migration::clone::{self, Outcome};
+use heimdall_host::migration::runs::RunRecord;
+use heimdall_host::migration::undo::UndoOptions;
+use mongodb::bson::{doc, oid::ObjectId, Document};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+use crate::clone::{docs, env, opts, run, seeded, Recorder};
+use crate::helpers::fresh_db;
+use crate::undo::{state, undo_run};
+
+fn sum(r: &RunRecord, f: fn(&heimdall_host::migration::runs::CollectionResult) -> u64) -> u64 {
+    r.steps.iter().map(|s| s.sum(f)).sum()
+}
+
+#[tokio::test]
+async fn a_sync_copies_the_new_updates_the_changed_and_lists_the_gone() {
+    let source = seeded("sync_src").await;
+    let target = fresh_db("sync_dst").await;
+    let e = env(&target);
+    let first = run(&e, opts(&source)).await;
+    assert!(first.success(), "{:?}", first.message);
+    let after_first = state(&target).await;
+
+    // Nothing changed: a sync finds nothing to do and writes nothing.
+    let mut o = opts(&source);
+    o.sync = true;
+    let idle = run(&e, o.clone()).await;
+    assert!(idle.success(), "{:?}", idle.message);
+    assert_eq!(
+        (
+            sum(&idle, |c| c.inserted),
+            sum(&idle, |c| c.updated),
+            sum(&idle, |c| c.gone)
+        ),
+        (0, 0, 0)
+    );
+    assert!(
+        idle.journaled.is_empty(),
+        "nothing written, nothing journaled"
+    );
+    assert_eq!(state(&target).await, after_first);
+
+    // The old instance keeps running: tags are edited, added and deleted there.
+    let tags = source.collection::<Document>("tags");
+    let all = docs(&source, "tags", doc! {}).await;
+    let guild = all[0].get_str("guildId").unwrap().to_string();
+    for d in &all[..3] {
+        tags.update_one(
+            doc! { "_id": d.get("_id").unwrap().clone() },
+            doc! { "$set": { "content": "edited in the old instance" } },
+        )
+        .await
+        .unwrap();
+    }
+    let gone: Vec<_> = all[3..5]
+        .iter()
+        .map(|d| d.get("_id").unwrap().clone())
+        .collect();
+    tags.delete_many(doc! { "_id": { "$in": gone.clone() } })
+        .await
+        .unwrap();
+    tags.insert_many([
+        doc! { "_id": ObjectId::new(), "guildId": &guild, "name": "new-one", "content": "a", "authorId": "1", "uses": 0 },
+        doc! { "_id": ObjectId::new(), "guildId": &guild, "name": "new-two", "content": "b", "authorId": "1", "uses": 0 },
+    ])
+    .await
+    .unwrap();
+
+    // The plan says exactly that.
+    let mut dry = o.clone();
+    dry.dry_run = true;
+    let plan = match clone::start(
+        &e,
+        dry,
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+    {
+        Outcome::Plan(p) => p,
+        Outcome::Run(_) => panic!("a plan"),
+    };
+    assert!(plan.sync);
+    let tag_plan = plan
+        .steps
+        .iter()
+        .flat_map(|s| &s.collections)
+        .find(|c| c.name == "tags")
+        .unwrap();
+    assert_eq!(
+        (tag_plan.to_insert, tag_plan.to_update, tag_plan.gone),
+        (2, 3, 2),
+        "{tag_plan:?}"
+    );
+    let others: u64 = plan
+        .steps
+        .iter()
+        .flat_map(|s| &s.collections)
+        .filter(|c| c.name != "tags")
+        .map(|c| c.to_insert + c.to_update + c.gone)
+        .sum();
+    assert_eq!(others, 0, "nothing else changed");
+
+    let sync = run(&e, o).await;
+    assert!(sync.success(), "{:?} {:?}", sync.message, sync.verification);
+    assert_eq!(
+        (
+            sum(&sync, |c| c.inserted),
+            sum(&sync, |c| c.updated),
+            sum(&sync, |c| c.gone)
+        ),
+        (2, 3, 2)
+    );
+    // The target now holds the source's tags, and the gone ones still, listed.
+    let target_tags = docs(&target, "tags", doc! {}).await;
+    for d in docs(&source, "tags", doc! {}).await {
+        assert!(
+            target_tags.contains(&d),
+            "{d} is in the target as in the source"
+        );
+    }
+    for id in &gone {
+        assert!(
+            target_tags.iter().any(|d| d.get("_id") == Some(id)),
+            "gone ones are kept"
+        );
+    }
+    let listed: Vec<_> = sync
+        .skips
+        .iter()
+        .filter(|s| s.reason.contains("gone from the source"))
+        .collect();
+    assert_eq!(listed.len(), 2, "{:?}", sync.skips);
+    assert!(listed[0].reason.contains(&first.id));
+
+    // The sync is journaled: undone, the target is as it was after the first clone.
+    let undone = undo_run(&e, UndoOptions::new(&sync.id, "test")).await;
+    assert!(undone.success(), "{:?}", undone.message);
+    assert_eq!(state(&target).await, after_first);
+}
+
+#[tokio::test]
+async fn a_sync_of_one_guild_lists_only_that_guilds_gone_documents() {
+    let source = seeded("syncg_src").await;
+    let target = fresh_db("syncg_dst").await;
+    let e = env(&target);
+    assert!(run(&e, opts(&source)).await.success());
+    let tags = source.collection::<Document>("tags");
+    let all = docs(&source, "tags", doc! {}).await;
+    let g1 = all[0].get_str("guildId").unwrap().to_string();
+    let other = all
+        .iter()
+        .find(|d| d.get_str("guildId").unwrap() != g1)
+        .expect("tags in two guilds")
+        .clone();
+    let mine = all[0].clone();
+    tags.delete_many(doc! { "_id": { "$in": [mine.get("_id").unwrap().clone(), other.get("_id").unwrap().clone()] } })
+        .await
+        .unwrap();
+    let mut o = opts(&source);
+    o.sync = true;
+    o.guild = Some(g1);
+    let sync = run(&e, o).await;
+    assert!(sync.success(), "{:?}", sync.message);
+    assert_eq!(sum(&sync, |c| c.gone), 1, "only this guild's");
+    let ids: Vec<_> = target
+        .collection::<Document>("tags")
+        .find(doc! {})
+        .await
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.get("_id").unwrap().clone())
+        .collect();
+    assert!(ids.contains(mine.get("_id").unwrap()) && ids.contains(other.get("_id").unwrap()));
+}
