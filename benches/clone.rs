@@ -35,7 +35,7 @@ async fn main() {
 
     let (mut ratios, mut rerun_ratios, mut rss, mut ceil_rate, mut clone_rate) =
         (vec![], vec![], vec![], vec![], vec![]);
-    let (mut undo_ratios, mut undo_rss) = (vec![], vec![]);
+    let (mut undo_ratios, mut undo_rss, mut sync_ratios) = (vec![], vec![], vec![]);
     let mut docs = 0;
     for r in 0..runs {
         let src = client.database(&format!("bench_src_{r}"));
@@ -81,6 +81,19 @@ async fn main() {
             secs(&json2, "copyMs"),
             secs(&json2, "verifyMs"),
         );
+        // A sync with nothing changed: compared with the first run (and the plain re-run).
+        let sync_args = [
+            "clone",
+            "--source",
+            uri.as_str(),
+            "--source-db",
+            src.name(),
+            "--sync",
+        ];
+        let (sync, _, json4) = migrate(&uri, &target, &sync_args);
+        assert_eq!(json4["imported"].as_u64().unwrap(), 0, "{json4}");
+        eprintln!("run {r}: sync with nothing changed {sync:.2}s");
+        sync_ratios.push(sync / first);
         // Undo of the first run: every document it inserted removed, checked again.
         let first_id = json["runId"].as_str().unwrap().to_string();
         let (undo, peak3, json3) = migrate(&uri, &target, &["undo", &first_id]);
@@ -124,6 +137,10 @@ async fn main() {
     println!(
         "| peak RSS of `heimdall migrate clone` | {:.0} MB | ≤ 150 MB |",
         median(rss) / 1024.0
+    );
+    println!(
+        "| sync with nothing changed, time ÷ first-run time | {:.2} | ≤ re-run's |",
+        median(sync_ratios)
     );
     println!(
         "| undo of the first run, time ÷ first-run time | {:.2} | — |",

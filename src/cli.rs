@@ -341,6 +341,11 @@ pub struct CloneArgs {
     /// source since, and list (never delete) what an earlier run copied that is gone from it.
     #[arg(long)]
     pub sync: bool,
+    /// After the copy (a sync), keep applying the source's changes as they happen, with the
+    /// lag shown, until Ctrl-C or `heimdall migrate cancel`; then a last catch-up and the
+    /// verification. Needs change streams on the source (a replica set).
+    #[arg(long)]
+    pub follow: bool,
     /// Copy although this instance's ENCRYPTION_KEY cannot decrypt the source's secrets.
     #[arg(long)]
     pub allow_key_mismatch: bool,
@@ -471,6 +476,7 @@ async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
             opts.dry_run = a.dry_run;
             opts.overwrite = a.overwrite;
             opts.sync = a.sync;
+            opts.follow = a.follow;
             opts.allow_key_mismatch = a.allow_key_mismatch;
             opts.batch_size = a.batch_size;
             match clone::start(&env, opts, sink, cancel).await? {

@@ -91,6 +91,15 @@ impl ProgressSink for TerminalSink {
                 }
                 self.overall.set_message(format!("· {} done", e.label));
             }
+            EventKind::Following => {
+                let lag = e.lag_ms.unwrap_or(0);
+                self.overall.set_message(format!(
+                    "· following the source: lag {}.{} s · {} changes applied (Ctrl-C: catch up, verify, stop)",
+                    lag / 1000,
+                    lag % 1000 / 100,
+                    e.record_index.unwrap_or(0)
+                ));
+            }
             EventKind::Complete | EventKind::Error => {
                 for (_, b) in steps.drain() {
                     b.finish_and_clear();

@@ -36,7 +36,7 @@ pub fn routes(state: Arc<DevState>) -> Routes {
     use Access::Owners;
     Routes::new()
         .get("/api/dev/migrations", Owners, "The latest migration runs", list)
-        .post("/api/dev/migrations/clone", Owners, "Plan (dry run) or start an Instance Clone: `{source, sourceDb?, guildId?, dryRun?, overwrite?, sync?, allowKeyMismatch?}`", start_clone)
+        .post("/api/dev/migrations/clone", Owners, "Plan (dry run) or start an Instance Clone: `{source, sourceDb?, guildId?, dryRun?, overwrite?, sync?, follow?, allowKeyMismatch?}`", start_clone)
         .post("/api/dev/migrations/legacy", Owners, "Plan (dry run) or start a Legacy Import: `{source, sourceDb?, guildId?, modmailCollection?, dryRun?}`", start_legacy)
         .get("/api/dev/migrations/{id}", Owners, "A run's record", status)
         .post("/api/dev/migrations/{id}/cancel", Owners, "Stop a run at its next batch", cancel)
@@ -68,6 +68,9 @@ pub struct CloneRequest {
     /// Catch up: update what changed in the source, list what is gone from it.
     #[serde(default)]
     pub sync: bool,
+    /// After the copy, keep applying the source's changes until cancelled.
+    #[serde(default)]
+    pub follow: bool,
     /// Copy despite a key mismatch.
     #[serde(default)]
     pub allow_key_mismatch: bool,
@@ -124,6 +127,7 @@ impl CloneRequest {
         opts.dry_run = self.dry_run;
         opts.overwrite = self.overwrite;
         opts.sync = self.sync;
+        opts.follow = self.follow;
         opts.allow_key_mismatch = self.allow_key_mismatch;
         opts
     }

@@ -713,6 +713,8 @@ struct Snapshot {
     pace: BTreeMap<u16, heimdall_host::migration::Pace>,
     /// The step that has made no progress for a while, until it moves again.
     stalled: Option<(u16, String)>,
+    /// Following the source: the lag (ms) and the changes applied.
+    following: Option<(u64, u64)>,
 }
 
 /// A progress sink feeding the live reply (and, through [`LiveSink::fan_out`], the owners'
@@ -733,6 +735,7 @@ impl LiveSink {
             active: BTreeMap::new(),
             pace: BTreeMap::new(),
             stalled: None,
+            following: None,
         });
         Self {
             tx: Arc::new(tx),
@@ -763,6 +766,11 @@ impl ProgressSink for LiveSink {
             match e.kind() {
                 EventKind::Stalled => {
                     s.stalled = Some((e.step, e.label.clone()));
+                }
+                EventKind::Following => {
+                    s.following = Some((e.lag_ms.unwrap_or(0), e.record_index.unwrap_or(0)));
+                    s.completed = e.completed;
+                    s.total = e.total;
                 }
                 EventKind::StepStart => {
                     s.active.insert(e.step, (e.label.clone(), 0, 0));
@@ -873,6 +881,18 @@ fn render_progress(lang: &str, s: &Snapshot) -> String {
                 ],
             ));
         }
+    }
+    if let Some((lag, applied)) = s.following {
+        out.push('\n');
+        out.push_str(&t(
+            lang,
+            "migrate-progress-following",
+            &[
+                ("lag", &format!("{}.{}", lag / 1000, lag % 1000 / 100)),
+                ("applied", &num(applied)),
+                ("run", &s.run_id),
+            ],
+        ));
     }
     if let Some((step, label)) = &s.stalled {
         out.push('\n');
@@ -1211,6 +1231,13 @@ pub async fn clone(
         "Nach einem früheren Klon aufholen: Neues kopieren, Geändertes aktualisieren"
     )]
     sync: Option<bool>,
+    #[description = "Then keep applying the source's changes, with the lag, until cancelled"]
+    #[name_localized("de", "folgen")]
+    #[description_localized(
+        "de",
+        "Danach die Änderungen der Quelle laufend übernehmen, mit Verzögerung, bis zum Abbruch"
+    )]
+    follow: Option<bool>,
     #[description = "Copy even though the encryption keys differ"]
     #[name_localized("de", "schluessel_egal")]
     #[description_localized("de", "Auch kopieren, wenn die Schlüssel verschieden sind")]
@@ -1223,6 +1250,7 @@ pub async fn clone(
         dry_run: dry_run.unwrap_or(false),
         overwrite: overwrite.unwrap_or(false),
         sync: sync.unwrap_or(false),
+        follow: follow.unwrap_or(false),
         allow_key_mismatch: allow_key_mismatch.unwrap_or(false),
     };
     let reply = InteractionReply::of(&ctx)?;

@@ -47,6 +47,9 @@ use heimdall_base::secret::redact_uri;
 
 pub use heimdall_base::catalog::{CloneHandler, GenericHandler};
 
+#[path = "follow.rs"]
+mod follow;
+
 /// What the migration works against: the target database and the catalog.
 #[derive(Clone)]
 pub struct MigrationEnv {
@@ -94,6 +97,8 @@ pub struct CloneOptions {
     /// Catch up: update documents whose content differs from the source's, and list those an
     /// earlier run copied that are gone from the source (never deleted).
     pub sync: bool,
+    /// After the copy (a sync), keep applying the source's changes until stopped (cancel).
+    pub follow: bool,
     /// Go on although this instance's key cannot decrypt the source's secrets.
     pub allow_key_mismatch: bool,
     /// Who starts it.
@@ -114,6 +119,7 @@ impl CloneOptions {
             dry_run: false,
             overwrite: false,
             sync: false,
+            follow: false,
             allow_key_mismatch: false,
             started_by: started_by.into(),
             batch_size: 1000,
@@ -129,6 +135,7 @@ impl CloneOptions {
             dry_run: self.dry_run,
             overwrite: self.overwrite,
             sync: self.sync,
+            follow: self.follow,
             allow_key_mismatch: self.allow_key_mismatch,
             modmail_collection: None,
             started_by: self.started_by.clone(),
@@ -441,8 +448,16 @@ pub async fn begin(
     sink: Arc<dyn ProgressSink>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Begun<Plan>> {
+    let mut opts = opts;
+    opts.sync |= opts.follow;
     let mut prepared = preflight(env, &opts).await?;
     let run_id = new_run_id();
+    // Follow: the change stream opens before anything is read, so no change is missed.
+    let stream = if opts.follow && !opts.dry_run {
+        Some(follow::open(&prepared.source.db, None).await?)
+    } else {
+        None
+    };
     let prior = if opts.sync {
         let prior = prior_runs(&env.target, &prepared.source.identity, &run_id).await?;
         if prior.is_empty() {
@@ -484,12 +499,18 @@ pub async fn begin(
         journal: true,
         journaled: Vec::new(),
         journal_pruned_at: None,
+        follow_token: None,
+        following: false,
+        lag_ms: None,
+        follow_applied: 0,
         forced: 0,
         undone_by: None,
         started_at: now,
         updated_at: now,
         ended_at: None,
     };
+    let mut record = record;
+    record.follow_token = stream.as_ref().and_then(follow::token_bson);
     if let Err(e) = store.create(&record).await {
         let _ = lease.release().await;
         return Err(e);
@@ -506,7 +527,7 @@ pub async fn begin(
     );
     engine.prior_runs = prior;
     Ok(Begun::Run(
-        PendingRun::new(run_id, Box::pin(engine.execute(record, lease))).watched(watch),
+        PendingRun::new(run_id, Box::pin(engine.execute(record, lease, stream))).watched(watch),
     ))
 }
 
@@ -527,7 +548,8 @@ pub async fn begin_resume(
     opts.source_db = stored.source_db.clone();
     opts.guild = stored.guild.clone();
     opts.overwrite = stored.overwrite;
-    opts.sync = stored.sync;
+    opts.sync = stored.sync || stored.follow;
+    opts.follow = stored.follow;
     opts.allow_key_mismatch = stored.allow_key_mismatch;
     opts.batch_size = (stored.batch_size as usize).max(1);
     if let Some(n) = stored.parallelism {
@@ -547,6 +569,19 @@ pub async fn begin_resume(
     } else {
         Vec::new()
     };
+    // Follow: from the position the run had applied (or its start), so nothing is missed.
+    let stream = if opts.follow {
+        let token = record.follow_token.as_ref().and_then(follow::token_of);
+        match follow::open(&prepared.source.db, token).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let _ = lease.release().await;
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
     let watch = super::StallWatch::new(sink, env.stall_after);
     let mut engine = Engine::new(
         env,
@@ -558,7 +593,11 @@ pub async fn begin_resume(
         true,
     );
     engine.prior_runs = prior;
-    Ok(PendingRun::new(run_id.to_string(), Box::pin(engine.execute(record, lease))).watched(watch))
+    Ok(PendingRun::new(
+        run_id.to_string(),
+        Box::pin(engine.execute(record, lease, stream)),
+    )
+    .watched(watch))
 }
 
 /// Continues a cancelled, failed or crashed clone run from its checkpoints.
@@ -712,7 +751,7 @@ impl Engine {
             run_id,
             guild: opts.guild.clone(),
             overwrite: opts.overwrite,
-            sync: opts.sync,
+            sync: opts.sync || opts.follow,
             prior_runs: Vec::new(),
             write,
             batch_size: opts.batch_size.max(1),
@@ -745,6 +784,7 @@ impl Engine {
             record_total: None,
             counts: None,
             stalled_since: None,
+            lag_ms: None,
             pace: None,
             result: None,
         }
@@ -765,6 +805,7 @@ impl Engine {
             record_total: None,
             counts: None,
             stalled_since: None,
+            lag_ms: None,
             pace: None,
             result: Some(result),
         }
@@ -1698,6 +1739,7 @@ impl Engine {
         mut self,
         record: RunRecord,
         lease: super::runs::Lease,
+        stream: Option<follow::Stream>,
     ) -> anyhow::Result<RunRecord> {
         self.store = self.store.fenced(lease.fence());
         self.journal = Some(super::journal::Journal::new(
@@ -1711,7 +1753,18 @@ impl Engine {
                 .await
                 .context("creating the target's indexes")?;
             let t0 = std::time::Instant::now();
-            let (_, checks, copied) = me.run_steps(&record.steps, true).await?;
+            let (mut steps, mut checks, mut copied) =
+                me.run_steps(&record.steps, stream.is_none()).await?;
+            if let Some(stream) = stream {
+                // Until stopped; then everything is verified against the source as it is.
+                me.follow(stream, &mut steps).await?;
+                copied = std::time::Instant::now();
+                for s in &steps {
+                    for c in &s.collections {
+                        checks.push(me.verify_collection(s.order, c).await?);
+                    }
+                }
+            }
             me.store
                 .set(
                     &me.run_id,

@@ -59,17 +59,20 @@ pub enum EventKind {
     /// No progress for a while (the source or the target stopped answering?); the next
     /// progress event says it moves again.
     Stalled,
+    /// Following the source's changes (`--follow`): the lag and what was applied.
+    Following,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 7] = [
         Self::StepStart,
         Self::StepProgress,
         Self::StepComplete,
         Self::Complete,
         Self::Error,
         Self::Stalled,
+        Self::Following,
     ];
 
     /// The wire name, e.g. `migration:step_start`.
@@ -81,6 +84,7 @@ impl EventKind {
             Self::Complete => "migration:complete",
             Self::Error => "migration:error",
             Self::Stalled => "migration:stalled",
+            Self::Following => "migration:following",
         }
     }
 
@@ -138,9 +142,14 @@ pub struct ProgressEvent {
     /// On `migration:stalled`: since when nothing moved, milliseconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stalled_since: Option<i64>,
-    /// The step's counts so far, on record-progress events.
+    /// The step's counts so far, on record-progress events (on `migration:following`: the
+    /// whole run's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<StepCounts>,
+    /// On `migration:following`: how far behind the source the target is, in milliseconds
+    /// (0: caught up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_ms: Option<u64>,
     /// The step's or run's result, on completion events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<serde_json::Value>,

@@ -122,6 +122,9 @@ pub struct RunOptions {
     /// Clone: catch up with the source (update what changed, list what is gone).
     #[serde(default)]
     pub sync: bool,
+    /// Clone: after the copy, keep applying the source's changes until stopped.
+    #[serde(default)]
+    pub follow: bool,
     /// Undo: the run it undoes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undoes: Option<String>,
@@ -456,6 +459,18 @@ pub struct RunRecord {
     /// When `heimdall migrate prune` dropped the journal (the run can no longer be undone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal_pruned_at: Option<DateTime>,
+    /// Follow: the source's change stream position (resume token) the run has applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_token: Option<Bson>,
+    /// Follow: whether the run is applying the source's changes now.
+    #[serde(default)]
+    pub following: bool,
+    /// Follow: how far behind the source, in milliseconds, at the last report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_ms: Option<i64>,
+    /// Follow: changes applied.
+    #[serde(default)]
+    pub follow_applied: u64,
     /// Undo: documents changed since the run wrote them, undone anyway (`force`).
     #[serde(default)]
     pub forced: u64,
@@ -523,6 +538,9 @@ impl RunRecord {
             "undoneBy": self.undone_by,
             "journalPrunedAt": self.journal_pruned_at.and_then(|d| d.try_to_rfc3339_string().ok()),
             "forced": self.forced,
+            "following": self.following,
+            "lagMs": self.lag_ms,
+            "followApplied": self.follow_applied,
             "copyMs": self.copy_ms,
             "verifyMs": self.verify_ms,
             "startedAt": self.started_at.try_to_rfc3339_string().ok(),

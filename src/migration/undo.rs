@@ -243,6 +243,10 @@ pub async fn begin(
         journal: false,
         journaled: Vec::new(),
         journal_pruned_at: None,
+        follow_token: None,
+        following: false,
+        lag_ms: None,
+        follow_applied: 0,
         forced: 0,
         undone_by: None,
         started_at: now,
@@ -408,6 +412,7 @@ impl Undo {
             record_total: None,
             counts: None,
             stalled_since: None,
+            lag_ms: None,
             pace: None,
             result: None,
         }
@@ -904,6 +909,7 @@ impl Undo {
             record_total: None,
             counts: None,
             stalled_since: None,
+            lag_ms: None,
             pace: None,
             result: Some(record.to_json()),
         };

@@ -182,3 +182,149 @@ async fn a_sync_of_one_guild_lists_only_that_guilds_gone_documents() {
         .collect();
     assert!(ids.contains(mine.get("_id").unwrap()) && ids.contains(other.get("_id").unwrap()));
 }
+
+/// Waits (at most 30 s) until `check` holds.
+async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while !check().await {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "never: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn follow_applies_the_sources_writes_as_they_come_until_stopped() {
+    let source = seeded("follow_src").await;
+    let target = fresh_db("follow_dst").await;
+    let e = env(&target);
+    let tags = source.collection::<Document>("tags");
+    let guild = docs(&source, "tags", doc! {}).await[0]
+        .get_str("guildId")
+        .unwrap()
+        .to_string();
+    let tag = move |name: String| doc! { "_id": ObjectId::new(), "guildId": guild.clone(), "name": name, "content": "c", "authorId": "1", "uses": 0 };
+
+    // The old bot keeps writing while the copy runs.
+    let writer = {
+        let (tags, tag) = (tags.clone(), tag.clone());
+        tokio::spawn(async move {
+            for i in 0..40 {
+                tags.insert_one(tag(format!("during-{i}"))).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+            }
+        })
+    };
+    let mut o = opts(&source);
+    o.follow = true;
+    o.batch_size = 100;
+    let cancel = CancellationToken::new();
+    let recorder = Arc::new(Recorder::default());
+    let running = {
+        let (e, cancel, recorder) = (e.clone(), cancel.clone(), recorder.clone());
+        tokio::spawn(async move { clone::start(&e, o, recorder, cancel).await })
+    };
+    let store = heimdall_host::migration::runs::RunStore::new(&target);
+    until("the run follows", || async {
+        store
+            .list(1)
+            .await
+            .unwrap()
+            .first()
+            .is_some_and(|r| r.following)
+    })
+    .await;
+    writer.await.unwrap();
+
+    // Live changes: an edit, a deletion, a new tag.
+    let all = docs(&source, "tags", doc! {}).await;
+    let (edited, deleted) = (
+        all[0].get("_id").unwrap().clone(),
+        all[1].get("_id").unwrap().clone(),
+    );
+    tags.update_one(
+        doc! { "_id": edited.clone() },
+        doc! { "$set": { "content": "edited live" } },
+    )
+    .await
+    .unwrap();
+    tags.delete_one(doc! { "_id": deleted.clone() })
+        .await
+        .unwrap();
+    tags.insert_one(tag("after-the-copy".into())).await.unwrap();
+    let target_tags = target.collection::<Document>("tags");
+    until("the changes arrive", || async {
+        let e = target_tags
+            .find_one(doc! { "_id": edited.clone() })
+            .await
+            .unwrap();
+        let n = target_tags
+            .count_documents(doc! { "name": "after-the-copy" })
+            .await
+            .unwrap();
+        e.is_some_and(|d| d.get_str("content") == Ok("edited live")) && n == 1
+    })
+    .await;
+    until("lag 0 is reported", || async {
+        recorder
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|e| e.kind == Some(heimdall_host::migration::EventKind::Following))
+            .is_some_and(|e| e.lag_ms == Some(0) && e.record_index.unwrap_or(0) >= 3)
+    })
+    .await;
+
+    // The cut-over: stop. A last catch-up, then the verification; the run completes.
+    cancel.cancel();
+    let record = match running.await.unwrap().unwrap() {
+        Outcome::Run(r) => *r,
+        Outcome::Plan(_) => unreachable!(),
+    };
+    assert_eq!(
+        record.status,
+        heimdall_host::migration::runs::RunStatus::Completed,
+        "{:?}",
+        record.message
+    );
+    assert!(
+        record.verification.as_ref().unwrap().ok,
+        "{:?}",
+        record.verification
+    );
+    assert!(!record.following);
+    assert!(record.follow_applied >= 3);
+    for d in docs(&source, "tags", doc! {}).await {
+        assert!(
+            docs(
+                &target,
+                "tags",
+                doc! { "_id": d.get("_id").unwrap().clone() }
+            )
+            .await
+                == vec![d.clone()],
+            "{d}"
+        );
+    }
+    assert_eq!(
+        docs(&target, "tags", doc! { "_id": deleted }).await.len(),
+        1,
+        "kept"
+    );
+    assert!(
+        record.skips.iter().any(|s| s
+            .reason
+            .contains("deleted from the source while the run followed it")),
+        "{:?}",
+        record.skips
+    );
+    assert_eq!(sum(&record, |c| c.gone), 1);
+}

@@ -297,6 +297,10 @@ pub async fn begin(
         journal: true,
         journaled: Vec::new(),
         journal_pruned_at: None,
+        follow_token: None,
+        following: false,
+        lag_ms: None,
+        follow_applied: 0,
         forced: 0,
         undone_by: None,
         started_at: now,
@@ -454,6 +458,7 @@ impl Engine {
             record_total: None,
             counts: None,
             stalled_since: None,
+            lag_ms: None,
             pace: None,
             result: None,
         }
