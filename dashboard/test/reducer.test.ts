@@ -89,3 +89,12 @@ describe("an undo run on the migration page", () => {
     expect(r.steps[0]).toMatchObject({ status: "completed", done: 5, records: 5, removed: 2, restored: 1, conflicts: 1, imported: 0 });
   });
 });
+
+describe("a following run on the migration page", () => {
+  it("shows the lag and the changes applied, and forgets a stall", () => {
+    const run = { id: "f", mode: "clone" as const, status: "running", steps: [], stalled: { step: 1, label: "Tags", since: 1 } };
+    const r = applyEvent(run, "following", { lagMs: 2500, recordIndex: 12 });
+    expect(r.following).toEqual({ lagMs: 2500, applied: 12 });
+    expect(r.stalled).toBeNull();
+  });
+});

@@ -38,6 +38,8 @@ interface Run {
   record?: any;
   /** No progress for a while: the step, and since when (ms). */
   stalled?: { step: number; label: string; since: number } | null;
+  /** Following the source's changes: the lag (ms) and the changes applied. */
+  following?: { lagMs: number; applied: number } | null;
 }
 
 interface HistoryRow {
@@ -78,6 +80,7 @@ export function countsOf(step: any) {
 /** A run's state after one owner event (`kind` without the `migration:` prefix). */
 export function applyEvent(run: Run, kind: string, e: any): Run {
   if (kind === "stalled") return { ...run, stalled: { step: e.step, label: e.label, since: e.stalledSince } };
+  if (kind === "following") return { ...run, stalled: null, following: { lagMs: e.lagMs ?? 0, applied: e.recordIndex ?? 0 } };
   const steps = run.steps.map((s) => {
     if (s.order !== e.step) return s;
     switch (kind) {
@@ -115,6 +118,7 @@ function fromRecord(rec: any): Run {
     status: rec.status,
     active: rec.active,
     record: rec,
+    following: rec.following ? { lagMs: rec.lagMs ?? 0, applied: rec.followApplied ?? 0 } : null,
     steps: rec.steps.map((s: any) => ({ order: s.order, label: s.label, plugin: s.plugin, status: s.status, ...countsOf(s) })),
   };
 }
@@ -307,6 +311,7 @@ export function Migrations({ owner }: { owner: boolean }) {
           <label>{t("migrations.guild")} <input name="guildId" placeholder={t("migrations.guild.placeholder")} /></label>
           <label className="check"><input type="checkbox" name="overwrite" /> {t("migrations.overwrite")}</label>
           <label className="check"><input type="checkbox" name="sync" /> {t("migrations.sync")}</label>
+          <label className="check"><input type="checkbox" name="follow" /> {t("migrations.follow")}</label>
           <label className="check"><input type="checkbox" name="allowKeyMismatch" /> {t("migrations.keyMismatch")}</label>
           <label className="check"><input type="checkbox" name="dryRun" /> {t("migrations.dryRun")}</label>
           <button type="submit" disabled={busy}>{t("migrations.clone.plan")}</button>
@@ -431,6 +436,14 @@ export function Migrations({ owner }: { owner: boolean }) {
             </p>
           )}
           {run.record?.message && <p className="muted">{t("migrations.reason", { message: run.record.message })}</p>}
+          {run.following && run.status === "running" && (
+            <p id="following" className="alert" role="status" data-lag={run.following.lagMs}>
+              {t("migrations.following", {
+                lag: (run.following.lagMs / 1000).toFixed(1),
+                applied: num(run.following.applied),
+              })}
+            </p>
+          )}
           {run.stalled && run.status === "running" && (
             <p id="stalled" className="alert" role="status">
               {t("migrations.stalled", {
@@ -443,7 +456,7 @@ export function Migrations({ owner }: { owner: boolean }) {
           <div className="actions">
             {run.status === "running" && !interrupted && (
               <button id="cancel" onClick={() => api(`/api/dev/migrations/${encodeURIComponent(run.id)}/cancel`, { method: "POST" }).catch(setError)}>
-                {t("migrations.cancel")}
+                {t(run.following ? "migrations.stop-following" : "migrations.cancel")}
               </button>
             )}
             {(["failed", "cancelled"].includes(run.status) || interrupted) && (
