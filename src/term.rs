@@ -67,6 +67,13 @@ impl ProgressSink for TerminalSink {
                     bar.set_position(e.record_index.unwrap_or(0));
                     bar.set_message(e.label.clone());
                 }
+                if let Some(p) = e.run_pace.filter(|p| p.per_second > 0.0) {
+                    self.overall.set_message(format!(
+                        "· {} documents/s · about {} left",
+                        p.per_second.round(),
+                        p.eta_ms.map(clock).unwrap_or_else(|| "–".into())
+                    ));
+                }
             }
             EventKind::Stalled => {
                 // Said on the step's bar until it moves again.
@@ -76,9 +83,14 @@ impl ProgressSink for TerminalSink {
                         e.label
                     ));
                 }
+                let at = e
+                    .collection
+                    .as_ref()
+                    .map(|c| format!(", collection {c}"))
+                    .unwrap_or_default();
                 self.multi
                     .println(format!(
-                        "warning: step {} ({}) has made no progress for a while; it goes on when the databases answer (Ctrl-C cancels; `heimdall migrate resume` continues later)",
+                        "warning: step {} ({}{at}) has made no progress for a while; it goes on when the databases answer (Ctrl-C cancels; `heimdall migrate resume` continues later)",
                         e.step, e.label
                     ))
                     .ok();
@@ -107,6 +119,17 @@ impl ProgressSink for TerminalSink {
                 self.overall.finish_and_clear();
             }
         }
+    }
+}
+
+/// A duration as `m:ss` (or `h:mm:ss`).
+fn clock(ms: u64) -> String {
+    let secs = ms.div_ceil(1000);
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
     }
 }
 

@@ -98,3 +98,18 @@ describe("a following run on the migration page", () => {
     expect(r.stalled).toBeNull();
   });
 });
+
+describe("a run's pace on the migration page", () => {
+  it("keeps the whole run's pace from progress events", () => {
+    const run = {
+      id: "p",
+      mode: "clone" as const,
+      status: "running",
+      steps: [{ order: 1, label: "Tags", plugin: "tags", status: "running", done: 0, records: 10, imported: 0, skipped: 0, failed: 0 }],
+    };
+    const r = applyEvent(run, "step_progress", { step: 1, recordIndex: 5, runPace: { elapsedMs: 4000, perSecond: 250, etaMs: 60000 } });
+    expect(r.pace).toEqual({ elapsedMs: 4000, perSecond: 250, etaMs: 60000 });
+    const s = applyEvent(r, "stalled", { step: 1, label: "Tags", collection: "tags", stalledSince: 5 });
+    expect(s.stalled).toEqual({ step: 1, label: "Tags", collection: "tags", since: 5 });
+  });
+});

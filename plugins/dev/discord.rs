@@ -715,6 +715,8 @@ struct Snapshot {
     stalled: Option<(u16, String)>,
     /// Following the source: the lag (ms) and the changes applied.
     following: Option<(u64, u64)>,
+    /// The whole run's pace.
+    run_pace: Option<heimdall_host::migration::Pace>,
 }
 
 /// A progress sink feeding the live reply (and, through [`LiveSink::fan_out`], the owners'
@@ -736,6 +738,7 @@ impl LiveSink {
             pace: BTreeMap::new(),
             stalled: None,
             following: None,
+            run_pace: None,
         });
         Self {
             tx: Arc::new(tx),
@@ -765,7 +768,11 @@ impl ProgressSink for LiveSink {
             s.stalled = None;
             match e.kind() {
                 EventKind::Stalled => {
-                    s.stalled = Some((e.step, e.label.clone()));
+                    let label = match &e.collection {
+                        Some(c) => format!("{} ({c})", e.label),
+                        None => e.label.clone(),
+                    };
+                    s.stalled = Some((e.step, label));
                 }
                 EventKind::Following => {
                     s.following = Some((e.lag_ms.unwrap_or(0), e.record_index.unwrap_or(0)));
@@ -776,6 +783,9 @@ impl ProgressSink for LiveSink {
                     s.active.insert(e.step, (e.label.clone(), 0, 0));
                 }
                 EventKind::StepProgress => {
+                    if e.run_pace.is_some() {
+                        s.run_pace = e.run_pace;
+                    }
                     let entry = s.active.entry(e.step).or_insert((e.label.clone(), 0, 0));
                     entry.1 = e.record_index.unwrap_or(entry.1);
                     entry.2 = e.record_total.unwrap_or(entry.2);
@@ -856,6 +866,17 @@ fn render_progress(lang: &str, s: &Snapshot) -> String {
             ("total", &s.total.to_string()),
         ],
     );
+    if let Some(p) = s.run_pace.filter(|p| p.per_second > 0.0) {
+        out.push_str(&t(
+            lang,
+            "migrate-progress-run-pace",
+            &[
+                ("elapsed", &clock(p.elapsed_ms)),
+                ("rate", &num(p.per_second.round() as u64)),
+                ("eta", &p.eta_ms.map(clock).unwrap_or_else(|| "–".into())),
+            ],
+        ));
+    }
     out.push('\n');
     out.push_str(&bar(s.completed.into(), s.total.into()));
     for (step, (label, done, total)) in s.active.iter().take(4) {

@@ -713,6 +713,8 @@ struct Engine {
     sync: bool,
     /// Sync: earlier runs from this source whose journals say what they copied.
     prior_runs: Vec<String>,
+    /// The whole run's pace.
+    clock: super::RunClock,
     write: bool,
     batch_size: usize,
     parallelism: usize,
@@ -753,6 +755,7 @@ impl Engine {
             overwrite: opts.overwrite,
             sync: opts.sync || opts.follow,
             prior_runs: Vec::new(),
+            clock: super::RunClock::new(env.registry.clone_steps().len()),
             write,
             batch_size: opts.batch_size.max(1),
             parallelism: opts.parallelism.max(1),
@@ -785,6 +788,8 @@ impl Engine {
             counts: None,
             stalled_since: None,
             lag_ms: None,
+            collection: None,
+            run_pace: None,
             pace: None,
             result: None,
         }
@@ -806,6 +811,8 @@ impl Engine {
             counts: None,
             stalled_since: None,
             lag_ms: None,
+            collection: None,
+            run_pace: None,
             pace: None,
             result: Some(result),
         }
@@ -884,6 +891,7 @@ impl Engine {
     )> {
         let steps = self.registry.clone_steps();
         let deps = self.registry.clone_step_dependencies();
+        self.measure(prior).await?;
         let mut results: Vec<Option<StepResult>> = vec![None; steps.len()];
         let mut checks: Vec<Vec<CollectionVerification>> = vec![Vec::new(); steps.len()];
         let mut started = vec![false; steps.len()];
@@ -961,6 +969,36 @@ impl Engine {
         ))
     }
 
+    /// The run's size, for its pace: the selected documents of every step (a collection's
+    /// metadata count when nothing is filtered), and what earlier attempts did.
+    async fn measure(&self, prior: &[StepResult]) -> anyhow::Result<()> {
+        let (mut total, mut before) = (0u64, 0u64);
+        for (i, step) in prior.iter().enumerate() {
+            let mut done = 0;
+            for c in &step.collections {
+                done += c.processed;
+                if c.done {
+                    total += c.processed;
+                    continue;
+                }
+                let Some(spec) = self.registry.collection(&c.name) else {
+                    continue;
+                };
+                let source = self.source.db.collection::<Document>(spec.name);
+                total += match self.selection(spec).await? {
+                    None => 0,
+                    Some(f) if f.is_empty() => source.estimated_document_count().await?,
+                    Some(f) => source.count_documents(f).await?,
+                }
+                .max(c.processed);
+            }
+            before += done;
+            self.clock.step(i, done);
+        }
+        self.clock.set_total(total, before);
+        Ok(())
+    }
+
     async fn run_step(
         self: Arc<Self>,
         index: usize,
@@ -968,6 +1006,7 @@ impl Engine {
     ) -> anyhow::Result<StepResult> {
         let step = &self.registry.clone_steps()[index];
         let mut ev = self.event(EventKind::StepStart, step);
+        ev.collection = result.collections.first().map(|c| c.name.clone());
         self.sink.emit(&ev);
         if self.write && result.status != StepStatus::Completed {
             self.store
@@ -1014,8 +1053,11 @@ impl Engine {
             let out = self
                 .copy_collection(index, ci, &spec, prior, total, handler.as_ref(), |so_far| {
                     let idx = before + so_far.processed;
+                    self.clock.step(index, idx);
                     if throttle.allow(idx, step_total) {
                         let mut p = self.event(EventKind::StepProgress, step);
+                        p.collection = Some(so_far.name.clone());
+                        p.run_pace = Some(self.clock.pace());
                         p.record_index = Some(idx);
                         p.record_total = Some(step_total);
                         let mut counts = crate::StepCounts::of(&done_before);

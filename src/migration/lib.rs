@@ -150,6 +150,13 @@ pub struct ProgressEvent {
     /// (0: caught up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_ms: Option<u64>,
+    /// On record-progress and `migration:stalled` events: the collection being read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
+    /// On record-progress events: the whole run's pace — time since this attempt began,
+    /// documents per second over every step, and the time left for all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_pace: Option<Pace>,
     /// The step's or run's result, on completion events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<serde_json::Value>,
@@ -180,6 +187,53 @@ impl Pace {
             per_second: (per_second * 10.0).round() / 10.0,
             eta_ms,
         }
+    }
+}
+
+/// The whole run's progress, for its pace: documents done of all, over this attempt.
+#[derive(Debug)]
+pub struct RunClock {
+    started: Instant,
+    total: std::sync::atomic::AtomicU64,
+    done_before: std::sync::atomic::AtomicU64,
+    per_step: std::sync::Mutex<Vec<u64>>,
+}
+
+impl RunClock {
+    /// A clock for `steps` steps, started now.
+    pub fn new(steps: usize) -> Self {
+        Self {
+            started: Instant::now(),
+            total: 0.into(),
+            done_before: 0.into(),
+            per_step: std::sync::Mutex::new(vec![0; steps]),
+        }
+    }
+
+    /// The run's documents in all (`total`) and those done before this attempt.
+    pub fn set_total(&self, total: u64, done_before: u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.total.store(total, SeqCst);
+        self.done_before.store(done_before, SeqCst);
+    }
+
+    /// Step `index` has now done `done` documents (all attempts).
+    pub fn step(&self, index: usize, done: u64) {
+        if let Some(d) = self.per_step.lock().expect("run clock").get_mut(index) {
+            *d = done;
+        }
+    }
+
+    /// The run's pace now.
+    pub fn pace(&self) -> Pace {
+        use std::sync::atomic::Ordering::SeqCst;
+        let done: u64 = self.per_step.lock().expect("run clock").iter().sum();
+        let before = self.done_before.load(SeqCst);
+        Pace::of(
+            self.started,
+            done.saturating_sub(before),
+            self.total.load(SeqCst).saturating_sub(before),
+        )
     }
 }
 

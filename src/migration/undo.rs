@@ -362,6 +362,7 @@ struct Undo {
     store: RunStore,
     total: u16,
     completed: AtomicU16,
+    clock: super::RunClock,
     fail_point: Option<super::FailPoint>,
 }
 
@@ -394,6 +395,7 @@ impl Undo {
             store: RunStore::new(&env.target),
             total: total as u16,
             completed: AtomicU16::new(0),
+            clock: super::RunClock::new(total),
             fail_point: env.fail_point.clone(),
         }
     }
@@ -413,6 +415,8 @@ impl Undo {
             counts: None,
             stalled_since: None,
             lag_ms: None,
+            collection: None,
+            run_pace: None,
             pace: None,
             result: None,
         }
@@ -708,8 +712,11 @@ impl Undo {
                 let room = MAX_RECORDED_ERRORS.saturating_sub(plan_conflicts.len());
                 plan_conflicts.extend(out.conflicts.into_iter().take(room));
             }
+            self.clock.step(step_index, result.processed);
             if throttle.allow(result.processed, result.total) {
                 let mut p = self.event(EventKind::StepProgress, step);
+                p.collection = Some(name.clone());
+                p.run_pace = Some(self.clock.pace());
                 p.record_index = Some(result.processed);
                 p.record_total = Some(result.total);
                 p.counts = Some(super::StepCounts::of([&result]));
@@ -733,6 +740,24 @@ impl Undo {
                 .await?;
         }
         Ok(result)
+    }
+
+    /// The undo's size, for its pace: every journal item of every step, and what earlier
+    /// attempts did.
+    async fn measure(&self, steps: &[StepResult]) -> anyhow::Result<()> {
+        let (mut total, mut before) = (0, 0);
+        for (i, s) in steps.iter().enumerate() {
+            let c = &s.collections[0];
+            total += if c.done {
+                c.processed
+            } else {
+                self.count_items(&c.name).await?.max(c.processed)
+            };
+            before += c.processed;
+            self.clock.step(i, c.processed);
+        }
+        self.clock.set_total(total, before);
+        Ok(())
     }
 
     /// One step (one collection), with its events.
@@ -827,6 +852,7 @@ impl Undo {
         steps: Vec<StepResult>,
         undoes_mode: MigrationMode,
     ) -> anyhow::Result<UndoPlan> {
+        self.measure(&steps).await?;
         let mut conflicts = Vec::new();
         let mut collections = Vec::new();
         let mut conflict_count = 0;
@@ -866,6 +892,7 @@ impl Undo {
         let me = Arc::new(self);
         let work = async {
             let t0 = std::time::Instant::now();
+            me.measure(&record.steps).await?;
             let mut checks = Vec::new();
             let mut unused = Vec::new();
             for (i, s) in record.steps.iter().enumerate() {
@@ -910,6 +937,8 @@ impl Undo {
             counts: None,
             stalled_since: None,
             lag_ms: None,
+            collection: None,
+            run_pace: None,
             pace: None,
             result: Some(record.to_json()),
         };

@@ -209,6 +209,20 @@ async fn full_clone_equals_the_source_and_a_rerun_imports_nothing() {
     let pace = last.pace.expect("record events carry the step's pace");
     assert!(pace.per_second > 0.0, "{pace:?}");
     assert_eq!(pace.eta_ms, Some(0), "{pace:?}");
+    assert_eq!(last.collection.as_deref(), Some("modmail_messages"));
+    // And the whole run's: every record event carries it; the time left shrinks to nothing.
+    let runs: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind() == EventKind::StepProgress)
+        .map(|e| e.run_pace.expect("record events carry the run's pace"))
+        .collect();
+    let final_pace = runs.last().unwrap();
+    assert!(final_pace.per_second > 0.0, "{final_pace:?}");
+    assert!(
+        final_pace.eta_ms.unwrap() < runs[runs.len() / 2].eta_ms.unwrap_or(u64::MAX),
+        "{runs:?}"
+    );
+    assert!(runs.windows(2).all(|w| w[0].elapsed_ms <= w[1].elapsed_ms));
     let imported: Vec<u64> = msgs.iter().map(|e| e.counts.unwrap().imported).collect();
     assert!(imported.windows(2).all(|w| w[0] <= w[1]), "{imported:?}");
     assert_eq!(events.last().unwrap().kind(), EventKind::Complete);

@@ -647,6 +647,14 @@ async fn a_source_that_stops_answering_mid_run_is_reported_as_stalled_until_it_m
     assert_eq!(stalls.len(), 1, "one stall, reported once");
     let (at, stall) = stalls[0];
     assert_eq!((stall.step, stall.label.as_str()), (10, "Infractions"));
+    assert!(
+        matches!(
+            stall.collection.as_deref(),
+            Some("infractions" | "mod_notes")
+        ),
+        "the stall names the collection: {:?}",
+        stall.collection
+    );
     let since = stall.stalled_since.expect("since when");
     let began = started
         .duration_since(std::time::UNIX_EPOCH)

@@ -37,9 +37,11 @@ interface Run {
   steps: Step[];
   record?: any;
   /** No progress for a while: the step, and since when (ms). */
-  stalled?: { step: number; label: string; since: number } | null;
+  stalled?: { step: number; label: string; collection?: string; since: number } | null;
   /** Following the source's changes: the lag (ms) and the changes applied. */
   following?: { lagMs: number; applied: number } | null;
+  /** The whole run's pace: time spent, documents per second, time left. */
+  pace?: { elapsedMs: number; perSecond: number; etaMs: number | null } | null;
 }
 
 interface HistoryRow {
@@ -79,7 +81,8 @@ export function countsOf(step: any) {
 
 /** A run's state after one owner event (`kind` without the `migration:` prefix). */
 export function applyEvent(run: Run, kind: string, e: any): Run {
-  if (kind === "stalled") return { ...run, stalled: { step: e.step, label: e.label, since: e.stalledSince } };
+  if (kind === "stalled")
+    return { ...run, stalled: { step: e.step, label: e.label, collection: e.collection, since: e.stalledSince } };
   if (kind === "following") return { ...run, stalled: null, following: { lagMs: e.lagMs ?? 0, applied: e.recordIndex ?? 0 } };
   const steps = run.steps.map((s) => {
     if (s.order !== e.step) return s;
@@ -108,7 +111,7 @@ export function applyEvent(run: Run, kind: string, e: any): Run {
         return s;
     }
   });
-  return { ...run, steps, stalled: null };
+  return { ...run, steps, stalled: null, pace: e.runPace ?? run.pace };
 }
 
 function fromRecord(rec: any): Run {
@@ -436,6 +439,15 @@ export function Migrations({ owner }: { owner: boolean }) {
             </p>
           )}
           {run.record?.message && <p className="muted">{t("migrations.reason", { message: run.record.message })}</p>}
+          {run.pace && run.status === "running" && !run.following && (
+            <p id="run-pace" className="muted">
+              {t("migrations.run-pace", {
+                elapsed: clock(run.pace.elapsedMs),
+                rate: num(Math.round(run.pace.perSecond)),
+                eta: run.pace.etaMs == null ? "–" : clock(run.pace.etaMs),
+              })}
+            </p>
+          )}
           {run.following && run.status === "running" && (
             <p id="following" className="alert" role="status" data-lag={run.following.lagMs}>
               {t("migrations.following", {
@@ -448,7 +460,7 @@ export function Migrations({ owner }: { owner: boolean }) {
             <p id="stalled" className="alert" role="status">
               {t("migrations.stalled", {
                 step: run.stalled.step,
-                label: run.stalled.label,
+                label: run.stalled.collection ? `${run.stalled.label}, ${run.stalled.collection}` : run.stalled.label,
                 since: new Date(run.stalled.since).toLocaleTimeString(),
               })}
             </p>

@@ -53,3 +53,4 @@ migrate-plan-undo-forced = Mit `erzwingen` werden auch Konflikte zurückgesetzt;
 migrate-plan-sync-counts = Abgleich: würde { $update } aktualisieren, deren Quelle sich geändert hat · { $gone } früher kopierte fehlen in der Quelle (aufgelistet, hier behalten)
 migrate-result-sync-counts = Abgleich: neu { $inserted } · aktualisiert { $updated } · unverändert { $unchanged } · in der Quelle entfernt { $gone } (hier behalten)
 migrate-progress-following = 🔁 Der Quelle wird gefolgt: Verzögerung { $lag } s · { $applied } Änderungen übernommen. Zum Umzug: alten Bot anhalten, auf Verzögerung 0 warten, dann `/migration abbrechen lauf:{ $run }` (danach letzter Abgleich und Prüfung).
+migrate-progress-run-pace = {" "}· läuft seit { $elapsed } · { $rate } Dokumente/s · noch etwa { $eta }

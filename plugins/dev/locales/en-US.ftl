@@ -53,3 +53,4 @@ migrate-plan-undo-forced = With `force`, conflicts are undone too and their chan
 migrate-plan-sync-counts = Sync: would update { $update } whose source changed · { $gone } copied earlier are gone from the source (listed, kept here)
 migrate-result-sync-counts = Sync: new { $inserted } · updated { $updated } · unchanged { $unchanged } · gone from the source { $gone } (kept here)
 migrate-progress-following = 🔁 Following the source: lag { $lag } s · { $applied } changes applied. To switch over: stop the old bot, wait for lag 0, then `/migrate cancel run:{ $run }` (a last catch-up and the verification follow).
+migrate-progress-run-pace = {" "}· running { $elapsed } · { $rate } documents/s · about { $eta } left

@@ -361,6 +361,8 @@ struct Engine {
     fail_point: Option<crate::FailPoint>,
     /// What the run writes, recorded before each write (runs that write only).
     journal: Option<crate::journal::Journal>,
+    /// The whole run's pace.
+    clock: crate::RunClock,
 }
 
 /// A legacy record run through every mapper of its step.
@@ -407,6 +409,7 @@ impl Engine {
             now: DateTime::now(),
             fail_point: env.fail_point.clone(),
             journal: None,
+            clock: crate::RunClock::new(steps(&env.registry).len()),
         }
     }
 
@@ -459,6 +462,8 @@ impl Engine {
             counts: None,
             stalled_since: None,
             lag_ms: None,
+            collection: None,
+            run_pace: None,
             pace: None,
             result: None,
         }
@@ -509,6 +514,7 @@ impl Engine {
                 .await
                 .context("creating the target's indexes")?;
             let t0 = std::time::Instant::now();
+            self.measure(&results).await?;
             for (i, step) in self.steps.iter().enumerate() {
                 let res = &mut results[i].collections[0];
                 self.run_step(i, step, res, &mut Vec::new()).await?;
@@ -547,6 +553,32 @@ impl Engine {
         ev.result = Some(rec.to_json());
         self.sink.emit(&ev);
         Ok(rec)
+    }
+
+    /// The run's size, for its pace: the selected records of every step's collection, and
+    /// what earlier attempts did.
+    async fn measure(&self, results: &[StepResult]) -> anyhow::Result<()> {
+        let filter = self.filter();
+        let (mut total, mut before) = (0, 0);
+        for (i, (step, r)) in self.steps.iter().zip(results).enumerate() {
+            let c = &r.collections[0];
+            total += if c.done {
+                c.processed
+            } else {
+                let name = source_name(step.source, &self.modmail);
+                let coll = self.source.db.collection::<Document>(&name);
+                if filter.is_empty() {
+                    coll.estimated_document_count().await?
+                } else {
+                    coll.count_documents(filter.clone()).await?
+                }
+                .max(c.processed)
+            };
+            before += c.processed;
+            self.clock.step(i, c.processed);
+        }
+        self.clock.set_total(total, before);
+        Ok(())
     }
 
     /// Imports (or plans) one step from its checkpoint.
@@ -626,8 +658,11 @@ impl Engine {
         // The pace counts this attempt's records only (a resumed step began with some).
         let (step_started, resumed_from) = (std::time::Instant::now(), res.processed);
         let progress = |res: &CollectionResult, throttle: &mut Throttle| {
+            self.clock.step(index, res.processed);
             if step.record_progress && throttle.allow(res.processed, res.total) {
                 let mut ev = self.event(EventKind::StepProgress, step, completed_before);
+                ev.collection = Some(coll_name.clone());
+                ev.run_pace = Some(self.clock.pace());
                 ev.record_index = Some(res.processed);
                 ev.record_total = Some(res.total);
                 ev.counts = Some(crate::StepCounts::of([res]));
