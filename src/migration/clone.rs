@@ -35,8 +35,8 @@ use super::runs::{
 };
 use super::source::{self, Source};
 use super::{
-    final_kind, read_batches, run_under_lease, Begun, Cancelled, EventKind, MigrationMode,
-    PendingRun, ProgressEvent, ProgressSink, RecordError, Throttle,
+    final_kind, run_under_lease, Begun, Cancelled, EventKind, MigrationMode, PendingRun,
+    ProgressEvent, ProgressSink, RecordError, Throttle,
 };
 use heimdall_base::catalog::{
     Catalog as Registry, CollectionSpec, GuildScope, Lifetime, RegisteredStep,
@@ -1138,8 +1138,8 @@ impl Engine {
             Some(last) => super::id_order::and(base, super::id_order::after(last)),
             None => base,
         };
-        let (reader, mut rx) = read_batches(
-            self.source.db.collection::<Document>(spec.name),
+        let (reader, mut rx) = super::read_raw_batches(
+            self.source.db.collection::<RawDocumentBuf>(spec.name),
             query,
             self.batch_size,
             "reading the source",
@@ -1147,7 +1147,7 @@ impl Engine {
         progress(&result);
         let mut batches = 0u64;
         while let Some(batch) = rx.recv().await {
-            let batch = batch?;
+            let batch = super::parse_batch(batch?)?;
             batches += 1;
             let last_id = batch.last().and_then(|d| d.get("_id").cloned());
             let errors = self
@@ -1200,7 +1200,7 @@ impl Engine {
         use super::journal::{entry_prefix, under, Entry, Op, JOURNAL};
         result.gone = 0;
         let order = self.registry.clone_steps()[step_index].spec.order;
-        let source = self.source.db.collection::<Document>(spec.name);
+        let source_raw = self.source.db.collection::<RawDocumentBuf>(spec.name);
         let target = self.target.collection::<Document>(spec.name);
         let entries = self.target.collection::<Document>(JOURNAL);
         for run in &self.prior_runs {
@@ -1225,12 +1225,12 @@ impl Engine {
                     } else {
                         Lookup::Points
                     };
-                    let present = fetch_by_ids(&source, spec, chunk, false, lookup)
+                    let present = fetch_raw_ids(&source_raw, chunk, lookup)
                         .await
                         .context("looking for copied documents in the source")?;
                     let absent: Vec<Bson> = chunk
                         .iter()
-                        .filter(|id| !present.contains_key(&IdKey::of(id)))
+                        .filter(|id| !present.contains(&IdKey::of(id)))
                         .cloned()
                         .collect();
                     if absent.is_empty() {
@@ -1325,7 +1325,7 @@ impl Engine {
         let ignore: Vec<&str> = spec.references.iter().map(|r| r.field).collect();
         // Raw documents: hashed where they lie, never parsed (a re-run is mostly this pass).
         let target = self.target.collection::<RawDocumentBuf>(spec.name);
-        let (_reader, mut rx) = read_batches(
+        let (_reader, mut rx) = super::read_raw_batches(
             self.source.db.collection::<RawDocumentBuf>(spec.name),
             base,
             self.batch_size,
@@ -1538,7 +1538,7 @@ impl Engine {
         let by_id = if valid.is_empty() {
             HashMap::new()
         } else {
-            fetch_by_ids(&target, spec, &ids, self.sync, Lookup::Stretch).await?
+            fetch_by_ids(&target, spec, &ids, false, Lookup::Stretch).await?
         };
         let mut matched: Vec<(Document, Document)> = Vec::new();
         let mut lookup: Vec<(Document, Option<String>)> = Vec::new();
@@ -1558,10 +1558,26 @@ impl Engine {
         if !self.write {
             result.inserted += to_insert.len() as u64;
         } else if !to_insert.is_empty() {
+            // Serialized once, for the journal and the insert alike.
+            let mut raw: Vec<RawDocumentBuf> = Vec::with_capacity(to_insert.len());
+            let mut kept: Vec<Document> = Vec::with_capacity(to_insert.len());
+            for d in std::mem::take(&mut to_insert) {
+                match RawDocumentBuf::from_document(&d) {
+                    Ok(r) => {
+                        raw.push(r);
+                        kept.push(d);
+                    }
+                    Err(e) => {
+                        result.failed += 1;
+                        fail(&mut errors, &d, format!("cannot be written: {e}"));
+                    }
+                }
+            }
+            to_insert = kept;
             // The journal first: a document whose entry cannot be written is not written.
             let mut written = super::journal::Written::default();
             if let Some(j) = &self.journal {
-                let (refused, w) = j.will_insert(spec.name, &to_insert, true).await?;
+                let (refused, w) = j.will_insert_raw(spec.name, &raw, true).await?;
                 written = w;
                 if !refused.is_empty() {
                     let out: HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
@@ -1569,17 +1585,25 @@ impl Engine {
                         result.failed += 1;
                         fail(&mut errors, &to_insert[i], why);
                     }
+                    let keep = |i: &usize| !out.contains(i);
                     to_insert = to_insert
                         .into_iter()
                         .enumerate()
-                        .filter(|(i, _)| !out.contains(i))
+                        .filter(|(i, _)| keep(i))
+                        .map(|(_, d)| d)
+                        .collect();
+                    raw = raw
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(i, _)| keep(i))
                         .map(|(_, d)| d)
                         .collect();
                 }
             }
             self.store.check_fence()?;
             let mut failed_idx = HashSet::new();
-            if let Err(failures) = insert_unordered(&target, &to_insert).await {
+            let raw_target = self.target.collection::<RawDocumentBuf>(spec.name);
+            if let Err(failures) = insert_unordered(&raw_target, &raw).await {
                 for f in failures? {
                     failed_idx.insert(f.index);
                     if f.code == 11000 {
@@ -1590,6 +1614,7 @@ impl Engine {
                     }
                 }
             }
+            drop(raw);
             if let Some(j) = &self.journal {
                 let not_written: Vec<Bson> = failed_idx
                     .iter()
@@ -1604,7 +1629,7 @@ impl Engine {
         // The key lookup, for the few that need it.
         if !lookup.is_empty() {
             let docs: Vec<Document> = lookup.iter().map(|(d, _)| d.clone()).collect();
-            let existing = existing_in(&self.target, spec, &docs, self.sync).await?;
+            let existing = existing_in(&self.target, spec, &docs, false).await?;
             for (d, insert_error) in lookup {
                 let key = key_of(spec, &d);
                 let sid = d.get("_id").cloned().unwrap_or(Bson::Null);
@@ -1635,6 +1660,17 @@ impl Engine {
         }
 
         // Documents the target already has: skipped (and verified) or overwritten.
+        // A sync compares what the target holds with the source: read raw, hashed in place.
+        let current = if self.sync && !self.overwrite && !matched.is_empty() {
+            let ids: Vec<Bson> = matched
+                .iter()
+                .filter_map(|(_, t)| t.get("_id").cloned())
+                .collect();
+            let raw_target = self.target.collection::<RawDocumentBuf>(spec.name);
+            fetch_raw_by_ids(&raw_target, &ids, Lookup::Stretch).await?
+        } else {
+            HashMap::new()
+        };
         // (document, target `_id`, remapped, whether it is a sync's update)
         let mut replacing: Vec<(Document, Bson, bool, bool)> = Vec::new();
         for (mut d, t) in matched {
@@ -1647,8 +1683,15 @@ impl Engine {
                 }
             }
             // A sync updates only what differs from the source (references as remapped).
-            let update =
-                !self.overwrite && self.sync && content_hash(&d, &[]) != content_hash(&t, &[]);
+            let update = !self.overwrite
+                && self.sync
+                && match current.get(&IdKey::of(&tid)) {
+                    Some(now) => {
+                        raw_content_hash(&RawDocumentBuf::from_document(&d)?, &[])?
+                            != raw_content_hash(now, &[])?
+                    }
+                    None => false,
+                };
             if !self.overwrite && !update {
                 result.skipped += 1;
                 result.remapped += remapped as u64;
@@ -1867,6 +1910,28 @@ pub(crate) async fn fetch_by_ids(
             let id = IdKey::of_doc(&d);
             if wanted.contains(&id) {
                 out.insert(id, d);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Which of `ids` `coll` holds, reading `_id`s only (raw, never parsed).
+async fn fetch_raw_ids(
+    coll: &Collection<RawDocumentBuf>,
+    ids: &[Bson],
+    lookup: Lookup,
+) -> anyhow::Result<HashSet<IdKey>> {
+    let wanted: HashSet<IdKey> = ids.iter().map(IdKey::of).collect();
+    let mut out = HashSet::with_capacity(ids.len());
+    for filter in id_filters(ids, lookup) {
+        let mut cursor = coll.find(filter).projection(doc! { "_id": 1 }).await?;
+        while let Some(d) = cursor.try_next().await? {
+            if let Some(id) = raw_id(&d) {
+                let k = IdKey::of_raw(id);
+                if wanted.contains(&k) {
+                    out.insert(k);
+                }
             }
         }
     }
@@ -2325,9 +2390,9 @@ pub(crate) struct InsertFailure {
 }
 
 /// Inserts unordered. `Err(Ok(failures))`: some documents failed.
-pub(crate) async fn insert_unordered(
-    target: &Collection<Document>,
-    docs: &[Document],
+pub(crate) async fn insert_unordered<T: Serialize + Send + Sync>(
+    target: &Collection<T>,
+    docs: &[T],
 ) -> Result<(), anyhow::Result<Vec<InsertFailure>>> {
     match target
         .insert_many(docs)

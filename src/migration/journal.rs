@@ -117,20 +117,6 @@ fn fnv(bytes: &[u8]) -> i64 {
     h as i64
 }
 
-/// Per top-level field (`_id` aside), its digest; `None` past [`MAX_FIELD_DIGESTS`] fields.
-pub fn field_digests(doc: &RawDocument) -> anyhow::Result<Option<Vec<(String, i64)>>> {
-    let els = elements(doc)?;
-    if els.len() > MAX_FIELD_DIGESTS + 1 {
-        return Ok(None);
-    }
-    Ok(Some(
-        els.into_iter()
-            .filter(|(n, _)| *n != "_id")
-            .map(|(n, b)| (n.to_string(), fnv(b)))
-            .collect(),
-    ))
-}
-
 /// Each top-level element of `doc`: its name and its whole bytes (type, name, value).
 fn elements(doc: &RawDocument) -> anyhow::Result<Vec<(&str, &[u8])>> {
     let bytes = doc.as_bytes();
@@ -145,35 +131,78 @@ fn elements(doc: &RawDocument) -> anyhow::Result<Vec<(&str, &[u8])>> {
     Ok(out)
 }
 
-/// The fields that differ between a document as the run wrote it (its per-field digests)
-/// and `now`: changed, added or removed, in a sentence.
-pub fn what_differs(written: Option<&[(String, i64)]>, now: &RawDocument) -> String {
-    let (Some(written), Ok(Some(current))) = (written, field_digests(now)) else {
+/// A field as the journal keeps it: hashes of its name and of its whole element.
+pub type FieldDigest = (u64, u64);
+
+/// Per top-level field (`_id` aside), its name's and its element's hashes; `None` past
+/// [`MAX_FIELD_DIGESTS`] fields.
+pub fn field_digests(doc: &RawDocument) -> anyhow::Result<Option<Vec<FieldDigest>>> {
+    let els = elements(doc)?;
+    if els.len() > MAX_FIELD_DIGESTS + 1 {
+        return Ok(None);
+    }
+    Ok(Some(
+        els.into_iter()
+            .filter(|(n, _)| *n != "_id")
+            .map(|(n, b)| (fnv(n.as_bytes()) as u64, fnv(b) as u64))
+            .collect(),
+    ))
+}
+
+/// [`field_digests`] as one binary value (16 bytes a field): small beside the document.
+fn pack(fields: &[FieldDigest]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(fields.len() * 16);
+    for (n, e) in fields {
+        out.extend_from_slice(&n.to_le_bytes());
+        out.extend_from_slice(&e.to_le_bytes());
+    }
+    out
+}
+
+fn unpack(bytes: &[u8]) -> Vec<FieldDigest> {
+    bytes
+        .chunks_exact(16)
+        .map(|c| {
+            (
+                u64::from_le_bytes(c[..8].try_into().expect("8 bytes")),
+                u64::from_le_bytes(c[8..].try_into().expect("8 bytes")),
+            )
+        })
+        .collect()
+}
+
+/// The fields that differ between a document as the run wrote it (its field digests) and
+/// `now`: changed, added (by name) or removed (counted), in a sentence.
+pub fn what_differs(written: Option<&[FieldDigest]>, now: &RawDocument) -> String {
+    let (Some(written), Ok(els)) = (written, elements(now)) else {
         return "its content changed since the run wrote it".into();
     };
     let mut changed = Vec::new();
-    for (k, h) in &current {
-        match written.iter().find(|(w, _)| w == k) {
-            Some((_, wh)) if wh == h => {}
+    let mut present = HashSet::new();
+    for (k, bytes) in els.into_iter().filter(|(k, _)| *k != "_id") {
+        let name = fnv(k.as_bytes()) as u64;
+        present.insert(name);
+        match written.iter().find(|(n, _)| *n == name) {
+            Some((_, e)) if *e == fnv(bytes) as u64 => {}
             Some(_) => changed.push(format!("{k} changed")),
             None => changed.push(format!("{k} added")),
         }
     }
-    for (k, _) in written {
-        if !current.iter().any(|(c, _)| c == k) {
-            changed.push(format!("{k} removed"));
-        }
-    }
-    if changed.is_empty() {
+    let removed = written.iter().filter(|(n, _)| !present.contains(n)).count();
+    if changed.is_empty() && removed == 0 {
         return "its fields were reordered since the run wrote it".into();
     }
     let more = changed.len().saturating_sub(8);
     changed.truncate(8);
-    let mut s = format!("changed since the run wrote it: {}", changed.join(", "));
     if more > 0 {
-        s.push_str(&format!(" and {more} more"));
+        changed.push(format!("{more} more"));
     }
-    s
+    match removed {
+        0 => {}
+        1 => changed.push("1 field removed".into()),
+        n => changed.push(format!("{n} fields removed")),
+    }
+    format!("changed since the run wrote it: {}", changed.join(", "))
 }
 
 /// One document of an entry.
@@ -184,7 +213,7 @@ pub struct Item {
     /// [`digest`] of what the run wrote.
     pub written: i64,
     /// [`field_digests`] of what the run wrote.
-    pub fields: Option<Vec<(String, i64)>>,
+    pub fields: Option<Vec<FieldDigest>>,
 }
 
 /// An entry as read back.
@@ -209,12 +238,7 @@ impl Entry {
         let mut seen = std::collections::HashMap::new();
         for e in d.get_array("e").context("a journal entry without items")? {
             let Some(e) = e.as_document() else { continue };
-            let fields = e.get_array("f").ok().map(|a| {
-                a.iter()
-                    .filter_map(|p| p.as_array())
-                    .filter_map(|p| Some((p.first()?.as_str()?.to_string(), p.get(1)?.as_i64()?)))
-                    .collect()
-            });
+            let fields = e.get_binary_generic("f").ok().map(|b| unpack(b));
             let item = Item {
                 id: e.get("i").cloned().context("a journal item without _id")?,
                 written: e.get_i64("h").context("a journal item without digest")?,
@@ -297,19 +321,22 @@ impl Journal {
             .context("a document without _id")?
             .to_raw_bson()
             .try_into()?;
-        let mut size = 64;
+        let id_bytes = elements(written)?
+            .iter()
+            .find(|(n, _)| *n == "_id")
+            .map_or(0, |(_, b)| b.len());
+        let mut size = 64 + id_bytes;
         let mut item = doc! { "h": digest(written)? };
         if let Some(f) = field_digests(written)? {
-            size += f.iter().map(|(k, _)| k.len() + 24).sum::<usize>();
-            let f: Vec<Bson> = f
-                .into_iter()
-                .map(|(k, h)| Bson::Array(vec![Bson::String(k), Bson::Int64(h)]))
-                .collect();
-            item.insert("f", f);
+            size += f.len() * 16;
+            item.insert(
+                "f",
+                mongodb::bson::Binary {
+                    subtype: mongodb::bson::spec::BinarySubtype::Generic,
+                    bytes: pack(&f),
+                },
+            );
         }
-        size += RawDocumentBuf::from_document(&doc! { "i": &id })?
-            .as_bytes()
-            .len();
         item.insert("i", id);
         Ok((item, size))
     }
@@ -324,11 +351,22 @@ impl Journal {
         stretch: bool,
         docs: impl Iterator<Item = (usize, anyhow::Result<RawDocumentBuf>)>,
     ) -> anyhow::Result<(Refused, Written)> {
+        self.record_refs(collection, op, stretch, docs).await
+    }
+
+    /// [`Self::record`] of documents that may be borrowed.
+    async fn record_refs<D: std::borrow::Borrow<RawDocument>>(
+        &self,
+        collection: &str,
+        op: Op,
+        stretch: bool,
+        docs: impl Iterator<Item = (usize, anyhow::Result<D>)>,
+    ) -> anyhow::Result<(Refused, Written)> {
         self.announce(collection).await?;
         let mut refused: Refused = Vec::new();
         let mut groups: Vec<(Vec<usize>, Vec<Document>, usize)> = Vec::new();
         for (i, raw) in docs {
-            match raw.and_then(|r| Self::item(&r)) {
+            match raw.and_then(|r| Self::item(r.borrow())) {
                 Ok((item, size)) => match groups.last_mut() {
                     Some((at, items, total)) if *total + size <= MAX_ENTRY_BYTES => {
                         at.push(i);
@@ -394,6 +432,24 @@ impl Journal {
             )
         });
         self.record(collection, Op::Insert, stretch, raw).await
+    }
+
+    /// [`Self::will_insert`] of documents already raw (serialized once, for the journal and
+    /// the insert alike).
+    pub async fn will_insert_raw(
+        &self,
+        collection: &str,
+        docs: &[RawDocumentBuf],
+        stretch: bool,
+    ) -> anyhow::Result<(Refused, Written)> {
+        if docs.is_empty() {
+            return Ok(Default::default());
+        }
+        let raw = docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (i, anyhow::Ok(d.as_ref())));
+        self.record_refs(collection, Op::Insert, stretch, raw).await
     }
 
     /// After an insert: takes the documents it did not write (a unique index refused them:
@@ -549,7 +605,7 @@ mod tests {
         let s = what_differs(Some(&f), &now);
         assert!(s.contains("content changed"), "{s}");
         assert!(s.contains("pinned added"), "{s}");
-        assert!(s.contains("uses removed"), "{s}");
+        assert!(s.contains("1 field removed"), "{s}");
         assert!(!s.contains("name"), "{s}");
         assert_eq!(
             what_differs(None, &now),

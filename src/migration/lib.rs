@@ -458,13 +458,49 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Streams the documents of `query` in `_id` order, `batch` at a time, from a task of its
-/// own that stays one batch ahead of the consumer. A read error arrives as the last item,
-/// with `what` as its context. The task ends with the guard (or the receiver).
-pub(crate) fn read_batches<T>(
+/// At most this many bytes of documents in one batch, whatever its count: a batch of big
+/// documents (a modmail thread of 20,000 messages, a 16 MB document) stays small in memory.
+pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+/// Streams the raw documents of `query` in `_id` order, in batches of at most `batch`
+/// documents and [`MAX_BATCH_BYTES`] (a bigger document is a batch of its own), from a task
+/// of its own that stays one batch ahead of the consumer. A read error arrives as the last
+/// item, with `what` as its context. The task ends with the guard (or the receiver).
+pub(crate) fn read_raw_batches(
+    coll: mongodb::Collection<mongodb::bson::RawDocumentBuf>,
+    query: Document,
+    batch: usize,
+    what: &'static str,
+) -> (
+    AbortOnDrop,
+    tokio::sync::mpsc::Receiver<anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>>,
+) {
+    read_batches_sized(
+        coll,
+        query,
+        batch,
+        MAX_BATCH_BYTES,
+        |d| d.as_bytes().len(),
+        what,
+    )
+}
+
+/// Raw batches parsed, one batch at a time.
+pub(crate) fn parse_batch(
+    raw: Vec<mongodb::bson::RawDocumentBuf>,
+) -> anyhow::Result<Vec<Document>> {
+    raw.iter()
+        .map(|d| d.to_document().map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// Batches of `T` bounded by count and by bytes, measured by `size`.
+fn read_batches_sized<T>(
     coll: mongodb::Collection<T>,
     query: Document,
     batch: usize,
+    max_bytes: usize,
+    size: fn(&T) -> usize,
     what: &'static str,
 ) -> (
     AbortOnDrop,
@@ -482,11 +518,18 @@ where
                 .sort(mongodb::bson::doc! { "_id": 1 })
                 .batch_size(batch as u32)
                 .await?;
-            let mut buf = Vec::with_capacity(batch);
+            let mut buf = Vec::with_capacity(batch.min(1024));
+            let mut bytes = 0usize;
             while let Some(d) = cursor.try_next().await? {
+                bytes += size(&d);
                 buf.push(d);
-                if buf.len() >= batch && tx.send(Ok(std::mem::take(&mut buf))).await.is_err() {
+                if (buf.len() >= batch || bytes >= max_bytes)
+                    && tx.send(Ok(std::mem::take(&mut buf))).await.is_err()
+                {
                     return Ok(());
+                }
+                if buf.is_empty() {
+                    bytes = 0;
                 }
             }
             if !buf.is_empty() {

@@ -306,3 +306,46 @@ async fn a_legacy_import_stopped_in_every_step_matches_an_uninterrupted_one() {
         );
     }
 }
+
+/// Batches are bounded by bytes as well as by count: three documents of 5 MB make two
+/// batches, whatever the batch size, and a run stopped after the first one resumes to the
+/// same end.
+#[tokio::test]
+async fn big_documents_come_in_batches_bounded_by_bytes() {
+    let source = fresh_db("bytes_src").await;
+    let five_mb = "x".repeat(5 * 1024 * 1024);
+    let tags: Vec<Document> = (0..3)
+        .map(|i| doc! { "_id": i, "guildId": GUILD, "name": format!("big-{i}"), "content": &five_mb, "authorId": "1", "uses": 0 })
+        .collect();
+    source
+        .collection::<Document>("tags")
+        .insert_many(&tags)
+        .await
+        .unwrap();
+    let target = fresh_db("bytes_dst").await;
+    let mut e = env(&target);
+    e.fail_point = Some(FailPoint {
+        collection: "tags".into(),
+        after_batches: 1,
+    });
+    let mut o = crate::clone::opts_named(source.name());
+    o.batch_size = 500;
+    let first = crate::clone::run(&e, o).await;
+    assert_eq!(first.status, RunStatus::Cancelled, "{:?}", first.message);
+    let tags_done = first
+        .steps
+        .iter()
+        .flat_map(|s| &s.collections)
+        .find(|c| c.name == "tags")
+        .unwrap();
+    assert_eq!(
+        tags_done.processed, 2,
+        "the first batch stopped at 8 MB: two 5 MB documents, not all three"
+    );
+    let done = crate::clone::resume_with(&env(&target), &first.id).await;
+    assert!(done.success(), "{:?}", done.message);
+    assert_eq!(
+        docs(&target, "tags", doc! {}).await,
+        docs(&source, "tags", doc! {}).await
+    );
+}

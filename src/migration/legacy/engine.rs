@@ -20,8 +20,8 @@ use crate::runs::{
 };
 use crate::source::{self, Source};
 use crate::{
-    final_kind, read_batches, run_under_lease, Begun, Cancelled, EventKind, MigrationMode,
-    PendingRun, ProgressEvent, ProgressSink, RecordError, Throttle,
+    final_kind, run_under_lease, Begun, Cancelled, EventKind, MigrationMode, PendingRun,
+    ProgressEvent, ProgressSink, RecordError, Throttle,
 };
 use heimdall_base::catalog::{Catalog as Registry, CollectionSpec};
 use heimdall_base::error::UserError;
@@ -652,8 +652,14 @@ impl Engine {
             Some(last) => crate::id_order::and(filter, crate::id_order::after(last)),
             None => filter,
         };
-        let (_reader, mut rx) =
-            read_batches(coll, query, self.batch_size, "reading the legacy database");
+        let (_reader, mut rx) = crate::read_raw_batches(
+            self.source
+                .db
+                .collection::<mongodb::bson::RawDocumentBuf>(&coll_name),
+            query,
+            self.batch_size,
+            "reading the legacy database",
+        );
         let mut throttle = Throttle::new(10);
         // The pace counts this attempt's records only (a resumed step began with some).
         let (step_started, resumed_from) = (std::time::Instant::now(), res.processed);
@@ -677,7 +683,7 @@ impl Engine {
         progress(res, &mut throttle);
         let mut batches = 0u64;
         while let Some(records) = rx.recv().await {
-            let records = records?;
+            let records = crate::parse_batch(records?)?;
             batches += 1;
             let last = records.last().and_then(|d| d.get("_id").cloned());
             let (errors, skips) = self
@@ -748,15 +754,17 @@ impl Engine {
         for (_, part) in &step.parts {
             prepared.push(part.mapper.prepare(&coll, &filter).await?);
         }
-        let (_reader, mut rx) = read_batches(
-            coll,
+        let (_reader, mut rx) = crate::read_raw_batches(
+            self.source
+                .db
+                .collection::<mongodb::bson::RawDocumentBuf>(&name),
             filter,
             self.batch_size,
             "reading the legacy database to verify the import",
         );
         let mut tally = VerifyTally::default();
         while let Some(records) = rx.recv().await {
-            let records = records?;
+            let records = crate::parse_batch(records?)?;
             let mapped: Vec<MappedRecord> = records
                 .iter()
                 .map(|r| self.map_record(step, &prepared, r))
