@@ -690,6 +690,17 @@ fn initial_steps(registry: &Registry, guild_filter: bool) -> Vec<StepResult> {
         .collect()
 }
 
+/// Which documents the target already has a write updates (a sync's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Compare {
+    /// None: they are skipped (or, overwriting, replaced).
+    Nothing,
+    /// Those whose content differs from the source's (a sync's plan, a followed change).
+    Content,
+    /// All of them (the documents a sync's verification found differing).
+    All,
+}
+
 /// What the engine learned about a collection that others reference.
 #[derive(Debug, Default)]
 struct RefState {
@@ -715,6 +726,8 @@ struct Engine {
     prior_runs: Vec<String>,
     /// The whole run's pace.
     clock: super::RunClock,
+    /// Sync: documents its verification found differing and updated, per collection.
+    synced: Mutex<HashMap<String, (u64, u64)>>,
     write: bool,
     batch_size: usize,
     parallelism: usize,
@@ -756,6 +769,7 @@ impl Engine {
             sync: opts.sync || opts.follow,
             prior_runs: Vec::new(),
             clock: super::RunClock::new(env.registry.clone_steps().len()),
+            synced: Mutex::new(HashMap::new()),
             write,
             batch_size: opts.batch_size.max(1),
             parallelism: opts.parallelism.max(1),
@@ -1151,7 +1165,20 @@ impl Engine {
             batches += 1;
             let last_id = batch.last().and_then(|d| d.get("_id").cloned());
             let errors = self
-                .process_batch(step_index, spec, batch, handler, &mut state, &mut result)
+                .process_batch(
+                    step_index,
+                    spec,
+                    batch,
+                    handler,
+                    &mut state,
+                    &mut result,
+                    // A run that writes leaves the comparison to its verification.
+                    if self.sync && !self.write {
+                        Compare::Content
+                    } else {
+                        Compare::Nothing
+                    },
+                )
                 .await?;
             result.last_id = last_id;
             if self.write {
@@ -1297,7 +1324,15 @@ impl Engine {
         for chunk in ids.chunks(IN_CHUNK) {
             let batch = super::find_ids(&source, base, chunk, "reading the source").await?;
             let errors = self
-                .process_batch(step_index, spec, batch, handler, state, result)
+                .process_batch(
+                    step_index,
+                    spec,
+                    batch,
+                    handler,
+                    state,
+                    result,
+                    Compare::Nothing,
+                )
                 .await?;
             result.processed = result.processed.min(result.total);
             self.store
@@ -1322,6 +1357,7 @@ impl Engine {
             .context("a run names a collection the catalog no longer has")?;
         self.store.forget_missing(&self.run_id, spec.name).await?;
         let base = self.selection(&spec).await?.unwrap_or_default();
+        let base_filter = base.clone();
         let ignore: Vec<&str> = spec.references.iter().map(|r| r.field).collect();
         // Raw documents: hashed where they lie, never parsed (a re-run is mostly this pass).
         let target = self.target.collection::<RawDocumentBuf>(spec.name);
@@ -1332,6 +1368,8 @@ impl Engine {
             "reading the source to verify the copy",
         );
         let mut tally = VerifyTally::default();
+        // A sync's run updates what this pass finds differing, then checks it again.
+        let syncing = self.sync && self.write;
         while let Some(batch) = rx.recv().await {
             let batch = batch?;
             let ids: Vec<Bson> = batch
@@ -1340,51 +1378,70 @@ impl Engine {
                 .collect();
             let by_id = fetch_raw_by_ids(&target, &ids, Lookup::Stretch).await?;
             let mut by_key: Vec<(Document, u64)> = Vec::new();
+            let mut stale: Vec<Bson> = Vec::new();
             for d in &batch {
                 let h = raw_content_hash(d, &ignore)?;
-                tally.add_source(h);
                 let found = raw_id(d).and_then(|id| by_id.get(&IdKey::of_raw(id)));
                 match found {
                     Some(t) if raw_same_key(&spec, t, d) => {
-                        tally.add_found(h, raw_content_hash(t, &ignore)?)
+                        let th = raw_content_hash(t, &ignore)?;
+                        if syncing && th != h {
+                            stale.extend(raw_id(d).and_then(|r| raw_to_bson(r).ok()));
+                        } else {
+                            tally.add_source(h);
+                            tally.add_found(h, th);
+                        }
                     }
                     _ => by_key.push((d.to_document()?, h)),
                 }
             }
             drop(by_id);
-            if by_key.is_empty() {
-                continue;
-            }
-            let existing = if spec.unique_key.is_empty() {
-                Existing::default()
-            } else {
-                let keys: Vec<Document> = by_key.iter().map(|(d, _)| identity(&spec, d)).collect();
-                existing_in(&self.target, &spec, &keys, true).await?
-            };
-            let mut absent = Vec::new();
-            for (d, h) in by_key {
-                match existing.docs.get(&key_of(&spec, &d)) {
-                    Some(t) => {
-                        let raw = RawDocumentBuf::from_document(t)?;
-                        tally.add_found(h, raw_content_hash(&raw, &ignore)?)
+            if !by_key.is_empty() {
+                let existing = if spec.unique_key.is_empty() {
+                    Existing::default()
+                } else {
+                    let keys: Vec<Document> =
+                        by_key.iter().map(|(d, _)| identity(&spec, d)).collect();
+                    existing_in(&self.target, &spec, &keys, true).await?
+                };
+                let mut absent = Vec::new();
+                for (d, h) in by_key {
+                    match existing.docs.get(&key_of(&spec, &d)) {
+                        Some(t) => {
+                            let raw = RawDocumentBuf::from_document(t)?;
+                            let th = raw_content_hash(&raw, &ignore)?;
+                            if syncing && th != h {
+                                stale.extend(d.get("_id").cloned());
+                            } else {
+                                tally.add_source(h);
+                                tally.add_found(h, th);
+                            }
+                        }
+                        None => {
+                            tally.add_source(h);
+                            absent.push(RecordError::of(
+                                order,
+                                spec.name,
+                                &d,
+                                "verification: not in the target",
+                            ))
+                        }
                     }
-                    None => absent.push(RecordError::of(
-                        order,
-                        spec.name,
-                        &d,
-                        "verification: not in the target",
-                    )),
                 }
+                self.store
+                    .note_absent(
+                        &self.run_id,
+                        spec.name,
+                        &[FailureKind::Error],
+                        absent,
+                        &mut tally,
+                    )
+                    .await?;
             }
-            self.store
-                .note_absent(
-                    &self.run_id,
-                    spec.name,
-                    &[FailureKind::Error],
-                    absent,
-                    &mut tally,
-                )
-                .await?;
+            if !stale.is_empty() {
+                self.update_stale(order, &spec, &base_filter, &ignore, stale, &mut tally)
+                    .await?;
+            }
         }
         let allowed = if self.overwrite || self.sync {
             0
@@ -1392,6 +1449,90 @@ impl Engine {
             result.skipped
         };
         Ok(tally.report(order, spec.name, allowed))
+    }
+
+    /// Sync: updates the target documents verification found with other content than the
+    /// source's (journaled), then compares them again for the tally. Counts them in
+    /// `synced`, to add to the run record's step once its verification is over.
+    async fn update_stale(
+        &self,
+        order: u16,
+        spec: &CollectionSpec,
+        base: &Document,
+        ignore: &[&str],
+        stale: Vec<Bson>,
+        tally: &mut VerifyTally,
+    ) -> anyhow::Result<()> {
+        let step_index = self
+            .registry
+            .clone_steps()
+            .iter()
+            .position(|s| s.spec.order == order)
+            .context("a step the catalog no longer has")?;
+        let handler = self.registry.clone_steps()[step_index].spec.handler.clone();
+        let source = self.source.db.collection::<Document>(spec.name);
+        let docs = super::find_ids(&source, base, &stale, "reading the source").await?;
+        let mut delta = CollectionResult {
+            name: spec.name.to_string(),
+            ..Default::default()
+        };
+        let mut state = RefState::default();
+        let errors = self
+            .process_batch(
+                step_index,
+                spec,
+                docs,
+                handler.as_ref(),
+                &mut state,
+                &mut delta,
+                Compare::All,
+            )
+            .await?;
+        self.store
+            .keep_failures(&self.run_id, FailureKind::Error, &errors)
+            .await?;
+        {
+            let mut synced = self.synced.lock().expect("synced");
+            let e = synced.entry(spec.name.to_string()).or_default();
+            e.0 += delta.updated;
+            e.1 += delta.failed;
+        }
+        // Checked again: source and target as they are now.
+        let raw_source = self.source.db.collection::<RawDocumentBuf>(spec.name);
+        let raw_target = self.target.collection::<RawDocumentBuf>(spec.name);
+        let now_source = fetch_raw_by_ids(&raw_source, &stale, Lookup::Points).await?;
+        let by_key_docs: Vec<Document> = now_source
+            .values()
+            .map(|d| d.to_document())
+            .collect::<Result<_, _>>()?;
+        let existing = existing_in(&self.target, spec, &by_key_docs, false).await?;
+        let target_ids: Vec<Bson> = by_key_docs
+            .iter()
+            .filter_map(|d| {
+                existing
+                    .by_key
+                    .get(&key_of(spec, d))
+                    .cloned()
+                    .or_else(|| d.get("_id").cloned())
+            })
+            .collect();
+        let now_target = fetch_raw_by_ids(&raw_target, &target_ids, Lookup::Points).await?;
+        for d in &by_key_docs {
+            let raw = RawDocumentBuf::from_document(d)?;
+            let h = raw_content_hash(&raw, ignore)?;
+            tally.add_source(h);
+            let tid = existing
+                .by_key
+                .get(&key_of(spec, d))
+                .cloned()
+                .or_else(|| d.get("_id").cloned())
+                .unwrap_or(Bson::Null);
+            match now_target.get(&IdKey::of(&tid)) {
+                Some(t) => tally.add_found(h, raw_content_hash(t, ignore)?),
+                None => tally.add_absent(false, &super::short_id_text(&tid)),
+            }
+        }
+        Ok(())
     }
 
     fn publish(&self, spec: &CollectionSpec, state: RefState) {
@@ -1450,6 +1591,7 @@ impl Engine {
     }
 
     /// Validates, rewrites, checks existence and writes one batch; returns its record errors.
+    #[allow(clippy::too_many_arguments)]
     async fn process_batch(
         &self,
         step_index: usize,
@@ -1458,6 +1600,7 @@ impl Engine {
         handler: &dyn CloneHandler,
         state: &mut RefState,
         result: &mut CollectionResult,
+        compare: Compare,
     ) -> anyhow::Result<Vec<RecordError>> {
         let step = self.registry.clone_steps()[step_index].spec.order;
         let mut errors = Vec::new();
@@ -1661,7 +1804,7 @@ impl Engine {
 
         // Documents the target already has: skipped (and verified) or overwritten.
         // A sync compares what the target holds with the source: read raw, hashed in place.
-        let current = if self.sync && !self.overwrite && !matched.is_empty() {
+        let current = if compare == Compare::Content && !self.overwrite && !matched.is_empty() {
             let ids: Vec<Bson> = matched
                 .iter()
                 .filter_map(|(_, t)| t.get("_id").cloned())
@@ -1684,13 +1827,16 @@ impl Engine {
             }
             // A sync updates only what differs from the source (references as remapped).
             let update = !self.overwrite
-                && self.sync
-                && match current.get(&IdKey::of(&tid)) {
-                    Some(now) => {
-                        raw_content_hash(&RawDocumentBuf::from_document(&d)?, &[])?
-                            != raw_content_hash(now, &[])?
-                    }
-                    None => false,
+                && match compare {
+                    Compare::Nothing => false,
+                    Compare::All => true,
+                    Compare::Content => match current.get(&IdKey::of(&tid)) {
+                        Some(now) => {
+                            raw_content_hash(&RawDocumentBuf::from_document(&d)?, &[])?
+                                != raw_content_hash(now, &[])?
+                        }
+                        None => false,
+                    },
                 };
             if !self.overwrite && !update {
                 result.skipped += 1;
@@ -1819,6 +1965,28 @@ impl Engine {
         })
     }
 
+    /// Adds what a sync's verification updated to the record's counts (once per update).
+    async fn record_synced(&self, steps: &[StepResult]) -> anyhow::Result<()> {
+        let synced = std::mem::take(&mut *self.synced.lock().expect("synced"));
+        for (si, s) in steps.iter().enumerate() {
+            for (ci, c) in s.collections.iter().enumerate() {
+                if let Some((updated, failed)) = synced.get(&c.name) {
+                    let base = format!("steps.{si}.collections.{ci}");
+                    self.store
+                        .update(
+                            &self.run_id,
+                            doc! { "$inc": {
+                                format!("{base}.updated"): *updated as i64,
+                                format!("{base}.failed"): *failed as i64,
+                            } },
+                        )
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Copies every step, verifies, and closes the record.
     async fn execute(
         mut self,
@@ -1840,6 +2008,7 @@ impl Engine {
             let t0 = std::time::Instant::now();
             let (mut steps, mut checks, mut copied) =
                 me.run_steps(&record.steps, stream.is_none()).await?;
+            me.record_synced(&steps).await?;
             if let Some(stream) = stream {
                 // Until stopped; then everything is verified against the source as it is.
                 me.follow(stream, &mut steps).await?;
@@ -1849,6 +2018,7 @@ impl Engine {
                         checks.push(me.verify_collection(s.order, c).await?);
                     }
                 }
+                me.record_synced(&steps).await?;
             }
             me.store
                 .set(

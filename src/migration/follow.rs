@@ -215,8 +215,16 @@ impl Engine {
                 let docs = crate::find_ids(&source, &base, chunk, "reading the source").await?;
                 let mut state = RefState::default();
                 errors.extend(
-                    self.process_batch(si, &spec, docs, handler.as_ref(), &mut state, &mut result)
-                        .await?,
+                    self.process_batch(
+                        si,
+                        &spec,
+                        docs,
+                        handler.as_ref(),
+                        &mut state,
+                        &mut result,
+                        super::Compare::Content,
+                    )
+                    .await?,
                 );
                 self.merge_map(&spec, state);
             }
