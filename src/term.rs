@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use heimdall_host::migration::runs::RunRecord;
-use heimdall_host::migration::{EventKind, ProgressEvent, ProgressSink};
+use heimdall_host::migration::{clock, EventKind, ProgressEvent, ProgressSink};
 
 /// Draws an overall bar and one bar per active step (hidden when stderr is not a terminal).
 pub struct TerminalSink {
@@ -119,17 +119,6 @@ impl ProgressSink for TerminalSink {
                 self.overall.finish_and_clear();
             }
         }
-    }
-}
-
-/// A duration as `m:ss` (or `h:mm:ss`).
-fn clock(ms: u64) -> String {
-    let secs = ms.div_ceil(1000);
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    if h > 0 {
-        format!("{h}:{m:02}:{s:02}")
-    } else {
-        format!("{m}:{s:02}")
     }
 }
 

@@ -25,6 +25,7 @@ use super::api::{CloneRequest, LegacyRequest, UndoRequest};
 use super::OwnerSink;
 use heimdall_host::context::{Context, Data, Error};
 use heimdall_host::error::{display_for_user, UserError};
+use heimdall_host::migration::clock;
 use heimdall_host::migration::clone::{self, Plan};
 use heimdall_host::migration::legacy::engine::{self as legacy, LegacyPlan};
 use heimdall_host::migration::runs::{RunRecord, RunStatus, RunStore};
@@ -808,17 +809,6 @@ fn mode_name(lang: &str, mode: MigrationMode) -> String {
         MigrationMode::Clone => t(lang, "migrate-mode-clone", &[]),
         MigrationMode::Legacy => t(lang, "migrate-mode-legacy", &[]),
         MigrationMode::Undo => t(lang, "migrate-mode-undo", &[]),
-    }
-}
-
-/// A duration as `m:ss` (or `h:mm:ss`).
-fn clock(ms: u64) -> String {
-    let secs = ms.div_ceil(1000);
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    if h > 0 {
-        format!("{h}:{m:02}:{s:02}")
-    } else {
-        format!("{m}:{s:02}")
     }
 }
 

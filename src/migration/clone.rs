@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures::TryStreamExt;
 use mongodb::bson::{
-    self, doc, oid::ObjectId, Bson, DateTime, Document, RawBsonRef, RawDocument, RawDocumentBuf,
+    self, doc, oid::ObjectId, Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf,
 };
 use mongodb::options::InsertManyOptions;
 use mongodb::{Collection, Database};
@@ -30,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::runs::{
-    CollectionResult, CollectionVerification, FailureKind, RunOptions, RunRecord, RunStatus,
-    RunStore, SkippedCollection, StepResult, StepStatus, Verification, VerifyTally,
+    CollectionResult, CollectionVerification, FailureKind, RunOptions, RunRecord, RunStore,
+    SkippedCollection, StepResult, StepStatus, Verification, VerifyTally,
 };
 use super::source::{self, Source};
 use super::{
@@ -474,42 +474,16 @@ pub async fn begin(
     }
     let store = RunStore::new(&env.target);
     let lease = store.acquire(&run_id, env.lease_ttl).await?;
-    let now = DateTime::now();
-    let record = RunRecord {
-        id: run_id.clone(),
-        mode: MigrationMode::Clone,
-        options: opts.redacted(),
-        encrypted_source: env.crypto.as_ref().map(|c| c.encrypt(&opts.source_uri)),
-        started_by: opts.started_by.clone(),
-        status: RunStatus::Running,
-        steps: initial_steps(&env.registry, opts.guild.is_some()),
-        error_count: 0,
-        skip_count: 0,
-        errors: Vec::new(),
-        skips: Vec::new(),
-        warnings: prepared.warnings,
-        message: None,
-        verification: None,
-        copy_ms: None,
-        verify_ms: None,
-        cancel_requested: false,
-        lease_token: lease.fence().token(),
-        source_identity: bson::to_document(&prepared.source.identity).ok(),
-        attempts: 1,
-        journal: true,
-        journaled: Vec::new(),
-        journal_pruned_at: None,
-        follow_token: None,
-        following: false,
-        lag_ms: None,
-        follow_applied: 0,
-        forced: 0,
-        undone_by: None,
-        started_at: now,
-        updated_at: now,
-        ended_at: None,
-    };
-    let mut record = record;
+    let mut record = RunRecord::started(
+        &run_id,
+        MigrationMode::Clone,
+        opts.redacted(),
+        initial_steps(&env.registry, opts.guild.is_some()),
+        lease.fence().token(),
+    );
+    record.encrypted_source = env.crypto.as_ref().map(|c| c.encrypt(&opts.source_uri));
+    record.warnings = prepared.warnings;
+    record.source_identity = bson::to_document(&prepared.source.identity).ok();
     record.follow_token = stream.as_ref().and_then(follow::token_bson);
     if let Err(e) = store.create(&record).await {
         let _ = lease.release().await;

@@ -190,6 +190,17 @@ impl Pace {
     }
 }
 
+/// A duration as owners read it: `m:ss`, or `h:mm:ss`.
+pub fn clock(ms: u64) -> String {
+    let secs = ms.div_ceil(1000);
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
 /// The whole run's progress, for its pace: documents done of all, over this attempt.
 #[derive(Debug)]
 pub struct RunClock {

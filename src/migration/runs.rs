@@ -487,6 +487,52 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// A new run's record, running under the lease whose token is `lease_token`: no counts
+    /// yet, a journal kept (an undo's record says otherwise).
+    pub fn started(
+        id: &str,
+        mode: MigrationMode,
+        options: RunOptions,
+        steps: Vec<StepResult>,
+        lease_token: i64,
+    ) -> Self {
+        let now = DateTime::now();
+        Self {
+            id: id.to_string(),
+            mode,
+            started_by: options.started_by.clone(),
+            options,
+            encrypted_source: None,
+            status: RunStatus::Running,
+            steps,
+            error_count: 0,
+            skip_count: 0,
+            errors: Vec::new(),
+            skips: Vec::new(),
+            warnings: Vec::new(),
+            message: None,
+            verification: None,
+            copy_ms: None,
+            verify_ms: None,
+            cancel_requested: false,
+            lease_token,
+            source_identity: None,
+            attempts: 1,
+            journal: mode != MigrationMode::Undo,
+            journaled: Vec::new(),
+            journal_pruned_at: None,
+            follow_token: None,
+            following: false,
+            lag_ms: None,
+            follow_applied: 0,
+            forced: 0,
+            undone_by: None,
+            started_at: now,
+            updated_at: now,
+            ended_at: None,
+        }
+    }
+
     /// Documents written as new, over all steps.
     pub fn imported(&self) -> u64 {
         self.steps

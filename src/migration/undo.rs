@@ -210,11 +210,10 @@ pub async fn begin(
         return engine.plan(steps, original.mode).await.map(Begun::Plan);
     }
     let lease = store.acquire(&run_id, env.lease_ttl).await?;
-    let now = DateTime::now();
-    let record = RunRecord {
-        id: run_id.clone(),
-        mode: MigrationMode::Undo,
-        options: RunOptions {
+    let record = RunRecord::started(
+        &run_id,
+        MigrationMode::Undo,
+        RunOptions {
             source: format!("run {}", original.id),
             undoes: Some(original.id.clone()),
             force: opts.force,
@@ -223,36 +222,9 @@ pub async fn begin(
             guild: original.options.guild.clone(),
             ..RunOptions::default()
         },
-        encrypted_source: None,
-        started_by: opts.started_by.clone(),
-        status: RunStatus::Running,
         steps,
-        error_count: 0,
-        skip_count: 0,
-        errors: Vec::new(),
-        skips: Vec::new(),
-        warnings: Vec::new(),
-        message: None,
-        verification: None,
-        copy_ms: None,
-        verify_ms: None,
-        cancel_requested: false,
-        lease_token: lease.fence().token(),
-        source_identity: None,
-        attempts: 1,
-        journal: false,
-        journaled: Vec::new(),
-        journal_pruned_at: None,
-        follow_token: None,
-        following: false,
-        lag_ms: None,
-        follow_applied: 0,
-        forced: 0,
-        undone_by: None,
-        started_at: now,
-        updated_at: now,
-        ended_at: None,
-    };
+        lease.fence().token(),
+    );
     let created = async {
         store.create(&record).await?;
         // From now on the undone run cannot be resumed: it would copy again only the part

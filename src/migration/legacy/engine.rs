@@ -15,8 +15,8 @@ use crate::clone::{
     existing_in, identity, insert_unordered, key_of, new_run_id, IdKey, MigrationEnv,
 };
 use crate::runs::{
-    CollectionResult, CollectionVerification, FailureKind, Lease, RunOptions, RunRecord, RunStatus,
-    RunStore, StepResult, StepStatus, Verification, VerifyTally,
+    CollectionResult, CollectionVerification, FailureKind, Lease, RunOptions, RunRecord, RunStore,
+    StepResult, StepStatus, Verification, VerifyTally,
 };
 use crate::source::{self, Source};
 use crate::{
@@ -262,7 +262,6 @@ pub async fn begin(
     }
     let store = RunStore::new(&env.target);
     let lease = store.acquire(&run_id, env.lease_ttl).await?;
-    let now = DateTime::now();
     let options = RunOptions {
         source: redact_uri(&opts.source_uri),
         source_db: opts.source_db.clone(),
@@ -273,40 +272,15 @@ pub async fn begin(
         batch_size: opts.batch_size as u32,
         ..RunOptions::default()
     };
-    let record = RunRecord {
-        id: run_id,
-        mode: MigrationMode::Legacy,
+    let mut record = RunRecord::started(
+        &run_id,
+        MigrationMode::Legacy,
         options,
-        encrypted_source: env.crypto.as_ref().map(|c| c.encrypt(&opts.source_uri)),
-        started_by: opts.started_by.clone(),
-        status: RunStatus::Running,
-        steps: engine.initial_steps(),
-        error_count: 0,
-        skip_count: 0,
-        errors: Vec::new(),
-        skips: Vec::new(),
-        warnings: Vec::new(),
-        message: None,
-        verification: None,
-        copy_ms: None,
-        verify_ms: None,
-        cancel_requested: false,
-        lease_token: lease.fence().token(),
-        source_identity: bson::to_document(&engine.source.identity).ok(),
-        attempts: 1,
-        journal: true,
-        journaled: Vec::new(),
-        journal_pruned_at: None,
-        follow_token: None,
-        following: false,
-        lag_ms: None,
-        follow_applied: 0,
-        forced: 0,
-        undone_by: None,
-        started_at: now,
-        updated_at: now,
-        ended_at: None,
-    };
+        engine.initial_steps(),
+        lease.fence().token(),
+    );
+    record.encrypted_source = env.crypto.as_ref().map(|c| c.encrypt(&opts.source_uri));
+    record.source_identity = bson::to_document(&engine.source.identity).ok();
     if let Err(e) = store.create(&record).await {
         let _ = lease.release().await;
         return Err(e);
