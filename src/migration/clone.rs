@@ -1198,30 +1198,37 @@ impl Engine {
         base: &Document,
         result: &mut CollectionResult,
     ) -> anyhow::Result<()> {
-        use super::journal::{entry_prefix, under, Entry, Op, JOURNAL};
+        use super::journal::{entry_prefix, under, Op, JOURNAL};
         result.gone = 0;
         let order = self.registry.clone_steps()[step_index].spec.order;
         let source_raw = self.source.db.collection::<RawDocumentBuf>(spec.name);
         let target = self.target.collection::<Document>(spec.name);
-        let entries = self.target.collection::<Document>(JOURNAL);
+        let entries = self.target.collection::<RawDocumentBuf>(JOURNAL);
         for run in &self.prior_runs {
             let prefix = entry_prefix(run, Some(spec.name), Some(Op::Insert));
-            let mut after = String::new();
-            loop {
-                let Some(entry) = entries
-                    .find_one(under(&prefix, &after))
-                    .sort(doc! { "_id": 1 })
-                    .await
-                    .context("reading earlier runs' journals")?
-                    .map(|d| Entry::from_doc(&d))
-                    .transpose()?
-                else {
-                    break;
-                };
-                after = entry.key.clone();
-                let ids: Vec<Bson> = entry.items.iter().map(|i| i.id.clone()).collect();
+            // The entries' `_id`s only, raw, in one pass (their digests are not needed).
+            let mut cursor = entries
+                .find(under(&prefix, ""))
+                .projection(doc! { "e.i": 1, "stretch": 1 })
+                .sort(doc! { "_id": 1 })
+                .await
+                .context("reading earlier runs' journals")?;
+            while let Some(raw) = cursor
+                .try_next()
+                .await
+                .context("reading earlier runs' journals")?
+            {
+                let stretch = raw.get_bool("stretch").unwrap_or(false);
+                let mut ids: Vec<Bson> = Vec::new();
+                if let Ok(items) = raw.get_array("e") {
+                    for item in items.into_iter().flatten() {
+                        if let Some(Ok(Some(id))) = item.as_document().map(|d| d.get("i")) {
+                            ids.push(raw_to_bson(id)?);
+                        }
+                    }
+                }
                 for chunk in ids.chunks(self.batch_size) {
-                    let lookup = if entry.stretch {
+                    let lookup = if stretch {
                         Lookup::Stretch
                     } else {
                         Lookup::Points
