@@ -328,3 +328,80 @@ async fn follow_applies_the_sources_writes_as_they_come_until_stopped() {
     );
     assert_eq!(sum(&record, |c| c.gone), 1);
 }
+
+#[tokio::test]
+async fn a_follow_run_that_died_resumes_from_the_last_change_it_applied() {
+    let source = seeded("followr_src").await;
+    let target = fresh_db("followr_dst").await;
+    let mut e = env(&target);
+    e.lease_ttl = std::time::Duration::from_secs(2);
+    let tags = source.collection::<Document>("tags");
+    let guild = docs(&source, "tags", doc! {}).await[0]
+        .get_str("guildId")
+        .unwrap()
+        .to_string();
+    let mut o = opts(&source);
+    o.follow = true;
+    let running = {
+        let e = e.clone();
+        tokio::spawn(async move {
+            clone::start(
+                &e,
+                o,
+                Arc::new(Recorder::default()),
+                CancellationToken::new(),
+            )
+            .await
+        })
+    };
+    let store = heimdall_host::migration::runs::RunStore::new(&target);
+    until("the run follows", || async {
+        store
+            .list(1)
+            .await
+            .unwrap()
+            .first()
+            .is_some_and(|r| r.following)
+    })
+    .await;
+    let id = store.list(1).await.unwrap()[0].id.clone();
+    // The process dies (its task is dropped mid-follow); the old bot writes meanwhile.
+    running.abort();
+    let _ = running.await;
+    tags.insert_one(doc! { "_id": ObjectId::new(), "guildId": &guild, "name": "while-down", "content": "c", "authorId": "1", "uses": 0 })
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await; // the lease expires
+
+    let cancel = CancellationToken::new();
+    let resumed = {
+        let (e, id, cancel) = (e.clone(), id.clone(), cancel.clone());
+        tokio::spawn(async move {
+            heimdall_host::migration::resume(&e, &id, None, Arc::new(Recorder::default()), cancel)
+                .await
+        })
+    };
+    let target_tags = target.collection::<Document>("tags");
+    until("the change made while it was down arrives", || async {
+        target_tags
+            .count_documents(doc! { "name": "while-down" })
+            .await
+            .unwrap()
+            == 1
+    })
+    .await;
+    cancel.cancel();
+    let record = resumed.await.unwrap().unwrap();
+    assert_eq!(
+        record.status,
+        heimdall_host::migration::runs::RunStatus::Completed,
+        "{:?}",
+        record.message
+    );
+    assert_eq!(record.attempts, 2);
+    assert!(
+        record.verification.as_ref().unwrap().ok,
+        "{:?}",
+        record.verification
+    );
+}
