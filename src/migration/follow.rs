@@ -199,12 +199,7 @@ impl Engine {
         }
         for (coll, ids) in upserts {
             let (si, ci) = at[&coll];
-            let spec = self
-                .registry
-                .collection(&coll)
-                .cloned()
-                .context("a run names a collection the catalog no longer has")?;
-            let Some(base) = self.selection(&spec).await? else {
+            let Some((spec, base)) = self.scope(&coll).await? else {
                 continue;
             };
             let source = self.source.db.collection::<Document>(spec.name);
@@ -236,12 +231,7 @@ impl Engine {
         }
         for (coll, ids) in deletes {
             let (si, ci) = at[&coll];
-            let spec = self
-                .registry
-                .collection(&coll)
-                .cloned()
-                .context("a run names a collection the catalog no longer has")?;
-            let Some(base) = self.selection(&spec).await? else {
+            let Some((spec, base)) = self.scope(&coll).await? else {
                 continue;
             };
             let order = self.registry.clone_steps()[si].spec.order;
@@ -280,6 +270,20 @@ impl Engine {
             steps[si].collections[ci] = result;
         }
         Ok(applied)
+    }
+
+    /// A followed collection's catalog entry and the source filter selecting what the run
+    /// copies of it (`None`: none of it).
+    async fn scope(
+        &self,
+        collection: &str,
+    ) -> anyhow::Result<Option<(heimdall_base::catalog::CollectionSpec, Document)>> {
+        let spec = self
+            .registry
+            .collection(collection)
+            .cloned()
+            .context("a run names a collection the catalog no longer has")?;
+        Ok(self.selection(&spec).await?.map(|base| (spec, base)))
     }
 
     /// Adds the `_id` map a batch learned (documents found under another `_id`) to what

@@ -344,18 +344,7 @@ impl Journal {
     /// Writes the items of `docs` (what the run is about to write) as entries of `op`,
     /// grouped up to [`MAX_ENTRY_BYTES`]. Returns the documents that could not be recorded
     /// (they must not be written) and the entries written.
-    async fn record(
-        &self,
-        collection: &str,
-        op: Op,
-        stretch: bool,
-        docs: impl Iterator<Item = (usize, anyhow::Result<RawDocumentBuf>)>,
-    ) -> anyhow::Result<(Refused, Written)> {
-        self.record_refs(collection, op, stretch, docs).await
-    }
-
-    /// [`Self::record`] of documents that may be borrowed.
-    async fn record_refs<D: std::borrow::Borrow<RawDocument>>(
+    async fn record<D: std::borrow::Borrow<RawDocument>>(
         &self,
         collection: &str,
         op: Op,
@@ -413,29 +402,10 @@ impl Journal {
         Ok((refused, written))
     }
 
-    /// Before inserting `docs` into `collection`: an entry for them. `stretch`: their
-    /// `_id`s are one stretch of the source's `_id` order. Returns the documents that must
-    /// not be inserted (they could not be recorded), and what was written.
-    pub async fn will_insert(
-        &self,
-        collection: &str,
-        docs: &[Document],
-        stretch: bool,
-    ) -> anyhow::Result<(Refused, Written)> {
-        if docs.is_empty() {
-            return Ok(Default::default());
-        }
-        let raw = docs.iter().enumerate().map(|(i, d)| {
-            (
-                i,
-                RawDocumentBuf::from_document(d).map_err(anyhow::Error::from),
-            )
-        });
-        self.record(collection, Op::Insert, stretch, raw).await
-    }
-
-    /// [`Self::will_insert`] of documents already raw (serialized once, for the journal and
-    /// the insert alike).
+    /// Before inserting `docs` (serialized once, for the journal and the insert alike) into
+    /// `collection`: an entry for them. `stretch`: their `_id`s are one stretch of the
+    /// source's `_id` order. Returns the documents that must not be inserted (they could not
+    /// be recorded), and what was written.
     pub async fn will_insert_raw(
         &self,
         collection: &str,
@@ -449,7 +419,7 @@ impl Journal {
             .iter()
             .enumerate()
             .map(|(i, d)| (i, anyhow::Ok(d.as_ref())));
-        self.record_refs(collection, Op::Insert, stretch, raw).await
+        self.record(collection, Op::Insert, stretch, raw).await
     }
 
     /// After an insert: takes the documents it did not write (a unique index refused them:

@@ -974,38 +974,54 @@ impl Engine {
             for (c, items) in inserts {
                 let (owners, docs): (Vec<usize>, Vec<Document>) = items.into_iter().unzip();
                 for (start, chunk) in docs.chunks(1000).enumerate() {
+                    // Serialized once, for the journal entry and the insert alike.
+                    let mut at: Vec<usize> = Vec::with_capacity(chunk.len());
+                    let mut raw: Vec<mongodb::bson::RawDocumentBuf> =
+                        Vec::with_capacity(chunk.len());
+                    for (i, d) in chunk.iter().enumerate() {
+                        match mongodb::bson::RawDocumentBuf::from_document(d) {
+                            Ok(r) => {
+                                at.push(start * 1000 + i);
+                                raw.push(r);
+                            }
+                            Err(e) => {
+                                let ri = owners[start * 1000 + i];
+                                wrote[ri] -= 1;
+                                if fate[ri].is_none() {
+                                    fate[ri] =
+                                        Some(RecordOutcome::Failed(format!("not written: {e}")));
+                                }
+                            }
+                        }
+                    }
                     // The journal first: a document whose entry cannot be written is not.
-                    let mut chunk: Vec<(usize, Document)> = chunk
-                        .iter()
-                        .cloned()
-                        .enumerate()
-                        .map(|(i, d)| (start * 1000 + i, d))
-                        .collect();
                     let mut written = crate::journal::Written::default();
                     if let Some(j) = &self.journal {
-                        let docs: Vec<Document> = chunk.iter().map(|(_, d)| d.clone()).collect();
-                        let (mut refused, w) = j.will_insert(c, &docs, false).await?;
+                        let (mut refused, w) = j.will_insert_raw(c, &raw, false).await?;
                         written = w;
                         refused.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
                         for (i, why) in refused {
-                            let (at, _) = chunk.remove(i);
-                            let ri = owners[at];
+                            raw.remove(i);
+                            let ri = owners[at.remove(i)];
                             wrote[ri] -= 1;
                             if fate[ri].is_none() {
                                 fate[ri] = Some(RecordOutcome::Failed(why));
                             }
                         }
                     }
-                    let (at, chunk): (Vec<usize>, Vec<Document>) = chunk.into_iter().unzip();
                     self.store.check_fence()?;
-                    if let Err(failures) =
-                        insert_unordered(&self.target.collection(c), &chunk).await
+                    if let Err(failures) = insert_unordered(
+                        &self.target.collection::<mongodb::bson::RawDocumentBuf>(c),
+                        &raw,
+                    )
+                    .await
                     {
                         let failures = failures?;
                         if let Some(j) = &self.journal {
                             let ids: Vec<Bson> = failures
                                 .iter()
-                                .filter_map(|f| chunk[f.index].get("_id").cloned())
+                                .filter_map(|f| raw[f.index].get("_id").ok().flatten())
+                                .filter_map(|id| id.to_raw_bson().try_into().ok())
                                 .collect();
                             j.not_inserted(&written, &ids).await?;
                         }
