@@ -49,6 +49,8 @@ pub use heimdall_base::catalog::{CloneHandler, GenericHandler};
 
 #[path = "follow.rs"]
 mod follow;
+#[path = "gone.rs"]
+mod gone;
 
 /// What the migration works against: the target database and the catalog.
 #[derive(Clone)]
@@ -686,6 +688,17 @@ struct RefState {
     selected: Vec<ObjectId>,
 }
 
+/// What a sync's verification found and did in one collection.
+#[derive(Debug, Default)]
+struct Synced {
+    /// Documents found differing and updated.
+    updated: u64,
+    /// Documents that could not be updated.
+    failed: u64,
+    /// Documents gone from the source (a whole count), when looked for.
+    gone: Option<u64>,
+}
+
 struct Engine {
     target: Database,
     registry: Arc<Registry>,
@@ -700,8 +713,8 @@ struct Engine {
     prior_runs: Vec<String>,
     /// The whole run's pace.
     clock: super::RunClock,
-    /// Sync: documents its verification found differing and updated, per collection.
-    synced: Mutex<HashMap<String, (u64, u64)>>,
+    /// Sync: what its verification found and did, per collection.
+    synced: Mutex<HashMap<String, Synced>>,
     write: bool,
     batch_size: usize,
     parallelism: usize,
@@ -1172,9 +1185,10 @@ impl Engine {
             }
         }
         drop(reader);
-        if self.sync {
-            self.find_gone(step_index, coll_index, spec, &base_for_gone, &mut result)
-                .await?;
+        if self.sync && !self.write {
+            // A plan counts here; a run finds what is gone in its verification.
+            let order = self.registry.clone_steps()[step_index].spec.order;
+            result.gone = self.find_gone(order, spec, &base_for_gone).await?;
         }
         result.done = true;
         if self.write {
@@ -1184,98 +1198,6 @@ impl Engine {
         }
         self.publish(spec, state);
         Ok(result)
-    }
-
-    /// Sync: the target documents of this collection (in scope) that an earlier run from
-    /// this source inserted and that the source no longer has. Counted and listed, never
-    /// deleted. Reads those runs' journal entries in order and the source over the same
-    /// `_id`s (keys only); only those absent from the source are looked up in the target.
-    async fn find_gone(
-        &self,
-        step_index: usize,
-        coll_index: usize,
-        spec: &CollectionSpec,
-        base: &Document,
-        result: &mut CollectionResult,
-    ) -> anyhow::Result<()> {
-        use super::journal::{entry_prefix, under, Op, JOURNAL};
-        result.gone = 0;
-        let order = self.registry.clone_steps()[step_index].spec.order;
-        let source_raw = self.source.db.collection::<RawDocumentBuf>(spec.name);
-        let target = self.target.collection::<Document>(spec.name);
-        let entries = self.target.collection::<RawDocumentBuf>(JOURNAL);
-        for run in &self.prior_runs {
-            let prefix = entry_prefix(run, Some(spec.name), Some(Op::Insert));
-            // The entries' `_id`s only, raw, in one pass (their digests are not needed).
-            let mut cursor = entries
-                .find(under(&prefix, ""))
-                .projection(doc! { "e.i": 1, "stretch": 1 })
-                .sort(doc! { "_id": 1 })
-                .await
-                .context("reading earlier runs' journals")?;
-            while let Some(raw) = cursor
-                .try_next()
-                .await
-                .context("reading earlier runs' journals")?
-            {
-                let stretch = raw.get_bool("stretch").unwrap_or(false);
-                let mut ids: Vec<Bson> = Vec::new();
-                if let Ok(items) = raw.get_array("e") {
-                    for item in items.into_iter().flatten() {
-                        if let Some(Ok(Some(id))) = item.as_document().map(|d| d.get("i")) {
-                            ids.push(raw_to_bson(id)?);
-                        }
-                    }
-                }
-                for chunk in ids.chunks(self.batch_size) {
-                    let lookup = if stretch {
-                        Lookup::Stretch
-                    } else {
-                        Lookup::Points
-                    };
-                    let present = fetch_raw_ids(&source_raw, chunk, lookup)
-                        .await
-                        .context("looking for copied documents in the source")?;
-                    let absent: Vec<Bson> = chunk
-                        .iter()
-                        .filter(|id| !present.contains(&IdKey::of(id)))
-                        .cloned()
-                        .collect();
-                    if absent.is_empty() {
-                        continue;
-                    }
-                    let kept =
-                        super::find_ids(&target, base, &absent, "reading the target").await?;
-                    result.gone += kept.len() as u64;
-                    let listed: Vec<RecordError> = kept
-                        .iter()
-                        .map(|d| {
-                            RecordError::of(
-                                order,
-                                spec.name,
-                                d,
-                                format!(
-                                    "gone from the source since run {run} copied it; kept here"
-                                ),
-                            )
-                        })
-                        .collect();
-                    if self.write && !listed.is_empty() {
-                        self.store
-                            .save_collection(
-                                &self.run_id,
-                                step_index,
-                                coll_index,
-                                result,
-                                &[],
-                                &listed,
-                            )
-                            .await?;
-                    }
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Copies again the documents an earlier verification of this run found missing from
@@ -1349,15 +1271,24 @@ impl Engine {
             "reading the source to verify the copy",
         );
         let mut tally = VerifyTally::default();
-        // A sync's run updates what this pass finds differing, then checks it again.
+        // A sync's run updates what this pass finds differing, then checks it again, and
+        // finds what is gone from the source in the same reads of the target.
         let syncing = self.sync && self.write;
+        let mut gone = syncing.then(|| gone::GoneScan::new(base_filter.is_empty()));
         while let Some(batch) = rx.recv().await {
             let batch = batch?;
             let ids: Vec<Bson> = batch
                 .iter()
                 .filter_map(|d| raw_id(d).and_then(|r| raw_to_bson(r).ok()))
                 .collect();
-            let by_id = fetch_raw_by_ids(&target, &ids, Lookup::Stretch).await?;
+            let window = gone.as_mut().and_then(|g| g.window(&ids));
+            let by_id = match (window, gone.as_mut()) {
+                (Some(filter), Some(scan)) => {
+                    self.read_window(order, &spec, &target, filter, &ids, scan)
+                        .await?
+                }
+                _ => fetch_raw_by_ids(&target, &ids, Lookup::Stretch).await?,
+            };
             let mut by_key: Vec<(Document, u64)> = Vec::new();
             let mut stale: Vec<Bson> = Vec::new();
             for d in &batch {
@@ -1424,6 +1355,15 @@ impl Engine {
                     .await?;
             }
         }
+        if let Some(scan) = gone {
+            let n = self.finish_gone(order, &spec, &base_filter, scan).await?;
+            self.synced
+                .lock()
+                .expect("synced")
+                .entry(spec.name.to_string())
+                .or_default()
+                .gone = Some(n);
+        }
         let allowed = if self.overwrite || self.sync {
             0
         } else {
@@ -1475,8 +1415,8 @@ impl Engine {
         {
             let mut synced = self.synced.lock().expect("synced");
             let e = synced.entry(spec.name.to_string()).or_default();
-            e.0 += delta.updated;
-            e.1 += delta.failed;
+            e.updated += delta.updated;
+            e.failed += delta.failed;
         }
         // Checked again: source and target as they are now.
         let raw_source = self.source.db.collection::<RawDocumentBuf>(spec.name);
@@ -1951,17 +1891,17 @@ impl Engine {
         let synced = std::mem::take(&mut *self.synced.lock().expect("synced"));
         for (si, s) in steps.iter().enumerate() {
             for (ci, c) in s.collections.iter().enumerate() {
-                if let Some((updated, failed)) = synced.get(&c.name) {
+                if let Some(s) = synced.get(&c.name) {
                     let base = format!("steps.{si}.collections.{ci}");
-                    self.store
-                        .update(
-                            &self.run_id,
-                            doc! { "$inc": {
-                                format!("{base}.updated"): *updated as i64,
-                                format!("{base}.failed"): *failed as i64,
-                            } },
-                        )
-                        .await?;
+                    let mut update = doc! { "$inc": {
+                        format!("{base}.updated"): s.updated as i64,
+                        format!("{base}.failed"): s.failed as i64,
+                    } };
+                    if let Some(gone) = s.gone {
+                        // A whole count, found again by each verification.
+                        update.insert("$set", doc! { format!("{base}.gone"): gone as i64 });
+                    }
+                    self.store.update(&self.run_id, update).await?;
                 }
             }
         }

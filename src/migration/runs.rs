@@ -799,6 +799,41 @@ impl RunStore {
         Ok(out)
     }
 
+    /// Lists documents a sync found gone from the source among the run's skips, once each
+    /// (a verification that runs again finds them again).
+    pub async fn list_gone(
+        &self,
+        run_id: &str,
+        collection: &str,
+        gone: Vec<RecordError>,
+    ) -> anyhow::Result<()> {
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let digests: Vec<String> = gone.iter().map(|e| e.id_digest.clone()).collect();
+        let known = self
+            .recorded(run_id, FailureKind::Skip, collection, &digests)
+            .await?;
+        let new: Vec<RecordError> = gone
+            .into_iter()
+            .filter(|e| !known.contains(&e.id_digest))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.keep_failures(run_id, FailureKind::Skip, &new).await?;
+        self.update_record(
+            run_id,
+            doc! {
+                "$inc": { "skipCount": new.len() as i64 },
+                "$push": { "skips": { "$each": bson::to_bson(&new)?, "$slice": MAX_RECORDED_ERRORS as i32 } },
+                "$set": { "updatedAt": DateTime::now() },
+            },
+        )
+        .await
+        .context("listing what is gone from the source")
+    }
+
     /// Counts records verification found absent from the target: accounted for when the
     /// run listed them as one of `listed` (failed, skipped); else missing, kept for a resume
     /// to copy again.

@@ -5,7 +5,7 @@ use futures::TryStreamExt;
 use heimdall_host::migration::clone::{self, Outcome};
 use heimdall_host::migration::runs::RunRecord;
 use heimdall_host::migration::undo::UndoOptions;
-use mongodb::bson::{doc, oid::ObjectId, Document};
+use mongodb::bson::{doc, oid::ObjectId, Bson, Document};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -181,6 +181,121 @@ async fn a_sync_of_one_guild_lists_only_that_guilds_gone_documents() {
         .map(|d| d.get("_id").unwrap().clone())
         .collect();
     assert!(ids.contains(mine.get("_id").unwrap()) && ids.contains(other.get("_id").unwrap()));
+}
+
+/// Deleted source documents wherever their `_id`s fall (before the first, between two
+/// batches, after the last, another `_id` type) are found gone; a document the target made
+/// itself is not. With `mixed`, the source keeps `_id`s of two types (checked the long way).
+async fn gone_anywhere(prefix: &str, mixed: bool) {
+    let source = seeded(&format!("{prefix}_src")).await;
+    let target = fresh_db(&format!("{prefix}_dst")).await;
+    let e = env(&target);
+    let tags = source.collection::<Document>("tags");
+    let guild = docs(&source, "tags", doc! {}).await[0]
+        .get_str("guildId")
+        .unwrap()
+        .to_string();
+    let tag = |id: Bson, name: &str| doc! { "_id": id, "guildId": &guild, "name": name, "content": "c", "authorId": "1", "uses": 0 };
+    let lowest = Bson::ObjectId(ObjectId::parse_str("000000000000000000000001").unwrap());
+    let highest = Bson::ObjectId(ObjectId::parse_str("ffffffffffffffffffffff01").unwrap());
+    tags.insert_many([
+        tag(lowest.clone(), "lowest"),
+        tag(highest.clone(), "highest"),
+        tag(Bson::from("legacy-a"), "legacy-a"),
+        tag(Bson::from("legacy-b"), "legacy-b"),
+        tag(Bson::from("legacy-keep"), "legacy-keep"),
+    ])
+    .await
+    .unwrap();
+    let mut o = opts(&source);
+    o.batch_size = 3;
+    assert!(run(&e, o.clone()).await.success());
+
+    let all = docs(&source, "tags", doc! { "_id": { "$type": "objectId" } }).await;
+    let middle = all[all.len() / 2].get("_id").unwrap().clone();
+    let mut deleted = vec![
+        lowest,
+        highest,
+        middle,
+        Bson::from("legacy-a"),
+        Bson::from("legacy-b"),
+    ];
+    if !mixed {
+        deleted.push(Bson::from("legacy-keep"));
+    }
+    tags.delete_many(doc! { "_id": { "$in": deleted.clone() } })
+        .await
+        .unwrap();
+    // The new bot made a tag of its own meanwhile: not the source's, never "gone".
+    let own = ObjectId::new();
+    target
+        .collection::<Document>("tags")
+        .insert_one(tag(Bson::ObjectId(own), "made-in-the-target"))
+        .await
+        .unwrap();
+
+    o.sync = true;
+    let mut dry = o.clone();
+    dry.dry_run = true;
+    let plan = match clone::start(
+        &e,
+        dry,
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+    {
+        Outcome::Plan(p) => p,
+        Outcome::Run(_) => panic!("a plan"),
+    };
+    let planned: u64 = plan
+        .steps
+        .iter()
+        .flat_map(|s| &s.collections)
+        .map(|c| c.gone)
+        .sum();
+    for _ in 0..2 {
+        let sync = run(&e, o.clone()).await;
+        assert!(sync.success(), "{:?} {:?}", sync.message, sync.verification);
+        assert_eq!(
+            sum(&sync, |c| c.gone),
+            deleted.len() as u64,
+            "{:?}",
+            sync.skips
+        );
+        assert_eq!(planned, deleted.len() as u64, "the plan says the same");
+        let listed: Vec<_> = sync
+            .skips
+            .iter()
+            .filter(|s| s.reason.contains("gone from the source"))
+            .map(|s| s.source_id.clone())
+            .collect();
+        assert_eq!(listed.len(), deleted.len(), "each listed once: {listed:?}");
+        assert!(
+            !listed.iter().any(|l| l.contains(&own.to_hex())),
+            "the target's own tag is not gone"
+        );
+        for id in &deleted {
+            assert_eq!(
+                docs(&target, "tags", doc! { "_id": id.clone() })
+                    .await
+                    .len(),
+                1,
+                "{id} is kept"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_sync_finds_gone_documents_wherever_their_ids_fall() {
+    gone_anywhere("gonew", false).await;
+}
+
+#[tokio::test]
+async fn a_sync_finds_gone_documents_among_ids_of_mixed_types() {
+    gone_anywhere("gonem", true).await;
 }
 
 /// Waits (at most 30 s) until `check` holds.
