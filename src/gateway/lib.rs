@@ -263,13 +263,35 @@ pub enum Replay {
     },
 }
 
+/// What a process sends to the others through Redis.
+#[derive(Debug)]
+enum ToRedis {
+    /// An event for a stream (its envelope, without `seq`).
+    Event(StreamKey, String),
+    /// Close every connection of this user, on every process.
+    SignOut(u64),
+}
+
+/// The hub's side of Redis: where its publishes go, and where history is read back.
+struct Shared {
+    out: mpsc::UnboundedSender<ToRedis>,
+    conn: redis::aio::MultiplexedConnection,
+    namespace: String,
+}
+
+impl Shared {
+    fn history_key(&self, stream: &StreamKey) -> String {
+        format!("heimdall:{}:ws:hist:{}", self.namespace, stream.wire())
+    }
+}
+
 pub(crate) struct Hub {
     streams: Mutex<HashMap<StreamKey, Stream>>,
     /// Changes whenever the streams' history is lost (see [`WebSocketManager::epoch`]).
     epoch: String,
     replay: usize,
     next_client: AtomicU64,
-    redis: Option<mpsc::UnboundedSender<String>>,
+    redis: Option<Shared>,
     /// Events delivered (all streams), for metrics and tests.
     delivered: AtomicU64,
     /// Connected clients per user, each with the token that signs it out.
@@ -306,6 +328,18 @@ fn rand_u64() -> u64 {
             .unwrap_or(0),
     );
     h.finish()
+}
+
+/// An event as Redis carries it, `seq|stream|envelope`: its seq, stream and envelope (with
+/// its `seq`).
+fn parse_published(payload: &str) -> Option<(u64, StreamKey, Value)> {
+    let (seq, rest) = payload.split_once('|')?;
+    let (stream, json) = rest.split_once('|')?;
+    let seq = seq.parse::<u64>().ok()?;
+    let stream = StreamKey::parse(stream)?;
+    let mut v = serde_json::from_str::<Value>(json).ok()?;
+    v.as_object_mut()?.insert("seq".into(), seq.into());
+    Some((seq, stream, v))
 }
 
 fn now_ms() -> i64 {
@@ -388,48 +422,70 @@ impl WebSocketManager {
             .query_async(&mut conn)
             .await
             .context("reading the gateway's epoch from Redis")?;
-        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<ToRedis>();
         let me = Self {
             hub: Some(Arc::new(Hub {
                 streams: Mutex::new(HashMap::new()),
                 epoch,
                 replay: config.replay,
                 next_client: AtomicU64::new(1),
-                redis: Some(tx),
+                redis: Some(Shared {
+                    out: tx,
+                    conn: conn.clone(),
+                    namespace: namespace.to_string(),
+                }),
                 delivered: AtomicU64::new(0),
                 sessions: Mutex::new(HashMap::new()),
             })),
         };
-        // Publisher: numbers and publishes atomically, in this process's order.
+        // Publisher: numbers, keeps in the stream's history (its last `replay` events, so a
+        // client may resume on any process) and publishes, atomically, in this process's
+        // order.
         let script = redis::Script::new(
-            "local seq = redis.call('INCR', KEYS[1]) redis.call('PUBLISH', KEYS[2], seq .. '|' .. ARGV[1]) return seq",
+            "local seq = redis.call('INCR', KEYS[1]) \
+             local msg = seq .. '|' .. ARGV[1] \
+             redis.call('RPUSH', KEYS[3], msg) \
+             redis.call('LTRIM', KEYS[3], -tonumber(ARGV[2]), -1) \
+             redis.call('PUBLISH', KEYS[2], msg) \
+             return seq",
         );
         let ns = namespace.to_string();
         let stop = shutdown.clone();
         let chan = channel.clone();
+        let replay = config.replay.max(1);
         tasks.spawn(async move {
             loop {
-                let msg = tokio::select! {
+                let out = tokio::select! {
                     _ = stop.cancelled() => return,
                     m = rx.recv() => match m { Some(m) => m, None => return },
                 };
-                let stream = serde_json::from_str::<Value>(&msg)
-                    .ok()
-                    .and_then(|v| v.get("stream").and_then(Value::as_str).map(String::from))
-                    .unwrap_or_default();
-                let key = format!("heimdall:{ns}:ws:seq:{stream}");
-                let r: redis::RedisResult<i64> = script
-                    .key(&key)
-                    .key(&chan)
-                    .arg(&msg)
-                    .invoke_async(&mut conn)
-                    .await;
+                let r: redis::RedisResult<()> = match out {
+                    ToRedis::Event(stream, msg) => {
+                        let wire = stream.wire();
+                        script
+                            .key(format!("heimdall:{ns}:ws:seq:{wire}"))
+                            .key(&chan)
+                            .key(format!("heimdall:{ns}:ws:hist:{wire}"))
+                            .arg(format!("{wire}|{msg}"))
+                            .arg(replay)
+                            .invoke_async::<i64>(&mut conn)
+                            .await
+                            .map(drop)
+                    }
+                    ToRedis::SignOut(user) => redis::cmd("PUBLISH")
+                        .arg(&chan)
+                        .arg(format!("signout|{user}"))
+                        .query_async::<i64>(&mut conn)
+                        .await
+                        .map(drop),
+                };
                 if let Err(e) = r {
-                    tracing::warn!(error = %e, "publishing a gateway event to Redis failed");
+                    tracing::warn!(error = %e, "publishing to the other gateway processes through Redis failed");
                 }
             }
         });
-        // Subscriber: delivers every process's events locally, in Redis order.
+        // Subscriber: delivers every process's events locally, in Redis order, and signs
+        // out here whom another process signed out.
         let hub = me.clone();
         tasks.spawn(async move {
             let mut messages = pubsub.into_on_message();
@@ -439,17 +495,62 @@ impl WebSocketManager {
                     m = messages.next() => match m { Some(m) => m, None => { tracing::error!("the Redis subscription ended"); return } },
                 };
                 let Ok(payload) = m.get_payload::<String>() else { continue };
-                let Some((seq, json)) = payload.split_once('|') else { continue };
-                let (Ok(seq), Ok(mut v)) = (seq.parse::<u64>(), serde_json::from_str::<Value>(json)) else { continue };
-                let Some(stream) = v.get("stream").and_then(Value::as_str).and_then(StreamKey::parse) else { continue };
-                if let Some(obj) = v.as_object_mut() {
-                    obj.remove("stream");
-                    obj.insert("seq".into(), seq.into());
+                if let Some(user) = payload.strip_prefix("signout|") {
+                    if let Ok(user) = user.parse() {
+                        hub.sign_out_here(user);
+                    }
+                    continue;
                 }
-                hub.deliver(&stream, Some(seq), v);
+                if let Some((seq, stream, v)) = parse_published(&payload) {
+                    hub.deliver(&stream, Some(seq), v);
+                }
             }
         });
         Ok(me)
+    }
+
+    /// With Redis, brings this process's copy of `stream` up to Redis's history before a
+    /// client subscribes, when this process cannot answer it alone: a stream it has not
+    /// seen yet (its numbers come from Redis), or a resume from a `seq` it does not hold
+    /// (the client was on another process, or this one joined later). Each event is
+    /// delivered once: what arrives later through the subscription is dropped by its seq.
+    pub(crate) async fn catch_up(&self, stream: &StreamKey, last_seq: Option<u64>) {
+        let Some(hub) = &self.hub else { return };
+        let Some(r) = &hub.redis else { return };
+        {
+            let streams = hub.streams.lock().expect("gateway lock");
+            if let Some(st) = streams.get(stream) {
+                let oldest = st.buffer.front().map_or(st.seq + 1, |(s, _)| *s);
+                let served = match last_seq {
+                    None => true,
+                    Some(last) => last <= st.seq && last + 1 >= oldest,
+                };
+                if st.seq > 0 && served {
+                    return;
+                }
+            }
+        }
+        let mut conn = r.conn.clone();
+        let history: Vec<String> = match redis::cmd("LRANGE")
+            .arg(r.history_key(stream))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading a stream's history from Redis failed");
+                return;
+            }
+        };
+        for item in history {
+            if let Some((seq, key, v)) = parse_published(&item) {
+                if &key == stream {
+                    self.deliver(&key, Some(seq), v);
+                }
+            }
+        }
     }
 
     /// Whether a gateway is running.
@@ -486,9 +587,8 @@ impl WebSocketManager {
             v["guildId"] = Value::String(g.to_string());
         }
         match &hub.redis {
-            Some(tx) => {
-                v["stream"] = Value::String(stream.wire());
-                let _ = tx.send(v.to_string());
+            Some(r) => {
+                let _ = r.out.send(ToRedis::Event(stream, v.to_string()));
             }
             None => self.deliver(&stream, None, v),
         }
@@ -514,9 +614,18 @@ impl WebSocketManager {
         hub.delivered.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Closes every connection of `user` in this process (its sessions were signed out);
-    /// returns how many.
+    /// Closes every connection of `user` (its sessions were signed out): in this process
+    /// now, and with Redis in every other process as soon as it hears of it. Returns how
+    /// many this process closed.
     pub fn sign_out(&self, user: u64) -> usize {
+        if let Some(r) = self.hub.as_ref().and_then(|h| h.redis.as_ref()) {
+            let _ = r.out.send(ToRedis::SignOut(user));
+        }
+        self.sign_out_here(user)
+    }
+
+    /// [`Self::sign_out`] in this process only.
+    fn sign_out_here(&self, user: u64) -> usize {
         let Some(hub) = &self.hub else { return 0 };
         let clients = hub
             .sessions

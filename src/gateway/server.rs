@@ -520,6 +520,7 @@ impl Gateway {
             json!({ "userId": claims.user.to_string(), "owner": owner, "guilds": guilds, "epoch": epoch }),
         );
         if owner {
+            hub.catch_up(&StreamKey::Owner, owner_seq).await;
             hub.subscribe(
                 StreamKey::Owner,
                 client,
@@ -628,6 +629,7 @@ impl Gateway {
                                         handle.push(error_event("forbidden", "you have no dashboard access to this guild"));
                                     } else {
                                         rooms.insert(guild_id.clone());
+                                        hub.catch_up(&StreamKey::Guild(guild_id.clone()), last_seq).await;
                                         hub.subscribe(
                                             StreamKey::Guild(guild_id.clone()),
                                             client,

@@ -36,14 +36,17 @@ async fn app(extra: &[(&str, &str)]) -> TestApp {
     .collect();
     let app = spawn_app_with_vars(&vars).await;
     let perms = app.db.collection::<Document>("dashboard_permissions");
-    perms
-        .insert_one(doc! { "guildId": GUILD_A, "targetType": "user", "targetId": USER_A.to_string(), "permissions": ["view"] })
-        .await
-        .unwrap();
-    perms
-        .insert_one(doc! { "guildId": GUILD_B, "targetType": "user", "targetId": USER_B.to_string(), "permissions": ["view"] })
-        .await
-        .unwrap();
+    // Upserts: processes of one deployment share the database.
+    for (guild, user) in [(GUILD_A, USER_A), (GUILD_B, USER_B)] {
+        perms
+            .update_one(
+                doc! { "guildId": guild, "targetType": "user", "targetId": user.to_string() },
+                doc! { "$set": { "permissions": ["view"] } },
+            )
+            .upsert(true)
+            .await
+            .unwrap();
+    }
     app
 }
 
@@ -603,6 +606,146 @@ async fn two_processes_share_events_through_redis_in_order() {
     );
     let e = next_event(&mut o, "migration:complete").await;
     assert_eq!(e["data"]["ok"], true);
+}
+
+/// A process of a Redis-backed deployment: `app()`'s settings, the shared Redis and database.
+async fn redis_app(url: &str, db: &str) -> TestApp {
+    app(&[("REDIS_URL", url), ("MONGODB_DB", db)]).await
+}
+
+/// The `seq` and `i` of the next `n` events named `e`.
+async fn events(ws: &mut Ws, n: usize) -> Vec<(u64, i64)> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let v = next_event(ws, "e").await;
+        out.push((v["seq"].as_u64().unwrap(), v["data"]["i"].as_i64().unwrap()));
+    }
+    out
+}
+
+/// Behind a load balancer a reconnecting client may reach any process, even one started
+/// after it left: the history is in Redis, so it resumes without a gap or a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_resumes_on_another_process_even_one_started_later() {
+    let redis = start_redis();
+    let url = format!("redis://127.0.0.1:{}", redis.1);
+    let db = crate::helpers::unique_db_name("redis_resume");
+    let one = redis_app(&url, &db).await;
+    let two = redis_app(&url, &db).await;
+    let mut c = authed(&one, USER_A).await;
+    let sub = subscribe(&mut c, GUILD_A, None).await;
+    let epoch = sub["data"]["epoch"].as_str().unwrap().to_string();
+    for i in 0..10 {
+        two.data
+            .ws
+            .broadcast_to_guild(GUILD_A, "e", json!({ "i": i }));
+    }
+    let seen = events(&mut c, 10).await;
+    let last = seen.last().unwrap().0;
+    drop(c);
+
+    // Gone for a while: events keep coming from both processes.
+    for i in 10..40 {
+        let p = if i % 2 == 0 { &one } else { &two };
+        p.data
+            .ws
+            .broadcast_to_guild(GUILD_A, "e", json!({ "i": i }));
+    }
+    // A third process joins, knowing nothing of the room; the client lands there.
+    let three = redis_app(&url, &db).await;
+    let mut c = authed(&three, USER_A).await;
+    send(
+        &mut c,
+        json!({ "type": "subscribe", "guildId": GUILD_A, "lastSeq": last, "epoch": epoch }),
+    )
+    .await;
+    let sub = next_event(&mut c, "subscribed").await;
+    assert_eq!(
+        sub["data"]["epoch"],
+        epoch.as_str(),
+        "one epoch for all processes"
+    );
+    assert_eq!(sub["data"]["seq"], 40, "the room's head, from Redis");
+    let replayed = events(&mut c, 30).await;
+    let seqs: Vec<u64> = replayed.iter().map(|e| e.0).collect();
+    assert_eq!(
+        seqs,
+        (11..=40).collect::<Vec<_>>(),
+        "exactly the missed seqs, in order"
+    );
+    let mut is: Vec<i64> = replayed.iter().map(|e| e.1).collect();
+    for parity in [0, 1] {
+        let of: Vec<i64> = is.iter().copied().filter(|i| i % 2 == parity).collect();
+        assert!(of.is_sorted(), "each process's events in its order: {is:?}");
+    }
+    is.sort();
+    assert_eq!(is, (10..40).collect::<Vec<_>>(), "each missed event once");
+    // Live ones follow, from any process, and nothing comes twice.
+    one.data
+        .ws
+        .broadcast_to_guild(GUILD_A, "e", json!({ "i": 40 }));
+    assert_eq!(events(&mut c, 1).await, vec![(41, 40)]);
+    assert!(silent(&mut c, 300).await, "no duplicate arrives");
+
+    // Back on a process that was up all along: the same.
+    drop(c);
+    for i in 41..45 {
+        three
+            .data
+            .ws
+            .broadcast_to_guild(GUILD_A, "e", json!({ "i": i }));
+    }
+    let mut c = authed(&two, USER_A).await;
+    send(
+        &mut c,
+        json!({ "type": "subscribe", "guildId": GUILD_A, "lastSeq": 41, "epoch": epoch }),
+    )
+    .await;
+    next_event(&mut c, "subscribed").await;
+    assert_eq!(
+        events(&mut c, 4).await,
+        (42..=45).zip(41..45).collect::<Vec<_>>()
+    );
+}
+
+/// A sign-out on one process closes the user's sockets on every process within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_out_closes_the_users_sockets_on_every_process() {
+    let redis = start_redis();
+    let url = format!("redis://127.0.0.1:{}", redis.1);
+    let db = crate::helpers::unique_db_name("redis_signout");
+    let one = redis_app(&url, &db).await;
+    let two = redis_app(&url, &db).await;
+    let three = redis_app(&url, &db).await;
+    let mut on_two = authed(&two, USER_A).await;
+    let mut on_three = authed(&three, USER_A).await;
+    let mut other = authed(&three, USER_B).await;
+    subscribe(&mut other, GUILD_B, None).await;
+    let r = one
+        .http
+        .post(format!("{}/api/auth/logout", one.address))
+        .bearer_auth(token(USER_A))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let started = std::time::Instant::now();
+    let (a, b) = tokio::join!(close_code(&mut on_two), close_code(&mut on_three));
+    assert!(
+        started.elapsed() <= Duration::from_secs(1),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        a.is_some() && b.is_some(),
+        "closed with a code: {a:?} {b:?}"
+    );
+    // Another user's socket is untouched.
+    three
+        .data
+        .ws
+        .broadcast_to_guild(GUILD_B, "e", json!({ "i": 1 }));
+    assert_eq!(events(&mut other, 1).await, vec![(1, 1)]);
 }
 
 const GUILD_C: &str = "200000000000000003";
