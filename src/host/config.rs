@@ -63,6 +63,85 @@ pub struct Config {
     /// `DASHBOARD_URL`: where people open the dashboard (`https://bot.example.org`); Discord
     /// sends them back to `<DASHBOARD_URL>/api/auth/callback` after logging in.
     pub dashboard_url: Option<String>,
+    /// `SHARD_ID` and `SHARD_COUNT`: the Discord shards this process runs, when several
+    /// processes split the guilds (none: one process runs the only shard).
+    pub shards: Option<Shards>,
+}
+
+/// The Discord shards one process runs: `first..=last` of `total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shards {
+    /// The first shard this process runs.
+    pub first: u32,
+    /// The last shard this process runs (inclusive).
+    pub last: u32,
+    /// How many shards the bot has in all, across every process.
+    pub total: u32,
+}
+
+impl Shards {
+    /// Reads `SHARD_ID` (`3`, or a range `0-3`) and `SHARD_COUNT`: both or neither.
+    pub fn parse(id: Option<&str>, count: Option<&str>) -> Result<Option<Self>, ConfigError> {
+        let (id, count) = match (id, count) {
+            (None, None) => return Ok(None),
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "SHARD_COUNT",
+                    "is missing: with SHARD_ID, set SHARD_COUNT to the number of shards of all processes together",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "SHARD_ID",
+                    "is missing: with SHARD_COUNT, set SHARD_ID to this process's shard (e.g. 0) or range (e.g. 0-3)",
+                ))
+            }
+            (Some(i), Some(c)) => (i.trim(), c.trim()),
+        };
+        let total = count
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "SHARD_COUNT",
+                    format!("{count:?} is not a positive whole number"),
+                )
+            })?;
+        let number = |s: &str| {
+            s.trim().parse::<u32>().map_err(|_| {
+                ConfigError::new(
+                    "SHARD_ID",
+                    format!("{id:?} is not a shard number (e.g. 0) or a range of them (e.g. 0-3)"),
+                )
+            })
+        };
+        let (first, last) = match id.split_once('-') {
+            Some((a, b)) => (number(a)?, number(b)?),
+            None => (number(id)?, number(id)?),
+        };
+        if first > last {
+            return Err(ConfigError::new(
+                "SHARD_ID",
+                format!("{id:?} is a range from high to low; write the lower shard first"),
+            ));
+        }
+        if last >= total {
+            return Err(ConfigError::new(
+                "SHARD_ID",
+                format!(
+                    "{id:?} names shard {last}, but SHARD_COUNT is {total}: shards are numbered 0 to {}",
+                    total - 1
+                ),
+            ));
+        }
+        Ok(Some(Self { first, last, total }))
+    }
+
+    /// Whether this process runs shard 0, the one that registers the slash commands.
+    pub fn has_first(&self) -> bool {
+        self.first == 0
+    }
 }
 
 /// The settings, in the order the README's table lists them.
@@ -84,6 +163,8 @@ pub const SETTINGS: &[&str] = &[
     "DISCORD_CLIENT_ID",
     "DISCORD_CLIENT_SECRET",
     "DASHBOARD_URL",
+    "SHARD_ID",
+    "SHARD_COUNT",
 ];
 
 impl Config {
@@ -299,6 +380,7 @@ impl Config {
             discord_client_id,
             discord_client_secret: get("DISCORD_CLIENT_SECRET").map(Secret::new),
             dashboard_url,
+            shards: Shards::parse(get("SHARD_ID").as_deref(), get("SHARD_COUNT").as_deref())?,
         })
     }
 }
@@ -350,5 +432,45 @@ fn parse_port(setting: &'static str, v: Option<String>, default: u16) -> Result<
                 format!("{v:?} is not a port; expected a number from 1 to 65535"),
             )
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shards;
+
+    #[test]
+    fn shards_are_one_number_or_a_range_within_the_count() {
+        assert_eq!(Shards::parse(None, None).unwrap(), None);
+        assert_eq!(
+            Shards::parse(Some("1"), Some("4")).unwrap(),
+            Some(Shards {
+                first: 1,
+                last: 1,
+                total: 4
+            })
+        );
+        assert_eq!(
+            Shards::parse(Some("0-1"), Some("4")).unwrap(),
+            Some(Shards {
+                first: 0,
+                last: 1,
+                total: 4
+            })
+        );
+        for (id, count, setting, says) in [
+            (Some("4"), Some("4"), "SHARD_ID", "numbered 0 to 3"),
+            (Some("2-1"), Some("4"), "SHARD_ID", "lower shard first"),
+            (Some("x"), Some("4"), "SHARD_ID", "not a shard number"),
+            (Some("0"), Some("0"), "SHARD_COUNT", "positive whole number"),
+            (Some("0"), None, "SHARD_COUNT", "is missing"),
+            (None, Some("2"), "SHARD_ID", "is missing"),
+        ] {
+            let e = Shards::parse(id, count).unwrap_err().to_string();
+            assert!(
+                e.contains(setting) && e.contains(says),
+                "{id:?}/{count:?}: {e}"
+            );
+        }
     }
 }

@@ -84,6 +84,9 @@ pub fn http(token: &str, proxy: Option<&str>) -> serenity::Http {
 pub async fn run(data: Data, token: String) -> Result<(), Error> {
     let options = framework_options(&data);
     let dev_guild = data.config.dev_guild_id;
+    let plan = data.config.shards;
+    // With several processes, the one running shard 0 registers the commands, once.
+    let registers = plan.is_none_or(|s| s.has_first());
     let setup_data = data.clone();
     let framework = poise::Framework::builder()
         .options(options)
@@ -91,13 +94,14 @@ pub async fn run(data: Data, token: String) -> Result<(), Error> {
             Box::pin(async move {
                 let commands = &framework.options().commands;
                 match dev_guild {
+                    _ if !registers => {}
                     Some(g) => {
                         poise::builtins::register_in_guild(ctx, commands, serenity::GuildId::new(g))
                             .await?
                     }
                     None => poise::builtins::register_globally(ctx, commands).await?,
                 }
-                tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "connected to Discord");
+                tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), shard = ?ready.shard, "connected to Discord");
                 Ok(setup_data)
             })
         })
@@ -113,9 +117,16 @@ pub async fn run(data: Data, token: String) -> Result<(), Error> {
         shutdown.cancelled().await;
         shards.shutdown_all().await;
     });
-    client
-        .start()
-        .instrument(tracing::info_span!("discord"))
-        .await?;
+    let span = tracing::info_span!("discord", shards = ?plan);
+    match plan {
+        // serenity's range includes its end.
+        Some(s) => {
+            client
+                .start_shard_range(s.first..s.last, s.total)
+                .instrument(span)
+                .await?
+        }
+        None => client.start().instrument(span).await?,
+    }
     Ok(())
 }

@@ -736,10 +736,7 @@ async fn a_sign_out_closes_the_users_sockets_on_every_process() {
         "closed after {:?}",
         started.elapsed()
     );
-    assert!(
-        a.is_some() && b.is_some(),
-        "closed with a code: {a:?} {b:?}"
-    );
+    assert_eq!((a, b), (Some(4003), Some(4003)), "closed as signed out");
     // Another user's socket is untouched.
     three
         .data

@@ -24,6 +24,7 @@ mod redaction;
 mod resume;
 mod seed;
 mod settings;
+mod sharding;
 mod stand_in;
 mod sync;
 mod undo;
