@@ -23,7 +23,7 @@ use super::{
     existing_in, fetch_raw_ids, identity, key_of, raw_id, raw_to_bson, Engine, IdKey, Lookup,
 };
 use crate::find_ids;
-use crate::id_order::bracket;
+use crate::id_order::{bracket, whole_bracket, BRACKET_COUNT};
 use crate::journal::{entry_prefix, under, Op, JOURNAL};
 use crate::RecordError;
 use heimdall_base::catalog::CollectionSpec;
@@ -44,6 +44,9 @@ pub(super) struct GoneScan {
     candidates: Vec<Bson>,
     /// Candidates the source lacks, in scope: looked up in the journal.
     unseen: Vec<Bson>,
+    /// Target documents the windows and the last reads met: all of the collection's
+    /// when nothing escaped them.
+    seen: u64,
     /// Documents found gone so far.
     pub gone: u64,
 }
@@ -56,6 +59,7 @@ impl GoneScan {
             prev: None,
             candidates: Vec::new(),
             unseen: Vec::new(),
+            seen: 0,
             gone: 0,
         }
     }
@@ -93,25 +97,21 @@ impl GoneScan {
         Some(filter)
     }
 
-    /// The target filter for what no window covered: above the last window, and every
-    /// other `_id` type. `None` when the scan goes the long way.
-    fn rest(&self) -> Option<Document> {
+    /// The target filters for what no window covered: above the last window, and every
+    /// other `_id` type, each an index range. `None` when the scan goes the long way.
+    fn rest(&self) -> Option<Vec<Document>> {
         if !self.windows {
             return None;
         }
-        Some(match &self.prev {
-            None => Document::new(),
-            Some(last) => {
-                let kind = match last {
-                    Bson::ObjectId(_) => "objectId",
-                    _ => "string",
-                };
-                doc! { "$or": [
-                    { "_id": { "$gt": last.clone() } },
-                    { "_id": { "$not": { "$type": kind } } },
-                ] }
-            }
-        })
+        let covered = self.prev.as_ref().map(bracket);
+        let mut out: Vec<Document> = (0..BRACKET_COUNT)
+            .filter(|b| Some(*b) != covered)
+            .flat_map(whole_bracket)
+            .collect();
+        if let Some(last) = &self.prev {
+            out.push(doc! { "_id": { "$gt": last.clone() } });
+        }
+        Some(out)
     }
 }
 
@@ -148,6 +148,7 @@ impl Engine {
             .context("reading the target to verify the copy")?
         {
             let Some(id) = raw_id(&d) else { continue };
+            scan.seen += 1;
             let key = IdKey::of_raw(id);
             if wanted.contains(&key) {
                 out.insert(key, d);
@@ -174,22 +175,40 @@ impl Engine {
             return self.find_gone(order, spec, base).await;
         };
         let target = self.target.collection::<RawDocumentBuf>(spec.name);
-        let mut cursor = target
-            .find(rest)
-            .projection(doc! { "_id": 1 })
-            .await
-            .context("reading the target to verify the copy")?;
-        while let Some(d) = cursor
-            .try_next()
-            .await
-            .context("reading the target to verify the copy")?
-        {
-            if let Some(id) = raw_id(&d) {
-                scan.candidates.push(raw_to_bson(id)?);
-                if scan.candidates.len() >= CANDIDATE_CHUNK {
-                    self.sift(order, spec, &mut scan).await?;
+        for filter in rest {
+            let mut cursor = target
+                .find(filter)
+                .projection(doc! { "_id": 1 })
+                .await
+                .context("reading the target to verify the copy")?;
+            while let Some(d) = cursor
+                .try_next()
+                .await
+                .context("reading the target to verify the copy")?
+            {
+                if let Some(id) = raw_id(&d) {
+                    scan.seen += 1;
+                    scan.candidates.push(raw_to_bson(id)?);
+                    if scan.candidates.len() >= CANDIDATE_CHUNK {
+                        self.sift(order, spec, &mut scan).await?;
+                    }
                 }
             }
+        }
+        // Proof that nothing escaped: every target document was met (else a write during
+        // the run, or an `_id` of a kind no range covers: the long way).
+        let total = target
+            .estimated_document_count()
+            .await
+            .context("counting the target's documents")?;
+        if total != scan.seen {
+            tracing::info!(
+                collection = spec.name,
+                total,
+                seen = scan.seen,
+                "the target changed while it was read; looking for what is gone the long way"
+            );
+            return self.find_gone(order, spec, base).await;
         }
         self.sift(order, spec, &mut scan).await?;
         self.look_up_unseen(order, spec, &mut scan).await?;

@@ -82,6 +82,37 @@ pub fn up_to(last: &Bson) -> Document {
     doc! { "$or": or }
 }
 
+/// Filters selecting every `_id` of bracket `b`, each one range (or value) of the `_id`
+/// index: unlike `$type`, which reads the whole collection. Empty for the brackets an
+/// `_id` cannot have (arrays, regular expressions) or has not in practice (code, database
+/// pointers); a caller that must see everything counts what it read.
+pub fn whole_bracket(b: usize) -> Vec<Document> {
+    use mongodb::bson::{oid::ObjectId, spec::BinarySubtype, Binary, DateTime, Timestamp};
+    match b {
+        0 => vec![doc! { "_id": Bson::MinKey }],
+        1 => vec![doc! { "_id": Bson::Null }],
+        // NaN sorts below every other number and equals only itself.
+        2 => vec![
+            doc! { "_id": { "$gte": f64::NEG_INFINITY } },
+            doc! { "_id": f64::NAN },
+        ],
+        3 => vec![doc! { "_id": { "$gte": "" } }],
+        4 => vec![doc! { "_id": { "$gte": {} } }],
+        6 => vec![
+            doc! { "_id": { "$gte": Binary { subtype: BinarySubtype::Generic, bytes: Vec::new() } } },
+        ],
+        7 => vec![doc! { "_id": { "$gte": ObjectId::from_bytes([0; 12]) } }],
+        8 => vec![doc! { "_id": { "$in": [false, true] } }],
+        9 => vec![doc! { "_id": { "$gte": DateTime::MIN } }],
+        10 => vec![doc! { "_id": { "$gte": Timestamp { time: 0, increment: 0 } } }],
+        15 => vec![doc! { "_id": Bson::MaxKey }],
+        _ => Vec::new(),
+    }
+}
+
+/// How many brackets there are.
+pub const BRACKET_COUNT: usize = BRACKETS.len();
+
 /// `base` narrowed by `extra` (both must hold).
 pub fn and(base: Document, extra: Document) -> Document {
     if base.is_empty() {

@@ -49,6 +49,34 @@ fn created() -> DateTime {
     DateTime::from_millis(1_577_836_800_000)
 }
 
+/// The index ranges a sync reads the target's other `_id` types with find every `_id` of
+/// every type exactly once, under its own bracket (a NaN among the numbers too).
+#[tokio::test]
+async fn every_id_type_is_found_by_its_brackets_index_ranges() {
+    use futures::TryStreamExt;
+    use heimdall_host::migration::id_order::{bracket, whole_bracket, BRACKET_COUNT};
+    let db = fresh_db("brackets").await;
+    let c = db.collection::<Document>("t");
+    let mut ids: Vec<Bson> = mixed_ids().into_iter().flatten().collect();
+    ids.push(Bson::Double(f64::NAN));
+    ids.push(Bson::Double(f64::NEG_INFINITY));
+    ids.push(Bson::String(String::new()));
+    for id in &ids {
+        c.insert_one(doc! { "_id": id.clone() }).await.unwrap();
+    }
+    let mut found: Vec<(usize, Bson)> = Vec::new();
+    for b in 0..BRACKET_COUNT {
+        for f in whole_bracket(b) {
+            let docs: Vec<Document> = c.find(f).await.unwrap().try_collect().await.unwrap();
+            found.extend(docs.into_iter().map(|d| (b, d.get("_id").unwrap().clone())));
+        }
+    }
+    assert_eq!(found.len(), ids.len(), "each once: {found:?}");
+    for (b, id) in &found {
+        assert_eq!(*b, bracket(id), "{id:?} under its own bracket");
+    }
+}
+
 /// Runs `first`, then resumes with the next fail point each time, until the run completes.
 /// Each attempt stops after one more group of `_id`s.
 async fn chain<F>(target: &Database, collection: &str, first: F) -> RunRecord
