@@ -4,10 +4,11 @@
 //! A sync's verification reads every in-scope source document again, in `_id` order, and
 //! the target over the same `_id`s. When a collection's `_id`s are all ObjectIds or all
 //! strings and the whole collection is in scope, those target reads are made contiguous:
-//! batch *k* reads the target's `_id`s in (last of batch *k−1*, last of batch *k*], and a
-//! last read takes what lies beyond. A target document those reads meet that the source
-//! batch does not hold is a *candidate*; with nothing changed there are none, so finding
-//! what is gone costs no read of its own. Candidates are checked against the source (by
+//! batch *k* reads the target's `_id`s in (last of batch *k−1*, last of batch *k*], then
+//! one read takes what lies beyond the last, and index ranges the other `_id` types, until
+//! the documents met add up to the collection's count. A target document those reads meet
+//! that the source batch does not hold is a *candidate*; with nothing changed there are
+//! none, so finding what is gone costs no read of its own. Candidates are checked against the source (by
 //! `_id`, then by unique key: a remapped copy is not gone), the scope, and only then the
 //! earlier runs' insert entries in the journal. Any other collection (mixed `_id` types, a
 //! guild filter) is checked the long way: every earlier insert entry against the source.
@@ -97,21 +98,24 @@ impl GoneScan {
         Some(filter)
     }
 
-    /// The target filters for what no window covered: above the last window, and every
-    /// other `_id` type, each an index range. `None` when the scan goes the long way.
-    fn rest(&self) -> Option<Vec<Document>> {
+    /// The target reads for what no window covered, in stages: above the last window,
+    /// then every other `_id` type, each an index range. `None` when the scan goes the
+    /// long way.
+    fn rest(&self) -> Option<[Vec<Document>; 2]> {
         if !self.windows {
             return None;
         }
         let covered = self.prev.as_ref().map(bracket);
-        let mut out: Vec<Document> = (0..BRACKET_COUNT)
+        let above = self
+            .prev
+            .iter()
+            .map(|last| doc! { "_id": { "$gt": last.clone() } })
+            .collect();
+        let others = (0..BRACKET_COUNT)
             .filter(|b| Some(*b) != covered)
             .flat_map(whole_bracket)
             .collect();
-        if let Some(last) = &self.prev {
-            out.push(doc! { "_id": { "$gt": last.clone() } });
-        }
-        Some(out)
+        Some([above, others])
     }
 }
 
@@ -175,32 +179,39 @@ impl Engine {
             return self.find_gone(order, spec, base).await;
         };
         let target = self.target.collection::<RawDocumentBuf>(spec.name);
-        for filter in rest {
-            let mut cursor = target
-                .find(filter)
-                .projection(doc! { "_id": 1 })
-                .await
-                .context("reading the target to verify the copy")?;
-            while let Some(d) = cursor
-                .try_next()
-                .await
-                .context("reading the target to verify the copy")?
-            {
-                if let Some(id) = raw_id(&d) {
-                    scan.seen += 1;
-                    scan.candidates.push(raw_to_bson(id)?);
-                    if scan.candidates.len() >= CANDIDATE_CHUNK {
-                        self.sift(order, spec, &mut scan).await?;
-                    }
-                }
-            }
-        }
-        // Proof that nothing escaped: every target document was met (else a write during
-        // the run, or an `_id` of a kind no range covers: the long way).
+        // Proof that nothing escaped: every target document met (the collection's count,
+        // from its metadata). Other `_id` types are read only when the count says some
+        // document is still unmet; still unmet after them (a write during the run, an
+        // `_id` of a kind no range covers): the long way.
         let total = target
             .estimated_document_count()
             .await
             .context("counting the target's documents")?;
+        for stage in rest {
+            if scan.seen == total {
+                break;
+            }
+            for filter in stage {
+                let mut cursor = target
+                    .find(filter)
+                    .projection(doc! { "_id": 1 })
+                    .await
+                    .context("reading the target to verify the copy")?;
+                while let Some(d) = cursor
+                    .try_next()
+                    .await
+                    .context("reading the target to verify the copy")?
+                {
+                    if let Some(id) = raw_id(&d) {
+                        scan.seen += 1;
+                        scan.candidates.push(raw_to_bson(id)?);
+                        if scan.candidates.len() >= CANDIDATE_CHUNK {
+                            self.sift(order, spec, &mut scan).await?;
+                        }
+                    }
+                }
+            }
+        }
         if total != scan.seen {
             tracing::info!(
                 collection = spec.name,
