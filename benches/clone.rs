@@ -92,7 +92,12 @@ async fn main() {
         ];
         let (sync, _, json4) = migrate(&uri, &target, &sync_args);
         assert_eq!(json4["imported"].as_u64().unwrap(), 0, "{json4}");
-        eprintln!("run {r}: sync with nothing changed {sync:.2}s");
+        eprintln!(
+            "run {r}: sync with nothing changed {sync:.2}s (copy {:.2}s, verification {:.2}s; {:.2} × the re-run)",
+            secs(&json4, "copyMs"),
+            secs(&json4, "verifyMs"),
+            sync / again
+        );
         sync_ratios.push(sync / first);
         // Undo of the first run: every document it inserted removed, checked again.
         let first_id = json["runId"].as_str().unwrap().to_string();

@@ -1892,6 +1892,9 @@ impl Engine {
         for (si, s) in steps.iter().enumerate() {
             for (ci, c) in s.collections.iter().enumerate() {
                 if let Some(s) = synced.get(&c.name) {
+                    if s.updated == 0 && s.failed == 0 && s.gone.is_none_or(|g| g == c.gone) {
+                        continue; // nothing to change in the record
+                    }
                     let base = format!("steps.{si}.collections.{ci}");
                     let mut update = doc! { "$inc": {
                         format!("{base}.updated"): s.updated as i64,
