@@ -43,7 +43,7 @@ pub fn routes(state: Arc<DevState>) -> Routes {
         .post("/api/dev/migrations/{id}/resume", Owners, "Continue a cancelled, failed or interrupted run", resume)
         .post("/api/dev/migrations/{id}/undo", Owners, "Plan (dry run) or start the undo of a run from its journal: `{dryRun?, force?}`", start_undo)
         .get("/api/dev/migrations/{id}/failures", Owners, "A run's failed, skipped or missing records, a page at a time (`?kind=&after=&limit=`)", failures)
-        .post("/api/dev/gateway/ping", Owners, "Send test events to the connected owners", gateway_ping)
+        .post("/api/dev/gateway/ping", Owners, "Send test events to the connected owners or a guild room", gateway_ping)
         .wrap(|r| r.layer(Extension(state)))
 }
 
@@ -401,14 +401,17 @@ pub struct PingRequest {
     /// Padding bytes per event (at most 64 KiB).
     #[serde(default)]
     pub padding: usize,
+    /// Send to this guild's room instead of the owners.
+    #[serde(default)]
+    pub guild_id: Option<String>,
 }
 
 fn one() -> u32 {
     1
 }
 
-/// Sends test events to every connected owner: `{i, sentAtUs}` (checks a live connection;
-/// the gateway benchmark measures latency with it).
+/// Sends test events to every connected owner, or to one guild's room: `{i, sentAtUs}`
+/// (checks a live connection; the gateway benchmark measures latency with it).
 async fn gateway_ping(
     State(data): State<Data>,
     user: AuthUser,
@@ -422,6 +425,14 @@ async fn gateway_ping(
         )
         .into());
     }
+    if let Some(g) = &req.guild_id {
+        heimdall_host::ids::parse_guild(g).map_err(|_| {
+            UserError::bad_request(
+                "invalid_guild",
+                "guildId must be a Discord guild id (digits)",
+            )
+        })?;
+    }
     let ws = data.ws.clone();
     let stop = data.shutdown.clone();
     data.tasks.spawn(async move {
@@ -434,7 +445,11 @@ async fn gateway_ping(
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_micros() as u64)
                 .unwrap_or(0);
-            ws.broadcast_to_owners("dev:ping", json!({ "i": i, "sentAtUs": us, "pad": pad }));
+            let event = json!({ "i": i, "sentAtUs": us, "pad": pad });
+            match &req.guild_id {
+                Some(g) => ws.broadcast_to_guild(g, "dev:ping", event),
+                None => ws.broadcast_to_owners("dev:ping", event),
+            }
             if req.interval_ms > 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(req.interval_ms)).await;
             } else if i % 64 == 63 {
