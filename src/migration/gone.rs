@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 
 use anyhow::Context as _;
 use futures::TryStreamExt;
-use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
+use mongodb::bson::{doc, Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
 use mongodb::Collection;
 
 use super::{
@@ -117,6 +117,15 @@ impl GoneScan {
             .collect();
         Some([above, others])
     }
+}
+
+/// The `_id`s a journal entry covers (its `e.i`), as they lie in it.
+fn entry_ids(raw: &RawDocument) -> impl Iterator<Item = RawBsonRef<'_>> {
+    raw.get_array("e")
+        .ok()
+        .into_iter()
+        .flat_map(|items| items.into_iter().flatten())
+        .filter_map(|item| item.as_document().and_then(|d| d.get("i").ok().flatten()))
 }
 
 impl Engine {
@@ -306,13 +315,9 @@ impl Engine {
                 .await
                 .context("reading earlier runs' journals")?
             {
-                if let Ok(items) = raw.get_array("e") {
-                    for item in items.into_iter().flatten() {
-                        if let Some(Ok(Some(id))) = item.as_document().map(|d| d.get("i")) {
-                            if let Some(id) = unseen.remove(&IdKey::of_raw(id)) {
-                                found.push(id);
-                            }
-                        }
+                for id in entry_ids(&raw) {
+                    if let Some(id) = unseen.remove(&IdKey::of_raw(id)) {
+                        found.push(id);
                     }
                 }
             }
@@ -386,14 +391,9 @@ impl Engine {
                 .context("reading earlier runs' journals")?
             {
                 let stretch = raw.get_bool("stretch").unwrap_or(false);
-                let mut ids: Vec<Bson> = Vec::new();
-                if let Ok(items) = raw.get_array("e") {
-                    for item in items.into_iter().flatten() {
-                        if let Some(Ok(Some(id))) = item.as_document().map(|d| d.get("i")) {
-                            ids.push(raw_to_bson(id)?);
-                        }
-                    }
-                }
+                let ids: Vec<Bson> = entry_ids(&raw)
+                    .map(raw_to_bson)
+                    .collect::<anyhow::Result<_>>()?;
                 for chunk in ids.chunks(self.batch_size) {
                     let lookup = if stretch {
                         Lookup::Stretch

@@ -13,6 +13,22 @@ use crate::clone::{docs, env, opts, run, seeded, Recorder};
 use crate::helpers::fresh_db;
 use crate::undo::{state, undo_run};
 
+/// The plan of a dry run.
+async fn plan_of(e: &clone::MigrationEnv, o: clone::CloneOptions) -> clone::Plan {
+    match clone::start(
+        e,
+        o,
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+    {
+        Outcome::Plan(p) => p,
+        Outcome::Run(_) => panic!("a plan"),
+    }
+}
+
 fn sum(r: &RunRecord, f: fn(&heimdall_host::migration::runs::CollectionResult) -> u64) -> u64 {
     r.steps.iter().map(|s| s.sum(f)).sum()
 }
@@ -74,18 +90,7 @@ async fn a_sync_copies_the_new_updates_the_changed_and_lists_the_gone() {
     // The plan says exactly that.
     let mut dry = o.clone();
     dry.dry_run = true;
-    let plan = match clone::start(
-        &e,
-        dry,
-        Arc::new(Recorder::default()),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap()
-    {
-        Outcome::Plan(p) => p,
-        Outcome::Run(_) => panic!("a plan"),
-    };
+    let plan = plan_of(&e, dry).await;
     assert!(plan.sync);
     let tag_plan = plan
         .steps
@@ -237,18 +242,7 @@ async fn gone_anywhere(prefix: &str, mixed: bool) {
     o.sync = true;
     let mut dry = o.clone();
     dry.dry_run = true;
-    let plan = match clone::start(
-        &e,
-        dry,
-        Arc::new(Recorder::default()),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap()
-    {
-        Outcome::Plan(p) => p,
-        Outcome::Run(_) => panic!("a plan"),
-    };
+    let plan = plan_of(&e, dry).await;
     let planned: u64 = plan
         .steps
         .iter()
