@@ -697,16 +697,33 @@ impl Engine {
     }
 
     /// Verifies every step by queries of its own.
+    /// Two steps at a time: one's reads of the target overlap the other's mapping.
     async fn verify(&self, results: &[StepResult]) -> anyhow::Result<Verification> {
-        let mut out = Vec::new();
-        for (i, step) in self.steps.iter().enumerate() {
-            let span = tracing::info_span!("legacy_verify", run = %self.run_id, step = step.order);
-            out.push(
-                self.verify_step(step, &results[i].collections[0])
-                    .instrument(span)
-                    .await?,
-            );
-        }
+        use futures::{StreamExt, TryStreamExt};
+        type Check<'a> = std::pin::Pin<
+            Box<
+                dyn std::future::Future<Output = anyhow::Result<CollectionVerification>>
+                    + Send
+                    + 'a,
+            >,
+        >;
+        let checks: Vec<Check<'_>> = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let span =
+                    tracing::info_span!("legacy_verify", run = %self.run_id, step = step.order);
+                Box::pin(
+                    self.verify_step(step, &results[i].collections[0])
+                        .instrument(span),
+                ) as Check<'_>
+            })
+            .collect();
+        let out: Vec<CollectionVerification> = futures::stream::iter(checks)
+            .buffered(2)
+            .try_collect()
+            .await?;
         Ok(Verification::of(out))
     }
 
