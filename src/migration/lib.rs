@@ -486,14 +486,22 @@ pub(crate) fn read_raw_batches(
     AbortOnDrop,
     tokio::sync::mpsc::Receiver<anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>>,
 ) {
-    read_batches_sized(
-        coll,
-        query,
-        batch,
-        MAX_BATCH_BYTES,
-        |d| d.as_bytes().len(),
-        what,
-    )
+    read_raw_batches_within(coll, query, batch, MAX_BATCH_BYTES, what)
+}
+
+/// [`read_raw_batches`] with batches of at most `max_bytes` (a bigger document is a batch
+/// of its own).
+pub(crate) fn read_raw_batches_within(
+    coll: mongodb::Collection<mongodb::bson::RawDocumentBuf>,
+    query: Document,
+    batch: usize,
+    max_bytes: usize,
+    what: &'static str,
+) -> (
+    AbortOnDrop,
+    tokio::sync::mpsc::Receiver<anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>>,
+) {
+    read_batches_sized(coll, query, batch, max_bytes, |d| d.as_bytes().len(), what)
 }
 
 /// Raw batches parsed, one batch at a time.

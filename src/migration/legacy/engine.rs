@@ -27,6 +27,10 @@ use heimdall_base::catalog::{Catalog as Registry, CollectionSpec};
 use heimdall_base::error::UserError;
 use heimdall_base::secret::redact_uri;
 
+/// Raw bytes of legacy records per batch: an old record becomes many documents (a modmail
+/// thread one per message, each parsed, mapped, looked up and serialized again), so its
+/// batches are an eighth of the clone's.
+const LEGACY_BATCH_BYTES: usize = crate::MAX_BATCH_BYTES / 8;
 /// The options of a legacy import.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -626,12 +630,13 @@ impl Engine {
             Some(last) => crate::id_order::and(filter, crate::id_order::after(last)),
             None => filter,
         };
-        let (_reader, mut rx) = crate::read_raw_batches(
+        let (_reader, mut rx) = crate::read_raw_batches_within(
             self.source
                 .db
                 .collection::<mongodb::bson::RawDocumentBuf>(&coll_name),
             query,
             self.batch_size,
+            LEGACY_BATCH_BYTES,
             "reading the legacy database",
         );
         let mut throttle = Throttle::new(10);
@@ -745,12 +750,13 @@ impl Engine {
         for (_, part) in &step.parts {
             prepared.push(part.mapper.prepare(&coll, &filter).await?);
         }
-        let (_reader, mut rx) = crate::read_raw_batches(
+        let (_reader, mut rx) = crate::read_raw_batches_within(
             self.source
                 .db
                 .collection::<mongodb::bson::RawDocumentBuf>(&name),
             filter,
             self.batch_size,
+            LEGACY_BATCH_BYTES,
             "reading the legacy database to verify the import",
         );
         let mut tally = VerifyTally::default();
