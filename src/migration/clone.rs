@@ -1993,10 +1993,29 @@ pub(crate) async fn fetch_by_ids(
     let projection = (!full).then(|| key_projection(spec));
     let wanted: HashSet<IdKey> = ids.iter().map(IdKey::of).collect();
     let mut out = HashMap::with_capacity(ids.len());
-    let mut answers = futures::stream::iter(id_filters(ids, lookup).into_iter().map(|filter| {
+    let mut answers = find_each(coll, id_filters(ids, lookup), projection);
+    while let Some(docs) = answers.try_next().await? {
+        for d in docs {
+            let id = IdKey::of_doc(&d);
+            if wanted.contains(&id) {
+                out.insert(id, d);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The answers to `queries` (each whole, with `projection`), a few in flight at a time so
+/// that their round trips overlap; in no particular order.
+fn find_each<'a>(
+    coll: &'a Collection<Document>,
+    queries: Vec<Document>,
+    projection: Option<Document>,
+) -> impl futures::Stream<Item = mongodb::error::Result<Vec<Document>>> + Send + 'a {
+    futures::stream::iter(queries.into_iter().map(move |query| {
         let projection = projection.clone();
         async move {
-            coll.find(filter)
+            coll.find(query)
                 .with_options(
                     mongodb::options::FindOptions::builder()
                         .projection(projection)
@@ -2007,16 +2026,7 @@ pub(crate) async fn fetch_by_ids(
                 .await
         }
     }))
-    .buffer_unordered(QUERIES_AT_ONCE);
-    while let Some(docs) = answers.try_next().await? {
-        for d in docs {
-            let id = IdKey::of_doc(&d);
-            if wanted.contains(&id) {
-                out.insert(id, d);
-            }
-        }
-    }
-    Ok(out)
+    .buffer_unordered(QUERIES_AT_ONCE)
 }
 
 /// Which of `ids` `coll` holds, reading `_id`s only (raw, never parsed).
@@ -2236,22 +2246,7 @@ pub(crate) async fn existing_in(
     let mut unmatched: Vec<Bson> = docs.iter().filter_map(|d| d.get("_id").cloned()).collect();
     if !spec.unique_key.is_empty() {
         let wanted: HashSet<String> = docs.iter().map(|d| key_of(spec, d)).collect();
-        // A few queries at a time: their round trips overlap.
-        let mut answers = futures::stream::iter(key_queries(spec, docs).into_iter().map(|query| {
-            let (coll, projection) = (&coll, projection.clone());
-            async move {
-                coll.find(query)
-                    .with_options(
-                        mongodb::options::FindOptions::builder()
-                            .projection(projection)
-                            .build(),
-                    )
-                    .await?
-                    .try_collect::<Vec<Document>>()
-                    .await
-            }
-        }))
-        .buffer_unordered(QUERIES_AT_ONCE);
+        let mut answers = find_each(&coll, key_queries(spec, docs), projection.clone());
         while let Some(docs) = answers.try_next().await? {
             found.extend(
                 docs.into_iter()
