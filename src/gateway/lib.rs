@@ -249,6 +249,18 @@ struct Stream {
     subs: HashMap<u64, ClientHandle>,
 }
 
+impl Stream {
+    /// The oldest seq still buffered (the next one when nothing is).
+    fn oldest(&self) -> u64 {
+        self.buffer.front().map_or(self.seq + 1, |(s, _)| *s)
+    }
+
+    /// Whether every event after `last` is here to replay.
+    fn holds_after(&self, last: u64) -> bool {
+        last <= self.seq && last + 1 >= self.oldest()
+    }
+}
+
 /// What a (re)subscription returns: events to replay, or that they are gone.
 #[derive(Debug)]
 pub enum Replay {
@@ -279,10 +291,10 @@ struct Shared {
     namespace: String,
 }
 
-impl Shared {
-    fn history_key(&self, stream: &StreamKey) -> String {
-        format!("heimdall:{}:ws:hist:{}", self.namespace, stream.wire())
-    }
+/// A per-stream Redis key of the gateway: `what` is `seq` (its counter) or `hist` (its
+/// history).
+fn stream_key(namespace: &str, what: &str, stream: &StreamKey) -> String {
+    format!("heimdall:{namespace}:ws:{what}:{}", stream.wire())
 }
 
 pub(crate) struct Hub {
@@ -461,12 +473,11 @@ impl WebSocketManager {
                 };
                 let r: redis::RedisResult<()> = match out {
                     ToRedis::Event(stream, msg) => {
-                        let wire = stream.wire();
                         script
-                            .key(format!("heimdall:{ns}:ws:seq:{wire}"))
+                            .key(stream_key(&ns, "seq", &stream))
                             .key(&chan)
-                            .key(format!("heimdall:{ns}:ws:hist:{wire}"))
-                            .arg(format!("{wire}|{msg}"))
+                            .key(stream_key(&ns, "hist", &stream))
+                            .arg(format!("{}|{msg}", stream.wire()))
                             .arg(replay)
                             .invoke_async::<i64>(&mut conn)
                             .await
@@ -520,19 +531,14 @@ impl WebSocketManager {
         {
             let streams = hub.streams.lock().expect("gateway lock");
             if let Some(st) = streams.get(stream) {
-                let oldest = st.buffer.front().map_or(st.seq + 1, |(s, _)| *s);
-                let served = match last_seq {
-                    None => true,
-                    Some(last) => last <= st.seq && last + 1 >= oldest,
-                };
-                if st.seq > 0 && served {
+                if st.seq > 0 && last_seq.is_none_or(|last| st.holds_after(last)) {
                     return;
                 }
             }
         }
         let mut conn = r.conn.clone();
         let history: Vec<String> = match redis::cmd("LRANGE")
-            .arg(r.history_key(stream))
+            .arg(stream_key(&r.namespace, "hist", stream))
             .arg(0)
             .arg(-1)
             .query_async(&mut conn)
@@ -744,27 +750,21 @@ impl WebSocketManager {
         let latest = st.seq;
         let replay = match resume {
             None => Replay::Events(Vec::new()),
-            Some((last, epoch)) if epoch.is_some_and(|e| e != hub.epoch) || last > latest => {
+            Some((last, epoch))
+                if epoch.is_some_and(|e| e != hub.epoch) || !st.holds_after(last) =>
+            {
                 Replay::Gap {
-                    oldest: st.buffer.front().map_or(latest + 1, |(s, _)| *s),
+                    oldest: st.oldest(),
                     latest,
                 }
             }
-            Some((last, _)) if last == latest => Replay::Events(Vec::new()),
-            Some((last, _)) => {
-                let oldest = st.buffer.front().map_or(latest + 1, |(s, _)| *s);
-                if last + 1 < oldest {
-                    Replay::Gap { oldest, latest }
-                } else {
-                    Replay::Events(
-                        st.buffer
-                            .iter()
-                            .filter(|(s, _)| *s > last)
-                            .map(|(_, f)| f.clone())
-                            .collect(),
-                    )
-                }
-            }
+            Some((last, _)) => Replay::Events(
+                st.buffer
+                    .iter()
+                    .filter(|(s, _)| *s > last)
+                    .map(|(_, f)| f.clone())
+                    .collect(),
+            ),
         };
         // Queued under the lock: no live event of this stream can come before them.
         if !handle.push(announce(latest)) {

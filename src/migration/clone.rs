@@ -1427,30 +1427,26 @@ impl Engine {
             .map(|d| d.to_document())
             .collect::<Result<_, _>>()?;
         let existing = existing_in(&self.target, spec, &by_key_docs, false).await?;
+        // Each source document's counterpart: by key (remapped), else under its own `_id`.
         let target_ids: Vec<Bson> = by_key_docs
             .iter()
-            .filter_map(|d| {
+            .map(|d| {
                 existing
                     .by_key
                     .get(&key_of(spec, d))
                     .cloned()
                     .or_else(|| d.get("_id").cloned())
+                    .unwrap_or(Bson::Null)
             })
             .collect();
         let now_target = fetch_raw_by_ids(&raw_target, &target_ids, Lookup::Points).await?;
-        for d in &by_key_docs {
+        for (d, tid) in by_key_docs.iter().zip(&target_ids) {
             let raw = RawDocumentBuf::from_document(d)?;
             let h = raw_content_hash(&raw, ignore)?;
             tally.add_source(h);
-            let tid = existing
-                .by_key
-                .get(&key_of(spec, d))
-                .cloned()
-                .or_else(|| d.get("_id").cloned())
-                .unwrap_or(Bson::Null);
-            match now_target.get(&IdKey::of(&tid)) {
+            match now_target.get(&IdKey::of(tid)) {
                 Some(t) => tally.add_found(h, raw_content_hash(t, ignore)?),
-                None => tally.add_absent(false, &super::short_id_text(&tid)),
+                None => tally.add_absent(false, &super::short_id_text(tid)),
             }
         }
         Ok(())

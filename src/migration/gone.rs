@@ -8,9 +8,9 @@
 //! one read takes what lies beyond the last, and index ranges the other `_id` types, until
 //! the documents met add up to the collection's count. A target document those reads meet
 //! that the source batch does not hold is a *candidate*; with nothing changed there are
-//! none, so finding what is gone costs no read of its own. Candidates are checked against the source (by
-//! `_id`, then by unique key: a remapped copy is not gone), the scope, and only then the
-//! earlier runs' insert entries in the journal. Any other collection (mixed `_id` types, a
+//! none, so finding what is gone costs no read of its own. Candidates are checked against
+//! the source (by `_id`, then by unique key: a remapped copy is not gone), the scope, and
+//! only then the earlier runs' insert entries in the journal. Any other collection (mixed `_id` types, a
 //! guild filter) is checked the long way: every earlier insert entry against the source.
 
 use std::collections::{HashMap, HashSet};
@@ -161,15 +161,12 @@ impl Engine {
             .context("reading the target to verify the copy")?
         {
             let Some(id) = raw_id(&d) else { continue };
-            scan.seen += 1;
             let key = IdKey::of_raw(id);
             if wanted.contains(&key) {
+                scan.seen += 1;
                 out.insert(key, d);
             } else {
-                scan.candidates.push(raw_to_bson(id)?);
-                if scan.candidates.len() >= CANDIDATE_CHUNK {
-                    self.sift(order, spec, scan).await?;
-                }
+                self.meet(order, spec, scan, id).await?;
             }
         }
         Ok(out)
@@ -212,11 +209,7 @@ impl Engine {
                     .context("reading the target to verify the copy")?
                 {
                     if let Some(id) = raw_id(&d) {
-                        scan.seen += 1;
-                        scan.candidates.push(raw_to_bson(id)?);
-                        if scan.candidates.len() >= CANDIDATE_CHUNK {
-                            self.sift(order, spec, &mut scan).await?;
-                        }
+                        self.meet(order, spec, &mut scan, id).await?;
                     }
                 }
             }
@@ -233,6 +226,23 @@ impl Engine {
         self.sift(order, spec, &mut scan).await?;
         self.look_up_unseen(order, spec, &mut scan).await?;
         Ok(scan.gone)
+    }
+
+    /// Counts a target document the source batch does not hold and keeps it as a
+    /// candidate, sifting the candidates when enough are held.
+    async fn meet(
+        &self,
+        order: u16,
+        spec: &CollectionSpec,
+        scan: &mut GoneScan,
+        id: RawBsonRef<'_>,
+    ) -> anyhow::Result<()> {
+        scan.seen += 1;
+        scan.candidates.push(raw_to_bson(id)?);
+        if scan.candidates.len() >= CANDIDATE_CHUNK {
+            self.sift(order, spec, scan).await?;
+        }
+        Ok(())
     }
 
     /// Drops the candidates the source still has; keeps the others for the journal,

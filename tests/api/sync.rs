@@ -308,6 +308,19 @@ where
     }
 }
 
+/// Waits until the newest run of `store` follows its source.
+async fn until_following(store: &heimdall_host::migration::runs::RunStore) {
+    until("the run follows", || async {
+        store
+            .list(1)
+            .await
+            .unwrap()
+            .first()
+            .is_some_and(|r| r.following)
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn follow_applies_the_sources_writes_as_they_come_until_stopped() {
     let source = seeded("follow_src").await;
@@ -340,15 +353,7 @@ async fn follow_applies_the_sources_writes_as_they_come_until_stopped() {
         tokio::spawn(async move { clone::start(&e, o, recorder, cancel).await })
     };
     let store = heimdall_host::migration::runs::RunStore::new(&target);
-    until("the run follows", || async {
-        store
-            .list(1)
-            .await
-            .unwrap()
-            .first()
-            .is_some_and(|r| r.following)
-    })
-    .await;
+    until_following(&store).await;
     writer.await.unwrap();
 
     // Live changes: an edit, a deletion, a new tag.
@@ -464,15 +469,7 @@ async fn a_follow_run_that_died_resumes_from_the_last_change_it_applied() {
         })
     };
     let store = heimdall_host::migration::runs::RunStore::new(&target);
-    until("the run follows", || async {
-        store
-            .list(1)
-            .await
-            .unwrap()
-            .first()
-            .is_some_and(|r| r.following)
-    })
-    .await;
+    until_following(&store).await;
     let id = store.list(1).await.unwrap()[0].id.clone();
     // The process dies (its task is dropped mid-follow); the old bot writes meanwhile.
     running.abort();
