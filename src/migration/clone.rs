@@ -677,15 +677,104 @@ pub(crate) enum Compare {
     All,
 }
 
-/// What the engine learned about a collection that others reference.
-#[derive(Debug, Default)]
+/// How many source `_id`s of a referenced collection a run keeps in memory as seen: a
+/// reference to one of them needs no query. References to others are checked on the source
+/// (a few per batch: children of one parent lie together), so memory stays the same however
+/// big the collection is.
+const KNOWN_CAP: usize = 1 << 16;
+
+/// How many remapped `_id`s (copied under another `_id`) of a referenced collection a run
+/// keeps in memory; past that, dependants find the rest on the databases.
+const MAP_CAP: usize = 1 << 16;
+
+/// The source `_id`s seen most recently, at most [`KNOWN_CAP`]: two generations, the older
+/// dropped when the newer is full.
+#[derive(Debug, Default, Clone)]
+struct RecentIds {
+    now: HashSet<ObjectId>,
+    before: HashSet<ObjectId>,
+}
+
+impl RecentIds {
+    fn insert(&mut self, id: ObjectId) {
+        if self.now.len() >= KNOWN_CAP / 2 {
+            self.before = std::mem::take(&mut self.now);
+        }
+        self.now.insert(id);
+    }
+
+    fn contains(&self, id: &ObjectId) -> bool {
+        self.now.contains(id) || self.before.contains(id)
+    }
+
+    fn remove(&mut self, id: &ObjectId) {
+        self.now.remove(id);
+        self.before.remove(id);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.now.len() + self.before.len()
+    }
+}
+
+/// What the engine learned about a collection that others reference, bounded whatever the
+/// collection's size.
+#[derive(Debug, Default, Clone)]
 struct RefState {
-    /// Every source `_id` seen.
-    known: HashSet<ObjectId>,
-    /// Source `_id` → target `_id`, where they differ.
+    /// Source `_id`s seen lately and copied under the same `_id`.
+    known: RecentIds,
+    /// Source `_id` → target `_id`, where they differ (at most [`MAP_CAP`]).
     map: HashMap<ObjectId, ObjectId>,
+    /// Some remapped `_id`s are not in `map` (it was full, or the run resumed): a reference
+    /// to an `_id` not in `known` or `map` is looked up on the databases.
+    spilled: bool,
     /// Source `_id`s selected by the guild filter (for "through its parent" children).
     selected: Vec<ObjectId>,
+}
+
+/// Where a reference to a source `_id` points in the target, as far as memory knows.
+#[derive(Debug, PartialEq)]
+enum RefTarget {
+    /// Copied under the same `_id`.
+    Same,
+    /// Copied under this `_id`.
+    Remapped(ObjectId),
+    /// Not known: ask the databases.
+    Ask,
+}
+
+impl RefState {
+    /// A source document of the collection was read.
+    fn saw(&mut self, id: ObjectId) {
+        self.known.insert(id);
+    }
+
+    /// The source document `source` is in the target as `target`.
+    fn remapped(&mut self, source: ObjectId, target: ObjectId) {
+        if self.map.len() < MAP_CAP || self.map.contains_key(&source) {
+            self.map.insert(source, target);
+        } else {
+            self.spilled = true;
+        }
+        self.known.remove(&source);
+    }
+
+    fn target_of(&self, id: &ObjectId) -> RefTarget {
+        match self.map.get(id) {
+            Some(t) => RefTarget::Remapped(*t),
+            None if self.known.contains(id) => RefTarget::Same,
+            None => RefTarget::Ask,
+        }
+    }
+
+    /// Adds what `other` learned (a followed batch).
+    fn merge(&mut self, other: RefState) {
+        for (s, t) in other.map {
+            self.remapped(s, t);
+        }
+        self.spilled |= other.spilled;
+    }
 }
 
 /// What a sync's verification found and did in one collection.
@@ -1461,50 +1550,87 @@ impl Engine {
         }
     }
 
-    /// Rebuilds `known`, `selected` and the id map for already-copied source documents.
+    /// Resuming a referenced collection: what dependants need of the part already copied.
+    /// The `_id` map is not read back (it could be as big as the collection): dependants
+    /// find remapped `_id`s on the databases. With a guild filter, the selected `_id`s are
+    /// read again.
     async fn rebuild_state(
         &self,
         spec: &CollectionSpec,
         filter: Document,
         state: &mut RefState,
     ) -> anyhow::Result<()> {
-        let projection = key_projection(spec);
+        state.spilled = true;
+        if self.guild.is_none() {
+            return Ok(());
+        }
         let mut cursor = self
             .source
             .db
             .collection::<Document>(spec.name)
             .find(filter)
-            .projection(projection)
+            .projection(doc! { "_id": 1 })
             .batch_size(self.batch_size as u32)
             .await?;
-        let mut buf = Vec::new();
-        loop {
-            let next = cursor.try_next().await?;
-            let end = next.is_none();
-            if let Some(d) = next {
-                buf.push(d);
+        while let Some(d) = cursor.try_next().await? {
+            if let Some(Bson::ObjectId(id)) = d.get("_id") {
+                state.selected.push(*id);
             }
-            if buf.len() >= self.batch_size || (end && !buf.is_empty()) {
-                let existing = existing_in(&self.target, spec, &buf, false).await?;
-                for d in buf.drain(..) {
-                    let Some(Bson::ObjectId(id)) = d.get("_id").cloned() else {
+        }
+        Ok(())
+    }
+
+    /// Which of `ids` (references into `parent`) the source has, and — with `remaps` —
+    /// the target `_id`s of those copied under another `_id`: read from the source by `_id`,
+    /// then from the target by unique key (a referenced collection's key holds no
+    /// reference, so it is the same on both sides).
+    async fn resolve_references(
+        &self,
+        parent: &str,
+        ids: &[ObjectId],
+        remaps: bool,
+    ) -> anyhow::Result<(HashSet<ObjectId>, HashMap<ObjectId, ObjectId>)> {
+        let mut wanted: Vec<ObjectId> = ids.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let pspec = self.registry.collection(parent);
+        let projection = pspec.map(key_projection).unwrap_or(doc! { "_id": 1 });
+        let mut found: Vec<Document> = Vec::with_capacity(wanted.len());
+        for chunk in wanted.chunks(1000) {
+            let list: Vec<Bson> = chunk.iter().map(|o| Bson::ObjectId(*o)).collect();
+            let mut cursor = self
+                .source
+                .db
+                .collection::<Document>(parent)
+                .find(doc! { "_id": { "$in": list } })
+                .projection(projection.clone())
+                .await?;
+            while let Some(d) = cursor.try_next().await? {
+                found.push(d);
+            }
+        }
+        let present: HashSet<ObjectId> = found
+            .iter()
+            .filter_map(|d| d.get_object_id("_id").ok())
+            .collect();
+        let mut map = HashMap::new();
+        if let Some(pspec) = pspec.filter(|p| remaps && !p.unique_key.is_empty()) {
+            if !found.is_empty() {
+                let existing = existing_in(&self.target, pspec, &found, false).await?;
+                for d in &found {
+                    let (Ok(sid), Some(Bson::ObjectId(tid))) = (
+                        d.get_object_id("_id"),
+                        existing.by_key.get(&key_of(pspec, d)),
+                    ) else {
                         continue;
                     };
-                    state.known.insert(id);
-                    if self.guild.is_some() {
-                        state.selected.push(id);
-                    }
-                    if let Some(Bson::ObjectId(t)) = existing.by_key.get(&key_of(spec, &d)) {
-                        if *t != id {
-                            state.map.insert(id, *t);
-                        }
+                    if sid != *tid {
+                        map.insert(sid, *tid);
                     }
                 }
             }
-            if end {
-                return Ok(());
-            }
         }
+        Ok((present, map))
     }
 
     /// Validates, rewrites, checks existence and writes one batch; returns its record errors.
@@ -1526,19 +1652,21 @@ impl Engine {
         };
         result.processed += batch.len() as u64;
 
-        // Validate and rewrite references.
+        // Validate and rewrite references: from memory where it knows the target `_id`,
+        // else from the databases (a few `_id`s per batch).
         let ref_states: Vec<(usize, Arc<RefState>)> = spec
             .references
             .iter()
             .enumerate()
             .map(|(i, r)| (i, self.state(r.collection)))
             .collect();
-        let mut valid: Vec<Document> = Vec::with_capacity(batch.len());
+        let tracked = self.referenced.contains(spec.name);
+        let mut checked: Vec<Document> = Vec::with_capacity(batch.len());
         let mut unknown: Vec<Vec<ObjectId>> = vec![Vec::new(); spec.references.len()];
         for mut d in batch {
             if let Some(Bson::ObjectId(id)) = d.get("_id") {
-                if self.referenced.contains(spec.name) {
-                    state.known.insert(*id);
+                if tracked {
+                    state.saw(*id);
                     if self.guild.is_some() {
                         state.selected.push(*id);
                     }
@@ -1552,11 +1680,38 @@ impl Engine {
             for (i, rs) in &ref_states {
                 let field = spec.references[*i].field;
                 if let Some(Bson::ObjectId(id)) = d.get(field).cloned() {
-                    if let Some(t) = rs.map.get(&id) {
-                        d.insert(field, *t);
-                    } else if !rs.known.contains(&id) {
-                        unknown[*i].push(id);
+                    match rs.target_of(&id) {
+                        RefTarget::Remapped(t) => {
+                            d.insert(field, t);
+                        }
+                        RefTarget::Same => {}
+                        RefTarget::Ask => unknown[*i].push(id),
                     }
+                }
+            }
+            checked.push(d);
+        }
+
+        // References to `_id`s memory does not place: dangling unless the source has them;
+        // remapped when the target has them under another `_id`.
+        let mut looked_up: Vec<HashMap<ObjectId, ObjectId>> = Vec::new();
+        for (i, ids) in unknown.iter().enumerate() {
+            if ids.is_empty() {
+                looked_up.push(HashMap::new());
+                continue;
+            }
+            let (present, map) = self
+                .resolve_references(spec.references[i].collection, ids, ref_states[i].1.spilled)
+                .await?;
+            result.dangling += ids.iter().filter(|id| !present.contains(id)).count() as u64;
+            looked_up.push(map);
+        }
+        let mut valid: Vec<Document> = Vec::with_capacity(checked.len());
+        for mut d in checked {
+            for (i, map) in looked_up.iter().enumerate() {
+                let field = spec.references[i].field;
+                if let Some(t) = d.get_object_id(field).ok().and_then(|id| map.get(&id)) {
+                    d.insert(field, *t);
                 }
             }
             if let Err(reason) = handler.prepare(spec, &mut d) {
@@ -1565,27 +1720,6 @@ impl Engine {
                 continue;
             }
             valid.push(d);
-        }
-
-        // References to ids the copy has not seen: dangling unless the source has them.
-        for (i, ids) in unknown.into_iter().enumerate() {
-            if ids.is_empty() {
-                continue;
-            }
-            let target = spec.references[i].collection;
-            let present: HashSet<ObjectId> = self
-                .source
-                .db
-                .collection::<Document>(target)
-                .find(doc! { "_id": { "$in": ids.iter().map(|o| Bson::ObjectId(*o)).collect::<Vec<_>>() } })
-                .projection(doc! { "_id": 1 })
-                .await?
-                .try_collect::<Vec<_>>()
-                .await?
-                .into_iter()
-                .filter_map(|d| d.get_object_id("_id").ok())
-                .collect();
-            result.dangling += ids.iter().filter(|id| !present.contains(id)).count() as u64;
         }
 
         // Existence, first by `_id`: one range read of the target over the batch's `_id`s
@@ -1738,8 +1872,8 @@ impl Engine {
             let tid = t.get("_id").cloned().unwrap_or(Bson::Null);
             let remapped = tid != sid;
             if let (true, Bson::ObjectId(s), Bson::ObjectId(t)) = (remapped, &sid, &tid) {
-                if self.referenced.contains(spec.name) {
-                    state.map.insert(*s, *t);
+                if tracked {
+                    state.remapped(*s, *t);
                 }
             }
             // A sync updates only what differs from the source (references as remapped).
@@ -2524,5 +2658,45 @@ pub(crate) async fn insert_unordered<T: Serialize + Send + Sync>(
             }
             _ => Err(Err(anyhow::Error::from(e).context("writing to the target"))),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_run_remembers_of_a_referenced_collection_is_bounded() {
+        let mut state = RefState::default();
+        let ids: Vec<ObjectId> = (0..3 * KNOWN_CAP).map(|_| ObjectId::new()).collect();
+        for id in &ids {
+            state.saw(*id);
+        }
+        assert!(state.known.len() <= KNOWN_CAP, "{}", state.known.len());
+        // The latest are known; the earliest are asked for.
+        assert_eq!(state.target_of(ids.last().unwrap()), RefTarget::Same);
+        assert_eq!(state.target_of(&ids[0]), RefTarget::Ask);
+
+        // Remapped `_id`s beyond the map's bound are forgotten, never taken as the same.
+        // Ten never seen first, then every known one: the last ten known ones overflow.
+        let fresh: Vec<ObjectId> = (0..10).map(|_| ObjectId::new()).collect();
+        let remaps: Vec<(ObjectId, ObjectId)> = fresh
+            .iter()
+            .chain(&ids[ids.len() - MAP_CAP..])
+            .map(|s| (*s, ObjectId::new()))
+            .collect();
+        assert_eq!(state.target_of(&remaps.last().unwrap().0), RefTarget::Same);
+        for (s, t) in &remaps {
+            state.remapped(*s, *t);
+        }
+        assert!(state.spilled);
+        assert_eq!(state.map.len(), MAP_CAP);
+        assert_eq!(
+            state.target_of(&remaps[0].0),
+            RefTarget::Remapped(remaps[0].1)
+        );
+        for (s, _) in &remaps[MAP_CAP..] {
+            assert_eq!(state.target_of(s), RefTarget::Ask);
+        }
     }
 }

@@ -289,20 +289,15 @@ impl Engine {
     /// Adds the `_id` map a batch learned (documents found under another `_id`) to what
     /// dependants rewrite their references with.
     fn merge_map(&self, spec: &heimdall_base::catalog::CollectionSpec, learned: RefState) {
-        if learned.map.is_empty() || !self.referenced.contains(spec.name) {
+        if (learned.map.is_empty() && !learned.spilled) || !self.referenced.contains(spec.name) {
             return;
         }
         let mut states = self.states.lock().expect("state lock");
-        let old = states.get(spec.name).cloned().unwrap_or_default();
-        let mut map = old.map.clone();
-        map.extend(learned.map);
-        states.insert(
-            spec.name,
-            std::sync::Arc::new(RefState {
-                known: old.known.clone(),
-                map,
-                selected: old.selected.clone(),
-            }),
-        );
+        let mut state = states
+            .get(spec.name)
+            .map(|s| s.as_ref().clone())
+            .unwrap_or_default();
+        state.merge(learned);
+        states.insert(spec.name, std::sync::Arc::new(state));
     }
 }

@@ -342,14 +342,20 @@ async fn guild_filter_copies_one_guild_with_votes_and_transcripts() {
     }
 }
 
-#[tokio::test]
-async fn existing_rules_under_other_ids_are_remapped_in_infractions() {
-    let source = seeded("rsrc").await;
-    let target = fresh_db("rdst").await;
-    // The target already has every automod rule of the source, under new _ids.
+/// A seeded source, and a target that already has every automod rule of the source under
+/// new `_id`s (source `_id` → target `_id`).
+async fn rules_under_other_ids(
+    prefix: &str,
+) -> (
+    Database,
+    Database,
+    std::collections::HashMap<ObjectId, ObjectId>,
+) {
+    let source = seeded(&format!("{prefix}src")).await;
+    let target = fresh_db(&format!("{prefix}dst")).await;
     let rules = docs(&source, "automod_rules", doc! {}).await;
     let mut remap = std::collections::HashMap::new();
-    for mut r in rules.clone() {
+    for mut r in rules {
         let old = r.get_object_id("_id").unwrap();
         let new = ObjectId::new();
         r.insert("_id", new);
@@ -361,14 +367,18 @@ async fn existing_rules_under_other_ids_are_remapped_in_infractions() {
             .await
             .unwrap();
     }
-    let r = run(&env(&target), opts(&source)).await;
-    assert_eq!(r.status, RunStatus::Completed);
-    let step = r.steps.iter().find(|s| s.label == "Automod rules").unwrap();
-    assert_eq!(step.collections[0].skipped, rules.len() as u64);
-    assert_eq!(step.collections[0].remapped, rules.len() as u64);
+    (source, target, remap)
+}
 
+/// Every infraction of the source that names a rule names the rule's target `_id` in the
+/// target; no source rule `_id` is left there.
+async fn assert_infractions_remapped(
+    source: &Database,
+    target: &Database,
+    remap: &std::collections::HashMap<ObjectId, ObjectId>,
+) {
     let src_inf = docs(
-        &source,
+        source,
         "infractions",
         doc! { "ruleId": { "$type": "objectId" } },
     )
@@ -388,17 +398,60 @@ async fn existing_rules_under_other_ids_are_remapped_in_infractions() {
             "infraction not remapped"
         );
     }
-    // No source rule _id survives in the target's infractions.
     let stale = target
         .collection::<Document>("infractions")
         .count_documents(doc! { "ruleId": { "$in": remap.keys().map(|k| Bson::ObjectId(*k)).collect::<Vec<_>>() } })
         .await
         .unwrap();
     assert_eq!(stale, 0);
+}
+
+#[tokio::test]
+async fn existing_rules_under_other_ids_are_remapped_in_infractions() {
+    let (source, target, remap) = rules_under_other_ids("r").await;
+    let r = run(&env(&target), opts(&source)).await;
+    assert_eq!(r.status, RunStatus::Completed);
+    let step = r.steps.iter().find(|s| s.label == "Automod rules").unwrap();
+    assert_eq!(step.collections[0].skipped, remap.len() as u64);
+    assert_eq!(step.collections[0].remapped, remap.len() as u64);
+    assert_infractions_remapped(&source, &target, &remap).await;
     assert!(
         r.verification.as_ref().unwrap().ok,
         "references are ignored by the digest"
     );
+}
+
+/// A resumed run keeps no `_id` map of what it copied before (it could be as big as the
+/// data): the infractions copied after the stop find their rules' new `_id`s on the
+/// databases.
+#[tokio::test]
+async fn remapped_references_hold_across_a_stop_and_resume() {
+    let (source, target, remap) = rules_under_other_ids("rr").await;
+    let mut o = opts(&source);
+    o.batch_size = 10;
+    o.parallelism = 1;
+    let mut e = env(&target);
+    e.fail_point = Some(heimdall_host::migration::FailPoint {
+        collection: "infractions".into(),
+        after_batches: 1,
+    });
+    let stopped = run(&e, o).await;
+    assert_eq!(
+        stopped.status,
+        RunStatus::Cancelled,
+        "{:?}",
+        stopped.message
+    );
+    let copied = target
+        .collection::<Document>("infractions")
+        .count_documents(doc! {})
+        .await
+        .unwrap();
+    assert!(copied > 0, "the first attempt copied no infraction");
+    let r = resume_with(&env(&target), &stopped.id).await;
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    assert_infractions_remapped(&source, &target, &remap).await;
+    assert!(r.verification.as_ref().unwrap().ok);
 }
 
 #[tokio::test]
