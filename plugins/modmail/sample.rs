@@ -15,6 +15,10 @@ pub mod fixtures {
     pub const MODMAIL_LONG: &str = "5f00000000000000000003a1";
     /// Messages in the long thread.
     pub const MODMAIL_LONG_MESSAGES: usize = 5000;
+    /// In bulk guilds, one thread in this many is a very long one.
+    pub const MODMAIL_HUGE_EVERY: u64 = 2000;
+    /// Messages in each of those very long threads (the biggest a big community has).
+    pub const MODMAIL_HUGE_MESSAGES: i64 = 20_000;
     /// Two conversations with the same `createdAt` (ties go by `_id`).
     pub const MODMAIL_TIE_A: &str = "5f00000000000000000003a2";
     /// The second of the tie.
@@ -146,10 +150,14 @@ impl Samples for super::ModmailPlugin {
             modmail_collection,
             ..
         } = s;
-        for _ in 0..g.count(80.0, guild.factor, *scale, 2) {
+        for k in 0..g.count(80.0, guild.factor, *scale, 2) {
             let user = guild.user(g);
             let created = guild.date(g);
-            let n = g.rng.gen_range(5..60i64);
+            let n = if k % fixtures::MODMAIL_HUGE_EVERY == fixtures::MODMAIL_HUGE_EVERY - 1 {
+                fixtures::MODMAIL_HUGE_MESSAGES
+            } else {
+                g.rng.gen_range(5..60i64)
+            };
             let messages: Vec<Bson> = (0..n)
                 .map(|i| {
                     let staff = i % 2 == 1;
