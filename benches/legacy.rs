@@ -1,6 +1,7 @@
 //! Legacy Import benchmark: records per second and peak RSS of `heimdall migrate legacy` on a
 //! modmail-heavy old-bot database, next to the plain-copy ceiling of the same records
-//! measured in the same run.
+//! measured in the same run, and the documents it writes per second next to those of an
+//! Instance Clone of what it wrote (the clone's pace on the same documents, same run).
 //!
 //! `cargo bench --bench legacy -- [--scale X] [--runs N]`
 
@@ -32,6 +33,7 @@ async fn main() {
     let key: heimdall_host::crypto::EncryptionKey = KEY.parse().unwrap();
     let (mut rate, mut ceil_rate, mut ratio, mut rss, mut produced_rate) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let (mut clone_rate, mut to_clone) = (vec![], vec![]);
     let mut records = 0;
     let mut produced = 0;
     for r in 0..runs {
@@ -83,6 +85,21 @@ async fn main() {
             json["skipped"],
             json["failed"]
         );
+        // The clone's pace on the same documents: the import's result cloned.
+        let cloned = format!("bench_legacy_clone_{r}");
+        let (csecs, _, cjson) = migrate(
+            &uri,
+            &cloned,
+            &["clone", "--source", &uri, "--source-db", &target],
+        );
+        let copied = cjson["imported"].as_u64().unwrap_or(0);
+        eprintln!(
+            "run {r}: clone of the import {csecs:.2}s ({copied} documents, {:.0} documents/s); import ÷ clone documents/s {:.2}",
+            copied as f64 / csecs,
+            (produced as f64 / secs) / (copied as f64 / csecs)
+        );
+        clone_rate.push(copied as f64 / csecs);
+        to_clone.push((produced as f64 / secs) / (copied as f64 / csecs));
         rate.push(records as f64 / secs);
         ceil_rate.push(records as f64 / ceil.as_secs_f64());
         ratio.push(ceil.as_secs_f64() / secs);
@@ -92,6 +109,7 @@ async fn main() {
             src.name().to_string(),
             format!("bench_legacy_ceiling_{r}"),
             target,
+            cloned,
         ] {
             client.database(&db).drop().await.unwrap();
         }
@@ -109,6 +127,14 @@ async fn main() {
         median(produced_rate)
     );
     println!("| legacy import ÷ ceiling | {:.2} |", median(ratio));
+    println!(
+        "| clone of the imported instance | {:.0} documents/s |",
+        median(clone_rate)
+    );
+    println!(
+        "| import ÷ clone, documents written per second | {:.2} (target ≥ 0.9) |",
+        median(to_clone)
+    );
     println!(
         "| peak RSS of `heimdall migrate legacy` | {:.0} MB |",
         median(rss) / 1024.0

@@ -14,8 +14,24 @@ use heimdall_host::migration::legacy::{
     Prepared, Produced,
 };
 
-/// Legacy `_id` text → ticket number.
-struct Numbers(HashMap<String, i32>);
+/// A legacy `_id`, held compactly (most are ObjectIds): the numbering holds one per thread.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum LegacyId {
+    Oid(mongodb::bson::oid::ObjectId),
+    Other(String),
+}
+
+impl LegacyId {
+    fn of(b: &Bson) -> Self {
+        match b {
+            Bson::ObjectId(o) => Self::Oid(*o),
+            other => Self::Other(id_text(other)),
+        }
+    }
+}
+
+/// Legacy `_id` → ticket number.
+struct Numbers(HashMap<LegacyId, i32>);
 
 /// Maps a legacy modmail thread and every message in it.
 pub struct ModmailMapper;
@@ -27,7 +43,7 @@ impl LegacyMapper for ModmailMapper {
         source: &Collection<Document>,
         filter: &Document,
     ) -> anyhow::Result<Prepared> {
-        let mut per_guild: HashMap<String, Vec<(i64, Bson)>> = HashMap::new();
+        let mut per_guild: HashMap<String, Vec<(i64, LegacyId)>> = HashMap::new();
         let mut cursor = source
             .find(filter.clone())
             .projection(doc! { "guildID": 1, "createdAt": 1 })
@@ -40,14 +56,15 @@ impl LegacyMapper for ModmailMapper {
             };
             per_guild.entry(guild).or_default().push((
                 created.timestamp_millis(),
-                d.get("_id").cloned().unwrap_or(Bson::Null),
+                LegacyId::of(d.get("_id").unwrap_or(&Bson::Null)),
             ));
         }
         let mut numbers = HashMap::new();
         for (_, mut list) in per_guild {
             list.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| cmp_id(&a.1, &b.1)));
+            numbers.reserve(list.len());
             for (i, (_, id)) in list.into_iter().enumerate() {
-                numbers.insert(id_text(&id), i as i32 + 1);
+                numbers.insert(id, i as i32 + 1);
             }
         }
         Ok(Box::new(Numbers(numbers)))
@@ -68,7 +85,7 @@ impl LegacyMapper for ModmailMapper {
             .ok_or("internal: modmail numbering missing")?;
         let number = *numbers
             .0
-            .get(&heimdall_host::migration::id_text(r))
+            .get(&LegacyId::of(r.get("_id").unwrap_or(&Bson::Null)))
             .ok_or("could not number this conversation")?;
         let id = primary_id(r);
         let mut out = vec![Produced {
@@ -129,10 +146,12 @@ fn id_text(b: &Bson) -> String {
     }
 }
 
-fn cmp_id(a: &Bson, b: &Bson) -> std::cmp::Ordering {
+fn cmp_id(a: &LegacyId, b: &LegacyId) -> std::cmp::Ordering {
     match (a, b) {
-        (Bson::ObjectId(x), Bson::ObjectId(y)) => x.bytes().cmp(&y.bytes()),
-        _ => id_text(a).cmp(&id_text(b)),
+        (LegacyId::Oid(x), LegacyId::Oid(y)) => x.bytes().cmp(&y.bytes()),
+        (LegacyId::Oid(x), LegacyId::Other(y)) => x.to_hex().cmp(y),
+        (LegacyId::Other(x), LegacyId::Oid(y)) => x.as_str().cmp(y.to_hex().as_str()),
+        (LegacyId::Other(x), LegacyId::Other(y)) => x.cmp(y),
     }
 }
 

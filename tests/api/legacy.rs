@@ -462,6 +462,56 @@ async fn a_rerun_imports_nothing_and_keeps_ticket_numbers() {
     );
 }
 
+/// A thread whose conversation the target already has under another `_id` (same guild and
+/// ticket number) is a conflict: skipped with its reason, none of its messages written,
+/// the target's conversation left as it was; every other thread imported.
+#[tokio::test]
+async fn a_conversation_already_in_the_target_keeps_its_thread_out() {
+    let source = legacy_db("csrc").await;
+    let target = fresh_db("cdst").await;
+    let theirs = doc! {
+        "_id": ObjectId::new(), "guildId": fx::GUILD, "ticketNumber": 1, "userId": "1",
+        "status": "open", "createdAt": DateTime::now(),
+    };
+    target
+        .collection::<Document>("modmail_conversations")
+        .insert_one(theirs.clone())
+        .await
+        .unwrap();
+    let r = import(&target, opts(&source), Arc::new(Recorder::default())).await;
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    let skip = r
+        .skips
+        .iter()
+        .find(|s| s.source_id == fx::MODMAIL_OLDEST)
+        .expect("the conflicting thread is reported");
+    assert!(skip.reason.contains("conflict"), "{}", skip.reason);
+    let messages = target
+        .collection::<Document>("modmail_messages")
+        .count_documents(doc! { "conversationId": oid(fx::MODMAIL_OLDEST) })
+        .await
+        .unwrap();
+    assert_eq!(
+        messages, 0,
+        "the conflicting thread's messages were written"
+    );
+    assert_eq!(
+        one(
+            &target,
+            "modmail_conversations",
+            doc! { "guildId": fx::GUILD, "ticketNumber": 1 }
+        )
+        .await,
+        theirs
+    );
+    let long = target
+        .collection::<Document>("modmail_messages")
+        .count_documents(doc! { "conversationId": oid(fx::MODMAIL_LONG) })
+        .await
+        .unwrap();
+    assert_eq!(long, fx::MODMAIL_LONG_MESSAGES as u64);
+}
+
 #[tokio::test]
 async fn guild_filter_imports_one_guild() {
     let source = legacy_db("gsrc").await;

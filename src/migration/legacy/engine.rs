@@ -31,6 +31,9 @@ use heimdall_base::secret::redact_uri;
 /// thread one per message, each parsed, mapped, looked up and serialized again), so its
 /// batches are an eighth of the clone's.
 const LEGACY_BATCH_BYTES: usize = crate::MAX_BATCH_BYTES / 8;
+
+/// Batches of one step verified at once: one's mapping (CPU) overlaps another's reads.
+const VERIFY_BATCHES_AT_ONCE: usize = 3;
 /// The options of a legacy import.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -599,6 +602,8 @@ impl Engine {
             );
         }
         let mut planned: HashMap<&'static str, HashSet<String>> = HashMap::new();
+        // A run that writes starts by inserting without lookups (see `import_batch`).
+        let mut insert_first = self.write;
         if !missing.is_empty() {
             // Records an earlier verification of this run found missing from the target.
             tracing::info!(collection = %coll_name, count = missing.len(), "importing again what verification found missing");
@@ -607,7 +612,14 @@ impl Engine {
                 let records =
                     crate::find_ids(&coll, &filter, chunk, "reading the legacy database").await?;
                 let (errors, skips) = self
-                    .import_batch(step, &prepared, records, res, &mut planned)
+                    .import_batch(
+                        step,
+                        &prepared,
+                        records,
+                        res,
+                        &mut planned,
+                        &mut insert_first,
+                    )
                     .await?;
                 res.processed = res.processed.min(res.total);
                 self.store
@@ -666,7 +678,14 @@ impl Engine {
             batches += 1;
             let last = records.last().and_then(|d| d.get("_id").cloned());
             let (errors, skips) = self
-                .import_batch(step, &prepared, records, res, &mut planned)
+                .import_batch(
+                    step,
+                    &prepared,
+                    records,
+                    res,
+                    &mut planned,
+                    &mut insert_first,
+                )
                 .await?;
             res.last_id = last;
             if self.write {
@@ -759,64 +778,18 @@ impl Engine {
             LEGACY_BATCH_BYTES,
             "reading the legacy database to verify the import",
         );
+        use futures::{StreamExt as _, TryStreamExt as _};
+        // A few batches at a time: one's mapping overlaps another's reads of the target.
+        let batches = futures::stream::poll_fn(|cx| rx.poll_recv(cx));
+        let mut checked = std::pin::pin!(batches
+            .map(|records| self.check_batch(step, &prepared, &name, records))
+            .buffered(VERIFY_BATCHES_AT_ONCE));
         let mut tally = VerifyTally::default();
-        while let Some(records) = rx.recv().await {
-            let records = crate::parse_batch(records?)?;
-            let mapped: Vec<MappedRecord> = records
-                .iter()
-                .map(|r| self.map_record(step, &prepared, r))
-                .collect::<anyhow::Result<_>>()?;
-            let existing = self
-                .existing(
-                    mapped
-                        .iter()
-                        .filter(|m| m.failed.is_none())
-                        .flat_map(|m| m.groups.iter().flatten()),
-                    true,
-                )
-                .await?;
-            let mut absent = Vec::new();
-            for (r, m) in records.iter().zip(mapped) {
-                if m.failed.is_some() {
-                    tally.add_source(0);
-                    absent.push(RecordError::of(
-                        step.order,
-                        &name,
-                        r,
-                        "verification: failed to map",
-                    ));
-                    continue;
-                }
-                let (mut sh, mut th, mut whole) = (0u64, 0u64, true);
-                for g in &m.groups {
-                    for (i, p) in g.iter().enumerate() {
-                        let spec = self.spec(p.collection)?;
-                        sh = sh.wrapping_add(content_hash(&p.doc, &[]));
-                        match existing[p.collection].docs.get(&key_of(spec, &p.doc)) {
-                            Some(t) if i > 0 || t.get("_id") == p.doc.get("_id") => {
-                                th = th.wrapping_add(content_hash(t, &[]));
-                            }
-                            _ => whole = false,
-                        }
-                    }
-                }
+        while let Some((hashes, absent)) = checked.try_next().await? {
+            for (sh, th) in hashes {
                 tally.add_source(sh);
-                if m.groups.iter().all(Vec::is_empty) && m.skip.is_some() {
-                    absent.push(RecordError::of(
-                        step.order,
-                        &name,
-                        r,
-                        "verification: skipped",
-                    ));
-                } else if whole {
+                if let Some(th) = th {
                     tally.add_found(sh, th);
-                } else {
-                    absent.push(RecordError::of(
-                        step.order,
-                        &name,
-                        r,
-                        "verification: not in the target",
-                    ));
                 }
             }
             self.store
@@ -830,6 +803,78 @@ impl Engine {
                 .await?;
         }
         Ok(tally.report(step.order, &name, res.skipped))
+    }
+
+    /// Verifies one batch of legacy records: per record its source digest and, when all it
+    /// becomes is in the target, the target's digest; and the records found absent.
+    async fn check_batch(
+        &self,
+        step: &Step,
+        prepared: &[Prepared],
+        name: &str,
+        records: anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>,
+    ) -> anyhow::Result<(Vec<(u64, Option<u64>)>, Vec<RecordError>)> {
+        let records = crate::parse_batch(records?)?;
+        let mapped: Vec<MappedRecord> = records
+            .iter()
+            .map(|r| self.map_record(step, prepared, r))
+            .collect::<anyhow::Result<_>>()?;
+        let existing = self
+            .existing(
+                mapped
+                    .iter()
+                    .filter(|m| m.failed.is_none())
+                    .flat_map(|m| m.groups.iter().flatten()),
+                true,
+            )
+            .await?;
+        let mut hashes = Vec::with_capacity(records.len());
+        let mut absent = Vec::new();
+        for (r, m) in records.iter().zip(mapped) {
+            if m.failed.is_some() {
+                hashes.push((0, None));
+                absent.push(RecordError::of(
+                    step.order,
+                    name,
+                    r,
+                    "verification: failed to map",
+                ));
+                continue;
+            }
+            let (mut sh, mut th, mut whole) = (0u64, 0u64, true);
+            for g in &m.groups {
+                for (i, p) in g.iter().enumerate() {
+                    let spec = self.spec(p.collection)?;
+                    sh = sh.wrapping_add(content_hash(&p.doc, &[]));
+                    match existing[p.collection].docs.get(&key_of(spec, &p.doc)) {
+                        Some(t) if i > 0 || t.get("_id") == p.doc.get("_id") => {
+                            th = th.wrapping_add(content_hash(t, &[]));
+                        }
+                        _ => whole = false,
+                    }
+                }
+            }
+            if m.groups.iter().all(Vec::is_empty) && m.skip.is_some() {
+                hashes.push((sh, None));
+                absent.push(RecordError::of(
+                    step.order,
+                    name,
+                    r,
+                    "verification: skipped",
+                ));
+            } else if whole {
+                hashes.push((sh, Some(th)));
+            } else {
+                hashes.push((sh, None));
+                absent.push(RecordError::of(
+                    step.order,
+                    name,
+                    r,
+                    "verification: not in the target",
+                ));
+            }
+        }
+        Ok((hashes, absent))
     }
 
     /// Runs `record` through every mapper of `step` (with `now` pinned to the run's start),
@@ -901,7 +946,10 @@ impl Engine {
         })
     }
 
-    /// Maps, checks and writes one batch of legacy records.
+    /// Maps, checks and writes one batch of legacy records. With `insert_first` (a run
+    /// that writes, into a target that has had few of the batch's documents so far), the
+    /// documents are inserted without looking them up: the unique indexes refuse what is
+    /// already there, and only those are looked up. Set for the next batch from this one.
     async fn import_batch(
         &self,
         step: &Step,
@@ -909,6 +957,7 @@ impl Engine {
         records: Vec<Document>,
         res: &mut CollectionResult,
         planned: &mut HashMap<&'static str, HashSet<String>>,
+        insert_first: &mut bool,
     ) -> anyhow::Result<(Vec<RecordError>, Vec<RecordError>)> {
         let coll_name = source_name(step.source, &self.modmail);
         let mut errors = Vec::new();
@@ -931,138 +980,22 @@ impl Engine {
                 }
             }
         }
-
-        // Existence of every produced document, by its `_id` and key only.
-        let existing = self
-            .existing(groups.iter().flatten().flatten(), false)
-            .await?;
-
-        // Decide per group; collect inserts with the record they come from.
-        let mut inserts: BTreeMap<&'static str, Vec<(usize, Document)>> = BTreeMap::new();
+        let produced: usize = groups.iter().flatten().map(Vec::len).sum();
         let mut wrote = vec![0u64; records.len()];
-        for (ri, gs) in groups.iter_mut().enumerate() {
-            if fate[ri].is_some() {
-                continue;
-            }
-            for g in gs.iter_mut() {
-                let Some(primary) = g.first() else { continue };
-                let spec = self.spec(primary.collection)?;
-                let key = key_of(spec, &primary.doc);
-                let pid = primary.doc.get("_id").cloned().unwrap_or(Bson::Null);
-                let ex = &existing[primary.collection];
-                let seen_in_plan = !self.write
-                    && planned
-                        .get(primary.collection)
-                        .is_some_and(|s| s.contains(&key));
-                match ex.by_key.get(&key) {
-                    Some(tid) if *tid != pid => {
-                        skip_reason[ri].get_or_insert(format!(
-                            "conflict: the target already has a {} with the same key ({}) that was not imported from this record",
-                            spec.model,
-                            spec.unique_key.join(", ")
-                        ));
-                        continue;
-                    }
-                    None if seen_in_plan => {
-                        skip_reason[ri].get_or_insert(format!(
-                            "conflict: another legacy record maps to the same {}",
-                            spec.model
-                        ));
-                        continue;
-                    }
-                    _ => {}
-                }
-                for p in g.iter_mut() {
-                    let spec = self.spec(p.collection)?;
-                    let key = key_of(spec, &p.doc);
-                    let ex = &existing[p.collection];
-                    if ex.by_key.contains_key(&key)
-                        || (spec.unique_key.is_empty() && ex.by_id.contains(&IdKey::of_doc(&p.doc)))
-                    {
-                        continue;
-                    }
-                    if !self.write && !planned.entry(p.collection).or_default().insert(key) {
-                        continue;
-                    }
-                    inserts
-                        .entry(p.collection)
-                        .or_default()
-                        .push((ri, std::mem::take(&mut p.doc)));
-                    wrote[ri] += 1;
-                }
-            }
+        let mut outcome = BatchOutcome {
+            wrote: &mut wrote,
+            fate: &mut fate,
+            skip_reason: &mut skip_reason,
+            existed: 0,
+        };
+        if self.write && *insert_first {
+            self.insert_first(&mut groups, &mut outcome).await?;
+        } else {
+            self.look_up_first(&mut groups, planned, &mut outcome)
+                .await?;
         }
-
-        if self.write {
-            for (c, items) in inserts {
-                let (owners, docs): (Vec<usize>, Vec<Document>) = items.into_iter().unzip();
-                for (start, chunk) in docs.chunks(1000).enumerate() {
-                    // Serialized once, for the journal entry and the insert alike.
-                    let mut at: Vec<usize> = Vec::with_capacity(chunk.len());
-                    let mut raw: Vec<mongodb::bson::RawDocumentBuf> =
-                        Vec::with_capacity(chunk.len());
-                    for (i, d) in chunk.iter().enumerate() {
-                        match mongodb::bson::RawDocumentBuf::from_document(d) {
-                            Ok(r) => {
-                                at.push(start * 1000 + i);
-                                raw.push(r);
-                            }
-                            Err(e) => {
-                                let ri = owners[start * 1000 + i];
-                                wrote[ri] -= 1;
-                                if fate[ri].is_none() {
-                                    fate[ri] =
-                                        Some(RecordOutcome::Failed(format!("not written: {e}")));
-                                }
-                            }
-                        }
-                    }
-                    // The journal first: a document whose entry cannot be written is not.
-                    let mut written = crate::journal::Written::default();
-                    if let Some(j) = &self.journal {
-                        let (mut refused, w) = j.will_insert_raw(c, &raw, false).await?;
-                        written = w;
-                        refused.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
-                        for (i, why) in refused {
-                            raw.remove(i);
-                            let ri = owners[at.remove(i)];
-                            wrote[ri] -= 1;
-                            if fate[ri].is_none() {
-                                fate[ri] = Some(RecordOutcome::Failed(why));
-                            }
-                        }
-                    }
-                    self.store.check_fence()?;
-                    if let Err(failures) = insert_unordered(
-                        &self.target.collection::<mongodb::bson::RawDocumentBuf>(c),
-                        &raw,
-                    )
-                    .await
-                    {
-                        let failures = failures?;
-                        if let Some(j) = &self.journal {
-                            let ids: Vec<Bson> = failures
-                                .iter()
-                                .filter_map(|f| raw[f.index].get("_id").ok().flatten())
-                                .filter_map(|id| id.to_raw_bson().try_into().ok())
-                                .collect();
-                            j.not_inserted(&written, &ids).await?;
-                        }
-                        for f in failures {
-                            let ri = owners[at[f.index]];
-                            wrote[ri] -= 1;
-                            if f.code == 11000 {
-                                skip_reason[ri].get_or_insert(format!(
-                                    "conflict: another legacy record maps to the same {c} document"
-                                ));
-                            } else if fate[ri].is_none() {
-                                fate[ri] = Some(RecordOutcome::Failed(f.reason));
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        // Mostly there already (a re-run): look up first, rather than journal and refuse.
+        *insert_first = self.write && outcome.existed * 20 <= produced;
 
         for (ri, r) in records.iter().enumerate() {
             res.processed += 1;
@@ -1087,4 +1020,284 @@ impl Engine {
         }
         Ok((errors, skips))
     }
+
+    /// Looks every produced document up (by `_id` and key), then inserts those not there:
+    /// a record whose primary document the target has under another `_id` is a conflict.
+    async fn look_up_first(
+        &self,
+        groups: &mut [Vec<Vec<super::Produced>>],
+        planned: &mut HashMap<&'static str, HashSet<String>>,
+        out: &mut BatchOutcome<'_>,
+    ) -> anyhow::Result<()> {
+        let existing = self
+            .existing(groups.iter().flatten().flatten(), false)
+            .await?;
+        let mut inserts: Inserts = BTreeMap::new();
+        for (ri, gs) in groups.iter_mut().enumerate() {
+            if out.fate[ri].is_some() {
+                continue;
+            }
+            for (gi, g) in gs.iter_mut().enumerate() {
+                let Some(primary) = g.first() else { continue };
+                let spec = self.spec(primary.collection)?;
+                let key = key_of(spec, &primary.doc);
+                let pid = primary.doc.get("_id").cloned().unwrap_or(Bson::Null);
+                let ex = &existing[primary.collection];
+                let seen_in_plan = !self.write
+                    && planned
+                        .get(primary.collection)
+                        .is_some_and(|s| s.contains(&key));
+                match ex.by_key.get(&key) {
+                    Some(tid) if *tid != pid => {
+                        out.existed += g.len();
+                        out.skip_reason[ri].get_or_insert(conflict(spec));
+                        continue;
+                    }
+                    None if seen_in_plan => {
+                        out.skip_reason[ri].get_or_insert(format!(
+                            "conflict: another legacy record maps to the same {}",
+                            spec.model
+                        ));
+                        continue;
+                    }
+                    _ => {}
+                }
+                for p in g.iter_mut() {
+                    let spec = self.spec(p.collection)?;
+                    let key = key_of(spec, &p.doc);
+                    let ex = &existing[p.collection];
+                    if ex.by_key.contains_key(&key)
+                        || (spec.unique_key.is_empty() && ex.by_id.contains(&IdKey::of_doc(&p.doc)))
+                    {
+                        out.existed += 1;
+                        continue;
+                    }
+                    if !self.write && !planned.entry(p.collection).or_default().insert(key) {
+                        continue;
+                    }
+                    inserts.entry(p.collection).or_default().push((
+                        ri,
+                        gi,
+                        std::mem::take(&mut p.doc),
+                    ));
+                    out.wrote[ri] += 1;
+                }
+            }
+        }
+        if self.write {
+            for (ri, _, c, _) in self.write_inserts(inserts, out).await? {
+                out.existed += 1;
+                out.skip_reason[ri].get_or_insert(same_document(c));
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts the primary documents, then the others of every record whose primary is
+    /// its own; looks up only what a unique index refused.
+    async fn insert_first(
+        &self,
+        groups: &mut [Vec<Vec<super::Produced>>],
+        out: &mut BatchOutcome<'_>,
+    ) -> anyhow::Result<()> {
+        let mut primaries: Inserts = BTreeMap::new();
+        for (ri, gs) in groups.iter_mut().enumerate() {
+            if out.fate[ri].is_some() {
+                continue;
+            }
+            for (gi, g) in gs.iter_mut().enumerate() {
+                if let Some(p) = g.first_mut() {
+                    primaries.entry(p.collection).or_default().push((
+                        ri,
+                        gi,
+                        std::mem::take(&mut p.doc),
+                    ));
+                    out.wrote[ri] += 1;
+                }
+            }
+        }
+        let refused = self.write_inserts(primaries, out).await?;
+        let mut dropped: HashSet<(usize, usize)> = HashSet::new();
+        if !refused.is_empty() {
+            let produced: Vec<super::Produced> = refused
+                .iter()
+                .map(|(_, _, c, d)| super::Produced {
+                    collection: c,
+                    doc: d.clone(),
+                })
+                .collect();
+            let existing = self.existing(produced.iter(), false).await?;
+            for (ri, gi, c, d) in refused {
+                out.existed += 1;
+                let spec = self.spec(c)?;
+                let pid = d.get("_id").cloned().unwrap_or(Bson::Null);
+                match existing[c].by_key.get(&key_of(spec, &d)) {
+                    // Imported before, under the same `_id`: the rest of the record follows.
+                    Some(tid) if *tid == pid => {}
+                    Some(_) => {
+                        out.skip_reason[ri].get_or_insert(conflict(spec));
+                        dropped.insert((ri, gi));
+                    }
+                    None => {
+                        out.skip_reason[ri].get_or_insert(same_document(c));
+                    }
+                }
+            }
+        }
+        let mut rest: Inserts = BTreeMap::new();
+        for (ri, gs) in groups.iter_mut().enumerate() {
+            if out.fate[ri].is_some() {
+                continue;
+            }
+            for (gi, g) in gs.iter_mut().enumerate() {
+                if dropped.contains(&(ri, gi)) {
+                    out.existed += g.len().saturating_sub(1);
+                    continue;
+                }
+                for p in g.iter_mut().skip(1) {
+                    rest.entry(p.collection).or_default().push((
+                        ri,
+                        gi,
+                        std::mem::take(&mut p.doc),
+                    ));
+                    out.wrote[ri] += 1;
+                }
+            }
+        }
+        let refused = self.write_inserts(rest, out).await?;
+        if !refused.is_empty() {
+            let produced: Vec<super::Produced> = refused
+                .iter()
+                .map(|(_, _, c, d)| super::Produced {
+                    collection: c,
+                    doc: d.clone(),
+                })
+                .collect();
+            let existing = self.existing(produced.iter(), false).await?;
+            for (ri, _, c, d) in refused {
+                out.existed += 1;
+                let spec = self.spec(c)?;
+                let ex = &existing[c];
+                let there = ex.by_key.contains_key(&key_of(spec, &d))
+                    || (spec.unique_key.is_empty() && ex.by_id.contains(&IdKey::of_doc(&d)));
+                if !there {
+                    out.skip_reason[ri].get_or_insert(same_document(c));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `inserts`, each batch journaled first. Returns the documents a unique index
+    /// refused (already in the target, or another record's), with their record and group;
+    /// other failures become their record's fate.
+    async fn write_inserts(
+        &self,
+        inserts: Inserts,
+        out: &mut BatchOutcome<'_>,
+    ) -> anyhow::Result<Vec<(usize, usize, &'static str, Document)>> {
+        let mut refused_by_index = Vec::new();
+        for (c, items) in inserts {
+            let mut owners: Vec<(usize, usize)> = Vec::with_capacity(items.len());
+            let mut docs: Vec<Document> = Vec::with_capacity(items.len());
+            for (ri, gi, d) in items {
+                owners.push((ri, gi));
+                docs.push(d);
+            }
+            for (start, chunk) in docs.chunks(1000).enumerate() {
+                // Serialized once, for the journal entry and the insert alike.
+                let mut at: Vec<usize> = Vec::with_capacity(chunk.len());
+                let mut raw: Vec<mongodb::bson::RawDocumentBuf> = Vec::with_capacity(chunk.len());
+                for (i, d) in chunk.iter().enumerate() {
+                    match mongodb::bson::RawDocumentBuf::from_document(d) {
+                        Ok(r) => {
+                            at.push(start * 1000 + i);
+                            raw.push(r);
+                        }
+                        Err(e) => {
+                            let ri = owners[start * 1000 + i].0;
+                            out.wrote[ri] -= 1;
+                            if out.fate[ri].is_none() {
+                                out.fate[ri] =
+                                    Some(RecordOutcome::Failed(format!("not written: {e}")));
+                            }
+                        }
+                    }
+                }
+                // The journal first: a document whose entry cannot be written is not.
+                let mut written = crate::journal::Written::default();
+                if let Some(j) = &self.journal {
+                    let (mut refused, w) = j.will_insert_raw(c, &raw, false).await?;
+                    written = w;
+                    refused.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
+                    for (i, why) in refused {
+                        raw.remove(i);
+                        let ri = owners[at.remove(i)].0;
+                        out.wrote[ri] -= 1;
+                        if out.fate[ri].is_none() {
+                            out.fate[ri] = Some(RecordOutcome::Failed(why));
+                        }
+                    }
+                }
+                self.store.check_fence()?;
+                if let Err(failures) = insert_unordered(
+                    &self.target.collection::<mongodb::bson::RawDocumentBuf>(c),
+                    &raw,
+                )
+                .await
+                {
+                    let failures = failures?;
+                    if let Some(j) = &self.journal {
+                        let ids: Vec<Bson> = failures
+                            .iter()
+                            .filter_map(|f| raw[f.index].get("_id").ok().flatten())
+                            .filter_map(|id| id.to_raw_bson().try_into().ok())
+                            .collect();
+                        j.not_inserted(&written, &ids).await?;
+                    }
+                    for f in failures {
+                        let di = at[f.index];
+                        let (ri, gi) = owners[di];
+                        out.wrote[ri] -= 1;
+                        if f.code == 11000 {
+                            refused_by_index.push((ri, gi, c, docs[di].clone()));
+                        } else if out.fate[ri].is_none() {
+                            out.fate[ri] = Some(RecordOutcome::Failed(f.reason));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(refused_by_index)
+    }
+}
+
+/// Documents to insert, per collection: (record, group of the record, document).
+type Inserts = BTreeMap<&'static str, Vec<(usize, usize, Document)>>;
+
+/// What one batch's writes did to its records.
+struct BatchOutcome<'a> {
+    /// Documents written per record.
+    wrote: &'a mut [u64],
+    /// A record's failure, once it has one.
+    fate: &'a mut [Option<RecordOutcome>],
+    /// Why a record that wrote nothing was skipped.
+    skip_reason: &'a mut [Option<String>],
+    /// Produced documents the target had already (or refused as another's).
+    existed: usize,
+}
+
+/// A record whose primary document the target has under another `_id`.
+fn conflict(spec: &CollectionSpec) -> String {
+    format!(
+        "conflict: the target already has a {} with the same key ({}) that was not imported from this record",
+        spec.model,
+        spec.unique_key.join(", ")
+    )
+}
+
+/// A document a unique index refused that the target does not have as it is: another
+/// record of the old bot makes the same one.
+fn same_document(collection: &str) -> String {
+    format!("conflict: another legacy record maps to the same {collection} document")
 }
