@@ -96,9 +96,9 @@ impl LegacyMapper for ModmailMapper {
                 "channelId": coerce::id(r, "channelID")?,
             },
         }];
-        let messages = match r.get("messages") {
-            None | Some(Bson::Null) => Vec::new(),
-            Some(Bson::Array(a)) => a.clone(),
+        let messages: &[Bson] = match r.get("messages") {
+            None | Some(Bson::Null) => &[],
+            Some(Bson::Array(a)) => a,
             Some(other) => {
                 return Err(format!(
                     "`messages` is {:?}, expected a list",

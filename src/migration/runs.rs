@@ -302,6 +302,21 @@ impl VerifyTally {
         }
     }
 
+    /// Adds what `other` counted (a part of the same collection checked on its own).
+    pub fn absorb(&mut self, other: VerifyTally) {
+        self.source += other.source;
+        self.found += other.found;
+        self.matching += other.matching;
+        self.differing += other.differing;
+        self.failed += other.failed;
+        self.missing += other.missing;
+        let room = 10usize.saturating_sub(self.first_missing.len());
+        self.first_missing
+            .extend(other.first_missing.into_iter().take(room));
+        self.source_digest = self.source_digest.wrapping_add(other.source_digest);
+        self.target_digest = self.target_digest.wrapping_add(other.target_digest);
+    }
+
     /// The report; `allowed_differing` is how many documents may differ (those the run
     /// kept from the target under the skip policy).
     pub fn report(self, step: u16, name: &str, allowed_differing: u64) -> CollectionVerification {

@@ -512,6 +512,30 @@ async fn a_conversation_already_in_the_target_keeps_its_thread_out() {
     assert_eq!(long, fx::MODMAIL_LONG_MESSAGES as u64);
 }
 
+/// Verification checks several batches side by side. With a single connection to the
+/// target, none of them may wait on another's: the import ends, verified.
+#[tokio::test]
+async fn an_import_over_one_connection_to_the_target_ends_verified() {
+    let source = legacy_db("osrc").await;
+    let name = fresh_db("odst").await.name().to_string();
+    let uri = mongo_uri();
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    let client = mongodb::Client::with_uri_str(format!("{uri}{sep}maxPoolSize=1"))
+        .await
+        .unwrap();
+    let target = client.database(&name);
+    let mut o = opts(&source);
+    o.batch_size = 5;
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        import(&target, o, Arc::new(Recorder::default())),
+    )
+    .await
+    .expect("the import never ended");
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    assert!(r.verification.as_ref().unwrap().ok);
+}
+
 #[tokio::test]
 async fn guild_filter_imports_one_guild() {
     let source = legacy_db("gsrc").await;

@@ -34,6 +34,10 @@ const LEGACY_BATCH_BYTES: usize = crate::MAX_BATCH_BYTES / 8;
 
 /// Batches of one step verified at once: one's mapping (CPU) overlaps another's reads.
 const VERIFY_BATCHES_AT_ONCE: usize = 3;
+
+/// Raw bytes of legacy records being verified at once, over every step (a batch bigger
+/// than this, one long thread, is verified alone): what they map to is several times more.
+const VERIFY_BYTES_AT_ONCE: usize = 2 * LEGACY_BATCH_BYTES;
 /// The options of a legacy import.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -344,6 +348,8 @@ struct Engine {
     journal: Option<crate::journal::Journal>,
     /// The whole run's pace.
     clock: crate::RunClock,
+    /// KiB of legacy records being verified now (see [`VERIFY_BYTES_AT_ONCE`]).
+    verify_room: tokio::sync::Semaphore,
 }
 
 /// A legacy record run through every mapper of its step.
@@ -391,6 +397,7 @@ impl Engine {
             fail_point: env.fail_point.clone(),
             journal: None,
             clock: crate::RunClock::new(steps(&env.registry).len()),
+            verify_room: tokio::sync::Semaphore::new(VERIFY_BYTES_AT_ONCE / 1024),
         }
     }
 
@@ -784,37 +791,31 @@ impl Engine {
         let mut checked = std::pin::pin!(batches
             .map(|records| self.check_batch(step, &prepared, &name, records))
             .buffered(VERIFY_BATCHES_AT_ONCE));
+        // The batches' own tallies are added up here without awaiting anything: the
+        // batches in flight hold database connections only polling them gives back.
         let mut tally = VerifyTally::default();
-        while let Some((hashes, absent)) = checked.try_next().await? {
-            for (sh, th) in hashes {
-                tally.add_source(sh);
-                if let Some(th) = th {
-                    tally.add_found(sh, th);
-                }
-            }
-            self.store
-                .note_absent(
-                    &self.run_id,
-                    &name,
-                    &[FailureKind::Error, FailureKind::Skip],
-                    absent,
-                    &mut tally,
-                )
-                .await?;
+        while let Some(part) = checked.try_next().await? {
+            tally.absorb(part);
         }
         Ok(tally.report(step.order, &name, res.skipped))
     }
 
     /// Verifies one batch of legacy records: per record its source digest and, when all it
-    /// becomes is in the target, the target's digest; and the records found absent.
+    /// becomes is in the target, the target's digest; the records found absent are checked
+    /// against what the run recorded.
     async fn check_batch(
         &self,
         step: &Step,
         prepared: &[Prepared],
         name: &str,
         records: anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>,
-    ) -> anyhow::Result<(Vec<(u64, Option<u64>)>, Vec<RecordError>)> {
-        let records = crate::parse_batch(records?)?;
+    ) -> anyhow::Result<VerifyTally> {
+        let records = records?;
+        // Memory: the batch waits until the bytes verified at once leave it room.
+        let bytes: usize = records.iter().map(|r| r.as_bytes().len()).sum();
+        let kib = bytes.div_ceil(1024).clamp(1, VERIFY_BYTES_AT_ONCE / 1024) as u32;
+        let _room = self.verify_room.acquire_many(kib).await?;
+        let records = crate::parse_batch(records)?;
         let mapped: Vec<MappedRecord> = records
             .iter()
             .map(|r| self.map_record(step, prepared, r))
@@ -828,11 +829,11 @@ impl Engine {
                 true,
             )
             .await?;
-        let mut hashes = Vec::with_capacity(records.len());
+        let mut tally = VerifyTally::default();
         let mut absent = Vec::new();
         for (r, m) in records.iter().zip(mapped) {
             if m.failed.is_some() {
-                hashes.push((0, None));
+                tally.add_source(0);
                 absent.push(RecordError::of(
                     step.order,
                     name,
@@ -854,8 +855,8 @@ impl Engine {
                     }
                 }
             }
+            tally.add_source(sh);
             if m.groups.iter().all(Vec::is_empty) && m.skip.is_some() {
-                hashes.push((sh, None));
                 absent.push(RecordError::of(
                     step.order,
                     name,
@@ -863,9 +864,8 @@ impl Engine {
                     "verification: skipped",
                 ));
             } else if whole {
-                hashes.push((sh, Some(th)));
+                tally.add_found(sh, th);
             } else {
-                hashes.push((sh, None));
                 absent.push(RecordError::of(
                     step.order,
                     name,
@@ -874,7 +874,16 @@ impl Engine {
                 ));
             }
         }
-        Ok((hashes, absent))
+        self.store
+            .note_absent(
+                &self.run_id,
+                name,
+                &[FailureKind::Error, FailureKind::Skip],
+                absent,
+                &mut tally,
+            )
+            .await?;
+        Ok(tally)
     }
 
     /// Runs `record` through every mapper of `step` (with `now` pinned to the run's start),
