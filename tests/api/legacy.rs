@@ -447,6 +447,12 @@ async fn a_rerun_imports_nothing_and_keeps_ticket_numbers() {
     let source = legacy_db("rsrc").await;
     let target = fresh_db("rdst").await;
     let first = import(&target, opts(&source), Arc::new(Recorder::default())).await;
+    // The verification read every record of every step again.
+    let v = first.verification.as_ref().unwrap();
+    for (step, c) in first.steps.iter().zip(&v.collections) {
+        assert_eq!(c.source, step.collections[0].total, "step {}", step.label);
+        assert_eq!(c.found + c.failed, c.source, "step {}", step.label);
+    }
     let numbers = docs(&target, "modmail_conversations", doc! {}).await;
     let second = import(&target, opts(&source), Arc::new(Recorder::default())).await;
     assert_eq!(second.status, RunStatus::Completed);

@@ -32,6 +32,9 @@ use heimdall_base::secret::redact_uri;
 /// batches are an eighth of the clone's.
 const LEGACY_BATCH_BYTES: usize = crate::MAX_BATCH_BYTES / 8;
 
+/// Produced documents a verification looks up in the target at once.
+const VERIFY_SLICE: usize = 2000;
+
 /// Batches of one step verified at once: one's mapping (CPU) overlaps another's reads.
 const VERIFY_BATCHES_AT_ONCE: usize = 3;
 
@@ -820,18 +823,41 @@ impl Engine {
             .iter()
             .map(|r| self.map_record(step, prepared, r))
             .collect::<anyhow::Result<_>>()?;
-        let existing = self
-            .existing(
-                mapped
+        // Only the `_id`s are needed from here on (a long thread is big).
+        let records = only_ids(records);
+        // Per record: the digests of what it becomes on each side, and whether all of it
+        // is in the target; looked up a slice at a time (one record can be 20,000
+        // documents).
+        let n = records.len();
+        let (mut sh, mut th, mut whole) = (vec![0u64; n], vec![0u64; n], vec![true; n]);
+        let produced: Vec<(usize, usize, &super::Produced)> = mapped
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.failed.is_none())
+            .flat_map(|(ri, m)| {
+                m.groups
                     .iter()
-                    .filter(|m| m.failed.is_none())
-                    .flat_map(|m| m.groups.iter().flatten()),
-                true,
-            )
-            .await?;
+                    .flat_map(move |g| g.iter().enumerate().map(move |(i, p)| (ri, i, p)))
+            })
+            .collect();
+        for slice in produced.chunks(VERIFY_SLICE) {
+            let existing = self
+                .existing(slice.iter().map(|(_, _, p)| *p), true)
+                .await?;
+            for (ri, i, p) in slice {
+                let spec = self.spec(p.collection)?;
+                sh[*ri] = sh[*ri].wrapping_add(content_hash(&p.doc, &[]));
+                match existing[p.collection].docs.get(&key_of(spec, &p.doc)) {
+                    Some(t) if *i > 0 || t.get("_id") == p.doc.get("_id") => {
+                        th[*ri] = th[*ri].wrapping_add(content_hash(t, &[]));
+                    }
+                    _ => whole[*ri] = false,
+                }
+            }
+        }
         let mut tally = VerifyTally::default();
         let mut absent = Vec::new();
-        for (r, m) in records.iter().zip(mapped) {
+        for (ri, (r, m)) in records.iter().zip(&mapped).enumerate() {
             if m.failed.is_some() {
                 tally.add_source(0);
                 absent.push(RecordError::of(
@@ -842,19 +868,7 @@ impl Engine {
                 ));
                 continue;
             }
-            let (mut sh, mut th, mut whole) = (0u64, 0u64, true);
-            for g in &m.groups {
-                for (i, p) in g.iter().enumerate() {
-                    let spec = self.spec(p.collection)?;
-                    sh = sh.wrapping_add(content_hash(&p.doc, &[]));
-                    match existing[p.collection].docs.get(&key_of(spec, &p.doc)) {
-                        Some(t) if i > 0 || t.get("_id") == p.doc.get("_id") => {
-                            th = th.wrapping_add(content_hash(t, &[]));
-                        }
-                        _ => whole = false,
-                    }
-                }
-            }
+            let (sh, th, whole) = (sh[ri], th[ri], whole[ri]);
             tally.add_source(sh);
             if m.groups.iter().all(Vec::is_empty) && m.skip.is_some() {
                 absent.push(RecordError::of(
@@ -989,6 +1003,8 @@ impl Engine {
                 }
             }
         }
+        // Only the `_id`s are needed from here on (a long thread is big).
+        let records = only_ids(records);
         let produced: usize = groups.iter().flatten().map(Vec::len).sum();
         let mut wrote = vec![0u64; records.len()];
         let mut outcome = BatchOutcome {
@@ -1279,6 +1295,17 @@ impl Engine {
         }
         Ok(refused_by_index)
     }
+}
+
+/// Each record reduced to its `_id`: what reports of it need.
+fn only_ids(records: Vec<Document>) -> Vec<Document> {
+    records
+        .into_iter()
+        .map(|r| match r.get("_id") {
+            Some(id) => doc! { "_id": id.clone() },
+            None => Document::new(),
+        })
+        .collect()
 }
 
 /// Documents to insert, per collection: (record, group of the record, document).
