@@ -731,6 +731,10 @@ struct RefState {
     spilled: bool,
     /// Source `_id`s selected by the guild filter (for "through its parent" children).
     selected: Vec<ObjectId>,
+    /// Per referenced collection, where the references this collection's copy looked up on
+    /// the databases point (bounded the same way): the next batches' children of the same
+    /// parents need no query.
+    looked_up: HashMap<&'static str, RefState>,
 }
 
 /// Where a reference to a source `_id` points in the target, as far as memory knows.
@@ -1678,11 +1682,18 @@ impl Engine {
                 continue;
             }
             for (i, rs) in &ref_states {
-                let field = spec.references[*i].field;
-                if let Some(Bson::ObjectId(id)) = d.get(field).cloned() {
-                    match rs.target_of(&id) {
+                let r = &spec.references[*i];
+                if let Some(Bson::ObjectId(id)) = d.get(r.field).cloned() {
+                    let place = match rs.target_of(&id) {
+                        RefTarget::Ask => state
+                            .looked_up
+                            .get(r.collection)
+                            .map_or(RefTarget::Ask, |l| l.target_of(&id)),
+                        known => known,
+                    };
+                    match place {
                         RefTarget::Remapped(t) => {
-                            d.insert(field, t);
+                            d.insert(r.field, t);
                         }
                         RefTarget::Same => {}
                         RefTarget::Ask => unknown[*i].push(id),
@@ -1700,10 +1711,18 @@ impl Engine {
                 looked_up.push(HashMap::new());
                 continue;
             }
+            let parent = spec.references[i].collection;
             let (present, map) = self
-                .resolve_references(spec.references[i].collection, ids, ref_states[i].1.spilled)
+                .resolve_references(parent, ids, ref_states[i].1.spilled)
                 .await?;
             result.dangling += ids.iter().filter(|id| !present.contains(id)).count() as u64;
+            let remembered = state.looked_up.entry(parent).or_default();
+            for id in &present {
+                match map.get(id) {
+                    Some(t) => remembered.remapped(*id, *t),
+                    None => remembered.saw(*id),
+                }
+            }
             looked_up.push(map);
         }
         let mut valid: Vec<Document> = Vec::with_capacity(checked.len());
