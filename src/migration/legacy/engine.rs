@@ -1089,14 +1089,11 @@ impl Engine {
                 }
                 for p in g.iter_mut() {
                     let spec = self.spec(p.collection)?;
-                    let key = key_of(spec, &p.doc);
-                    let ex = &existing[p.collection];
-                    if ex.by_key.contains_key(&key)
-                        || (spec.unique_key.is_empty() && ex.by_id.contains(&IdKey::of_doc(&p.doc)))
-                    {
+                    if already_there(spec, &existing[p.collection], &p.doc) {
                         out.existed += 1;
                         continue;
                     }
+                    let key = key_of(spec, &p.doc);
                     if !self.write && !planned.entry(p.collection).or_default().insert(key) {
                         continue;
                     }
@@ -1110,9 +1107,9 @@ impl Engine {
             }
         }
         if self.write {
-            for (ri, _, c, _) in self.write_inserts(inserts, out).await? {
+            for (ri, _, p) in self.write_inserts(inserts, out).await? {
                 out.existed += 1;
-                out.skip_reason[ri].get_or_insert(same_document(c));
+                out.skip_reason[ri].get_or_insert(same_document(p.collection));
             }
         }
         Ok(())
@@ -1144,15 +1141,18 @@ impl Engine {
         let refused = self.write_inserts(primaries, out).await?;
         let mut dropped: HashSet<(usize, usize)> = HashSet::new();
         if !refused.is_empty() {
-            let produced: Vec<super::Produced> = refused
-                .iter()
-                .map(|(_, _, c, d)| super::Produced {
+            let existing = self
+                .existing(refused.iter().map(|(_, _, p)| p), false)
+                .await?;
+            for (
+                ri,
+                gi,
+                super::Produced {
                     collection: c,
-                    doc: d.clone(),
-                })
-                .collect();
-            let existing = self.existing(produced.iter(), false).await?;
-            for (ri, gi, c, d) in refused {
+                    doc: d,
+                },
+            ) in refused
+            {
                 out.existed += 1;
                 let spec = self.spec(c)?;
                 let pid = d.get("_id").cloned().unwrap_or(Bson::Null);
@@ -1191,21 +1191,20 @@ impl Engine {
         }
         let refused = self.write_inserts(rest, out).await?;
         if !refused.is_empty() {
-            let produced: Vec<super::Produced> = refused
-                .iter()
-                .map(|(_, _, c, d)| super::Produced {
+            let existing = self
+                .existing(refused.iter().map(|(_, _, p)| p), false)
+                .await?;
+            for (
+                ri,
+                _,
+                super::Produced {
                     collection: c,
-                    doc: d.clone(),
-                })
-                .collect();
-            let existing = self.existing(produced.iter(), false).await?;
-            for (ri, _, c, d) in refused {
+                    doc: d,
+                },
+            ) in refused
+            {
                 out.existed += 1;
-                let spec = self.spec(c)?;
-                let ex = &existing[c];
-                let there = ex.by_key.contains_key(&key_of(spec, &d))
-                    || (spec.unique_key.is_empty() && ex.by_id.contains(&IdKey::of_doc(&d)));
-                if !there {
+                if !already_there(self.spec(c)?, &existing[c], &d) {
                     out.skip_reason[ri].get_or_insert(same_document(c));
                 }
             }
@@ -1220,7 +1219,7 @@ impl Engine {
         &self,
         inserts: Inserts,
         out: &mut BatchOutcome<'_>,
-    ) -> anyhow::Result<Vec<(usize, usize, &'static str, Document)>> {
+    ) -> anyhow::Result<Vec<(usize, usize, super::Produced)>> {
         let mut refused_by_index = Vec::new();
         for (c, items) in inserts {
             let mut owners: Vec<(usize, usize)> = Vec::with_capacity(items.len());
@@ -1285,7 +1284,14 @@ impl Engine {
                         let (ri, gi) = owners[di];
                         out.wrote[ri] -= 1;
                         if f.code == 11000 {
-                            refused_by_index.push((ri, gi, c, docs[di].clone()));
+                            refused_by_index.push((
+                                ri,
+                                gi,
+                                super::Produced {
+                                    collection: c,
+                                    doc: docs[di].clone(),
+                                },
+                            ));
                         } else if out.fate[ri].is_none() {
                             out.fate[ri] = Some(RecordOutcome::Failed(f.reason));
                         }
@@ -1321,6 +1327,12 @@ struct BatchOutcome<'a> {
     skip_reason: &'a mut [Option<String>],
     /// Produced documents the target had already (or refused as another's).
     existed: usize,
+}
+
+/// Whether the target has `doc`: by its key (by `_id` where the collection has no key).
+fn already_there(spec: &CollectionSpec, existing: &crate::clone::Existing, doc: &Document) -> bool {
+    existing.by_key.contains_key(&key_of(spec, doc))
+        || (spec.unique_key.is_empty() && existing.by_id.contains(&IdKey::of_doc(doc)))
 }
 
 /// A record whose primary document the target has under another `_id`.
