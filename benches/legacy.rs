@@ -79,12 +79,27 @@ async fn main() {
             }
         }
         eprintln!(
-            "run {r}: ceiling {:.2}s, import {secs:.2}s ({} imported, {} skipped, {} failed; {produced} documents written), peak RSS {peak} kB",
+            "run {r}: ceiling {:.2}s, import {secs:.2}s (copy {:.2}s, verification {:.2}s; {} imported, {} skipped, {} failed; {produced} documents written), peak RSS {peak} kB",
             ceil.as_secs_f64(),
+            json["copyMs"].as_f64().unwrap_or(0.0) / 1000.0,
+            json["verifyMs"].as_f64().unwrap_or(0.0) / 1000.0,
             json["imported"],
             json["skipped"],
             json["failed"]
         );
+        if let Some(steps) = json["steps"].as_array() {
+            let per_step: Vec<String> = steps
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} {}",
+                        s["label"].as_str().unwrap_or("?"),
+                        s["collections"][0]["processed"]
+                    )
+                })
+                .collect();
+            eprintln!("run {r}: records per step: {}", per_step.join(", "));
+        }
         // The clone's pace on the same documents: the import's result cloned.
         let cloned = format!("bench_legacy_clone_{r}");
         let (csecs, _, cjson) = migrate(
@@ -94,7 +109,9 @@ async fn main() {
         );
         let copied = cjson["imported"].as_u64().unwrap_or(0);
         eprintln!(
-            "run {r}: clone of the import {csecs:.2}s ({copied} documents, {:.0} documents/s); import ÷ clone documents/s {:.2}",
+            "run {r}: clone of the import {csecs:.2}s (copy {:.2}s, verification {:.2}s; {copied} documents, {:.0} documents/s); import ÷ clone documents/s {:.2}",
+            cjson["copyMs"].as_f64().unwrap_or(0.0) / 1000.0,
+            cjson["verifyMs"].as_f64().unwrap_or(0.0) / 1000.0,
             copied as f64 / csecs,
             (produced as f64 / secs) / (copied as f64 / csecs)
         );

@@ -2391,41 +2391,51 @@ pub(crate) async fn existing_in(
     let coll = target.collection::<Document>(spec.name);
     // With `full`, whole documents come back (the copy verifies skipped ones on the spot).
     let projection = (!full).then(|| key_projection(spec));
-    let mut found: Vec<Document> = Vec::new();
+    // Each document with its key, built once.
+    let mut found: Vec<(String, Document)> = Vec::new();
     let mut unmatched: Vec<Bson> = docs.iter().filter_map(|d| d.get("_id").cloned()).collect();
     if !spec.unique_key.is_empty() {
-        let wanted: HashSet<String> = docs.iter().map(|d| key_of(spec, d)).collect();
+        let keys: Vec<String> = docs.iter().map(|d| key_of(spec, d)).collect();
+        let wanted: HashSet<&str> = keys.iter().map(String::as_str).collect();
         let mut answers = find_each(&coll, key_queries(spec, docs), projection.clone());
         while let Some(docs) = answers.try_next().await? {
-            found.extend(
-                docs.into_iter()
-                    .filter(|d| wanted.contains(&key_of(spec, d))),
-            );
+            found.extend(docs.into_iter().filter_map(|d| {
+                let key = key_of(spec, &d);
+                wanted.contains(key.as_str()).then_some((key, d))
+            }));
         }
         // Only documents whose key is not in the target can collide by `_id` alone.
-        let matched: HashSet<String> = found.iter().map(|d| key_of(spec, d)).collect();
+        let matched: HashSet<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
         unmatched = docs
             .iter()
-            .filter(|d| !matched.contains(&key_of(spec, d)))
-            .filter_map(|d| d.get("_id").cloned())
+            .zip(&keys)
+            .filter(|(_, k)| !matched.contains(k.as_str()))
+            .filter_map(|(d, _)| d.get("_id").cloned())
             .collect();
     }
     if !unmatched.is_empty() {
         found.extend(
             fetch_by_ids(&coll, spec, &unmatched, full, Lookup::Points)
                 .await?
-                .into_values(),
+                .into_values()
+                .map(|d| (key_of(spec, &d), d)),
         );
     }
     let mut out = Existing::default();
-    for f in found {
+    out.by_id.reserve(found.len());
+    out.by_key.reserve(found.len());
+    if full {
+        out.docs.reserve(found.len());
+    }
+    for (key, f) in found {
         let id = f.get("_id").cloned().unwrap_or(Bson::Null);
         out.by_id.insert(IdKey::of(&id));
-        let key = key_of(spec, &f);
         if spec.unique_key.is_empty() || !out.by_key.contains_key(&key) {
-            out.by_key.insert(key.clone(), id);
             if full {
+                out.by_key.insert(key.clone(), id);
                 out.docs.insert(key, f);
+            } else {
+                out.by_key.insert(key, id);
             }
         }
     }
@@ -2556,20 +2566,52 @@ fn same_key(spec: &CollectionSpec, a: &Document, b: &Document) -> bool {
 
 /// The identity of a document: its unique key's values, or its `_id`.
 pub(crate) fn key_of(spec: &CollectionSpec, d: &Document) -> String {
-    if spec.unique_key.is_empty() {
-        return d.get("_id").map(|b| b.to_string()).unwrap_or_default();
-    }
     let mut s = String::new();
+    if spec.unique_key.is_empty() {
+        if let Some(b) = d.get("_id") {
+            push_value(&mut s, b);
+        }
+        return s;
+    }
     for k in &spec.unique_key {
         match d.get(*k) {
-            Some(Bson::Int32(i)) => s.push_str(&i.to_string()),
-            Some(Bson::Int64(i)) => s.push_str(&i.to_string()),
-            Some(b) => s.push_str(&b.to_string()),
+            Some(Bson::Int32(i)) => push_fmt(&mut s, i),
+            Some(Bson::Int64(i)) => push_fmt(&mut s, i),
+            Some(b) => push_value(&mut s, b),
             None => s.push_str("null"),
         }
         s.push('\u{1f}');
     }
     s
+}
+
+/// Appends `b` as its `Display` text, without the formatting machinery for the values
+/// keys are made of (a key is built for every document a run looks up or verifies).
+fn push_value(s: &mut String, b: &Bson) {
+    match b {
+        Bson::String(v) => {
+            s.reserve(v.len() + 2);
+            s.push('"');
+            s.push_str(v);
+            s.push('"');
+        }
+        Bson::ObjectId(o) => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            s.reserve(36);
+            s.push_str("ObjectId(\"");
+            for byte in o.bytes() {
+                s.push(HEX[(byte >> 4) as usize] as char);
+                s.push(HEX[(byte & 15) as usize] as char);
+            }
+            s.push_str("\")");
+        }
+        other => push_fmt(s, other),
+    }
+}
+
+fn push_fmt(s: &mut String, v: &impl std::fmt::Display) {
+    use std::fmt::Write;
+    let _ = write!(s, "{v}");
 }
 
 /// Checks the fields the copy relies on; the reason says what is wrong.
@@ -2683,6 +2725,38 @@ pub(crate) async fn insert_unordered<T: Serialize + Send + Sync>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_tells_values_apart_by_type_and_numbers_by_value() {
+        let by_id = CollectionSpec::new("things", "test");
+        let by_name = CollectionSpec::new("things", "test").unique(&["guildId", "n"]);
+        let oid = ObjectId::new();
+        // `_id`s: the text the documents' values display as, one per type.
+        for v in [
+            Bson::String("1".into()),
+            Bson::ObjectId(oid),
+            Bson::Int32(1),
+            Bson::Int64(1),
+            Bson::Double(1.5),
+            Bson::Null,
+        ] {
+            assert_eq!(key_of(&by_id, &doc! { "_id": v.clone() }), v.to_string());
+        }
+        assert_ne!(
+            key_of(&by_id, &doc! { "_id": "1" }),
+            key_of(&by_id, &doc! { "_id": 1 })
+        );
+        // Unique keys: a number is the same whatever its width, a string is not a number.
+        let k = |g: Bson, n: Bson| key_of(&by_name, &doc! { "guildId": g, "n": n });
+        assert_eq!(k("g".into(), Bson::Int32(7)), k("g".into(), Bson::Int64(7)));
+        assert_ne!(k("g".into(), Bson::Int32(7)), k("g".into(), "7".into()));
+        assert_ne!(k("g".into(), "7".into()), k("h".into(), "7".into()));
+        assert_eq!(k(oid.into(), "7".into()), k(oid.into(), "7".into()));
+        assert_ne!(
+            k(oid.into(), "7".into()),
+            k(oid.to_hex().into(), "7".into())
+        );
+    }
 
     #[test]
     fn what_a_run_remembers_of_a_referenced_collection_is_bounded() {

@@ -53,6 +53,38 @@ pub fn bracket(b: &Bson) -> usize {
     }
 }
 
+/// How `a` and `b` compare in a collection's `_id` order, when that is certain here: values
+/// of different brackets, and within a bracket ObjectIds, strings, integers, doubles, dates
+/// and booleans. `None` for the rest (a caller then waits for the end of what it trails).
+pub fn compare(a: &Bson, b: &Bson) -> Option<std::cmp::Ordering> {
+    let (x, y) = (bracket(a), bracket(b));
+    if x != y {
+        return Some(x.cmp(&y));
+    }
+    /// Doubles represent integers exactly up to 2^53.
+    const EXACT: i64 = 1 << 53;
+    let int = |v: &Bson| match v {
+        Bson::Int32(i) => Some(i64::from(*i)),
+        Bson::Int64(i) => Some(*i),
+        _ => None,
+    };
+    let float = |v: &Bson| match v {
+        Bson::Double(f) => Some(*f),
+        _ => int(v).filter(|i| i.abs() <= EXACT).map(|i| i as f64),
+    };
+    match (a, b) {
+        (Bson::ObjectId(a), Bson::ObjectId(b)) => Some(a.bytes().cmp(&b.bytes())),
+        (Bson::String(a), Bson::String(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
+        (Bson::DateTime(a), Bson::DateTime(b)) => Some(a.cmp(b)),
+        (Bson::Boolean(a), Bson::Boolean(b)) => Some(a.cmp(b)),
+        (Bson::Null, Bson::Null) => Some(std::cmp::Ordering::Equal),
+        _ => match (int(a), int(b)) {
+            (Some(i), Some(j)) => Some(i.cmp(&j)),
+            _ => float(a)?.partial_cmp(&float(b)?),
+        },
+    }
+}
+
 fn types(range: impl Iterator<Item = usize>) -> Vec<Bson> {
     range
         .flat_map(|i| BRACKETS[i].iter().map(|t| Bson::from(*t)))
@@ -126,6 +158,46 @@ pub fn and(base: Document, extra: Document) -> Document {
 mod tests {
     use super::*;
     use mongodb::bson::{oid::ObjectId, Bson};
+
+    #[test]
+    fn ids_compare_as_the_server_sorts_them_or_not_at_all() {
+        use std::cmp::Ordering::*;
+        let (a, b) = (ObjectId::new(), ObjectId::new());
+        // Ascending in MongoDB's order, as a collection of mixed `_id`s is read.
+        let sorted = [
+            Bson::Null,
+            Bson::Int64(-5),
+            Bson::Double(-4.5),
+            Bson::Int32(3),
+            Bson::Double(3.5),
+            Bson::Int64(1 << 40),
+            Bson::String("B".into()),
+            Bson::String("a".into()),
+            Bson::String("é".into()),
+            Bson::ObjectId(a),
+            Bson::ObjectId(b),
+            Bson::Boolean(false),
+            Bson::Boolean(true),
+            Bson::DateTime(mongodb::bson::DateTime::from_millis(0)),
+        ];
+        for (i, x) in sorted.iter().enumerate() {
+            for (j, y) in sorted.iter().enumerate() {
+                assert_eq!(compare(x, y), Some(i.cmp(&j)), "{x} against {y}");
+            }
+        }
+        assert_eq!(compare(&Bson::Int32(7), &Bson::Int64(7)), Some(Equal));
+        // What is not certain here says so.
+        assert_eq!(compare(&Bson::Int64(i64::MAX), &Bson::Double(1.0)), None);
+        assert_eq!(compare(&Bson::Double(f64::NAN), &Bson::Double(1.0)), None);
+        let bin = |b: u8| {
+            Bson::Binary(mongodb::bson::Binary {
+                subtype: mongodb::bson::spec::BinarySubtype::Generic,
+                bytes: vec![b],
+            })
+        };
+        assert_eq!(compare(&bin(1), &bin(2)), None);
+        assert_eq!(compare(&bin(1), &Bson::ObjectId(a)), Some(Less));
+    }
 
     #[test]
     fn brackets_follow_the_servers_sort_order() {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use mongodb::bson::{self, doc, Bson, DateTime, Document};
 use serde::Serialize;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -465,7 +466,7 @@ impl Engine {
         let mut errors = Vec::new();
         for (i, step) in self.steps.iter().enumerate() {
             let res = &mut results[i].collections[0];
-            self.run_step(i, step, res, &mut errors).await?;
+            self.run_step(i, step, res, &mut errors, None).await?;
         }
         Ok(LegacyPlan {
             mode: MigrationMode::Legacy,
@@ -506,26 +507,46 @@ impl Engine {
                 .context("creating the target's indexes")?;
             let t0 = std::time::Instant::now();
             self.measure(&results).await?;
-            for (i, step) in self.steps.iter().enumerate() {
-                let res = &mut results[i].collections[0];
-                self.run_step(i, step, res, &mut Vec::new()).await?;
-                results[i].status = StepStatus::Completed;
-            }
+            // Each step is verified as its import goes, a batch of records once the import
+            // has passed it (the copy waits on the database, the verification on mapping);
+            // what is left of the verification runs after the last step.
+            let (started_tx, started_rx) =
+                futures::channel::mpsc::unbounded::<(usize, watch::Receiver<Imported>)>();
+            let (this, results) = (&self, &mut results);
+            let copy = async move {
+                for (i, step) in this.steps.iter().enumerate() {
+                    let (tx, rx) = watch::channel(Imported::default());
+                    // The receiving end only goes away with the run.
+                    let _ = started_tx.unbounded_send((i, rx));
+                    let res = &mut results[i].collections[0];
+                    this.run_step(i, step, res, &mut Vec::new(), Some(&tx))
+                        .await?;
+                    tx.send_replace(Imported {
+                        started: true,
+                        up_to: res.last_id.clone(),
+                        done: true,
+                        skipped: res.skipped,
+                    });
+                    results[i].status = StepStatus::Completed;
+                }
+                drop(started_tx);
+                this.store
+                    .set(
+                        &this.run_id,
+                        doc! { "copyMs": t0.elapsed().as_millis() as i64 },
+                    )
+                    .await?;
+                anyhow::Ok(std::time::Instant::now())
+            };
+            let (copied, checks) = futures::try_join!(copy, self.verify(started_rx))?;
+            // The part of the verification that ran after the copy.
             self.store
                 .set(
                     &self.run_id,
-                    doc! { "copyMs": t0.elapsed().as_millis() as i64 },
+                    doc! { "verifyMs": copied.elapsed().as_millis() as i64 },
                 )
                 .await?;
-            let t1 = std::time::Instant::now();
-            let v = self.verify(&results).await?;
-            self.store
-                .set(
-                    &self.run_id,
-                    doc! { "verifyMs": t1.elapsed().as_millis() as i64 },
-                )
-                .await?;
-            anyhow::Ok(v)
+            anyhow::Ok(checks)
         }
         .instrument(tracing::info_span!("legacy_run", run = %self.run_id));
         let rec =
@@ -579,7 +600,19 @@ impl Engine {
         step: &Step,
         res: &mut CollectionResult,
         plan_errors: &mut Vec<RecordError>,
+        imported: Option<&watch::Sender<Imported>>,
     ) -> anyhow::Result<()> {
+        // How far the import is, for the step's verification.
+        let tell = |res: &CollectionResult| {
+            if let Some(tx) = imported {
+                tx.send_replace(Imported {
+                    started: true,
+                    up_to: res.last_id.clone(),
+                    done: false,
+                    skipped: res.skipped,
+                });
+            }
+        };
         let completed_before = index as u16;
         self.sink
             .emit(&self.event(EventKind::StepStart, step, completed_before));
@@ -647,6 +680,9 @@ impl Engine {
             self.sink.emit(&ev);
             return Ok(());
         }
+        // Records up to the checkpoint were imported by an earlier attempt, and what its
+        // verification found missing just now.
+        tell(res);
         res.total = coll.count_documents(filter.clone()).await?;
         let query = match &res.last_id {
             Some(last) => crate::id_order::and(filter, crate::id_order::after(last)),
@@ -702,6 +738,7 @@ impl Engine {
                 self.store
                     .save_collection(&self.run_id, index, 0, res, &errors, &skips)
                     .await?;
+                tell(res);
             } else {
                 let room = crate::MAX_RECORDED_ERRORS.saturating_sub(plan_errors.len());
                 plan_errors.extend(errors.into_iter().take(room));
@@ -730,31 +767,21 @@ impl Engine {
         Ok(())
     }
 
-    /// Verifies every step by queries of its own.
-    /// Two steps at a time: one's reads of the target overlap the other's mapping.
-    async fn verify(&self, results: &[StepResult]) -> anyhow::Result<Verification> {
+    /// Verifies each step by queries of its own as `started` announces it (step index, how
+    /// far its import is), two steps at a time: a step's verification trails its import, and
+    /// the next one's starts as soon as that import does. Ends when `started` does.
+    async fn verify(
+        &self,
+        started: futures::channel::mpsc::UnboundedReceiver<(usize, watch::Receiver<Imported>)>,
+    ) -> anyhow::Result<Verification> {
         use futures::{StreamExt, TryStreamExt};
-        type Check<'a> = std::pin::Pin<
-            Box<
-                dyn std::future::Future<Output = anyhow::Result<CollectionVerification>>
-                    + Send
-                    + 'a,
-            >,
-        >;
-        let checks: Vec<Check<'_>> = self
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, step)| {
+        let out: Vec<CollectionVerification> = started
+            .map(|(i, imported)| {
+                let step = &self.steps[i];
                 let span =
                     tracing::info_span!("legacy_verify", run = %self.run_id, step = step.order);
-                Box::pin(
-                    self.verify_step(step, &results[i].collections[0])
-                        .instrument(span),
-                ) as Check<'_>
+                self.verify_step(step, imported).instrument(span)
             })
-            .collect();
-        let out: Vec<CollectionVerification> = futures::stream::iter(checks)
             .buffered(2)
             .try_collect()
             .await?;
@@ -769,9 +796,12 @@ impl Engine {
     async fn verify_step(
         &self,
         step: &Step,
-        res: &CollectionResult,
+        mut imported: watch::Receiver<Imported>,
     ) -> anyhow::Result<CollectionVerification> {
         let name = source_name(step.source, &self.modmail);
+        // Not before the step has imported again what an earlier verification found missing.
+        wait_for(&mut imported, |i| i.started).await?;
+        let trailing = imported.clone();
         self.store.forget_missing(&self.run_id, &name).await?;
         let coll = self.source.db.collection::<Document>(&name);
         let filter = self.filter();
@@ -792,7 +822,10 @@ impl Engine {
         // A few batches at a time: one's mapping overlaps another's reads of the target.
         let batches = futures::stream::poll_fn(|cx| rx.poll_recv(cx));
         let mut checked = std::pin::pin!(batches
-            .map(|records| self.check_batch(step, &prepared, &name, records))
+            .map(|records| {
+                let imported = trailing.clone();
+                self.check_batch(step, &prepared, &name, records, imported)
+            })
             .buffered(VERIFY_BATCHES_AT_ONCE));
         // The batches' own tallies are added up here without awaiting anything: the
         // batches in flight hold database connections only polling them gives back.
@@ -800,7 +833,8 @@ impl Engine {
         while let Some(part) = checked.try_next().await? {
             tally.absorb(part);
         }
-        Ok(tally.report(step.order, &name, res.skipped))
+        let skipped = wait_for(&mut imported, |i| i.done).await?.skipped;
+        Ok(tally.report(step.order, &name, skipped))
     }
 
     /// Verifies one batch of legacy records: per record its source digest and, when all it
@@ -812,8 +846,18 @@ impl Engine {
         prepared: &[Prepared],
         name: &str,
         records: anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>,
+        mut imported: watch::Receiver<Imported>,
     ) -> anyhow::Result<VerifyTally> {
         let records = records?;
+        // Not before the import has passed the batch's records.
+        let last: Option<Bson> = match records.last() {
+            Some(r) => r
+                .get("_id")?
+                .map(|v| v.to_raw_bson().try_into())
+                .transpose()?,
+            None => None,
+        };
+        wait_for(&mut imported, |i| i.passed(last.as_ref())).await?;
         // Memory: the batch waits until the bytes verified at once leave it room.
         let bytes: usize = records.iter().map(|r| r.as_bytes().len()).sum();
         let kib = bytes.div_ceil(1024).clamp(1, VERIFY_BYTES_AT_ONCE / 1024) as u32;
@@ -1304,6 +1348,48 @@ impl Engine {
 }
 
 /// Each record reduced to its `_id`: what reports of it need.
+/// How far a step's import has come, for its verification to trail it.
+#[derive(Debug, Clone, Default)]
+struct Imported {
+    /// Past what an earlier verification found missing: from here records are imported
+    /// in `_id` order.
+    started: bool,
+    /// Every record up to this `_id` (in `_id` order) is imported or recorded as failed
+    /// or skipped.
+    up_to: Option<Bson>,
+    /// The whole step is.
+    done: bool,
+    /// Records the step skipped (final once `done`).
+    skipped: u64,
+}
+
+impl Imported {
+    /// Whether a batch of records ending at `last` (`None`: an empty one) can be verified.
+    fn passed(&self, last: Option<&Bson>) -> bool {
+        use std::cmp::Ordering::{Equal, Less};
+        self.done
+            || self.started
+                && match (last, &self.up_to) {
+                    (None, _) => true,
+                    (Some(last), Some(up_to)) => {
+                        matches!(crate::id_order::compare(last, up_to), Some(Less | Equal))
+                    }
+                    (Some(_), None) => false,
+                }
+    }
+}
+
+/// Waits until `ready` holds for what the import says.
+async fn wait_for(
+    imported: &mut watch::Receiver<Imported>,
+    ready: impl FnMut(&Imported) -> bool,
+) -> anyhow::Result<Imported> {
+    match imported.wait_for(ready).await {
+        Ok(now) => Ok(now.clone()),
+        Err(_) => anyhow::bail!("the step's import stopped before its verification ended"),
+    }
+}
+
 fn only_ids(records: Vec<Document>) -> Vec<Document> {
     records
         .into_iter()
