@@ -2156,11 +2156,14 @@ pub(crate) async fn fetch_by_ids(
 
 /// The answers to `queries` (each whole, with `projection`), a few in flight at a time so
 /// that their round trips overlap; in no particular order.
-fn find_each<'a>(
-    coll: &'a Collection<Document>,
+fn find_each<'a, T>(
+    coll: &'a Collection<T>,
     queries: Vec<Document>,
     projection: Option<Document>,
-) -> impl futures::Stream<Item = mongodb::error::Result<Vec<Document>>> + Send + 'a {
+) -> impl futures::Stream<Item = mongodb::error::Result<Vec<T>>> + Send + 'a
+where
+    T: serde::de::DeserializeOwned + Send + Sync + Unpin + 'a,
+{
     futures::stream::iter(queries.into_iter().map(move |query| {
         let projection = projection.clone();
         async move {
@@ -2171,7 +2174,7 @@ fn find_each<'a>(
                         .build(),
                 )
                 .await?
-                .try_collect::<Vec<Document>>()
+                .try_collect::<Vec<T>>()
                 .await
         }
     }))
@@ -2436,6 +2439,43 @@ pub(crate) async fn existing_in(
                 out.docs.insert(key, f);
             } else {
                 out.by_key.insert(key, id);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What the target holds of `docs` as a verification needs it: per key (see [`key_of`]),
+/// the target document's `_id` and [`raw_content_hash`]. Read raw: only the `_id` and the
+/// unique key's fields of each answer are parsed. Documents are found by their unique key,
+/// or by `_id` in a collection without one.
+pub(crate) async fn existing_hashes(
+    target: &Database,
+    spec: &CollectionSpec,
+    docs: &[Document],
+) -> anyhow::Result<HashMap<String, (Bson, u64)>> {
+    let coll = target.collection::<RawDocumentBuf>(spec.name);
+    let queries = if spec.unique_key.is_empty() {
+        let ids: Vec<Bson> = docs.iter().filter_map(|d| d.get("_id").cloned()).collect();
+        id_filters(&ids, Lookup::Points)
+    } else {
+        key_queries(spec, docs)
+    };
+    let wanted: HashSet<String> = docs.iter().map(|d| key_of(spec, d)).collect();
+    let mut out = HashMap::with_capacity(docs.len());
+    let mut answers = find_each(&coll, queries, None);
+    while let Some(found) = answers.try_next().await? {
+        for raw in found {
+            let mut keyed = Document::new();
+            for k in std::iter::once("_id").chain(spec.unique_key.iter().copied()) {
+                if let Some(v) = raw.get(k)? {
+                    keyed.insert(k, Bson::try_from(v.to_raw_bson())?);
+                }
+            }
+            let key = key_of(spec, &keyed);
+            if wanted.contains(&key) && !out.contains_key(&key) {
+                let id = keyed.remove("_id").unwrap_or(Bson::Null);
+                out.insert(key, (id, raw_content_hash(&raw, &[])?));
             }
         }
     }

@@ -139,6 +139,65 @@ async fn legacy_verification_sees_records_removed_behind_the_runs_back() {
     assert_eq!(docs(&target, "tags", doc! {}).await, before);
 }
 
+/// Content changed in the target between a run's import and its verification (a staff
+/// member editing a tag, a message's attachment list rewritten) is counted as differing,
+/// read from what the target holds, nested lists included; the run is not verified.
+#[tokio::test]
+async fn legacy_verification_sees_content_changed_behind_the_runs_back() {
+    let source = fresh_db("lcsrc").await;
+    heimdall::seed::seed_legacy(&source, &heimdall::seed::SeedOptions::new(test_key()))
+        .await
+        .unwrap();
+    let target = fresh_db("lcdst").await;
+    let mut o = LegacyOptions::new(mongo_uri(), "test");
+    o.source_db = Some(source.name().to_string());
+    let mut e = env(&target);
+    // Tags (step 2) are imported, modmail (step 4) has its first batch in.
+    e.fail_point = Some(FailPoint {
+        collection: "modmail".into(),
+        after_batches: 1,
+    });
+    let r = crate::legacy::import_in(&e, o, Arc::new(Recorder::default())).await;
+    assert_eq!(r.status, RunStatus::Cancelled, "{:?}", r.message);
+    let tag = docs(&target, "tags", doc! {}).await[0].clone();
+    target
+        .collection::<Document>("tags")
+        .update_one(
+            doc! { "_id": tag.get("_id").unwrap().clone() },
+            doc! { "$set": { "content": "changed by staff after the import" } },
+        )
+        .await
+        .unwrap();
+    let message = docs(
+        &target,
+        "modmail_messages",
+        doc! { "attachments.0": { "$exists": true } },
+    )
+    .await
+    .into_iter()
+    .next()
+    .expect("an imported message with attachments");
+    target
+        .collection::<Document>("modmail_messages")
+        .update_one(
+            doc! { "_id": message.get("_id").unwrap().clone() },
+            doc! { "$set": { "attachments.0": "https://elsewhere.example/x.png" } },
+        )
+        .await
+        .unwrap();
+    let r2 = resume(&target, &r.id).await;
+    let v = r2.verification.as_ref().expect("verified");
+    for name in ["tags", "modmail"] {
+        let c = v.collections.iter().find(|c| c.name == name).unwrap();
+        assert_eq!(c.differing, 1, "{c:?}");
+        assert_eq!(c.matching + c.differing, c.found, "{c:?}");
+        assert_ne!(c.source_digest, c.target_digest, "{c:?}");
+    }
+    let modmail = v.collections.iter().find(|c| c.name == "modmail").unwrap();
+    assert!(!modmail.ok, "{modmail:?}");
+    assert_eq!(r2.status, RunStatus::Failed, "{:?}", r2.message);
+}
+
 /// The test server's connection string naming database `db`.
 fn uri_with_db(db: &str) -> String {
     let uri = mongo_uri();

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{coerce, LegacySource, LegacyStepSpec, MapContext, Mapped, Prepared};
-use crate::clone::content_hash;
+use crate::clone::raw_content_hash;
 use crate::clone::{
     existing_in, identity, insert_unordered, key_of, new_run_id, IdKey, MigrationEnv,
 };
@@ -39,9 +39,10 @@ const VERIFY_SLICE: usize = 2000;
 /// Batches of one step verified at once: one's mapping (CPU) overlaps another's reads.
 const VERIFY_BATCHES_AT_ONCE: usize = 3;
 
-/// Raw bytes of legacy records being verified at once, over every step (a batch bigger
-/// than this, one long thread, is verified alone): what they map to is several times more.
-const VERIFY_BYTES_AT_ONCE: usize = 2 * LEGACY_BATCH_BYTES;
+/// Raw bytes of legacy records being mapped at once, by the import and the verification
+/// trailing it together: what they map to is several times more. A batch bigger than
+/// this (one long thread) is mapped alone.
+const MAPPING_BYTES_AT_ONCE: usize = 3 * LEGACY_BATCH_BYTES;
 /// The options of a legacy import.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -352,8 +353,8 @@ struct Engine {
     journal: Option<crate::journal::Journal>,
     /// The whole run's pace.
     clock: crate::RunClock,
-    /// KiB of legacy records being verified now (see [`VERIFY_BYTES_AT_ONCE`]).
-    verify_room: tokio::sync::Semaphore,
+    /// KiB of legacy records being mapped now (see [`MAPPING_BYTES_AT_ONCE`]).
+    room: tokio::sync::Semaphore,
 }
 
 /// A legacy record run through every mapper of its step.
@@ -401,7 +402,7 @@ impl Engine {
             fail_point: env.fail_point.clone(),
             journal: None,
             clock: crate::RunClock::new(steps(&env.registry).len()),
-            verify_room: tokio::sync::Semaphore::new(VERIFY_BYTES_AT_ONCE / 1024),
+            room: tokio::sync::Semaphore::new(MAPPING_BYTES_AT_ONCE / 1024),
         }
     }
 
@@ -720,7 +721,9 @@ impl Engine {
         progress(res, &mut throttle);
         let mut batches = 0u64;
         while let Some(records) = rx.recv().await {
-            let records = crate::parse_batch(records?)?;
+            let records = records?;
+            let _room = self.room_for(&records).await?;
+            let records = crate::parse_batch(records)?;
             batches += 1;
             let last = records.last().and_then(|d| d.get("_id").cloned());
             let (errors, skips) = self
@@ -765,6 +768,17 @@ impl Engine {
         ev.result = Some(serde_json::to_value(&*res)?);
         self.sink.emit(&ev);
         Ok(())
+    }
+
+    /// Waits until the records being mapped at once leave room for `records` (memory: a
+    /// long thread in the import and another in the verification would add up).
+    async fn room_for(
+        &self,
+        records: &[mongodb::bson::RawDocumentBuf],
+    ) -> anyhow::Result<tokio::sync::SemaphorePermit<'_>> {
+        let bytes: usize = records.iter().map(|r| r.as_bytes().len()).sum();
+        let kib = bytes.div_ceil(1024).clamp(1, MAPPING_BYTES_AT_ONCE / 1024) as u32;
+        Ok(self.room.acquire_many(kib).await?)
     }
 
     /// Verifies each step by queries of its own as `started` announces it (step index, how
@@ -858,10 +872,7 @@ impl Engine {
             None => None,
         };
         wait_for(&mut imported, |i| i.passed(last.as_ref())).await?;
-        // Memory: the batch waits until the bytes verified at once leave it room.
-        let bytes: usize = records.iter().map(|r| r.as_bytes().len()).sum();
-        let kib = bytes.div_ceil(1024).clamp(1, VERIFY_BYTES_AT_ONCE / 1024) as u32;
-        let _room = self.verify_room.acquire_many(kib).await?;
+        let _room = self.room_for(&records).await?;
         let records = crate::parse_batch(records)?;
         let mapped: Vec<MappedRecord> = records
             .iter()
@@ -885,15 +896,29 @@ impl Engine {
             })
             .collect();
         for slice in produced.chunks(VERIFY_SLICE) {
-            let existing = self
-                .existing(slice.iter().map(|(_, _, p)| *p), true)
-                .await?;
+            // The target's side read raw and hashed as it is stored; the source's side
+            // hashed the same way once serialized.
+            let mut by_coll: BTreeMap<&'static str, Vec<Document>> = BTreeMap::new();
+            for (_, _, p) in slice {
+                by_coll
+                    .entry(p.collection)
+                    .or_default()
+                    .push(identity(self.spec(p.collection)?, &p.doc));
+            }
+            let mut found = HashMap::new();
+            for (c, docs) in &by_coll {
+                found.insert(
+                    *c,
+                    crate::clone::existing_hashes(&self.target, self.spec(c)?, docs).await?,
+                );
+            }
             for (ri, i, p) in slice {
                 let spec = self.spec(p.collection)?;
-                sh[*ri] = sh[*ri].wrapping_add(content_hash(&p.doc, &[]));
-                match existing[p.collection].docs.get(&key_of(spec, &p.doc)) {
-                    Some(t) if *i > 0 || t.get("_id") == p.doc.get("_id") => {
-                        th[*ri] = th[*ri].wrapping_add(content_hash(t, &[]));
+                let raw = mongodb::bson::RawDocumentBuf::from_document(&p.doc)?;
+                sh[*ri] = sh[*ri].wrapping_add(raw_content_hash(&raw, &[])?);
+                match found[p.collection].get(&key_of(spec, &p.doc)) {
+                    Some((id, h)) if *i > 0 || Some(id) == p.doc.get("_id") => {
+                        th[*ri] = th[*ri].wrapping_add(*h);
                     }
                     _ => whole[*ri] = false,
                 }
@@ -983,12 +1008,10 @@ impl Engine {
         Ok(out)
     }
 
-    /// Which of `produced` already exist in the target, per collection: by `_id` and key
-    /// (with `full`, the whole target documents too).
+    /// Which of `produced` already exist in the target, per collection: by `_id` and key.
     async fn existing<'a>(
         &self,
         produced: impl Iterator<Item = &'a super::Produced>,
-        full: bool,
     ) -> anyhow::Result<HashMap<&'static str, crate::clone::Existing>> {
         let mut by_coll: BTreeMap<&'static str, Vec<Document>> = BTreeMap::new();
         for p in produced {
@@ -1001,7 +1024,7 @@ impl Engine {
         for (c, docs) in &by_coll {
             out.insert(
                 *c,
-                existing_in(&self.target, self.spec(c)?, docs, full).await?,
+                existing_in(&self.target, self.spec(c)?, docs, false).await?,
             );
         }
         Ok(out)
@@ -1098,9 +1121,7 @@ impl Engine {
         planned: &mut HashMap<&'static str, HashSet<String>>,
         out: &mut BatchOutcome<'_>,
     ) -> anyhow::Result<()> {
-        let existing = self
-            .existing(groups.iter().flatten().flatten(), false)
-            .await?;
+        let existing = self.existing(groups.iter().flatten().flatten()).await?;
         let mut inserts: Inserts = BTreeMap::new();
         for (ri, gs) in groups.iter_mut().enumerate() {
             if out.fate[ri].is_some() {
@@ -1185,9 +1206,7 @@ impl Engine {
         let refused = self.write_inserts(primaries, out).await?;
         let mut dropped: HashSet<(usize, usize)> = HashSet::new();
         if !refused.is_empty() {
-            let existing = self
-                .existing(refused.iter().map(|(_, _, p)| p), false)
-                .await?;
+            let existing = self.existing(refused.iter().map(|(_, _, p)| p)).await?;
             for (
                 ri,
                 gi,
@@ -1235,9 +1254,7 @@ impl Engine {
         }
         let refused = self.write_inserts(rest, out).await?;
         if !refused.is_empty() {
-            let existing = self
-                .existing(refused.iter().map(|(_, _, p)| p), false)
-                .await?;
+            let existing = self.existing(refused.iter().map(|(_, _, p)| p)).await?;
             for (
                 ri,
                 _,
