@@ -522,11 +522,11 @@ impl Engine {
                     let res = &mut results[i].collections[0];
                     this.run_step(i, step, res, &mut Vec::new(), Some(&tx))
                         .await?;
-                    tx.send_replace(Imported {
-                        started: true,
-                        up_to: res.last_id.clone(),
-                        done: true,
-                        skipped: res.skipped,
+                    tx.send_modify(|i| {
+                        i.started = true;
+                        i.up_to = res.last_id.clone();
+                        i.done = true;
+                        i.skipped = res.skipped;
                     });
                     results[i].status = StepStatus::Completed;
                 }
@@ -604,13 +604,14 @@ impl Engine {
         imported: Option<&watch::Sender<Imported>>,
     ) -> anyhow::Result<()> {
         // How far the import is, for the step's verification.
-        let tell = |res: &CollectionResult| {
+        let tell = |res: &CollectionResult, prepared: &Arc<Vec<Prepared>>| {
             if let Some(tx) = imported {
                 tx.send_replace(Imported {
                     started: true,
                     up_to: res.last_id.clone(),
                     done: false,
                     skipped: res.skipped,
+                    prepared: Some(prepared.clone()),
                 });
             }
         };
@@ -645,6 +646,8 @@ impl Engine {
                     .with_context(|| format!("preparing step {}", step.label))?,
             );
         }
+        // Shared with the step's verification (a modmail numbering is one entry per thread).
+        let prepared = Arc::new(prepared);
         let mut planned: HashMap<&'static str, HashSet<String>> = HashMap::new();
         // A run that writes starts by inserting without lookups (see `import_batch`).
         let mut insert_first = self.write;
@@ -683,7 +686,7 @@ impl Engine {
         }
         // Records up to the checkpoint were imported by an earlier attempt, and what its
         // verification found missing just now.
-        tell(res);
+        tell(res, &prepared);
         res.total = coll.count_documents(filter.clone()).await?;
         let query = match &res.last_id {
             Some(last) => crate::id_order::and(filter, crate::id_order::after(last)),
@@ -741,7 +744,7 @@ impl Engine {
                 self.store
                     .save_collection(&self.run_id, index, 0, res, &errors, &skips)
                     .await?;
-                tell(res);
+                tell(res, &prepared);
             } else {
                 let room = crate::MAX_RECORDED_ERRORS.saturating_sub(plan_errors.len());
                 plan_errors.extend(errors.into_iter().take(room));
@@ -819,10 +822,18 @@ impl Engine {
         self.store.forget_missing(&self.run_id, &name).await?;
         let coll = self.source.db.collection::<Document>(&name);
         let filter = self.filter();
-        let mut prepared: Vec<Prepared> = Vec::new();
-        for (_, part) in &step.parts {
-            prepared.push(part.mapper.prepare(&coll, &filter).await?);
-        }
+        // What the import prepared, or (a step an earlier attempt finished) prepared here.
+        let shared = imported.borrow().prepared.clone();
+        let prepared = match shared {
+            Some(p) => p,
+            None => {
+                let mut own: Vec<Prepared> = Vec::new();
+                for (_, part) in &step.parts {
+                    own.push(part.mapper.prepare(&coll, &filter).await?);
+                }
+                Arc::new(own)
+            }
+        };
         let (_reader, mut rx) = crate::read_raw_batches_within(
             self.source
                 .db
@@ -1366,7 +1377,7 @@ impl Engine {
 
 /// Each record reduced to its `_id`: what reports of it need.
 /// How far a step's import has come, for its verification to trail it.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 struct Imported {
     /// Past what an earlier verification found missing: from here records are imported
     /// in `_id` order.
@@ -1378,6 +1389,8 @@ struct Imported {
     done: bool,
     /// Records the step skipped (final once `done`).
     skipped: u64,
+    /// What the step's mappers prepared (none when an earlier attempt finished the step).
+    prepared: Option<Arc<Vec<Prepared>>>,
 }
 
 impl Imported {
