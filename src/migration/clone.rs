@@ -2339,7 +2339,7 @@ pub fn raw_content_hash(doc: &RawDocument, ignore: &[&str]) -> anyhow::Result<u6
 }
 
 /// `_id` and the unique key's fields.
-fn key_projection(spec: &CollectionSpec) -> Document {
+pub(crate) fn key_projection(spec: &CollectionSpec) -> Document {
     let mut p = doc! { "_id": 1 };
     for k in &spec.unique_key {
         p.insert(*k, 1);

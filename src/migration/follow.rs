@@ -237,17 +237,30 @@ impl Engine {
             let order = self.registry.clone_steps()[si].spec.order;
             let source = self.source.db.collection::<Document>(spec.name);
             let target = self.target.collection::<Document>(spec.name);
-            let back: HashSet<IdKey> =
-                crate::find_ids(&source, &doc! {}, &ids, "reading the source")
-                    .await?
-                    .iter()
-                    .map(IdKey::of_doc)
-                    .collect();
+            let back: HashSet<IdKey> = crate::find_ids_projected(
+                &source,
+                &doc! {},
+                &ids,
+                Some(doc! { "_id": 1 }),
+                "reading the source",
+            )
+            .await?
+            .iter()
+            .map(IdKey::of_doc)
+            .collect();
             let absent: Vec<Bson> = ids
                 .into_iter()
                 .filter(|id| !back.contains(&IdKey::of(id)))
                 .collect();
-            let kept = crate::find_ids(&target, &base, &absent, "reading the target").await?;
+            // Listed by `_id`: nothing more of them is needed.
+            let kept = crate::find_ids_projected(
+                &target,
+                &base,
+                &absent,
+                Some(doc! { "_id": 1 }),
+                "reading the target",
+            )
+            .await?;
             if kept.is_empty() {
                 continue;
             }

@@ -23,7 +23,6 @@ use mongodb::Collection;
 use super::{
     existing_in, fetch_raw_ids, identity, key_of, raw_id, raw_to_bson, Engine, IdKey, Lookup,
 };
-use crate::find_ids;
 use crate::id_order::{bracket, whole_bracket, BRACKET_COUNT};
 use crate::journal::{entry_prefix, under, Op, JOURNAL};
 use crate::RecordError;
@@ -282,7 +281,14 @@ impl Engine {
             .collect();
         if !absent.is_empty() && !spec.unique_key.is_empty() {
             let target = self.target.collection::<Document>(spec.name);
-            let docs = find_ids(&target, &Document::new(), &absent, "reading the target").await?;
+            let docs = crate::find_ids_projected(
+                &target,
+                &Document::new(),
+                &absent,
+                Some(crate::clone::key_projection(spec)),
+                "reading the target",
+            )
+            .await?;
             let keys: Vec<Document> = docs.iter().map(|d| identity(spec, d)).collect();
             let in_source = existing_in(&self.source.db, spec, &keys, false).await?;
             let remapped: HashSet<IdKey> = docs
@@ -352,7 +358,15 @@ impl Engine {
         }
         let target = self.target.collection::<Document>(spec.name);
         for chunk in ids.chunks(CANDIDATE_CHUNK) {
-            let kept = find_ids(&target, base, chunk, "reading the target").await?;
+            // Listed by `_id`: nothing more of them is needed.
+            let kept = crate::find_ids_projected(
+                &target,
+                base,
+                chunk,
+                Some(doc! { "_id": 1 }),
+                "reading the target",
+            )
+            .await?;
             scan.gone += kept.len() as u64;
             if self.write {
                 let listed: Vec<RecordError> = kept

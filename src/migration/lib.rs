@@ -948,6 +948,17 @@ pub(crate) async fn find_ids(
     ids: &[mongodb::bson::Bson],
     what: &'static str,
 ) -> anyhow::Result<Vec<Document>> {
+    find_ids_projected(coll, base, ids, None, what).await
+}
+
+/// [`find_ids`], each document reduced to `projection` (e.g. its `_id` only, to list it).
+pub(crate) async fn find_ids_projected(
+    coll: &mongodb::Collection<Document>,
+    base: &Document,
+    ids: &[mongodb::bson::Bson],
+    projection: Option<Document>,
+    what: &'static str,
+) -> anyhow::Result<Vec<Document>> {
     use anyhow::Context as _;
     use futures::TryStreamExt;
     use mongodb::bson::doc;
@@ -956,6 +967,11 @@ pub(crate) async fn find_ids(
         doc! { "_id": { "$in": ids.to_vec() } },
     ))
     .sort(doc! { "_id": 1 })
+    .with_options(
+        mongodb::options::FindOptions::builder()
+            .projection(projection)
+            .build(),
+    )
     .await
     .context(what)?
     .try_collect()
