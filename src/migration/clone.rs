@@ -2112,7 +2112,8 @@ impl Engine {
     }
 }
 
-/// How many existence queries [`existing_in`] and [`fetch_by_ids`] keep in flight.
+/// How many lookup queries [`find_each`] keeps in flight (existence checks, documents by
+/// `_id`, raw or parsed).
 const QUERIES_AT_ONCE: usize = 4;
 
 /// How many values one `$in` carries. On secantusd-rs a long `$in` costs more than its
@@ -2189,9 +2190,9 @@ async fn fetch_raw_ids(
 ) -> anyhow::Result<HashSet<IdKey>> {
     let wanted: HashSet<IdKey> = ids.iter().map(IdKey::of).collect();
     let mut out = HashSet::with_capacity(ids.len());
-    for filter in id_filters(ids, lookup) {
-        let mut cursor = coll.find(filter).projection(doc! { "_id": 1 }).await?;
-        while let Some(d) = cursor.try_next().await? {
+    let mut answers = find_each(coll, id_filters(ids, lookup), Some(doc! { "_id": 1 }));
+    while let Some(docs) = answers.try_next().await? {
+        for d in docs {
             if let Some(id) = raw_id(&d) {
                 let k = IdKey::of_raw(id);
                 if wanted.contains(&k) {
@@ -2251,9 +2252,9 @@ pub(crate) async fn fetch_raw_by_ids(
 ) -> anyhow::Result<HashMap<IdKey, RawDocumentBuf>> {
     let wanted: HashSet<IdKey> = ids.iter().map(IdKey::of).collect();
     let mut out = HashMap::with_capacity(ids.len());
-    for filter in id_filters(ids, lookup) {
-        let mut cursor = coll.find(filter).await?;
-        while let Some(d) = cursor.try_next().await? {
+    let mut answers = find_each(coll, id_filters(ids, lookup), None);
+    while let Some(docs) = answers.try_next().await? {
+        for d in docs {
             let Some(id) = raw_id(&d).map(IdKey::of_raw) else {
                 continue;
             };
