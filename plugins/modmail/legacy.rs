@@ -70,6 +70,10 @@ impl LegacyMapper for ModmailMapper {
         Ok(Box::new(Numbers(numbers)))
     }
 
+    fn list_field(&self) -> Option<&'static str> {
+        Some("messages")
+    }
+
     fn map(&self, r: &Document, ctx: &MapContext<'_>) -> Result<Mapped, String> {
         let guild = coerce::required_id(r, "guildID")?;
         let user = coerce::required_id(r, "userID")?;
@@ -106,7 +110,8 @@ impl LegacyMapper for ModmailMapper {
                 ))
             }
         };
-        for (i, m) in messages.iter().enumerate() {
+        // In parts, `messages` holds a slice starting at `ctx.offset` (see `list_field`).
+        for (i, m) in (ctx.offset..).zip(messages) {
             let m = m
                 .as_document()
                 .ok_or_else(|| format!("messages[{i}] is not a document"))?;

@@ -30,6 +30,9 @@ pub struct MapContext<'a> {
     pub prepared: &'a (dyn Any + Send + Sync),
     /// The time of the import (for "in the past" checks).
     pub now: DateTime,
+    /// For a record mapped in parts (see [`LegacyMapper::list_field`]): the index, in the
+    /// whole list, of the first element the record's list holds in this call. 0 otherwise.
+    pub offset: usize,
 }
 
 /// A document produced from a legacy record.
@@ -68,6 +71,16 @@ pub trait LegacyMapper: Send + Sync {
 
     /// Maps one legacy record. `Err` names what is wrong with the record.
     fn map(&self, record: &Document, ctx: &MapContext<'_>) -> Result<Mapped, String>;
+
+    /// The field of a record holding a list that becomes one document per element (a
+    /// modmail thread's messages), if any. A big record is then mapped in parts, to bound
+    /// memory: each call sees the record's other fields whole and a slice of the list,
+    /// starting at element [`MapContext::offset`], and must produce the same primary
+    /// document every time (the engine keeps the first part's) and the list's documents
+    /// as it would for those elements in the whole record.
+    fn list_field(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// One plugin's contribution to a legacy step.

@@ -789,3 +789,82 @@ async fn the_import_creates_the_targets_unique_indexes_first() {
     let again = import(&target, opts(&source), Arc::new(Recorder::default())).await;
     assert_eq!(again.imported(), 0);
 }
+
+/// Threads far longer than one part (old bots kept tens of thousands of messages in one)
+/// are mapped a part at a time: every message arrives under the `_id` mapping the whole
+/// thread gives it, and the run verifies them all; a thread with one bad message deep
+/// inside is refused whole, naming the message, with nothing of it written.
+#[tokio::test]
+async fn a_long_thread_is_imported_whole_or_not_at_all() {
+    use heimdall_host::migration::legacy::derived_id;
+    use std::collections::HashSet;
+    let source = fresh_db("lpsrc").await;
+    let target = fresh_db("lpdst").await;
+    let (good, bad) = (ObjectId::new(), ObjectId::new());
+    let t0 = 1_600_000_000_000i64;
+    let thread = |id: ObjectId, n: usize, bad_at: Option<usize>| {
+        let messages: Vec<Bson> = (0..n)
+            .map(|i| {
+                if Some(i) == bad_at {
+                    return Bson::String("not a message".into());
+                }
+                Bson::Document(doc! {
+                    "authorID": "200000000000000001",
+                    "content": format!("message {i} {}", "x".repeat(60)),
+                    "createdAt": DateTime::from_millis(t0 + i as i64 * 1000),
+                    "isStaff": i % 2 == 0,
+                    "attachments": [],
+                })
+            })
+            .collect();
+        doc! {
+            "_id": id, "guildID": "100000000000000001", "userID": "300000000000000001",
+            "createdAt": DateTime::from_millis(t0), "status": "closed", "messages": messages,
+        }
+    };
+    source
+        .collection::<Document>("modmail")
+        .insert_many(vec![
+            thread(good, 12_000, None),
+            thread(bad, 9_500, Some(9_000)),
+        ])
+        .await
+        .unwrap();
+    let r = import(&target, opts(&source), Arc::new(Recorder::default())).await;
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    assert!(r.verification.as_ref().unwrap().ok, "{:?}", r.verification);
+    let ids: HashSet<ObjectId> = docs(&target, "modmail_messages", doc! { "conversationId": good })
+        .await
+        .iter()
+        .map(|m| m.get_object_id("_id").unwrap())
+        .collect();
+    let whole: HashSet<ObjectId> = (0..12_000u64)
+        .map(|i| derived_id(&Bson::ObjectId(good), i + 1, (t0 / 1000) as u32 + i as u32))
+        .collect();
+    assert_eq!(ids.len(), 12_000);
+    assert!(
+        ids == whole,
+        "messages under other _ids than whole mapping gives"
+    );
+    let refused = r
+        .errors
+        .iter()
+        .find(|e| e.source_id == bad.to_hex())
+        .expect("the thread with a bad message is reported");
+    assert!(
+        refused.reason.contains("messages[9000]"),
+        "{}",
+        refused.reason
+    );
+    for (coll, field) in [
+        ("modmail_conversations", "_id"),
+        ("modmail_messages", "conversationId"),
+    ] {
+        let n = target
+            .collection::<Document>(coll)
+            .count_documents(doc! { field: bad })
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{coll}: part of the refused thread was written");
+    }
+}

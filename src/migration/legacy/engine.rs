@@ -662,7 +662,7 @@ impl Engine {
                     .import_batch(
                         step,
                         &prepared,
-                        records,
+                        (records, 0),
                         res,
                         &mut planned,
                         &mut insert_first,
@@ -726,19 +726,41 @@ impl Engine {
         while let Some(records) = rx.recv().await {
             let records = records?;
             let _room = self.room_for(&records).await?;
-            let records = crate::parse_batch(records)?;
             batches += 1;
-            let last = records.last().and_then(|d| d.get("_id").cloned());
-            let (errors, skips) = self
+            let last = last_id(&records)?;
+            // Big records are mapped in parts, after the others of the batch.
+            let mut big = Vec::new();
+            let mut whole = Vec::with_capacity(records.len());
+            for r in records {
+                match parts_of(step, &r)? {
+                    Some(parts) => big.push((r, parts)),
+                    None => whole.push(r),
+                }
+            }
+            let (mut errors, mut skips) = self
                 .import_batch(
                     step,
                     &prepared,
-                    records,
+                    (crate::parse_batch(whole)?, 0),
                     res,
                     &mut planned,
                     &mut insert_first,
                 )
                 .await?;
+            for (raw, parts) in big {
+                let (e, s) = self
+                    .import_in_parts(
+                        step,
+                        &prepared,
+                        (&raw, &parts),
+                        res,
+                        &mut planned,
+                        &mut insert_first,
+                    )
+                    .await?;
+                errors.extend(e);
+                skips.extend(s);
+            }
             res.last_id = last;
             if self.write {
                 self.store
@@ -864,7 +886,7 @@ impl Engine {
 
     /// Verifies one batch of legacy records: per record its source digest and, when all it
     /// becomes is in the target, the target's digest; the records found absent are checked
-    /// against what the run recorded.
+    /// against what the run recorded. Big records are mapped in parts (see [`parts_of`]).
     async fn check_batch(
         &self,
         step: &Step,
@@ -875,25 +897,24 @@ impl Engine {
     ) -> anyhow::Result<VerifyTally> {
         let records = records?;
         // Not before the import has passed the batch's records.
-        let last: Option<Bson> = match records.last() {
-            Some(r) => r
-                .get("_id")?
-                .map(|v| v.to_raw_bson().try_into())
-                .transpose()?,
-            None => None,
-        };
+        let last = last_id(&records)?;
         wait_for(&mut imported, |i| i.passed(last.as_ref())).await?;
         let _room = self.room_for(&records).await?;
-        let records = crate::parse_batch(records)?;
+        let mut rows: Vec<Checked> = Vec::with_capacity(records.len());
+        let mut whole_records = Vec::with_capacity(records.len());
+        for r in records {
+            match parts_of(step, &r)? {
+                Some(parts) => rows.push(self.check_in_parts(step, prepared, &r, &parts).await?),
+                None => whole_records.push(r),
+            }
+        }
+        let records = crate::parse_batch(whole_records)?;
         let mapped: Vec<MappedRecord> = records
             .iter()
-            .map(|r| self.map_record(step, prepared, r))
+            .map(|r| self.map_record(step, prepared, r, 0))
             .collect::<anyhow::Result<_>>()?;
-        // Only the `_id`s are needed from here on (a long thread is big).
+        // Only the `_id`s are needed from here on.
         let records = only_ids(records);
-        // Per record: the digests of what it becomes on each side, and whether all of it
-        // is in the target; looked up a slice at a time (one record can be 20,000
-        // documents).
         let n = records.len();
         let (mut sh, mut th, mut whole) = (vec![0u64; n], vec![0u64; n], vec![true; n]);
         let produced: Vec<(usize, usize, &super::Produced)> = mapped
@@ -906,6 +927,99 @@ impl Engine {
                     .flat_map(move |g| g.iter().enumerate().map(move |(i, p)| (ri, i, p)))
             })
             .collect();
+        self.digest(&produced, &mut sh, &mut th, &mut whole).await?;
+        for (ri, (r, m)) in records.into_iter().zip(&mapped).enumerate() {
+            rows.push(Checked {
+                id: r,
+                failed: m.failed.is_some(),
+                skipped: m.groups.iter().all(Vec::is_empty) && m.skip.is_some(),
+                source: sh[ri],
+                target: th[ri],
+                whole: whole[ri],
+            });
+        }
+        let mut tally = VerifyTally::default();
+        let mut absent = Vec::new();
+        for row in rows {
+            let why = if row.failed {
+                tally.add_source(0);
+                "verification: failed to map"
+            } else {
+                tally.add_source(row.source);
+                if row.skipped {
+                    "verification: skipped"
+                } else if row.whole {
+                    tally.add_found(row.source, row.target);
+                    continue;
+                } else {
+                    "verification: not in the target"
+                }
+            };
+            absent.push(RecordError::of(step.order, name, &row.id, why));
+        }
+        self.store
+            .note_absent(
+                &self.run_id,
+                name,
+                &[FailureKind::Error, FailureKind::Skip],
+                absent,
+                &mut tally,
+            )
+            .await?;
+        Ok(tally)
+    }
+
+    /// [`Self::check_batch`] for one big record, part by part: only one part's documents
+    /// are held at a time.
+    async fn check_in_parts(
+        &self,
+        step: &Step,
+        prepared: &[Prepared],
+        raw: &mongodb::bson::RawDocument,
+        Parts { field, slices }: &Parts,
+    ) -> anyhow::Result<Checked> {
+        let mut row = Checked {
+            id: only_ids(vec![part_of(raw, field, 0, 0)?]).remove(0),
+            failed: false,
+            skipped: false,
+            source: 0,
+            target: 0,
+            whole: true,
+        };
+        for (k, &(offset, count)) in slices.iter().enumerate() {
+            let m =
+                self.map_record(step, prepared, &part_of(raw, field, offset, count)?, offset)?;
+            if m.failed.is_some() {
+                row.failed = true;
+                break;
+            }
+            if k == 0 {
+                row.skipped = m.groups.iter().all(Vec::is_empty) && m.skip.is_some();
+            }
+            // The primary document once, from the first part.
+            let skip = usize::from(k > 0);
+            let produced: Vec<(usize, usize, &super::Produced)> = m
+                .groups
+                .iter()
+                .flat_map(|g| g.iter().enumerate().skip(skip).map(|(i, p)| (0, i, p)))
+                .collect();
+            let (mut sh, mut th, mut whole) = ([row.source], [row.target], [row.whole]);
+            self.digest(&produced, &mut sh, &mut th, &mut whole).await?;
+            (row.source, row.target, row.whole) = (sh[0], th[0], whole[0]);
+        }
+        Ok(row)
+    }
+
+    /// Adds to each record's digests (`sh` the source's, `th` the target's) those of its
+    /// `produced` documents (record index, index in its group, document) and clears
+    /// `whole` for a record with one not in the target; looked up a slice at a time.
+    async fn digest(
+        &self,
+        produced: &[(usize, usize, &super::Produced)],
+        sh: &mut [u64],
+        th: &mut [u64],
+        whole: &mut [bool],
+    ) -> anyhow::Result<()> {
         for slice in produced.chunks(VERIFY_SLICE) {
             // The target's side read raw and hashed as it is stored; the source's side
             // hashed the same way once serialized.
@@ -935,49 +1049,7 @@ impl Engine {
                 }
             }
         }
-        let mut tally = VerifyTally::default();
-        let mut absent = Vec::new();
-        for (ri, (r, m)) in records.iter().zip(&mapped).enumerate() {
-            if m.failed.is_some() {
-                tally.add_source(0);
-                absent.push(RecordError::of(
-                    step.order,
-                    name,
-                    r,
-                    "verification: failed to map",
-                ));
-                continue;
-            }
-            let (sh, th, whole) = (sh[ri], th[ri], whole[ri]);
-            tally.add_source(sh);
-            if m.groups.iter().all(Vec::is_empty) && m.skip.is_some() {
-                absent.push(RecordError::of(
-                    step.order,
-                    name,
-                    r,
-                    "verification: skipped",
-                ));
-            } else if whole {
-                tally.add_found(sh, th);
-            } else {
-                absent.push(RecordError::of(
-                    step.order,
-                    name,
-                    r,
-                    "verification: not in the target",
-                ));
-            }
-        }
-        self.store
-            .note_absent(
-                &self.run_id,
-                name,
-                &[FailureKind::Error, FailureKind::Skip],
-                absent,
-                &mut tally,
-            )
-            .await?;
-        Ok(tally)
+        Ok(())
     }
 
     /// Runs `record` through every mapper of `step` (with `now` pinned to the run's start),
@@ -987,12 +1059,14 @@ impl Engine {
         step: &Step,
         prepared: &[Prepared],
         record: &Document,
+        offset: usize,
     ) -> anyhow::Result<MappedRecord> {
         let mut out = MappedRecord::default();
         for ((plugin, part), prep) in step.parts.iter().zip(prepared) {
             let ctx = MapContext {
                 prepared: prep.as_ref(),
                 now: self.now,
+                offset,
             };
             match part.mapper.map(record, &ctx) {
                 Ok(Mapped::Docs(docs)) => {
@@ -1055,7 +1129,7 @@ impl Engine {
         &self,
         step: &Step,
         prepared: &[Prepared],
-        records: Vec<Document>,
+        (records, offset): (Vec<Document>, usize),
         res: &mut CollectionResult,
         planned: &mut HashMap<&'static str, HashSet<String>>,
         insert_first: &mut bool,
@@ -1068,7 +1142,7 @@ impl Engine {
         let mut fate: Vec<Option<RecordOutcome>> = Vec::with_capacity(records.len());
         let mut skip_reason: Vec<Option<String>> = Vec::with_capacity(records.len());
         for r in &records {
-            let m = self.map_record(step, prepared, r)?;
+            let m = self.map_record(step, prepared, r, offset)?;
             skip_reason.push(m.skip);
             match m.failed {
                 Some(why) => {
@@ -1083,6 +1157,13 @@ impl Engine {
         }
         // Only the `_id`s are needed from here on (a long thread is big).
         let records = only_ids(records);
+        if offset > 0 {
+            // A later part of a record mapped in parts: its primary document came with the
+            // first.
+            for g in groups.iter_mut().flatten().filter(|g| !g.is_empty()) {
+                g.remove(0);
+            }
+        }
         let produced: usize = groups.iter().flatten().map(Vec::len).sum();
         let mut wrote = vec![0u64; records.len()];
         let mut outcome = BatchOutcome {
@@ -1090,6 +1171,7 @@ impl Engine {
             fate: &mut fate,
             skip_reason: &mut skip_reason,
             existed: 0,
+            primary: offset == 0,
         };
         if self.write && *insert_first {
             self.insert_first(&mut groups, &mut outcome).await?;
@@ -1124,6 +1206,98 @@ impl Engine {
         Ok((errors, skips))
     }
 
+    /// Imports one big record part by part (see [`parts_of`]). Every part after the first
+    /// is mapped once beforehand, so a bad element fails the record before anything of it
+    /// is written. The first part is imported as the record (counted, its primary document
+    /// deciding a conflict); each later part adds its documents to it the same way, its
+    /// primary document found already there.
+    async fn import_in_parts(
+        &self,
+        step: &Step,
+        prepared: &[Prepared],
+        (raw, Parts { field, slices }): (&mongodb::bson::RawDocument, &Parts),
+        res: &mut CollectionResult,
+        planned: &mut HashMap<&'static str, HashSet<String>>,
+        insert_first: &mut bool,
+    ) -> anyhow::Result<(Vec<RecordError>, Vec<RecordError>)> {
+        for &(offset, count) in slices.iter().skip(1) {
+            let part = part_of(raw, field, offset, count)?;
+            if self
+                .map_record(step, prepared, &part, offset)?
+                .failed
+                .is_some()
+            {
+                // Counted as failed with its reason; nothing written.
+                return self
+                    .import_batch(
+                        step,
+                        prepared,
+                        (vec![part], offset),
+                        res,
+                        planned,
+                        insert_first,
+                    )
+                    .await;
+            }
+        }
+        let counts = |r: &CollectionResult| (r.processed, r.inserted, r.skipped, r.failed);
+        let before = counts(res);
+        let part = part_of(raw, field, slices[0].0, slices[0].1)?;
+        let mut out = self
+            .import_batch(
+                step,
+                prepared,
+                (vec![part], slices[0].0),
+                res,
+                planned,
+                insert_first,
+            )
+            .await?;
+        // What the first part counted the record as (imported, or skipped: a conflict, or
+        // all of it there already); failed, it is done.
+        let mut imported = res.inserted > before.1;
+        if !imported && res.skipped == before.2 {
+            return Ok(out);
+        }
+        for &(offset, count) in &slices[1..] {
+            let part = part_of(raw, field, offset, count)?;
+            let saved = counts(res);
+            let (errors, _) = self
+                .import_batch(
+                    step,
+                    prepared,
+                    (vec![part], offset),
+                    res,
+                    planned,
+                    insert_first,
+                )
+                .await?;
+            let (wrote, failed) = (res.inserted > saved.1, res.failed > saved.3);
+            (res.processed, res.inserted, res.skipped, res.failed) = saved;
+            if failed {
+                // A later part could not be written: the record failed.
+                if imported {
+                    res.inserted -= 1;
+                } else {
+                    res.skipped -= 1;
+                }
+                res.failed += 1;
+                out.0.extend(errors);
+                out.1.clear();
+                return Ok(out);
+            }
+            if wrote && !imported {
+                // Its first part was there already (a run stopped inside the record), a
+                // later one was not: the record is imported.
+                res.skipped -= 1;
+                res.inserted += 1;
+                imported = true;
+                out.1.clear();
+            }
+        }
+        Ok(out)
+    }
+
     /// Looks every produced document up (by `_id` and key), then inserts those not there:
     /// a record whose primary document the target has under another `_id` is a conflict.
     async fn look_up_first(
@@ -1140,28 +1314,30 @@ impl Engine {
             }
             for (gi, g) in gs.iter_mut().enumerate() {
                 let Some(primary) = g.first() else { continue };
-                let spec = self.spec(primary.collection)?;
-                let key = key_of(spec, &primary.doc);
-                let pid = primary.doc.get("_id").cloned().unwrap_or(Bson::Null);
-                let ex = &existing[primary.collection];
-                let seen_in_plan = !self.write
-                    && planned
-                        .get(primary.collection)
-                        .is_some_and(|s| s.contains(&key));
-                match ex.by_key.get(&key) {
-                    Some(tid) if *tid != pid => {
-                        out.existed += g.len();
-                        out.skip_reason[ri].get_or_insert(conflict(spec));
-                        continue;
+                if out.primary {
+                    let spec = self.spec(primary.collection)?;
+                    let key = key_of(spec, &primary.doc);
+                    let pid = primary.doc.get("_id").cloned().unwrap_or(Bson::Null);
+                    let ex = &existing[primary.collection];
+                    let seen_in_plan = !self.write
+                        && planned
+                            .get(primary.collection)
+                            .is_some_and(|s| s.contains(&key));
+                    match ex.by_key.get(&key) {
+                        Some(tid) if *tid != pid => {
+                            out.existed += g.len();
+                            out.skip_reason[ri].get_or_insert(conflict(spec));
+                            continue;
+                        }
+                        None if seen_in_plan => {
+                            out.skip_reason[ri].get_or_insert(format!(
+                                "conflict: another legacy record maps to the same {}",
+                                spec.model
+                            ));
+                            continue;
+                        }
+                        _ => {}
                     }
-                    None if seen_in_plan => {
-                        out.skip_reason[ri].get_or_insert(format!(
-                            "conflict: another legacy record maps to the same {}",
-                            spec.model
-                        ));
-                        continue;
-                    }
-                    _ => {}
                 }
                 for p in g.iter_mut() {
                     let spec = self.spec(p.collection)?;
@@ -1204,7 +1380,7 @@ impl Engine {
                 continue;
             }
             for (gi, g) in gs.iter_mut().enumerate() {
-                if let Some(p) = g.first_mut() {
+                if let Some(p) = g.first_mut().filter(|_| out.primary) {
                     primaries.entry(p.collection).or_default().push((
                         ri,
                         gi,
@@ -1253,7 +1429,7 @@ impl Engine {
                     out.existed += g.len().saturating_sub(1);
                     continue;
                 }
-                for p in g.iter_mut().skip(1) {
+                for p in g.iter_mut().skip(usize::from(out.primary)) {
                     rest.entry(p.collection).or_default().push((
                         ri,
                         gi,
@@ -1420,6 +1596,107 @@ async fn wait_for(
     }
 }
 
+/// Raw bytes above which a record whose mapper names a list field (see
+/// `LegacyMapper::list_field`) is mapped in parts of about this many bytes of its list: a
+/// modmail thread of 20,000 messages is never held parsed and mapped whole.
+const PART_BYTES: usize = 256 * 1024;
+
+/// How a big record is mapped in parts: its list field and, per part, the offset and
+/// number of the list's elements it holds.
+struct Parts {
+    field: &'static str,
+    slices: Vec<(usize, usize)>,
+}
+
+/// One record as verified: its `_id`, what became of its mapping, its digests.
+struct Checked {
+    id: Document,
+    failed: bool,
+    skipped: bool,
+    source: u64,
+    target: u64,
+    whole: bool,
+}
+
+/// The `_id` of the last of `records`.
+fn last_id(records: &[mongodb::bson::RawDocumentBuf]) -> anyhow::Result<Option<Bson>> {
+    Ok(match records.last() {
+        Some(r) => r
+            .get("_id")?
+            .map(|v| v.to_raw_bson().try_into())
+            .transpose()?,
+        None => None,
+    })
+}
+
+/// The parts a big record is mapped in: its list field and, per part, the offset and
+/// number of the list's elements it holds (about [`PART_BYTES`] each). `None` when the
+/// record is mapped whole: small, its step with several mappers or one naming no list, or
+/// the field not a list (the mapper then says what is wrong).
+fn parts_of(step: &Step, raw: &mongodb::bson::RawDocument) -> anyhow::Result<Option<Parts>> {
+    use mongodb::bson::RawBsonRef;
+    let [(_, part)] = step.parts.as_slice() else {
+        return Ok(None);
+    };
+    let Some(field) = part.mapper.list_field() else {
+        return Ok(None);
+    };
+    if raw.as_bytes().len() <= PART_BYTES {
+        return Ok(None);
+    }
+    let Ok(Some(RawBsonRef::Array(list))) = raw.get(field) else {
+        return Ok(None);
+    };
+    let mut parts = Vec::new();
+    let (mut start, mut n, mut bytes) = (0, 0, 0);
+    for el in list {
+        bytes += match el? {
+            RawBsonRef::Document(d) => d.as_bytes().len(),
+            RawBsonRef::String(s) => s.len(),
+            _ => 16,
+        };
+        n += 1;
+        if bytes >= PART_BYTES {
+            parts.push((start, n));
+            (start, n, bytes) = (start + n, 0, 0);
+        }
+    }
+    if n > 0 || parts.is_empty() {
+        parts.push((start, n));
+    }
+    Ok(Some(Parts {
+        field,
+        slices: parts,
+    }))
+}
+
+/// A part of a big record: its fields parsed, `field` holding only the elements
+/// `offset..offset + count` of its list.
+fn part_of(
+    raw: &mongodb::bson::RawDocument,
+    field: &str,
+    offset: usize,
+    count: usize,
+) -> anyhow::Result<Document> {
+    use mongodb::bson::RawBsonRef;
+    let mut out = Document::new();
+    for el in raw.iter() {
+        let (k, v) = el?;
+        let value = match v {
+            RawBsonRef::Array(list) if k == field => Bson::Array(
+                list.into_iter()
+                    .skip(offset)
+                    .take(count)
+                    .map(|e| Ok(Bson::try_from(e?.to_raw_bson())?))
+                    .collect::<anyhow::Result<_>>()?,
+            ),
+            other => Bson::try_from(other.to_raw_bson())?,
+        };
+        out.insert(k, value);
+    }
+    Ok(out)
+}
+
 fn only_ids(records: Vec<Document>) -> Vec<Document> {
     records
         .into_iter()
@@ -1443,6 +1720,9 @@ struct BatchOutcome<'a> {
     skip_reason: &'a mut [Option<String>],
     /// Produced documents the target had already (or refused as another's).
     existed: usize,
+    /// Whether each group starts with its record's primary document (not so in the later
+    /// parts of a record mapped in parts: the first part had it).
+    primary: bool,
 }
 
 /// Whether the target has `doc`: by its key (by `_id` where the collection has no key).
