@@ -1023,13 +1023,7 @@ impl Engine {
         for slice in produced.chunks(VERIFY_SLICE) {
             // The target's side read raw and hashed as it is stored; the source's side
             // hashed the same way once serialized.
-            let mut by_coll: BTreeMap<&'static str, Vec<Document>> = BTreeMap::new();
-            for (_, _, p) in slice {
-                by_coll
-                    .entry(p.collection)
-                    .or_default()
-                    .push(identity(self.spec(p.collection)?, &p.doc));
-            }
+            let by_coll = self.identities(slice.iter().map(|(_, _, p)| *p))?;
             let mut found = HashMap::new();
             for (c, docs) in &by_coll {
                 found.insert(
@@ -1098,13 +1092,7 @@ impl Engine {
         &self,
         produced: impl Iterator<Item = &'a super::Produced>,
     ) -> anyhow::Result<HashMap<&'static str, crate::clone::Existing>> {
-        let mut by_coll: BTreeMap<&'static str, Vec<Document>> = BTreeMap::new();
-        for p in produced {
-            by_coll
-                .entry(p.collection)
-                .or_default()
-                .push(identity(self.spec(p.collection)?, &p.doc));
-        }
+        let by_coll = self.identities(produced)?;
         let mut out = HashMap::new();
         for (c, docs) in &by_coll {
             out.insert(
@@ -1113,6 +1101,21 @@ impl Engine {
             );
         }
         Ok(out)
+    }
+
+    /// What identifies each of `produced` (`_id` and unique key), per target collection.
+    fn identities<'a>(
+        &self,
+        produced: impl Iterator<Item = &'a super::Produced>,
+    ) -> anyhow::Result<BTreeMap<&'static str, Vec<Document>>> {
+        let mut by_coll: BTreeMap<&'static str, Vec<Document>> = BTreeMap::new();
+        for p in produced {
+            by_coll
+                .entry(p.collection)
+                .or_default()
+                .push(identity(self.spec(p.collection)?, &p.doc));
+        }
+        Ok(by_coll)
     }
 
     fn spec(&self, collection: &str) -> anyhow::Result<&CollectionSpec> {
