@@ -2272,7 +2272,7 @@ fn raw_id(d: &RawDocument) -> Option<RawBsonRef<'_>> {
 }
 
 /// A raw value as a [`Bson`].
-fn raw_to_bson(v: RawBsonRef<'_>) -> anyhow::Result<Bson> {
+pub(crate) fn raw_to_bson(v: RawBsonRef<'_>) -> anyhow::Result<Bson> {
     Ok(Bson::try_from(v.to_raw_bson())?)
 }
 
@@ -2470,7 +2470,7 @@ pub(crate) async fn existing_hashes(
             let mut keyed = Document::new();
             for k in std::iter::once("_id").chain(spec.unique_key.iter().copied()) {
                 if let Some(v) = raw.get(k)? {
-                    keyed.insert(k, Bson::try_from(v.to_raw_bson())?);
+                    keyed.insert(k, raw_to_bson(v)?);
                 }
             }
             let key = key_of(spec, &keyed);

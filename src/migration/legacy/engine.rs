@@ -11,10 +11,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{coerce, LegacySource, LegacyStepSpec, MapContext, Mapped, Prepared};
-use crate::clone::raw_content_hash;
 use crate::clone::{
     existing_in, identity, insert_unordered, key_of, new_run_id, IdKey, MigrationEnv,
 };
+use crate::clone::{raw_content_hash, raw_to_bson};
 use crate::runs::{
     CollectionResult, CollectionVerification, FailureKind, Lease, RunOptions, RunRecord, RunStore,
     StepResult, StepStatus, Verification, VerifyTally,
@@ -979,7 +979,10 @@ impl Engine {
         Parts { field, slices }: &Parts,
     ) -> anyhow::Result<Checked> {
         let mut row = Checked {
-            id: only_ids(vec![part_of(raw, field, 0, 0)?]).remove(0),
+            id: match raw.get("_id")? {
+                Some(id) => doc! { "_id": raw_to_bson(id)? },
+                None => Document::new(),
+            },
             failed: false,
             skipped: false,
             source: 0,
@@ -1212,8 +1215,8 @@ impl Engine {
     /// Imports one big record part by part (see [`parts_of`]). Every part after the first
     /// is mapped once beforehand, so a bad element fails the record before anything of it
     /// is written. The first part is imported as the record (counted, its primary document
-    /// deciding a conflict); each later part adds its documents to it the same way, its
-    /// primary document found already there.
+    /// deciding a conflict); each later part adds its other documents to it (without the
+    /// primary, see `BatchOutcome::primary`), counted into the record's outcome.
     async fn import_in_parts(
         &self,
         step: &Step,
@@ -1244,28 +1247,12 @@ impl Engine {
             }
         }
         let counts = |r: &CollectionResult| (r.processed, r.inserted, r.skipped, r.failed);
-        let before = counts(res);
-        let part = part_of(raw, field, slices[0].0, slices[0].1)?;
-        let mut out = self
-            .import_batch(
-                step,
-                prepared,
-                (vec![part], slices[0].0),
-                res,
-                planned,
-                insert_first,
-            )
-            .await?;
-        // What the first part counted the record as (imported, or skipped: a conflict, or
-        // all of it there already); failed, it is done.
-        let mut imported = res.inserted > before.1;
-        if !imported && res.skipped == before.2 {
-            return Ok(out);
-        }
-        for &(offset, count) in &slices[1..] {
+        let mut out = (Vec::new(), Vec::new());
+        let mut imported = false;
+        for (k, &(offset, count)) in slices.iter().enumerate() {
             let part = part_of(raw, field, offset, count)?;
             let saved = counts(res);
-            let (errors, _) = self
+            let (errors, skips) = self
                 .import_batch(
                     step,
                     prepared,
@@ -1275,6 +1262,16 @@ impl Engine {
                     insert_first,
                 )
                 .await?;
+            if k == 0 {
+                // What the first part counted the record as (imported, or skipped: a
+                // conflict, or all of it there already); failed, it is done.
+                imported = res.inserted > saved.1;
+                out = (errors, skips);
+                if !imported && res.skipped == saved.2 {
+                    return Ok(out);
+                }
+                continue;
+            }
             let (wrote, failed) = (res.inserted > saved.1, res.failed > saved.3);
             (res.processed, res.inserted, res.skipped, res.failed) = saved;
             if failed {
@@ -1624,10 +1621,7 @@ struct Checked {
 /// The `_id` of the last of `records`.
 fn last_id(records: &[mongodb::bson::RawDocumentBuf]) -> anyhow::Result<Option<Bson>> {
     Ok(match records.last() {
-        Some(r) => r
-            .get("_id")?
-            .map(|v| v.to_raw_bson().try_into())
-            .transpose()?,
+        Some(r) => r.get("_id")?.map(raw_to_bson).transpose()?,
         None => None,
     })
 }
@@ -1690,10 +1684,10 @@ fn part_of(
                 list.into_iter()
                     .skip(offset)
                     .take(count)
-                    .map(|e| Ok(Bson::try_from(e?.to_raw_bson())?))
+                    .map(|e| raw_to_bson(e?))
                     .collect::<anyhow::Result<_>>()?,
             ),
-            other => Bson::try_from(other.to_raw_bson())?,
+            other => raw_to_bson(other)?,
         };
         out.insert(k, value);
     }
