@@ -868,3 +868,62 @@ async fn a_long_thread_is_imported_whole_or_not_at_all() {
         assert_eq!(n, 0, "{coll}: part of the refused thread was written");
     }
 }
+
+/// A long thread whose conversation the target already has under another `_id` is a
+/// conflict like a short one: skipped with its reason, not one of its messages written,
+/// whichever part they would have come in.
+#[tokio::test]
+async fn a_long_thread_in_conflict_keeps_all_its_parts_out() {
+    let source = fresh_db("lcfsrc").await;
+    let target = fresh_db("lcfdst").await;
+    let (guild, id) = ("100000000000000002", ObjectId::new());
+    let t0 = 1_600_000_000_000i64;
+    let messages: Vec<Bson> = (0..6_000)
+        .map(|i| {
+            Bson::Document(doc! {
+                "authorID": "200000000000000001",
+                "content": format!("message {i} {}", "x".repeat(60)),
+                "createdAt": DateTime::from_millis(t0 + i as i64 * 1000),
+                "attachments": [],
+            })
+        })
+        .collect();
+    source
+        .collection::<Document>("modmail")
+        .insert_one(doc! {
+            "_id": id, "guildID": guild, "userID": "300000000000000001",
+            "createdAt": DateTime::from_millis(t0), "status": "closed", "messages": messages,
+        })
+        .await
+        .unwrap();
+    let theirs = doc! {
+        "_id": ObjectId::new(), "guildId": guild, "ticketNumber": 1, "userId": "1",
+        "status": "open", "createdAt": DateTime::now(),
+    };
+    target
+        .collection::<Document>("modmail_conversations")
+        .insert_one(theirs.clone())
+        .await
+        .unwrap();
+    let r = import(&target, opts(&source), Arc::new(Recorder::default())).await;
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    let skip = r
+        .skips
+        .iter()
+        .find(|s| s.source_id == id.to_hex())
+        .expect("the conflicting thread is reported");
+    assert!(skip.reason.contains("conflict"), "{}", skip.reason);
+    let written = target
+        .collection::<Document>("modmail_messages")
+        .count_documents(doc! { "conversationId": id })
+        .await
+        .unwrap();
+    assert_eq!(
+        written, 0,
+        "messages of the conflicting thread were written"
+    );
+    assert_eq!(
+        docs(&target, "modmail_conversations", doc! {}).await,
+        vec![theirs]
+    );
+}

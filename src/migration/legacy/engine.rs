@@ -1263,11 +1263,14 @@ impl Engine {
                 )
                 .await?;
             if k == 0 {
-                // What the first part counted the record as (imported, or skipped: a
-                // conflict, or all of it there already); failed, it is done.
+                // What the first part counted the record as. Imported, or skipped with no
+                // reason (all of it there already: a run stopped inside the record), the
+                // later parts follow; failed, or skipped with a reason (a conflict, the
+                // mapper's skip), it is done.
                 imported = res.inserted > saved.1;
+                let all_there = res.skipped > saved.2 && skips.is_empty();
                 out = (errors, skips);
-                if !imported && res.skipped == saved.2 {
+                if !imported && !all_there {
                     return Ok(out);
                 }
                 continue;
