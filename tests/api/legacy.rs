@@ -475,15 +475,7 @@ async fn a_rerun_imports_nothing_and_keeps_ticket_numbers() {
 async fn a_conversation_already_in_the_target_keeps_its_thread_out() {
     let source = legacy_db("csrc").await;
     let target = fresh_db("cdst").await;
-    let theirs = doc! {
-        "_id": ObjectId::new(), "guildId": fx::GUILD, "ticketNumber": 1, "userId": "1",
-        "status": "open", "createdAt": DateTime::now(),
-    };
-    target
-        .collection::<Document>("modmail_conversations")
-        .insert_one(theirs.clone())
-        .await
-        .unwrap();
+    let theirs = their_first_ticket(&target, fx::GUILD).await;
     let r = import(&target, opts(&source), Arc::new(Recorder::default())).await;
     assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
     let skip = r
@@ -896,15 +888,7 @@ async fn a_long_thread_in_conflict_keeps_all_its_parts_out() {
         })
         .await
         .unwrap();
-    let theirs = doc! {
-        "_id": ObjectId::new(), "guildId": guild, "ticketNumber": 1, "userId": "1",
-        "status": "open", "createdAt": DateTime::now(),
-    };
-    target
-        .collection::<Document>("modmail_conversations")
-        .insert_one(theirs.clone())
-        .await
-        .unwrap();
+    let theirs = their_first_ticket(&target, guild).await;
     let r = import(&target, opts(&source), Arc::new(Recorder::default())).await;
     assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
     let skip = r
@@ -926,4 +910,18 @@ async fn a_long_thread_in_conflict_keeps_all_its_parts_out() {
         docs(&target, "modmail_conversations", doc! {}).await,
         vec![theirs]
     );
+}
+
+/// The target's own conversation with ticket 1 in `guild` (not imported: another `_id`).
+async fn their_first_ticket(target: &Database, guild: &str) -> Document {
+    let theirs = doc! {
+        "_id": ObjectId::new(), "guildId": guild, "ticketNumber": 1, "userId": "1",
+        "status": "open", "createdAt": DateTime::now(),
+    };
+    target
+        .collection::<Document>("modmail_conversations")
+        .insert_one(theirs.clone())
+        .await
+        .unwrap();
+    theirs
 }
