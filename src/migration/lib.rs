@@ -486,22 +486,30 @@ pub(crate) fn read_raw_batches(
     AbortOnDrop,
     tokio::sync::mpsc::Receiver<anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>>,
 ) {
-    read_raw_batches_within(coll, query, batch, MAX_BATCH_BYTES, what)
+    read_raw_batches_within(coll, query, (batch, batch), MAX_BATCH_BYTES, what)
 }
 
 /// [`read_raw_batches`] with batches of at most `max_bytes` (a bigger document is a batch
-/// of its own).
+/// of its own), the server answering `per_reply` documents at a time: a reply is held
+/// whole until its last document is taken, so big documents want short replies.
 pub(crate) fn read_raw_batches_within(
     coll: mongodb::Collection<mongodb::bson::RawDocumentBuf>,
     query: Document,
-    batch: usize,
+    (batch, per_reply): (usize, usize),
     max_bytes: usize,
     what: &'static str,
 ) -> (
     AbortOnDrop,
     tokio::sync::mpsc::Receiver<anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>>,
 ) {
-    read_batches_sized(coll, query, batch, max_bytes, |d| d.as_bytes().len(), what)
+    read_batches_sized(
+        coll,
+        query,
+        (batch, per_reply),
+        max_bytes,
+        |d| d.as_bytes().len(),
+        what,
+    )
 }
 
 /// Raw batches parsed, one batch at a time.
@@ -517,7 +525,7 @@ pub(crate) fn parse_batch(
 fn read_batches_sized<T>(
     coll: mongodb::Collection<T>,
     query: Document,
-    batch: usize,
+    (batch, per_reply): (usize, usize),
     max_bytes: usize,
     size: fn(&T) -> usize,
     what: &'static str,
@@ -535,7 +543,7 @@ where
             let mut cursor = coll
                 .find(query)
                 .sort(mongodb::bson::doc! { "_id": 1 })
-                .batch_size(batch as u32)
+                .batch_size(per_reply.clamp(1, batch.max(1)) as u32)
                 .await?;
             let mut buf = Vec::with_capacity(batch.min(1024));
             let mut bytes = 0usize;

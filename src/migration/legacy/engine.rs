@@ -33,6 +33,11 @@ use heimdall_base::secret::redact_uri;
 /// batches are an eighth of the clone's.
 const LEGACY_BATCH_BYTES: usize = crate::MAX_BATCH_BYTES / 8;
 
+/// Legacy records per reply of the server: a reply is held whole until its last record is
+/// taken, and a modmail thread carries all its messages (about a megabyte per 100 threads
+/// of the usual size).
+const LEGACY_PER_REPLY: usize = 100;
+
 /// Produced documents a verification looks up in the target at once.
 const VERIFY_SLICE: usize = 2000;
 
@@ -697,7 +702,7 @@ impl Engine {
                 .db
                 .collection::<mongodb::bson::RawDocumentBuf>(&coll_name),
             query,
-            self.batch_size,
+            (self.batch_size, LEGACY_PER_REPLY),
             LEGACY_BATCH_BYTES,
             "reading the legacy database",
         );
@@ -861,7 +866,7 @@ impl Engine {
                 .db
                 .collection::<mongodb::bson::RawDocumentBuf>(&name),
             filter,
-            self.batch_size,
+            (self.batch_size, LEGACY_PER_REPLY),
             LEGACY_BATCH_BYTES,
             "reading the legacy database to verify the import",
         );
@@ -908,35 +913,39 @@ impl Engine {
                 None => whole_records.push(r),
             }
         }
-        let records = crate::parse_batch(whole_records)?;
-        let mapped: Vec<MappedRecord> = records
-            .iter()
-            .map(|r| self.map_record(step, prepared, r, 0))
-            .collect::<anyhow::Result<_>>()?;
-        // Only the `_id`s are needed from here on.
-        let records = only_ids(records);
-        let n = records.len();
-        let (mut sh, mut th, mut whole) = (vec![0u64; n], vec![0u64; n], vec![true; n]);
-        let produced: Vec<(usize, usize, &super::Produced)> = mapped
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.failed.is_none())
-            .flat_map(|(ri, m)| {
-                m.groups
-                    .iter()
-                    .flat_map(move |g| g.iter().enumerate().map(move |(i, p)| (ri, i, p)))
-            })
-            .collect();
-        self.digest(&produced, &mut sh, &mut th, &mut whole).await?;
-        for (ri, (r, m)) in records.into_iter().zip(&mapped).enumerate() {
+        // Each record parsed, mapped and its documents hashed at once: what is held until
+        // the target is read is their identities and digests, not the documents.
+        let first = rows.len();
+        let mut pending: Vec<Digested> = Vec::new();
+        let mut sh = Vec::with_capacity(whole_records.len());
+        for raw in whole_records {
+            let record = raw.to_document()?;
+            drop(raw);
+            let m = self.map_record(step, prepared, &record, 0)?;
+            let mut source = 0u64;
+            if m.failed.is_none() {
+                let ri = rows.len() - first;
+                for g in &m.groups {
+                    for (i, p) in g.iter().enumerate() {
+                        pending.push(self.digested(ri, i, p, &mut source)?);
+                    }
+                }
+            }
+            sh.push(source);
             rows.push(Checked {
-                id: r,
+                id: only_id(&record),
                 failed: m.failed.is_some(),
                 skipped: m.groups.iter().all(Vec::is_empty) && m.skip.is_some(),
-                source: sh[ri],
-                target: th[ri],
-                whole: whole[ri],
+                source: 0,
+                target: 0,
+                whole: true,
             });
+        }
+        let n = sh.len();
+        let (mut th, mut whole) = (vec![0u64; n], vec![true; n]);
+        self.digest(&pending, &mut th, &mut whole).await?;
+        for (ri, row) in rows[first..].iter_mut().enumerate() {
+            (row.source, row.target, row.whole) = (sh[ri], th[ri], whole[ri]);
         }
         let mut tally = VerifyTally::default();
         let mut absent = Vec::new();
@@ -1001,32 +1010,57 @@ impl Engine {
             }
             // The primary document once, from the first part.
             let skip = usize::from(k > 0);
-            let produced: Vec<(usize, usize, &super::Produced)> = m
-                .groups
-                .iter()
-                .flat_map(|g| g.iter().enumerate().skip(skip).map(|(i, p)| (0, i, p)))
-                .collect();
-            let (mut sh, mut th, mut whole) = ([row.source], [row.target], [row.whole]);
-            self.digest(&produced, &mut sh, &mut th, &mut whole).await?;
-            (row.source, row.target, row.whole) = (sh[0], th[0], whole[0]);
+            let mut pending = Vec::new();
+            for g in &m.groups {
+                for (i, p) in g.iter().enumerate().skip(skip) {
+                    pending.push(self.digested(0, i, p, &mut row.source)?);
+                }
+            }
+            drop(m);
+            let (mut th, mut whole) = ([row.target], [row.whole]);
+            self.digest(&pending, &mut th, &mut whole).await?;
+            (row.target, row.whole) = (th[0], whole[0]);
         }
         Ok(row)
     }
 
-    /// Adds to each record's digests (`sh` the source's, `th` the target's) those of its
-    /// `produced` documents (record index, index in its group, document) and clears
-    /// `whole` for a record with one not in the target; looked up a slice at a time.
+    /// One produced document of record `ri` (`i`-th of its group) reduced to what its
+    /// verification needs, its hash as serialized added to the record's `source` digest.
+    fn digested(
+        &self,
+        ri: usize,
+        i: usize,
+        p: &super::Produced,
+        source: &mut u64,
+    ) -> anyhow::Result<Digested> {
+        let raw = mongodb::bson::RawDocumentBuf::from_document(&p.doc)?;
+        *source = source.wrapping_add(raw_content_hash(&raw, &[])?);
+        Ok(Digested {
+            ri,
+            i,
+            collection: p.collection,
+            identity: identity(self.spec(p.collection)?, &p.doc),
+        })
+    }
+
+    /// Adds to each record's target digest (`th`) the hashes of its `pending` documents
+    /// as the target stores them, and clears `whole` for a record with one not in the
+    /// target; looked up a slice at a time.
     async fn digest(
         &self,
-        produced: &[(usize, usize, &super::Produced)],
-        sh: &mut [u64],
+        pending: &[Digested],
         th: &mut [u64],
         whole: &mut [bool],
     ) -> anyhow::Result<()> {
-        for slice in produced.chunks(VERIFY_SLICE) {
-            // The target's side read raw and hashed as it is stored; the source's side
-            // hashed the same way once serialized.
-            let by_coll = self.identities(slice.iter().map(|(_, _, p)| *p))?;
+        for slice in pending.chunks(VERIFY_SLICE) {
+            // Read raw and hashed as stored; only `_id` and the unique key are parsed.
+            let mut by_coll: BTreeMap<&'static str, Vec<Document>> = BTreeMap::new();
+            for d in slice {
+                by_coll
+                    .entry(d.collection)
+                    .or_default()
+                    .push(d.identity.clone());
+            }
             let mut found = HashMap::new();
             for (c, docs) in &by_coll {
                 found.insert(
@@ -1034,15 +1068,13 @@ impl Engine {
                     crate::clone::existing_hashes(&self.target, self.spec(c)?, docs).await?,
                 );
             }
-            for (ri, i, p) in slice {
-                let spec = self.spec(p.collection)?;
-                let raw = mongodb::bson::RawDocumentBuf::from_document(&p.doc)?;
-                sh[*ri] = sh[*ri].wrapping_add(raw_content_hash(&raw, &[])?);
-                match found[p.collection].get(&key_of(spec, &p.doc)) {
-                    Some((id, h)) if *i > 0 || Some(id) == p.doc.get("_id") => {
-                        th[*ri] = th[*ri].wrapping_add(*h);
+            for d in slice {
+                let spec = self.spec(d.collection)?;
+                match found[d.collection].get(&key_of(spec, &d.identity)) {
+                    Some((id, h)) if d.i > 0 || Some(id) == d.identity.get("_id") => {
+                        th[d.ri] = th[d.ri].wrapping_add(*h);
                     }
-                    _ => whole[*ri] = false,
+                    _ => whole[d.ri] = false,
                 }
             }
         }
@@ -1698,13 +1730,24 @@ fn part_of(
 }
 
 fn only_ids(records: Vec<Document>) -> Vec<Document> {
-    records
-        .into_iter()
-        .map(|r| match r.get("_id") {
-            Some(id) => doc! { "_id": id.clone() },
-            None => Document::new(),
-        })
-        .collect()
+    records.iter().map(only_id).collect()
+}
+
+/// A record reduced to its `_id`.
+fn only_id(record: &Document) -> Document {
+    match record.get("_id") {
+        Some(id) => doc! { "_id": id.clone() },
+        None => Document::new(),
+    }
+}
+
+/// A produced document as its verification holds it until the target is read: its
+/// record, its place in its group, its collection and identity (`_id` and unique key).
+struct Digested {
+    ri: usize,
+    i: usize,
+    collection: &'static str,
+    identity: Document,
 }
 
 /// Documents to insert, per collection: (record, group of the record, document).
