@@ -917,36 +917,29 @@ impl Engine {
         // the target is read is their identities and digests, not the documents.
         let first = rows.len();
         let mut pending: Vec<Digested> = Vec::new();
-        let mut sh = Vec::with_capacity(whole_records.len());
         for raw in whole_records {
             let record = raw.to_document()?;
             drop(raw);
             let m = self.map_record(step, prepared, &record, 0)?;
-            let mut source = 0u64;
-            if m.failed.is_none() {
-                let ri = rows.len() - first;
-                for g in &m.groups {
-                    for (i, p) in g.iter().enumerate() {
-                        pending.push(self.digested(ri, i, p, &mut source)?);
-                    }
-                }
-            }
-            sh.push(source);
-            rows.push(Checked {
+            let mut row = Checked {
                 id: only_id(&record),
                 failed: m.failed.is_some(),
                 skipped: m.groups.iter().all(Vec::is_empty) && m.skip.is_some(),
                 source: 0,
                 target: 0,
                 whole: true,
-            });
+            };
+            if m.failed.is_none() {
+                let ri = rows.len() - first;
+                for g in &m.groups {
+                    for (i, p) in g.iter().enumerate() {
+                        pending.push(self.digested(ri, i, p, &mut row.source)?);
+                    }
+                }
+            }
+            rows.push(row);
         }
-        let n = sh.len();
-        let (mut th, mut whole) = (vec![0u64; n], vec![true; n]);
-        self.digest(&pending, &mut th, &mut whole).await?;
-        for (ri, row) in rows[first..].iter_mut().enumerate() {
-            (row.source, row.target, row.whole) = (sh[ri], th[ri], whole[ri]);
-        }
+        self.digest(&pending, &mut rows[first..]).await?;
         let mut tally = VerifyTally::default();
         let mut absent = Vec::new();
         for row in rows {
@@ -1017,9 +1010,8 @@ impl Engine {
                 }
             }
             drop(m);
-            let (mut th, mut whole) = ([row.target], [row.whole]);
-            self.digest(&pending, &mut th, &mut whole).await?;
-            (row.target, row.whole) = (th[0], whole[0]);
+            self.digest(&pending, std::slice::from_mut(&mut row))
+                .await?;
         }
         Ok(row)
     }
@@ -1043,15 +1035,10 @@ impl Engine {
         })
     }
 
-    /// Adds to each record's target digest (`th`) the hashes of its `pending` documents
-    /// as the target stores them, and clears `whole` for a record with one not in the
-    /// target; looked up a slice at a time.
-    async fn digest(
-        &self,
-        pending: &[Digested],
-        th: &mut [u64],
-        whole: &mut [bool],
-    ) -> anyhow::Result<()> {
+    /// Adds to each of `rows` the hashes, as the target stores them, of its `pending`
+    /// documents (a document's `ri` is its row), and clears `whole` for a record with one
+    /// not in the target; looked up a slice at a time.
+    async fn digest(&self, pending: &[Digested], rows: &mut [Checked]) -> anyhow::Result<()> {
         for slice in pending.chunks(VERIFY_SLICE) {
             // Read raw and hashed as stored; only `_id` and the unique key are parsed.
             let mut by_coll: BTreeMap<&'static str, Vec<Document>> = BTreeMap::new();
@@ -1072,9 +1059,9 @@ impl Engine {
                 let spec = self.spec(d.collection)?;
                 match found[d.collection].get(&key_of(spec, &d.identity)) {
                     Some((id, h)) if d.i > 0 || Some(id) == d.identity.get("_id") => {
-                        th[d.ri] = th[d.ri].wrapping_add(*h);
+                        rows[d.ri].target = rows[d.ri].target.wrapping_add(*h);
                     }
-                    _ => whole[d.ri] = false,
+                    _ => rows[d.ri].whole = false,
                 }
             }
         }
