@@ -2306,37 +2306,52 @@ pub fn raw_content_hash(doc: &RawDocument, ignore: &[&str]) -> anyhow::Result<u6
             continue;
         }
         k.hash(&mut h);
-        h.write_u8(v.element_type() as u8);
-        match v {
-            RawBsonRef::Double(f) => h.write_u64(f.to_bits()),
-            RawBsonRef::String(s) | RawBsonRef::JavaScriptCode(s) | RawBsonRef::Symbol(s) => {
-                s.hash(&mut h)
-            }
-            RawBsonRef::Array(a) => h.write(a.as_bytes()),
-            RawBsonRef::Document(d) => h.write(d.as_bytes()),
-            RawBsonRef::Boolean(x) => h.write_u8(x as u8),
-            RawBsonRef::Int32(i) => h.write_i32(i),
-            RawBsonRef::Int64(i) => h.write_i64(i),
-            RawBsonRef::DateTime(t) => h.write_i64(t.timestamp_millis()),
-            RawBsonRef::ObjectId(o) => h.write(&o.bytes()),
-            RawBsonRef::Binary(b) => {
-                h.write_u8(u8::from(b.subtype));
-                h.write(b.bytes);
-            }
-            RawBsonRef::Decimal128(d) => h.write(&d.bytes()),
-            RawBsonRef::Timestamp(t) => {
-                h.write_u32(t.time);
-                h.write_u32(t.increment);
-            }
-            RawBsonRef::RegularExpression(r) => {
-                r.pattern.hash(&mut h);
-                r.options.hash(&mut h);
-            }
-            RawBsonRef::Null | RawBsonRef::Undefined | RawBsonRef::MaxKey | RawBsonRef::MinKey => {}
-            other => format!("{other:?}").hash(&mut h),
-        }
+        hash_raw_value(v, &mut h);
     }
     Ok(h.finish())
+}
+
+/// A raw document's [`raw_content_hash`] with its `_id` (type and value) mixed in: what
+/// tells two documents apart by identity as well as content. `None` without an `_id`.
+pub fn raw_identity_hash(doc: &RawDocument) -> anyhow::Result<Option<u64>> {
+    let Some(id) = doc.get("_id")? else {
+        return Ok(None);
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write_u64(raw_content_hash(doc, &[])?);
+    hash_raw_value(id, &mut h);
+    Ok(Some(h.finish()))
+}
+
+/// Feeds one value's type and bytes to `h` (nested documents and arrays by their bytes).
+fn hash_raw_value(v: RawBsonRef<'_>, h: &mut impl Hasher) {
+    h.write_u8(v.element_type() as u8);
+    match v {
+        RawBsonRef::Double(f) => h.write_u64(f.to_bits()),
+        RawBsonRef::String(s) | RawBsonRef::JavaScriptCode(s) | RawBsonRef::Symbol(s) => s.hash(h),
+        RawBsonRef::Array(a) => h.write(a.as_bytes()),
+        RawBsonRef::Document(d) => h.write(d.as_bytes()),
+        RawBsonRef::Boolean(x) => h.write_u8(x as u8),
+        RawBsonRef::Int32(i) => h.write_i32(i),
+        RawBsonRef::Int64(i) => h.write_i64(i),
+        RawBsonRef::DateTime(t) => h.write_i64(t.timestamp_millis()),
+        RawBsonRef::ObjectId(o) => h.write(&o.bytes()),
+        RawBsonRef::Binary(b) => {
+            h.write_u8(u8::from(b.subtype));
+            h.write(b.bytes);
+        }
+        RawBsonRef::Decimal128(d) => h.write(&d.bytes()),
+        RawBsonRef::Timestamp(t) => {
+            h.write_u32(t.time);
+            h.write_u32(t.increment);
+        }
+        RawBsonRef::RegularExpression(r) => {
+            r.pattern.hash(h);
+            r.options.hash(h);
+        }
+        RawBsonRef::Null | RawBsonRef::Undefined | RawBsonRef::MaxKey | RawBsonRef::MinKey => {}
+        other => format!("{other:?}").hash(h),
+    }
 }
 
 /// `_id` and the unique key's fields.

@@ -1124,4 +1124,24 @@ mod tests {
             clone::raw_content_hash(&raw(&i64d), &[]).unwrap()
         );
     }
+
+    #[test]
+    fn identity_digests_tell_ids_apart_and_add_up_in_any_order() {
+        let raw = |d: &mongodb::bson::Document| RawDocumentBuf::from_document(d).unwrap();
+        let h = |d: &mongodb::bson::Document| clone::raw_identity_hash(&raw(d)).unwrap().unwrap();
+        // Same content, `_id`s of the same value and another type: different documents.
+        assert_ne!(
+            h(&doc! { "_id": 1i32, "a": 1 }),
+            h(&doc! { "_id": 1i64, "a": 1 })
+        );
+        // Two documents' contents swapped between their `_id`s: the sum sees it.
+        let (a, b) = (doc! { "_id": 1, "a": "x" }, doc! { "_id": 2, "a": "y" });
+        let (a2, b2) = (doc! { "_id": 1, "a": "y" }, doc! { "_id": 2, "a": "x" });
+        assert_ne!(h(&a).wrapping_add(h(&b)), h(&a2).wrapping_add(h(&b2)));
+        assert_eq!(h(&a).wrapping_add(h(&b)), h(&b).wrapping_add(h(&a)));
+        assert_eq!(
+            clone::raw_identity_hash(&raw(&doc! { "a": 1 })).unwrap(),
+            None
+        );
+    }
 }

@@ -198,6 +198,50 @@ async fn legacy_verification_sees_content_changed_behind_the_runs_back() {
     assert_eq!(r2.status, RunStatus::Failed, "{:?}", r2.message);
 }
 
+/// A tag the import wrote, put back by someone else under a new `_id` with the same content
+/// (as a restore from an export would): the run's documents no longer add up to the
+/// source's, though every count and every content does; the tag is reported missing.
+#[tokio::test]
+async fn legacy_verification_sees_a_document_moved_to_another_id() {
+    let source = fresh_db("lisrc").await;
+    heimdall::seed::seed_legacy(&source, &heimdall::seed::SeedOptions::new(test_key()))
+        .await
+        .unwrap();
+    let target = fresh_db("lidst").await;
+    let mut o = LegacyOptions::new(mongo_uri(), "test");
+    o.source_db = Some(source.name().to_string());
+    let mut e = env(&target);
+    // Tags (step 2) are imported; the run stops in modmail (step 4).
+    e.fail_point = Some(FailPoint {
+        collection: "modmail".into(),
+        after_batches: 1,
+    });
+    let r = crate::legacy::import_in(&e, o, Arc::new(Recorder::default())).await;
+    assert_eq!(r.status, RunStatus::Cancelled, "{:?}", r.message);
+    let tags = target.collection::<Document>("tags");
+    let mut tag = docs(&target, "tags", doc! {}).await[0].clone();
+    let old_id = tag.get("_id").unwrap().clone();
+    tags.delete_one(doc! { "_id": old_id.clone() })
+        .await
+        .unwrap();
+    tag.insert("_id", mongodb::bson::oid::ObjectId::new());
+    tags.insert_one(&tag).await.unwrap();
+    let before = tags.count_documents(doc! {}).await.unwrap();
+
+    let r2 = resume(&target, &r.id).await;
+    assert_eq!(r2.status, RunStatus::Failed, "{:?}", r2.message);
+    let v = r2.verification.as_ref().expect("verified");
+    let t = v.collections.iter().find(|c| c.name == "tags").unwrap();
+    assert_eq!(t.missing, 1, "{t:?}");
+    assert!(!t.ok, "{t:?}");
+    // Only the tags are in question: every other step adds up.
+    for c in v.collections.iter().filter(|c| c.name != "tags") {
+        assert!(c.ok, "{c:?}");
+    }
+    // The resume wrote no second copy of it.
+    assert_eq!(tags.count_documents(doc! {}).await.unwrap(), before);
+}
+
 /// The test server's connection string naming database `db`.
 fn uri_with_db(db: &str) -> String {
     let uri = mongo_uri();

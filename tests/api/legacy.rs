@@ -478,6 +478,9 @@ async fn a_conversation_already_in_the_target_keeps_its_thread_out() {
     let theirs = their_first_ticket(&target, fx::GUILD).await;
     let r = import(&target, opts(&source), Arc::new(Recorder::default())).await;
     assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    // Their conversation is not the import's, yet the run is verified: the skipped
+    // thread is accounted for.
+    assert!(r.verification.as_ref().unwrap().ok, "{:?}", r.verification);
     let skip = r
         .skips
         .iter()
@@ -541,7 +544,7 @@ async fn guild_filter_imports_one_guild() {
     let mut o = opts(&source);
     o.guild = Some(fx::GUILD.into());
     let r = import(&target, o, Arc::new(Recorder::default())).await;
-    assert_eq!(r.status, RunStatus::Completed);
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
     for coll in [
         "guild_configs",
         "tags",

@@ -14,7 +14,7 @@ use super::{coerce, LegacySource, LegacyStepSpec, MapContext, Mapped, Prepared};
 use crate::clone::{
     existing_in, identity, insert_unordered, key_of, new_run_id, IdKey, MigrationEnv,
 };
-use crate::clone::{raw_content_hash, raw_to_bson};
+use crate::clone::{raw_content_hash, raw_identity_hash, raw_to_bson};
 use crate::runs::{
     CollectionResult, CollectionVerification, FailureKind, Lease, RunOptions, RunRecord, RunStore,
     StepResult, StepStatus, Verification, VerifyTally,
@@ -24,7 +24,7 @@ use crate::{
     final_kind, run_under_lease, Begun, Cancelled, EventKind, MigrationMode, PendingRun,
     ProgressEvent, ProgressSink, RecordError, Throttle,
 };
-use heimdall_base::catalog::{Catalog as Registry, CollectionSpec};
+use heimdall_base::catalog::{Catalog as Registry, CollectionSpec, GuildScope};
 use heimdall_base::error::UserError;
 use heimdall_base::secret::redact_uri;
 
@@ -811,20 +811,71 @@ impl Engine {
         Ok(self.room.acquire_many(kib).await?)
     }
 
-    /// Verifies each step by queries of its own as `started` announces it (step index, how
-    /// far its import is), two steps at a time: a step's verification trails its import, and
-    /// the next one's starts as soon as that import does. Ends when `started` does.
+    /// Verifies each step as `started` announces it (step index, how far its import is),
+    /// two steps at a time, in two passes. The first reads every in-scope legacy record
+    /// again and maps it as the import does, beside the import: per target collection it
+    /// sums what the records should have become (count and hashes of `_id` and content).
+    /// Once every import has ended, each such collection of the target is read through
+    /// once and summed the same way. A step whose collections all agree is verified; a
+    /// step with one that does not (the target held other documents, or something is
+    /// missing or different) is checked record by record ([`Self::verify_step`] without
+    /// sums), which says which records. Ends when `started` does.
     async fn verify(
         &self,
         started: futures::channel::mpsc::UnboundedReceiver<(usize, watch::Receiver<Imported>)>,
     ) -> anyhow::Result<Verification> {
         use futures::{StreamExt, TryStreamExt};
-        let out: Vec<CollectionVerification> = started
+        let span = |step: &Step| tracing::info_span!("legacy_verify", run = %self.run_id, step = step.order);
+        let firsts: Vec<(
+            usize,
+            watch::Receiver<Imported>,
+            CollectionVerification,
+            Sums,
+        )> = started
             .map(|(i, imported)| {
                 let step = &self.steps[i];
-                let span =
-                    tracing::info_span!("legacy_verify", run = %self.run_id, step = step.order);
-                self.verify_step(step, imported).instrument(span)
+                async move {
+                    let sums = std::sync::Mutex::new(Sums::default());
+                    let report = self
+                        .verify_step(step, imported.clone(), Some(&sums))
+                        .await?;
+                    let sums = sums.into_inner().unwrap_or_else(|e| e.into_inner());
+                    anyhow::Ok((i, imported, report, sums))
+                }
+                .instrument(span(step))
+            })
+            .buffered(2)
+            .try_collect()
+            .await?;
+        // Every step's import has ended: each first pass waited for its own.
+        let mut wanted = Sums::default();
+        for (_, _, _, sums) in &firsts {
+            wanted.absorb(sums);
+        }
+        let mut differ: HashSet<&'static str> = HashSet::new();
+        for (&c, &want) in &wanted.by_collection {
+            let have = self.target_sums(c).await?;
+            if have != want {
+                tracing::info!(
+                    collection = c,
+                    expected = want.0,
+                    found = have.0,
+                    "the target's documents do not add up to the source's: checking record by record"
+                );
+                differ.insert(c);
+            }
+        }
+        let out: Vec<CollectionVerification> = futures::stream::iter(firsts)
+            .map(|(i, imported, report, sums)| {
+                let step = &self.steps[i];
+                let agreed = !sums.unsure && sums.by_collection.keys().all(|c| !differ.contains(c));
+                async move {
+                    if agreed {
+                        return Ok(report);
+                    }
+                    self.verify_step(step, imported, None).await
+                }
+                .instrument(span(step))
             })
             .buffered(2)
             .try_collect()
@@ -832,15 +883,44 @@ impl Engine {
         Ok(Verification::of(out))
     }
 
+    /// The count and wrapping sum of [`raw_identity_hash`]es of `collection`'s documents in
+    /// the target (of the imported guild's, with a guild filter), read once in the
+    /// server's own order.
+    async fn target_sums(&self, collection: &'static str) -> anyhow::Result<(u64, u64)> {
+        use futures::TryStreamExt as _;
+        let spec = self.spec(collection)?;
+        let mut filter = doc! {};
+        if let (Some(g), GuildScope::Field { field, .. }) = (&self.guild, spec.scope) {
+            filter.insert(field, g.as_str());
+        }
+        let mut cursor = self
+            .target
+            .collection::<mongodb::bson::RawDocumentBuf>(collection)
+            .find(filter)
+            .batch_size(VERIFY_SLICE as u32)
+            .await
+            .with_context(|| format!("reading {collection} in the target to verify the import"))?;
+        let (mut count, mut sum) = (0u64, 0u64);
+        while let Some(d) = cursor.try_next().await? {
+            count += 1;
+            // Every stored document has an `_id`.
+            sum = sum.wrapping_add(raw_identity_hash(&d)?.unwrap_or_default());
+        }
+        Ok((count, sum))
+    }
+
     /// Reads every in-scope legacy record of a step again, maps it as the import does, and
     /// looks for what it becomes in the target: each produced document by its unique key,
     /// the primary one under the `_id` the import gives it. A record is accounted for when
     /// its documents are there, or the run recorded it as failed or skipped; else it is
-    /// missing.
+    /// missing. With `sums` (the first pass, see [`Self::verify`]) nothing is looked up:
+    /// the documents are added to `sums` and counted as found, to stand only if the target
+    /// adds up to them; the records are read without waiting for the import.
     async fn verify_step(
         &self,
         step: &Step,
         mut imported: watch::Receiver<Imported>,
+        sums: Option<&std::sync::Mutex<Sums>>,
     ) -> anyhow::Result<CollectionVerification> {
         let name = source_name(step.source, &self.modmail);
         // Not before the step has imported again what an earlier verification found missing.
@@ -876,7 +956,7 @@ impl Engine {
         let mut checked = std::pin::pin!(batches
             .map(|records| {
                 let imported = trailing.clone();
-                self.check_batch(step, &prepared, &name, records, imported)
+                self.check_batch(step, &prepared, &name, records, (imported, sums))
             })
             .buffered(VERIFY_BATCHES_AT_ONCE));
         // The batches' own tallies are added up here without awaiting anything: the
@@ -892,24 +972,31 @@ impl Engine {
     /// Verifies one batch of legacy records: per record its source digest and, when all it
     /// becomes is in the target, the target's digest; the records found absent are checked
     /// against what the run recorded. Big records are mapped in parts (see [`parts_of`]).
+    /// With `sums`, the documents are summed instead of looked up (see [`Self::verify`]).
     async fn check_batch(
         &self,
         step: &Step,
         prepared: &[Prepared],
         name: &str,
         records: anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>,
-        mut imported: watch::Receiver<Imported>,
+        (mut imported, sums): (watch::Receiver<Imported>, Option<&std::sync::Mutex<Sums>>),
     ) -> anyhow::Result<VerifyTally> {
         let records = records?;
-        // Not before the import has passed the batch's records.
+        // Not before the import has passed the batch's records: the target is read, or
+        // (with sums) what the run recorded of the records found absent.
         let last = last_id(&records)?;
-        wait_for(&mut imported, |i| i.passed(last.as_ref())).await?;
-        let _room = self.room_for(&records).await?;
+        if sums.is_none() {
+            wait_for(&mut imported, |i| i.passed(last.as_ref())).await?;
+        }
+        let room = self.room_for(&records).await?;
         let mut rows: Vec<Checked> = Vec::with_capacity(records.len());
         let mut whole_records = Vec::with_capacity(records.len());
         for r in records {
             match parts_of(step, &r)? {
-                Some(parts) => rows.push(self.check_in_parts(step, prepared, &r, &parts).await?),
+                Some(parts) => rows.push(
+                    self.check_in_parts(step, prepared, (&r, &parts), sums)
+                        .await?,
+                ),
                 None => whole_records.push(r),
             }
         }
@@ -933,7 +1020,10 @@ impl Engine {
                 let ri = rows.len() - first;
                 for g in &m.groups {
                     for (i, p) in g.iter().enumerate() {
-                        pending.push(self.digested(ri, i, p, &mut row.source)?);
+                        match sums {
+                            Some(sums) => self.summed(p, &mut row, sums)?,
+                            None => pending.push(self.digested(ri, i, p, &mut row.source)?),
+                        }
                     }
                 }
             }
@@ -959,6 +1049,11 @@ impl Engine {
             };
             absent.push(RecordError::of(step.order, name, &row.id, why));
         }
+        // The import may need the mapping budget to get there.
+        drop(room);
+        if !absent.is_empty() {
+            wait_for(&mut imported, |i| i.passed(last.as_ref())).await?;
+        }
         self.store
             .note_absent(
                 &self.run_id,
@@ -977,8 +1072,8 @@ impl Engine {
         &self,
         step: &Step,
         prepared: &[Prepared],
-        raw: &mongodb::bson::RawDocument,
-        Parts { field, slices }: &Parts,
+        (raw, Parts { field, slices }): (&mongodb::bson::RawDocument, &Parts),
+        sums: Option<&std::sync::Mutex<Sums>>,
     ) -> anyhow::Result<Checked> {
         let mut row = Checked {
             id: match raw.get("_id")? {
@@ -1006,7 +1101,10 @@ impl Engine {
             let mut pending = Vec::new();
             for g in &m.groups {
                 for (i, p) in g.iter().enumerate().skip(skip) {
-                    pending.push(self.digested(0, i, p, &mut row.source)?);
+                    match sums {
+                        Some(sums) => self.summed(p, &mut row, sums)?,
+                        None => pending.push(self.digested(0, i, p, &mut row.source)?),
+                    }
                 }
             }
             drop(m);
@@ -1014,6 +1112,25 @@ impl Engine {
                 .await?;
         }
         Ok(row)
+    }
+
+    /// One produced document of `row`'s record added to `sums`, and counted as found as
+    /// it is: the first pass's finding stands only if the target adds up to `sums`.
+    fn summed(
+        &self,
+        p: &super::Produced,
+        row: &mut Checked,
+        sums: &std::sync::Mutex<Sums>,
+    ) -> anyhow::Result<()> {
+        let raw = mongodb::bson::RawDocumentBuf::from_document(&p.doc)?;
+        let h = raw_content_hash(&raw, &[])?;
+        row.source = row.source.wrapping_add(h);
+        row.target = row.target.wrapping_add(h);
+        let id_hash = raw_identity_hash(&raw)?;
+        sums.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(p.collection, id_hash);
+        Ok(())
     }
 
     /// One produced document of record `ri` (`i`-th of its group) reduced to what its
@@ -1628,6 +1745,40 @@ const PART_BYTES: usize = 256 * 1024;
 struct Parts {
     field: &'static str,
     slices: Vec<(usize, usize)>,
+}
+
+/// What the legacy records of a run should have become in the target, per target
+/// collection: how many documents, and the wrapping sum of their [`raw_identity_hash`]es
+/// (content and `_id`). Order does not matter, so the target can be read through once in
+/// its own order and summed alike; equal sums mean the same documents (but for a 64-bit
+/// hash collision).
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Sums {
+    by_collection: BTreeMap<&'static str, (u64, u64)>,
+    /// A document had no `_id` (the server gives it one): sums cannot vouch for it.
+    unsure: bool,
+}
+
+impl Sums {
+    /// Adds one document of `collection` by its [`raw_identity_hash`].
+    fn add(&mut self, collection: &'static str, hash: Option<u64>) {
+        let (count, sum) = self.by_collection.entry(collection).or_default();
+        *count += 1;
+        match hash {
+            Some(h) => *sum = sum.wrapping_add(h),
+            None => self.unsure = true,
+        }
+    }
+
+    /// Adds what `other` summed.
+    fn absorb(&mut self, other: &Sums) {
+        for (c, (n, h)) in &other.by_collection {
+            let (count, sum) = self.by_collection.entry(c).or_default();
+            *count += n;
+            *sum = sum.wrapping_add(*h);
+        }
+        self.unsure |= other.unsure;
+    }
 }
 
 /// One record as verified: its `_id`, what became of its mapping, its digests.
