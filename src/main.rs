@@ -1,7 +1,10 @@
 //! The `heimdall` binary: see `heimdall --help`.
 
 /// mimalloc: the migrations allocate and free many small documents from several threads,
-/// where glibc's allocator spends much of its time on its arena locks.
+/// where glibc's allocator spends much of its time on its arena locks. The `system-alloc`
+/// feature leaves the system's allocator in place, for heap profilers (`heaptrack`) that
+/// follow only it: `cargo build --release --features system-alloc`.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -826,12 +826,10 @@ impl Engine {
     ) -> anyhow::Result<Verification> {
         use futures::{StreamExt, TryStreamExt};
         let span = |step: &Step| tracing::info_span!("legacy_verify", run = %self.run_id, step = step.order);
-        let firsts: Vec<(
-            usize,
-            watch::Receiver<Imported>,
-            CollectionVerification,
-            Sums,
-        )> = started
+        // Per step: its index, how many records its import skipped, its report, its sums.
+        // Not what its import prepared (a step's numbering or names): held only while the
+        // step is imported and summed, prepared again by a check record by record.
+        let firsts: Vec<(usize, u64, CollectionVerification, Sums)> = started
             .map(|(i, imported)| {
                 let step = &self.steps[i];
                 async move {
@@ -840,7 +838,8 @@ impl Engine {
                         .verify_step(step, imported.clone(), Some(&sums))
                         .await?;
                     let sums = sums.into_inner().unwrap_or_else(|e| e.into_inner());
-                    anyhow::Ok((i, imported, report, sums))
+                    let skipped = imported.borrow().skipped;
+                    anyhow::Ok((i, skipped, report, sums))
                 }
                 .instrument(span(step))
             })
@@ -866,13 +865,20 @@ impl Engine {
             }
         }
         let out: Vec<CollectionVerification> = futures::stream::iter(firsts)
-            .map(|(i, imported, report, sums)| {
+            .map(|(i, skipped, report, sums)| {
                 let step = &self.steps[i];
                 let agreed = !sums.unsure && sums.by_collection.keys().all(|c| !differ.contains(c));
                 async move {
                     if agreed {
                         return Ok(report);
                     }
+                    // The step's import has ended.
+                    let (_ended, imported) = watch::channel(Imported {
+                        started: true,
+                        done: true,
+                        skipped,
+                        ..Imported::default()
+                    });
                     self.verify_step(step, imported, None).await
                 }
                 .instrument(span(step))
