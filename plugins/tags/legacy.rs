@@ -13,7 +13,8 @@ use heimdall_host::migration::legacy::{
     Produced,
 };
 
-/// (guild, name) → the winning record: (creation time, `_id` text).
+/// (guild, name) → the winning record: (creation time, `_id` text), for the names more
+/// than one legacy tag takes; a name not here has one tag, which wins.
 struct Winners(HashMap<(String, String), (i64, String)>);
 
 fn age(d: &Document) -> i64 {
@@ -23,36 +24,73 @@ fn age(d: &Document) -> i64 {
     }
 }
 
+/// A tag's guild and normalized name, if it can take a name (one without content fails on
+/// its own and never does).
+fn claim(d: &Document) -> Option<(String, String)> {
+    let (Ok(Some(guild)), Some(name)) = (coerce::id(d, "guildID"), coerce::text(d, "name")) else {
+        return None;
+    };
+    coerce::text(d, "content")?;
+    Some((guild, crate::normalize_name(&name)))
+}
+
+/// A short stand-in for a claim: equal claims hash alike; two claims with one hash are
+/// only looked at more closely.
+fn claim_hash(claim: &(String, String)) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    claim.hash(&mut h);
+    h.finish()
+}
+
 /// Maps a legacy tag.
 pub struct TagMapper;
 
+impl TagMapper {
+    /// The guilds' tags, `_id`, name, creation time and content, a bounded reply at a time.
+    async fn claims(
+        source: &Collection<Document>,
+        filter: &Document,
+    ) -> anyhow::Result<mongodb::Cursor<Document>> {
+        Ok(source
+            .find(filter.clone())
+            .projection(doc! { "guildID": 1, "name": 1, "createdAt": 1, "content": 1 })
+            .batch_size(1000)
+            .await?)
+    }
+}
+
 #[async_trait::async_trait]
 impl LegacyMapper for TagMapper {
+    /// Which tag wins each name taken more than once. Memory follows the tags that share a
+    /// name, not all tags: a first read counts claims by a 64-bit hash (a byte each), a
+    /// second keeps whole claims only for hashes counted twice or more.
     async fn prepare(
         &self,
         source: &Collection<Document>,
         filter: &Document,
     ) -> anyhow::Result<Prepared> {
-        let mut winners: HashMap<(String, String), (i64, String)> = HashMap::new();
-        let mut cursor = source
-            .find(filter.clone())
-            .projection(doc! { "guildID": 1, "name": 1, "createdAt": 1, "content": 1 })
-            .await?;
+        let mut counts: HashMap<u64, u8> = HashMap::new();
+        let mut cursor = Self::claims(source, filter).await?;
         while let Some(d) = cursor.try_next().await? {
-            let (Ok(Some(guild)), Some(name)) =
-                (coerce::id(&d, "guildID"), coerce::text(&d, "name"))
-            else {
-                continue;
-            };
-            if coerce::text(&d, "content").is_none() {
-                continue; // fails on its own; never takes a name
+            if let Some(c) = claim(&d) {
+                let n = counts.entry(claim_hash(&c)).or_default();
+                *n = n.saturating_add(1);
             }
-            let cand = (age(&d), heimdall_host::migration::id_text(&d));
-            let e = winners
-                .entry((guild, crate::normalize_name(&name)))
-                .or_insert_with(|| cand.clone());
-            if cand < *e {
-                *e = cand;
+        }
+        counts.retain(|_, n| *n > 1);
+        let mut winners: HashMap<(String, String), (i64, String)> = HashMap::new();
+        if !counts.is_empty() {
+            let mut cursor = Self::claims(source, filter).await?;
+            while let Some(d) = cursor.try_next().await? {
+                let Some(c) = claim(&d).filter(|c| counts.contains_key(&claim_hash(c))) else {
+                    continue;
+                };
+                let cand = (age(&d), heimdall_host::migration::id_text(&d));
+                let e = winners.entry(c).or_insert_with(|| cand.clone());
+                if cand < *e {
+                    *e = cand;
+                }
             }
         }
         Ok(Box::new(Winners(winners)))
