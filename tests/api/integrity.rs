@@ -139,26 +139,32 @@ async fn legacy_verification_sees_records_removed_behind_the_runs_back() {
     assert_eq!(docs(&target, "tags", doc! {}).await, before);
 }
 
-/// Content changed in the target between a run's import and its verification (a staff
-/// member editing a tag, a message's attachment list rewritten) is counted as differing,
-/// read from what the target holds, nested lists included; the run is not verified.
-#[tokio::test]
-async fn legacy_verification_sees_content_changed_behind_the_runs_back() {
-    let source = fresh_db("lcsrc").await;
+/// A legacy import of the seeded old-bot database (databases named from `prefix`) stopped
+/// after modmail's (step 4) first batch: tags (step 2) are in. The target and the run.
+async fn legacy_stopped_in_modmail(prefix: &str) -> (Database, RunRecord) {
+    let source = fresh_db(&format!("{prefix}src")).await;
     heimdall::seed::seed_legacy(&source, &heimdall::seed::SeedOptions::new(test_key()))
         .await
         .unwrap();
-    let target = fresh_db("lcdst").await;
+    let target = fresh_db(&format!("{prefix}dst")).await;
     let mut o = LegacyOptions::new(mongo_uri(), "test");
     o.source_db = Some(source.name().to_string());
     let mut e = env(&target);
-    // Tags (step 2) are imported, modmail (step 4) has its first batch in.
     e.fail_point = Some(FailPoint {
         collection: "modmail".into(),
         after_batches: 1,
     });
     let r = crate::legacy::import_in(&e, o, Arc::new(Recorder::default())).await;
     assert_eq!(r.status, RunStatus::Cancelled, "{:?}", r.message);
+    (target, r)
+}
+
+/// Content changed in the target between a run's import and its verification (a staff
+/// member editing a tag, a message's attachment list rewritten) is counted as differing,
+/// read from what the target holds, nested lists included; the run is not verified.
+#[tokio::test]
+async fn legacy_verification_sees_content_changed_behind_the_runs_back() {
+    let (target, r) = legacy_stopped_in_modmail("lc").await;
     let tag = docs(&target, "tags", doc! {}).await[0].clone();
     target
         .collection::<Document>("tags")
@@ -203,21 +209,7 @@ async fn legacy_verification_sees_content_changed_behind_the_runs_back() {
 /// source's, though every count and every content does; the tag is reported missing.
 #[tokio::test]
 async fn legacy_verification_sees_a_document_moved_to_another_id() {
-    let source = fresh_db("lisrc").await;
-    heimdall::seed::seed_legacy(&source, &heimdall::seed::SeedOptions::new(test_key()))
-        .await
-        .unwrap();
-    let target = fresh_db("lidst").await;
-    let mut o = LegacyOptions::new(mongo_uri(), "test");
-    o.source_db = Some(source.name().to_string());
-    let mut e = env(&target);
-    // Tags (step 2) are imported; the run stops in modmail (step 4).
-    e.fail_point = Some(FailPoint {
-        collection: "modmail".into(),
-        after_batches: 1,
-    });
-    let r = crate::legacy::import_in(&e, o, Arc::new(Recorder::default())).await;
-    assert_eq!(r.status, RunStatus::Cancelled, "{:?}", r.message);
+    let (target, r) = legacy_stopped_in_modmail("li").await;
     let tags = target.collection::<Document>("tags");
     let mut tag = docs(&target, "tags", doc! {}).await[0].clone();
     let old_id = tag.get("_id").unwrap().clone();
