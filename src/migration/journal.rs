@@ -376,17 +376,29 @@ impl Journal {
                 super::id_digest(&first)
             );
             self.store.check_fence()?;
-            let res = self
-                .entries
-                .update_one(
-                    doc! { "_id": &key },
-                    doc! {
-                        "$setOnInsert": { "run": &self.run, "c": collection, "op": op.as_str(), "stretch": stretch, "at": DateTime::now() },
-                        "$push": { "e": { "$each": items } },
-                    },
-                )
-                .upsert(true)
-                .await;
+            let at_time = DateTime::now();
+            // A new entry as one plain insert (an upsert `$push`ing every item cost the
+            // server about 18 ms a batch at ten million documents); onto an entry already
+            // there (a resume writing the same batch again), pushed.
+            let entry = doc! {
+                "_id": &key, "run": &self.run, "c": collection, "op": op.as_str(),
+                "stretch": stretch, "at": at_time, "e": &items,
+            };
+            let res = match self.entries.insert_one(entry).await {
+                Err(e) if is_duplicate_key(&e) => self
+                    .entries
+                    .update_one(
+                        doc! { "_id": &key },
+                        doc! {
+                            "$setOnInsert": { "run": &self.run, "c": collection, "op": op.as_str(), "stretch": stretch, "at": at_time },
+                            "$push": { "e": { "$each": items } },
+                        },
+                    )
+                    .upsert(true)
+                    .await
+                    .map(|_| ()),
+                other => other.map(|_| ()),
+            };
             match res {
                 Ok(_) => written.0.push(key),
                 Err(e) if matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Write(_)) => {
@@ -544,6 +556,14 @@ pub async fn drop_journal(db: &Database, run: &str) -> anyhow::Result<u64> {
         }
     }
     Ok(deleted)
+}
+
+/// Whether `e` is a unique index refusing a write (code 11000).
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    matches!(
+        e.kind.as_ref(),
+        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) if w.code == 11000
+    )
 }
 
 #[cfg(test)]
