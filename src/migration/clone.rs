@@ -2314,11 +2314,17 @@ pub fn raw_content_hash(doc: &RawDocument, ignore: &[&str]) -> anyhow::Result<u6
 /// A raw document's [`raw_content_hash`] with its `_id` (type and value) mixed in: what
 /// tells two documents apart by identity as well as content. `None` without an `_id`.
 pub fn raw_identity_hash(doc: &RawDocument) -> anyhow::Result<Option<u64>> {
+    with_id_hash(raw_content_hash(doc, &[])?, doc)
+}
+
+/// [`raw_identity_hash`] of `doc` from its `content` hash ([`raw_content_hash`] with
+/// nothing ignored), for a caller that has it already.
+pub fn with_id_hash(content: u64, doc: &RawDocument) -> anyhow::Result<Option<u64>> {
     let Some(id) = doc.get("_id")? else {
         return Ok(None);
     };
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    h.write_u64(raw_content_hash(doc, &[])?);
+    h.write_u64(content);
     hash_raw_value(id, &mut h);
     Ok(Some(h.finish()))
 }

@@ -376,23 +376,22 @@ impl Journal {
                 super::id_digest(&first)
             );
             self.store.check_fence()?;
-            let at_time = DateTime::now();
             // A new entry as one plain insert (an upsert `$push`ing every item cost the
             // server about 18 ms a batch at ten million documents); onto an entry already
             // there (a resume writing the same batch again), pushed.
-            let entry = doc! {
-                "_id": &key, "run": &self.run, "c": collection, "op": op.as_str(),
-                "stretch": stretch, "at": at_time, "e": &items,
+            let header = doc! {
+                "run": &self.run, "c": collection, "op": op.as_str(), "stretch": stretch,
+                "at": DateTime::now(),
             };
+            let mut entry = doc! { "_id": &key };
+            entry.extend(header.clone());
+            entry.insert("e", &items);
             let res = match self.entries.insert_one(entry).await {
                 Err(e) if is_duplicate_key(&e) => self
                     .entries
                     .update_one(
                         doc! { "_id": &key },
-                        doc! {
-                            "$setOnInsert": { "run": &self.run, "c": collection, "op": op.as_str(), "stretch": stretch, "at": at_time },
-                            "$push": { "e": { "$each": items } },
-                        },
+                        doc! { "$setOnInsert": header, "$push": { "e": { "$each": items } } },
                     )
                     .upsert(true)
                     .await

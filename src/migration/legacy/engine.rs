@@ -14,7 +14,7 @@ use super::{coerce, LegacySource, LegacyStepSpec, MapContext, Mapped, Prepared};
 use crate::clone::{
     existing_in, identity, insert_unordered, key_of, new_run_id, IdKey, MigrationEnv,
 };
-use crate::clone::{raw_content_hash, raw_identity_hash, raw_to_bson};
+use crate::clone::{raw_content_hash, raw_identity_hash, raw_to_bson, with_id_hash};
 use crate::runs::{
     CollectionResult, CollectionVerification, FailureKind, Lease, RunOptions, RunRecord, RunStore,
     StepResult, StepStatus, Verification, VerifyTally,
@@ -1132,7 +1132,7 @@ impl Engine {
         let h = raw_content_hash(&raw, &[])?;
         row.source = row.source.wrapping_add(h);
         row.target = row.target.wrapping_add(h);
-        let id_hash = raw_identity_hash(&raw)?;
+        let id_hash = with_id_hash(h, &raw)?;
         sums.lock()
             .unwrap_or_else(|e| e.into_inner())
             .add(p.collection, id_hash);
