@@ -81,6 +81,16 @@ pub fn lease_ttl_from_env() -> Duration {
     )
 }
 
+/// `HEIMDALL_MIGRATION_PARALLELISM`: how many steps a clone copies at once (default 2: at ten
+/// million documents more steps at once slow the database server down; see docs/benchmarks.md).
+pub fn parallelism_from_env() -> usize {
+    std::env::var("HEIMDALL_MIGRATION_PARALLELISM")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(2)
+}
+
 /// The options of a clone.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -112,7 +122,7 @@ pub struct CloneOptions {
 }
 
 impl CloneOptions {
-    /// Defaults: everything, skip policy, batches of 1000, 4 steps at once.
+    /// Defaults: everything, skip policy, batches of 1000, [`parallelism_from_env`] steps at once.
     pub fn new(source_uri: impl Into<String>, started_by: impl Into<String>) -> Self {
         Self {
             source_uri: source_uri.into(),
@@ -125,7 +135,7 @@ impl CloneOptions {
             allow_key_mismatch: false,
             started_by: started_by.into(),
             batch_size: 1000,
-            parallelism: 4,
+            parallelism: parallelism_from_env(),
         }
     }
 

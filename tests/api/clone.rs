@@ -874,6 +874,29 @@ async fn a_killed_cli_run_resumes_to_the_same_target() {
     .await;
 }
 
+#[tokio::test]
+async fn an_operator_sets_how_many_steps_copy_at_once() {
+    let source = seeded("parsrc").await;
+    let target = fresh_db("pardst").await;
+    let mut cmd = cli(&target);
+    cmd.env("HEIMDALL_MIGRATION_PARALLELISM", "1");
+    let out = cli_clone(cmd, &source).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["options"]["parallelism"], 1, "{}", v["options"]);
+    assert_eq!(v["verification"]["ok"], true);
+    assert_same_docs(
+        &source,
+        &target,
+        &durable(&Registry::new(heimdall::plugins::all()).unwrap()),
+    )
+    .await;
+}
+
 /// `cmd` as `heimdall migrate clone` of `source`, in batches of 10, with a JSON result.
 pub fn cli_clone(mut cmd: Command, source: &Database) -> Command {
     cmd.args([
