@@ -350,6 +350,22 @@ impl Config {
                     })?;
             }
         }
+        // Read by the migration engine from the process environment; checked here so that a
+        // typo stops the start instead of quietly becoming the default.
+        for setting in [
+            "HEIMDALL_MIGRATION_LEASE_SECS",
+            "HEIMDALL_MIGRATION_STALL_SECS",
+            "HEIMDALL_MIGRATION_PARALLELISM",
+        ] {
+            if let Some(v) = env.get(setting).filter(|v| !v.trim().is_empty()) {
+                if !v.trim().parse::<u64>().is_ok_and(|n| n > 0) {
+                    return Err(ConfigError::new(
+                        setting,
+                        format!("{v:?} is not a positive whole number; set one (e.g. 2) or unset it for the default"),
+                    ));
+                }
+            }
+        }
         Ok(Self {
             http,
             discord_api_proxy,

@@ -76,7 +76,7 @@ pub fn lease_ttl_from_env() -> Duration {
     Duration::from_secs(
         std::env::var("HEIMDALL_MIGRATION_LEASE_SECS")
             .ok()
-            .and_then(|v| v.parse().ok())
+            .and_then(|v| v.trim().parse().ok())
             .unwrap_or(30),
     )
 }
@@ -86,7 +86,7 @@ pub fn lease_ttl_from_env() -> Duration {
 pub fn parallelism_from_env() -> usize {
     std::env::var("HEIMDALL_MIGRATION_PARALLELISM")
         .ok()
-        .and_then(|v| v.parse().ok())
+        .and_then(|v| v.trim().parse().ok())
         .filter(|n| *n > 0)
         .unwrap_or(2)
 }

@@ -382,7 +382,7 @@ pub fn stall_after_from_env() -> Duration {
     Duration::from_secs(
         std::env::var("HEIMDALL_MIGRATION_STALL_SECS")
             .ok()
-            .and_then(|v| v.parse().ok())
+            .and_then(|v| v.trim().parse().ok())
             .filter(|n| *n > 0)
             .unwrap_or(30),
     )

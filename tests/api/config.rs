@@ -149,3 +149,28 @@ async fn an_unreachable_database_is_a_clear_error() {
         user.message
     );
 }
+
+#[test]
+fn a_migration_setting_that_is_not_a_number_stops_the_start() {
+    for (name, value) in [
+        ("HEIMDALL_MIGRATION_PARALLELISM", "lots"),
+        ("HEIMDALL_MIGRATION_PARALLELISM", "0"),
+        ("HEIMDALL_MIGRATION_LEASE_SECS", "30s"),
+        ("HEIMDALL_MIGRATION_STALL_SECS", "-1"),
+    ] {
+        let err = Config::from_sources(&env(&[(name, value)]), None).unwrap_err();
+        assert_eq!(err.setting, name);
+        assert!(
+            err.to_string().contains(&format!("{value:?}"))
+                && err.to_string().contains("positive whole number"),
+            "{err}"
+        );
+    }
+    for (name, value) in [
+        ("HEIMDALL_MIGRATION_PARALLELISM", "1"),
+        ("HEIMDALL_MIGRATION_LEASE_SECS", " 45 "),
+    ] {
+        Config::from_sources(&env(&[(name, value)]), None)
+            .unwrap_or_else(|e| panic!("{name}={value:?} is valid: {e}"));
+    }
+}
