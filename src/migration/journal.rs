@@ -376,9 +376,10 @@ impl Journal {
                 super::id_digest(&first)
             );
             self.store.check_fence()?;
-            // A new entry as one plain insert (an upsert `$push`ing every item cost the
-            // server about 18 ms a batch at ten million documents); onto an entry already
-            // there (a resume writing the same batch again), pushed.
+            // A new entry as one plain insert; onto an entry already there (a resume
+            // writing the same batch again, see the test
+            // `a_clone_stopped_between_its_journal_and_its_writes_resumes_and_undoes_whole`),
+            // pushed.
             let header = doc! {
                 "run": &self.run, "c": collection, "op": op.as_str(), "stretch": stretch,
                 "at": DateTime::now(),

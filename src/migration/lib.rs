@@ -442,16 +442,32 @@ pub struct FailPoint {
     pub collection: String,
     /// How many of its batches run before the stop.
     pub after_batches: u64,
+    /// Clone only: stop inside batch `after_batches` instead, once its journal entry is
+    /// written and before its documents are (where a crash leaves an entry for writes that
+    /// did not happen, and a resume writes the same entry again).
+    pub before_insert: bool,
 }
 
 impl FailPoint {
     /// Whether the run stops now, after `batches` batches of `collection` (never in a
     /// release build).
     pub(crate) fn hit(fp: &Option<FailPoint>, collection: &str, batches: u64) -> bool {
+        Self::at(fp, collection, batches, false)
+    }
+
+    /// Whether batch `batch` of `collection` stops between its journal entry and its
+    /// documents (never in a release build).
+    pub(crate) fn hit_before_insert(fp: &Option<FailPoint>, collection: &str, batch: u64) -> bool {
+        Self::at(fp, collection, batch, true)
+    }
+
+    fn at(fp: &Option<FailPoint>, collection: &str, batches: u64, before_insert: bool) -> bool {
         cfg!(debug_assertions)
-            && fp
-                .as_ref()
-                .is_some_and(|f| f.collection == collection && f.after_batches == batches)
+            && fp.as_ref().is_some_and(|f| {
+                f.collection == collection
+                    && f.after_batches == batches
+                    && f.before_insert == before_insert
+            })
     }
 }
 

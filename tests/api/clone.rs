@@ -434,6 +434,7 @@ async fn remapped_references_hold_across_a_stop_and_resume() {
     e.fail_point = Some(heimdall_host::migration::FailPoint {
         collection: "infractions".into(),
         after_batches: 1,
+        before_insert: false,
     });
     let stopped = run(&e, o).await;
     assert_eq!(

@@ -39,6 +39,7 @@ async fn verification_sees_documents_removed_behind_the_runs_back() {
     e.fail_point = Some(FailPoint {
         collection: "modmail_messages".into(),
         after_batches: 1,
+        before_insert: false,
     });
     let mut o = opts(&source);
     o.batch_size = 50;
@@ -117,6 +118,7 @@ async fn legacy_verification_sees_records_removed_behind_the_runs_back() {
     e.fail_point = Some(FailPoint {
         collection: "tags".into(),
         after_batches: 1,
+        before_insert: false,
     });
     let r2 = crate::legacy::import_in(&e, o, Arc::new(Recorder::default())).await;
     assert_eq!(r2.status, RunStatus::Cancelled);
@@ -153,6 +155,7 @@ async fn legacy_stopped_in_modmail(prefix: &str) -> (Database, RunRecord) {
     e.fail_point = Some(FailPoint {
         collection: "modmail".into(),
         after_batches: 1,
+        before_insert: false,
     });
     let r = crate::legacy::import_in(&e, o, Arc::new(Recorder::default())).await;
     assert_eq!(r.status, RunStatus::Cancelled, "{:?}", r.message);
@@ -320,6 +323,7 @@ async fn resume_against_another_source_is_refused_unless_forced() {
     e.fail_point = Some(FailPoint {
         collection: "tags".into(),
         after_batches: 1,
+        before_insert: false,
     });
     // The database named in the connection string, as an owner would.
     let mut o = clone::CloneOptions::new(uri_with_db(source.name()), "test");

@@ -88,6 +88,7 @@ where
     e.fail_point = Some(FailPoint {
         collection: collection.into(),
         after_batches: groups[0].len() as u64,
+        before_insert: false,
     });
     let mut record = first(e).await;
     for (i, g) in groups.iter().enumerate().skip(1) {
@@ -102,6 +103,7 @@ where
         e.fail_point = (i + 1 < groups.len()).then(|| FailPoint {
             collection: collection.into(),
             after_batches: g.len() as u64,
+            before_insert: false,
         });
         record = crate::clone::resume_with(&e, &record.id).await;
     }
@@ -235,6 +237,7 @@ async fn a_clone_stopped_in_every_collection_in_turn_ends_as_an_exact_copy() {
         e.fail_point = Some(FailPoint {
             collection: c.into(),
             after_batches: 1,
+            before_insert: false,
         });
         let r = match &record {
             None => crate::clone::run(&e, o.clone()).await,
@@ -299,6 +302,7 @@ async fn a_legacy_import_stopped_in_every_step_matches_an_uninterrupted_one() {
         e.fail_point = Some(FailPoint {
             collection: c.into(),
             after_batches: 1,
+            before_insert: false,
         });
         let r = match &record {
             None => crate::legacy::import_in(&e, lopts(3), Arc::new(Recorder::default())).await,
@@ -355,6 +359,7 @@ async fn big_documents_come_in_batches_bounded_by_bytes() {
     e.fail_point = Some(FailPoint {
         collection: "tags".into(),
         after_batches: 1,
+        before_insert: false,
     });
     let mut o = crate::clone::opts_named(source.name());
     o.batch_size = 500;

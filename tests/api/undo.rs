@@ -331,6 +331,7 @@ async fn an_undo_stopped_midway_resumes_to_the_same_end() {
     stopping.fail_point = Some(FailPoint {
         collection: "tags".into(),
         after_batches: 1,
+        before_insert: false,
     });
     let mut o = UndoOptions::new(&r.id, "test");
     o.batch_size = 2;
@@ -545,4 +546,62 @@ async fn a_clone_killed_mid_write_is_undone_by_a_cli_undo_itself_killed_and_resu
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["runs"], serde_json::json!([clone_id]));
+}
+
+#[tokio::test]
+async fn a_clone_stopped_between_its_journal_and_its_writes_resumes_and_undoes_whole() {
+    let source = seeded("jgap_src").await;
+    let target = fresh_db("jgap_dst").await;
+    let before = state(&target).await;
+    // Stopped inside the second batch of tags: its journal entry is written, its tags not.
+    let mut stopping = env(&target);
+    stopping.fail_point = Some(FailPoint {
+        collection: "tags".into(),
+        after_batches: 2,
+        before_insert: true,
+    });
+    let mut o = opts(&source);
+    o.batch_size = 5;
+    o.parallelism = 1;
+    let stopped = run(&stopping, o).await;
+    assert_eq!(
+        stopped.status,
+        RunStatus::Cancelled,
+        "{:?}",
+        stopped.message
+    );
+    let tags = |db: &Database| db.collection::<Document>("tags");
+    assert_eq!(
+        tags(&target).count_documents(doc! {}).await.unwrap(),
+        5,
+        "the first batch only"
+    );
+
+    // The resume writes the same batch, and so the same journal entry, again.
+    let e = env(&target);
+    let resumed = heimdall_host::migration::resume(
+        &e,
+        &stopped.id,
+        None,
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        resumed.status,
+        RunStatus::Completed,
+        "{:?}",
+        resumed.message
+    );
+    assert!(resumed.verification.as_ref().unwrap().ok);
+    assert_eq!(
+        tags(&target).count_documents(doc! {}).await.unwrap(),
+        tags(&source).count_documents(doc! {}).await.unwrap()
+    );
+
+    // Every document the run wrote is in its journal once: the undo leaves nothing behind.
+    let undone = undo_run(&e, UndoOptions::new(&stopped.id, "test")).await;
+    assert_verified(&undone);
+    assert_same_state(&state(&target).await, &before);
 }
