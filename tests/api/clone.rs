@@ -858,6 +858,27 @@ async fn a_killed_cli_run_resumes_to_the_same_target() {
         .args(["migrate", "resume", &run_id, "--json"])
         .output()
         .unwrap();
+    assert_cli_copied_all(&out, &source, &target).await;
+}
+
+#[tokio::test]
+async fn an_operator_sets_how_many_steps_copy_at_once() {
+    let source = seeded("parsrc").await;
+    let target = fresh_db("pardst").await;
+    let mut cmd = cli(&target);
+    cmd.env("HEIMDALL_MIGRATION_PARALLELISM", "1");
+    let out = cli_clone(cmd, &source).output().unwrap();
+    let v = assert_cli_copied_all(&out, &source, &target).await;
+    assert_eq!(v["options"]["parallelism"], 1, "{}", v["options"]);
+}
+
+/// A CLI run's output says it completed and verified, and the target holds every durable
+/// document of the source; its JSON.
+async fn assert_cli_copied_all(
+    out: &std::process::Output,
+    source: &Database,
+    target: &Database,
+) -> serde_json::Value {
     assert!(
         out.status.success(),
         "{}",
@@ -868,34 +889,12 @@ async fn a_killed_cli_run_resumes_to_the_same_target() {
     assert_eq!(v["success"], true);
     assert_eq!(v["verification"]["ok"], true);
     assert_same_docs(
-        &source,
-        &target,
+        source,
+        target,
         &durable(&Registry::new(heimdall::plugins::all()).unwrap()),
     )
     .await;
-}
-
-#[tokio::test]
-async fn an_operator_sets_how_many_steps_copy_at_once() {
-    let source = seeded("parsrc").await;
-    let target = fresh_db("pardst").await;
-    let mut cmd = cli(&target);
-    cmd.env("HEIMDALL_MIGRATION_PARALLELISM", "1");
-    let out = cli_clone(cmd, &source).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["options"]["parallelism"], 1, "{}", v["options"]);
-    assert_eq!(v["verification"]["ok"], true);
-    assert_same_docs(
-        &source,
-        &target,
-        &durable(&Registry::new(heimdall::plugins::all()).unwrap()),
-    )
-    .await;
+    v
 }
 
 /// `cmd` as `heimdall migrate clone` of `source`, in batches of 10, with a JSON result.

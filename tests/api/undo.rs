@@ -579,22 +579,8 @@ async fn a_clone_stopped_between_its_journal_and_its_writes_resumes_and_undoes_w
 
     // The resume writes the same batch, and so the same journal entry, again.
     let e = env(&target);
-    let resumed = heimdall_host::migration::resume(
-        &e,
-        &stopped.id,
-        None,
-        Arc::new(Recorder::default()),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        resumed.status,
-        RunStatus::Completed,
-        "{:?}",
-        resumed.message
-    );
-    assert!(resumed.verification.as_ref().unwrap().ok);
+    let resumed = crate::clone::resume_with(&e, &stopped.id).await;
+    assert!(resumed.success(), "{:?}", resumed.message);
     assert_eq!(
         tags(&target).count_documents(doc! {}).await.unwrap(),
         tags(&source).count_documents(doc! {}).await.unwrap()
