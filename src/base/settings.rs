@@ -23,6 +23,21 @@ impl ConfigError {
     }
 }
 
+/// A positive whole number (surrounding spaces allowed), or what is wrong with `value`.
+pub fn parse_positive(setting: &'static str, value: &str) -> Result<usize, ConfigError> {
+    value
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            ConfigError::new(
+                setting,
+                format!("{value:?} is not a positive whole number; set one (e.g. 2) or unset it for the default"),
+            )
+        })
+}
+
 /// Checks a MongoDB database name; an empty name or one with `/\. "$` is refused.
 pub fn validate_db_name(setting: &'static str, name: &str) -> Result<(), ConfigError> {
     if name.is_empty() || name.len() > 63 || name.chars().any(|c| "/\\. \"$*<>:|?".contains(c)) {

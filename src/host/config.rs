@@ -340,14 +340,7 @@ impl Config {
             ),
         ] {
             if let Some(v) = get(setting) {
-                *slot = v
-                    .trim()
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| {
-                        ConfigError::new(setting, format!("{v:?} is not a positive whole number"))
-                    })?;
+                *slot = heimdall_base::settings::parse_positive(setting, &v)?;
             }
         }
         // Read by the migration engine from the process environment; checked here so that a
@@ -358,12 +351,7 @@ impl Config {
             "HEIMDALL_MIGRATION_PARALLELISM",
         ] {
             if let Some(v) = env.get(setting).filter(|v| !v.trim().is_empty()) {
-                if !v.trim().parse::<u64>().is_ok_and(|n| n > 0) {
-                    return Err(ConfigError::new(
-                        setting,
-                        format!("{v:?} is not a positive whole number; set one (e.g. 2) or unset it for the default"),
-                    ));
-                }
+                heimdall_base::settings::parse_positive(setting, v)?;
             }
         }
         Ok(Self {

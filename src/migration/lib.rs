@@ -379,13 +379,16 @@ impl ProgressSink for StallWatch {
 /// `HEIMDALL_MIGRATION_STALL_SECS` (default 30): how long a run may make no progress before
 /// `migration:stalled` is sent.
 pub fn stall_after_from_env() -> Duration {
-    Duration::from_secs(
-        std::env::var("HEIMDALL_MIGRATION_STALL_SECS")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(30),
-    )
+    Duration::from_secs(positive_from_env("HEIMDALL_MIGRATION_STALL_SECS", 30) as u64)
+}
+
+/// The positive whole number in environment variable `name`, else `default` (the host's
+/// configuration refuses any other value at start).
+pub(crate) fn positive_from_env(name: &'static str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| heimdall_base::settings::parse_positive(name, &v).ok())
+        .unwrap_or(default)
 }
 
 /// Sends every event to several sinks.
