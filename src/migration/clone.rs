@@ -1607,21 +1607,22 @@ impl Engine {
         wanted.sort_unstable();
         wanted.dedup();
         let pspec = self.registry.collection(parent);
-        let projection = pspec.map(key_projection).unwrap_or(doc! { "_id": 1 });
+        // Without remaps to find, the `_id` alone answers (the `_id` index, no document).
+        let projection = match pspec {
+            Some(p) if remaps => key_projection(p),
+            _ => doc! { "_id": 1 },
+        };
+        let queries: Vec<Document> = wanted
+            .chunks(IN_CHUNK)
+            .map(|c| doc! { "_id": { "$in": c.iter().map(|o| Bson::ObjectId(*o)).collect::<Vec<_>>() } })
+            .collect();
+        let parents = self.source.db.collection::<Document>(parent);
+        let mut answers = find_each(&parents, queries, Some(projection));
         let mut found: Vec<Document> = Vec::with_capacity(wanted.len());
-        for chunk in wanted.chunks(1000) {
-            let list: Vec<Bson> = chunk.iter().map(|o| Bson::ObjectId(*o)).collect();
-            let mut cursor = self
-                .source
-                .db
-                .collection::<Document>(parent)
-                .find(doc! { "_id": { "$in": list } })
-                .projection(projection.clone())
-                .await?;
-            while let Some(d) = cursor.try_next().await? {
-                found.push(d);
-            }
+        while let Some(docs) = answers.try_next().await? {
+            found.extend(docs);
         }
+        drop(answers);
         let present: HashSet<ObjectId> = found
             .iter()
             .filter_map(|d| d.get_object_id("_id").ok())

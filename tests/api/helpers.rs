@@ -36,9 +36,9 @@ pub fn mongo_uri() -> String {
         if let Ok(uri) = std::env::var("MONGODB_TEST_URI") {
             return uri;
         }
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join("test-db")
-            .join(std::process::id().to_string());
+        let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-db");
+        remove_dead_processes_data(&root);
+        let dir = root.join(std::process::id().to_string());
         let _ = std::fs::remove_dir_all(&dir);
         let mut opts = ServerOptions::new(dir);
         opts.cache_size = "1G".into();
@@ -51,6 +51,28 @@ pub fn mongo_uri() -> String {
         uri
     })
     .clone()
+}
+
+/// Removes the server data of earlier test processes that have ended (each process has a
+/// directory named by its pid; without this they pile up run after run).
+fn remove_dead_processes_data(root: &std::path::Path) {
+    // Whether a process lives is read from /proc; without it nothing is removed.
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let alive = std::path::Path::new("/proc").join(pid.to_string()).exists();
+        if !alive && pid != std::process::id() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// A database name no other test uses.
