@@ -90,6 +90,55 @@ async fn verification_sees_documents_removed_behind_the_runs_back() {
 }
 
 #[tokio::test]
+async fn verification_sees_documents_whose_contents_trade_places() {
+    // After such a swap the target still holds as many documents with the same contents;
+    // only each `_id` with its own content tells it from the source.
+    let source = seeded("swsrc").await;
+    let target = fresh_db("swdst").await;
+    let last = *crate::resume::clone_collections().last().unwrap();
+    let mut e = env(&target);
+    e.fail_point = Some(FailPoint {
+        collection: last.into(),
+        after_batches: 1,
+        before_insert: false,
+    });
+    let mut o = opts(&source);
+    o.batch_size = 25;
+    // One step at a time: the modmail messages (step 13) are copied when the last stops.
+    o.parallelism = 1;
+    let r = run(&e, o).await;
+    assert_eq!(r.status, RunStatus::Cancelled, "{:?}", r.message);
+    let messages = target.collection::<Document>("modmail_messages");
+    let copied = docs(&target, "modmail_messages", doc! {}).await;
+    let (a, b) = (copied[0].clone(), copied[1].clone());
+    let content = |d: &Document| {
+        let mut d = d.clone();
+        d.remove("_id");
+        d
+    };
+    assert_ne!(content(&a), content(&b));
+    let mut a_as_b = content(&b);
+    a_as_b.insert("_id", a.get("_id").unwrap().clone());
+    let mut b_as_a = content(&a);
+    b_as_a.insert("_id", b.get("_id").unwrap().clone());
+    for d in [a_as_b, b_as_a] {
+        let id = d.get("_id").unwrap().clone();
+        messages.replace_one(doc! { "_id": id }, d).await.unwrap();
+    }
+    let r = resume(&target, &r.id).await;
+    assert_eq!(r.status, RunStatus::Failed, "{:?}", r.message);
+    let v = r.verification.as_ref().unwrap();
+    let mm = v
+        .collections
+        .iter()
+        .find(|c| c.name == "modmail_messages")
+        .unwrap();
+    assert!(!mm.ok, "{mm:?}");
+    assert_eq!((mm.differing, mm.missing), (2, 0), "{mm:?}");
+    assert!(r.message.clone().unwrap().contains("modmail_messages"));
+}
+
+#[tokio::test]
 async fn legacy_verification_sees_records_removed_behind_the_runs_back() {
     let source = fresh_db("lvsrc").await;
     heimdall::seed::seed_legacy(&source, &heimdall::seed::SeedOptions::new(test_key()))

@@ -208,7 +208,7 @@ async fn legacy_resumed_at_every_type_boundary_imports_every_record() {
 }
 
 /// The durable collections in clone-step order.
-fn clone_collections() -> Vec<&'static str> {
+pub fn clone_collections() -> Vec<&'static str> {
     let reg = heimdall_host::plugin::Registry::new(heimdall::plugins::all()).unwrap();
     reg.clone_steps()
         .iter()
