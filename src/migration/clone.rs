@@ -822,6 +822,9 @@ struct Engine {
     stop_before_insert: Mutex<Option<&'static str>>,
     /// What the run writes, recorded before each write (runs that write only).
     journal: Option<super::journal::Journal>,
+    /// Collections found whole in the target before their copy (nothing copied): both
+    /// sides' sums, which their verification reports.
+    found_whole: Mutex<HashMap<&'static str, (Summed, Summed)>>,
 }
 
 impl Engine {
@@ -864,6 +867,7 @@ impl Engine {
             fail_point: env.fail_point.clone(),
             stop_before_insert: Mutex::new(None),
             journal: None,
+            found_whole: Mutex::default(),
         }
     }
 
@@ -1121,13 +1125,14 @@ impl Engine {
                 .cloned()
                 .context("a run names a collection the catalog no longer has")?;
             let filter = self.selection(&spec).await?.unwrap_or_default();
-            let total = self
-                .source
-                .db
-                .collection::<Document>(spec.name)
-                .count_documents(filter)
-                .await
-                .context("counting the source's documents")?;
+            let source = self.source.db.collection::<Document>(spec.name);
+            // A total for progress only: the whole collection's from its metadata.
+            let total = if filter.is_empty() {
+                source.estimated_document_count().await
+            } else {
+                source.count_documents(filter).await
+            }
+            .context("counting the source's documents")?;
             totals.push(total);
         }
         let step_total: u64 = totals.iter().sum();
@@ -1230,6 +1235,18 @@ impl Engine {
             progress(&result);
             return Ok(result);
         }
+        if let Some(n) = self.found_whole(spec, &result).await? {
+            result.total = n;
+            result.processed = n;
+            result.skipped = n;
+            result.done = true;
+            self.store
+                .save_collection(&self.run_id, step_index, coll_index, &result, &[], &[])
+                .await?;
+            self.publish(spec, state);
+            progress(&result);
+            return Ok(result);
+        }
         result.total = total.max(result.processed);
         let base_for_gone = base.clone();
         let query = match &result.last_id {
@@ -1302,6 +1319,67 @@ impl Engine {
         Ok(result)
     }
 
+    /// Whether the target holds `spec`'s collection whole already (a run again over what an
+    /// earlier one copied): the number of documents when both sides, read once in the
+    /// server's own order, add up to the same sums; they are kept for the verification. Only
+    /// for a run that writes, of the whole instance, under the skip policy, at the start of
+    /// the collection, into a collection that is not empty: a first run pays nothing.
+    async fn found_whole(
+        &self,
+        spec: &CollectionSpec,
+        result: &CollectionResult,
+    ) -> anyhow::Result<Option<u64>> {
+        if !self.write
+            || self.guild.is_some()
+            || self.sync
+            || self.overwrite
+            || result.processed > 0
+            || result.last_id.is_some()
+        {
+            return Ok(None);
+        }
+        let target = self.target.collection::<Document>(spec.name);
+        if target.estimated_document_count().await? == 0 {
+            return Ok(None);
+        }
+        let ignore: Vec<&str> = spec.references.iter().map(|r| r.field).collect();
+        let (source, target) = self.sum_both(spec.name, &ignore).await?;
+        if source.count != target.count || source.identities != target.identities {
+            return Ok(None);
+        }
+        tracing::info!(
+            collection = spec.name,
+            documents = source.count,
+            "the target holds this collection whole: nothing to copy"
+        );
+        let n = source.count;
+        self.found_whole
+            .lock()
+            .expect("found whole")
+            .insert(spec.name, (source, target));
+        Ok(Some(n))
+    }
+
+    /// [`Summed`] of `collection` on the source and on the target, read side by side.
+    async fn sum_both(
+        &self,
+        collection: &str,
+        ignore: &[&str],
+    ) -> anyhow::Result<(Summed, Summed)> {
+        tokio::try_join!(
+            async {
+                Summed::of(&self.source.db, collection, ignore, self.batch_size)
+                    .await
+                    .context("reading the source to verify the copy")
+            },
+            async {
+                Summed::of(&self.target, collection, ignore, self.batch_size)
+                    .await
+                    .context("reading the target to verify the copy")
+            },
+        )
+    }
+
     /// Copies again the documents an earlier verification of this run found missing from
     /// the target (removed behind the run's back, or never read), then forgets them.
     #[allow(clippy::too_many_arguments)]
@@ -1372,19 +1450,17 @@ impl Engine {
         let syncing = self.sync && self.write;
         // A whole collection into a target that holds nothing else: both sides read once
         // in the server's own order and summed; document by document only if they differ.
+        // A collection found whole before its copy (which then wrote nothing) has its sums.
         if self.guild.is_none() && !syncing {
-            let (source, target) = tokio::try_join!(
-                async {
-                    Summed::of(&self.source.db, spec.name, &ignore, self.batch_size)
-                        .await
-                        .context("reading the source to verify the copy")
-                },
-                async {
-                    Summed::of(&self.target, spec.name, &ignore, self.batch_size)
-                        .await
-                        .context("reading the target to verify the copy")
-                },
-            )?;
+            let found = self
+                .found_whole
+                .lock()
+                .expect("found whole")
+                .remove(spec.name);
+            let (source, target) = match found {
+                Some(sums) => sums,
+                None => self.sum_both(spec.name, &ignore).await?,
+            };
             if source.count == target.count && source.identities == target.identities {
                 let tally = VerifyTally {
                     source: source.count,
@@ -2139,6 +2215,8 @@ impl Engine {
             if let Some(stream) = stream {
                 // Until stopped; then everything is verified against the source as it is.
                 me.follow(stream, &mut steps).await?;
+                // What was found whole before the copy may have changed since: read again.
+                me.found_whole.lock().expect("found whole").clear();
                 copied = std::time::Instant::now();
                 for s in &steps {
                     for c in &s.collections {

@@ -245,6 +245,68 @@ async fn full_clone_equals_the_source_and_a_rerun_imports_nothing() {
 }
 
 #[tokio::test]
+async fn a_rerun_copies_back_only_what_the_target_lost_and_keeps_what_it_changed() {
+    let source = seeded("lostsrc").await;
+    let target = fresh_db("lostdst").await;
+    let env = env(&target);
+    let first = run(&env, opts(&source)).await;
+    assert_eq!(first.status, RunStatus::Completed, "{:?}", first.message);
+    // Behind the runs' back: a message is deleted from the target, a tag edited there.
+    let messages = target.collection::<Document>("modmail_messages");
+    let lost = docs(&target, "modmail_messages", doc! {}).await[3].clone();
+    let lost_id = lost.get("_id").unwrap().clone();
+    messages.delete_one(doc! { "_id": &lost_id }).await.unwrap();
+    let tag = docs(&target, "tags", doc! {}).await[0].clone();
+    let tag_id = tag.get("_id").unwrap().clone();
+    target
+        .collection::<Document>("tags")
+        .update_one(
+            doc! { "_id": &tag_id },
+            doc! { "$set": { "content": "edited on the target" } },
+        )
+        .await
+        .unwrap();
+
+    let again = run(&env, opts(&source)).await;
+    assert_eq!(again.status, RunStatus::Completed, "{:?}", again.message);
+    assert_eq!(again.imported(), 1, "only the lost message comes back");
+    let result = |name: &str| {
+        again
+            .steps
+            .iter()
+            .flat_map(|s| s.collections.iter())
+            .find(|c| c.name == name)
+            .unwrap()
+            .clone()
+    };
+    let (m, t) = (result("modmail_messages"), result("tags"));
+    assert_eq!((m.inserted, m.skipped + 1), (1, m.processed), "{m:?}");
+    assert_eq!((t.inserted, t.skipped), (0, t.processed), "{t:?}");
+    assert_eq!(
+        messages.find_one(doc! { "_id": &lost_id }).await.unwrap(),
+        Some(lost)
+    );
+    // The skip policy keeps the target's edit; the verification says it differs, allowed.
+    let v = again.verification.as_ref().unwrap();
+    assert!(v.ok, "{v:?}");
+    let tags = v.collections.iter().find(|c| c.name == "tags").unwrap();
+    assert_eq!(tags.differing, 1, "{tags:?}");
+    let edited = target
+        .collection::<Document>("tags")
+        .find_one(doc! { "_id": &tag_id })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(edited.get_str("content").unwrap(), "edited on the target");
+    // Everything else the target held whole is as the source has it.
+    let same: Vec<&str> = durable(&env.registry)
+        .into_iter()
+        .filter(|c| *c != "tags")
+        .collect();
+    assert_same_docs(&source, &target, &same).await;
+}
+
+#[tokio::test]
 async fn guild_filter_copies_one_guild_with_votes_and_transcripts() {
     let source = seeded("gsrc").await;
     let target = fresh_db("gdst").await;
