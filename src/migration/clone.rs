@@ -672,10 +672,9 @@ fn initial_steps(registry: &Registry, guild_filter: bool) -> Vec<StepResult> {
 pub(crate) enum Compare {
     /// None: they are skipped (or, overwriting, replaced).
     Nothing,
-    /// Those whose content differs from the source's (a sync's plan, a followed change).
+    /// Those whose content (references as remapped) differs from the source's: a sync's
+    /// plan, a followed change, what a sync's verification found differing.
     Content,
-    /// All of them (the documents a sync's verification found differing).
-    All,
 }
 
 /// How many source `_id`s of a referenced collection a run keeps in memory as seen: a
@@ -1322,8 +1321,9 @@ impl Engine {
     /// Whether the target holds `spec`'s collection whole already (a run again over what an
     /// earlier one copied): the number of documents when both sides, read once in the
     /// server's own order, add up to the same sums; they are kept for the verification. Only
-    /// for a run that writes, of the whole instance, under the skip policy, at the start of
-    /// the collection, into a collection that is not empty: a first run pays nothing.
+    /// for a run that writes (a sync too), of the whole instance, not overwriting, at the
+    /// start of the collection, into a collection that is not empty: a first run pays
+    /// nothing.
     async fn found_whole(
         &self,
         spec: &CollectionSpec,
@@ -1331,7 +1331,6 @@ impl Engine {
     ) -> anyhow::Result<Option<u64>> {
         if !self.write
             || self.guild.is_some()
-            || self.sync
             || self.overwrite
             || result.processed > 0
             || result.last_id.is_some()
@@ -1342,7 +1341,13 @@ impl Engine {
         if target.estimated_document_count().await? == 0 {
             return Ok(None);
         }
-        let ignore: Vec<&str> = spec.references.iter().map(|r| r.field).collect();
+        // A sync compares references too: one changed in the source is an update to make
+        // (equal sums then also mean nothing is gone from the source).
+        let ignore: Vec<&str> = if self.sync {
+            Vec::new()
+        } else {
+            spec.references.iter().map(|r| r.field).collect()
+        };
         let (source, target) = self.sum_both(spec.name, &ignore).await?;
         if source.count != target.count || source.identities != target.identities {
             return Ok(None);
@@ -1450,13 +1455,22 @@ impl Engine {
         let syncing = self.sync && self.write;
         // A whole collection into a target that holds nothing else: both sides read once
         // in the server's own order and summed; document by document only if they differ.
-        // A collection found whole before its copy (which then wrote nothing) has its sums.
-        if self.guild.is_none() && !syncing {
-            let found = self
-                .found_whole
+        // A collection found whole before its copy (which then wrote nothing) has its sums;
+        // for a sync, only such a one: else it compares and updates document by document.
+        let found = self
+            .found_whole
+            .lock()
+            .expect("found whole")
+            .remove(spec.name);
+        if syncing && found.is_some() {
+            self.synced
                 .lock()
-                .expect("found whole")
-                .remove(spec.name);
+                .expect("synced")
+                .entry(spec.name.to_string())
+                .or_default()
+                .gone = Some(0);
+        }
+        if self.guild.is_none() && (!syncing || found.is_some()) {
             let (source, target) = match found {
                 Some(sums) => sums,
                 None => self.sum_both(spec.name, &ignore).await?,
@@ -1513,7 +1527,7 @@ impl Engine {
                 match found {
                     Some(t) if raw_same_key(&spec, t, d) => {
                         let th = raw_content_hash(t, &ignore)?;
-                        if syncing && th != h {
+                        if syncing && (th != h || raw_refs_differ(&spec, d, t)) {
                             stale.extend(raw_id(d).and_then(|r| raw_to_bson(r).ok()));
                         } else {
                             tally.add_source(h);
@@ -1538,7 +1552,11 @@ impl Engine {
                         Some(t) => {
                             let raw = RawDocumentBuf::from_document(t)?;
                             let th = raw_content_hash(&raw, &ignore)?;
-                            if syncing && th != h {
+                            let refs_differ = spec
+                                .references
+                                .iter()
+                                .any(|r| d.get(r.field) != t.get(r.field));
+                            if syncing && (th != h || refs_differ) {
                                 stale.extend(d.get("_id").cloned());
                             } else {
                                 tally.add_source(h);
@@ -1584,7 +1602,8 @@ impl Engine {
     }
 
     /// Sync: updates the target documents verification found with other content than the
-    /// source's (journaled), then compares them again for the tally. Counts them in
+    /// source's, or other references (journaled; those whose references differ only as
+    /// remapped are left alone), then compares them again for the tally. Counts them in
     /// `synced`, to add to the run record's step once its verification is over.
     async fn update_stale(
         &self,
@@ -1617,7 +1636,7 @@ impl Engine {
                 handler.as_ref(),
                 &mut state,
                 &mut delta,
-                Compare::All,
+                Compare::Content,
             )
             .await?;
         self.store
@@ -2029,7 +2048,6 @@ impl Engine {
             let update = !self.overwrite
                 && match compare {
                     Compare::Nothing => false,
-                    Compare::All => true,
                     Compare::Content => match current.get(&IdKey::of(&tid)) {
                         Some(now) => {
                             raw_content_hash(&RawDocumentBuf::from_document(&d)?, &[])?
@@ -2446,6 +2464,14 @@ fn raw_id(d: &RawDocument) -> Option<RawBsonRef<'_>> {
 /// A raw value as a [`Bson`].
 pub(crate) fn raw_to_bson(v: RawBsonRef<'_>) -> anyhow::Result<Bson> {
     Ok(Bson::try_from(v.to_raw_bson())?)
+}
+
+/// Whether two raw documents hold other values in `spec`'s reference fields (as they are:
+/// a remapped reference differs too).
+fn raw_refs_differ(spec: &CollectionSpec, a: &RawDocument, b: &RawDocument) -> bool {
+    spec.references
+        .iter()
+        .any(|r| a.get(r.field).ok().flatten() != b.get(r.field).ok().flatten())
 }
 
 /// [`same_key`] for raw documents.

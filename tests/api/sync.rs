@@ -86,6 +86,22 @@ async fn a_sync_copies_the_new_updates_the_changed_and_lists_the_gone() {
     ])
     .await
     .unwrap();
+    // And a modmail message is moved to another conversation: only its reference changes.
+    let messages = docs(&source, "modmail_messages", doc! {}).await;
+    let moved = messages[0].clone();
+    let elsewhere = messages
+        .iter()
+        .map(|m| m.get("conversationId").unwrap().clone())
+        .find(|c| Some(c) != moved.get("conversationId"))
+        .unwrap();
+    source
+        .collection::<Document>("modmail_messages")
+        .update_one(
+            doc! { "_id": moved.get("_id").unwrap().clone() },
+            doc! { "$set": { "conversationId": elsewhere.clone() } },
+        )
+        .await
+        .unwrap();
 
     // The plan says exactly that.
     let mut dry = o.clone();
@@ -103,11 +119,26 @@ async fn a_sync_copies_the_new_updates_the_changed_and_lists_the_gone() {
         (2, 3, 2),
         "{tag_plan:?}"
     );
+    let message_plan = plan
+        .steps
+        .iter()
+        .flat_map(|s| &s.collections)
+        .find(|c| c.name == "modmail_messages")
+        .unwrap();
+    assert_eq!(
+        (
+            message_plan.to_insert,
+            message_plan.to_update,
+            message_plan.gone
+        ),
+        (0, 1, 0),
+        "{message_plan:?}"
+    );
     let others: u64 = plan
         .steps
         .iter()
         .flat_map(|s| &s.collections)
-        .filter(|c| c.name != "tags")
+        .filter(|c| c.name != "tags" && c.name != "modmail_messages")
         .map(|c| c.to_insert + c.to_update + c.gone)
         .sum();
     assert_eq!(others, 0, "nothing else changed");
@@ -120,8 +151,15 @@ async fn a_sync_copies_the_new_updates_the_changed_and_lists_the_gone() {
             sum(&sync, |c| c.updated),
             sum(&sync, |c| c.gone)
         ),
-        (2, 3, 2)
+        (2, 4, 2)
     );
+    let moved_now = target
+        .collection::<Document>("modmail_messages")
+        .find_one(doc! { "_id": moved.get("_id").unwrap().clone() })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(moved_now.get("conversationId"), Some(&elsewhere));
     // The target now holds the source's tags, and the gone ones still, listed.
     let target_tags = docs(&target, "tags", doc! {}).await;
     for d in docs(&source, "tags", doc! {}).await {
