@@ -123,6 +123,17 @@ pub async fn run(env: &MigrationEnv, o: CloneOptions) -> RunRecord {
     }
 }
 
+/// A seeded source, a fresh target and the env of a run into it, and a whole first clone
+/// (checked successful): where a test of what comes after a clone starts.
+pub async fn cloned(prefix: &str) -> (Database, Database, MigrationEnv, RunRecord) {
+    let source = seeded(&format!("{prefix}_src")).await;
+    let target = fresh_db(&format!("{prefix}_dst")).await;
+    let e = env(&target);
+    let first = run(&e, opts(&source)).await;
+    assert!(first.success(), "{:?}", first.message);
+    (source, target, e, first)
+}
+
 #[tokio::test]
 async fn full_clone_equals_the_source_and_a_rerun_imports_nothing() {
     let source = seeded("src").await;
@@ -246,11 +257,7 @@ async fn full_clone_equals_the_source_and_a_rerun_imports_nothing() {
 
 #[tokio::test]
 async fn a_rerun_copies_back_only_what_the_target_lost_and_keeps_what_it_changed() {
-    let source = seeded("lostsrc").await;
-    let target = fresh_db("lostdst").await;
-    let env = env(&target);
-    let first = run(&env, opts(&source)).await;
-    assert_eq!(first.status, RunStatus::Completed, "{:?}", first.message);
+    let (source, target, env, _) = cloned("lost").await;
     // Behind the runs' back: a message is deleted from the target, a tag edited there.
     let messages = target.collection::<Document>("modmail_messages");
     let lost = docs(&target, "modmail_messages", doc! {}).await[3].clone();

@@ -35,11 +35,7 @@ fn sum(r: &RunRecord, f: fn(&heimdall_host::migration::runs::CollectionResult) -
 
 #[tokio::test]
 async fn a_sync_copies_the_new_updates_the_changed_and_lists_the_gone() {
-    let source = seeded("sync_src").await;
-    let target = fresh_db("sync_dst").await;
-    let e = env(&target);
-    let first = run(&e, opts(&source)).await;
-    assert!(first.success(), "{:?}", first.message);
+    let (source, target, e, first) = crate::clone::cloned("sync").await;
     let after_first = state(&target).await;
 
     // Nothing changed: a sync finds nothing to do and writes nothing.
@@ -190,10 +186,7 @@ async fn a_sync_copies_the_new_updates_the_changed_and_lists_the_gone() {
 
 #[tokio::test]
 async fn a_sync_of_one_guild_lists_only_that_guilds_gone_documents() {
-    let source = seeded("syncg_src").await;
-    let target = fresh_db("syncg_dst").await;
-    let e = env(&target);
-    assert!(run(&e, opts(&source)).await.success());
+    let (source, target, e, _) = crate::clone::cloned("syncg").await;
     let tags = source.collection::<Document>("tags");
     let all = docs(&source, "tags", doc! {}).await;
     let g1 = all[0].get_str("guildId").unwrap().to_string();

@@ -121,12 +121,8 @@ fn tag(id: impl Into<Bson>, name: &str, content: &str) -> Document {
 
 #[tokio::test]
 async fn undo_of_an_overwrite_gives_the_target_back_byte_for_byte_and_twice_is_nothing() {
-    let source = seeded("undo_src").await;
-    let target = fresh_db("undo_dst").await;
-    let e = env(&target);
     // The target held data before: a first clone, then the community kept using it.
-    let first = run(&e, opts(&source)).await;
-    assert!(first.success(), "{:?}", first.message);
+    let (source, target, e, _) = crate::clone::cloned("undo").await;
     let tags = target.collection::<Document>("tags");
     let some: Vec<Document> = crate::clone::docs(&target, "tags", doc! {}).await;
     assert!(some.len() >= 3, "the seed has tags");
@@ -417,11 +413,7 @@ async fn undo_of_a_legacy_import_removes_what_it_imported() {
 
 #[tokio::test]
 async fn a_pruned_journal_is_dropped_and_its_run_can_no_longer_be_undone() {
-    let source = seeded("undop_src").await;
-    let target = fresh_db("undop_dst").await;
-    let e = env(&target);
-    let r = run(&e, opts(&source)).await;
-    assert!(r.success());
+    let (_source, target, e, r) = crate::clone::cloned("undop").await;
     // Younger than the age given: kept.
     let kept = undo::prune(&target, std::time::Duration::from_secs(3600))
         .await
