@@ -1349,7 +1349,7 @@ impl Engine {
             spec.references.iter().map(|r| r.field).collect()
         };
         let (source, target) = self.sum_both(spec.name, &ignore).await?;
-        if source.count != target.count || source.identities != target.identities {
+        if !source.agrees(&target) {
             return Ok(None);
         }
         tracing::info!(
@@ -1371,14 +1371,16 @@ impl Engine {
         collection: &str,
         ignore: &[&str],
     ) -> anyhow::Result<(Summed, Summed)> {
+        let read =
+            |db: &Database| Summed::of(db.collection(collection), doc! {}, ignore, self.batch_size);
         tokio::try_join!(
             async {
-                Summed::of(&self.source.db, collection, ignore, self.batch_size)
+                read(&self.source.db)
                     .await
                     .context("reading the source to verify the copy")
             },
             async {
-                Summed::of(&self.target, collection, ignore, self.batch_size)
+                read(&self.target)
                     .await
                     .context("reading the target to verify the copy")
             },
@@ -1453,38 +1455,31 @@ impl Engine {
         // A sync's run updates what this pass finds differing, then checks it again, and
         // finds what is gone from the source in the same reads of the target.
         let syncing = self.sync && self.write;
-        // A whole collection into a target that holds nothing else: both sides read once
-        // in the server's own order and summed; document by document only if they differ.
         // A collection found whole before its copy (which then wrote nothing) has its sums;
-        // for a sync, only such a one: else it compares and updates document by document.
+        // for a sync, nothing of it is gone either.
         let found = self
             .found_whole
             .lock()
             .expect("found whole")
             .remove(spec.name);
-        if syncing && found.is_some() {
-            self.synced
-                .lock()
-                .expect("synced")
-                .entry(spec.name.to_string())
-                .or_default()
-                .gone = Some(0);
+        if let Some((source, target)) = found {
+            if syncing {
+                self.synced
+                    .lock()
+                    .expect("synced")
+                    .entry(spec.name.to_string())
+                    .or_default()
+                    .gone = Some(0);
+            }
+            return Ok(source.whole_report(&target, order, spec.name, allowed));
         }
-        if self.guild.is_none() && (!syncing || found.is_some()) {
-            let (source, target) = match found {
-                Some(sums) => sums,
-                None => self.sum_both(spec.name, &ignore).await?,
-            };
-            if source.count == target.count && source.identities == target.identities {
-                let tally = VerifyTally {
-                    source: source.count,
-                    found: target.count,
-                    matching: target.count,
-                    source_digest: source.contents,
-                    target_digest: target.contents,
-                    ..VerifyTally::default()
-                };
-                return Ok(tally.report(order, spec.name, allowed));
+        // Any other whole collection but a sync's (which compares and updates document by
+        // document): both sides read once in the server's own order and summed; document
+        // by document only if they differ.
+        if self.guild.is_none() && !syncing {
+            let (source, target) = self.sum_both(spec.name, &ignore).await?;
+            if source.agrees(&target) {
+                return Ok(source.whole_report(&target, order, spec.name, allowed));
             }
             tracing::info!(
                 collection = spec.name,
@@ -1519,7 +1514,7 @@ impl Engine {
                 }
                 _ => fetch_raw_by_ids(&target, &ids, Lookup::Stretch).await?,
             };
-            let mut by_key: Vec<(Document, u64)> = Vec::new();
+            let mut by_key: Vec<(&RawDocument, Document, u64)> = Vec::new();
             let mut stale: Vec<Bson> = Vec::new();
             for d in &batch {
                 let h = raw_content_hash(d, &ignore)?;
@@ -1534,7 +1529,7 @@ impl Engine {
                             tally.add_found(h, th);
                         }
                     }
-                    _ => by_key.push((d.to_document()?, h)),
+                    _ => by_key.push((d, d.to_document()?, h)),
                 }
             }
             drop(by_id);
@@ -1543,20 +1538,16 @@ impl Engine {
                     Existing::default()
                 } else {
                     let keys: Vec<Document> =
-                        by_key.iter().map(|(d, _)| identity(&spec, d)).collect();
+                        by_key.iter().map(|(_, d, _)| identity(&spec, d)).collect();
                     existing_in(&self.target, &spec, &keys, true).await?
                 };
                 let mut absent = Vec::new();
-                for (d, h) in by_key {
+                for (raw_d, d, h) in by_key {
                     match existing.docs.get(&key_of(&spec, &d)) {
                         Some(t) => {
                             let raw = RawDocumentBuf::from_document(t)?;
                             let th = raw_content_hash(&raw, &ignore)?;
-                            let refs_differ = spec
-                                .references
-                                .iter()
-                                .any(|r| d.get(r.field) != t.get(r.field));
-                            if syncing && (th != h || refs_differ) {
+                            if syncing && (th != h || raw_refs_differ(&spec, raw_d, &raw)) {
                                 stale.extend(d.get("_id").cloned());
                             } else {
                                 tally.add_source(h);
@@ -1740,17 +1731,13 @@ impl Engine {
             Some(p) if remaps => key_projection(p),
             _ => doc! { "_id": 1 },
         };
-        let queries: Vec<Document> = wanted
-            .chunks(IN_CHUNK)
-            .map(|c| doc! { "_id": { "$in": c.iter().map(|o| Bson::ObjectId(*o)).collect::<Vec<_>>() } })
-            .collect();
+        let ids: Vec<Bson> = wanted.iter().map(|o| Bson::ObjectId(*o)).collect();
         let parents = self.source.db.collection::<Document>(parent);
-        let mut answers = find_each(&parents, queries, Some(projection));
+        let mut answers = find_each(&parents, id_filters(&ids, Lookup::Points), Some(projection));
         let mut found: Vec<Document> = Vec::with_capacity(wanted.len());
         while let Some(docs) = answers.try_next().await? {
             found.extend(docs);
         }
-        drop(answers);
         let present: HashSet<ObjectId> = found
             .iter()
             .filter_map(|d| d.get_object_id("_id").ok())
@@ -2265,30 +2252,27 @@ impl Engine {
 /// One side of a collection summed by a verification: what tells whether the target
 /// holds exactly the source's documents without looking each one up.
 #[derive(Debug, Default, PartialEq)]
-struct Summed {
+pub(crate) struct Summed {
     /// Documents read.
-    count: u64,
+    pub(crate) count: u64,
     /// Wrapping sum of their content hashes (references ignored, no `_id`): the report's
     /// digest, as the document-by-document check sums it.
     contents: u64,
     /// Wrapping sum of the same hashes with each `_id` mixed in: equal on both sides only
     /// if each document is under its own `_id` with its own content.
-    identities: u64,
+    pub(crate) identities: u64,
 }
 
 impl Summed {
-    /// Reads `collection` of `db` once, raw, in the server's own order.
-    async fn of(
-        db: &Database,
-        collection: &str,
+    /// Reads the documents of `coll` that match `filter` once, raw, in the server's own
+    /// order; `ignore`: fields left out of the content hashes.
+    pub(crate) async fn of(
+        coll: Collection<RawDocumentBuf>,
+        filter: Document,
         ignore: &[&str],
         batch: usize,
     ) -> anyhow::Result<Summed> {
-        let mut cursor = db
-            .collection::<RawDocumentBuf>(collection)
-            .find(doc! {})
-            .batch_size(batch.max(1) as u32)
-            .await?;
+        let mut cursor = coll.find(filter).batch_size(batch.max(1) as u32).await?;
         let mut out = Summed::default();
         while let Some(d) = cursor.try_next().await? {
             let h = raw_content_hash(&d, ignore)?;
@@ -2299,6 +2283,31 @@ impl Summed {
             out.identities = out.identities.wrapping_add(id);
         }
         Ok(out)
+    }
+
+    /// Whether both sides hold the same documents, each under its own `_id`.
+    fn agrees(&self, other: &Summed) -> bool {
+        self.count == other.count && self.identities == other.identities
+    }
+
+    /// The verification of a collection whose source (`self`) and `target` agree (see
+    /// [`Self::agrees`]).
+    fn whole_report(
+        &self,
+        target: &Summed,
+        step: u16,
+        name: &str,
+        allowed: u64,
+    ) -> CollectionVerification {
+        VerifyTally {
+            source: self.count,
+            found: target.count,
+            matching: target.count,
+            source_digest: self.contents,
+            target_digest: target.contents,
+            ..VerifyTally::default()
+        }
+        .report(step, name, allowed)
     }
 }
 

@@ -14,7 +14,7 @@ use super::{coerce, LegacySource, LegacyStepSpec, MapContext, Mapped, Prepared};
 use crate::clone::{
     existing_in, identity, insert_unordered, key_of, new_run_id, IdKey, MigrationEnv,
 };
-use crate::clone::{raw_content_hash, raw_identity_hash, raw_to_bson, with_id_hash};
+use crate::clone::{raw_content_hash, raw_to_bson, with_id_hash, Summed};
 use crate::runs::{
     CollectionResult, CollectionVerification, FailureKind, Lease, RunOptions, RunRecord, RunStore,
     StepResult, StepStatus, Verification, VerifyTally,
@@ -889,30 +889,26 @@ impl Engine {
         Ok(Verification::of(out))
     }
 
-    /// The count and wrapping sum of [`raw_identity_hash`]es of `collection`'s documents in
-    /// the target (of the imported guild's, with a guild filter), read once in the
-    /// server's own order.
+    /// The count and wrapping sum of [`raw_identity_hash`]es of `collection`'s documents
+    /// in the target (of the imported guild's, with a guild filter), read once in the
+    /// server's own order ([`Summed`], nothing ignored).
+    ///
+    /// [`raw_identity_hash`]: crate::clone::raw_identity_hash
     async fn target_sums(&self, collection: &'static str) -> anyhow::Result<(u64, u64)> {
-        use futures::TryStreamExt as _;
         let spec = self.spec(collection)?;
         let mut filter = doc! {};
         if let (Some(g), GuildScope::Field { field, .. }) = (&self.guild, spec.scope) {
             filter.insert(field, g.as_str());
         }
-        let mut cursor = self
-            .target
-            .collection::<mongodb::bson::RawDocumentBuf>(collection)
-            .find(filter)
-            .batch_size(VERIFY_SLICE as u32)
-            .await
-            .with_context(|| format!("reading {collection} in the target to verify the import"))?;
-        let (mut count, mut sum) = (0u64, 0u64);
-        while let Some(d) = cursor.try_next().await? {
-            count += 1;
-            // Every stored document has an `_id`.
-            sum = sum.wrapping_add(raw_identity_hash(&d)?.unwrap_or_default());
-        }
-        Ok((count, sum))
+        let sums = Summed::of(
+            self.target.collection(collection),
+            filter,
+            &[],
+            VERIFY_SLICE,
+        )
+        .await
+        .with_context(|| format!("reading {collection} in the target to verify the import"))?;
+        Ok((sums.count, sums.identities))
     }
 
     /// Reads every in-scope legacy record of a step again, maps it as the import does, and
@@ -1758,6 +1754,8 @@ struct Parts {
 /// (content and `_id`). Order does not matter, so the target can be read through once in
 /// its own order and summed alike; equal sums mean the same documents (but for a 64-bit
 /// hash collision).
+///
+/// [`raw_identity_hash`]: crate::clone::raw_identity_hash
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Sums {
     by_collection: BTreeMap<&'static str, (u64, u64)>,
@@ -1766,7 +1764,8 @@ struct Sums {
 }
 
 impl Sums {
-    /// Adds one document of `collection` by its [`raw_identity_hash`].
+    /// Adds one document of `collection` by its
+    /// [`raw_identity_hash`](crate::clone::raw_identity_hash).
     fn add(&mut self, collection: &'static str, hash: Option<u64>) {
         let (count, sum) = self.by_collection.entry(collection).or_default();
         *count += 1;
