@@ -452,6 +452,24 @@ pub struct FailPoint {
 }
 
 impl FailPoint {
+    /// A stop after `batches` batches of `collection`.
+    pub fn after(collection: &str, batches: u64) -> Self {
+        Self {
+            collection: collection.to_string(),
+            after_batches: batches,
+            before_insert: false,
+        }
+    }
+
+    /// A clone's stop inside batch `batch` of `collection`, once its journal entry is
+    /// written and before its documents are.
+    pub fn before_insert(collection: &str, batch: u64) -> Self {
+        Self {
+            before_insert: true,
+            ..Self::after(collection, batch)
+        }
+    }
+
     /// Whether the run stops now, after `batches` batches of `collection` (never in a
     /// release build).
     pub(crate) fn hit(fp: &Option<FailPoint>, collection: &str, batches: u64) -> bool {

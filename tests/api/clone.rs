@@ -500,11 +500,7 @@ async fn remapped_references_hold_across_a_stop_and_resume() {
     o.batch_size = 10;
     o.parallelism = 1;
     let mut e = env(&target);
-    e.fail_point = Some(heimdall_host::migration::FailPoint {
-        collection: "infractions".into(),
-        after_batches: 1,
-        before_insert: false,
-    });
+    e.fail_point = Some(heimdall_host::migration::FailPoint::after("infractions", 1));
     let stopped = run(&e, o).await;
     assert_eq!(
         stopped.status,

@@ -36,11 +36,7 @@ async fn verification_sees_documents_removed_behind_the_runs_back() {
     // Stop inside the modmail messages (step 13): tags (step 19) are not copied yet, the
     // settings (step 1) are.
     let mut e = env(&target);
-    e.fail_point = Some(FailPoint {
-        collection: "modmail_messages".into(),
-        after_batches: 1,
-        before_insert: false,
-    });
+    e.fail_point = Some(FailPoint::after("modmail_messages", 1));
     let mut o = opts(&source);
     o.batch_size = 50;
     let r = run(&e, o).await;
@@ -97,11 +93,7 @@ async fn verification_sees_documents_whose_contents_trade_places() {
     let target = fresh_db("swdst").await;
     let last = *crate::resume::clone_collections().last().unwrap();
     let mut e = env(&target);
-    e.fail_point = Some(FailPoint {
-        collection: last.into(),
-        after_batches: 1,
-        before_insert: false,
-    });
+    e.fail_point = Some(FailPoint::after(last, 1));
     let mut o = opts(&source);
     o.batch_size = 25;
     // One step at a time: the modmail messages (step 13) are copied when the last stops.
@@ -164,11 +156,7 @@ async fn legacy_verification_sees_records_removed_behind_the_runs_back() {
     o.source_db = Some(source.name().to_string());
     let mut e = env(&target);
     // Stop right after the tags step's first batch: the deleted tag is re-imported in it.
-    e.fail_point = Some(FailPoint {
-        collection: "tags".into(),
-        after_batches: 1,
-        before_insert: false,
-    });
+    e.fail_point = Some(FailPoint::after("tags", 1));
     let r2 = crate::legacy::import_in(&e, o, Arc::new(Recorder::default())).await;
     assert_eq!(r2.status, RunStatus::Cancelled);
     // Behind its back, another tag goes.
@@ -201,11 +189,7 @@ async fn legacy_stopped_in_modmail(prefix: &str) -> (Database, RunRecord) {
     let mut o = LegacyOptions::new(mongo_uri(), "test");
     o.source_db = Some(source.name().to_string());
     let mut e = env(&target);
-    e.fail_point = Some(FailPoint {
-        collection: "modmail".into(),
-        after_batches: 1,
-        before_insert: false,
-    });
+    e.fail_point = Some(FailPoint::after("modmail", 1));
     let r = crate::legacy::import_in(&e, o, Arc::new(Recorder::default())).await;
     assert_eq!(r.status, RunStatus::Cancelled, "{:?}", r.message);
     (target, r)
@@ -369,11 +353,7 @@ async fn resume_against_another_source_is_refused_unless_forced() {
     let other = seeded("rother").await;
     let target = fresh_db("rdst").await;
     let mut e = env(&target);
-    e.fail_point = Some(FailPoint {
-        collection: "tags".into(),
-        after_batches: 1,
-        before_insert: false,
-    });
+    e.fail_point = Some(FailPoint::after("tags", 1));
     // The database named in the connection string, as an owner would.
     let mut o = clone::CloneOptions::new(uri_with_db(source.name()), "test");
     o.batch_size = 10;

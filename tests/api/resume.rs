@@ -85,11 +85,7 @@ where
 {
     let groups = mixed_ids();
     let mut e = env(target);
-    e.fail_point = Some(FailPoint {
-        collection: collection.into(),
-        after_batches: groups[0].len() as u64,
-        before_insert: false,
-    });
+    e.fail_point = Some(FailPoint::after(collection, groups[0].len() as u64));
     let mut record = first(e).await;
     for (i, g) in groups.iter().enumerate().skip(1) {
         assert_eq!(
@@ -100,11 +96,7 @@ where
         );
         let mut e = env(target);
         // The last attempt runs to the end.
-        e.fail_point = (i + 1 < groups.len()).then(|| FailPoint {
-            collection: collection.into(),
-            after_batches: g.len() as u64,
-            before_insert: false,
-        });
+        e.fail_point = (i + 1 < groups.len()).then(|| FailPoint::after(collection, g.len() as u64));
         record = crate::clone::resume_with(&e, &record.id).await;
     }
     assert_eq!(record.status, RunStatus::Completed, "{:?}", record.message);
@@ -234,11 +226,7 @@ async fn a_clone_stopped_in_every_collection_in_turn_ends_as_an_exact_copy() {
             break;
         }
         let mut e = env(&target);
-        e.fail_point = Some(FailPoint {
-            collection: c.into(),
-            after_batches: 1,
-            before_insert: false,
-        });
+        e.fail_point = Some(FailPoint::after(c, 1));
         let r = match &record {
             None => crate::clone::run(&e, o.clone()).await,
             Some(prev) => crate::clone::resume_with(&e, &prev.id).await,
@@ -299,11 +287,7 @@ async fn a_legacy_import_stopped_in_every_step_matches_an_uninterrupted_one() {
     let mut record: Option<RunRecord> = None;
     for c in names {
         let mut e = env(&target);
-        e.fail_point = Some(FailPoint {
-            collection: c.into(),
-            after_batches: 1,
-            before_insert: false,
-        });
+        e.fail_point = Some(FailPoint::after(c, 1));
         let r = match &record {
             None => crate::legacy::import_in(&e, lopts(3), Arc::new(Recorder::default())).await,
             Some(prev) => crate::clone::resume_with(&e, &prev.id).await,
@@ -356,11 +340,7 @@ async fn big_documents_come_in_batches_bounded_by_bytes() {
         .unwrap();
     let target = fresh_db("bytes_dst").await;
     let mut e = env(&target);
-    e.fail_point = Some(FailPoint {
-        collection: "tags".into(),
-        after_batches: 1,
-        before_insert: false,
-    });
+    e.fail_point = Some(FailPoint::after("tags", 1));
     let mut o = crate::clone::opts_named(source.name());
     o.batch_size = 500;
     let first = crate::clone::run(&e, o).await;

@@ -324,11 +324,7 @@ async fn an_undo_stopped_midway_resumes_to_the_same_end() {
     assert!(r.success(), "{:?}", r.message);
 
     let mut stopping = env(&target);
-    stopping.fail_point = Some(FailPoint {
-        collection: "tags".into(),
-        after_batches: 1,
-        before_insert: false,
-    });
+    stopping.fail_point = Some(FailPoint::after("tags", 1));
     let mut o = UndoOptions::new(&r.id, "test");
     o.batch_size = 2;
     let stopped = undo_run(&stopping, o).await;
@@ -547,11 +543,7 @@ async fn a_clone_stopped_between_its_journal_and_its_writes_resumes_and_undoes_w
     let before = state(&target).await;
     // Stopped inside the second batch of tags: its journal entry is written, its tags not.
     let mut stopping = env(&target);
-    stopping.fail_point = Some(FailPoint {
-        collection: "tags".into(),
-        after_batches: 2,
-        before_insert: true,
-    });
+    stopping.fail_point = Some(FailPoint::before_insert("tags", 2));
     let mut o = opts(&source);
     o.batch_size = 5;
     o.parallelism = 1;
