@@ -1,11 +1,14 @@
 //! Instance Clone benchmark: throughput as a ratio to a plain copy measured in the same run.
 //!
-//! `cargo bench --bench clone -- [--scale X] [--runs N] [--clone-only 1]`
+//! `cargo bench --bench clone -- [--scale X] [--runs N] [--clone-only 1] [--cache 2G]`
 //!
 //! Per run: seed a source instance, measure the ceiling (cursor read + unordered
 //! `insert_many` of 1,000 into empty collections with the same indexes, no checks), then a
 //! first clone and a re-run with nothing to copy, each through the `heimdall` binary (which
-//! reports its peak RSS). Prints medians. Uses `MONGODB_BENCH_URI` or starts a secantusd-rs.
+//! reports its peak RSS). Prints medians, and where the CPU went: the database server's
+//! CPU seconds in the ceiling and in the first run (when the benchmark started the server),
+//! and the `heimdall` process's own. Uses `MONGODB_BENCH_URI` or starts a secantusd-rs
+//! with a cache of `--cache`.
 
 #[path = "common.rs"]
 mod common;
@@ -13,7 +16,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::{arg, median, migrate, plain_copy, KEY};
+use common::{
+    arg, children_cpu_seconds, cpu_seconds, median, migrate, plain_copy, server_cpu, KEY,
+};
 use heimdall::seed::{seed_instance, SeedOptions};
 use heimdall_host::plugin::{Lifetime, Registry};
 
@@ -24,7 +29,8 @@ async fn main() {
     // The first run and the re-run only (no sync, no undo): the flat-memory figures at scale.
     let clone_only = arg("--clone-only", 0.0) > 0.0;
     let dir = tempfile::tempdir().unwrap();
-    let (uri, _server) = common::server(dir.path());
+    let (uri, server) = common::server(dir.path());
+    let server_pid = server.as_ref().map(|s| s.pid);
     let client = common::client(&uri).await;
     let registry = Arc::new(Registry::new(heimdall::plugins::all()).unwrap());
     let key: heimdall_host::crypto::EncryptionKey = KEY.parse().unwrap();
@@ -38,6 +44,8 @@ async fn main() {
     let (mut ratios, mut rerun_ratios, mut rss, mut ceil_rate, mut clone_rate) =
         (vec![], vec![], vec![], vec![], vec![]);
     let (mut undo_ratios, mut undo_rss, mut sync_ratios) = (vec![], vec![], vec![]);
+    let (mut cpu_ratios, mut ceil_cpu, mut clone_server_cpu, mut clone_own_cpu) =
+        (vec![], vec![], vec![], vec![]);
     let mut docs = 0;
     for r in 0..runs {
         let src = client.database(&format!("bench_src_{r}"));
@@ -66,11 +74,22 @@ async fn main() {
         heimdall_host::db::ensure_indexes(&ceiling_db, &registry)
             .await
             .unwrap();
-        let (ceil, n) = plain_copy(&src, &ceiling_db, &durable_names).await;
+        let ((ceil, n), ceil_server) = server_cpu(
+            server.as_ref(),
+            plain_copy(&src, &ceiling_db, &durable_names),
+        )
+        .await;
         assert_eq!(n, durable);
         let target = format!("bench_dst_{r}");
         let clone_args = ["clone", "--source", uri.as_str(), "--source-db", src.name()];
+        let (server_before, own_before) =
+            (server_pid.and_then(cpu_seconds), children_cpu_seconds());
         let (first, peak, json) = migrate(&uri, &target, &clone_args);
+        let first_server = server_pid
+            .and_then(cpu_seconds)
+            .zip(server_before)
+            .map(|(a, b)| a - b);
+        let first_own = children_cpu_seconds() - own_before;
         assert_eq!(json["imported"].as_u64().unwrap(), durable);
         let (again, peak2, json2) = migrate(&uri, &target, &clone_args);
         assert_eq!(json2["imported"].as_u64().unwrap(), 0);
@@ -83,6 +102,16 @@ async fn main() {
             secs(&json2, "copyMs"),
             secs(&json2, "verifyMs"),
         );
+        if let (Some(c), Some(f)) = (ceil_server, first_server) {
+            eprintln!(
+                "run {r}: CPU seconds: server {c:.1} in the ceiling, {f:.1} in the first run ({:.2}×); heimdall {first_own:.1}",
+                f / c
+            );
+            cpu_ratios.push(f / c);
+            ceil_cpu.push(c);
+            clone_server_cpu.push(f);
+        }
+        clone_own_cpu.push(first_own);
         ceil_rate.push(durable as f64 / ceil.as_secs_f64());
         clone_rate.push(durable as f64 / first);
         ratios.push(ceil.as_secs_f64() / first);
@@ -150,6 +179,21 @@ async fn main() {
     println!(
         "| peak RSS of `heimdall migrate clone` | {:.0} MB | ≤ 150 MB |",
         median(rss) / 1024.0
+    );
+    if !cpu_ratios.is_empty() {
+        println!(
+            "| database server CPU seconds: ceiling / first run | {:.1} / {:.1} | — |",
+            median(ceil_cpu),
+            median(clone_server_cpu)
+        );
+        println!(
+            "| server CPU seconds, first run ÷ ceiling | {:.2} | — |",
+            median(cpu_ratios)
+        );
+    }
+    println!(
+        "| `heimdall migrate clone` CPU seconds, first run | {:.1} | — |",
+        median(clone_own_cpu)
     );
     if clone_only {
         return;

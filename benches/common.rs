@@ -25,19 +25,31 @@ pub fn arg(name: &str, default: f64) -> f64 {
         .unwrap_or(default)
 }
 
+/// `--name value` from the command line, as text.
+pub fn arg_str(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| default.to_string())
+}
+
 /// The median.
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
 }
 
-/// `MONGODB_BENCH_URI`, or a secantusd-rs started for the benchmark.
+/// `MONGODB_BENCH_URI`, or a secantusd-rs started for the benchmark with a cache of
+/// `--cache` (default 2G; a smaller cache puts a small instance under the pressure a big
+/// one meets: 200M at a million documents is about 2G at ten million).
 pub fn server(dir: &std::path::Path) -> (String, Option<EmbeddedServer>) {
     match std::env::var("MONGODB_BENCH_URI") {
         Ok(u) => (u, None),
         Err(_) => {
             let mut o = ServerOptions::new(dir.join("db"));
-            o.cache_size = "2G".into();
+            o.cache_size = arg_str("--cache", "2G");
             let s = embedded::start(&o).unwrap();
             (s.uri.clone(), Some(s))
         }
@@ -115,4 +127,38 @@ pub async fn client(uri: &str) -> mongodb::Client {
     heimdall_host::db::connect(uri, Duration::from_secs(20))
         .await
         .unwrap()
+}
+
+/// CPU seconds (user and system) the process `pid` has used so far, from `/proc`; `None`
+/// where there is no `/proc` or no such process.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces) closed by ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks / hz as f64)
+}
+
+/// The database server's CPU seconds while `f` runs (`None` for a server not started here).
+pub async fn server_cpu<T>(
+    server: Option<&EmbeddedServer>,
+    f: impl std::future::Future<Output = T>,
+) -> (T, Option<f64>) {
+    let before = server.and_then(|s| cpu_seconds(s.pid));
+    let out = f.await;
+    let after = server.and_then(|s| cpu_seconds(s.pid));
+    (out, before.zip(after).map(|(b, a)| a - b))
+}
+
+/// CPU seconds (user and system) of this process's children that have ended (each
+/// `heimdall` run once it has exited; not a server still running).
+pub fn children_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes the struct it is given and nothing else.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(u.ru_utime) + secs(u.ru_stime)
 }

@@ -20,6 +20,8 @@ pub const BINARY: &str = "secantusd-rs";
 pub struct EmbeddedServer {
     /// `mongodb://host:port/?directConnection=true`.
     pub uri: String,
+    /// The server's process id (a benchmark reads its CPU time from `/proc`).
+    pub pid: u32,
     stop: Option<mpsc::Sender<()>>,
     owner: Option<std::thread::JoinHandle<()>>,
 }
@@ -78,13 +80,13 @@ impl ServerOptions {
 /// if the whole process dies first, the kernel kills the server.
 pub fn start(opts: &ServerOptions) -> anyhow::Result<EmbeddedServer> {
     let opts = opts.clone();
-    let (ready_tx, ready_rx) = mpsc::channel::<anyhow::Result<String>>();
+    let (ready_tx, ready_rx) = mpsc::channel::<anyhow::Result<(String, u32)>>();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let owner = std::thread::Builder::new()
         .name("secantusd-owner".into())
         .spawn(move || match spawn_child(&opts) {
             Ok((mut child, uri)) => {
-                let _ = ready_tx.send(Ok(uri));
+                let _ = ready_tx.send(Ok((uri, child.id())));
                 // Blocks until the handle is dropped.
                 let _ = stop_rx.recv();
                 let _ = child.kill();
@@ -94,11 +96,12 @@ pub fn start(opts: &ServerOptions) -> anyhow::Result<EmbeddedServer> {
                 let _ = ready_tx.send(Err(e));
             }
         })?;
-    let uri = ready_rx
+    let (uri, pid) = ready_rx
         .recv()
         .context("the secantusd-rs owner thread ended early")??;
     Ok(EmbeddedServer {
         uri,
+        pid,
         stop: Some(stop_tx),
         owner: Some(owner),
     })
