@@ -16,9 +16,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::{
-    arg, children_cpu_seconds, cpu_seconds, median, migrate, plain_copy, server_cpu, KEY,
-};
+use common::{arg, median, migrate, plain_copy, CpuClock, KEY};
 use heimdall::seed::{seed_instance, SeedOptions};
 use heimdall_host::plugin::{Lifetime, Registry};
 
@@ -74,22 +72,15 @@ async fn main() {
         heimdall_host::db::ensure_indexes(&ceiling_db, &registry)
             .await
             .unwrap();
-        let ((ceil, n), ceil_server) = server_cpu(
-            server.as_ref(),
-            plain_copy(&src, &ceiling_db, &durable_names),
-        )
-        .await;
+        let clock = CpuClock::start(server_pid);
+        let (ceil, n) = plain_copy(&src, &ceiling_db, &durable_names).await;
+        let (ceil_server, _) = clock.elapsed();
         assert_eq!(n, durable);
         let target = format!("bench_dst_{r}");
         let clone_args = ["clone", "--source", uri.as_str(), "--source-db", src.name()];
-        let (server_before, own_before) =
-            (server_pid.and_then(cpu_seconds), children_cpu_seconds());
+        let clock = CpuClock::start(server_pid);
         let (first, peak, json) = migrate(&uri, &target, &clone_args);
-        let first_server = server_pid
-            .and_then(cpu_seconds)
-            .zip(server_before)
-            .map(|(a, b)| a - b);
-        let first_own = children_cpu_seconds() - own_before;
+        let (first_server, first_own) = clock.elapsed();
         assert_eq!(json["imported"].as_u64().unwrap(), durable);
         let (again, peak2, json2) = migrate(&uri, &target, &clone_args);
         assert_eq!(json2["imported"].as_u64().unwrap(), 0);

@@ -142,17 +142,6 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     (hz > 0).then(|| ticks / hz as f64)
 }
 
-/// The database server's CPU seconds while `f` runs (`None` for a server not started here).
-pub async fn server_cpu<T>(
-    server: Option<&EmbeddedServer>,
-    f: impl std::future::Future<Output = T>,
-) -> (T, Option<f64>) {
-    let before = server.and_then(|s| cpu_seconds(s.pid));
-    let out = f.await;
-    let after = server.and_then(|s| cpu_seconds(s.pid));
-    (out, before.zip(after).map(|(b, a)| a - b))
-}
-
 /// CPU seconds (user and system) of this process's children that have ended (each
 /// `heimdall` run once it has exited; not a server still running).
 pub fn children_cpu_seconds() -> f64 {
@@ -161,4 +150,32 @@ pub fn children_cpu_seconds() -> f64 {
     unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     secs(u.ru_utime) + secs(u.ru_stime)
+}
+
+/// CPU seconds counted from [`CpuClock::start`]: the database server's (when the
+/// benchmark started it) and this process's ended children's (each `heimdall` run).
+pub struct CpuClock {
+    pid: Option<u32>,
+    server: Option<f64>,
+    children: f64,
+}
+
+impl CpuClock {
+    /// Starts counting; `pid`: the server's, if the benchmark started it.
+    pub fn start(pid: Option<u32>) -> Self {
+        Self {
+            pid,
+            server: pid.and_then(cpu_seconds),
+            children: children_cpu_seconds(),
+        }
+    }
+
+    /// (server CPU seconds, if known; children's CPU seconds) since the start.
+    pub fn elapsed(&self) -> (Option<f64>, f64) {
+        let server = self.pid.and_then(cpu_seconds).zip(self.server);
+        (
+            server.map(|(now, then)| now - then),
+            children_cpu_seconds() - self.children,
+        )
+    }
 }
