@@ -1229,19 +1229,18 @@ impl Engine {
             )
             .await?;
         }
-        if result.done {
-            self.publish(spec, state);
-            progress(&result);
-            return Ok(result);
+        if !result.done {
+            if let Some(n) = self.found_whole(spec, &result).await? {
+                result.total = n;
+                result.processed = n;
+                result.skipped = n;
+                result.done = true;
+                self.store
+                    .save_collection(&self.run_id, step_index, coll_index, &result, &[], &[])
+                    .await?;
+            }
         }
-        if let Some(n) = self.found_whole(spec, &result).await? {
-            result.total = n;
-            result.processed = n;
-            result.skipped = n;
-            result.done = true;
-            self.store
-                .save_collection(&self.run_id, step_index, coll_index, &result, &[], &[])
-                .await?;
+        if result.done {
             self.publish(spec, state);
             progress(&result);
             return Ok(result);
