@@ -249,13 +249,24 @@ pub trait CloneHandler: Send + Sync {
     fn prepare(&self, _collection: &CollectionSpec, _doc: &mut Document) -> Result<(), String> {
         Ok(())
     }
+
+    /// Whether [`prepare`](Self::prepare) may change a document. A handler that never does
+    /// says `false`, and the engine writes the source's bytes as they are (no parse, no
+    /// re-encoding) unless it has a reference of its own to rewrite.
+    fn adjusts(&self) -> bool {
+        true
+    }
 }
 
 /// The handler of every step that needs nothing special.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GenericHandler;
 
-impl CloneHandler for GenericHandler {}
+impl CloneHandler for GenericHandler {
+    fn adjusts(&self) -> bool {
+        false
+    }
+}
 
 /// What one plugin declares: its name, collections, clone steps and legacy mappings.
 #[derive(Debug, Clone)]

@@ -1260,14 +1260,17 @@ impl Engine {
         progress(&result);
         let mut batches = 0u64;
         while let Some(batch) = rx.recv().await {
-            let batch = super::parse_batch(batch?)?;
+            let batch = batch?;
             batches += 1;
             if self.write
                 && super::FailPoint::hit_before_insert(&self.fail_point, spec.name, batches)
             {
                 *self.stop_before_insert.lock().expect("fail point") = Some(spec.name);
             }
-            let last_id = batch.last().and_then(|d| d.get("_id").cloned());
+            let last_id = match batch.last().and_then(|d| raw_id(d)) {
+                Some(id) => Some(raw_to_bson(id)?),
+                None => None,
+            };
             let errors = self
                 .process_batch(
                     step_index,
@@ -1409,7 +1412,7 @@ impl Engine {
             "copying again what verification found missing"
         );
         let (keys, ids): (Vec<String>, Vec<Bson>) = missing.into_iter().unzip();
-        let source = self.source.db.collection::<Document>(spec.name);
+        let source = self.source.db.collection::<RawDocumentBuf>(spec.name);
         for chunk in ids.chunks(IN_CHUNK) {
             let batch = super::find_ids(&source, base, chunk, "reading the source").await?;
             let errors = self
@@ -1611,7 +1614,7 @@ impl Engine {
             .position(|s| s.spec.order == order)
             .context("a step the catalog no longer has")?;
         let handler = self.registry.clone_steps()[step_index].spec.handler.clone();
-        let source = self.source.db.collection::<Document>(spec.name);
+        let source = self.source.db.collection::<RawDocumentBuf>(spec.name);
         let docs = super::find_ids(&source, base, &stale, "reading the source").await?;
         let mut delta = CollectionResult {
             name: spec.name.to_string(),
@@ -1762,12 +1765,16 @@ impl Engine {
     }
 
     /// Validates, rewrites, checks existence and writes one batch; returns its record errors.
+    ///
+    /// Documents stay the source's bytes: one is parsed only to rewrite a reference, for a
+    /// handler that adjusts documents, or when the target holds something under its `_id`
+    /// or key (skipped, overwritten or looked up).
     #[allow(clippy::too_many_arguments)]
     async fn process_batch(
         &self,
         step_index: usize,
         spec: &CollectionSpec,
-        batch: Vec<Document>,
+        batch: Vec<RawDocumentBuf>,
         handler: &dyn CloneHandler,
         state: &mut RefState,
         result: &mut CollectionResult,
@@ -1777,6 +1784,10 @@ impl Engine {
         let mut errors = Vec::new();
         let fail = |errors: &mut Vec<RecordError>, d: &Document, reason: String| {
             errors.push(RecordError::of(step, spec.name, d, reason));
+        };
+        let fail_raw = |errors: &mut Vec<RecordError>, d: &RawDocument, reason: String| {
+            let id = raw_id(d).and_then(|v| raw_to_bson(v).ok());
+            errors.push(RecordError::of_id(step, spec.name, id, reason));
         };
         result.processed += batch.len() as u64;
 
@@ -1789,25 +1800,26 @@ impl Engine {
             .map(|(i, r)| (i, self.state(r.collection)))
             .collect();
         let tracked = self.referenced.contains(spec.name);
-        let mut checked: Vec<Document> = Vec::with_capacity(batch.len());
+        let mut checked: Vec<RawDocumentBuf> = Vec::with_capacity(batch.len());
         let mut unknown: Vec<Vec<ObjectId>> = vec![Vec::new(); spec.references.len()];
-        for mut d in batch {
-            if let Some(Bson::ObjectId(id)) = d.get("_id") {
+        for d in batch {
+            if let Some(RawBsonRef::ObjectId(id)) = raw_id(&d) {
                 if tracked {
-                    state.saw(*id);
+                    state.saw(id);
                     if self.guild.is_some() {
-                        state.selected.push(*id);
+                        state.selected.push(id);
                     }
                 }
             }
-            if let Err(reason) = check_doc(spec, &d) {
+            if let Err(reason) = check_raw(spec, &d) {
                 result.failed += 1;
-                fail(&mut errors, &d, reason);
+                fail_raw(&mut errors, &d, reason);
                 continue;
             }
+            let mut rewrites: Vec<(&str, ObjectId)> = Vec::new();
             for (i, rs) in &ref_states {
                 let r = &spec.references[*i];
-                if let Some(Bson::ObjectId(id)) = d.get(r.field).cloned() {
+                if let Ok(Some(RawBsonRef::ObjectId(id))) = d.get(r.field) {
                     let place = match rs.target_of(&id) {
                         RefTarget::Ask => state
                             .looked_up
@@ -1816,15 +1828,17 @@ impl Engine {
                         known => known,
                     };
                     match place {
-                        RefTarget::Remapped(t) => {
-                            d.insert(r.field, t);
-                        }
+                        RefTarget::Remapped(t) => rewrites.push((r.field, t)),
                         RefTarget::Same => {}
                         RefTarget::Ask => unknown[*i].push(id),
                     }
                 }
             }
-            checked.push(d);
+            checked.push(if rewrites.is_empty() {
+                d
+            } else {
+                with_fields(&d, &rewrites)?
+            });
         }
 
         // References to `_id`s memory does not place: dangling unless the source has them;
@@ -1849,20 +1863,47 @@ impl Engine {
             }
             looked_up.push(map);
         }
-        let mut valid: Vec<Document> = Vec::with_capacity(checked.len());
-        for mut d in checked {
+        let remaps = looked_up.iter().any(|m| !m.is_empty());
+        let adjusts = handler.adjusts();
+        let mut valid: Vec<RawDocumentBuf> = Vec::with_capacity(checked.len());
+        for raw in checked {
+            if !remaps && !adjusts {
+                valid.push(raw);
+                continue;
+            }
+            let mut rewrites: Vec<(&str, ObjectId)> = Vec::new();
             for (i, map) in looked_up.iter().enumerate() {
                 let field = spec.references[i].field;
-                if let Some(t) = d.get_object_id(field).ok().and_then(|id| map.get(&id)) {
-                    d.insert(field, *t);
+                if let Ok(Some(RawBsonRef::ObjectId(id))) = raw.get(field) {
+                    if let Some(t) = map.get(&id) {
+                        rewrites.push((field, *t));
+                    }
                 }
+            }
+            if !adjusts {
+                valid.push(if rewrites.is_empty() {
+                    raw
+                } else {
+                    with_fields(&raw, &rewrites)?
+                });
+                continue;
+            }
+            let mut d = raw.to_document()?;
+            for (field, t) in rewrites {
+                d.insert(field, t);
             }
             if let Err(reason) = handler.prepare(spec, &mut d) {
                 result.failed += 1;
                 fail(&mut errors, &d, reason);
                 continue;
             }
-            valid.push(d);
+            match RawDocumentBuf::from_document(&d) {
+                Ok(r) => valid.push(r),
+                Err(e) => {
+                    result.failed += 1;
+                    fail(&mut errors, &d, format!("cannot be written: {e}"));
+                }
+            }
         }
 
         // Existence, first by `_id`: one range read of the target over the batch's `_id`s
@@ -1871,7 +1912,10 @@ impl Engine {
         // be: when its `_id` matched a document with another key, when inserting it hit a
         // unique index, or in a dry run (which cannot try).
         let target = self.target.collection::<Document>(spec.name);
-        let ids: Vec<Bson> = valid.iter().filter_map(|d| d.get("_id").cloned()).collect();
+        let ids: Vec<Bson> = valid
+            .iter()
+            .filter_map(|d| raw_id(d).and_then(|v| raw_to_bson(v).ok()))
+            .collect();
         let by_id = if valid.is_empty() {
             HashMap::new()
         } else {
@@ -1879,13 +1923,25 @@ impl Engine {
         };
         let mut matched: Vec<(Document, Document)> = Vec::new();
         let mut lookup: Vec<(Document, Option<String>)> = Vec::new();
-        let mut to_insert = Vec::with_capacity(valid.len());
-        for d in valid {
-            match by_id.get(&IdKey::of_doc(&d)) {
-                Some(t) if same_key(spec, t, &d) => matched.push((d, t.clone())),
-                Some(_) => lookup.push((d, None)),
-                None if !self.write && !spec.unique_key.is_empty() => lookup.push((d, None)),
-                None => to_insert.push(d),
+        let mut to_insert: Vec<RawDocumentBuf> = Vec::with_capacity(valid.len());
+        for raw in valid {
+            let found = match raw_id(&raw) {
+                Some(id) => by_id.get(&IdKey::of_raw(id)),
+                None => by_id.get(&IdKey::Other("null".into())),
+            };
+            match found {
+                Some(t) => {
+                    let d = raw.to_document()?;
+                    if same_key(spec, t, &d) {
+                        matched.push((d, t.clone()));
+                    } else {
+                        lookup.push((d, None));
+                    }
+                }
+                None if !self.write && !spec.unique_key.is_empty() => {
+                    lookup.push((raw.to_document()?, None))
+                }
+                None => to_insert.push(raw),
             }
         }
         drop(by_id);
@@ -1895,44 +1951,21 @@ impl Engine {
         if !self.write {
             result.inserted += to_insert.len() as u64;
         } else if !to_insert.is_empty() {
-            // Serialized once, for the journal and the insert alike.
-            let mut raw: Vec<RawDocumentBuf> = Vec::with_capacity(to_insert.len());
-            let mut kept: Vec<Document> = Vec::with_capacity(to_insert.len());
-            for d in std::mem::take(&mut to_insert) {
-                match RawDocumentBuf::from_document(&d) {
-                    Ok(r) => {
-                        raw.push(r);
-                        kept.push(d);
-                    }
-                    Err(e) => {
-                        result.failed += 1;
-                        fail(&mut errors, &d, format!("cannot be written: {e}"));
-                    }
-                }
-            }
-            to_insert = kept;
             // The journal first: a document whose entry cannot be written is not written.
             let mut written = super::journal::Written::default();
             if let Some(j) = &self.journal {
-                let (refused, w) = j.will_insert_raw(spec.name, &raw, true).await?;
+                let (refused, w) = j.will_insert_raw(spec.name, &to_insert, true).await?;
                 written = w;
                 if !refused.is_empty() {
                     let out: HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
                     for (i, why) in refused {
                         result.failed += 1;
-                        fail(&mut errors, &to_insert[i], why);
+                        fail_raw(&mut errors, &to_insert[i], why);
                     }
-                    let keep = |i: &usize| !out.contains(i);
                     to_insert = to_insert
                         .into_iter()
                         .enumerate()
-                        .filter(|(i, _)| keep(i))
-                        .map(|(_, d)| d)
-                        .collect();
-                    raw = raw
-                        .into_iter()
-                        .enumerate()
-                        .filter(|(i, _)| keep(i))
+                        .filter(|(i, _)| !out.contains(i))
                         .map(|(_, d)| d)
                         .collect();
                 }
@@ -1951,22 +1984,21 @@ impl Engine {
             self.store.check_fence()?;
             let mut failed_idx = HashSet::new();
             let raw_target = self.target.collection::<RawDocumentBuf>(spec.name);
-            if let Err(failures) = insert_unordered(&raw_target, &raw).await {
+            if let Err(failures) = insert_unordered(&raw_target, &to_insert).await {
                 for f in failures? {
                     failed_idx.insert(f.index);
                     if f.code == 11000 {
-                        lookup.push((to_insert[f.index].clone(), Some(f.reason)));
+                        lookup.push((to_insert[f.index].to_document()?, Some(f.reason)));
                     } else {
                         result.failed += 1;
-                        fail(&mut errors, &to_insert[f.index], f.reason);
+                        fail_raw(&mut errors, &to_insert[f.index], f.reason);
                     }
                 }
             }
-            drop(raw);
             if let Some(j) = &self.journal {
                 let not_written: Vec<Bson> = failed_idx
                     .iter()
-                    .filter_map(|i| to_insert[*i].get("_id").cloned())
+                    .filter_map(|i| raw_id(&to_insert[*i]).and_then(|v| raw_to_bson(v).ok()))
                     .collect();
                 j.not_inserted(&written, &not_written).await?;
             }
@@ -2883,37 +2915,39 @@ fn push_fmt(s: &mut String, v: &impl std::fmt::Display) {
 }
 
 /// Checks the fields the copy relies on; the reason says what is wrong.
-fn check_doc(spec: &CollectionSpec, d: &Document) -> Result<(), String> {
-    if !d.contains_key("_id") {
+fn check_raw(spec: &CollectionSpec, d: &RawDocument) -> Result<(), String> {
+    let get = |k: &str| {
+        d.get(k)
+            .map_err(|e| format!("the document cannot be read at `{k}`: {e}"))
+    };
+    if get("_id")?.is_none() {
         return Err("the document has no _id".into());
     }
     for k in &spec.unique_key {
-        match d.get(*k) {
-            None | Some(Bson::Null) => return Err(format!("missing unique key field `{k}`")),
-            Some(Bson::String(s)) if s.is_empty() => {
-                return Err(format!("empty unique key field `{k}`"))
-            }
+        match get(k)? {
+            None | Some(RawBsonRef::Null) => return Err(format!("missing unique key field `{k}`")),
+            Some(RawBsonRef::String("")) => return Err(format!("empty unique key field `{k}`")),
             _ => {}
         }
     }
     if let GuildScope::Field { field, nullable } = spec.scope {
-        match d.get(field) {
-            Some(Bson::String(_)) => {}
-            None | Some(Bson::Null) if nullable => {}
-            None | Some(Bson::Null) => return Err(format!("missing `{field}`")),
+        match get(field)? {
+            Some(RawBsonRef::String(_)) => {}
+            None | Some(RawBsonRef::Null) if nullable => {}
+            None | Some(RawBsonRef::Null) => return Err(format!("missing `{field}`")),
             Some(other) => {
                 return Err(format!(
-                    "`{field}` is {}, expected a string (a Discord id)",
-                    type_name(other)
+                    "`{field}` is {:?}, expected a string (a Discord id)",
+                    other.element_type()
                 ))
             }
         }
     }
     for r in &spec.references {
-        match d.get(r.field) {
-            Some(Bson::ObjectId(_)) => {}
-            None | Some(Bson::Null) if r.optional => {}
-            None | Some(Bson::Null) => {
+        match get(r.field)? {
+            Some(RawBsonRef::ObjectId(_)) => {}
+            None | Some(RawBsonRef::Null) if r.optional => {}
+            None | Some(RawBsonRef::Null) => {
                 return Err(format!(
                     "missing reference `{}` to {}",
                     r.field, r.collection
@@ -2921,15 +2955,24 @@ fn check_doc(spec: &CollectionSpec, d: &Document) -> Result<(), String> {
             }
             Some(other) => {
                 return Err(format!(
-                    "reference `{}` is {}, expected an ObjectId of {}",
+                    "reference `{}` is {:?}, expected an ObjectId of {}",
                     r.field,
-                    type_name(other),
+                    other.element_type(),
                     r.collection
                 ))
             }
         }
     }
     Ok(())
+}
+
+/// `d` with each of `fields` set to an ObjectId (a reference rewritten), in place.
+fn with_fields(d: &RawDocument, fields: &[(&str, ObjectId)]) -> anyhow::Result<RawDocumentBuf> {
+    let mut doc = Document::try_from(d)?;
+    for (field, id) in fields {
+        doc.insert(*field, *id);
+    }
+    Ok(RawDocumentBuf::from_document(&doc)?)
 }
 
 /// A BSON type's name, e.g. `Int64`.

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use mongodb::bson::{self, doc, Bson, Document};
+use mongodb::bson::{self, doc, Bson, Document, RawDocumentBuf};
 use mongodb::change_stream::event::{ChangeStreamEvent, OperationType, ResumeToken};
 use mongodb::change_stream::ChangeStream;
 
@@ -202,7 +202,7 @@ impl Engine {
             let Some((spec, base)) = self.scope(&coll).await? else {
                 continue;
             };
-            let source = self.source.db.collection::<Document>(spec.name);
+            let source = self.source.db.collection::<RawDocumentBuf>(spec.name);
             let handler = self.registry.clone_steps()[si].spec.handler.clone();
             let mut result = steps[si].collections[ci].clone();
             let mut errors = Vec::new();

@@ -764,7 +764,16 @@ pub struct RecordError {
 impl RecordError {
     /// The error of the document `doc` (its `_id`) in `collection` at `step`.
     pub fn of(step: u16, collection: &str, doc: &Document, reason: impl Into<String>) -> Self {
-        let id = doc.get("_id").cloned();
+        Self::of_id(step, collection, doc.get("_id").cloned(), reason)
+    }
+
+    /// The error of the document with `_id` `id` (`None`: it has none).
+    pub fn of_id(
+        step: u16,
+        collection: &str,
+        id: Option<mongodb::bson::Bson>,
+        reason: impl Into<String>,
+    ) -> Self {
         let (source_id, id_digest) = match &id {
             Some(b) => (short_id_text(b), id_digest(b)),
             None => ("(no _id)".to_string(), String::new()),
@@ -987,23 +996,29 @@ pub(crate) async fn take_over(
 
 /// The documents of `coll` selected by `base` whose `_id` is one of `ids`, in `_id` order
 /// (what a resume copies again after a verification found it missing).
-pub(crate) async fn find_ids(
-    coll: &mongodb::Collection<Document>,
+pub(crate) async fn find_ids<T>(
+    coll: &mongodb::Collection<T>,
     base: &Document,
     ids: &[mongodb::bson::Bson],
     what: &'static str,
-) -> anyhow::Result<Vec<Document>> {
+) -> anyhow::Result<Vec<T>>
+where
+    T: serde::de::DeserializeOwned + Send + Sync + Unpin,
+{
     find_ids_projected(coll, base, ids, None, what).await
 }
 
 /// [`find_ids`], each document reduced to `projection` (e.g. its `_id` only, to list it).
-pub(crate) async fn find_ids_projected(
-    coll: &mongodb::Collection<Document>,
+pub(crate) async fn find_ids_projected<T>(
+    coll: &mongodb::Collection<T>,
     base: &Document,
     ids: &[mongodb::bson::Bson],
     projection: Option<Document>,
     what: &'static str,
-) -> anyhow::Result<Vec<Document>> {
+) -> anyhow::Result<Vec<T>>
+where
+    T: serde::de::DeserializeOwned + Send + Sync + Unpin,
+{
     use anyhow::Context as _;
     use futures::TryStreamExt;
     use mongodb::bson::doc;
