@@ -12,7 +12,7 @@ use heimdall_host::migration::clone::{self, CloneOptions, MigrationEnv, Outcome}
 use heimdall_host::migration::runs::{RunRecord, RunStatus, RunStore};
 use heimdall_host::migration::{EventKind, ProgressEvent, ProgressSink};
 use heimdall_host::plugin::{Lifetime, Registry};
-use mongodb::bson::{doc, oid::ObjectId, Bson, Document};
+use mongodb::bson::{doc, oid::ObjectId, Bson, Document, RawDocumentBuf};
 use mongodb::Database;
 use tokio_util::sync::CancellationToken;
 
@@ -681,6 +681,47 @@ async fn bad_documents_are_recorded_and_the_run_completes() {
     // The failed infraction is the only one not in the target, and the run listed it.
     assert_eq!((vi.failed, vi.missing), (1, 0), "{vi:?}");
     assert!(v.ok);
+}
+
+#[tokio::test]
+async fn a_document_a_parser_would_change_arrives_byte_for_byte_and_verified() {
+    let source = seeded("rawsrc").await;
+    let target = fresh_db("rawdst").await;
+    let guild = docs(&source, "guild_configs", doc! {}).await[0]
+        .get_str("guildId")
+        .unwrap()
+        .to_string();
+    // A field twice: parsed into a map, one of the two values would be lost.
+    let id = ObjectId::new();
+    let mut raw = RawDocumentBuf::new();
+    raw.append("_id", id);
+    raw.append("guildId", guild.as_str());
+    raw.append("name", "twice");
+    raw.append("content", "the first");
+    raw.append("content", "the second");
+    source
+        .collection::<RawDocumentBuf>("tags")
+        .insert_one(&raw)
+        .await
+        .unwrap();
+    let stored = source
+        .collection::<RawDocumentBuf>("tags")
+        .find_one(doc! { "_id": id })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.as_bytes(), raw.as_bytes(), "the server keeps both");
+
+    let r = run(&env(&target), opts(&source)).await;
+    assert!(r.success(), "{:?}", r.message);
+    let copied = target
+        .collection::<RawDocumentBuf>("tags")
+        .find_one(doc! { "_id": id })
+        .await
+        .unwrap()
+        .expect("copied");
+    assert_eq!(copied.as_bytes(), raw.as_bytes());
+    assert!(r.verification.unwrap().ok);
 }
 
 #[tokio::test]
