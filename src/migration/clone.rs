@@ -2966,7 +2966,8 @@ fn check_raw(spec: &CollectionSpec, d: &RawDocument) -> Result<(), String> {
     Ok(())
 }
 
-/// `d` with each of `fields` set to an ObjectId (a reference rewritten), in place.
+/// `d` with each of `fields` set to an ObjectId (a reference rewritten; each field keeps
+/// its place).
 fn with_fields(d: &RawDocument, fields: &[(&str, ObjectId)]) -> anyhow::Result<RawDocumentBuf> {
     let mut doc = Document::try_from(d)?;
     for (field, id) in fields {
