@@ -677,6 +677,10 @@ pub(crate) enum Compare {
     Content,
 }
 
+/// How often a copy writes its place in the run record (a checkpoint): each one is an
+/// update of the record, and a resume handles again only what came after the last.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
 /// How many source `_id`s of a referenced collection a run keeps in memory as seen: a
 /// reference to one of them needs no query. References to others are checked on the source
 /// (a few per batch: children of one parent lie together), so memory stays the same however
@@ -1259,6 +1263,10 @@ impl Engine {
         );
         progress(&result);
         let mut batches = 0u64;
+        // Checkpoints at most every CHECKPOINT_EVERY, and at once for a batch with errors
+        // or a stop: a resume handles again what came after the last one (finding it in
+        // the target, skipped), as it would the batch between an insert and its checkpoint.
+        let mut saved_at = std::time::Instant::now();
         while let Some(batch) = rx.recv().await {
             let batch = batch?;
             batches += 1;
@@ -1288,19 +1296,29 @@ impl Engine {
                 )
                 .await?;
             result.last_id = last_id;
+            let stopping = self.cancel.is_cancelled()
+                || (self.write && super::FailPoint::hit(&self.fail_point, spec.name, batches));
             if self.write {
-                self.store
-                    .save_collection(&self.run_id, step_index, coll_index, &result, &errors, &[])
-                    .await?;
+                if stopping || !errors.is_empty() || saved_at.elapsed() >= CHECKPOINT_EVERY {
+                    self.store
+                        .save_collection(
+                            &self.run_id,
+                            step_index,
+                            coll_index,
+                            &result,
+                            &errors,
+                            &[],
+                        )
+                        .await?;
+                    saved_at = std::time::Instant::now();
+                }
             } else {
                 let mut pe = self.plan_errors.lock().expect("plan errors");
                 let room = super::MAX_RECORDED_ERRORS.saturating_sub(pe.len());
                 pe.extend(errors.into_iter().take(room));
             }
             progress(&result);
-            if self.cancel.is_cancelled()
-                || (self.write && super::FailPoint::hit(&self.fail_point, spec.name, batches))
-            {
+            if stopping {
                 return Err(Cancelled.into());
             }
         }
