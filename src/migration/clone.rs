@@ -828,6 +828,9 @@ struct Engine {
     /// Collections found whole in the target before their copy (nothing copied): both
     /// sides' sums, which their verification reports.
     found_whole: Mutex<HashMap<&'static str, (Summed, Summed)>>,
+    /// Each collection's source count as the run's start measured it, taken by its step
+    /// (counting again costs the source a scan on some servers).
+    counted: Mutex<HashMap<&'static str, u64>>,
 }
 
 impl Engine {
@@ -871,6 +874,7 @@ impl Engine {
             stop_before_insert: Mutex::new(None),
             journal: None,
             found_whole: Mutex::default(),
+            counted: Mutex::default(),
         }
     }
 
@@ -1090,12 +1094,13 @@ impl Engine {
                     continue;
                 };
                 let source = self.source.db.collection::<Document>(spec.name);
-                total += match self.selection(spec).await? {
+                let n = match self.selection(spec).await? {
                     None => 0,
                     Some(f) if f.is_empty() => source.estimated_document_count().await?,
                     Some(f) => source.count_documents(f).await?,
-                }
-                .max(c.processed);
+                };
+                self.counted.lock().expect("counted").insert(spec.name, n);
+                total += n.max(c.processed);
             }
             before += done;
             self.clock.step(i, done);
@@ -1127,6 +1132,10 @@ impl Engine {
                 .collection(&c.name)
                 .cloned()
                 .context("a run names a collection the catalog no longer has")?;
+            if let Some(n) = self.counted.lock().expect("counted").remove(spec.name) {
+                totals.push(n);
+                continue;
+            }
             let filter = self.selection(&spec).await?.unwrap_or_default();
             let source = self.source.db.collection::<Document>(spec.name);
             // A total for progress only: the whole collection's from its metadata.
