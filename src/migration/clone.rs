@@ -1284,10 +1284,11 @@ impl Engine {
             {
                 *self.stop_before_insert.lock().expect("fail point") = Some(spec.name);
             }
-            let last_id = match batch.last().and_then(|d| raw_id(d)) {
-                Some(id) => Some(raw_to_bson(id)?),
-                None => None,
-            };
+            let last_id = batch
+                .last()
+                .and_then(|d| raw_id(d))
+                .map(raw_to_bson)
+                .transpose()?;
             let errors = self
                 .process_batch(
                     step_index,
@@ -1531,10 +1532,7 @@ impl Engine {
         let mut gone = syncing.then(|| gone::GoneScan::new(base_filter.is_empty()));
         while let Some(batch) = rx.recv().await {
             let batch = batch?;
-            let ids: Vec<Bson> = batch
-                .iter()
-                .filter_map(|d| raw_id(d).and_then(|r| raw_to_bson(r).ok()))
-                .collect();
+            let ids: Vec<Bson> = batch.iter().filter_map(|d| raw_id_bson(d)).collect();
             let window = gone.as_mut().and_then(|g| g.window(&ids));
             let by_id = match (window, gone.as_mut()) {
                 (Some(filter), Some(scan)) => {
@@ -1552,7 +1550,7 @@ impl Engine {
                     Some(t) if raw_same_key(&spec, t, d) => {
                         let th = raw_content_hash(t, &ignore)?;
                         if syncing && (th != h || raw_refs_differ(&spec, d, t)) {
-                            stale.extend(raw_id(d).and_then(|r| raw_to_bson(r).ok()));
+                            stale.extend(raw_id_bson(d));
                         } else {
                             tally.add_source(h);
                             tally.add_found(h, th);
@@ -1813,7 +1811,7 @@ impl Engine {
             errors.push(RecordError::of(step, spec.name, d, reason));
         };
         let fail_raw = |errors: &mut Vec<RecordError>, d: &RawDocument, reason: String| {
-            let id = raw_id(d).and_then(|v| raw_to_bson(v).ok());
+            let id = raw_id_bson(d);
             errors.push(RecordError::of_id(step, spec.name, id, reason));
         };
         result.processed += batch.len() as u64;
@@ -1827,7 +1825,9 @@ impl Engine {
             .map(|(i, r)| (i, self.state(r.collection)))
             .collect();
         let tracked = self.referenced.contains(spec.name);
-        let mut checked: Vec<RawDocumentBuf> = Vec::with_capacity(batch.len());
+        // Each document with the references it has to rewrite (applied once, below).
+        let mut checked: Vec<(RawDocumentBuf, Vec<(&str, ObjectId)>)> =
+            Vec::with_capacity(batch.len());
         let mut unknown: Vec<Vec<ObjectId>> = vec![Vec::new(); spec.references.len()];
         for d in batch {
             if let Some(RawBsonRef::ObjectId(id)) = raw_id(&d) {
@@ -1861,11 +1861,7 @@ impl Engine {
                     }
                 }
             }
-            checked.push(if rewrites.is_empty() {
-                d
-            } else {
-                with_fields(&d, &rewrites)?
-            });
+            checked.push((d, rewrites));
         }
 
         // References to `_id`s memory does not place: dangling unless the source has them;
@@ -1890,17 +1886,14 @@ impl Engine {
             }
             looked_up.push(map);
         }
-        let remaps = looked_up.iter().any(|m| !m.is_empty());
         let adjusts = handler.adjusts();
         let mut valid: Vec<RawDocumentBuf> = Vec::with_capacity(checked.len());
-        for raw in checked {
-            if !remaps && !adjusts {
-                valid.push(raw);
-                continue;
-            }
-            let mut rewrites: Vec<(&str, ObjectId)> = Vec::new();
+        for (raw, mut rewrites) in checked {
             for (i, map) in looked_up.iter().enumerate() {
                 let field = spec.references[i].field;
+                if map.is_empty() || rewrites.iter().any(|(f, _)| *f == field) {
+                    continue;
+                }
                 if let Ok(Some(RawBsonRef::ObjectId(id))) = raw.get(field) {
                     if let Some(t) = map.get(&id) {
                         rewrites.push((field, *t));
@@ -1911,14 +1904,11 @@ impl Engine {
                 valid.push(if rewrites.is_empty() {
                     raw
                 } else {
-                    with_fields(&raw, &rewrites)?
+                    RawDocumentBuf::from_document(&rewritten(&raw, &rewrites)?)?
                 });
                 continue;
             }
-            let mut d = raw.to_document()?;
-            for (field, t) in rewrites {
-                d.insert(field, t);
-            }
+            let mut d = rewritten(&raw, &rewrites)?;
             if let Err(reason) = handler.prepare(spec, &mut d) {
                 result.failed += 1;
                 fail(&mut errors, &d, reason);
@@ -1939,10 +1929,7 @@ impl Engine {
         // be: when its `_id` matched a document with another key, when inserting it hit a
         // unique index, or in a dry run (which cannot try).
         let target = self.target.collection::<Document>(spec.name);
-        let ids: Vec<Bson> = valid
-            .iter()
-            .filter_map(|d| raw_id(d).and_then(|v| raw_to_bson(v).ok()))
-            .collect();
+        let ids: Vec<Bson> = valid.iter().filter_map(|d| raw_id_bson(d)).collect();
         let by_id = if valid.is_empty() {
             HashMap::new()
         } else {
@@ -2025,7 +2012,7 @@ impl Engine {
             if let Some(j) = &self.journal {
                 let not_written: Vec<Bson> = failed_idx
                     .iter()
-                    .filter_map(|i| raw_id(&to_insert[*i]).and_then(|v| raw_to_bson(v).ok()))
+                    .filter_map(|i| raw_id_bson(&to_insert[*i]))
                     .collect();
                 j.not_inserted(&written, &not_written).await?;
             }
@@ -2528,6 +2515,11 @@ fn raw_id(d: &RawDocument) -> Option<RawBsonRef<'_>> {
     d.get("_id").ok().flatten()
 }
 
+/// A raw document's `_id` as a [`Bson`] (`None` without one, or one that cannot be read).
+fn raw_id_bson(d: &RawDocument) -> Option<Bson> {
+    raw_id(d).and_then(|v| raw_to_bson(v).ok())
+}
+
 /// A raw value as a [`Bson`].
 pub(crate) fn raw_to_bson(v: RawBsonRef<'_>) -> anyhow::Result<Bson> {
     Ok(Bson::try_from(v.to_raw_bson())?)
@@ -2993,14 +2985,14 @@ fn check_raw(spec: &CollectionSpec, d: &RawDocument) -> Result<(), String> {
     Ok(())
 }
 
-/// `d` with each of `fields` set to an ObjectId (a reference rewritten; each field keeps
-/// its place).
-fn with_fields(d: &RawDocument, fields: &[(&str, ObjectId)]) -> anyhow::Result<RawDocumentBuf> {
+/// `d` parsed, with each of `fields` set to an ObjectId (a reference rewritten; each
+/// field keeps its place).
+fn rewritten(d: &RawDocument, fields: &[(&str, ObjectId)]) -> anyhow::Result<Document> {
     let mut doc = Document::try_from(d)?;
     for (field, id) in fields {
         doc.insert(*field, *id);
     }
-    Ok(RawDocumentBuf::from_document(&doc)?)
+    Ok(doc)
 }
 
 /// A BSON type's name, e.g. `Int64`.
