@@ -79,6 +79,14 @@ pub fn durable(reg: &heimdall_host::plugin::Catalog) -> Vec<&'static str> {
 }
 
 /// Every document of every collection, with the indexes: to prove the source is untouched.
+/// The id of the first guild a seeded database configures.
+async fn first_guild(db: &Database) -> String {
+    docs(db, "guild_configs", doc! {}).await[0]
+        .get_str("guildId")
+        .unwrap()
+        .to_string()
+}
+
 pub async fn snapshot(db: &Database) -> BTreeMap<String, (Vec<Document>, Vec<String>)> {
     let mut out = BTreeMap::new();
     for name in db.list_collection_names().await.unwrap() {
@@ -593,10 +601,7 @@ async fn dry_run_plans_and_writes_nothing() {
 async fn bad_documents_are_recorded_and_the_run_completes() {
     let source = seeded("bsrc").await;
     let target = fresh_db("bdst").await;
-    let guild = docs(&source, "guild_configs", doc! {}).await[0]
-        .get_str("guildId")
-        .unwrap()
-        .to_string();
+    let guild = first_guild(&source).await;
     let broken = [
         (
             "infractions",
@@ -687,10 +692,7 @@ async fn bad_documents_are_recorded_and_the_run_completes() {
 async fn a_document_a_parser_would_change_arrives_byte_for_byte_and_verified() {
     let source = seeded("rawsrc").await;
     let target = fresh_db("rawdst").await;
-    let guild = docs(&source, "guild_configs", doc! {}).await[0]
-        .get_str("guildId")
-        .unwrap()
-        .to_string();
+    let guild = first_guild(&source).await;
     // A field twice: parsed into a map, one of the two values would be lost.
     let id = ObjectId::new();
     let mut raw = RawDocumentBuf::new();
