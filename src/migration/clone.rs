@@ -1264,6 +1264,19 @@ impl Engine {
             Some(last) => super::id_order::and(base, super::id_order::after(last)),
             None => base,
         };
+        // A first attempt into a collection the target holds none of: batches go straight
+        // to the insert, without reading the target first. What arrives there meanwhile (a
+        // live bot writing) comes back as a duplicate key and is looked up then.
+        let empty_target = self.write
+            && result.processed == 0
+            && result.last_id.is_none()
+            && self
+                .target
+                .collection::<Document>(spec.name)
+                .estimated_document_count()
+                .await
+                .context("counting the target's documents")?
+                == 0;
         let (reader, mut rx) = super::read_raw_batches(
             self.source.db.collection::<RawDocumentBuf>(spec.name),
             query,
@@ -1279,10 +1292,8 @@ impl Engine {
         while let Some(batch) = rx.recv().await {
             let batch = batch?;
             batches += 1;
-            if self.write
-                && super::FailPoint::hit_before_insert(&self.fail_point, spec.name, batches)
-            {
-                *self.stop_before_insert.lock().expect("fail point") = Some(spec.name);
+            if self.write && self.fail_point.is_some() {
+                self.at_fail_point(spec, batches, &batch).await?;
             }
             let last_id = batch
                 .last()
@@ -1303,6 +1314,7 @@ impl Engine {
                     } else {
                         Compare::Nothing
                     },
+                    empty_target,
                 )
                 .await?;
             result.last_id = last_id;
@@ -1452,6 +1464,7 @@ impl Engine {
                     state,
                     result,
                     Compare::Nothing,
+                    false,
                 )
                 .await?;
             result.processed = result.processed.min(result.total);
@@ -1655,6 +1668,7 @@ impl Engine {
                 &mut state,
                 &mut delta,
                 Compare::Content,
+                false,
             )
             .await?;
         self.store
@@ -1789,6 +1803,36 @@ impl Engine {
         Ok((present, map))
     }
 
+    /// What a test's fail point does at batch `batch` of a collection, before the batch is
+    /// handled (see [`super::FailKind`]).
+    async fn at_fail_point(
+        &self,
+        spec: &CollectionSpec,
+        batch: u64,
+        docs: &[RawDocumentBuf],
+    ) -> anyhow::Result<()> {
+        use super::{FailKind, FailPoint};
+        if FailPoint::at(
+            &self.fail_point,
+            spec.name,
+            batch,
+            FailKind::StopBeforeInsert,
+        ) {
+            *self.stop_before_insert.lock().expect("fail point") = Some(spec.name);
+        }
+        if FailPoint::at(&self.fail_point, spec.name, batch, FailKind::Arrival) {
+            if let Some(first) = docs.first() {
+                let mut d = first.to_document()?;
+                d.insert("arrivedMeanwhile", true);
+                self.target
+                    .collection::<Document>(spec.name)
+                    .insert_one(d)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Validates, rewrites, checks existence and writes one batch; returns its record errors.
     ///
     /// Documents stay the source's bytes: one is parsed only to rewrite a reference, for a
@@ -1804,6 +1848,7 @@ impl Engine {
         state: &mut RefState,
         result: &mut CollectionResult,
         compare: Compare,
+        empty_target: bool,
     ) -> anyhow::Result<Vec<RecordError>> {
         let step = self.registry.clone_steps()[step_index].spec.order;
         let mut errors = Vec::new();
@@ -1924,13 +1969,14 @@ impl Engine {
         }
 
         // Existence, first by `_id`: one range read of the target over the batch's `_id`s
-        // (whole documents, so skipped ones are verified on the spot). A document whose key
+        // (whole documents, so skipped ones are verified on the spot), none when the copy
+        // began into an empty collection (`empty_target`). A document whose key
         // could be in the target under another `_id` is looked up by key only when it has to
         // be: when its `_id` matched a document with another key, when inserting it hit a
         // unique index, or in a dry run (which cannot try).
         let target = self.target.collection::<Document>(spec.name);
         let ids: Vec<Bson> = valid.iter().filter_map(|d| raw_id_bson(d)).collect();
-        let by_id = if valid.is_empty() {
+        let by_id = if valid.is_empty() || empty_target {
             HashMap::new()
         } else {
             fetch_by_ids(&target, spec, &ids, false, Lookup::Stretch).await?
@@ -2034,9 +2080,6 @@ impl Engine {
                         .cloned()
                         .unwrap_or_else(|| doc! { "_id": tid.clone() });
                     matched.push((d, t));
-                } else if let Some(reason) = insert_error {
-                    result.failed += 1;
-                    fail(&mut errors, &d, reason);
                 } else if existing.by_id.contains(&IdKey::of(&sid)) {
                     result.failed += 1;
                     fail(
@@ -2046,6 +2089,9 @@ impl Engine {
                             "the target already holds _id {sid} under another key; left as it is"
                         ),
                     );
+                } else if let Some(reason) = insert_error {
+                    result.failed += 1;
+                    fail(&mut errors, &d, reason);
                 } else {
                     // Only in a dry run: nothing in the target has its key or `_id`.
                     result.inserted += 1;

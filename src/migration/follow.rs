@@ -218,6 +218,7 @@ impl Engine {
                         &mut state,
                         &mut result,
                         super::Compare::Content,
+                        false,
                     )
                     .await?,
                 );

@@ -435,20 +435,33 @@ impl Throttle {
     }
 }
 
-/// A named point where a test stops a run deterministically, as a cancel would: after
-/// `after_batches` batches of `collection` in one attempt (the checkpoint of the last one
-/// saved). Set only by tests, through [`clone::MigrationEnv::fail_point`]; a release build
-/// never stops at one, whatever is set.
+/// A named point where a test stops a run deterministically, as a cancel would, or lets
+/// something happen there: after `after_batches` batches of `collection` in one attempt
+/// (the checkpoint of the last one saved). Set only by tests, through
+/// [`clone::MigrationEnv::fail_point`]; a release build never acts on one, whatever is set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailPoint {
     /// The collection read (clone: the catalog's name; legacy: the old bot's collection).
     pub collection: String,
-    /// How many of its batches run before the stop.
+    /// How many of its batches run before it.
     pub after_batches: u64,
-    /// Clone only: stop inside batch `after_batches` instead, once its journal entry is
+    /// What happens there.
+    pub kind: FailKind,
+}
+
+/// What a [`FailPoint`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailKind {
+    /// Stops the run once batch `after_batches` is handled.
+    Stop,
+    /// Clone only: stops inside batch `after_batches` instead, once its journal entry is
     /// written and before its documents are (where a crash leaves an entry for writes that
     /// did not happen, and a resume writes the same entry again).
-    pub before_insert: bool,
+    StopBeforeInsert,
+    /// Clone only: batch `after_batches`' first document arrives in the target just before
+    /// the batch is handled, with a field `arrivedMeanwhile: true` more, as a live bot
+    /// writing to the target would put it there; the run goes on.
+    Arrival,
 }
 
 impl FailPoint {
@@ -457,7 +470,7 @@ impl FailPoint {
         Self {
             collection: collection.to_string(),
             after_batches: batches,
-            before_insert: false,
+            kind: FailKind::Stop,
         }
     }
 
@@ -465,7 +478,16 @@ impl FailPoint {
     /// written and before its documents are.
     pub fn before_insert(collection: &str, batch: u64) -> Self {
         Self {
-            before_insert: true,
+            kind: FailKind::StopBeforeInsert,
+            ..Self::after(collection, batch)
+        }
+    }
+
+    /// A clone's batch `batch` of `collection` whose first document arrives in the target
+    /// (changed) just before the batch is handled.
+    pub fn arrival(collection: &str, batch: u64) -> Self {
+        Self {
+            kind: FailKind::Arrival,
             ..Self::after(collection, batch)
         }
     }
@@ -473,21 +495,15 @@ impl FailPoint {
     /// Whether the run stops now, after `batches` batches of `collection` (never in a
     /// release build).
     pub(crate) fn hit(fp: &Option<FailPoint>, collection: &str, batches: u64) -> bool {
-        Self::at(fp, collection, batches, false)
+        Self::at(fp, collection, batches, FailKind::Stop)
     }
 
-    /// Whether batch `batch` of `collection` stops between its journal entry and its
-    /// documents (never in a release build).
-    pub(crate) fn hit_before_insert(fp: &Option<FailPoint>, collection: &str, batch: u64) -> bool {
-        Self::at(fp, collection, batch, true)
-    }
-
-    fn at(fp: &Option<FailPoint>, collection: &str, batches: u64, before_insert: bool) -> bool {
+    /// Whether point `kind` is set at batch `batch` of `collection` (never in a release
+    /// build).
+    pub(crate) fn at(fp: &Option<FailPoint>, collection: &str, batch: u64, kind: FailKind) -> bool {
         cfg!(debug_assertions)
             && fp.as_ref().is_some_and(|f| {
-                f.collection == collection
-                    && f.after_batches == batches
-                    && f.before_insert == before_insert
+                f.collection == collection && f.after_batches == batch && f.kind == kind
             })
     }
 }

@@ -726,6 +726,47 @@ async fn a_document_a_parser_would_change_arrives_byte_for_byte_and_verified() {
     assert!(r.verification.unwrap().ok);
 }
 
+/// A copy into an empty collection inserts without reading the target first: a document a
+/// live bot writes there meanwhile is found by the insert, kept as the bot wrote it, counted
+/// skipped, and the verification says it differs (allowed, as for any target edit).
+#[tokio::test]
+async fn a_document_arriving_in_the_target_mid_copy_is_kept_and_skipped() {
+    let source = seeded("arrsrc").await;
+    let target = fresh_db("arrdst").await;
+    let mut o = opts(&source);
+    o.batch_size = 10;
+    let mut e = env(&target);
+    e.fail_point = Some(heimdall_host::migration::FailPoint::arrival("tags", 2));
+    let r = run(&e, o).await;
+    assert!(r.success(), "{:?}", r.message);
+    let tags = r
+        .steps
+        .iter()
+        .flat_map(|s| s.collections.iter())
+        .find(|c| c.name == "tags")
+        .unwrap();
+    assert!(tags.processed > 10, "{tags:?}");
+    assert_eq!(
+        (tags.failed, tags.skipped, tags.inserted + 1),
+        (0, 1, tags.processed),
+        "{tags:?}"
+    );
+    let arrived = docs(&target, "tags", doc! { "arrivedMeanwhile": true }).await;
+    assert_eq!(
+        arrived.len(),
+        1,
+        "the bot's write was overwritten or doubled"
+    );
+    assert_eq!(
+        docs(&target, "tags", doc! {}).await.len(),
+        docs(&source, "tags", doc! {}).await.len()
+    );
+    let v = r.verification.as_ref().unwrap();
+    assert!(v.ok, "{v:?}");
+    let vt = v.collections.iter().find(|c| c.name == "tags").unwrap();
+    assert_eq!((vt.differing, vt.missing), (1, 0), "{vt:?}");
+}
+
 #[tokio::test]
 async fn bad_input_is_refused_before_anything_is_written() {
     let source = seeded("isrc").await;
