@@ -722,12 +722,20 @@ impl RecentIds {
     }
 }
 
+/// At most this many bytes of `_id`s read kept per referenced collection (a few bytes an
+/// `_id`: about a million of a bot's): children of parents read longer ago than
+/// [`KNOWN_CAP`] `_id`s find them in memory, not with a query per batch.
+const READ_IDS_BYTES: usize = 4 << 20;
+
 /// What the engine learned about a collection that others reference, bounded whatever the
 /// collection's size.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 struct RefState {
     /// Source `_id`s seen lately and copied under the same `_id`.
     known: RecentIds,
+    /// Every source `_id` the copy read, in `_id` order, up to [`READ_IDS_BYTES`]; copied
+    /// under the same `_id` unless in `map` (trusted only while no remap was dropped).
+    read: super::id_set::AscendingIds,
     /// Source `_id` → target `_id`, where they differ (at most [`MAP_CAP`]).
     map: HashMap<ObjectId, ObjectId>,
     /// Some remapped `_id`s are not in `map` (it was full, or the run resumed): a reference
@@ -739,6 +747,19 @@ struct RefState {
     /// the databases point (bounded the same way): the next batches' children of the same
     /// parents need no query.
     looked_up: HashMap<&'static str, RefState>,
+}
+
+impl Default for RefState {
+    fn default() -> Self {
+        Self {
+            known: RecentIds::default(),
+            read: super::id_set::AscendingIds::new(READ_IDS_BYTES),
+            map: HashMap::new(),
+            spilled: false,
+            selected: Vec::new(),
+            looked_up: HashMap::new(),
+        }
+    }
 }
 
 /// Where a reference to a source `_id` points in the target, as far as memory knows.
@@ -756,6 +777,7 @@ impl RefState {
     /// A source document of the collection was read.
     fn saw(&mut self, id: ObjectId) {
         self.known.insert(id);
+        self.read.push(id);
     }
 
     /// The source document `source` is in the target as `target`.
@@ -772,6 +794,8 @@ impl RefState {
         match self.map.get(id) {
             Some(t) => RefTarget::Remapped(*t),
             None if self.known.contains(id) => RefTarget::Same,
+            // A remap dropped (or not read back on a resume) could be any `_id` read.
+            None if !self.spilled && self.read.contains(id) => RefTarget::Same,
             None => RefTarget::Ask,
         }
     }
@@ -3148,9 +3172,13 @@ mod tests {
             state.saw(*id);
         }
         assert!(state.known.len() <= KNOWN_CAP, "{}", state.known.len());
-        // The latest are known; the earliest are asked for.
+        assert!(state.read.bytes() <= READ_IDS_BYTES);
+        // The latest are known, the earliest found among the `_id`s read (a few bytes
+        // each); one never read is asked for.
+        assert!(state.read.bytes() < ids.len() * 4, "{}", state.read.bytes());
         assert_eq!(state.target_of(ids.last().unwrap()), RefTarget::Same);
-        assert_eq!(state.target_of(&ids[0]), RefTarget::Ask);
+        assert_eq!(state.target_of(&ids[0]), RefTarget::Same);
+        assert_eq!(state.target_of(&ObjectId::new()), RefTarget::Ask);
 
         // Remapped `_id`s beyond the map's bound are forgotten, never taken as the same.
         // Ten never seen first, then every known one: the last ten known ones overflow.
@@ -3173,5 +3201,7 @@ mod tests {
         for (s, _) in &remaps[MAP_CAP..] {
             assert_eq!(state.target_of(s), RefTarget::Ask);
         }
+        // Once a remap is dropped, any `_id` read could be one: no longer taken as the same.
+        assert_eq!(state.target_of(&ids[0]), RefTarget::Ask);
     }
 }
