@@ -37,6 +37,11 @@ interface Room {
   lastSeq?: number;
   /** The server confirmed the subscription (since the last connect). */
   joined?: boolean;
+  /** A subscription was asked for on an earlier connection. */
+  asked?: boolean;
+  /** Joined again with no seq to resume from (the connection dropped before the first
+   *  confirmation): what happened meanwhile is unknown, so the page refetches once joined. */
+  blind?: boolean;
 }
 
 /** How long a room with no listener is kept before leaving it: moving between a server's
@@ -145,6 +150,7 @@ export class RealtimeClient {
       if (this.epoch) msg.epoch = this.epoch;
     }
     this.send(msg);
+    room.asked = true;
   }
 
   private open() {
@@ -178,6 +184,7 @@ export class RealtimeClient {
         this.setStatus("live");
         for (const [guildId, room] of this.rooms) {
           room.joined = false;
+          if (room.asked && room.lastSeq === undefined) room.blind = true;
           this.sendSubscribe(guildId, room);
         }
         return;
@@ -209,8 +216,13 @@ export class RealtimeClient {
       }
       case "subscribed": {
         const room = f.guildId ? this.rooms.get(f.guildId) : undefined;
-        if (room) room.joined = true;
-        if (room && room.lastSeq === undefined) room.lastSeq = f.data?.seq;
+        if (!room) return;
+        room.joined = true;
+        if (room.lastSeq === undefined) room.lastSeq = f.data?.seq;
+        if (room.blind) {
+          room.blind = false;
+          room.gaps.forEach((g) => g());
+        }
         return;
       }
       default: {

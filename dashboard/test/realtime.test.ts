@@ -95,6 +95,28 @@ describe("RealtimeClient", () => {
     expect(h.timers.map((t) => t.ms)).toEqual([375, 375, 750]);
   });
 
+  it("refetches once joined again when the first connection dropped before the join was confirmed", () => {
+    const h = harness();
+    let gaps = 0;
+    h.client.subscribe("1", () => {}, () => gaps++);
+    h.handshake("e1");
+    // Dropped before `subscribed`: no seq to resume from.
+    h.last().drop();
+    h.timers[0].fn();
+    h.handshake("e1");
+    expect(h.last().sent).toEqual([{ type: "auth" }, { type: "subscribe", guildId: "1" }]);
+    expect(gaps).toBe(0);
+    h.last().frame({ event: "subscribed", guildId: "1", data: { seq: 7 } });
+    expect(gaps).toBe(1);
+    expect(h.client.lastSeq("1")).toBe(7);
+    // Once joined, a later drop resumes from the seq: no refetch.
+    h.last().drop();
+    h.timers[1].fn();
+    h.handshake("e1");
+    h.last().frame({ event: "subscribed", guildId: "1", data: { seq: 9 } });
+    expect(gaps).toBe(1);
+  });
+
   it("asks the page to refetch when events were missed or the server restarted", () => {
     const h = harness();
     let gaps = 0;
