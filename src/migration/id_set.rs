@@ -15,14 +15,22 @@ use mongodb::bson::oid::ObjectId;
 const BLOCK: usize = 64;
 /// The most bytes one difference takes (two variable-length integers).
 const MAX_DIFF: usize = 16;
+/// The differences live in buffers of this size (the first one smaller), allocated whole
+/// and never grown: no copy of what is kept, and the bound is counted exactly.
+const CHUNK: usize = 64 * 1024;
+const FIRST_CHUNK: usize = 4 * 1024;
+/// A new block starts in a buffer only with room for all its differences.
+const BLOCK_ROOM: usize = BLOCK * MAX_DIFF;
+/// What one entry of `blocks` takes.
+const BLOCK_ENTRY: usize = std::mem::size_of::<([u8; 12], u32, u32)>();
 
 /// `ObjectId`s in ascending order, compactly; see the module's text.
 #[derive(Debug, Clone)]
 pub(crate) struct AscendingIds {
-    /// Each block's first `_id` and where its differences start in `data`.
-    blocks: Vec<([u8; 12], u32)>,
+    /// Each block's first `_id`, and the buffer and place where its differences start.
+    blocks: Vec<([u8; 12], u32, u32)>,
     /// The differences, block after block.
-    data: Vec<u8>,
+    chunks: Vec<Vec<u8>>,
     /// The last `_id` added and how many its block holds.
     last: Option<[u8; 12]>,
     in_block: usize,
@@ -36,7 +44,7 @@ impl AscendingIds {
     pub(crate) fn new(cap: usize) -> Self {
         Self {
             blocks: Vec::new(),
-            data: Vec::new(),
+            chunks: Vec::new(),
             last: None,
             in_block: 0,
             cap,
@@ -52,18 +60,20 @@ impl AscendingIds {
             return false;
         }
         let new_block = self.last.is_none() || self.in_block >= BLOCK;
-        if !self.room(new_block) {
+        if new_block && !self.room_for_block() {
             self.full = true;
             return false;
         }
         match self.last {
             Some(prev) if !new_block => {
-                encode(&mut self.data, &prev, &b);
+                let chunk = self.chunks.last_mut().expect("a block's buffer");
+                encode(chunk, &prev, &b);
                 self.in_block += 1;
             }
             _ => {
-                let at = u32::try_from(self.data.len()).expect("a set under 4 GB");
-                self.blocks.push((b, at));
+                let ci = self.chunks.len() - 1;
+                let at = self.chunks[ci].len();
+                self.blocks.push((b, ci as u32, at as u32));
                 self.in_block = 1;
             }
         }
@@ -71,22 +81,30 @@ impl AscendingIds {
         true
     }
 
-    /// Makes room for one more `_id` (a block's first, or a difference) within the bound;
-    /// false when there is none.
-    fn room(&mut self, new_block: bool) -> bool {
-        if new_block && self.blocks.len() == self.blocks.capacity() {
+    /// Makes room for a new block (its entry, and a buffer with room for its differences)
+    /// within the bound; false when there is none.
+    fn room_for_block(&mut self) -> bool {
+        if self.blocks.len() == self.blocks.capacity() {
             let more = (self.blocks.capacity() / 2).max(64);
-            if self.bytes() + more * 16 > self.cap {
+            if self.bytes() + more * BLOCK_ENTRY > self.cap {
                 return false;
             }
             self.blocks.reserve_exact(more);
         }
-        if !new_block && self.data.capacity() - self.data.len() < MAX_DIFF {
-            let more = (self.data.capacity() / 2).max(1024);
-            if self.bytes() + more > self.cap {
+        let fits = self
+            .chunks
+            .last()
+            .is_some_and(|c| c.capacity() - c.len() >= BLOCK_ROOM);
+        if !fits {
+            let size = if self.chunks.is_empty() {
+                FIRST_CHUNK
+            } else {
+                CHUNK
+            };
+            if self.bytes() + size > self.cap {
                 return false;
             }
-            self.data.reserve_exact(more);
+            self.chunks.push(Vec::with_capacity(size));
         }
         true
     }
@@ -95,22 +113,23 @@ impl AscendingIds {
     pub(crate) fn contains(&self, id: &ObjectId) -> bool {
         let b = id.bytes();
         // The last block whose first `_id` is at most `b`.
-        let i = self.blocks.partition_point(|(first, _)| *first <= b);
+        let i = self.blocks.partition_point(|(first, _, _)| *first <= b);
         if i == 0 {
             return false;
         }
-        let (first, start) = self.blocks[i - 1];
+        let (first, ci, start) = self.blocks[i - 1];
         if first == b {
             return true;
         }
-        let end = self
-            .blocks
-            .get(i)
-            .map_or(self.data.len(), |(_, at)| *at as usize);
+        let chunk = &self.chunks[ci as usize];
+        let end = match self.blocks.get(i) {
+            Some((_, next_ci, at)) if *next_ci == ci => *at as usize,
+            _ => chunk.len(),
+        };
         let mut at = start as usize;
         let mut cur = first;
         while at < end {
-            cur = decode(&self.data, &mut at, &cur);
+            cur = decode(chunk, &mut at, &cur);
             if cur >= b {
                 return cur == b;
             }
@@ -120,7 +139,9 @@ impl AscendingIds {
 
     /// The bytes it takes.
     pub(crate) fn bytes(&self) -> usize {
-        self.blocks.capacity() * 16 + self.data.capacity()
+        self.blocks.capacity() * BLOCK_ENTRY
+            + self.chunks.iter().map(Vec::capacity).sum::<usize>()
+            + self.chunks.capacity() * std::mem::size_of::<Vec<u8>>()
     }
 }
 
@@ -225,13 +246,24 @@ mod tests {
                 assert!(!set.contains(&oid(a.0, a.1 + 1)));
             }
         }
-        // Sequential `_id`s take a few bytes each, not twelve.
-        assert!(set.bytes() < 1000 * 5, "{} bytes", set.bytes());
+        // One process's `_id`s take a few bytes each, not twelve.
+        let mut many = AscendingIds::new(1 << 20);
+        let (ts, base) = (1_700_000_000u32, 0x00ab_cdef_0100_0000u64);
+        for i in 0..100_000u64 {
+            assert!(many.push(oid(ts + (i / 50) as u32, base + i)));
+        }
+        assert!(many.bytes() < 100_000 * 3, "{} bytes", many.bytes());
+        // Across the buffers' edges too.
+        for i in 0..100_000u64 {
+            assert!(many.contains(&oid(ts + (i / 50) as u32, base + i)), "{i}");
+            assert!(!many.contains(&oid(ts + (i / 50) as u32, base + i + 100_000)));
+        }
     }
 
     #[test]
     fn ids_out_of_order_or_past_the_bound_are_left_out_and_the_rest_stays_exact() {
-        let mut set = AscendingIds::new(4096);
+        const CAP: usize = 200 * 1024;
+        let mut set = AscendingIds::new(CAP);
         let first = ObjectId::new();
         assert!(set.push(first));
         assert!(!set.push(first), "twice");
@@ -242,8 +274,8 @@ mod tests {
             kept.push(oid(u32::MAX - 1, n));
             n += 1 << 40;
         }
-        assert!(set.bytes() <= 4096, "{}", set.bytes());
-        assert!(kept.len() > 100, "{}", kept.len());
+        assert!(set.bytes() <= CAP, "{}", set.bytes());
+        assert!(kept.len() > 10_000, "{}", kept.len());
         assert!(kept.iter().all(|id| set.contains(id)));
         assert!(!set.contains(&oid(u32::MAX - 1, n)), "refused, not held");
         assert!(!set.push(oid(u32::MAX, 0)), "full");
