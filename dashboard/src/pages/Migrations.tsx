@@ -236,7 +236,9 @@ export function Migrations({ owner }: { owner: boolean }) {
     setBusy(true);
     try {
       const r = await api<any>(`/api/dev/migrations/${plan.mode}`, { method: "POST", body: { ...plan.confirm, dryRun: false } });
-      await watch(r.runId);
+      // Its first step's event may have come first and the page be watching it already:
+      // starting over would blank the steps it has shown.
+      if (runRef.current?.id !== r.runId) await watch(r.runId);
       loadHistory();
     } catch (err: any) {
       setError(err);
@@ -267,7 +269,7 @@ export function Migrations({ owner }: { owner: boolean }) {
         method: "POST",
         body: { force: undoPlan.force },
       });
-      await watch(r.runId);
+      if (runRef.current?.id !== r.runId) await watch(r.runId);
       loadHistory();
     } catch (err: any) {
       setError(err);
