@@ -873,7 +873,9 @@ async fn bad_input_is_refused_before_anything_is_written() {
     lease.release().await.unwrap();
 }
 
-/// Cancels the run once enough record progress went by.
+/// Cancels the run as step `step` starts: the copy stops at its next batch boundary,
+/// however fast the batches go (progress events are throttled in time, so a fast copy may
+/// report none before its end).
 struct CancelAfter {
     token: CancellationToken,
     step: u16,
@@ -881,10 +883,7 @@ struct CancelAfter {
 
 impl ProgressSink for CancelAfter {
     fn emit(&self, e: &ProgressEvent) {
-        if e.kind() == EventKind::StepProgress
-            && e.step == self.step
-            && e.record_index.unwrap_or(0) > 0
-        {
+        if e.kind() == EventKind::StepStart && e.step == self.step {
             self.token.cancel();
         }
     }
