@@ -1266,8 +1266,22 @@ impl Engine {
             )
             .await?;
         }
+        // A first attempt at the collection in a run that writes: how many documents the
+        // target holds of it (its metadata count), for the two shortcuts below.
+        let target_holds =
+            if !result.done && self.write && result.processed == 0 && result.last_id.is_none() {
+                Some(
+                    self.target
+                        .collection::<Document>(spec.name)
+                        .estimated_document_count()
+                        .await
+                        .context("counting the target's documents")?,
+                )
+            } else {
+                None
+            };
         if !result.done {
-            if let Some(n) = self.found_whole(spec, &result).await? {
+            if let Some(n) = self.found_whole(spec, target_holds).await? {
                 result.total = n;
                 result.processed = n;
                 result.skipped = n;
@@ -1291,16 +1305,7 @@ impl Engine {
         // A first attempt into a collection the target holds none of: batches go straight
         // to the insert, without reading the target first. What arrives there meanwhile (a
         // live bot writing) comes back as a duplicate key and is looked up then.
-        let empty_target = self.write
-            && result.processed == 0
-            && result.last_id.is_none()
-            && self
-                .target
-                .collection::<Document>(spec.name)
-                .estimated_document_count()
-                .await
-                .context("counting the target's documents")?
-                == 0;
+        let empty_target = target_holds == Some(0);
         let (reader, mut rx) = super::read_raw_batches(
             self.source.db.collection::<RawDocumentBuf>(spec.name),
             query,
@@ -1388,23 +1393,14 @@ impl Engine {
     /// earlier one copied): the number of documents when both sides, read once in the
     /// server's own order, add up to the same sums; they are kept for the verification. Only
     /// for a run that writes (a sync too), of the whole instance, not overwriting, at the
-    /// start of the collection, into a collection that is not empty: a first run pays
-    /// nothing.
+    /// start of the collection (`target_holds`: what the target holds of it then, `None`
+    /// otherwise), into a collection that is not empty: a first run pays nothing.
     async fn found_whole(
         &self,
         spec: &CollectionSpec,
-        result: &CollectionResult,
+        target_holds: Option<u64>,
     ) -> anyhow::Result<Option<u64>> {
-        if !self.write
-            || self.guild.is_some()
-            || self.overwrite
-            || result.processed > 0
-            || result.last_id.is_some()
-        {
-            return Ok(None);
-        }
-        let target = self.target.collection::<Document>(spec.name);
-        if target.estimated_document_count().await? == 0 {
+        if self.guild.is_some() || self.overwrite || target_holds.unwrap_or(0) == 0 {
             return Ok(None);
         }
         // A sync compares references too: one changed in the source is an update to make
