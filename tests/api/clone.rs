@@ -9,7 +9,7 @@ use futures::TryStreamExt;
 use heimdall::seed::{seed_instance, SeedOptions};
 use heimdall_host::crypto::Crypto;
 use heimdall_host::migration::clone::{self, CloneOptions, MigrationEnv, Outcome};
-use heimdall_host::migration::runs::{RunRecord, RunStatus, RunStore};
+use heimdall_host::migration::runs::{CollectionResult, RunRecord, RunStatus, RunStore};
 use heimdall_host::migration::{EventKind, ProgressEvent, ProgressSink};
 use heimdall_host::plugin::{Lifetime, Registry};
 use mongodb::bson::{doc, oid::ObjectId, Bson, Document, RawDocumentBuf};
@@ -78,7 +78,6 @@ pub fn durable(reg: &heimdall_host::plugin::Catalog) -> Vec<&'static str> {
         .collect()
 }
 
-/// Every document of every collection, with the indexes: to prove the source is untouched.
 /// The id of the first guild a seeded database configures.
 async fn first_guild(db: &Database) -> String {
     docs(db, "guild_configs", doc! {}).await[0]
@@ -87,6 +86,16 @@ async fn first_guild(db: &Database) -> String {
         .to_string()
 }
 
+/// What run `r` did in collection `name`.
+fn collection_result<'a>(r: &'a RunRecord, name: &str) -> &'a CollectionResult {
+    r.steps
+        .iter()
+        .flat_map(|s| s.collections.iter())
+        .find(|c| c.name == name)
+        .unwrap()
+}
+
+/// Every document of every collection, with the indexes: to prove the source is untouched.
 pub async fn snapshot(db: &Database) -> BTreeMap<String, (Vec<Document>, Vec<String>)> {
     let mut out = BTreeMap::new();
     for name in db.list_collection_names().await.unwrap() {
@@ -285,16 +294,10 @@ async fn a_rerun_copies_back_only_what_the_target_lost_and_keeps_what_it_changed
     let again = run(&env, opts(&source)).await;
     assert_eq!(again.status, RunStatus::Completed, "{:?}", again.message);
     assert_eq!(again.imported(), 1, "only the lost message comes back");
-    let result = |name: &str| {
-        again
-            .steps
-            .iter()
-            .flat_map(|s| s.collections.iter())
-            .find(|c| c.name == name)
-            .unwrap()
-            .clone()
-    };
-    let (m, t) = (result("modmail_messages"), result("tags"));
+    let (m, t) = (
+        collection_result(&again, "modmail_messages"),
+        collection_result(&again, "tags"),
+    );
     assert_eq!((m.inserted, m.skipped + 1), (1, m.processed), "{m:?}");
     assert_eq!((t.inserted, t.skipped), (0, t.processed), "{t:?}");
     assert_eq!(
@@ -739,12 +742,7 @@ async fn a_document_arriving_in_the_target_mid_copy_is_kept_and_skipped() {
     e.fail_point = Some(heimdall_host::migration::FailPoint::arrival("tags", 2));
     let r = run(&e, o).await;
     assert!(r.success(), "{:?}", r.message);
-    let tags = r
-        .steps
-        .iter()
-        .flat_map(|s| s.collections.iter())
-        .find(|c| c.name == "tags")
-        .unwrap();
+    let tags = collection_result(&r, "tags");
     assert!(tags.processed > 10, "{tags:?}");
     assert_eq!(
         (tags.failed, tags.skipped, tags.inserted + 1),
@@ -876,12 +874,12 @@ async fn bad_input_is_refused_before_anything_is_written() {
 /// Cancels the run as step `step` starts: the copy stops at its next batch boundary,
 /// however fast the batches go (progress events are throttled in time, so a fast copy may
 /// report none before its end).
-struct CancelAfter {
+struct CancelAtStep {
     token: CancellationToken,
     step: u16,
 }
 
-impl ProgressSink for CancelAfter {
+impl ProgressSink for CancelAtStep {
     fn emit(&self, e: &ProgressEvent) {
         if e.kind() == EventKind::StepStart && e.step == self.step {
             self.token.cancel();
@@ -900,7 +898,7 @@ async fn cancel_then_resume_ends_as_an_uninterrupted_run() {
     let Outcome::Run(r) = clone::start(
         &e,
         o,
-        Arc::new(CancelAfter {
+        Arc::new(CancelAtStep {
             token: token.clone(),
             step: 13,
         }),
