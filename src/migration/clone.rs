@@ -10,7 +10,8 @@
 //! and looks up by unique key only the documents whose insert hit a unique index (they exist
 //! under another `_id`). Written documents are read back over the same range and compared
 //! with the source; a checkpoint is saved in the run record. Steps whose references are
-//! satisfied run concurrently.
+//! satisfied run concurrently, the one heading the most work still ahead first
+//! (`schedule.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -1024,7 +1025,7 @@ impl Engine {
     )> {
         let steps = self.registry.clone_steps();
         let deps = self.registry.clone_step_dependencies();
-        self.measure(prior).await?;
+        let chain = crate::schedule::chain_sizes(&self.measure(prior).await?, &deps);
         let mut results: Vec<Option<StepResult>> = vec![None; steps.len()];
         let mut checks: Vec<Vec<CollectionVerification>> = vec![Vec::new(); steps.len()];
         let mut started = vec![false; steps.len()];
@@ -1033,17 +1034,15 @@ impl Engine {
         let mut verifying = tokio::task::JoinSet::new();
         let permits = Arc::new(tokio::sync::Semaphore::new(self.parallelism));
         loop {
-            for i in 0..steps.len() {
-                if set.len() >= self.parallelism {
+            while set.len() < self.parallelism {
+                let Some(i) = crate::schedule::next_step(&chain, &deps, &started, &done) else {
                     break;
-                }
-                if !started[i] && deps[i].iter().all(|&d| done[d]) {
-                    started[i] = true;
-                    let me = self.clone();
-                    let prior = prior[i].clone();
-                    let span = tracing::info_span!("clone_step", run = %self.run_id, step = steps[i].spec.order, label = steps[i].spec.label);
-                    set.spawn(async move { (i, me.run_step(i, prior).await) }.instrument(span));
-                }
+                };
+                started[i] = true;
+                let me = self.clone();
+                let prior = prior[i].clone();
+                let span = tracing::info_span!("clone_step", run = %self.run_id, step = steps[i].spec.order, label = steps[i].spec.label);
+                set.spawn(async move { (i, me.run_step(i, prior).await) }.instrument(span));
             }
             let Some(joined) = set.join_next().await else {
                 break;
@@ -1103,15 +1102,19 @@ impl Engine {
     }
 
     /// The run's size, for its pace: the selected documents of every step (a collection's
-    /// metadata count when nothing is filtered), and what earlier attempts did.
-    async fn measure(&self, prior: &[StepResult]) -> anyhow::Result<()> {
+    /// metadata count when nothing is filtered), and what earlier attempts did. Returns each
+    /// step's documents, for the order steps start in (the whole step's, so a resumed run
+    /// takes its steps in the order the first attempt did).
+    async fn measure(&self, prior: &[StepResult]) -> anyhow::Result<Vec<u64>> {
         let (mut total, mut before) = (0u64, 0u64);
+        let mut sizes = vec![0u64; prior.len()];
         for (i, step) in prior.iter().enumerate() {
             let mut done = 0;
             for c in &step.collections {
                 done += c.processed;
                 if c.done {
                     total += c.processed;
+                    sizes[i] += c.processed;
                     continue;
                 }
                 let Some(spec) = self.registry.collection(&c.name) else {
@@ -1125,12 +1128,13 @@ impl Engine {
                 };
                 self.counted.lock().expect("counted").insert(spec.name, n);
                 total += n.max(c.processed);
+                sizes[i] += n.max(c.processed);
             }
             before += done;
             self.clock.step(i, done);
         }
         self.clock.set_total(total, before);
-        Ok(())
+        Ok(sizes)
     }
 
     async fn run_step(

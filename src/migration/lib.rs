@@ -18,6 +18,7 @@ mod id_set;
 pub mod journal;
 pub mod legacy;
 pub mod runs;
+mod schedule;
 pub mod source;
 pub mod undo;
 

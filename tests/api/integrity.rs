@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use heimdall_host::migration::clone::{self, Outcome};
 use heimdall_host::migration::legacy::engine::{self as legacy, LegacyOptions};
-use heimdall_host::migration::runs::{RunRecord, RunStatus, RunStore};
+use heimdall_host::migration::runs::{RunRecord, RunStatus, RunStore, StepStatus};
 use heimdall_host::migration::FailPoint;
 use heimdall_host::plugin::Registry;
 use mongodb::bson::{doc, oid::ObjectId, Document};
@@ -33,16 +33,23 @@ fn durable() -> Vec<&'static str> {
 async fn verification_sees_documents_removed_behind_the_runs_back() {
     let source = seeded("vsrc").await;
     let target = fresh_db("vdst").await;
-    // Stop inside the modmail messages (step 13): tags (step 19) are not copied yet, the
-    // settings (step 1) are.
+    // Stop inside the modmail messages: steps that ended before are copied, others not yet.
     let mut e = env(&target);
     e.fail_point = Some(FailPoint::after("modmail_messages", 1));
     let mut o = opts(&source);
     o.batch_size = 50;
     let r = run(&e, o).await;
     assert_eq!(r.status, RunStatus::Cancelled);
-    // Someone deletes copied documents from the target meanwhile.
-    let gone: Vec<Document> = docs(&target, "guild_configs", doc! {})
+    // Someone deletes copied documents from the target meanwhile: three of a collection
+    // the stopped run had copied whole.
+    let (step, name) = r
+        .steps
+        .iter()
+        .flat_map(|s| s.collections.iter().map(move |c| (s, c)))
+        .find(|(s, c)| s.status == StepStatus::Completed && c.inserted >= 3)
+        .map(|(s, c)| (s.order, c.name.clone()))
+        .expect("a step copied before the stop");
+    let gone: Vec<Document> = docs(&target, &name, doc! {})
         .await
         .into_iter()
         .take(3)
@@ -50,7 +57,7 @@ async fn verification_sees_documents_removed_behind_the_runs_back() {
     assert_eq!(gone.len(), 3);
     for d in &gone {
         target
-            .collection::<Document>("guild_configs")
+            .collection::<Document>(&name)
             .delete_one(doc! { "_id": d.get("_id").unwrap().clone() })
             .await
             .unwrap();
@@ -61,18 +68,14 @@ async fn verification_sees_documents_removed_behind_the_runs_back() {
     assert_eq!(r.status, RunStatus::Failed, "{:?}", r.message);
     let v = r.verification.as_ref().unwrap();
     assert!(!v.ok);
-    let gc = v
-        .collections
-        .iter()
-        .find(|c| c.name == "guild_configs")
-        .unwrap();
+    let gc = v.collections.iter().find(|c| c.name == name).unwrap();
     assert_eq!(gc.missing, 3, "{gc:?}");
-    assert_eq!(gc.step, 1);
+    assert_eq!(gc.step, step);
     let first = gone[0].get_object_id("_id").unwrap().to_hex();
     assert!(gc.first_missing.contains(&first), "{:?}", gc.first_missing);
     let message = r.message.clone().unwrap();
     assert!(
-        message.contains("guild_configs") && message.contains("3 of") && message.contains("resume"),
+        message.contains(name.as_str()) && message.contains("3 of") && message.contains("resume"),
         "{message}"
     );
     assert_eq!(r.to_json()["success"], false);
@@ -96,7 +99,8 @@ async fn verification_sees_documents_whose_contents_trade_places() {
     e.fail_point = Some(FailPoint::after(last, 1));
     let mut o = opts(&source);
     o.batch_size = 25;
-    // One step at a time: the modmail messages (step 13) are copied when the last stops.
+    // One step at a time: the modmail messages (among the most work, copied early) are
+    // copied when the last collection in the catalog stops.
     o.parallelism = 1;
     let r = run(&e, o).await;
     assert_eq!(r.status, RunStatus::Cancelled, "{:?}", r.message);

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use heimdall_host::migration::clone::MigrationEnv;
+use heimdall_host::migration::clone::{self, CloneOptions, MigrationEnv, Outcome};
 use heimdall_host::migration::legacy::engine::{self as legacy, LegacyOptions};
 use heimdall_host::migration::runs::{RunRecord, RunStatus};
+use heimdall_host::migration::EventKind;
 use heimdall_host::migration::FailPoint;
 use mongodb::bson::{
     doc, oid::ObjectId, spec::BinarySubtype, Binary, Bson, DateTime, Document, Timestamp,
@@ -208,17 +209,49 @@ pub fn clone_collections() -> Vec<&'static str> {
         .collect()
 }
 
+/// The durable collections in the order a run with options `o` copies them, from the
+/// step-start events of an uninterrupted run into a scratch database.
+async fn run_order(o: &CloneOptions) -> Vec<&'static str> {
+    let scratch = fresh_db("order_dst").await;
+    let rec = Arc::new(Recorder::default());
+    let out = clone::start(
+        &env(&scratch),
+        o.clone(),
+        rec.clone(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(out, Outcome::Run(r) if r.status == RunStatus::Completed));
+    let reg = heimdall_host::plugin::Registry::new(heimdall::plugins::all()).unwrap();
+    let events = rec.0.lock().unwrap();
+    events
+        .iter()
+        .filter(|e| e.kind() == EventKind::StepStart)
+        .flat_map(|e| {
+            let step = reg.clone_steps().iter().find(|s| s.spec.order == e.step);
+            step.expect("a step of the catalog")
+                .spec
+                .collections
+                .iter()
+                .copied()
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn a_clone_stopped_in_every_collection_in_turn_ends_as_an_exact_copy() {
     let source = crate::clone::seeded("every_src").await;
     let target = fresh_db("every_dst").await;
     let mut o = opts(&source);
     o.batch_size = 25;
-    // One step at a time, so each attempt stops in the next collection.
+    // One step at a time, so each attempt stops in the next collection of the run's order.
     o.parallelism = 1;
+    let order = run_order(&o).await;
+    assert_eq!(order.len(), clone_collections().len());
     let mut record: Option<RunRecord> = None;
     let mut stops = 0;
-    for c in clone_collections() {
+    for c in order {
         if record
             .as_ref()
             .is_some_and(|r| r.status == RunStatus::Completed)
