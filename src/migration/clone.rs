@@ -801,6 +801,18 @@ impl RefState {
         }
     }
 
+    /// What stays once every step referencing the collection has ended: the `_id`s copied
+    /// under another `_id` (a followed change may still reference them) and the guild's
+    /// selection, not the `_id`s read (up to [`READ_IDS_BYTES`]) nor the recent ones.
+    fn slimmed(&self) -> RefState {
+        RefState {
+            map: self.map.clone(),
+            spilled: self.spilled,
+            selected: self.selected.clone(),
+            ..RefState::default()
+        }
+    }
+
     /// Adds what `other` learned (a followed batch).
     fn merge(&mut self, other: RefState) {
         for (s, t) in other.map {
@@ -1026,6 +1038,12 @@ impl Engine {
         let steps = self.registry.clone_steps();
         let deps = self.registry.clone_step_dependencies();
         let chain = crate::schedule::chain_sizes(&self.measure(prior).await?, &deps);
+        let mut dependents = vec![Vec::new(); steps.len()];
+        for (j, ds) in deps.iter().enumerate() {
+            for &d in ds {
+                dependents[d].push(j);
+            }
+        }
         let mut results: Vec<Option<StepResult>> = vec![None; steps.len()];
         let mut checks: Vec<Vec<CollectionVerification>> = vec![Vec::new(); steps.len()];
         let mut started = vec![false; steps.len()];
@@ -1051,6 +1069,11 @@ impl Engine {
             match res {
                 Ok(r) => {
                     done[i] = true;
+                    for d in deps[i].iter().copied().chain([i]) {
+                        if dependents[d].iter().all(|&j| done[j]) {
+                            self.slim(&steps[d]);
+                        }
+                    }
                     if verify {
                         let (me, permits) = (self.clone(), permits.clone());
                         let (order, collections) = (r.order, r.collections.clone());
@@ -1736,6 +1759,17 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Slims the states of step `step`'s collections once no step still to end references
+    /// them: a run holds the `_id`s read of its referenced collections only while they serve.
+    fn slim(&self, step: &RegisteredStep) {
+        let mut states = self.states.lock().expect("state lock");
+        for c in &step.spec.collections {
+            if let Some(st) = states.get_mut(c) {
+                *st = Arc::new(st.slimmed());
+            }
+        }
     }
 
     fn publish(&self, spec: &CollectionSpec, state: RefState) {
@@ -3162,6 +3196,21 @@ mod tests {
             k(oid.into(), "7".into()),
             k(oid.to_hex().into(), "7".into())
         );
+    }
+
+    #[test]
+    fn a_collection_no_step_still_needs_keeps_only_its_remaps() {
+        let mut state = RefState::default();
+        let (same, moved, there) = (ObjectId::new(), ObjectId::new(), ObjectId::new());
+        state.saw(same);
+        state.saw(moved);
+        state.remapped(moved, there);
+        assert_eq!(state.target_of(&same), RefTarget::Same);
+        let slim = state.slimmed();
+        assert_eq!(slim.read.bytes(), 0);
+        // A change followed later still finds the remap; the rest is asked for.
+        assert_eq!(slim.target_of(&moved), RefTarget::Remapped(there));
+        assert_eq!(slim.target_of(&same), RefTarget::Ask);
     }
 
     #[test]
