@@ -10,8 +10,8 @@
 //! and looks up by unique key only the documents whose insert hit a unique index (they exist
 //! under another `_id`). Written documents are read back over the same range and compared
 //! with the source; a checkpoint is saved in the run record. Steps whose references are
-//! satisfied run concurrently, the one heading the most work still ahead first
-//! (`schedule.rs`).
+//! satisfied run concurrently, the one heading the most work still ahead first, one large
+//! step at a time (`schedule.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -1037,7 +1037,14 @@ impl Engine {
     )> {
         let steps = self.registry.clone_steps();
         let deps = self.registry.clone_step_dependencies();
-        let chain = crate::schedule::chain_sizes(&self.measure(prior).await?, &deps);
+        let sizes = self.measure(prior).await?;
+        let chain = crate::schedule::chain_sizes(&sizes, &deps);
+        let large = crate::schedule::large_steps(&sizes);
+        let plan = crate::schedule::Plan {
+            chain: &chain,
+            deps: &deps,
+            large: &large,
+        };
         let mut dependents = vec![Vec::new(); steps.len()];
         for (j, ds) in deps.iter().enumerate() {
             for &d in ds {
@@ -1053,7 +1060,7 @@ impl Engine {
         let permits = Arc::new(tokio::sync::Semaphore::new(self.parallelism));
         loop {
             while set.len() < self.parallelism {
-                let Some(i) = crate::schedule::next_step(&chain, &deps, &started, &done) else {
+                let Some(i) = plan.next_step(&started, &done) else {
                     break;
                 };
                 started[i] = true;
