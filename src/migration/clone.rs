@@ -1045,12 +1045,6 @@ impl Engine {
             deps: &deps,
             large: &large,
         };
-        let mut dependents = vec![Vec::new(); steps.len()];
-        for (j, ds) in deps.iter().enumerate() {
-            for &d in ds {
-                dependents[d].push(j);
-            }
-        }
         let mut results: Vec<Option<StepResult>> = vec![None; steps.len()];
         let mut checks: Vec<Vec<CollectionVerification>> = vec![Vec::new(); steps.len()];
         let mut started = vec![false; steps.len()];
@@ -1076,10 +1070,8 @@ impl Engine {
             match res {
                 Ok(r) => {
                     done[i] = true;
-                    for d in deps[i].iter().copied().chain([i]) {
-                        if dependents[d].iter().all(|&j| done[j]) {
-                            self.slim(&steps[d]);
-                        }
+                    for d in plan.no_longer_needed(i, &done) {
+                        self.slim(&steps[d]);
                     }
                     if verify {
                         let (me, permits) = (self.clone(), permits.clone());

@@ -64,6 +64,18 @@ impl Plan<'_> {
             .filter(|&i| !(large_running && self.large[i]))
             .max_by(|&a, &b| self.chain[a].cmp(&self.chain[b]).then(b.cmp(&a)))
     }
+
+    /// Once step `i` has ended: the steps no step still to end waits for (`i` and those it
+    /// waited for, each once every step waiting on it has ended).
+    pub(crate) fn no_longer_needed(&self, i: usize, done: &[bool]) -> Vec<usize> {
+        let waits_on = |j: usize, d: usize| self.deps[j].contains(&d);
+        self.deps[i]
+            .iter()
+            .copied()
+            .chain([i])
+            .filter(|&d| (0..self.deps.len()).all(|j| done[j] || !waits_on(j, d)))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -197,6 +209,39 @@ mod tests {
             .max();
         assert!((0..sizes.len()).all(|i| large[i] || Some(times[i].1) < large_end));
         assert_eq!(end(&times), 300 + 250 + 200);
+    }
+
+    #[test]
+    fn a_step_is_no_longer_needed_once_every_step_waiting_on_it_ended() {
+        // 1 and 2 wait for 0; 3 waits for nothing.
+        let deps = vec![vec![], vec![0], vec![0], vec![]];
+        let chain = chain_sizes(&[1, 1, 1, 1], &deps);
+        let large = vec![false; 4];
+        let plan = Plan {
+            chain: &chain,
+            deps: &deps,
+            large: &large,
+        };
+        // 0 ended: 1 and 2 still wait on it.
+        assert_eq!(
+            plan.no_longer_needed(0, &[true, false, false, false]),
+            vec![] as Vec<usize>
+        );
+        // 1 ended, 2 still running: 0 is still needed, 1 is not.
+        assert_eq!(
+            plan.no_longer_needed(1, &[true, true, false, false]),
+            vec![1]
+        );
+        // 2 ended too: 0 and 2 are no longer needed.
+        assert_eq!(
+            plan.no_longer_needed(2, &[true, true, true, false]),
+            vec![0, 2]
+        );
+        // A step nothing waits on is done with as it ends.
+        assert_eq!(
+            plan.no_longer_needed(3, &[false, false, false, true]),
+            vec![3]
+        );
     }
 
     #[test]
