@@ -25,8 +25,8 @@ fn main() -> std::process::ExitCode {
     }
     // Pages a migration's batch freed go back to the system at once, not a second (ten, for
     // whole arena ranges) later: with mimalloc's delay, a clone's peak RSS carried 20 MB of
-    // freed batches at 1M documents (79 MB against 59) and more the longer the run. It costs
-    // the clone some system CPU (madvise), not wall time; `MIMALLOC_PURGE_DELAY` still wins.
+    // freed batches at 1M documents (79 MB against 59; 85 against 67 at 10M). It costs the
+    // clone some system CPU (madvise), not wall time; `MIMALLOC_PURGE_DELAY` still wins.
     #[cfg(not(feature = "system-alloc"))]
     // SAFETY: set before any other thread starts (options are not thread safe to change);
     // `set_default` leaves an option the environment gave.
