@@ -723,20 +723,39 @@ impl RecentIds {
     }
 }
 
-/// At most this many bytes of `_id`s read kept per referenced collection (a few bytes an
-/// `_id`: about a million of a bot's): children of parents read longer ago than
-/// [`KNOWN_CAP`] `_id`s find them in memory, not with a query per batch.
-const READ_IDS_BYTES: usize = 4 << 20;
+/// At most this many references waiting to be counted (see [`Deferred`]) before they are.
+const DEFER_CAP: usize = 1 << 15;
+
+/// References a copy did not place in memory, to a parent whose remaps memory holds whole
+/// (not `spilled`): each points to the same `_id` in the target or dangles, so no write
+/// waits on them. They are counted together, sorted and deduplicated, at each checkpoint
+/// and whenever [`DEFER_CAP`] wait: one lookup where every batch used to make one, and no
+/// set of the parent's `_id`s growing with the collection.
+#[derive(Debug, Default)]
+struct Deferred {
+    /// Per reference of the collection (by index), the referenced `_id`s.
+    pending: Vec<Vec<ObjectId>>,
+}
+
+impl Deferred {
+    fn push(&mut self, reference: usize, id: ObjectId) {
+        if self.pending.len() <= reference {
+            self.pending.resize_with(reference + 1, Vec::new);
+        }
+        self.pending[reference].push(id);
+    }
+
+    fn len(&self) -> usize {
+        self.pending.iter().map(Vec::len).sum()
+    }
+}
 
 /// What the engine learned about a collection that others reference, bounded whatever the
 /// collection's size.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct RefState {
     /// Source `_id`s seen lately and copied under the same `_id`.
     known: RecentIds,
-    /// Every source `_id` the copy read, in `_id` order, up to [`READ_IDS_BYTES`]; copied
-    /// under the same `_id` unless in `map` (trusted only while no remap was dropped).
-    read: super::id_set::AscendingIds,
     /// Source `_id` → target `_id`, where they differ (at most [`MAP_CAP`]).
     map: HashMap<ObjectId, ObjectId>,
     /// Some remapped `_id`s are not in `map` (it was full, or the run resumed): a reference
@@ -748,19 +767,6 @@ struct RefState {
     /// the databases point (bounded the same way): the next batches' children of the same
     /// parents need no query.
     looked_up: HashMap<&'static str, RefState>,
-}
-
-impl Default for RefState {
-    fn default() -> Self {
-        Self {
-            known: RecentIds::default(),
-            read: super::id_set::AscendingIds::new(READ_IDS_BYTES),
-            map: HashMap::new(),
-            spilled: false,
-            selected: Vec::new(),
-            looked_up: HashMap::new(),
-        }
-    }
 }
 
 /// Where a reference to a source `_id` points in the target, as far as memory knows.
@@ -778,7 +784,6 @@ impl RefState {
     /// A source document of the collection was read.
     fn saw(&mut self, id: ObjectId) {
         self.known.insert(id);
-        self.read.push(id);
     }
 
     /// The source document `source` is in the target as `target`.
@@ -795,15 +800,13 @@ impl RefState {
         match self.map.get(id) {
             Some(t) => RefTarget::Remapped(*t),
             None if self.known.contains(id) => RefTarget::Same,
-            // A remap dropped (or not read back on a resume) could be any `_id` read.
-            None if !self.spilled && self.read.contains(id) => RefTarget::Same,
             None => RefTarget::Ask,
         }
     }
 
     /// What stays once every step referencing the collection has ended: the `_id`s copied
     /// under another `_id` (a followed change may still reference them) and the guild's
-    /// selection, not the `_id`s read (up to [`READ_IDS_BYTES`]) nor the recent ones.
+    /// selection, not the recent `_id`s.
     fn slimmed(&self) -> RefState {
         RefState {
             map: self.map.clone(),
@@ -1344,6 +1347,7 @@ impl Engine {
         // or a stop: a resume handles again what came after the last one (finding it in
         // the target, skipped), as it would the batch between an insert and its checkpoint.
         let mut saved_at = std::time::Instant::now();
+        let mut deferred = Deferred::default();
         while let Some(batch) = rx.recv().await {
             let batch = batch?;
             batches += 1;
@@ -1370,13 +1374,21 @@ impl Engine {
                         Compare::Nothing
                     },
                     empty_target,
+                    Some(&mut deferred),
                 )
                 .await?;
             result.last_id = last_id;
             let stopping = self.cancel.is_cancelled()
                 || (self.write && super::FailPoint::hit(&self.fail_point, spec.name, batches));
+            let checkpoint = self.write
+                && (stopping || !errors.is_empty() || saved_at.elapsed() >= CHECKPOINT_EVERY);
+            // A checkpoint counts what it covers: a resume does not read it again.
+            if checkpoint || deferred.len() >= DEFER_CAP {
+                self.count_dangling(spec, &mut deferred, &mut result)
+                    .await?;
+            }
             if self.write {
-                if stopping || !errors.is_empty() || saved_at.elapsed() >= CHECKPOINT_EVERY {
+                if checkpoint {
                     self.store
                         .save_collection(
                             &self.run_id,
@@ -1400,6 +1412,8 @@ impl Engine {
             }
         }
         drop(reader);
+        self.count_dangling(spec, &mut deferred, &mut result)
+            .await?;
         if self.sync && !self.write {
             // A plan counts here; a run finds what is gone in its verification.
             let order = self.registry.clone_steps()[step_index].spec.order;
@@ -1511,6 +1525,7 @@ impl Engine {
                     result,
                     Compare::Nothing,
                     false,
+                    None,
                 )
                 .await?;
             result.processed = result.processed.min(result.total);
@@ -1715,6 +1730,7 @@ impl Engine {
                 &mut delta,
                 Compare::Content,
                 false,
+                None,
             )
             .await?;
         self.store
@@ -1806,6 +1822,40 @@ impl Engine {
             if let Some(Bson::ObjectId(id)) = d.get("_id") {
                 state.selected.push(*id);
             }
+        }
+        Ok(())
+    }
+
+    /// Counts the dangling ones among the references `deferred` holds, and empties it:
+    /// sorted in place, then read from the source by `_id` ([`IN_CHUNK`] distinct `_id`s a
+    /// query, `_id`s only), so that what a count holds beside them is a few queries' worth.
+    async fn count_dangling(
+        &self,
+        spec: &CollectionSpec,
+        deferred: &mut Deferred,
+        result: &mut CollectionResult,
+    ) -> anyhow::Result<()> {
+        for (i, ids) in deferred.pending.iter_mut().enumerate() {
+            if ids.is_empty() {
+                continue;
+            }
+            ids.sort_unstable();
+            tracing::debug!(
+                collection = spec.name,
+                parent = spec.references[i].collection,
+                references = ids.len(),
+                "counting references memory did not place"
+            );
+            let parents = self
+                .source
+                .db
+                .collection::<RawDocumentBuf>(spec.references[i].collection);
+            let mut counts = dangling_counts(&parents, ids);
+            while let Some(n) = counts.try_next().await? {
+                result.dangling += n;
+            }
+            drop(counts);
+            ids.clear();
         }
         Ok(())
     }
@@ -1906,6 +1956,7 @@ impl Engine {
         result: &mut CollectionResult,
         compare: Compare,
         empty_target: bool,
+        mut deferred: Option<&mut Deferred>,
     ) -> anyhow::Result<Vec<RecordError>> {
         let step = self.registry.clone_steps()[step_index].spec.order;
         let mut errors = Vec::new();
@@ -1956,10 +2007,13 @@ impl Engine {
                             .map_or(RefTarget::Ask, |l| l.target_of(&id)),
                         known => known,
                     };
-                    match place {
-                        RefTarget::Remapped(t) => rewrites.push((r.field, t)),
-                        RefTarget::Same => {}
-                        RefTarget::Ask => unknown[*i].push(id),
+                    match (place, deferred.as_deref_mut()) {
+                        (RefTarget::Remapped(t), _) => rewrites.push((r.field, t)),
+                        (RefTarget::Same, _) => {}
+                        // Not remapped (the parent's remaps are all in memory): only
+                        // whether it dangles is left to find, later.
+                        (RefTarget::Ask, Some(later)) if !rs.spilled => later.push(*i, id),
+                        (RefTarget::Ask, _) => unknown[*i].push(id),
                     }
                 }
             }
@@ -2560,6 +2614,61 @@ pub(crate) fn identity(spec: &CollectionSpec, d: &Document) -> Document {
         }
     }
     out
+}
+
+/// How many of `sorted` (`_id`s, copies included) `parents` does not hold, a run of
+/// [`IN_CHUNK`] distinct ones at a time, a few runs in flight.
+fn dangling_counts<'a>(
+    parents: &'a Collection<RawDocumentBuf>,
+    sorted: &'a [ObjectId],
+) -> impl futures::Stream<Item = anyhow::Result<u64>> + Send + 'a {
+    futures::stream::iter(
+        distinct_runs(sorted, IN_CHUNK)
+            .into_iter()
+            .map(move |run| dangling_in(parents, run)),
+    )
+    .buffer_unordered(QUERIES_AT_ONCE)
+}
+
+/// How many of `run` (sorted `_id`s, copies included) `parents` does not hold, read in one
+/// query of `_id`s only.
+async fn dangling_in(
+    parents: &Collection<RawDocumentBuf>,
+    run: &[ObjectId],
+) -> anyhow::Result<u64> {
+    let mut wanted: Vec<Bson> = run.iter().map(|o| Bson::ObjectId(*o)).collect();
+    wanted.dedup();
+    let mut found = HashSet::with_capacity(wanted.len());
+    let mut cursor = parents
+        .find(doc! { "_id": { "$in": wanted } })
+        .projection(doc! { "_id": 1 })
+        .await?;
+    while let Some(d) = cursor.try_next().await? {
+        if let Some(RawBsonRef::ObjectId(o)) = raw_id(&d) {
+            found.insert(o);
+        }
+    }
+    Ok(run.iter().filter(|o| !found.contains(o)).count() as u64)
+}
+
+/// `sorted` cut into runs of at most `distinct` distinct values each (a value's copies all
+/// in one run).
+fn distinct_runs<T: PartialEq>(sorted: &[T], distinct: usize) -> Vec<&[T]> {
+    let mut runs = Vec::new();
+    let (mut start, mut seen) = (0, 0);
+    for i in 0..sorted.len() {
+        if i == 0 || sorted[i] != sorted[i - 1] {
+            if seen == distinct {
+                runs.push(&sorted[start..i]);
+                (start, seen) = (i, 0);
+            }
+            seen += 1;
+        }
+    }
+    if start < sorted.len() {
+        runs.push(&sorted[start..]);
+    }
+    runs
 }
 
 /// The queries reading the documents with one of `ids`: one `_id` range for a stretch of
@@ -3198,6 +3307,15 @@ mod tests {
     }
 
     #[test]
+    fn runs_of_distinct_values_keep_each_values_copies_together() {
+        let sorted = [1, 1, 2, 3, 3, 3, 4, 5, 5];
+        let runs = distinct_runs(&sorted, 2);
+        assert_eq!(runs, vec![&[1, 1, 2][..], &[3, 3, 3, 4], &[5, 5]]);
+        assert_eq!(distinct_runs(&sorted, 9), vec![&sorted[..]]);
+        assert!(distinct_runs::<u8>(&[], 3).is_empty());
+    }
+
+    #[test]
     fn a_collection_no_step_still_needs_keeps_only_its_remaps() {
         let mut state = RefState::default();
         let (same, moved, there) = (ObjectId::new(), ObjectId::new(), ObjectId::new());
@@ -3206,7 +3324,7 @@ mod tests {
         state.remapped(moved, there);
         assert_eq!(state.target_of(&same), RefTarget::Same);
         let slim = state.slimmed();
-        assert_eq!(slim.read.bytes(), 0);
+        assert_eq!(slim.known.len(), 0);
         // A change followed later still finds the remap; the rest is asked for.
         assert_eq!(slim.target_of(&moved), RefTarget::Remapped(there));
         assert_eq!(slim.target_of(&same), RefTarget::Ask);
@@ -3220,12 +3338,9 @@ mod tests {
             state.saw(*id);
         }
         assert!(state.known.len() <= KNOWN_CAP, "{}", state.known.len());
-        assert!(state.read.bytes() <= READ_IDS_BYTES);
-        // The latest are known, the earliest found among the `_id`s read (a few bytes
-        // each); one never read is asked for.
-        assert!(state.read.bytes() < ids.len() * 4, "{}", state.read.bytes());
+        // The latest are known; the earliest, like one never read, are asked for.
         assert_eq!(state.target_of(ids.last().unwrap()), RefTarget::Same);
-        assert_eq!(state.target_of(&ids[0]), RefTarget::Same);
+        assert_eq!(state.target_of(&ids[0]), RefTarget::Ask);
         assert_eq!(state.target_of(&ObjectId::new()), RefTarget::Ask);
 
         // Remapped `_id`s beyond the map's bound are forgotten, never taken as the same.
@@ -3249,7 +3364,5 @@ mod tests {
         for (s, _) in &remaps[MAP_CAP..] {
             assert_eq!(state.target_of(s), RefTarget::Ask);
         }
-        // Once a remap is dropped, any `_id` read could be one: no longer taken as the same.
-        assert_eq!(state.target_of(&ids[0]), RefTarget::Ask);
     }
 }

@@ -219,6 +219,7 @@ impl Engine {
                         &mut result,
                         super::Compare::Content,
                         false,
+                        None,
                     )
                     .await?,
                 );

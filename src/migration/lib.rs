@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 
 pub mod clone;
 pub mod id_order;
-mod id_set;
 pub mod journal;
 pub mod legacy;
 pub mod runs;

@@ -691,6 +691,100 @@ async fn bad_documents_are_recorded_and_the_run_completes() {
     assert!(v.ok);
 }
 
+/// A reference to a parent read long before its child (more parents than a run keeps as
+/// recent) is not dangling; a missing parent is, each reference once, even when the run is
+/// stopped twice among them and resumed.
+#[tokio::test]
+async fn dangling_references_are_counted_exactly_across_stops() {
+    let source = seeded("dglsrc").await;
+    let target = fresh_db("dgldst").await;
+    let rule = docs(&source, "automod_rules", doc! {}).await[0].clone();
+    let infraction = docs(&source, "infractions", doc! {}).await[0].clone();
+    // 70,000 more rules, read in `_id` order before every infraction.
+    let mut old_rules = Vec::new();
+    for chunk in 0..7 {
+        let batch: Vec<Document> = (0..10_000)
+            .map(|i| {
+                let mut d = rule.clone();
+                d.insert("_id", ObjectId::new());
+                d.insert("name", format!("old-{chunk}-{i}"));
+                d
+            })
+            .collect();
+        old_rules.extend(
+            batch
+                .iter()
+                .take(3)
+                .map(|d| d.get_object_id("_id").unwrap()),
+        );
+        source
+            .collection::<Document>("automod_rules")
+            .insert_many(batch)
+            .await
+            .unwrap();
+    }
+    // Infractions citing the oldest rules, and rules that were never there, mixed.
+    let missing: Vec<ObjectId> = (0..5).map(|_| ObjectId::new()).collect();
+    let added: Vec<Document> = (0..60)
+        .map(|i| {
+            let mut d = infraction.clone();
+            d.insert("_id", ObjectId::new());
+            d.insert("caseNumber", 2_000_000 + i);
+            let cited = if i % 3 == 0 {
+                missing[i as usize % missing.len()]
+            } else {
+                old_rules[i as usize % old_rules.len()]
+            };
+            d.insert("ruleId", cited);
+            d
+        })
+        .collect();
+    source
+        .collection::<Document>("infractions")
+        .insert_many(added)
+        .await
+        .unwrap();
+    // What dangles, counted here from the source alone.
+    let rule_ids: HashSet<ObjectId> = docs(&source, "automod_rules", doc! {})
+        .await
+        .iter()
+        .map(|d| d.get_object_id("_id").unwrap())
+        .collect();
+    let all = docs(&source, "infractions", doc! {}).await;
+    let expected = all
+        .iter()
+        .filter(|d| {
+            d.get_object_id("ruleId")
+                .is_ok_and(|r| !rule_ids.contains(&r))
+        })
+        .count() as u64;
+    assert_eq!(expected, 20);
+
+    let mut o = opts(&source);
+    o.batch_size = 10;
+    // Stopped twice among the added infractions (the last 60), then run to the end.
+    let first_stop = (all.len() as u64 - 60) / 10 + 2;
+    let mut e = env(&target);
+    e.fail_point = Some(heimdall_host::migration::FailPoint::after(
+        "infractions",
+        first_stop,
+    ));
+    let r = run(&e, o).await;
+    assert_eq!(r.status, RunStatus::Cancelled, "{:?}", r.message);
+    e.fail_point = Some(heimdall_host::migration::FailPoint::after("infractions", 2));
+    let r = resume_with(&e, &r.id).await;
+    assert_eq!(r.status, RunStatus::Cancelled, "{:?}", r.message);
+    let r = resume_with(&env(&target), &r.id).await;
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    let inf = r.steps.iter().find(|s| s.label == "Infractions").unwrap();
+    assert_eq!(inf.collections[0].name, "infractions");
+    assert_eq!(inf.collections[0].dangling, expected);
+    assert!(r.verification.unwrap().ok);
+    // The rules' step found none dangling among its own references either.
+    let rules = r.steps.iter().find(|s| s.label == "Automod rules").unwrap();
+    assert_eq!(rules.collections[0].dangling, 0);
+}
+
 #[tokio::test]
 async fn a_document_a_parser_would_change_arrives_byte_for_byte_and_verified() {
     let source = seeded("rawsrc").await;
