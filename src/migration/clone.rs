@@ -684,8 +684,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// How many source `_id`s of a referenced collection a run keeps in memory as seen: a
 /// reference to one of them needs no query. References to others are checked on the source
-/// (a few per batch: children of one parent lie together), so memory stays the same however
-/// big the collection is.
+/// (counted later, see [`Deferred`], or looked up at once where a remap may be missing), so
+/// memory stays the same however big the collection is.
 const KNOWN_CAP: usize = 1 << 16;
 
 /// How many remapped `_id`s (copied under another `_id`) of a referenced collection a run
@@ -2638,17 +2638,11 @@ async fn dangling_in(
 ) -> anyhow::Result<u64> {
     let mut wanted: Vec<Bson> = run.iter().map(|o| Bson::ObjectId(*o)).collect();
     wanted.dedup();
-    let mut found = HashSet::with_capacity(wanted.len());
-    let mut cursor = parents
-        .find(doc! { "_id": { "$in": wanted } })
-        .projection(doc! { "_id": 1 })
-        .await?;
-    while let Some(d) = cursor.try_next().await? {
-        if let Some(RawBsonRef::ObjectId(o)) = raw_id(&d) {
-            found.insert(o);
-        }
-    }
-    Ok(run.iter().filter(|o| !found.contains(o)).count() as u64)
+    let found = fetch_raw_ids(parents, &wanted, Lookup::Points).await?;
+    Ok(run
+        .iter()
+        .filter(|o| !found.contains(&IdKey::Oid(o.bytes())))
+        .count() as u64)
 }
 
 /// `sorted` cut into runs of at most `distinct` distinct values each (a value's copies all
