@@ -591,7 +591,7 @@ where
     T: serde::de::DeserializeOwned + Send + Sync + Unpin + 'static,
 {
     use futures::TryStreamExt;
-    let (tx, rx) = tokio::sync::mpsc::channel::<anyhow::Result<Vec<T>>>(2);
+    let (tx, rx) = tokio::sync::mpsc::channel::<anyhow::Result<Vec<T>>>(1);
     let task = tokio::spawn(async move {
         let res: anyhow::Result<()> = async {
             let mut cursor = coll
