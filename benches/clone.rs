@@ -1,11 +1,14 @@
 //! Instance Clone benchmark: throughput as a ratio to a plain copy measured in the same run.
 //!
-//! `cargo bench --bench clone -- [--scale X] [--runs N] [--clone-only 1] [--cache 2G]`
+//! `cargo bench --bench clone -- [--scale X] [--runs N] [--clone-only 1] [--seed-once 1]
+//! [--cache 2G]`
 //!
 //! Per run: seed a source instance, measure the ceiling (cursor read + unordered
 //! `insert_many` of 1,000 into empty collections with the same indexes, no checks), then a
 //! first clone and a re-run with nothing to copy, each through the `heimdall` binary (which
-//! reports its peak RSS). Prints medians, and where the CPU went: the database server's
+//! reports its peak RSS; the benchmark samples the anonymous and file-backed parts of it).
+//! `--seed-once 1`: the runs share one seeded source (read only; at ten million documents the
+//! seed takes as long as a clone). Prints medians, and where the CPU went: the database server's
 //! CPU seconds in the ceiling and in the first run (when the benchmark started the server),
 //! and the `heimdall` process's own. Uses `MONGODB_BENCH_URI` or starts a secantusd-rs
 //! with a cache of `--cache`.
@@ -26,6 +29,7 @@ async fn main() {
     let runs = arg("--runs", 3.0) as usize;
     // The first run and the re-run only (no sync, no undo): the flat-memory figures at scale.
     let clone_only = arg("--clone-only", 0.0) > 0.0;
+    let seed_once = arg("--seed-once", 0.0) > 0.0;
     let dir = tempfile::tempdir().unwrap();
     let (uri, server) = common::server(dir.path());
     let server_pid = server.as_ref().map(|s| s.pid);
@@ -41,32 +45,39 @@ async fn main() {
 
     let (mut ratios, mut rerun_ratios, mut rss, mut ceil_rate, mut clone_rate) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let (mut rss2, mut anon, mut anon2) = (vec![], vec![], vec![]);
     let (mut undo_ratios, mut undo_rss, mut sync_ratios) = (vec![], vec![], vec![]);
     let (mut cpu_ratios, mut ceil_cpu, mut clone_server_cpu, mut clone_own_cpu) =
         (vec![], vec![], vec![], vec![]);
     let mut docs = 0;
     for r in 0..runs {
-        let src = client.database(&format!("bench_src_{r}"));
-        let t0 = Instant::now();
-        let report = seed_instance(
-            &src,
-            &SeedOptions {
-                scale,
-                ..SeedOptions::new(key.clone())
-            },
-        )
-        .await
-        .unwrap();
-        let durable: u64 = durable_names
-            .iter()
-            .map(|c| report.counts.get(*c).copied().unwrap_or(0))
-            .sum();
-        docs = durable;
-        eprintln!(
-            "run {r}: seeded {} documents ({durable} durable) in {:.1}s",
-            report.total(),
-            t0.elapsed().as_secs_f64()
-        );
+        let src = if seed_once {
+            client.database("bench_src")
+        } else {
+            client.database(&format!("bench_src_{r}"))
+        };
+        if r == 0 || !seed_once {
+            let t0 = Instant::now();
+            let report = seed_instance(
+                &src,
+                &SeedOptions {
+                    scale,
+                    ..SeedOptions::new(key.clone())
+                },
+            )
+            .await
+            .unwrap();
+            docs = durable_names
+                .iter()
+                .map(|c| report.counts.get(*c).copied().unwrap_or(0))
+                .sum();
+            eprintln!(
+                "run {r}: seeded {} documents ({docs} durable) in {:.1}s",
+                report.total(),
+                t0.elapsed().as_secs_f64()
+            );
+        }
+        let durable = docs;
 
         let ceiling_db = client.database(&format!("bench_ceiling_{r}"));
         heimdall_host::db::ensure_indexes(&ceiling_db, &registry)
@@ -79,19 +90,23 @@ async fn main() {
         let target = format!("bench_dst_{r}");
         let clone_args = ["clone", "--source", uri.as_str(), "--source-db", src.name()];
         let clock = CpuClock::start(server_pid);
-        let (first, peak, json) = migrate(&uri, &target, &clone_args);
+        let run1 = migrate(&uri, &target, &clone_args);
         let (first_server, first_own) = clock.elapsed();
+        let (first, json) = (run1.secs, &run1.json);
         assert_eq!(json["imported"].as_u64().unwrap(), durable);
-        let (again, peak2, json2) = migrate(&uri, &target, &clone_args);
+        let run2 = migrate(&uri, &target, &clone_args);
+        let (again, json2) = (run2.secs, &run2.json);
         assert_eq!(json2["imported"].as_u64().unwrap(), 0);
         let secs = |j: &serde_json::Value, k: &str| j[k].as_f64().unwrap_or(0.0) / 1000.0;
         eprintln!(
-            "run {r}: ceiling {:.2}s, clone {first:.2}s (copy {:.2}s, verification {:.2}s), re-run {again:.2}s (copy {:.2}s, verification {:.2}s), peak RSS {peak} / {peak2} kB",
+            "run {r}: ceiling {:.2}s, clone {first:.2}s (copy {:.2}s, verification {:.2}s), re-run {again:.2}s (copy {:.2}s, verification {:.2}s); first run {}; re-run {}",
             ceil.as_secs_f64(),
-            secs(&json, "copyMs"),
-            secs(&json, "verifyMs"),
-            secs(&json2, "copyMs"),
-            secs(&json2, "verifyMs"),
+            secs(json, "copyMs"),
+            secs(json, "verifyMs"),
+            secs(json2, "copyMs"),
+            secs(json2, "verifyMs"),
+            run1.memory(),
+            run2.memory(),
         );
         if let (Some(c), Some(f)) = (ceil_server, first_server) {
             eprintln!(
@@ -107,10 +122,16 @@ async fn main() {
         clone_rate.push(durable as f64 / first);
         ratios.push(ceil.as_secs_f64() / first);
         rerun_ratios.push(again / first);
-        rss.push(peak.max(peak2) as f64);
+        rss.push(run1.peak_kb as f64);
+        rss2.push(run2.peak_kb as f64);
+        anon.push(run1.anon_kb as f64);
+        anon2.push(run2.anon_kb as f64);
         if clone_only {
-            for db in [src.name().to_string(), format!("bench_ceiling_{r}"), target] {
+            for db in [format!("bench_ceiling_{r}"), target] {
                 client.database(&db).drop().await.unwrap();
+            }
+            if !seed_once || r + 1 == runs {
+                src.drop().await.unwrap();
             }
             continue;
         }
@@ -123,29 +144,35 @@ async fn main() {
             src.name(),
             "--sync",
         ];
-        let (sync, _, json4) = migrate(&uri, &target, &sync_args);
+        let run4 = migrate(&uri, &target, &sync_args);
+        let (sync, json4) = (run4.secs, &run4.json);
         assert_eq!(json4["imported"].as_u64().unwrap(), 0, "{json4}");
         eprintln!(
             "run {r}: sync with nothing changed {sync:.2}s (copy {:.2}s, verification {:.2}s; {:.2} × the re-run)",
-            secs(&json4, "copyMs"),
-            secs(&json4, "verifyMs"),
+            secs(json4, "copyMs"),
+            secs(json4, "verifyMs"),
             sync / again
         );
         sync_ratios.push(sync / first);
         // Undo of the first run: every document it inserted removed, checked again.
         let first_id = json["runId"].as_str().unwrap().to_string();
-        let (undo, peak3, json3) = migrate(&uri, &target, &["undo", &first_id]);
+        let run3 = migrate(&uri, &target, &["undo", &first_id]);
+        let (undo, json3) = (run3.secs, &run3.json);
         assert_eq!(json3["status"], "completed", "{json3}");
         assert_eq!(json3["verification"]["ok"], true, "{json3}");
         eprintln!(
-            "run {r}: undo of the first run {undo:.2}s (undo {:.2}s, verification {:.2}s), peak RSS {peak3} kB",
-            secs(&json3, "copyMs"),
-            secs(&json3, "verifyMs"),
+            "run {r}: undo of the first run {undo:.2}s (undo {:.2}s, verification {:.2}s), {}",
+            secs(json3, "copyMs"),
+            secs(json3, "verifyMs"),
+            run3.memory(),
         );
         undo_ratios.push(undo / first);
-        undo_rss.push(peak3 as f64);
-        for db in [src.name().to_string(), format!("bench_ceiling_{r}"), target] {
+        undo_rss.push(run3.peak_kb as f64);
+        for db in [format!("bench_ceiling_{r}"), target] {
             client.database(&db).drop().await.unwrap();
+        }
+        if !seed_once || r + 1 == runs {
+            src.drop().await.unwrap();
         }
     }
     println!("| figure | median of {runs} | target |");
@@ -167,9 +194,20 @@ async fn main() {
         "| re-run time ÷ first-run time | {:.2} | ≤ 0.35 |",
         median(rerun_ratios)
     );
+    let mb = |v: &Vec<f64>| median(v.clone()) / 1024.0;
     println!(
-        "| peak RSS of `heimdall migrate clone` | {:.0} MB | ≤ 150 MB |",
-        median(rss) / 1024.0
+        "| peak RSS of `heimdall migrate clone`, first run / re-run | {:.1} / {:.1} MB | ≤ 150 MB |",
+        mb(&rss),
+        mb(&rss2)
+    );
+    println!(
+        "| of which anonymous (largest sampled `RssAnon`), first run / re-run | {:.1} / {:.1} MB | — |",
+        mb(&anon),
+        mb(&anon2)
+    );
+    eprintln!(
+        "per run: peak RSS {:?} / {:?} kB; anonymous {:?} / {:?} kB",
+        rss, rss2, anon, anon2
     );
     if !cpu_ratios.is_empty() {
         println!(

@@ -1,5 +1,6 @@
 //! Shared by the benchmarks: arguments, medians, a test server, the plain-copy ceiling and
-//! running the `heimdall` binary with its peak RSS.
+//! running the `heimdall` binary with its peak RSS and the anonymous and file-backed parts
+//! of it.
 
 #![allow(dead_code)]
 
@@ -94,10 +95,48 @@ pub async fn plain_copy(
     (start.elapsed(), n)
 }
 
-/// Runs `heimdall migrate <args> --json` into `target`; returns (seconds, peak RSS kB, JSON).
-pub fn migrate(uri: &str, target: &str, args: &[&str]) -> (f64, u64, serde_json::Value) {
+/// One `heimdall migrate` run: its time, its memory and its `--json` answer.
+pub struct Run {
+    /// Wall-clock seconds, start to exit.
+    pub secs: f64,
+    /// Peak RSS in kB, as the process reports it at exit (`VmHWM`): anonymous memory and
+    /// the pages of the binary and libraries it has touched.
+    pub peak_kb: u64,
+    /// The largest anonymous memory (`RssAnon`: heap, stacks) seen while it ran, in kB —
+    /// the part that could grow with the data. Read from `/proc` every 50 ms, so a spike
+    /// shorter than that can be missed; 0 where there is no `/proc`.
+    pub anon_kb: u64,
+    /// The largest file-backed memory (`RssFile`: mostly the binary's own code pages) seen
+    /// while it ran, in kB.
+    pub file_kb: u64,
+    /// What it printed with `--json`.
+    pub json: serde_json::Value,
+}
+
+impl Run {
+    /// "peak RSS P kB (anonymous A, files F)" for a benchmark's log.
+    pub fn memory(&self) -> String {
+        format!(
+            "peak RSS {} kB (anonymous {}, files {})",
+            self.peak_kb, self.anon_kb, self.file_kb
+        )
+    }
+}
+
+/// A `kB` field of `/proc/<pid>/status`.
+fn status_kb(status: &str, field: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+}
+
+/// Runs `heimdall migrate <args> --json` into `target`, sampling its memory while it runs.
+pub fn migrate(uri: &str, target: &str, args: &[&str]) -> Run {
+    use std::io::Read;
+    use std::process::Stdio;
     let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_heimdall"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_heimdall"))
         .arg("migrate")
         .args(args)
         .arg("--json")
@@ -106,20 +145,51 @@ pub fn migrate(uri: &str, target: &str, args: &[&str]) -> (f64, u64, serde_json:
         .env("ENCRYPTION_KEY", KEY)
         .env("HEIMDALL_REPORT_PEAK_RSS", "1")
         .env("HEIMDALL_CONFIG", "/nonexistent")
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    // Both pipes drained on threads of their own, so a full pipe never stalls the child.
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            r.read_to_end(&mut buf).unwrap();
+            buf
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let status_path = format!("/proc/{}/status", child.id());
+    let (mut anon_kb, mut file_kb) = (0, 0);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if let Ok(s) = std::fs::read_to_string(&status_path) {
+            anon_kb = anon_kb.max(status_kb(&s, "RssAnon:").unwrap_or(0));
+            file_kb = file_kb.max(status_kb(&s, "RssFile:").unwrap_or(0));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let secs = start.elapsed().as_secs_f64();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    let stderr = String::from_utf8_lossy(&stderr);
     assert!(
-        out.status.code().is_some_and(|c| c == 0 || c == 2),
+        status.code().is_some_and(|c| c == 0 || c == 2),
         "migrate failed: {stderr}"
     );
-    let rss = stderr
+    let peak_kb = stderr
         .lines()
         .find_map(|l| l.strip_prefix("peak-rss "))
         .and_then(|v| v.trim_end_matches(" kB").trim().parse().ok())
         .unwrap_or(0);
-    (secs, rss, serde_json::from_slice(&out.stdout).unwrap())
+    Run {
+        secs,
+        peak_kb,
+        anon_kb,
+        file_kb,
+        json: serde_json::from_slice(&stdout).unwrap(),
+    }
 }
 
 /// Connects to the benchmark server.

@@ -61,11 +61,12 @@ async fn main() {
         .await;
         assert_eq!(n, records);
         let target = format!("bench_legacy_dst_{r}");
-        let (secs, peak, json) = migrate(
+        let run = migrate(
             &uri,
             &target,
             &["legacy", "--source", &uri, "--source-db", src.name()],
         );
+        let (secs, json) = (run.secs, &run.json);
         assert_eq!(json["status"], "completed");
         let tdb = client.database(&target);
         produced = 0;
@@ -79,13 +80,14 @@ async fn main() {
             }
         }
         eprintln!(
-            "run {r}: ceiling {:.2}s, import {secs:.2}s (copy {:.2}s, verification {:.2}s; {} imported, {} skipped, {} failed; {produced} documents written), peak RSS {peak} kB",
+            "run {r}: ceiling {:.2}s, import {secs:.2}s (copy {:.2}s, verification {:.2}s; {} imported, {} skipped, {} failed; {produced} documents written), {}",
             ceil.as_secs_f64(),
             json["copyMs"].as_f64().unwrap_or(0.0) / 1000.0,
             json["verifyMs"].as_f64().unwrap_or(0.0) / 1000.0,
             json["imported"],
             json["skipped"],
-            json["failed"]
+            json["failed"],
+            run.memory()
         );
         if let Some(steps) = json["steps"].as_array() {
             let per_step: Vec<String> = steps
@@ -102,11 +104,12 @@ async fn main() {
         }
         // The clone's pace on the same documents: the import's result cloned.
         let cloned = format!("bench_legacy_clone_{r}");
-        let (csecs, _, cjson) = migrate(
+        let crun = migrate(
             &uri,
             &cloned,
             &["clone", "--source", &uri, "--source-db", &target],
         );
+        let (csecs, cjson) = (crun.secs, &crun.json);
         let copied = cjson["imported"].as_u64().unwrap_or(0);
         eprintln!(
             "run {r}: clone of the import {csecs:.2}s (copy {:.2}s, verification {:.2}s; {copied} documents, {:.0} documents/s); import ÷ clone documents/s {:.2}",
@@ -121,7 +124,7 @@ async fn main() {
         ceil_rate.push(records as f64 / ceil.as_secs_f64());
         ratio.push(ceil.as_secs_f64() / secs);
         produced_rate.push(produced as f64 / secs);
-        rss.push(peak as f64);
+        rss.push(run.peak_kb as f64);
         for db in [
             src.name().to_string(),
             format!("bench_legacy_ceiling_{r}"),
