@@ -1064,7 +1064,22 @@ impl Engine {
                 let me = self.clone();
                 let prior = prior[i].clone();
                 let span = tracing::info_span!("clone_step", run = %self.run_id, step = steps[i].spec.order, label = steps[i].spec.label);
-                set.spawn(async move { (i, me.run_step(i, prior).await) }.instrument(span));
+                set.spawn(
+                    async move {
+                        let began = std::time::Instant::now();
+                        let res = me.run_step(i, prior).await;
+                        if let Ok(r) = &res {
+                            tracing::info!(
+                                ms = began.elapsed().as_millis() as u64,
+                                processed = r.sum(|c| c.processed),
+                                dangling = r.sum(|c| c.dangling),
+                                "clone step copied"
+                            );
+                        }
+                        (i, res)
+                    }
+                    .instrument(span),
+                );
             }
             let Some(joined) = set.join_next().await else {
                 break;
