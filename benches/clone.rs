@@ -19,8 +19,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::{arg, median, migrate, plain_copy, CpuClock, KEY};
-use heimdall::seed::{seed_instance, SeedOptions};
+use common::{arg, median, migrate, plain_copy, seed_options, CpuClock};
+use heimdall::seed::seed_instance;
 use heimdall_host::plugin::{Lifetime, Registry};
 
 #[tokio::main]
@@ -35,7 +35,6 @@ async fn main() {
     let server_pid = server.as_ref().map(|s| s.pid);
     let client = common::client(&uri).await;
     let registry = Arc::new(Registry::new(heimdall::plugins::all()).unwrap());
-    let key: heimdall_host::crypto::EncryptionKey = KEY.parse().unwrap();
     let durable_names: Vec<&str> = registry
         .collections()
         .iter()
@@ -58,15 +57,7 @@ async fn main() {
         };
         if r == 0 || !seed_once {
             let t0 = Instant::now();
-            let report = seed_instance(
-                &src,
-                &SeedOptions {
-                    scale,
-                    ..SeedOptions::new(key.clone())
-                },
-            )
-            .await
-            .unwrap();
+            let report = seed_instance(&src, &seed_options(scale)).await.unwrap();
             docs = durable_names
                 .iter()
                 .map(|c| report.counts.get(*c).copied().unwrap_or(0))

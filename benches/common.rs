@@ -16,6 +16,14 @@ use mongodb::Database;
 /// The key every benchmark encrypts with.
 pub const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
+/// Seed options at `scale`, encrypting with [`KEY`].
+pub fn seed_options(scale: f64) -> heimdall::seed::SeedOptions {
+    heimdall::seed::SeedOptions {
+        scale,
+        ..heimdall::seed::SeedOptions::new(KEY.parse().unwrap())
+    }
+}
+
 /// `--name value` from the command line.
 pub fn arg(name: &str, default: f64) -> f64 {
     let args: Vec<String> = std::env::args().collect();

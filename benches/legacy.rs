@@ -10,8 +10,8 @@ mod common;
 
 use std::time::Instant;
 
-use common::{arg, median, migrate, plain_copy, KEY};
-use heimdall::seed::{seed_legacy, SeedOptions};
+use common::{arg, median, migrate, plain_copy, seed_options};
+use heimdall::seed::seed_legacy;
 
 const LEGACY: &[&str] = &[
     "guildsettings",
@@ -30,7 +30,6 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let (uri, _server) = common::server(dir.path());
     let client = common::client(&uri).await;
-    let key: heimdall_host::crypto::EncryptionKey = KEY.parse().unwrap();
     let (mut rate, mut ceil_rate, mut ratio, mut rss, mut produced_rate) =
         (vec![], vec![], vec![], vec![], vec![]);
     let (mut clone_rate, mut to_clone) = (vec![], vec![]);
@@ -39,15 +38,7 @@ async fn main() {
     for r in 0..runs {
         let src = client.database(&format!("bench_legacy_src_{r}"));
         let t0 = Instant::now();
-        let report = seed_legacy(
-            &src,
-            &SeedOptions {
-                scale,
-                ..SeedOptions::new(key.clone())
-            },
-        )
-        .await
-        .unwrap();
+        let report = seed_legacy(&src, &seed_options(scale)).await.unwrap();
         records = report.total();
         eprintln!(
             "run {r}: seeded {records} legacy records in {:.1}s",
