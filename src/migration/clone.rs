@@ -1064,22 +1064,7 @@ impl Engine {
                 let me = self.clone();
                 let prior = prior[i].clone();
                 let span = tracing::info_span!("clone_step", run = %self.run_id, step = steps[i].spec.order, label = steps[i].spec.label);
-                set.spawn(
-                    async move {
-                        let began = std::time::Instant::now();
-                        let res = me.run_step(i, prior).await;
-                        if let Ok(r) = &res {
-                            tracing::info!(
-                                ms = began.elapsed().as_millis() as u64,
-                                processed = r.sum(|c| c.processed),
-                                dangling = r.sum(|c| c.dangling),
-                                "clone step copied"
-                            );
-                        }
-                        (i, res)
-                    }
-                    .instrument(span),
-                );
+                set.spawn(async move { (i, me.run_step(i, prior).await) }.instrument(span));
             }
             let Some(joined) = set.join_next().await else {
                 break;
@@ -1182,6 +1167,7 @@ impl Engine {
         index: usize,
         mut result: StepResult,
     ) -> anyhow::Result<StepResult> {
+        let began = std::time::Instant::now();
         let step = &self.registry.clone_steps()[index];
         let mut ev = self.event(EventKind::StepStart, step);
         ev.collection = result.collections.first().map(|c| c.name.clone());
@@ -1265,6 +1251,12 @@ impl Engine {
                 .await?;
         }
         self.completed.fetch_add(1, Ordering::SeqCst);
+        tracing::info!(
+            ms = began.elapsed().as_millis() as u64,
+            processed = result.sum(|c| c.processed),
+            dangling = result.sum(|c| c.dangling),
+            "clone step copied"
+        );
         ev = self.event(EventKind::StepComplete, step);
         ev.record_index = Some(before);
         ev.record_total = Some(step_total);
