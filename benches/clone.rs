@@ -117,48 +117,41 @@ async fn main() {
         rss2.push(run2.peak_kb as f64);
         anon.push(run1.anon_kb as f64);
         anon2.push(run2.anon_kb as f64);
-        if clone_only {
-            for db in [format!("bench_ceiling_{r}"), target] {
-                client.database(&db).drop().await.unwrap();
-            }
-            if !seed_once || r + 1 == runs {
-                src.drop().await.unwrap();
-            }
-            continue;
+        if !clone_only {
+            // A sync with nothing changed: compared with the first run (and the plain re-run).
+            let sync_args = [
+                "clone",
+                "--source",
+                uri.as_str(),
+                "--source-db",
+                src.name(),
+                "--sync",
+            ];
+            let run4 = migrate(&uri, &target, &sync_args);
+            let (sync, json4) = (run4.secs, &run4.json);
+            assert_eq!(json4["imported"].as_u64().unwrap(), 0, "{json4}");
+            eprintln!(
+                "run {r}: sync with nothing changed {sync:.2}s (copy {:.2}s, verification {:.2}s; {:.2} × the re-run)",
+                secs(json4, "copyMs"),
+                secs(json4, "verifyMs"),
+                sync / again
+            );
+            sync_ratios.push(sync / first);
+            // Undo of the first run: every document it inserted removed, checked again.
+            let first_id = json["runId"].as_str().unwrap().to_string();
+            let run3 = migrate(&uri, &target, &["undo", &first_id]);
+            let (undo, json3) = (run3.secs, &run3.json);
+            assert_eq!(json3["status"], "completed", "{json3}");
+            assert_eq!(json3["verification"]["ok"], true, "{json3}");
+            eprintln!(
+                "run {r}: undo of the first run {undo:.2}s (undo {:.2}s, verification {:.2}s), {}",
+                secs(json3, "copyMs"),
+                secs(json3, "verifyMs"),
+                run3.memory(),
+            );
+            undo_ratios.push(undo / first);
+            undo_rss.push(run3.peak_kb as f64);
         }
-        // A sync with nothing changed: compared with the first run (and the plain re-run).
-        let sync_args = [
-            "clone",
-            "--source",
-            uri.as_str(),
-            "--source-db",
-            src.name(),
-            "--sync",
-        ];
-        let run4 = migrate(&uri, &target, &sync_args);
-        let (sync, json4) = (run4.secs, &run4.json);
-        assert_eq!(json4["imported"].as_u64().unwrap(), 0, "{json4}");
-        eprintln!(
-            "run {r}: sync with nothing changed {sync:.2}s (copy {:.2}s, verification {:.2}s; {:.2} × the re-run)",
-            secs(json4, "copyMs"),
-            secs(json4, "verifyMs"),
-            sync / again
-        );
-        sync_ratios.push(sync / first);
-        // Undo of the first run: every document it inserted removed, checked again.
-        let first_id = json["runId"].as_str().unwrap().to_string();
-        let run3 = migrate(&uri, &target, &["undo", &first_id]);
-        let (undo, json3) = (run3.secs, &run3.json);
-        assert_eq!(json3["status"], "completed", "{json3}");
-        assert_eq!(json3["verification"]["ok"], true, "{json3}");
-        eprintln!(
-            "run {r}: undo of the first run {undo:.2}s (undo {:.2}s, verification {:.2}s), {}",
-            secs(json3, "copyMs"),
-            secs(json3, "verifyMs"),
-            run3.memory(),
-        );
-        undo_ratios.push(undo / first);
-        undo_rss.push(run3.peak_kb as f64);
         for db in [format!("bench_ceiling_{r}"), target] {
             client.database(&db).drop().await.unwrap();
         }

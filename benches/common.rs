@@ -131,10 +131,10 @@ impl Run {
     }
 }
 
-/// A `kB` field of `/proc/<pid>/status`.
-fn status_kb(status: &str, field: &str) -> Option<u64> {
-    status
-        .lines()
+/// The figure after `field` on a line of `text` (`/proc/<pid>/status`, or the `peak-rss`
+/// line of `heimdall`'s output), without its ` kB`.
+fn field_kb(text: &str, field: &str) -> Option<u64> {
+    text.lines()
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
 }
@@ -174,8 +174,8 @@ pub fn migrate(uri: &str, target: &str, args: &[&str]) -> Run {
             break status;
         }
         if let Ok(s) = std::fs::read_to_string(&status_path) {
-            anon_kb = anon_kb.max(status_kb(&s, "RssAnon:").unwrap_or(0));
-            file_kb = file_kb.max(status_kb(&s, "RssFile:").unwrap_or(0));
+            anon_kb = anon_kb.max(field_kb(&s, "RssAnon:").unwrap_or(0));
+            file_kb = file_kb.max(field_kb(&s, "RssFile:").unwrap_or(0));
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -186,14 +186,9 @@ pub fn migrate(uri: &str, target: &str, args: &[&str]) -> Run {
         status.code().is_some_and(|c| c == 0 || c == 2),
         "migrate failed: {stderr}"
     );
-    let peak_kb = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("peak-rss "))
-        .and_then(|v| v.trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0);
     Run {
         secs,
-        peak_kb,
+        peak_kb: field_kb(&stderr, "peak-rss ").unwrap_or(0),
         anon_kb,
         file_kb,
         json: serde_json::from_slice(&stdout).unwrap(),
