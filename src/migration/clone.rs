@@ -775,6 +775,17 @@ struct Inserted {
     duplicates: Vec<(Document, Option<String>)>,
 }
 
+/// A count of deferred references and what it decides: how many dangle, and the checkpoint
+/// (the collection's counts and the errors since the last one) to save once it is in, if
+/// the count began at one.
+type Counted = (
+    anyhow::Result<u64>,
+    Option<(CollectionResult, Vec<RecordError>)>,
+);
+
+/// A count of deferred references under way beside the copy ([`Counted`]).
+type Counting<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Counted> + Send + 'a>>;
+
 /// What the engine learned about a collection that others reference, bounded whatever the
 /// collection's size.
 #[derive(Debug, Clone, Default)]
@@ -1394,6 +1405,9 @@ impl Engine {
         };
         let mut inserting = futures::stream::FuturesOrdered::new();
         let mut inserted = std::collections::VecDeque::new();
+        // The references waiting to be counted are counted while the copy goes on, one
+        // count at a time; a checkpoint is saved once its count is in (see [`Counting`]).
+        let mut counting: Option<Counting<'_>> = None;
         let (mut read_all, mut stopping) = (false, false);
         loop {
             let Some((staged, last_id, outcome)) = inserted.pop_front() else {
@@ -1403,6 +1417,13 @@ impl Engine {
                 }
                 tokio::select! {
                     biased;
+                    counted = async { counting.as_mut().expect("a count").await },
+                        if counting.is_some() =>
+                    {
+                        counting = None;
+                        self.counted(step_index, coll_index, counted, &mut result)
+                            .await?;
+                    }
                     Some(done) = inserting.next(), if !inserting.is_empty() => {
                         inserted.push_back(done);
                     }
@@ -1473,37 +1494,46 @@ impl Engine {
                     result.last_id = last_id;
                 }
             }
-            // A checkpoint counts what it covers: a resume does not read it again.
+            // A checkpoint counts what it covers (a resume does not read it again): it is
+            // saved once the count is in, the copy going on meanwhile.
             if checkpoint || deferred.len() >= DEFER_CAP {
-                self.count_dangling(spec, &mut deferred, &mut result)
-                    .await?;
-            }
-            if self.write {
-                if checkpoint {
-                    self.store
-                        .save_collection(
-                            &self.run_id,
-                            step_index,
-                            coll_index,
-                            &result,
-                            &errors,
-                            &[],
-                        )
+                if let Some(previous) = counting.take() {
+                    let counted = previous.await;
+                    self.counted(step_index, coll_index, counted, &mut result)
                         .await?;
+                }
+                let refs = std::mem::take(&mut deferred.pending);
+                let save = checkpoint.then(|| (result.clone(), std::mem::take(&mut errors)));
+                counting = Some(Box::pin(async move {
+                    (self.count_dangling(spec, refs).await, save)
+                }));
+                if checkpoint {
                     saved_at = std::time::Instant::now();
                 }
-            } else {
+            }
+            if !self.write {
                 let mut pe = self.plan_errors.lock().expect("plan errors");
                 let room = super::MAX_RECORDED_ERRORS.saturating_sub(pe.len());
                 pe.extend(errors.into_iter().take(room));
             }
             progress(&result);
             if stopping && inserting.is_empty() && inserted.is_empty() {
+                if let Some(last) = counting.take() {
+                    let counted = last.await;
+                    self.counted(step_index, coll_index, counted, &mut result)
+                        .await?;
+                }
                 return Err(Cancelled.into());
             }
         }
         drop(reader);
-        self.count_dangling(spec, &mut deferred, &mut result)
+        if let Some(last) = counting.take() {
+            let counted = last.await;
+            self.counted(step_index, coll_index, counted, &mut result)
+                .await?;
+        }
+        result.dangling += self
+            .count_dangling(spec, std::mem::take(&mut deferred.pending))
             .await?;
         if self.sync && !self.write {
             // A plan counts here; a run finds what is gone in its verification.
@@ -1917,16 +1947,17 @@ impl Engine {
         Ok(())
     }
 
-    /// Counts the dangling ones among the references `deferred` holds, and empties it:
-    /// sorted in place, then read from the source by `_id` ([`IN_CHUNK`] distinct `_id`s a
-    /// query, `_id`s only), so that what a count holds beside them is a few queries' worth.
+    /// How many of `refs` (per reference of `spec`, by index: referenced `_id`s) dangle:
+    /// each list sorted in place, then read from the source by `_id` ([`IN_CHUNK`] distinct
+    /// `_id`s a query, `_id`s only), so that what a count holds beside them is a few
+    /// queries' worth.
     async fn count_dangling(
         &self,
         spec: &CollectionSpec,
-        deferred: &mut Deferred,
-        result: &mut CollectionResult,
-    ) -> anyhow::Result<()> {
-        for (i, ids) in deferred.pending.iter_mut().enumerate() {
+        mut refs: Vec<Vec<ObjectId>>,
+    ) -> anyhow::Result<u64> {
+        let mut dangling = 0;
+        for (i, ids) in refs.iter_mut().enumerate() {
             if ids.is_empty() {
                 continue;
             }
@@ -1943,10 +1974,28 @@ impl Engine {
                 .collection::<RawDocumentBuf>(spec.references[i].collection);
             let mut counts = dangling_counts(&parents, ids);
             while let Some(n) = counts.try_next().await? {
-                result.dangling += n;
+                dangling += n;
             }
-            drop(counts);
-            ids.clear();
+        }
+        Ok(dangling)
+    }
+
+    /// A count of [`Counting`] is in: added to `result`, and its checkpoint (if it had one)
+    /// saved with it.
+    async fn counted(
+        &self,
+        step_index: usize,
+        coll_index: usize,
+        (count, save): Counted,
+        result: &mut CollectionResult,
+    ) -> anyhow::Result<()> {
+        let n = count?;
+        result.dangling += n;
+        if let Some((mut at, errors)) = save {
+            at.dangling += n;
+            self.store
+                .save_collection(&self.run_id, step_index, coll_index, &at, &errors, &[])
+                .await?;
         }
         Ok(())
     }
