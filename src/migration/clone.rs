@@ -1645,8 +1645,6 @@ impl Engine {
                     state,
                     result,
                     Compare::Nothing,
-                    false,
-                    None,
                 )
                 .await?;
             result.processed = result.processed.min(result.total);
@@ -1850,8 +1848,6 @@ impl Engine {
                 &mut state,
                 &mut delta,
                 Compare::Content,
-                false,
-                None,
             )
             .await?;
         self.store
@@ -2078,7 +2074,8 @@ impl Engine {
         Ok(stop_before_insert)
     }
 
-    /// Validates, rewrites, checks existence and writes one batch; returns its record errors.
+    /// Validates, rewrites, checks existence and writes one batch outside the copy's own
+    /// loop (documents copied again, a sync's updates); returns its record errors.
     ///
     /// Documents stay the source's bytes: one is parsed only to rewrite a reference, for a
     /// handler that adjusts documents, or when the target holds something under its `_id`
@@ -2093,20 +2090,9 @@ impl Engine {
         state: &mut RefState,
         result: &mut CollectionResult,
         compare: Compare,
-        empty_target: bool,
-        deferred: Option<&mut Deferred>,
     ) -> anyhow::Result<Vec<RecordError>> {
         let (to_insert, staged) = self
-            .stage_batch(
-                step_index,
-                spec,
-                batch,
-                handler,
-                state,
-                result,
-                empty_target,
-                deferred,
-            )
+            .stage_batch(step_index, spec, batch, handler, state, result, false, None)
             .await?;
         let inserted = self
             .insert_staged(spec, staged.step, false, to_insert)

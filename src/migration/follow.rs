@@ -218,8 +218,6 @@ impl Engine {
                         &mut state,
                         &mut result,
                         super::Compare::Content,
-                        false,
-                        None,
                     )
                     .await?,
                 );
