@@ -750,6 +750,17 @@ impl Deferred {
     }
 }
 
+/// What a batch belongs to: the step (by index), the collection and the step's handler.
+#[derive(Clone, Copy)]
+pub(crate) struct BatchOf<'a> {
+    /// The step's index in the catalog's clone steps.
+    pub step_index: usize,
+    /// The collection.
+    pub spec: &'a CollectionSpec,
+    /// The step's handler.
+    pub handler: &'a dyn CloneHandler,
+}
+
 /// A batch checked and rewritten, waiting for its inserts (see [`Engine::stage_batch`]).
 struct Staged {
     /// The step's order (for record errors).
@@ -1446,10 +1457,12 @@ impl Engine {
                             .transpose()?;
                         let (to_insert, staged) = self
                             .stage_batch(
-                                step_index,
-                                spec,
+                                BatchOf {
+                                    step_index,
+                                    spec,
+                                    handler,
+                                },
                                 batch,
-                                handler,
                                 &mut state,
                                 &mut result,
                                 empty_target,
@@ -1638,10 +1651,12 @@ impl Engine {
             let batch = super::find_ids(&source, base, chunk, "reading the source").await?;
             let errors = self
                 .process_batch(
-                    step_index,
-                    spec,
+                    BatchOf {
+                        step_index,
+                        spec,
+                        handler,
+                    },
                     batch,
-                    handler,
                     state,
                     result,
                     Compare::Nothing,
@@ -1841,10 +1856,12 @@ impl Engine {
         let mut state = RefState::default();
         let errors = self
             .process_batch(
-                step_index,
-                spec,
+                BatchOf {
+                    step_index,
+                    spec,
+                    handler: handler.as_ref(),
+                },
                 docs,
-                handler.as_ref(),
                 &mut state,
                 &mut delta,
                 Compare::Content,
@@ -2080,19 +2097,17 @@ impl Engine {
     /// Documents stay the source's bytes: one is parsed only to rewrite a reference, for a
     /// handler that adjusts documents, or when the target holds something under its `_id`
     /// or key (skipped, overwritten or looked up).
-    #[allow(clippy::too_many_arguments)]
     async fn process_batch(
         &self,
-        step_index: usize,
-        spec: &CollectionSpec,
+        of: BatchOf<'_>,
         batch: Vec<RawDocumentBuf>,
-        handler: &dyn CloneHandler,
         state: &mut RefState,
         result: &mut CollectionResult,
         compare: Compare,
     ) -> anyhow::Result<Vec<RecordError>> {
+        let spec = of.spec;
         let (to_insert, staged) = self
-            .stage_batch(step_index, spec, batch, handler, state, result, false, None)
+            .stage_batch(of, batch, state, result, false, None)
             .await?;
         let inserted = self
             .insert_staged(spec, staged.step, false, to_insert)
@@ -2103,18 +2118,20 @@ impl Engine {
 
     /// The first part of [`Self::process_batch`]: validates and rewrites the batch and
     /// checks what the target holds of it; returns the documents to insert and the rest.
-    #[allow(clippy::too_many_arguments)]
     async fn stage_batch(
         &self,
-        step_index: usize,
-        spec: &CollectionSpec,
+        of: BatchOf<'_>,
         batch: Vec<RawDocumentBuf>,
-        handler: &dyn CloneHandler,
         state: &mut RefState,
         result: &mut CollectionResult,
         empty_target: bool,
         mut deferred: Option<&mut Deferred>,
     ) -> anyhow::Result<(Vec<RawDocumentBuf>, Staged)> {
+        let BatchOf {
+            step_index,
+            spec,
+            handler,
+        } = of;
         let step = self.registry.clone_steps()[step_index].spec.order;
         let mut errors = Vec::new();
         let fail = |errors: &mut Vec<RecordError>, d: &Document, reason: String| {

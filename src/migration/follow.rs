@@ -211,10 +211,12 @@ impl Engine {
                 let mut state = RefState::default();
                 errors.extend(
                     self.process_batch(
-                        si,
-                        &spec,
+                        super::BatchOf {
+                            step_index: si,
+                            spec: &spec,
+                            handler: handler.as_ref(),
+                        },
                         docs,
-                        handler.as_ref(),
                         &mut state,
                         &mut result,
                         super::Compare::Content,
