@@ -1432,7 +1432,7 @@ impl Engine {
                         if counting.is_some() =>
                     {
                         counting = None;
-                        self.counted(step_index, coll_index, counted, &mut result)
+                        self.record_count(step_index, coll_index, counted, &mut result)
                             .await?;
                     }
                     Some(done) = inserting.next(), if !inserting.is_empty() => {
@@ -1510,11 +1510,8 @@ impl Engine {
             // A checkpoint counts what it covers (a resume does not read it again): it is
             // saved once the count is in, the copy going on meanwhile.
             if checkpoint || deferred.len() >= DEFER_CAP {
-                if let Some(previous) = counting.take() {
-                    let counted = previous.await;
-                    self.counted(step_index, coll_index, counted, &mut result)
-                        .await?;
-                }
+                self.finish_count(&mut counting, step_index, coll_index, &mut result)
+                    .await?;
                 let refs = std::mem::take(&mut deferred.pending);
                 let save = checkpoint.then(|| (result.clone(), std::mem::take(&mut errors)));
                 counting = Some(Box::pin(async move {
@@ -1531,20 +1528,14 @@ impl Engine {
             }
             progress(&result);
             if stopping && inserting.is_empty() && inserted.is_empty() {
-                if let Some(last) = counting.take() {
-                    let counted = last.await;
-                    self.counted(step_index, coll_index, counted, &mut result)
-                        .await?;
-                }
+                self.finish_count(&mut counting, step_index, coll_index, &mut result)
+                    .await?;
                 return Err(Cancelled.into());
             }
         }
         drop(reader);
-        if let Some(last) = counting.take() {
-            let counted = last.await;
-            self.counted(step_index, coll_index, counted, &mut result)
-                .await?;
-        }
+        self.finish_count(&mut counting, step_index, coll_index, &mut result)
+            .await?;
         result.dangling += self
             .count_dangling(spec, std::mem::take(&mut deferred.pending))
             .await?;
@@ -1993,9 +1984,27 @@ impl Engine {
         Ok(dangling)
     }
 
+    /// Waits for the count under way, if any, and records it ([`Self::record_count`]).
+    async fn finish_count(
+        &self,
+        counting: &mut Option<Counting<'_>>,
+        step_index: usize,
+        coll_index: usize,
+        result: &mut CollectionResult,
+    ) -> anyhow::Result<()> {
+        match counting.take() {
+            Some(count) => {
+                let counted = count.await;
+                self.record_count(step_index, coll_index, counted, result)
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
     /// A count of [`Counting`] is in: added to `result`, and its checkpoint (if it had one)
     /// saved with it.
-    async fn counted(
+    async fn record_count(
         &self,
         step_index: usize,
         coll_index: usize,
