@@ -1500,7 +1500,7 @@ impl Engine {
             }
         }
         if self.write {
-            for (ri, _, p) in self.write_inserts(inserts, out).await? {
+            for (ri, _, p) in self.write_inserts(inserts, out, false).await? {
                 out.existed += 1;
                 out.skip_reason[ri].get_or_insert(same_document(p.collection));
             }
@@ -1509,7 +1509,9 @@ impl Engine {
     }
 
     /// Inserts the primary documents, then the others of every record whose primary is
-    /// its own; looks up only what a unique index refused.
+    /// its own; looks up only what a unique index refused. The primaries go one chunk at a
+    /// time (of two records with the same key the older wins); the others, keyed under
+    /// their own record's primary, two chunks at a time.
     async fn insert_first(
         &self,
         groups: &mut [Vec<Vec<super::Produced>>],
@@ -1531,7 +1533,7 @@ impl Engine {
                 }
             }
         }
-        let refused = self.write_inserts(primaries, out).await?;
+        let refused = self.write_inserts(primaries, out, false).await?;
         let mut dropped: HashSet<(usize, usize)> = HashSet::new();
         if !refused.is_empty() {
             let existing = self.existing(refused.iter().map(|(_, _, p)| p)).await?;
@@ -1580,7 +1582,7 @@ impl Engine {
                 }
             }
         }
-        let refused = self.write_inserts(rest, out).await?;
+        let refused = self.write_inserts(rest, out, true).await?;
         if !refused.is_empty() {
             let existing = self.existing(refused.iter().map(|(_, _, p)| p)).await?;
             for (
@@ -1601,98 +1603,140 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes `inserts`, each batch journaled first. Returns the documents a unique index
-    /// refused (already in the target, or another record's), with their record and group;
-    /// other failures become their record's fate.
+    /// Writes `inserts`, each chunk journaled first. With `overlap`, two chunks are in
+    /// flight at once (their journal entries and inserts); without, one at a time, so that
+    /// of two documents with the same key the earlier one is the one written. Outcomes are
+    /// taken in chunk order either way. Returns the documents a unique index refused
+    /// (already in the target, or another record's), with their record and group; other
+    /// failures become their record's fate.
     async fn write_inserts(
         &self,
         inserts: Inserts,
         out: &mut BatchOutcome<'_>,
+        overlap: bool,
     ) -> anyhow::Result<Vec<(usize, usize, super::Produced)>> {
+        use futures::{StreamExt, TryStreamExt};
         let mut refused_by_index = Vec::new();
+        // Per collection: the owner (record, group) and document of each item.
+        type Owned = (&'static str, Vec<(usize, usize)>, Vec<Document>);
+        let mut colls: Vec<Owned> = Vec::new();
         for (c, items) in inserts {
-            let mut owners: Vec<(usize, usize)> = Vec::with_capacity(items.len());
-            let mut docs: Vec<Document> = Vec::with_capacity(items.len());
-            for (ri, gi, d) in items {
-                owners.push((ri, gi));
-                docs.push(d);
+            let (owners, docs) = items.into_iter().map(|(ri, gi, d)| ((ri, gi), d)).unzip();
+            colls.push((c, owners, docs));
+        }
+        let chunks: Vec<(usize, usize)> = colls
+            .iter()
+            .enumerate()
+            .flat_map(|(k, (_, _, docs))| (0..docs.len()).step_by(1000).map(move |s| (k, s)))
+            .collect();
+        let colls = &colls;
+        let results = futures::stream::iter(chunks)
+            .map(|(k, start)| {
+                let (c, _, docs) = &colls[k];
+                let end = (start + 1000).min(docs.len());
+                async move {
+                    let r = self.write_chunk(c, &docs[start..end], start).await?;
+                    anyhow::Ok((k, r))
+                }
+            })
+            .buffered(if overlap { 2 } else { 1 });
+        futures::pin_mut!(results);
+        while let Some((k, chunk)) = results.try_next().await? {
+            let (c, owners, docs) = &colls[k];
+            for (di, why) in chunk.failed {
+                let ri = owners[di].0;
+                out.wrote[ri] -= 1;
+                if out.fate[ri].is_none() {
+                    out.fate[ri] = Some(RecordOutcome::Failed(why));
+                }
             }
-            for (start, chunk) in docs.chunks(1000).enumerate() {
-                // Serialized once, for the journal entry and the insert alike.
-                let mut at: Vec<usize> = Vec::with_capacity(chunk.len());
-                let mut raw: Vec<mongodb::bson::RawDocumentBuf> = Vec::with_capacity(chunk.len());
-                for (i, d) in chunk.iter().enumerate() {
-                    match mongodb::bson::RawDocumentBuf::from_document(d) {
-                        Ok(r) => {
-                            at.push(start * 1000 + i);
-                            raw.push(r);
-                        }
-                        Err(e) => {
-                            let ri = owners[start * 1000 + i].0;
-                            out.wrote[ri] -= 1;
-                            if out.fate[ri].is_none() {
-                                out.fate[ri] =
-                                    Some(RecordOutcome::Failed(format!("not written: {e}")));
-                            }
-                        }
-                    }
-                }
-                // The journal first: a document whose entry cannot be written is not.
-                let mut written = crate::journal::Written::default();
-                if let Some(j) = &self.journal {
-                    let (mut refused, w) = j.will_insert_raw(c, &raw, false).await?;
-                    written = w;
-                    refused.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
-                    for (i, why) in refused {
-                        raw.remove(i);
-                        let ri = owners[at.remove(i)].0;
-                        out.wrote[ri] -= 1;
-                        if out.fate[ri].is_none() {
-                            out.fate[ri] = Some(RecordOutcome::Failed(why));
-                        }
-                    }
-                }
-                self.store.check_fence()?;
-                if let Err(failures) = insert_unordered(
-                    &self.target.collection::<mongodb::bson::RawDocumentBuf>(c),
-                    &raw,
-                )
-                .await
-                {
-                    let failures = failures?;
-                    if let Some(j) = &self.journal {
-                        let ids: Vec<Bson> = failures
-                            .iter()
-                            .filter_map(|f| raw[f.index].get("_id").ok().flatten())
-                            .filter_map(|id| id.to_raw_bson().try_into().ok())
-                            .collect();
-                        j.not_inserted(&written, &ids).await?;
-                    }
-                    for f in failures {
-                        let di = at[f.index];
-                        let (ri, gi) = owners[di];
-                        out.wrote[ri] -= 1;
-                        if f.code == 11000 {
-                            refused_by_index.push((
-                                ri,
-                                gi,
-                                super::Produced {
-                                    collection: c,
-                                    doc: docs[di].clone(),
-                                },
-                            ));
-                        } else if out.fate[ri].is_none() {
-                            out.fate[ri] = Some(RecordOutcome::Failed(f.reason));
-                        }
-                    }
-                }
+            for di in chunk.duplicates {
+                let (ri, gi) = owners[di];
+                out.wrote[ri] -= 1;
+                refused_by_index.push((
+                    ri,
+                    gi,
+                    super::Produced {
+                        collection: c,
+                        doc: docs[di].clone(),
+                    },
+                ));
             }
         }
         Ok(refused_by_index)
     }
+
+    /// Journals and inserts one chunk of `c`'s documents (`docs`, the first at index
+    /// `start` of its collection's list). Says which were not written, by that index.
+    async fn write_chunk(
+        &self,
+        c: &'static str,
+        docs: &[Document],
+        start: usize,
+    ) -> anyhow::Result<ChunkWritten> {
+        let mut written_out = ChunkWritten::default();
+        // Serialized once, for the journal entry and the insert alike.
+        let mut at: Vec<usize> = Vec::with_capacity(docs.len());
+        let mut raw: Vec<mongodb::bson::RawDocumentBuf> = Vec::with_capacity(docs.len());
+        for (i, d) in docs.iter().enumerate() {
+            match mongodb::bson::RawDocumentBuf::from_document(d) {
+                Ok(r) => {
+                    at.push(start + i);
+                    raw.push(r);
+                }
+                Err(e) => written_out
+                    .failed
+                    .push((start + i, format!("not written: {e}"))),
+            }
+        }
+        // The journal first: a document whose entry cannot be written is not.
+        let mut written = crate::journal::Written::default();
+        if let Some(j) = &self.journal {
+            let (mut refused, w) = j.will_insert_raw(c, &raw, false).await?;
+            written = w;
+            refused.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
+            for (i, why) in refused {
+                raw.remove(i);
+                written_out.failed.push((at.remove(i), why));
+            }
+        }
+        self.store.check_fence()?;
+        if let Err(failures) = insert_unordered(
+            &self.target.collection::<mongodb::bson::RawDocumentBuf>(c),
+            &raw,
+        )
+        .await
+        {
+            let failures = failures?;
+            if let Some(j) = &self.journal {
+                let ids: Vec<Bson> = failures
+                    .iter()
+                    .filter_map(|f| raw[f.index].get("_id").ok().flatten())
+                    .filter_map(|id| id.to_raw_bson().try_into().ok())
+                    .collect();
+                j.not_inserted(&written, &ids).await?;
+            }
+            for f in failures {
+                if f.code == 11000 {
+                    written_out.duplicates.push(at[f.index]);
+                } else {
+                    written_out.failed.push((at[f.index], f.reason));
+                }
+            }
+        }
+        Ok(written_out)
+    }
 }
 
-/// Each record reduced to its `_id`: what reports of it need.
+/// What [`Engine::write_chunk`] did not write, by index in its collection's list.
+#[derive(Default)]
+struct ChunkWritten {
+    /// Refused with this reason (not serializable, refused by the journal or the target).
+    failed: Vec<(usize, String)>,
+    /// Refused by a unique index: already in the target, or another record's.
+    duplicates: Vec<usize>,
+}
+
 /// How far a step's import has come, for its verification to trail it.
 #[derive(Clone, Default)]
 struct Imported {
