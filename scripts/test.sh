@@ -9,4 +9,6 @@ export PATH="$HOME/.cargo/bin:$PATH"
 (cd dashboard && npx vitest run)
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Every doc link resolves (poise shows `///` as the slash descriptions; the rest is API docs).
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 cargo test --workspace --locked --no-fail-fast

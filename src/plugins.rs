@@ -2,7 +2,7 @@
 //!
 //! Each plugin is a crate of its own under `plugins/` and declares its collections, clone
 //! steps, legacy mappers, commands, routes and sample data through the
-//! [`Plugin`](heimdall_host::plugin::Plugin) trait. Nothing below the binary names a plugin: this
+//! [`heimdall_host::plugin::Plugin`] trait. Nothing below the binary names a plugin: this
 //! list is the only place that does.
 
 use std::sync::Arc;

@@ -31,7 +31,8 @@ pub fn framework_options(data: &Data) -> poise::FrameworkOptions<Data, Error> {
 }
 
 /// The check of every owner-only command (`#[poise::command(check = "owner_only")]`):
-/// the one owner policy, [`Data::owners`]; anyone else is told so, ephemerally.
+/// the one owner policy, [`Inner::owners`](crate::context::Inner::owners); anyone else is
+/// told so, ephemerally.
 pub async fn owner_only(ctx: crate::context::Context<'_>) -> Result<bool, Error> {
     if ctx.data().owners.is_owner(ctx.author().id.get()) {
         return Ok(true);

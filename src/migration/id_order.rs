@@ -31,7 +31,8 @@ const BRACKETS: &[&[&str]] = &[
     &["maxKey"],
 ];
 
-/// The bracket of a value: its index in [`BRACKETS`].
+/// The bracket of a value: its index in MongoDB's sort order of BSON types (MinKey 0,
+/// null 1, every number 2, strings and symbols 3, ... MaxKey last).
 pub fn bracket(b: &Bson) -> usize {
     match b {
         Bson::MinKey => 0,
