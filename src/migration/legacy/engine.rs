@@ -727,30 +727,56 @@ impl Engine {
             }
         };
         progress(res, &mut throttle);
+        // While a batch is written, the next one, if read already and there is room for it,
+        // is split and mapped on a blocking thread (CPU only; a run stopped meanwhile lets
+        // that one batch finish and drops what it made).
+        let map_aside = |records: Vec<mongodb::bson::RawDocumentBuf>| {
+            let (step, prepared, registry, now) = (
+                step.clone(),
+                prepared.clone(),
+                self.registry.clone(),
+                self.now,
+            );
+            tokio::task::spawn_blocking(move || {
+                map_batch(&step, &prepared, (&registry, now), records)
+            })
+        };
+        let mut next: Option<Next<'_>> = None;
         let mut batches = 0u64;
-        while let Some(records) = rx.recv().await {
-            let records = records?;
-            let _room = self.room_for(&records).await?;
-            batches += 1;
-            let last = last_id(&records)?;
-            // Big records are mapped in parts, after the others of the batch.
-            let mut big = Vec::new();
-            let mut whole = Vec::with_capacity(records.len());
-            for r in records {
-                match parts_of(step, &r)? {
-                    Some(parts) => big.push((r, parts)),
-                    None => whole.push(r),
+        loop {
+            let (batch, _room) = match next.take() {
+                Some(Next::Mapping(mapping, room)) => (mapping.await??, room),
+                Some(Next::Failed(e)) => return Err(e),
+                Some(Next::Read(records)) => {
+                    let room = self.room_for(&records).await?;
+                    let batch = map_batch(step, &prepared, (&self.registry, self.now), records)?;
+                    (batch, room)
                 }
+                None => {
+                    let Some(records) = rx.recv().await else {
+                        break;
+                    };
+                    let records = records?;
+                    let room = self.room_for(&records).await?;
+                    let batch = map_batch(step, &prepared, (&self.registry, self.now), records)?;
+                    (batch, room)
+                }
+            };
+            if let Ok(read) = rx.try_recv() {
+                next = Some(match read {
+                    Ok(records) => match self.room_now(&records) {
+                        Some(room) => Next::Mapping(map_aside(records), room),
+                        None => Next::Read(records),
+                    },
+                    // The run's error, once this batch is written and saved.
+                    Err(e) => Next::Failed(e),
+                });
             }
+            batches += 1;
+            let MappedBatch { last, whole, big } = batch;
+            // Big records are mapped in parts, after the others of the batch.
             let (mut errors, mut skips) = self
-                .import_batch(
-                    step,
-                    &prepared,
-                    (crate::parse_batch(whole)?, 0),
-                    res,
-                    &mut planned,
-                    &mut insert_first,
-                )
+                .import_mapped(step, whole, 0, res, &mut planned, &mut insert_first)
                 .await?;
             for (raw, parts) in big {
                 let (e, s) = self
@@ -806,9 +832,15 @@ impl Engine {
         &self,
         records: &[mongodb::bson::RawDocumentBuf],
     ) -> anyhow::Result<tokio::sync::SemaphorePermit<'_>> {
-        let bytes: usize = records.iter().map(|r| r.as_bytes().len()).sum();
-        let kib = bytes.div_ceil(1024).clamp(1, MAPPING_BYTES_AT_ONCE / 1024) as u32;
-        Ok(self.room.acquire_many(kib).await?)
+        Ok(self.room.acquire_many(room_kib(records)).await?)
+    }
+
+    /// [`Self::room_for`] if there is room now.
+    fn room_now(
+        &self,
+        records: &[mongodb::bson::RawDocumentBuf],
+    ) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.room.try_acquire_many(room_kib(records)).ok()
     }
 
     /// Verifies each step as `started` announces it (step index, how far its import is),
@@ -1196,36 +1228,7 @@ impl Engine {
         record: &Document,
         offset: usize,
     ) -> anyhow::Result<MappedRecord> {
-        let mut out = MappedRecord::default();
-        for ((plugin, part), prep) in step.parts.iter().zip(prepared) {
-            let ctx = MapContext {
-                prepared: prep.as_ref(),
-                now: self.now,
-                offset,
-            };
-            match part.mapper.map(record, &ctx) {
-                Ok(Mapped::Docs(docs)) => {
-                    for d in &docs {
-                        let owner = self.registry.owner(d.collection);
-                        anyhow::ensure!(
-                            owner == Some(*plugin),
-                            "plugin {plugin} produced a document for {}, which it does not own",
-                            d.collection
-                        );
-                    }
-                    out.groups.push(docs);
-                }
-                Ok(Mapped::Skip(why)) => {
-                    out.skip.get_or_insert(why);
-                }
-                Ok(Mapped::Nothing) => {}
-                Err(why) => {
-                    out.failed = Some(why);
-                    break;
-                }
-            }
-        }
-        Ok(out)
+        map_record(step, prepared, (&self.registry, self.now), record, offset)
     }
 
     /// Which of `produced` already exist in the target, per collection: by `_id` and key.
@@ -1278,6 +1281,27 @@ impl Engine {
         planned: &mut HashMap<&'static str, HashSet<String>>,
         insert_first: &mut bool,
     ) -> anyhow::Result<(Vec<RecordError>, Vec<RecordError>)> {
+        let mapped = records
+            .iter()
+            .map(|r| self.map_record(step, prepared, r, offset))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        // Only the `_id`s are needed from here on (a long thread is big).
+        let records = only_ids(records);
+        self.import_mapped(step, (records, mapped), offset, res, planned, insert_first)
+            .await
+    }
+
+    /// [`Self::import_batch`] of records already mapped (`records` reduced to their `_id`s,
+    /// `mapped` what each became).
+    async fn import_mapped(
+        &self,
+        step: &Step,
+        (records, mapped): (Vec<Document>, Vec<MappedRecord>),
+        offset: usize,
+        res: &mut CollectionResult,
+        planned: &mut HashMap<&'static str, HashSet<String>>,
+        insert_first: &mut bool,
+    ) -> anyhow::Result<(Vec<RecordError>, Vec<RecordError>)> {
         let coll_name = source_name(step.source, &self.modmail);
         let mut errors = Vec::new();
         let mut skips = Vec::new();
@@ -1285,8 +1309,7 @@ impl Engine {
         let mut groups: Vec<Vec<Vec<super::Produced>>> = Vec::with_capacity(records.len());
         let mut fate: Vec<Option<RecordOutcome>> = Vec::with_capacity(records.len());
         let mut skip_reason: Vec<Option<String>> = Vec::with_capacity(records.len());
-        for r in &records {
-            let m = self.map_record(step, prepared, r, offset)?;
+        for m in mapped {
             skip_reason.push(m.skip);
             match m.failed {
                 Some(why) => {
@@ -1299,8 +1322,6 @@ impl Engine {
                 }
             }
         }
-        // Only the `_id`s are needed from here on (a long thread is big).
-        let records = only_ids(records);
         if offset > 0 {
             // A later part of a record mapped in parts: its primary document came with the
             // first.
@@ -1914,6 +1935,105 @@ fn part_of(
         out.insert(k, value);
     }
     Ok(out)
+}
+
+/// Runs `record` through every mapper of `step` (`now` for their defaults and expiry) and
+/// checks that each produced document is of a collection its plugin owns.
+fn map_record(
+    step: &Step,
+    prepared: &[Prepared],
+    (registry, now): (&Registry, DateTime),
+    record: &Document,
+    offset: usize,
+) -> anyhow::Result<MappedRecord> {
+    let mut out = MappedRecord::default();
+    for ((plugin, part), prep) in step.parts.iter().zip(prepared) {
+        let ctx = MapContext {
+            prepared: prep.as_ref(),
+            now,
+            offset,
+        };
+        match part.mapper.map(record, &ctx) {
+            Ok(Mapped::Docs(docs)) => {
+                for d in &docs {
+                    let owner = registry.owner(d.collection);
+                    anyhow::ensure!(
+                        owner == Some(*plugin),
+                        "plugin {plugin} produced a document for {}, which it does not own",
+                        d.collection
+                    );
+                }
+                out.groups.push(docs);
+            }
+            Ok(Mapped::Skip(why)) => {
+                out.skip.get_or_insert(why);
+            }
+            Ok(Mapped::Nothing) => {}
+            Err(why) => {
+                out.failed = Some(why);
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The room `records` take while mapped: their KiB, at most all of it.
+fn room_kib(records: &[mongodb::bson::RawDocumentBuf]) -> u32 {
+    let bytes: usize = records.iter().map(|r| r.as_bytes().len()).sum();
+    bytes.div_ceil(1024).clamp(1, MAPPING_BYTES_AT_ONCE / 1024) as u32
+}
+
+/// The batch after the one being written.
+enum Next<'a> {
+    /// Being mapped aside, with its room.
+    Mapping(
+        tokio::task::JoinHandle<anyhow::Result<MappedBatch>>,
+        tokio::sync::SemaphorePermit<'a>,
+    ),
+    /// Read, not mapped yet (there was no room).
+    Read(Vec<mongodb::bson::RawDocumentBuf>),
+    /// Its read failed.
+    Failed(anyhow::Error),
+}
+
+/// A batch of legacy records as read, split and mapped: its records' `_id`s and what the
+/// mappers made of each, and the big records to be mapped part by part (see [`parts_of`]).
+struct MappedBatch {
+    /// The `_id` of the batch's last record (its checkpoint).
+    last: Option<Bson>,
+    /// The records mapped whole, reduced to their `_id`s, and what each became.
+    whole: (Vec<Document>, Vec<MappedRecord>),
+    /// The big records, with their parts.
+    big: Vec<(mongodb::bson::RawDocumentBuf, Parts)>,
+}
+
+/// Splits and maps one batch (CPU only; see [`MappedBatch`]).
+fn map_batch(
+    step: &Step,
+    prepared: &[Prepared],
+    (registry, now): (&Registry, DateTime),
+    records: Vec<mongodb::bson::RawDocumentBuf>,
+) -> anyhow::Result<MappedBatch> {
+    let last = last_id(&records)?;
+    let mut big = Vec::new();
+    let mut whole = Vec::with_capacity(records.len());
+    for r in records {
+        match parts_of(step, &r)? {
+            Some(parts) => big.push((r, parts)),
+            None => whole.push(r),
+        }
+    }
+    let whole = crate::parse_batch(whole)?;
+    let mapped = whole
+        .iter()
+        .map(|r| map_record(step, prepared, (registry, now), r, 0))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(MappedBatch {
+        last,
+        whole: (only_ids(whole), mapped),
+        big,
+    })
 }
 
 fn only_ids(records: Vec<Document>) -> Vec<Document> {
