@@ -6,7 +6,8 @@
 //! 2. Discord sends it back to `GET /api/auth/callback?code&state`: the state must match the
 //!    cookie; the code is exchanged for an access token, which reads the user and their
 //!    servers (with their permissions) once. The servers are handed to the access policy
-//!    ([`AccessPolicy::remember_login`](crate::plugin::AccessPolicy::remember_login)); the access token is not kept.
+//!    ([`AccessPolicy::remember_login`](crate::plugin::AccessPolicy::remember_login)); the
+//!    access token is not kept.
 //! 3. The browser gets [`SESSION_COOKIE`]: a session token (as `heimdall token` mints, plus a
 //!    CSRF token and the user's name) that only the server can read.
 //!

@@ -31,8 +31,7 @@ const BRACKETS: &[&[&str]] = &[
     &["maxKey"],
 ];
 
-/// The bracket of a value: its index in MongoDB's sort order of BSON types (MinKey 0,
-/// null 1, every number 2, strings and symbols 3, ... MaxKey last).
+/// The bracket of a value: its index in `BRACKETS` (MongoDB's sort order of BSON types).
 pub fn bracket(b: &Bson) -> usize {
     match b {
         Bson::MinKey => 0,

@@ -135,7 +135,7 @@ fn elements(doc: &RawDocument) -> anyhow::Result<Vec<(&str, &[u8])>> {
 pub type FieldDigest = (u64, u64);
 
 /// Per top-level field (`_id` aside), its name's and its element's hashes; `None` past
-/// 64 fields (a conflict then says "the content changed" without naming fields).
+/// `MAX_FIELD_DIGESTS` fields.
 pub fn field_digests(doc: &RawDocument) -> anyhow::Result<Option<Vec<FieldDigest>>> {
     let els = elements(doc)?;
     if els.len() > MAX_FIELD_DIGESTS + 1 {

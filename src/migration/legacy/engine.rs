@@ -746,17 +746,15 @@ impl Engine {
         loop {
             let (batch, _room) = match next.take() {
                 Some(Next::Mapping(mapping, room)) => (mapping.await??, room),
-                Some(Next::Failed(e)) => return Err(e),
-                Some(Next::Read(records)) => {
-                    let room = self.room_for(&records).await?;
-                    let batch = map_batch(step, &prepared, (&self.registry, self.now), records)?;
-                    (batch, room)
-                }
-                None => {
-                    let Some(records) = rx.recv().await else {
-                        break;
+                waiting => {
+                    // A read error is the run's, once the batch before it is saved.
+                    let records = match waiting {
+                        Some(Next::Read(read)) => read?,
+                        _ => match rx.recv().await {
+                            Some(read) => read?,
+                            None => break,
+                        },
                     };
-                    let records = records?;
                     let room = self.room_for(&records).await?;
                     let batch = map_batch(step, &prepared, (&self.registry, self.now), records)?;
                     (batch, room)
@@ -766,10 +764,9 @@ impl Engine {
                 next = Some(match read {
                     Ok(records) => match self.room_now(&records) {
                         Some(room) => Next::Mapping(map_aside(records), room),
-                        None => Next::Read(records),
+                        None => Next::Read(Ok(records)),
                     },
-                    // The run's error, once this batch is written and saved.
-                    Err(e) => Next::Failed(e),
+                    Err(e) => Next::Read(Err(e)),
                 });
             }
             batches += 1;
@@ -1281,13 +1278,8 @@ impl Engine {
         planned: &mut HashMap<&'static str, HashSet<String>>,
         insert_first: &mut bool,
     ) -> anyhow::Result<(Vec<RecordError>, Vec<RecordError>)> {
-        let mapped = records
-            .iter()
-            .map(|r| self.map_record(step, prepared, r, offset))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        // Only the `_id`s are needed from here on (a long thread is big).
-        let records = only_ids(records);
-        self.import_mapped(step, (records, mapped), offset, res, planned, insert_first)
+        let whole = map_records(step, prepared, (&self.registry, self.now), records, offset)?;
+        self.import_mapped(step, whole, offset, res, planned, insert_first)
             .await
     }
 
@@ -1991,10 +1983,8 @@ enum Next<'a> {
         tokio::task::JoinHandle<anyhow::Result<MappedBatch>>,
         tokio::sync::SemaphorePermit<'a>,
     ),
-    /// Read, not mapped yet (there was no room).
-    Read(Vec<mongodb::bson::RawDocumentBuf>),
-    /// Its read failed.
-    Failed(anyhow::Error),
+    /// Read (or its read failed), not mapped yet: there was no room.
+    Read(anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>),
 }
 
 /// A batch of legacy records as read, split and mapped: its records' `_id`s and what the
@@ -2025,15 +2015,27 @@ fn map_batch(
         }
     }
     let whole = crate::parse_batch(whole)?;
-    let mapped = whole
-        .iter()
-        .map(|r| map_record(step, prepared, (registry, now), r, 0))
-        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(MappedBatch {
         last,
-        whole: (only_ids(whole), mapped),
+        whole: map_records(step, prepared, (registry, now), whole, 0)?,
         big,
     })
+}
+
+/// Each of `records` run through [`map_record`], and the records reduced to their `_id`s
+/// (all that is needed of them from here on: a long thread is big).
+fn map_records(
+    step: &Step,
+    prepared: &[Prepared],
+    ctx: (&Registry, DateTime),
+    records: Vec<Document>,
+    offset: usize,
+) -> anyhow::Result<(Vec<Document>, Vec<MappedRecord>)> {
+    let mapped = records
+        .iter()
+        .map(|r| map_record(step, prepared, ctx, r, offset))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((only_ids(records), mapped))
 }
 
 fn only_ids(records: Vec<Document>) -> Vec<Document> {
