@@ -775,12 +775,12 @@ impl Engine {
             let (mut errors, mut skips) = self
                 .import_mapped(step, whole, 0, res, &mut planned, &mut insert_first)
                 .await?;
-            for (raw, parts) in big {
+            for record in big {
                 let (e, s) = self
                     .import_in_parts(
                         step,
                         &prepared,
-                        (&raw, &parts),
+                        record,
                         res,
                         &mut planned,
                         &mut insert_first,
@@ -1363,47 +1363,30 @@ impl Engine {
         Ok((errors, skips))
     }
 
-    /// Imports one big record part by part (see [`parts_of`]). Every part after the first
-    /// is mapped once beforehand, so a bad element fails the record before anything of it
-    /// is written. The first part is imported as the record (counted, its primary document
+    /// Imports one big record part by part (see [`parts_of`]), its later parts checked
+    /// already ([`map_batch`]): a refused one fails the record before anything of it is
+    /// written. The first part is imported as the record (counted, its primary document
     /// deciding a conflict); each later part adds its other documents to it (without the
-    /// primary, see `BatchOutcome::primary`), counted into the record's outcome.
+    /// primary, see `BatchOutcome::primary`), counted into the record's outcome. Each part
+    /// after the first is mapped on a blocking thread while the one before it is written.
     async fn import_in_parts(
         &self,
         step: &Step,
-        prepared: &[Prepared],
-        (raw, Parts { field, slices }): (&mongodb::bson::RawDocument, &Parts),
+        prepared: &Arc<Vec<Prepared>>,
+        BigRecord {
+            raw,
+            parts: Parts { field, slices },
+            refused,
+        }: BigRecord,
         res: &mut CollectionResult,
         planned: &mut HashMap<&'static str, HashSet<String>>,
         insert_first: &mut bool,
     ) -> anyhow::Result<(Vec<RecordError>, Vec<RecordError>)> {
-        for &(offset, count) in slices.iter().skip(1) {
-            let part = part_of(raw, field, offset, count)?;
-            if self
-                .map_record(step, prepared, &part, offset)?
-                .failed
-                .is_some()
-            {
-                // Counted as failed with its reason; nothing written.
-                return self
-                    .import_batch(
-                        step,
-                        prepared,
-                        (vec![part], offset),
-                        res,
-                        planned,
-                        insert_first,
-                    )
-                    .await;
-            }
-        }
-        let counts = |r: &CollectionResult| (r.processed, r.inserted, r.skipped, r.failed);
-        let mut out = (Vec::new(), Vec::new());
-        let mut imported = false;
-        for (k, &(offset, count)) in slices.iter().enumerate() {
-            let part = part_of(raw, field, offset, count)?;
-            let saved = counts(res);
-            let (errors, skips) = self
+        if let Some(k) = refused {
+            // Counted as failed with its reason; nothing written.
+            let (offset, count) = slices[k];
+            let part = part_of(&raw, field, offset, count)?;
+            return self
                 .import_batch(
                     step,
                     prepared,
@@ -1412,6 +1395,31 @@ impl Engine {
                     planned,
                     insert_first,
                 )
+                .await;
+        }
+        let map_part = |(offset, count): (usize, usize)| {
+            let (step, prepared, registry, now, raw) = (
+                step.clone(),
+                prepared.clone(),
+                self.registry.clone(),
+                self.now,
+                raw.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                let part = part_of(&raw, field, offset, count)?;
+                map_records(&step, &prepared, (&registry, now), vec![part], offset)
+            })
+        };
+        let counts = |r: &CollectionResult| (r.processed, r.inserted, r.skipped, r.failed);
+        let mut out = (Vec::new(), Vec::new());
+        let mut imported = false;
+        let mut mapping = slices.first().map(|&s| map_part(s));
+        for (k, &(offset, _)) in slices.iter().enumerate() {
+            let mapped = mapping.take().expect("each part mapped").await??;
+            mapping = slices.get(k + 1).map(|&s| map_part(s));
+            let saved = counts(res);
+            let (errors, skips) = self
+                .import_mapped(step, mapped, offset, res, planned, insert_first)
                 .await?;
             if k == 0 {
                 // What the first part counted the record as. Imported, or skipped with no
@@ -1995,7 +2003,15 @@ struct MappedBatch {
     /// The records mapped whole, reduced to their `_id`s, and what each became.
     whole: (Vec<Document>, Vec<MappedRecord>),
     /// The big records, with their parts.
-    big: Vec<(mongodb::bson::RawDocumentBuf, Parts)>,
+    big: Vec<BigRecord>,
+}
+
+/// A record mapped in parts (see [`parts_of`]), its later parts checked already.
+struct BigRecord {
+    raw: Arc<mongodb::bson::RawDocumentBuf>,
+    parts: Parts,
+    /// The first later part its mappers refuse: the record fails, nothing of it written.
+    refused: Option<usize>,
 }
 
 /// Splits and maps one batch (CPU only; see [`MappedBatch`]).
@@ -2010,7 +2026,26 @@ fn map_batch(
     let mut whole = Vec::with_capacity(records.len());
     for r in records {
         match parts_of(step, &r)? {
-            Some(parts) => big.push((r, parts)),
+            Some(parts) => {
+                // Every part after the first mapped once beforehand, so a bad element
+                // fails the record before anything of it is written.
+                let mut refused = None;
+                for (k, &(offset, count)) in parts.slices.iter().enumerate().skip(1) {
+                    let part = part_of(&r, parts.field, offset, count)?;
+                    if map_record(step, prepared, (registry, now), &part, offset)?
+                        .failed
+                        .is_some()
+                    {
+                        refused = Some(k);
+                        break;
+                    }
+                }
+                big.push(BigRecord {
+                    raw: Arc::new(r),
+                    parts,
+                    refused,
+                });
+            }
             None => whole.push(r),
         }
     }
