@@ -44,10 +44,15 @@ pub fn arg_str(name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
-/// The median.
+/// The median (of an even number of values, the mean of the middle two).
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+    let mid = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    }
 }
 
 /// `MONGODB_BENCH_URI`, or a secantusd-rs started for the benchmark with a cache of
