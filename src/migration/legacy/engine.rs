@@ -731,14 +731,8 @@ impl Engine {
         // is split and mapped on a blocking thread (CPU only; a run stopped meanwhile lets
         // that one batch finish and drops what it made).
         let map_aside = |records: Vec<mongodb::bson::RawDocumentBuf>| {
-            let (step, prepared, registry, now) = (
-                step.clone(),
-                prepared.clone(),
-                self.registry.clone(),
-                self.now,
-            );
-            tokio::task::spawn_blocking(move || {
-                map_batch(&step, &prepared, (&registry, now), records)
+            self.map_blocking(step, &prepared, move |step, prepared, ctx| {
+                map_batch(step, prepared, ctx, records)
             })
         };
         let mut next: Option<Next<'_>> = None;
@@ -830,6 +824,25 @@ impl Engine {
         records: &[mongodb::bson::RawDocumentBuf],
     ) -> anyhow::Result<tokio::sync::SemaphorePermit<'_>> {
         Ok(self.room.acquire_many(room_kib(records)).await?)
+    }
+
+    /// Runs `map` (CPU only) on a blocking thread, with what mapping needs: `step`, what
+    /// it prepared, the registry and the run's `now`.
+    fn map_blocking<T: Send + 'static>(
+        &self,
+        step: &Step,
+        prepared: &Arc<Vec<Prepared>>,
+        map: impl FnOnce(&Step, &[Prepared], (&Registry, DateTime)) -> anyhow::Result<T>
+            + Send
+            + 'static,
+    ) -> tokio::task::JoinHandle<anyhow::Result<T>> {
+        let (step, prepared, registry, now) = (
+            step.clone(),
+            prepared.clone(),
+            self.registry.clone(),
+            self.now,
+        );
+        tokio::task::spawn_blocking(move || map(&step, &prepared, (&registry, now)))
     }
 
     /// [`Self::room_for`] if there is room now.
@@ -1398,16 +1411,10 @@ impl Engine {
                 .await;
         }
         let map_part = |(offset, count): (usize, usize)| {
-            let (step, prepared, registry, now, raw) = (
-                step.clone(),
-                prepared.clone(),
-                self.registry.clone(),
-                self.now,
-                raw.clone(),
-            );
-            tokio::task::spawn_blocking(move || {
+            let raw = raw.clone();
+            self.map_blocking(step, prepared, move |step, prepared, ctx| {
                 let part = part_of(&raw, field, offset, count)?;
-                map_records(&step, &prepared, (&registry, now), vec![part], offset)
+                map_records(step, prepared, ctx, vec![part], offset)
             })
         };
         let counts = |r: &CollectionResult| (r.processed, r.inserted, r.skipped, r.failed);
