@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
-use mongodb::bson::{doc, Bson, DateTime, Document, RawDocument, RawDocumentBuf};
+use mongodb::bson::{doc, Bson, DateTime, Document, RawArrayBuf, RawDocument, RawDocumentBuf};
 use mongodb::options::InsertManyOptions;
 use mongodb::{Collection, Database};
 use sha2::Digest as _;
@@ -97,14 +97,19 @@ pub fn under(prefix: &str, after: &str) -> Document {
 /// `_id` (which the server may move to the front), in order. Equal digests: the same
 /// document, byte for byte, whatever build of Heimdall computed them.
 pub fn digest(doc: &RawDocument) -> anyhow::Result<i64> {
+    Ok(digest_of(&elements(doc)?))
+}
+
+/// [`digest`] of a document's [`elements`].
+fn digest_of(els: &[(&str, &[u8])]) -> i64 {
     let mut h = sha2::Sha256::new();
-    for (name, bytes) in elements(doc)? {
-        if name != "_id" {
+    for (name, bytes) in els {
+        if *name != "_id" {
             h.update(bytes);
         }
     }
     let out = h.finalize();
-    Ok(i64::from_le_bytes(out[..8].try_into().expect("8 bytes")))
+    i64::from_le_bytes(out[..8].try_into().expect("8 bytes"))
 }
 
 /// FNV-1a, 64 bits: a stable hash for per-field digests (cheap for many small fields).
@@ -137,16 +142,20 @@ pub type FieldDigest = (u64, u64);
 /// Per top-level field (`_id` aside), its name's and its element's hashes; `None` past
 /// `MAX_FIELD_DIGESTS` fields.
 pub fn field_digests(doc: &RawDocument) -> anyhow::Result<Option<Vec<FieldDigest>>> {
-    let els = elements(doc)?;
+    Ok(field_digests_of(&elements(doc)?))
+}
+
+/// [`field_digests`] of a document's [`elements`].
+fn field_digests_of(els: &[(&str, &[u8])]) -> Option<Vec<FieldDigest>> {
     if els.len() > MAX_FIELD_DIGESTS + 1 {
-        return Ok(None);
+        return None;
     }
-    Ok(Some(
-        els.into_iter()
+    Some(
+        els.iter()
             .filter(|(n, _)| *n != "_id")
             .map(|(n, b)| (fnv(n.as_bytes()) as u64, fnv(b) as u64))
             .collect(),
-    ))
+    )
 }
 
 /// [`field_digests`] as one binary value (16 bytes a field): small beside the document.
@@ -314,30 +323,30 @@ impl Journal {
         Ok(())
     }
 
-    /// The item of one written document, and its size.
-    fn item(written: &RawDocument) -> anyhow::Result<(Document, usize)> {
-        let id: Bson = written
-            .get("_id")?
-            .context("a document without _id")?
-            .to_raw_bson()
-            .try_into()?;
-        let id_bytes = elements(written)?
+    /// The item of one written document, and its size: built as raw BSON from the
+    /// document's bytes (each of its top-level elements read once, for the digest and the
+    /// per-field digests alike).
+    fn item(written: &RawDocument) -> anyhow::Result<(RawDocumentBuf, usize)> {
+        let els = elements(written)?;
+        let id = written.get("_id")?.context("a document without _id")?;
+        let id_bytes = els
             .iter()
             .find(|(n, _)| *n == "_id")
             .map_or(0, |(_, b)| b.len());
         let mut size = 64 + id_bytes;
-        let mut item = doc! { "h": digest(written)? };
-        if let Some(f) = field_digests(written)? {
+        let mut item = RawDocumentBuf::new();
+        item.append("h", digest_of(&els));
+        if let Some(f) = field_digests_of(&els) {
             size += f.len() * 16;
-            item.insert(
+            item.append(
                 "f",
-                mongodb::bson::Binary {
+                mongodb::bson::RawBson::Binary(mongodb::bson::Binary {
                     subtype: mongodb::bson::spec::BinarySubtype::Generic,
                     bytes: pack(&f),
-                },
+                }),
             );
         }
-        item.insert("i", id);
+        item.append_ref("i", id);
         Ok((item, size))
     }
 
@@ -353,23 +362,33 @@ impl Journal {
     ) -> anyhow::Result<(Refused, Written)> {
         self.announce(collection).await?;
         let mut refused: Refused = Vec::new();
-        let mut groups: Vec<(Vec<usize>, Vec<Document>, usize)> = Vec::new();
+        // Per entry: the indexes of its documents, its items (raw, as stored), their size
+        // and its first document's `_id`.
+        let mut groups: Vec<(Vec<usize>, RawArrayBuf, usize, Bson)> = Vec::new();
         for (i, raw) in docs {
             match raw.and_then(|r| Self::item(r.borrow())) {
                 Ok((item, size)) => match groups.last_mut() {
-                    Some((at, items, total)) if *total + size <= MAX_ENTRY_BYTES => {
+                    Some((at, items, total, _)) if *total + size <= MAX_ENTRY_BYTES => {
                         at.push(i);
                         items.push(item);
                         *total += size;
                     }
-                    _ => groups.push((vec![i], vec![item], size)),
+                    _ => {
+                        let first = match item.get("i")? {
+                            Some(id) => id.to_raw_bson().try_into()?,
+                            None => Bson::Null,
+                        };
+                        let mut items = RawArrayBuf::new();
+                        items.push(item);
+                        groups.push((vec![i], items, size, first));
+                    }
                 },
                 Err(e) => refused.push((i, format!("not written: {e}"))),
             }
         }
+        let entries = self.entries.clone_with_type::<RawDocumentBuf>();
         let mut written = Written::default();
-        for (at, items, _) in groups {
-            let first = items[0].get("i").cloned().unwrap_or(Bson::Null);
+        for (at, items, _, first) in groups {
             let key = format!(
                 "{}{}",
                 entry_prefix(&self.run, Some(collection), Some(op)),
@@ -380,23 +399,34 @@ impl Journal {
             // writing the same batch again, see the test
             // `a_clone_stopped_between_its_journal_and_its_writes_resumes_and_undoes_whole`),
             // pushed.
-            let header = doc! {
-                "run": &self.run, "c": collection, "op": op.as_str(), "stretch": stretch,
-                "at": DateTime::now(),
-            };
-            let mut entry = doc! { "_id": &key };
-            entry.extend(header.clone());
-            entry.insert("e", &items);
-            let res = match self.entries.insert_one(entry).await {
-                Err(e) if is_duplicate_key(&e) => self
-                    .entries
-                    .update_one(
-                        doc! { "_id": &key },
-                        doc! { "$setOnInsert": header, "$push": { "e": { "$each": items } } },
-                    )
-                    .upsert(true)
-                    .await
-                    .map(|_| ()),
+            let at_time = DateTime::now();
+            let mut entry = RawDocumentBuf::new();
+            entry.append("_id", key.as_str());
+            entry.append("run", self.run.as_str());
+            entry.append("c", collection);
+            entry.append("op", op.as_str());
+            entry.append("stretch", stretch);
+            entry.append("at", at_time);
+            entry.append("e", items);
+            let res = match entries.insert_one(&entry).await {
+                Err(e) if is_duplicate_key(&e) => {
+                    let items = match entry.get("e")? {
+                        Some(e) => Bson::try_from(e.to_raw_bson())?,
+                        None => Bson::Array(Vec::new()),
+                    };
+                    let header = doc! {
+                        "run": &self.run, "c": collection, "op": op.as_str(), "stretch": stretch,
+                        "at": at_time,
+                    };
+                    self.entries
+                        .update_one(
+                            doc! { "_id": &key },
+                            doc! { "$setOnInsert": header, "$push": { "e": { "$each": items } } },
+                        )
+                        .upsert(true)
+                        .await
+                        .map(|_| ())
+                }
                 other => other.map(|_| ()),
             };
             match res {
