@@ -10,7 +10,7 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
 
 use heimdall_host::migration::legacy::{
-    coerce, derived_id, primary_id, LegacyMapper, LegacySource, LegacyStepSpec, MapContext, Mapped,
+    coerce, primary_id, DerivedIds, LegacyMapper, LegacySource, LegacyStepSpec, MapContext, Mapped,
     Prepared, Produced,
 };
 
@@ -110,6 +110,7 @@ impl LegacyMapper for ModmailMapper {
                 ))
             }
         };
+        let message_ids = DerivedIds::of(&id);
         // In parts, `messages` holds a slice starting at `ctx.offset` (see `list_field`).
         for (i, m) in (ctx.offset..).zip(messages) {
             let m = m
@@ -132,7 +133,7 @@ impl LegacyMapper for ModmailMapper {
             out.push(Produced {
                 collection: "modmail_messages",
                 doc: doc! {
-                    "_id": derived_id(&id, i as u64 + 1, (at.timestamp_millis() / 1000).max(0) as u32),
+                    "_id": message_ids.nth(i as u64 + 1, (at.timestamp_millis() / 1000).max(0) as u32),
                     "guildId": &guild, "conversationId": id.clone(), "authorId": author,
                     "isStaff": m.get_bool("isStaff").unwrap_or(false),
                     "content": m.get_str("content").unwrap_or_default(), "attachments": attachments, "createdAt": at,

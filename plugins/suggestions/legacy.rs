@@ -7,7 +7,7 @@ use std::sync::Arc;
 use mongodb::bson::{doc, Bson, Document};
 
 use heimdall_host::migration::legacy::{
-    coerce, derived_id, primary_id, LegacyMapper, LegacySource, LegacyStepSpec, MapContext, Mapped,
+    coerce, primary_id, DerivedIds, LegacyMapper, LegacySource, LegacyStepSpec, MapContext, Mapped,
     Produced,
 };
 use heimdall_plugin_core::legacy::{SETTINGS, SETTINGS_LABEL};
@@ -62,6 +62,7 @@ impl LegacyMapper for SuggestionMapper {
         let status = status(r.get("status"))?;
         let id = primary_id(r);
         let created = coerce::created_at(r, "createdAt", ctx.now)?;
+        let vote_ids = DerivedIds::of(&id);
         let mut seen = HashSet::new();
         let mut votes = Vec::new();
         let (mut up, mut down) = (0, 0);
@@ -92,7 +93,7 @@ impl LegacyMapper for SuggestionMapper {
                 votes.push(Produced {
                     collection: "suggestion_votes",
                     doc: doc! {
-                        "_id": derived_id(&id, n, (created.timestamp_millis() / 1000) as u32),
+                        "_id": vote_ids.nth(n, (created.timestamp_millis() / 1000) as u32),
                         "suggestionId": id.clone(), "userId": user, "vote": vote,
                     },
                 });

@@ -135,15 +135,34 @@ impl LegacyStepSpec {
 /// A deterministic ObjectId for the `n`-th document derived from legacy record `parent`, so
 /// that a re-run produces the same `_id`s (for collections identified by `_id` only).
 pub fn derived_id(parent: &Bson, n: u64, seconds: u32) -> ObjectId {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    parent.to_string().hash(&mut h);
-    n.hash(&mut h);
-    let v = h.finish();
-    let mut bytes = [0u8; 12];
-    bytes[..4].copy_from_slice(&seconds.to_be_bytes());
-    bytes[4..].copy_from_slice(&v.to_be_bytes());
-    ObjectId::from_bytes(bytes)
+    DerivedIds::of(parent).nth(n, seconds)
+}
+
+/// [`derived_id`] for the many documents of one parent (a thread's messages): the parent
+/// is written out and hashed once, not once per document. The same `_id`s.
+#[derive(Clone)]
+pub struct DerivedIds(std::collections::hash_map::DefaultHasher);
+
+impl DerivedIds {
+    /// The `_id`s derived from `parent`.
+    pub fn of(parent: &Bson) -> Self {
+        use std::hash::Hash;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        parent.to_string().hash(&mut h);
+        Self(h)
+    }
+
+    /// The `n`-th one (see [`derived_id`]).
+    pub fn nth(&self, n: u64, seconds: u32) -> ObjectId {
+        use std::hash::{Hash, Hasher};
+        let mut h = self.0.clone();
+        n.hash(&mut h);
+        let v = h.finish();
+        let mut bytes = [0u8; 12];
+        bytes[..4].copy_from_slice(&seconds.to_be_bytes());
+        bytes[4..].copy_from_slice(&v.to_be_bytes());
+        ObjectId::from_bytes(bytes)
+    }
 }
 
 /// The `_id` of a Heimdall document made from legacy record `record`: the legacy `_id` when
@@ -153,5 +172,42 @@ pub fn primary_id(record: &Document) -> Bson {
         Some(Bson::ObjectId(o)) => Bson::ObjectId(*o),
         Some(other) => Bson::ObjectId(derived_id(other, 0, 0)),
         None => Bson::ObjectId(ObjectId::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `_id`s of documents derived from a legacy record, as every earlier build made
+    /// them: the parent written out and hashed with `n` for each document.
+    fn derived_as_before(parent: &Bson, n: u64, seconds: u32) -> ObjectId {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        parent.to_string().hash(&mut h);
+        n.hash(&mut h);
+        let mut bytes = [0u8; 12];
+        bytes[..4].copy_from_slice(&seconds.to_be_bytes());
+        bytes[4..].copy_from_slice(&h.finish().to_be_bytes());
+        ObjectId::from_bytes(bytes)
+    }
+
+    #[test]
+    fn a_parent_hashed_once_derives_the_same_ids_as_before() {
+        // A re-run after an upgrade must find the documents an older build imported.
+        for parent in [
+            Bson::ObjectId(ObjectId::parse_str("5f1d7e2a9b3c4d5e6f708192").unwrap()),
+            Bson::String("thread-42".into()),
+            Bson::Int64(i64::MAX),
+            Bson::Double(1.5),
+        ] {
+            let ids = DerivedIds::of(&parent);
+            for (n, seconds) in [(0, 0), (1, 1_600_000_000), (20_000, u32::MAX)] {
+                assert_eq!(ids.nth(n, seconds), derived_as_before(&parent, n, seconds));
+                assert_eq!(derived_id(&parent, n, seconds), ids.nth(n, seconds));
+            }
+        }
+        let a = DerivedIds::of(&Bson::String("a".into()));
+        assert_ne!(a.nth(1, 0), a.nth(2, 0));
     }
 }
