@@ -23,15 +23,18 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
-    // Pages a migration's batch freed go back to the system at once, not a second (ten, for
-    // whole arena ranges) later: with mimalloc's delay, a clone's peak RSS carried 20 MB of
-    // freed batches at 1M documents (79 MB against 59; 85 against 67 at 10M). It costs the
-    // clone some system CPU (madvise), not wall time; `MIMALLOC_PURGE_DELAY` still wins.
+    // Pages a migration's batch freed go back to the system 10 ms later, not a second (ten,
+    // for whole arena ranges) later: with mimalloc's delay, a clone's peak RSS carried 20 MB
+    // of freed batches at 1M documents (79 MB against 59; 85 against 67 at 10M). With no
+    // delay at all, memory freed and taken again a moment later went back and forth to the
+    // system: a legacy import of 100k records spent a third of its CPU time in page faults and
+    // `madvise` (system time 6.8 s at 0 ms, 4.3 s at 10 ms, peak RSS the same; the clone of
+    // 1M documents 56 MB at 0 ms, 61 MB at 10 ms). `MIMALLOC_PURGE_DELAY` still wins.
     #[cfg(not(feature = "system-alloc"))]
     // SAFETY: set before any other thread starts (options are not thread safe to change);
     // `set_default` leaves an option the environment gave.
     unsafe {
-        libmimalloc_sys::mi_option_set_default(MI_OPTION_PURGE_DELAY, 0);
+        libmimalloc_sys::mi_option_set_default(MI_OPTION_PURGE_DELAY, 10);
     }
     heimdall::cli::main()
 }
