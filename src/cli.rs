@@ -428,10 +428,23 @@ fn cli_user() -> String {
 }
 
 async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
-    use crate::term;
-    use heimdall_host::migration::{clone, runs::RunStore, ProgressSink};
     let config = Config::from_env()?;
     let opened = heimdall_host::startup::open_database(&config).await?;
+    let result = migrate_on(cmd, &config, &opened).await;
+    // Closed here, while the runtime runs: a client whose last handle drops ends its
+    // sessions on a task of the driver's own, which panicked when the process exited under
+    // it (the runs close their sources the same way).
+    heimdall_base::db::close(opened.client.clone()).await;
+    result
+}
+
+async fn migrate_on(
+    cmd: MigrateCommand,
+    config: &Config,
+    opened: &heimdall_host::startup::OpenDatabase,
+) -> anyhow::Result<ExitCode> {
+    use crate::term;
+    use heimdall_host::migration::{clone, runs::RunStore, ProgressSink};
     let registry = heimdall_host::plugin::Registry::new(crate::plugins::all())?.catalog();
     let env = clone::MigrationEnv {
         target: opened.db.clone(),

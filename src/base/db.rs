@@ -11,6 +11,15 @@ use crate::catalog::{Catalog, CollectionSpec};
 use crate::error::{UserError, UserErrorKind};
 use crate::secret::{redact_uri, scrub};
 
+/// Closes `client` now: its sessions ended and its connections closed before the caller
+/// goes on. Without it, the last handle's drop leaves that to a task of the driver's own,
+/// and a process that exits while that task runs panics in the driver (mongodb 3.9,
+/// `connection_requester.rs`: its connection pool stopped under it). Other handles to the
+/// client fail from then on.
+pub async fn close(client: Client) {
+    client.shutdown().immediate(true).await;
+}
+
 /// Connects to `uri` and checks the server answers within `timeout`.
 ///
 /// An unreachable server or a malformed URI is a [`UserError`] naming the (redacted) URI.

@@ -504,8 +504,11 @@ pub async fn begin(
         true,
     );
     engine.prior_runs = prior;
+    let source = engine.source.client.clone();
     Ok(Begun::Run(
-        PendingRun::new(run_id, Box::pin(engine.execute(record, lease, stream))).watched(watch),
+        PendingRun::new(run_id, Box::pin(engine.execute(record, lease, stream)))
+            .closing(source)
+            .watched(watch),
     ))
 }
 
@@ -571,10 +574,12 @@ pub async fn begin_resume(
         true,
     );
     engine.prior_runs = prior;
+    let source = engine.source.client.clone();
     Ok(PendingRun::new(
         run_id.to_string(),
         Box::pin(engine.execute(record, lease, stream)),
     )
+    .closing(source)
     .watched(watch))
 }
 

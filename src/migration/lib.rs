@@ -883,6 +883,19 @@ impl PendingRun {
         }
     }
 
+    /// Closes `source` (the run's own client of its source) once the run ends, not on a
+    /// task of the driver's own after its last handle drops (see
+    /// [`heimdall_base::db::close`]).
+    pub fn closing(mut self, source: mongodb::Client) -> Self {
+        let fut = self.fut;
+        self.fut = Box::pin(async move {
+            let out = fut.await;
+            heimdall_base::db::close(source).await;
+            out
+        });
+        self
+    }
+
     /// Watches the run for stalls while it runs (see [`StallWatch`]).
     pub fn watched(mut self, watch: Arc<StallWatch>) -> Self {
         self.watch = Some(watch);

@@ -307,8 +307,11 @@ pub async fn begin(
         return Err(e);
     }
     let id = record.id.clone();
+    let source = engine.source.client.clone();
     Ok(Begun::Run(
-        PendingRun::new(id, Box::pin(engine.execute(record, lease))).watched(watch),
+        PendingRun::new(id, Box::pin(engine.execute(record, lease)))
+            .closing(source)
+            .watched(watch),
     ))
 }
 
@@ -334,7 +337,12 @@ pub async fn begin_resume(
     let lease = crate::take_over(env, &mut record, &src, &opts.source_uri, force_source).await?;
     let watch = crate::StallWatch::new(sink, env.stall_after);
     let engine = Engine::new(env, &opts, src, watch.clone(), cancel, record.id.clone());
-    Ok(PendingRun::new(record.id.clone(), Box::pin(engine.execute(record, lease))).watched(watch))
+    let source = engine.source.client.clone();
+    Ok(
+        PendingRun::new(record.id.clone(), Box::pin(engine.execute(record, lease)))
+            .closing(source)
+            .watched(watch),
+    )
 }
 
 struct Engine {
