@@ -18,7 +18,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
-use mongodb::bson::{doc, Bson, DateTime, Document, RawArrayBuf, RawDocument, RawDocumentBuf};
+use mongodb::bson::{
+    doc, Bson, DateTime, Document, RawArrayBuf, RawBson, RawDocument, RawDocumentBuf,
+};
 use mongodb::options::InsertManyOptions;
 use mongodb::{Collection, Database};
 use sha2::Digest as _;
@@ -399,24 +401,21 @@ impl Journal {
             // writing the same batch again, see the test
             // `a_clone_stopped_between_its_journal_and_its_writes_resumes_and_undoes_whole`),
             // pushed.
-            let at_time = DateTime::now();
+            let header = doc! {
+                "run": &self.run, "c": collection, "op": op.as_str(), "stretch": stretch,
+                "at": DateTime::now(),
+            };
             let mut entry = RawDocumentBuf::new();
             entry.append("_id", key.as_str());
-            entry.append("run", self.run.as_str());
-            entry.append("c", collection);
-            entry.append("op", op.as_str());
-            entry.append("stretch", stretch);
-            entry.append("at", at_time);
+            for (name, value) in &header {
+                entry.append(name, RawBson::try_from(value.clone())?);
+            }
             entry.append("e", items);
             let res = match entries.insert_one(&entry).await {
                 Err(e) if is_duplicate_key(&e) => {
                     let items = match entry.get("e")? {
                         Some(e) => Bson::try_from(e.to_raw_bson())?,
                         None => Bson::Array(Vec::new()),
-                    };
-                    let header = doc! {
-                        "run": &self.run, "c": collection, "op": op.as_str(), "stretch": stretch,
-                        "at": at_time,
                     };
                     self.entries
                         .update_one(
