@@ -197,11 +197,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             heimdall_host::config::validate_db_name("--db", &args.db)?;
             let db = client.database(&args.db);
             let report = if args.legacy {
-                seed::seed_legacy(&db, &opts).await?
+                seed::seed_legacy(&db, &opts).await
             } else {
-                seed::seed_instance(&db, &opts).await?
+                seed::seed_instance(&db, &opts).await
             };
-            println!("{}", report.summary());
+            // See `migrate`: closed while the runtime runs.
+            heimdall_host::db::close(client).await;
+            println!("{}", report?.summary());
             Ok(ExitCode::SUCCESS)
         }
     }

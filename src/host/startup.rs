@@ -257,6 +257,9 @@ impl Application {
         {
             tracing::warn!("some tasks did not stop within 15 s");
         }
+        // Before the process exits (and the embedded server stops), not on a task of the
+        // driver's own once the last handle drops.
+        db::close(data.client.clone()).await;
         Ok(())
     }
 }
