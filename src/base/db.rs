@@ -11,13 +11,29 @@ use crate::catalog::{Catalog, CollectionSpec};
 use crate::error::{UserError, UserErrorKind};
 use crate::secret::{redact_uri, scrub};
 
+/// How long [`close`] waits for the driver to stop.
+pub const CLOSE_WITHIN: Duration = Duration::from_secs(5);
+
 /// Closes `client` now: its sessions ended and its connections closed before the caller
 /// goes on. Without it, the last handle's drop leaves that to a task of the driver's own,
 /// and a process that exits while that task runs panics in the driver (mongodb 3.9,
 /// `connection_requester.rs`: its connection pool stopped under it). Other handles to the
 /// client fail from then on.
+///
+/// Waits at most [`CLOSE_WITHIN`]: the driver's shutdown waits for every operation still
+/// using a connection and for the server's answer to `endSessions`, and a process must
+/// still end when the server does not answer (then the driver's tasks are left as they
+/// were before this existed, and a warning says so).
 pub async fn close(client: Client) {
-    client.shutdown().immediate(true).await;
+    if tokio::time::timeout(CLOSE_WITHIN, client.shutdown().immediate(true))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            within_secs = CLOSE_WITHIN.as_secs(),
+            "the MongoDB client did not close in time; leaving it to the driver"
+        );
+    }
 }
 
 /// Connects to `uri` and checks the server answers within `timeout`.

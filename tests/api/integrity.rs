@@ -601,6 +601,51 @@ impl heimdall_host::migration::ProgressSink for KillAt {
     }
 }
 
+/// Sends `SIGCONT` to a paused process when dropped (a failing test leaves no server paused).
+struct Resumes(i32);
+
+impl Drop for Resumes {
+    fn drop(&mut self) {
+        // SAFETY: signalling a server this test started.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+/// Every command-line run ends by closing its MongoDB clients; a server that stops
+/// answering right then (paused, cut off) must not keep the command from ending.
+#[tokio::test]
+async fn closing_a_client_ends_in_time_when_its_server_stops_answering() {
+    if std::env::var("MONGODB_TEST_URI").is_ok() {
+        return; // needs a server of its own to pause
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut so = heimdall_host::embedded::ServerOptions::new(dir.path().join("db"));
+    so.cache_size = "256M".into();
+    let server = heimdall_host::embedded::start(&so).unwrap();
+    let client = heimdall_host::db::connect(&server.uri, Duration::from_secs(10))
+        .await
+        .unwrap();
+    // A pooled connection and a session for the close to end on the server.
+    client
+        .database("closing")
+        .collection::<Document>("c")
+        .insert_one(doc! { "a": 1 })
+        .await
+        .unwrap();
+    let pid = server.pid as i32;
+    // SAFETY: signalling a server this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let _resumes = Resumes(pid);
+    let start = std::time::Instant::now();
+    heimdall_host::db::close(client).await;
+    let took = start.elapsed();
+    let limit = heimdall_host::db::CLOSE_WITHIN + Duration::from_secs(3);
+    assert!(
+        took < limit,
+        "closing took {took:?} with the server paused (at most {limit:?})"
+    );
+}
+
 #[tokio::test]
 async fn a_source_that_dies_mid_run_fails_in_plain_words_and_resumes() {
     if std::env::var("MONGODB_TEST_URI").is_ok() {
