@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{mongo_uri, unique_db_name, TEST_KEY};
+use crate::helpers::{mongo_uri, unique_db_name, OutputInTime, TEST_KEY};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -142,8 +142,7 @@ fn a_bad_setting_stops_the_binary_with_a_message_naming_it() {
         .env("ENCRYPTION_KEY", "0123456789")
         .env("MONGODB_URI", mongo_uri())
         .env("HEIMDALL_CONFIG", "/nonexistent/heimdall.toml")
-        .output()
-        .unwrap();
+        .output_in_time();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -167,8 +166,7 @@ fn seed_writes_a_database_from_the_command_line() {
             "--encryption-key",
             TEST_KEY,
         ])
-        .output()
-        .unwrap();
+        .output_in_time();
     assert!(
         out.status.success(),
         "{}",
@@ -190,8 +188,7 @@ fn seed_writes_a_database_from_the_command_line() {
             "--encryption-key",
             TEST_KEY,
         ])
-        .output()
-        .unwrap();
+        .output_in_time();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--drop"));
 }
@@ -206,7 +203,7 @@ fn seed_legacy_needs_no_encryption_key_but_an_instance_does() {
         if legacy {
             c.arg("--legacy");
         }
-        c.output().unwrap()
+        c.output_in_time()
     };
     let out = run(true);
     assert!(
@@ -227,8 +224,7 @@ fn token_lifetimes_are_bounded() {
             .env("AUTH_SECRET", "test-secret-test-secret-test-secret-0123")
             .env("HEIMDALL_CONFIG", "/nonexistent/heimdall.toml")
             .env_remove("AUTH_MAX_TTL")
-            .output()
-            .unwrap()
+            .output_in_time()
     };
     assert!(token("7d").status.success());
     for (ttl, says) in [

@@ -16,7 +16,7 @@ use mongodb::bson::{doc, oid::ObjectId, Bson, Document, RawDocumentBuf};
 use mongodb::Database;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{fresh_db, mongo_uri, test_key, OTHER_KEY, TEST_KEY};
+use crate::helpers::{fresh_db, mongo_uri, test_key, OutputInTime, OTHER_KEY, TEST_KEY};
 
 /// Records every event.
 #[derive(Default)]
@@ -1096,8 +1096,7 @@ async fn a_killed_cli_run_resumes_to_the_same_target() {
 
     let out = cli(&target)
         .args(["migrate", "resume", &run_id, "--json"])
-        .output()
-        .unwrap();
+        .output_in_time();
     assert_cli_copied_all(&out, &source, &target).await;
 }
 
@@ -1107,7 +1106,7 @@ async fn an_operator_sets_how_many_steps_copy_at_once() {
     let target = fresh_db("pardst").await;
     let mut cmd = cli(&target);
     cmd.env("HEIMDALL_MIGRATION_PARALLELISM", "1");
-    let out = cli_clone(cmd, &source).output().unwrap();
+    let out = cli_clone(cmd, &source).output_in_time();
     let v = assert_cli_copied_all(&out, &source, &target).await;
     assert_eq!(v["options"]["parallelism"], 1, "{}", v["options"]);
 }
@@ -1208,8 +1207,7 @@ async fn cli_json_result_and_exit_codes() {
             source.name(),
             "--json",
         ])
-        .output()
-        .unwrap();
+        .output_in_time();
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -1247,15 +1245,13 @@ async fn cli_json_result_and_exit_codes() {
             "--guild",
             "abc",
         ])
-        .output()
-        .unwrap();
+        .output_in_time();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a guild id"));
 
     let out = cli(&target)
         .args(["migrate", "status", v["runId"].as_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
+        .output_in_time();
     assert!(out.status.success());
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["runId"], v["runId"]);
@@ -1298,7 +1294,7 @@ async fn the_source_comes_from_a_file_standard_input_or_the_environment() {
     }
     let mut c = plan(cli(&target));
     c.arg("--source-file").arg(&file);
-    let out = c.output().unwrap();
+    let out = c.output_in_time();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("readable by every user"));
     planned(out);
     // Standard input.
@@ -1320,10 +1316,10 @@ async fn the_source_comes_from_a_file_standard_input_or_the_environment() {
     // The environment.
     let mut c = plan(cli(&target));
     c.env("HEIMDALL_SOURCE_URI", mongo_uri());
-    planned(c.output().unwrap());
+    planned(c.output_in_time());
 
     // None given: what to do, in plain words; an empty file: said so.
-    let out = plan(cli(&target)).output().unwrap();
+    let out = plan(cli(&target)).output_in_time();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -1332,14 +1328,13 @@ async fn the_source_comes_from_a_file_standard_input_or_the_environment() {
     );
     std::fs::write(&file, "\n").unwrap();
     let mut c = plan(cli(&target));
-    let out = c.arg("--source-file").arg(&file).output().unwrap();
+    let out = c.arg("--source-file").arg(&file).output_in_time();
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty source connection string"));
     // --help names the safe ways and never shows the variable's value.
     let out = cli(&target)
         .args(["migrate", "clone", "--help"])
         .env("HEIMDALL_SOURCE_URI", "mongodb://u:hunter2@db:27017")
-        .output()
-        .unwrap();
+        .output_in_time();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(
         help.contains("--source-file") && help.contains("HEIMDALL_SOURCE_URI"),

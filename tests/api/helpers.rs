@@ -180,3 +180,74 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut HashMap<String, String>)) -
         http: reqwest::Client::new(),
     }
 }
+
+/// How long a test waits for a command-line run of the bot before it fails.
+pub const CLI_LIMIT: Duration = Duration::from_secs(300);
+
+/// `Command::output` with a deadline, for the bot's command line: a run still going after
+/// [`CLI_LIMIT`] is killed and the test fails with the command and what it printed so far,
+/// where a hung child would otherwise hang the whole suite (and CI until its own timeout).
+pub trait OutputInTime {
+    /// Runs the command to its end (at most [`CLI_LIMIT`]) and returns its output.
+    fn output_in_time(&mut self) -> std::process::Output;
+}
+
+impl OutputInTime for std::process::Command {
+    fn output_in_time(&mut self) -> std::process::Output {
+        use std::io::Read;
+        use std::process::Stdio;
+        use std::sync::{Arc, Mutex};
+        let mut child = self
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {self:?}: {e}"));
+        // Read both pipes as they fill (a child blocked on a full pipe never ends), into
+        // buffers that stay readable if the child has to be killed.
+        fn drain(mut from: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
+            let buf = Arc::new(Mutex::new(Vec::new()));
+            let to = buf.clone();
+            std::thread::spawn(move || {
+                let mut chunk = [0u8; 8192];
+                while let Ok(n @ 1..) = from.read(&mut chunk) {
+                    to.lock().unwrap().extend_from_slice(&chunk[..n]);
+                }
+            });
+            buf
+        }
+        let stdout = drain(child.stdout.take().expect("piped"));
+        let stderr = drain(child.stderr.take().expect("piped"));
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waiting for the child") {
+                break status;
+            }
+            if start.elapsed() > CLI_LIMIT {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(200));
+                panic!(
+                    "{self:?} was still running after {} s and was killed; it printed:\n{}\n{}",
+                    CLI_LIMIT.as_secs(),
+                    String::from_utf8_lossy(&stdout.lock().unwrap()),
+                    String::from_utf8_lossy(&stderr.lock().unwrap()),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The pipes close with the child: give the readers a moment to take the rest.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while (Arc::strong_count(&stdout) > 1 || Arc::strong_count(&stderr) > 1)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let take = |b: Arc<Mutex<Vec<u8>>>| std::mem::take(&mut *b.lock().unwrap());
+        std::process::Output {
+            status,
+            stdout: take(stdout),
+            stderr: take(stderr),
+        }
+    }
+}

@@ -10,7 +10,7 @@ use mongodb::bson::Document;
 use serde_json::json;
 
 use crate::clone::cli;
-use crate::helpers::{fresh_db, mongo_uri, spawn_app, AUTH_SECRET, OWNER_ID};
+use crate::helpers::{fresh_db, mongo_uri, spawn_app, OutputInTime, AUTH_SECRET, OWNER_ID};
 
 /// The secrets the URIs below carry; none may appear anywhere.
 const SECRETS: &[&str] = &[
@@ -119,7 +119,7 @@ async fn connection_string_secrets_never_reach_answers_records_or_output() {
             ],
             vec!["migrate", "legacy", "--source", uri.as_str()],
         ] {
-            let out = cli(&target).args(&args).output().unwrap();
+            let out = cli(&target).args(&args).output_in_time();
             assert!(!out.status.success(), "{args:?} failed as it should");
             assert_clean("CLI stdout", &String::from_utf8_lossy(&out.stdout));
             assert_clean("CLI stderr", &String::from_utf8_lossy(&out.stderr));
@@ -143,8 +143,7 @@ fn a_bad_redis_url_stops_start_up_without_showing_its_password() {
             .env("WS_PORT", "0")
             .env("HEIMDALL_CONFIG", "/nonexistent/heimdall.toml")
             .env_remove("DISCORD_TOKEN")
-            .output()
-            .unwrap();
+            .output_in_time();
         assert!(!out.status.success(), "{url} is refused");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("REDIS_URL"), "{err}");

@@ -14,7 +14,7 @@ use mongodb::Database;
 use tokio_util::sync::CancellationToken;
 
 use crate::clone::{env, opts, run, seeded, Recorder};
-use crate::helpers::fresh_db;
+use crate::helpers::{fresh_db, OutputInTime};
 
 const GUILD: &str = "123456789012345678";
 
@@ -467,8 +467,7 @@ async fn a_clone_killed_mid_write_is_undone_by_a_cli_undo_itself_killed_and_resu
     let killed = state(&target).await;
     let out = cli(&target)
         .args(["migrate", "undo", &clone_id, "--dry-run", "--json"])
-        .output()
-        .unwrap();
+        .output_in_time();
     assert!(
         out.status.success(),
         "{}",
@@ -509,8 +508,7 @@ async fn a_clone_killed_mid_write_is_undone_by_a_cli_undo_itself_killed_and_resu
     child.wait().unwrap();
     let out = cli(&target)
         .args(["migrate", "resume", &undo_id, "--json"])
-        .output()
-        .unwrap();
+        .output_in_time();
     assert!(
         out.status.success(),
         "{}",
@@ -525,8 +523,7 @@ async fn a_clone_killed_mid_write_is_undone_by_a_cli_undo_itself_killed_and_resu
     // Prune drops both journals (the undo keeps none of its own).
     let out = cli(&target)
         .args(["migrate", "prune", "--older-than", "0s", "--json"])
-        .output()
-        .unwrap();
+        .output_in_time();
     assert!(
         out.status.success(),
         "{}",
