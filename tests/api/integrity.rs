@@ -601,6 +601,19 @@ impl heimdall_host::migration::ProgressSink for KillAt {
     }
 }
 
+/// A server of the test's own (one it may pause or stop), its data under `dir`; and its
+/// options, to start it again.
+fn own_server(
+    dir: &std::path::Path,
+) -> (
+    heimdall_host::embedded::EmbeddedServer,
+    heimdall_host::embedded::ServerOptions,
+) {
+    let mut so = heimdall_host::embedded::ServerOptions::new(dir.join("db"));
+    so.cache_size = "256M".into();
+    (heimdall_host::embedded::start(&so).unwrap(), so)
+}
+
 /// Sends `SIGCONT` to a paused process when dropped (a failing test leaves no server paused).
 struct Resumes(i32);
 
@@ -619,9 +632,7 @@ async fn closing_a_client_ends_in_time_when_its_server_stops_answering() {
         return; // needs a server of its own to pause
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut so = heimdall_host::embedded::ServerOptions::new(dir.path().join("db"));
-    so.cache_size = "256M".into();
-    let server = heimdall_host::embedded::start(&so).unwrap();
+    let (server, _) = own_server(dir.path());
     let client = heimdall_host::db::connect(&server.uri, Duration::from_secs(10))
         .await
         .unwrap();
@@ -652,9 +663,7 @@ async fn a_source_that_dies_mid_run_fails_in_plain_words_and_resumes() {
         return; // needs a second local server it can stop
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut so = heimdall_host::embedded::ServerOptions::new(dir.path().join("db"));
-    so.cache_size = "256M".into();
-    let server = heimdall_host::embedded::start(&so).unwrap();
+    let (server, mut so) = own_server(dir.path());
     let uri = server.uri.clone();
     let port: u16 = uri
         .trim_start_matches("mongodb://")
