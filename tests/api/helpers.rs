@@ -197,31 +197,42 @@ impl OutputInTime for std::process::Command {
         use std::io::Read;
         use std::process::Stdio;
         use std::sync::{Arc, Mutex};
+        type Pipe = (Arc<Mutex<Vec<u8>>>, std::thread::JoinHandle<()>);
         let mut child = self
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {self:?}: {e}"));
-        // Read both pipes as they fill (a child blocked on a full pipe never ends), into
-        // buffers that stay readable if the child has to be killed.
-        fn drain(mut from: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
+        // Both pipes read as they fill (a child blocked on a full pipe never ends), into
+        // buffers readable before the pipe ends: a killed child's own children may hold it.
+        fn drain(mut from: impl Read + Send + 'static) -> Pipe {
             let buf = Arc::new(Mutex::new(Vec::new()));
             let to = buf.clone();
-            std::thread::spawn(move || {
+            let reader = std::thread::spawn(move || {
                 let mut chunk = [0u8; 8192];
                 while let Ok(n @ 1..) = from.read(&mut chunk) {
                     to.lock().unwrap().extend_from_slice(&chunk[..n]);
                 }
             });
-            buf
+            (buf, reader)
         }
+        let read = |(buf, _): &Pipe| String::from_utf8_lossy(&buf.lock().unwrap()).into_owned();
+        let take = |(buf, reader): Pipe| {
+            reader.join().expect("reading the child's output");
+            std::mem::take(&mut *buf.lock().unwrap())
+        };
         let stdout = drain(child.stdout.take().expect("piped"));
         let stderr = drain(child.stderr.take().expect("piped"));
         let start = std::time::Instant::now();
-        let status = loop {
+        loop {
             if let Some(status) = child.try_wait().expect("waiting for the child") {
-                break status;
+                // Ended by itself: its output to the end, as `Command::output` gives it.
+                return std::process::Output {
+                    status,
+                    stdout: take(stdout),
+                    stderr: take(stderr),
+                };
             }
             if start.elapsed() > CLI_LIMIT {
                 let _ = child.kill();
@@ -230,24 +241,11 @@ impl OutputInTime for std::process::Command {
                 panic!(
                     "{self:?} was still running after {} s and was killed; it printed:\n{}\n{}",
                     CLI_LIMIT.as_secs(),
-                    String::from_utf8_lossy(&stdout.lock().unwrap()),
-                    String::from_utf8_lossy(&stderr.lock().unwrap()),
+                    read(&stdout),
+                    read(&stderr),
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
-        };
-        // The pipes close with the child: give the readers a moment to take the rest.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while (Arc::strong_count(&stdout) > 1 || Arc::strong_count(&stderr) > 1)
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let take = |b: Arc<Mutex<Vec<u8>>>| std::mem::take(&mut *b.lock().unwrap());
-        std::process::Output {
-            status,
-            stdout: take(stdout),
-            stderr: take(stderr),
         }
     }
 }
