@@ -762,6 +762,65 @@ async fn cancel_then_resume_matches_an_uninterrupted_import() {
     }
 }
 
+/// One record per batch imports what bigger batches do: the same documents, counts and
+/// reasons. Writing one batch's other documents while the next batch's first documents go
+/// in must not let a newer record take a key from an older one in the batch before it: of
+/// the two tags named "rules" (one batch each here), the older is kept.
+#[tokio::test]
+async fn one_record_per_batch_imports_what_bigger_batches_do() {
+    let source = legacy_db("bsrc").await;
+    let target = fresh_db("bdst").await;
+    let reference = fresh_db("bref").await;
+    let whole = import(&reference, opts(&source), Arc::new(Recorder::default())).await;
+    let mut o = opts(&source);
+    o.batch_size = 1;
+    let r = import(&target, o, Arc::new(Recorder::default())).await;
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    assert!(r.verification.as_ref().unwrap().ok, "{:?}", r.verification);
+    let counts = |r: &RunRecord| -> Vec<(u64, u64, u64, u64)> {
+        r.steps
+            .iter()
+            .flat_map(|s| &s.collections)
+            .map(|c| (c.processed, c.inserted, c.skipped, c.failed))
+            .collect()
+    };
+    assert_eq!(counts(&r), counts(&whole), "counts per step");
+    let reasons = |v: &[heimdall_host::migration::RecordError]| {
+        let mut v: Vec<(String, String)> = v
+            .iter()
+            .map(|e| (e.source_id.clone(), e.reason.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(reasons(&r.skips), reasons(&whole.skips), "skips");
+    assert_eq!(reasons(&r.errors), reasons(&whole.errors), "errors");
+    for coll in [
+        "guild_configs",
+        "tags",
+        "suggestions",
+        "suggestion_votes",
+        "modmail_conversations",
+        "modmail_messages",
+        "infractions",
+        "reminders",
+        "role_button_panels",
+    ] {
+        assert_eq!(
+            strip_created(docs(&reference, coll, doc! {}).await),
+            strip_created(docs(&target, coll, doc! {}).await),
+            "{coll} differs from the import in bigger batches"
+        );
+    }
+    let rules = one(
+        &target,
+        "tags",
+        doc! { "guildId": fx::GUILD, "name": "rules" },
+    )
+    .await;
+    assert_eq!(rules.get_object_id("_id").unwrap(), oid(fx::TAG_RULES_OLD));
+}
+
 #[tokio::test]
 async fn the_import_creates_the_targets_unique_indexes_first() {
     let source = legacy_db("lidx_src").await;

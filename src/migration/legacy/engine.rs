@@ -743,54 +743,14 @@ impl Engine {
                 map_batch(step, prepared, ctx, records)
             })
         };
-        let mut next: Option<Next<'_>> = None;
-        let mut batches = 0u64;
-        loop {
-            let (batch, _room) = match next.take() {
-                Some(Next::Mapping(mapping, room)) => (mapping.await??, room),
-                waiting => {
-                    // A read error is the run's, once the batch before it is saved.
-                    let records = match waiting {
-                        Some(Next::Read(read)) => read?,
-                        _ => match rx.recv().await {
-                            Some(read) => read?,
-                            None => break,
-                        },
-                    };
-                    let room = self.room_for(&records).await?;
-                    let batch = map_batch(step, &prepared, (&self.registry, self.now), records)?;
-                    (batch, room)
-                }
-            };
-            if let Ok(read) = rx.try_recv() {
-                next = Some(match read {
-                    Ok(records) => match self.room_now(&records) {
-                        Some(room) => Next::Mapping(map_aside(records), room),
-                        None => Next::Read(Ok(records)),
-                    },
-                    Err(e) => Next::Read(Err(e)),
-                });
-            }
-            batches += 1;
-            let MappedBatch { last, whole, big } = batch;
-            // Big records are mapped in parts, after the others of the batch.
-            let (mut errors, mut skips) = self
-                .import_mapped(step, whole, 0, res, &mut planned, &mut insert_first)
-                .await?;
-            for record in big {
-                let (e, s) = self
-                    .import_in_parts(
-                        step,
-                        &prepared,
-                        record,
-                        res,
-                        &mut planned,
-                        &mut insert_first,
-                    )
-                    .await?;
-                errors.extend(e);
-                skips.extend(s);
-            }
+        // A batch once written (and its big records): its checkpoint saved, the records
+        // it passed told to the verification, its errors kept by a dry run.
+        let mut saved = async |res: &mut CollectionResult, finished: Finished| {
+            let Finished {
+                last,
+                errors,
+                skips,
+            } = finished;
             res.last_id = last;
             if self.write {
                 self.store
@@ -802,11 +762,105 @@ impl Engine {
                 plan_errors.extend(errors.into_iter().take(room));
             }
             progress(res, &mut throttle);
-            if self.cancel.is_cancelled()
-                || (self.write && crate::FailPoint::hit(&self.fail_point, &coll_name, batches))
-            {
-                return Err(Cancelled.into());
+            anyhow::Ok(())
+        };
+        // Whether the run stops after the step's batch `n`: stopped, or a fail point there.
+        let stops_after = |n: u64| {
+            self.cancel.is_cancelled()
+                || (self.write && crate::FailPoint::hit(&self.fail_point, &coll_name, n))
+        };
+        let mut next: Option<Next<'_>> = None;
+        let mut batches = 0u64;
+        // The batch whose primary documents are written and whose others are not yet: they
+        // are written while the next batch's primaries are (see `Pending`).
+        let mut pending: Option<Pending> = None;
+        loop {
+            // A run stopping after the pending batch finishes it, and writes nothing of
+            // the next one.
+            let stopping = pending.as_ref().is_some_and(|p| stops_after(p.number));
+            let arrived = if stopping {
+                Ok(None)
+            } else {
+                self.next_batch(&mut next, &mut rx, &map_aside, step, &prepared)
+                    .await
+            };
+            let (batch, _room) = match arrived {
+                Ok(Some(arrived)) => arrived,
+                // The end, or a read or mapping error: the run's, once the batch before it
+                // is saved.
+                ended => {
+                    if let Some(p) = pending.take() {
+                        let number = p.number;
+                        let finished = self
+                            .finish(step, &prepared, p, res, &mut planned, &mut insert_first)
+                            .await?;
+                        saved(res, finished).await?;
+                        if stopping || stops_after(number) {
+                            return Err(Cancelled.into());
+                        }
+                    }
+                    ended?;
+                    break;
+                }
+            };
+            batches += 1;
+            let MappedBatch { last, whole, big } = batch;
+            if !(self.write && insert_first) {
+                // Looked up first (a re-run, or a dry run): one batch at a time.
+                if let Some(p) = pending.take() {
+                    let finished = self
+                        .finish(step, &prepared, p, res, &mut planned, &mut insert_first)
+                        .await?;
+                    saved(res, finished).await?;
+                }
+                let p = Pending {
+                    number: batches,
+                    last,
+                    batch: Batch::of(whole, 0),
+                    big,
+                    primed: false,
+                };
+                let finished = self
+                    .finish(step, &prepared, p, res, &mut planned, &mut insert_first)
+                    .await?;
+                saved(res, finished).await?;
+                if stops_after(batches) {
+                    return Err(Cancelled.into());
+                }
+                continue;
             }
+            // A batch with big records is finished before the next one's primaries are
+            // written: its records' primaries come first, as they are older.
+            if let Some(p) = pending.take_if(|p| !p.big.is_empty()) {
+                let finished = self
+                    .finish(step, &prepared, p, res, &mut planned, &mut insert_first)
+                    .await?;
+                saved(res, finished).await?;
+            }
+            let mut batch = Batch::of(whole, 0);
+            let (finished, primed) = futures::join!(
+                async {
+                    match pending.take() {
+                        Some(p) => self
+                            .finish(step, &prepared, p, res, &mut planned, &mut insert_first)
+                            .await
+                            .map(Some),
+                        None => Ok(None),
+                    }
+                },
+                self.insert_primaries(&mut batch),
+            );
+            if let Some(finished) = finished? {
+                saved(res, finished).await?;
+            }
+            primed?;
+            pending = Some(Pending {
+                number: batches,
+                last,
+                batch,
+                big,
+                primed: true,
+            });
         }
         res.done = true;
         if self.write {
@@ -823,6 +877,89 @@ impl Engine {
         ev.result = Some(serde_json::to_value(&*res)?);
         self.sink.emit(&ev);
         Ok(())
+    }
+
+    /// The step's next batch, mapped, with its mapping room, or `None` at the end: the
+    /// one mapped aside, else the next read, mapped here. The one after it, if read already
+    /// and there is room, starts being mapped aside (CPU only, on a blocking thread; a run
+    /// stopped meanwhile lets it finish and drops what it made).
+    async fn next_batch<'a>(
+        &'a self,
+        next: &mut Option<Next<'a>>,
+        rx: &mut tokio::sync::mpsc::Receiver<anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>>,
+        map_aside: &impl Fn(
+            Vec<mongodb::bson::RawDocumentBuf>,
+        ) -> tokio::task::JoinHandle<anyhow::Result<MappedBatch>>,
+        step: &Step,
+        prepared: &[Prepared],
+    ) -> anyhow::Result<Option<(MappedBatch, tokio::sync::SemaphorePermit<'a>)>> {
+        let arrived = match next.take() {
+            Some(Next::Mapping(mapping, room)) => (mapping.await??, room),
+            waiting => {
+                let records = match waiting {
+                    Some(Next::Read(read)) => read?,
+                    _ => match rx.recv().await {
+                        Some(read) => read?,
+                        None => return Ok(None),
+                    },
+                };
+                let room = self.room_for(&records).await?;
+                let batch = map_batch(step, prepared, (&self.registry, self.now), records)?;
+                (batch, room)
+            }
+        };
+        if let Ok(read) = rx.try_recv() {
+            *next = Some(match read {
+                Ok(records) => match self.room_now(&records) {
+                    Some(room) => Next::Mapping(map_aside(records), room),
+                    None => Next::Read(Ok(records)),
+                },
+                Err(e) => Next::Read(Err(e)),
+            });
+        }
+        Ok(Some(arrived))
+    }
+
+    /// Writes what of `p` is not written yet (its primaries too, unless `p.primed`), then
+    /// its big records part by part, and counts its records into `res`.
+    async fn finish(
+        &self,
+        step: &Step,
+        prepared: &Arc<Vec<Prepared>>,
+        p: Pending,
+        res: &mut CollectionResult,
+        planned: &mut HashMap<&'static str, HashSet<String>>,
+        insert_first: &mut bool,
+    ) -> anyhow::Result<Finished> {
+        let Pending {
+            last,
+            mut batch,
+            big,
+            primed,
+            ..
+        } = p;
+        if primed {
+            self.insert_rest(&mut batch).await?;
+        } else if self.write && *insert_first {
+            self.insert_primaries(&mut batch).await?;
+            self.insert_rest(&mut batch).await?;
+        } else {
+            self.look_up_first(&mut batch.groups, planned, &mut batch.out)
+                .await?;
+        }
+        let (mut errors, mut skips) = self.tally(step, batch, res, insert_first);
+        for record in big {
+            let (e, s) = self
+                .import_in_parts(step, prepared, record, res, planned, insert_first)
+                .await?;
+            errors.extend(e);
+            skips.extend(s);
+        }
+        Ok(Finished {
+            last,
+            errors,
+            skips,
+        })
     }
 
     /// Waits until the records being mapped at once leave room for `records` (memory: a
@@ -1309,57 +1446,51 @@ impl Engine {
     async fn import_mapped(
         &self,
         step: &Step,
-        (records, mapped): (Vec<Document>, Vec<MappedRecord>),
+        mapped: (Vec<Document>, Vec<MappedRecord>),
         offset: usize,
         res: &mut CollectionResult,
         planned: &mut HashMap<&'static str, HashSet<String>>,
         insert_first: &mut bool,
     ) -> anyhow::Result<(Vec<RecordError>, Vec<RecordError>)> {
-        let coll_name = source_name(step.source, &self.modmail);
-        let mut errors = Vec::new();
-        let mut skips = Vec::new();
-        // Per record: its groups of produced documents (one group per mapper), or its fate.
-        let mut groups: Vec<Vec<Vec<super::Produced>>> = Vec::with_capacity(records.len());
-        let mut fate: Vec<Option<RecordOutcome>> = Vec::with_capacity(records.len());
-        let mut skip_reason: Vec<Option<String>> = Vec::with_capacity(records.len());
-        for m in mapped {
-            skip_reason.push(m.skip);
-            match m.failed {
-                Some(why) => {
-                    fate.push(Some(RecordOutcome::Failed(why)));
-                    groups.push(Vec::new());
-                }
-                None => {
-                    fate.push(None);
-                    groups.push(m.groups);
-                }
-            }
-        }
-        if offset > 0 {
-            // A later part of a record mapped in parts: its primary document came with the
-            // first.
-            for g in groups.iter_mut().flatten().filter(|g| !g.is_empty()) {
-                g.remove(0);
-            }
-        }
-        let produced: usize = groups.iter().flatten().map(Vec::len).sum();
-        let mut wrote = vec![0u64; records.len()];
-        let mut outcome = BatchOutcome {
-            wrote: &mut wrote,
-            fate: &mut fate,
-            skip_reason: &mut skip_reason,
-            existed: 0,
-            primary: offset == 0,
-        };
+        let mut batch = Batch::of(mapped, offset);
         if self.write && *insert_first {
-            self.insert_first(&mut groups, &mut outcome).await?;
+            self.insert_primaries(&mut batch).await?;
+            self.insert_rest(&mut batch).await?;
         } else {
-            self.look_up_first(&mut groups, planned, &mut outcome)
+            self.look_up_first(&mut batch.groups, planned, &mut batch.out)
                 .await?;
         }
-        // Mostly there already (a re-run): look up first, rather than journal and refuse.
-        *insert_first = self.write && outcome.existed * 20 <= produced;
+        Ok(self.tally(step, batch, res, insert_first))
+    }
 
+    /// Counts a written batch's records into `res`, each by what became of it, and says
+    /// whether the next batch is inserted first (see [`Self::import_batch`]). Returns the
+    /// records that failed and those skipped with a reason.
+    fn tally(
+        &self,
+        step: &Step,
+        batch: Batch,
+        res: &mut CollectionResult,
+        insert_first: &mut bool,
+    ) -> (Vec<RecordError>, Vec<RecordError>) {
+        let coll_name = source_name(step.source, &self.modmail);
+        let Batch {
+            records,
+            out:
+                BatchOutcome {
+                    wrote,
+                    mut fate,
+                    mut skip_reason,
+                    existed,
+                    ..
+                },
+            produced,
+            ..
+        } = batch;
+        // Mostly there already (a re-run): look up first, rather than journal and refuse.
+        *insert_first = self.write && existed * 20 <= produced;
+        let mut errors = Vec::new();
+        let mut skips = Vec::new();
         for (ri, r) in records.iter().enumerate() {
             res.processed += 1;
             let outcome = match fate[ri].take() {
@@ -1381,7 +1512,7 @@ impl Engine {
                 }
             }
         }
-        Ok((errors, skips))
+        (errors, skips)
     }
 
     /// Imports one big record part by part (see [`parts_of`]), its later parts checked
@@ -1481,7 +1612,7 @@ impl Engine {
         &self,
         groups: &mut [Vec<Vec<super::Produced>>],
         planned: &mut HashMap<&'static str, HashSet<String>>,
-        out: &mut BatchOutcome<'_>,
+        out: &mut BatchOutcome,
     ) -> anyhow::Result<()> {
         let existing = self.existing(groups.iter().flatten().flatten()).await?;
         let mut inserts: Inserts = BTreeMap::new();
@@ -1544,15 +1675,18 @@ impl Engine {
         Ok(())
     }
 
-    /// Inserts the primary documents, then the others of every record whose primary is
-    /// its own; looks up only what a unique index refused. The primaries go one chunk at a
-    /// time (of two records with the same key the older wins); the others, keyed under
-    /// their own record's primary, two chunks at a time.
-    async fn insert_first(
-        &self,
-        groups: &mut [Vec<Vec<super::Produced>>],
-        out: &mut BatchOutcome<'_>,
-    ) -> anyhow::Result<()> {
+    /// Inserts `batch`'s primary documents, one chunk at a time (of two records with the
+    /// same key the older wins); looks up only what a unique index refused. A group whose
+    /// primary the target has under another `_id` is a conflict: its other documents are
+    /// dropped. The others follow with [`Self::insert_rest`]; a batch's primaries are
+    /// written after those of every batch before it.
+    async fn insert_primaries(&self, batch: &mut Batch) -> anyhow::Result<()> {
+        let Batch {
+            groups,
+            out,
+            dropped,
+            ..
+        } = batch;
         let mut primaries: Inserts = BTreeMap::new();
         for (ri, gs) in groups.iter_mut().enumerate() {
             if out.fate[ri].is_some() {
@@ -1570,7 +1704,6 @@ impl Engine {
             }
         }
         let refused = self.write_inserts(primaries, out, false).await?;
-        let mut dropped: HashSet<(usize, usize)> = HashSet::new();
         if !refused.is_empty() {
             let existing = self.existing(refused.iter().map(|(_, _, p)| p)).await?;
             for (
@@ -1598,6 +1731,19 @@ impl Engine {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Inserts the documents of `batch` other than its primaries (written by
+    /// [`Self::insert_primaries`]), keyed under their own record's primary, two chunks at
+    /// a time; looks up only what a unique index refused.
+    async fn insert_rest(&self, batch: &mut Batch) -> anyhow::Result<()> {
+        let Batch {
+            groups,
+            out,
+            dropped,
+            ..
+        } = batch;
         let mut rest: Inserts = BTreeMap::new();
         for (ri, gs) in groups.iter_mut().enumerate() {
             if out.fate[ri].is_some() {
@@ -1648,7 +1794,7 @@ impl Engine {
     async fn write_inserts(
         &self,
         inserts: Inserts,
-        out: &mut BatchOutcome<'_>,
+        out: &mut BatchOutcome,
         overlap: bool,
     ) -> anyhow::Result<Vec<(usize, usize, super::Produced)>> {
         use futures::{StreamExt, TryStreamExt};
@@ -2112,14 +2258,91 @@ struct Digested {
 /// Documents to insert, per collection: (record, group of the record, document).
 type Inserts = BTreeMap<&'static str, Vec<(usize, usize, Document)>>;
 
+/// A batch of the step being written, and what is left of it to write.
+struct Pending {
+    /// Its number in this attempt at the step (from 1).
+    number: u64,
+    /// The `_id` of its last record (its checkpoint).
+    last: Option<Bson>,
+    /// Its records mapped whole.
+    batch: Batch,
+    /// Its big records, written after the others, part by part.
+    big: Vec<BigRecord>,
+    /// Whether its primary documents are written already ([`Engine::insert_primaries`]).
+    primed: bool,
+}
+
+/// A batch written: its checkpoint and what failed or was skipped with a reason.
+struct Finished {
+    last: Option<Bson>,
+    errors: Vec<RecordError>,
+    skips: Vec<RecordError>,
+}
+
+/// A batch of mapped records being written: each record's groups of produced documents
+/// (taken as they are written) and what became of it so far.
+struct Batch {
+    /// The records, reduced to their `_id`s.
+    records: Vec<Document>,
+    /// Per record, its groups of produced documents (one group per mapper).
+    groups: Vec<Vec<Vec<super::Produced>>>,
+    out: BatchOutcome,
+    /// How many documents the batch's records produced.
+    produced: usize,
+    /// The groups (record, group) whose primary the target has under another `_id`.
+    dropped: HashSet<(usize, usize)>,
+}
+
+impl Batch {
+    /// `records` and what the mappers made of each; `offset` > 0 for a later part of a
+    /// record mapped in parts (its primary document came with the first).
+    fn of((records, mapped): (Vec<Document>, Vec<MappedRecord>), offset: usize) -> Self {
+        let mut groups: Vec<Vec<Vec<super::Produced>>> = Vec::with_capacity(records.len());
+        let mut fate: Vec<Option<RecordOutcome>> = Vec::with_capacity(records.len());
+        let mut skip_reason: Vec<Option<String>> = Vec::with_capacity(records.len());
+        for m in mapped {
+            skip_reason.push(m.skip);
+            match m.failed {
+                Some(why) => {
+                    fate.push(Some(RecordOutcome::Failed(why)));
+                    groups.push(Vec::new());
+                }
+                None => {
+                    fate.push(None);
+                    groups.push(m.groups);
+                }
+            }
+        }
+        if offset > 0 {
+            for g in groups.iter_mut().flatten().filter(|g| !g.is_empty()) {
+                g.remove(0);
+            }
+        }
+        let produced = groups.iter().flatten().map(Vec::len).sum();
+        Self {
+            out: BatchOutcome {
+                wrote: vec![0; records.len()],
+                fate,
+                skip_reason,
+                existed: 0,
+                primary: offset == 0,
+            },
+            records,
+            groups,
+            produced,
+            dropped: HashSet::new(),
+        }
+    }
+}
+
 /// What one batch's writes did to its records.
-struct BatchOutcome<'a> {
+struct BatchOutcome {
     /// Documents written per record.
-    wrote: &'a mut [u64],
+    wrote: Vec<u64>,
     /// A record's failure, once it has one.
-    fate: &'a mut [Option<RecordOutcome>],
+    fate: Vec<Option<RecordOutcome>>,
     /// Why a record that wrote nothing was skipped.
-    skip_reason: &'a mut [Option<String>],
+    skip_reason: Vec<Option<String>>,
     /// Produced documents the target had already (or refused as another's).
     existed: usize,
     /// Whether each group starts with its record's primary document (not so in the later
