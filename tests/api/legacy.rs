@@ -37,6 +37,28 @@ pub fn strip_created(v: Vec<Document>) -> Vec<Document> {
         .collect()
 }
 
+/// Asserts `target` holds what `reference` does in every collection a legacy import
+/// writes (`createdAt` aside), naming the first that differs and `reference`'s origin.
+pub async fn assert_imported_alike(reference: &Database, target: &Database, origin: &str) {
+    for coll in [
+        "guild_configs",
+        "tags",
+        "suggestions",
+        "suggestion_votes",
+        "modmail_conversations",
+        "modmail_messages",
+        "infractions",
+        "reminders",
+        "role_button_panels",
+    ] {
+        assert_eq!(
+            strip_created(docs(reference, coll, doc! {}).await),
+            strip_created(docs(target, coll, doc! {}).await),
+            "{coll} differs from {origin}"
+        );
+    }
+}
+
 /// A legacy import into `target` that must start, to its end.
 pub async fn import(target: &Database, o: LegacyOptions, sink: Arc<dyn ProgressSink>) -> RunRecord {
     import_in(&env(target), o, sink).await
@@ -741,25 +763,7 @@ async fn cancel_then_resume_matches_an_uninterrupted_import() {
         resumed.message
     );
     assert!(resumed.verification.as_ref().unwrap().ok);
-    for coll in [
-        "guild_configs",
-        "tags",
-        "suggestions",
-        "suggestion_votes",
-        "modmail_conversations",
-        "modmail_messages",
-        "infractions",
-        "reminders",
-        "role_button_panels",
-    ] {
-        let a = docs(&reference, coll, doc! {}).await;
-        let b = docs(&target, coll, doc! {}).await;
-        assert_eq!(
-            strip_created(a),
-            strip_created(b),
-            "{coll} differs from an uninterrupted import"
-        );
-    }
+    assert_imported_alike(&reference, &target, "an uninterrupted import").await;
 }
 
 /// One record per batch imports what bigger batches do: the same documents, counts and
@@ -795,23 +799,7 @@ async fn one_record_per_batch_imports_what_bigger_batches_do() {
     };
     assert_eq!(reasons(&r.skips), reasons(&whole.skips), "skips");
     assert_eq!(reasons(&r.errors), reasons(&whole.errors), "errors");
-    for coll in [
-        "guild_configs",
-        "tags",
-        "suggestions",
-        "suggestion_votes",
-        "modmail_conversations",
-        "modmail_messages",
-        "infractions",
-        "reminders",
-        "role_button_panels",
-    ] {
-        assert_eq!(
-            strip_created(docs(&reference, coll, doc! {}).await),
-            strip_created(docs(&target, coll, doc! {}).await),
-            "{coll} differs from the import in bigger batches"
-        );
-    }
+    assert_imported_alike(&reference, &target, "the import in bigger batches").await;
     let rules = one(
         &target,
         "tags",
