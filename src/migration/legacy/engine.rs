@@ -933,21 +933,14 @@ impl Engine {
     ) -> anyhow::Result<Finished> {
         let Pending {
             last,
-            mut batch,
+            batch,
             big,
             primed,
             ..
         } = p;
-        if primed {
-            self.insert_rest(&mut batch).await?;
-        } else if self.write && *insert_first {
-            self.insert_primaries(&mut batch).await?;
-            self.insert_rest(&mut batch).await?;
-        } else {
-            self.look_up_first(&mut batch.groups, planned, &mut batch.out)
-                .await?;
-        }
-        let (mut errors, mut skips) = self.tally(step, batch, res, insert_first);
+        let (mut errors, mut skips) = self
+            .import_mapped(step, batch, primed, res, planned, insert_first)
+            .await?;
         for record in big {
             let (e, s) = self
                 .import_in_parts(step, prepared, record, res, planned, insert_first)
@@ -1437,23 +1430,25 @@ impl Engine {
         insert_first: &mut bool,
     ) -> anyhow::Result<(Vec<RecordError>, Vec<RecordError>)> {
         let whole = map_records(step, prepared, (&self.registry, self.now), records, offset)?;
-        self.import_mapped(step, whole, offset, res, planned, insert_first)
+        let batch = Batch::of(whole, offset);
+        self.import_mapped(step, batch, false, res, planned, insert_first)
             .await
     }
 
-    /// [`Self::import_batch`] of records already mapped (`records` reduced to their `_id`s,
-    /// `mapped` what each became).
+    /// [`Self::import_batch`] of records already mapped: what of `batch` is not written
+    /// yet (its primaries too, unless `primed`: written by [`Self::insert_primaries`]).
     async fn import_mapped(
         &self,
         step: &Step,
-        mapped: (Vec<Document>, Vec<MappedRecord>),
-        offset: usize,
+        mut batch: Batch,
+        primed: bool,
         res: &mut CollectionResult,
         planned: &mut HashMap<&'static str, HashSet<String>>,
         insert_first: &mut bool,
     ) -> anyhow::Result<(Vec<RecordError>, Vec<RecordError>)> {
-        let mut batch = Batch::of(mapped, offset);
-        if self.write && *insert_first {
+        if primed {
+            self.insert_rest(&mut batch).await?;
+        } else if self.write && *insert_first {
             self.insert_primaries(&mut batch).await?;
             self.insert_rest(&mut batch).await?;
         } else {
@@ -1565,7 +1560,14 @@ impl Engine {
             mapping = slices.get(k + 1).map(|&s| map_part(s));
             let saved = counts(res);
             let (errors, skips) = self
-                .import_mapped(step, mapped, offset, res, planned, insert_first)
+                .import_mapped(
+                    step,
+                    Batch::of(mapped, offset),
+                    false,
+                    res,
+                    planned,
+                    insert_first,
+                )
                 .await?;
             if k == 0 {
                 // What the first part counted the record as. Imported, or skipped with no
