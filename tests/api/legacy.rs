@@ -809,6 +809,111 @@ async fn one_record_per_batch_imports_what_bigger_batches_do() {
     assert_eq!(rules.get_object_id("_id").unwrap(), oid(fx::TAG_RULES_OLD));
 }
 
+/// Steps imported side by side import what one step at a time does: the same documents,
+/// counts and reasons. The progress says so: each step starts and completes once, and the
+/// steps completed so far count up to seven whatever order they end in.
+#[tokio::test]
+async fn steps_side_by_side_import_what_one_at_a_time_does() {
+    let source = legacy_db("ssrc").await;
+    let target = fresh_db("sdst").await;
+    let reference = fresh_db("sref").await;
+    let mut o = opts(&source);
+    o.parallelism = 1;
+    let alone = import(&reference, o, Arc::new(Recorder::default())).await;
+    let rec = Arc::new(Recorder::default());
+    let mut o = opts(&source);
+    (o.parallelism, o.batch_size) = (7, 2);
+    let r = import(&target, o, rec.clone()).await;
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    assert!(r.verification.as_ref().unwrap().ok, "{:?}", r.verification);
+    let counts = |r: &RunRecord| -> Vec<(u64, u64, u64, u64)> {
+        r.steps
+            .iter()
+            .flat_map(|s| &s.collections)
+            .map(|c| (c.processed, c.inserted, c.skipped, c.failed))
+            .collect()
+    };
+    assert_eq!(counts(&r), counts(&alone), "counts per step");
+    let reasons = |v: &[heimdall_host::migration::RecordError]| {
+        let mut v: Vec<(String, String)> = v
+            .iter()
+            .map(|e| (e.source_id.clone(), e.reason.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(reasons(&r.skips), reasons(&alone.skips), "skips");
+    assert_eq!(reasons(&r.errors), reasons(&alone.errors), "errors");
+    assert_imported_alike(&reference, &target, "the import one step at a time").await;
+
+    let events = rec.0.lock().unwrap().clone();
+    let of = |kind: EventKind| -> Vec<&ProgressEvent> {
+        events
+            .iter()
+            .filter(|e| e.kind() == kind && e.step > 0)
+            .collect()
+    };
+    let mut started: Vec<u16> = of(EventKind::StepStart).iter().map(|e| e.step).collect();
+    started.sort();
+    assert_eq!(
+        started,
+        (1..=7).collect::<Vec<u16>>(),
+        "each step starts once"
+    );
+    let completes = of(EventKind::StepComplete);
+    let mut ended: Vec<u16> = completes.iter().map(|e| e.step).collect();
+    ended.sort();
+    assert_eq!(
+        ended,
+        (1..=7).collect::<Vec<u16>>(),
+        "each step completes once"
+    );
+    let counted: Vec<u16> = completes.iter().map(|e| e.completed).collect();
+    assert_eq!(
+        counted,
+        (1..=7).collect::<Vec<u16>>(),
+        "steps completed so far"
+    );
+    let first_end = events
+        .iter()
+        .position(|e| e.kind() == EventKind::StepComplete)
+        .unwrap();
+    let at_once = events[..first_end]
+        .iter()
+        .filter(|e| e.kind() == EventKind::StepStart)
+        .count();
+    assert!(
+        at_once >= 2,
+        "{at_once} step(s) started before the first ended"
+    );
+
+    // Stopped in one step (a fail point after its first batch), the steps beside it stop
+    // after their batch, and a resume ends where the uninterrupted import did.
+    let stopped = fresh_db("sstop").await;
+    let mut e = env(&stopped);
+    e.fail_point = Some(heimdall_host::migration::FailPoint::after("modmail", 1));
+    let mut o = opts(&source);
+    (o.parallelism, o.batch_size) = (7, 2);
+    let r = import_in(&e, o, Arc::new(Recorder::default())).await;
+    assert_eq!(r.status, RunStatus::Cancelled, "{:?}", r.message);
+    let unfinished = r.steps.iter().filter(|s| !s.collections[0].done).count();
+    assert!(unfinished >= 2, "only {unfinished} step(s) were stopped");
+    let resumed = crate::clone::resume_with(&env(&stopped), &r.id).await;
+    assert_eq!(
+        resumed.status,
+        RunStatus::Completed,
+        "{:?}",
+        resumed.message
+    );
+    assert!(resumed.verification.as_ref().unwrap().ok);
+    assert_eq!(
+        counts(&resumed),
+        counts(&alone),
+        "counts per step after the resume"
+    );
+    assert_imported_alike(&reference, &stopped, "the import one step at a time").await;
+}
+
 #[tokio::test]
 async fn the_import_creates_the_targets_unique_indexes_first() {
     let source = legacy_db("lidx_src").await;
