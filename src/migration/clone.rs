@@ -77,9 +77,8 @@ pub fn lease_ttl_from_env() -> Duration {
     Duration::from_secs(super::positive_from_env("HEIMDALL_MIGRATION_LEASE_SECS", 30) as u64)
 }
 
-/// `HEIMDALL_MIGRATION_PARALLELISM`: how many steps a clone copies (a legacy import imports)
-/// at once (default 2: at ten million documents more steps at once slow the database server
-/// down; see docs/benchmarks.md).
+/// `HEIMDALL_MIGRATION_PARALLELISM`: how many steps a clone copies at once (default 2: at ten
+/// million documents more steps at once slow the database server down; see docs/benchmarks.md).
 pub fn parallelism_from_env() -> usize {
     super::positive_from_env("HEIMDALL_MIGRATION_PARALLELISM", 2)
 }

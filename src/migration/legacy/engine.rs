@@ -67,13 +67,10 @@ pub struct LegacyOptions {
     pub started_by: String,
     /// Legacy records per batch.
     pub batch_size: usize,
-    /// Steps imported at once ([`crate::clone::parallelism_from_env`]).
-    pub parallelism: usize,
 }
 
 impl LegacyOptions {
-    /// Defaults: everything, the modmail collection the catalog names, batches of 500 records,
-    /// [`crate::clone::parallelism_from_env`] steps at once.
+    /// Defaults: everything, the modmail collection the catalog names, batches of 500 records.
     pub fn new(source_uri: impl Into<String>, started_by: impl Into<String>) -> Self {
         Self {
             source_uri: source_uri.into(),
@@ -83,7 +80,6 @@ impl LegacyOptions {
             dry_run: false,
             started_by: started_by.into(),
             batch_size: 500,
-            parallelism: crate::clone::parallelism_from_env(),
         }
     }
 }
@@ -295,7 +291,6 @@ pub async fn begin(
         modmail_collection: Some(opts.modmail_collection.clone()),
         started_by: opts.started_by.clone(),
         batch_size: opts.batch_size as u32,
-        parallelism: Some(opts.parallelism as u32),
         ..RunOptions::default()
     };
     let mut record = RunRecord::started(
@@ -337,9 +332,6 @@ pub async fn begin_resume(
         opts.modmail_collection = m.clone();
     }
     opts.batch_size = (stored.batch_size as usize).max(1);
-    if let Some(p) = stored.parallelism {
-        opts.parallelism = (p as usize).max(1);
-    }
     resolve_named(&env.registry, &mut opts);
     let src = preflight(env, &opts).await?;
     let lease = crate::take_over(env, &mut record, &src, &opts.source_uri, force_source).await?;
@@ -359,16 +351,10 @@ struct Engine {
     source: Source,
     sink: Arc<dyn ProgressSink>,
     cancel: CancellationToken,
-    /// Stops every step after its batch: the run's `cancel`, or a step that failed.
-    stop: CancellationToken,
     run_id: String,
     guild: Option<String>,
     modmail: String,
     batch_size: usize,
-    /// Steps imported at once.
-    parallelism: usize,
-    /// Steps completed so far (for the events).
-    completed: std::sync::atomic::AtomicU16,
     steps: Vec<Step>,
     store: RunStore,
     write: bool,
@@ -417,14 +403,11 @@ impl Engine {
             registry: env.registry.clone(),
             source,
             sink,
-            stop: cancel.child_token(),
             cancel,
             run_id,
             guild: opts.guild.clone(),
             modmail: opts.modmail_collection.clone(),
             batch_size: opts.batch_size.max(1),
-            parallelism: opts.parallelism.max(1),
-            completed: std::sync::atomic::AtomicU16::new(0),
             steps: steps(&env.registry),
             store: RunStore::new(&env.target),
             write: !opts.dry_run,
@@ -537,7 +520,7 @@ impl Engine {
                 .await
                 .context("creating the target's indexes")?;
             let t0 = std::time::Instant::now();
-            let sizes = self.measure(&results).await?;
+            self.measure(&results).await?;
             // Each step is verified as its import goes, a batch of records once the import
             // has passed it (the copy waits on the database, the verification on mapping);
             // what is left of the verification runs after the last step.
@@ -545,35 +528,21 @@ impl Engine {
                 futures::channel::mpsc::unbounded::<(usize, watch::Receiver<Imported>)>();
             let (this, results) = (&self, &mut results);
             let copy = async move {
-                // Each step's end of its verification's watch, held until every step has
-                // ended: a step that stopped leaves its verification waiting, and the run's
-                // error is the step's, not the verification's.
-                let told = std::sync::Mutex::new(Vec::new());
-                let import = |i: usize, mut result: StepResult| {
+                for (i, step) in this.steps.iter().enumerate() {
                     let (tx, rx) = watch::channel(Imported::default());
                     // The receiving end only goes away with the run.
                     let _ = started_tx.unbounded_send((i, rx));
-                    let told = &told;
-                    async move {
-                        let res = &mut result.collections[0];
-                        let ran = this
-                            .run_step(i, &this.steps[i], res, &mut Vec::new(), Some(&tx))
-                            .await;
-                        if ran.is_ok() {
-                            tx.send_modify(|i| {
-                                i.started = true;
-                                i.up_to = res.last_id.clone();
-                                i.done = true;
-                                i.skipped = res.skipped;
-                            });
-                            result.status = StepStatus::Completed;
-                        }
-                        told.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
-                        (i, result, ran)
-                    }
-                    .instrument(tracing::info_span!("legacy_step", run = %this.run_id, step = this.steps[i].order))
-                };
-                this.import_steps(&sizes, results, import).await?;
+                    let res = &mut results[i].collections[0];
+                    this.run_step(i, step, res, &mut Vec::new(), Some(&tx))
+                        .await?;
+                    tx.send_modify(|i| {
+                        i.started = true;
+                        i.up_to = res.last_id.clone();
+                        i.done = true;
+                        i.skipped = res.skipped;
+                    });
+                    results[i].status = StepStatus::Completed;
+                }
                 drop(started_tx);
                 this.store
                     .set(
@@ -613,14 +582,10 @@ impl Engine {
     }
 
     /// The run's size, for its pace: the selected records of every step's collection, and
-    /// what earlier attempts did. Returns each step's size in bytes of legacy records (a
-    /// modmail thread carries its messages), for the order steps start in: the whole
-    /// step's, so a resumed run takes its steps in the order the first attempt did; none
-    /// for a step done.
-    async fn measure(&self, results: &[StepResult]) -> anyhow::Result<Vec<u64>> {
+    /// what earlier attempts did.
+    async fn measure(&self, results: &[StepResult]) -> anyhow::Result<()> {
         let filter = self.filter();
         let (mut total, mut before) = (0, 0);
-        let mut sizes = vec![0; self.steps.len()];
         for (i, (step, r)) in self.steps.iter().zip(results).enumerate() {
             let c = &r.collections[0];
             total += if c.done {
@@ -628,72 +593,18 @@ impl Engine {
             } else {
                 let name = source_name(step.source, &self.modmail);
                 let coll = self.source.db.collection::<Document>(&name);
-                let records = if filter.is_empty() {
+                if filter.is_empty() {
                     coll.estimated_document_count().await?
                 } else {
                     coll.count_documents(filter.clone()).await?
-                };
-                sizes[i] = records.saturating_mul(average_size(&coll, &filter).await?);
-                records.max(c.processed)
+                }
+                .max(c.processed)
             };
             before += c.processed;
             self.clock.step(i, c.processed);
         }
         self.clock.set_total(total, before);
-        Ok(sizes)
-    }
-
-    /// Imports every step, [`Self::parallelism`] at a time, the biggest first and one
-    /// large step at a time ([`crate::schedule`]; legacy steps wait for none). `import`
-    /// runs step `i` from its result so far and gives the result back. A step that fails
-    /// stops the others after their batch (as a cancel does); its error is the run's.
-    async fn import_steps<F, Fut>(
-        &self,
-        sizes: &[u64],
-        results: &mut [StepResult],
-        import: F,
-    ) -> anyhow::Result<()>
-    where
-        F: Fn(usize, StepResult) -> Fut,
-        Fut: std::future::Future<Output = (usize, StepResult, anyhow::Result<()>)>,
-    {
-        use futures::StreamExt;
-        let n = self.steps.len();
-        let deps = vec![Vec::new(); n];
-        let chain = crate::schedule::chain_sizes(sizes, &deps);
-        let large = crate::schedule::large_steps(sizes);
-        let plan = crate::schedule::Plan {
-            chain: &chain,
-            deps: &deps,
-            large: &large,
-        };
-        let (mut started, mut done) = (vec![false; n], vec![false; n]);
-        let mut running = futures::stream::FuturesUnordered::new();
-        let mut failed: Option<anyhow::Error> = None;
-        loop {
-            while failed.is_none() && running.len() < self.parallelism {
-                let Some(i) = plan.next_step(&started, &done) else {
-                    break;
-                };
-                started[i] = true;
-                running.push(import(i, results[i].clone()));
-            }
-            let Some((i, result, ran)) = running.next().await else {
-                break;
-            };
-            results[i] = result;
-            match ran {
-                Ok(()) => done[i] = true,
-                Err(e) => {
-                    self.stop.cancel();
-                    // The first failure is the run's, not the stops it caused.
-                    if failed.as_ref().is_none_or(|f| f.is::<Cancelled>()) {
-                        failed = Some(e);
-                    }
-                }
-            }
-        }
-        failed.map_or(Ok(()), Err)
+        Ok(())
     }
 
     /// Imports (or plans) one step from its checkpoint.
@@ -717,17 +628,9 @@ impl Engine {
                 });
             }
         };
-        use std::sync::atomic::Ordering;
-        let completed = || self.completed.load(Ordering::SeqCst);
-        // Steps run side by side end in any order: the count is of those ended so far.
-        let step_complete = |res: &CollectionResult| {
-            let done = self.completed.fetch_add(1, Ordering::SeqCst) + 1;
-            let mut ev = self.event(EventKind::StepComplete, step, done);
-            ev.result = Some(serde_json::to_value(res)?);
-            anyhow::Ok(ev)
-        };
+        let completed_before = index as u16;
         self.sink
-            .emit(&self.event(EventKind::StepStart, step, completed()));
+            .emit(&self.event(EventKind::StepStart, step, completed_before));
         let coll_name = source_name(step.source, &self.modmail);
         let coll = self.source.db.collection::<Document>(&coll_name);
         let filter = self.filter();
@@ -737,7 +640,9 @@ impl Engine {
             Vec::new()
         };
         if res.done && missing.is_empty() {
-            self.sink.emit(&step_complete(res)?);
+            let mut ev = self.event(EventKind::StepComplete, step, completed_before + 1);
+            ev.result = Some(serde_json::to_value(&*res)?);
+            self.sink.emit(&ev);
             return Ok(());
         }
         if self.write {
@@ -787,7 +692,9 @@ impl Engine {
             self.store
                 .set_step_status(&self.run_id, index, StepStatus::Completed)
                 .await?;
-            self.sink.emit(&step_complete(res)?);
+            let mut ev = self.event(EventKind::StepComplete, step, completed_before + 1);
+            ev.result = Some(serde_json::to_value(&*res)?);
+            self.sink.emit(&ev);
             return Ok(());
         }
         // Records up to the checkpoint were imported by an earlier attempt, and what its
@@ -813,7 +720,7 @@ impl Engine {
         let progress = |res: &CollectionResult, throttle: &mut Throttle| {
             self.clock.step(index, res.processed);
             if step.record_progress && throttle.allow(res.processed, res.total) {
-                let mut ev = self.event(EventKind::StepProgress, step, completed());
+                let mut ev = self.event(EventKind::StepProgress, step, completed_before);
                 ev.collection = Some(coll_name.clone());
                 ev.run_pace = Some(self.clock.pace());
                 ev.record_index = Some(res.processed);
@@ -859,7 +766,7 @@ impl Engine {
         };
         // Whether the run stops after the step's batch `n`: stopped, or a fail point there.
         let stops_after = |n: u64| {
-            self.stop.is_cancelled()
+            self.cancel.is_cancelled()
                 || (self.write && crate::FailPoint::hit(&self.fail_point, &coll_name, n))
         };
         let mut next: Option<Next<'_>> = None;
@@ -964,9 +871,10 @@ impl Engine {
                 .set_step_status(&self.run_id, index, StepStatus::Completed)
                 .await?;
         }
-        let mut ev = step_complete(res)?;
+        let mut ev = self.event(EventKind::StepComplete, step, completed_before + 1);
         ev.record_index = Some(res.processed);
         ev.record_total = Some(res.total);
+        ev.result = Some(serde_json::to_value(&*res)?);
         self.sink.emit(&ev);
         Ok(())
     }
@@ -1101,7 +1009,7 @@ impl Engine {
         // Per step: its index, how many records its import skipped, its report, its sums.
         // Not what its import prepared (a step's numbering or names): held only while the
         // step is imported and summed, prepared again by a check record by record.
-        let mut firsts: Vec<(usize, u64, CollectionVerification, Sums)> = started
+        let firsts: Vec<(usize, u64, CollectionVerification, Sums)> = started
             .map(|(i, imported)| {
                 let step = &self.steps[i];
                 async move {
@@ -1115,12 +1023,9 @@ impl Engine {
                 }
                 .instrument(span(step))
             })
-            // Steps imported side by side end in any order: a long one does not hold
-            // the checks of those ending beside it.
-            .buffer_unordered(2)
+            .buffered(2)
             .try_collect()
             .await?;
-        firsts.sort_by_key(|f| f.0);
         // Every step's import has ended: each first pass waited for its own.
         let mut wanted = Sums::default();
         for (_, _, _, sums) in &firsts {
@@ -2234,32 +2139,6 @@ fn map_record(
         }
     }
     Ok(out)
-}
-
-/// Records [`average_size`] looks at.
-const SIZE_SAMPLE: i64 = 64;
-
-/// The average size in bytes of `coll`'s first selected records (up to [`SIZE_SAMPLE`],
-/// summed by the server), at least 1: enough to tell a collection of long threads from one
-/// of short tags.
-async fn average_size(
-    coll: &mongodb::Collection<Document>,
-    filter: &Document,
-) -> anyhow::Result<u64> {
-    use futures::TryStreamExt;
-    let pipeline = [
-        doc! { "$match": filter.clone() },
-        doc! { "$limit": SIZE_SAMPLE },
-        doc! { "$group": { "_id": null, "bytes": { "$avg": { "$bsonSize": "$$ROOT" } } } },
-    ];
-    let found: Option<Document> = coll.aggregate(pipeline).await?.try_next().await?;
-    let average = match found.as_ref().and_then(|d| d.get("bytes")) {
-        Some(Bson::Double(n)) if n.is_finite() => *n as u64,
-        Some(Bson::Int32(n)) => *n as u64,
-        Some(Bson::Int64(n)) => *n as u64,
-        _ => 1,
-    };
-    Ok(average.max(1))
 }
 
 /// The room `records` take while mapped: their KiB, at most all of it.
