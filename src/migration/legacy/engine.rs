@@ -1006,10 +1006,19 @@ impl Engine {
     ) -> anyhow::Result<Verification> {
         use futures::{StreamExt, TryStreamExt};
         let span = |step: &Step| tracing::info_span!("legacy_verify", run = %self.run_id, step = step.order);
-        // Per step: its index, how many records its import skipped, its report, its sums.
-        // Not what its import prepared (a step's numbering or names): held only while the
-        // step is imported and summed, prepared again by a check record by record.
-        let firsts: Vec<(usize, u64, CollectionVerification, Sums)> = started
+        // Per step: its index, how many records its import skipped, its report, its sums,
+        // and its collections' sums in the target read once its import had ended (beside
+        // the next step's writes). Not what its import prepared (a step's numbering or
+        // names): held only while the step is imported and summed, prepared again by a
+        // check record by record.
+        type First = (
+            usize,
+            u64,
+            CollectionVerification,
+            Sums,
+            HashMap<&'static str, (u64, u64)>,
+        );
+        let firsts: Vec<First> = started
             .map(|(i, imported)| {
                 let step = &self.steps[i];
                 async move {
@@ -1019,7 +1028,12 @@ impl Engine {
                         .await?;
                     let sums = sums.into_inner().unwrap_or_else(|e| e.into_inner());
                     let skipped = imported.borrow().skipped;
-                    anyhow::Ok((i, skipped, report, sums))
+                    // The first pass waited for the step's import to end.
+                    let mut found = HashMap::new();
+                    for &c in sums.by_collection.keys() {
+                        found.insert(c, self.target_sums(c).await?);
+                    }
+                    anyhow::Ok((i, skipped, report, sums, found))
                 }
                 .instrument(span(step))
             })
@@ -1028,12 +1042,21 @@ impl Engine {
             .await?;
         // Every step's import has ended: each first pass waited for its own.
         let mut wanted = Sums::default();
-        for (_, _, _, sums) in &firsts {
+        // How many steps write each collection: one step's collection was summed once its
+        // import ended; one that several steps write is summed now, once all have.
+        let mut writers: HashMap<&'static str, (usize, (u64, u64))> = HashMap::new();
+        for (_, _, _, sums, found) in &firsts {
             wanted.absorb(sums);
+            for (&c, &have) in found {
+                writers.entry(c).or_insert((0, have)).0 += 1;
+            }
         }
         let mut differ: HashSet<&'static str> = HashSet::new();
         for (&c, &want) in &wanted.by_collection {
-            let have = self.target_sums(c).await?;
+            let have = match writers.get(c) {
+                Some(&(1, have)) => have,
+                _ => self.target_sums(c).await?,
+            };
             if have != want {
                 tracing::info!(
                     collection = c,
@@ -1044,7 +1067,11 @@ impl Engine {
                 differ.insert(c);
             }
         }
-        let out: Vec<CollectionVerification> = futures::stream::iter(firsts)
+        let mut summed = Vec::with_capacity(firsts.len());
+        for (i, skipped, report, sums, _) in firsts {
+            summed.push((i, skipped, report, sums));
+        }
+        let out: Vec<CollectionVerification> = futures::stream::iter(summed)
             .map(|(i, skipped, report, sums)| {
                 let step = &self.steps[i];
                 let agreed = !sums.unsure && sums.by_collection.keys().all(|c| !differ.contains(c));
