@@ -1185,7 +1185,7 @@ impl Engine {
     async fn check_batch(
         &self,
         step: &Step,
-        prepared: &Arc<Vec<Prepared>>,
+        prepared: &[Prepared],
         name: &str,
         records: anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>,
         (mut imported, sums): (watch::Receiver<Imported>, Option<&std::sync::Mutex<Sums>>),
@@ -1198,28 +1198,47 @@ impl Engine {
             wait_for(&mut imported, |i| i.passed(last.as_ref())).await?;
         }
         let room = self.room_for(&records).await?;
-        let rows = match sums {
-            // The first pass: parsed, mapped and summed on a blocking thread (CPU only).
-            // The import is polled in the same task as the verification: mapped here, a
-            // batch would hold its writes up for as long.
-            Some(sums) => {
-                let (rows, summed) = self
-                    .map_blocking(step, prepared, move |step, prepared, ctx| {
-                        let mut summed = Sums::default();
-                        let rows = records
-                            .into_iter()
-                            .map(|r| sum_record(step, prepared, ctx, &r, &mut summed))
-                            .collect::<anyhow::Result<Vec<Checked>>>()?;
-                        Ok((rows, summed))
-                    })
-                    .await??;
-                sums.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .absorb(&summed);
-                rows
+        let mut rows: Vec<Checked> = Vec::with_capacity(records.len());
+        let mut whole_records = Vec::with_capacity(records.len());
+        for r in records {
+            match parts_of(step, &r)? {
+                Some(parts) => rows.push(
+                    self.check_in_parts(step, prepared, (&r, &parts), sums)
+                        .await?,
+                ),
+                None => whole_records.push(r),
             }
-            None => self.look_up_batch(step, prepared, records).await?,
-        };
+        }
+        // Each record parsed, mapped and its documents hashed at once: what is held until
+        // the target is read is their identities and digests, not the documents.
+        let first = rows.len();
+        let mut pending: Vec<Digested> = Vec::new();
+        for raw in whole_records {
+            let record = raw.to_document()?;
+            drop(raw);
+            let m = self.map_record(step, prepared, &record, 0)?;
+            let mut row = Checked {
+                id: only_id(&record),
+                failed: m.failed.is_some(),
+                skipped: m.groups.iter().all(Vec::is_empty) && m.skip.is_some(),
+                source: 0,
+                target: 0,
+                whole: true,
+            };
+            if m.failed.is_none() {
+                let ri = rows.len() - first;
+                for g in &m.groups {
+                    for (i, p) in g.iter().enumerate() {
+                        match sums {
+                            Some(sums) => self.summed(p, &mut row, sums)?,
+                            None => pending.push(self.digested(ri, i, p, &mut row.source)?),
+                        }
+                    }
+                }
+            }
+            rows.push(row);
+        }
+        self.digest(&pending, &mut rows[first..]).await?;
         let mut tally = VerifyTally::default();
         let mut absent = Vec::new();
         for row in rows {
@@ -1256,54 +1275,26 @@ impl Engine {
         Ok(tally)
     }
 
-    /// [`Self::check_batch`] record by record (its second pass): each record's documents
-    /// looked up in the target.
-    async fn look_up_batch(
-        &self,
-        step: &Step,
-        prepared: &[Prepared],
-        records: Vec<mongodb::bson::RawDocumentBuf>,
-    ) -> anyhow::Result<Vec<Checked>> {
-        let mut rows: Vec<Checked> = Vec::with_capacity(records.len());
-        let mut whole_records = Vec::with_capacity(records.len());
-        for r in records {
-            match parts_of(step, &r)? {
-                Some(parts) => rows.push(self.check_in_parts(step, prepared, (&r, &parts)).await?),
-                None => whole_records.push(r),
-            }
-        }
-        // Each record parsed, mapped and its documents hashed at once: what is held until
-        // the target is read is their identities and digests, not the documents.
-        let first = rows.len();
-        let mut pending: Vec<Digested> = Vec::new();
-        for raw in whole_records {
-            let record = raw.to_document()?;
-            drop(raw);
-            let m = self.map_record(step, prepared, &record, 0)?;
-            let mut row = Checked::of(&record, &m);
-            if m.failed.is_none() {
-                let ri = rows.len() - first;
-                for g in &m.groups {
-                    for (i, p) in g.iter().enumerate() {
-                        pending.push(self.digested(ri, i, p, &mut row.source)?);
-                    }
-                }
-            }
-            rows.push(row);
-        }
-        self.digest(&pending, &mut rows[first..]).await?;
-        Ok(rows)
-    }
-
-    /// [`Self::look_up_batch`] for one big record, part by part: only one part's documents
+    /// [`Self::check_batch`] for one big record, part by part: only one part's documents
     /// are held at a time.
     async fn check_in_parts(
         &self,
         step: &Step,
         prepared: &[Prepared],
         (raw, Parts { field, slices }): (&mongodb::bson::RawDocument, &Parts),
+        sums: Option<&std::sync::Mutex<Sums>>,
     ) -> anyhow::Result<Checked> {
-        let mut row = Checked::big(raw)?;
+        let mut row = Checked {
+            id: match raw.get("_id")? {
+                Some(id) => doc! { "_id": raw_to_bson(id)? },
+                None => Document::new(),
+            },
+            failed: false,
+            skipped: false,
+            source: 0,
+            target: 0,
+            whole: true,
+        };
         for (k, &(offset, count)) in slices.iter().enumerate() {
             let m =
                 self.map_record(step, prepared, &part_of(raw, field, offset, count)?, offset)?;
@@ -1319,7 +1310,10 @@ impl Engine {
             let mut pending = Vec::new();
             for g in &m.groups {
                 for (i, p) in g.iter().enumerate().skip(skip) {
-                    pending.push(self.digested(0, i, p, &mut row.source)?);
+                    match sums {
+                        Some(sums) => self.summed(p, &mut row, sums)?,
+                        None => pending.push(self.digested(0, i, p, &mut row.source)?),
+                    }
                 }
             }
             drop(m);
@@ -1327,6 +1321,25 @@ impl Engine {
                 .await?;
         }
         Ok(row)
+    }
+
+    /// One produced document of `row`'s record added to `sums`, and counted as found as
+    /// it is: the first pass's finding stands only if the target adds up to `sums`.
+    fn summed(
+        &self,
+        p: &super::Produced,
+        row: &mut Checked,
+        sums: &std::sync::Mutex<Sums>,
+    ) -> anyhow::Result<()> {
+        let raw = mongodb::bson::RawDocumentBuf::from_document(&p.doc)?;
+        let h = raw_content_hash(&raw, &[])?;
+        row.source = row.source.wrapping_add(h);
+        row.target = row.target.wrapping_add(h);
+        let id_hash = with_id_hash(h, &raw)?;
+        sums.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(p.collection, id_hash);
+        Ok(())
     }
 
     /// One produced document of record `ri` (`i`-th of its group) reduced to what its
@@ -2036,92 +2049,6 @@ struct Checked {
     source: u64,
     target: u64,
     whole: bool,
-}
-
-impl Checked {
-    /// A record mapped whole into `m`, nothing of it hashed yet.
-    fn of(record: &Document, m: &MappedRecord) -> Self {
-        Self {
-            id: only_id(record),
-            failed: m.failed.is_some(),
-            skipped: m.groups.iter().all(Vec::is_empty) && m.skip.is_some(),
-            source: 0,
-            target: 0,
-            whole: true,
-        }
-    }
-
-    /// A big record (mapped in parts), nothing of it mapped yet.
-    fn big(raw: &mongodb::bson::RawDocument) -> anyhow::Result<Self> {
-        Ok(Self {
-            id: match raw.get("_id")? {
-                Some(id) => doc! { "_id": raw_to_bson(id)? },
-                None => Document::new(),
-            },
-            failed: false,
-            skipped: false,
-            source: 0,
-            target: 0,
-            whole: true,
-        })
-    }
-}
-
-/// The verification's first pass over one legacy record (CPU only): mapped as the import
-/// maps it (a big one in parts), each document it becomes added to `sums` and counted as
-/// found as it is — the finding stands only if the target adds up to the sums.
-fn sum_record(
-    step: &Step,
-    prepared: &[Prepared],
-    ctx: (&Registry, DateTime),
-    raw: &mongodb::bson::RawDocument,
-    sums: &mut Sums,
-) -> anyhow::Result<Checked> {
-    let Some(Parts { field, slices }) = parts_of(step, raw)? else {
-        let record = Document::try_from(raw)?;
-        let m = map_record(step, prepared, ctx, &record, 0)?;
-        let mut row = Checked::of(&record, &m);
-        if m.failed.is_none() {
-            for p in m.groups.iter().flatten() {
-                summed(p, &mut row, sums)?;
-            }
-        }
-        return Ok(row);
-    };
-    let mut row = Checked::big(raw)?;
-    for (k, &(offset, count)) in slices.iter().enumerate() {
-        let m = map_record(
-            step,
-            prepared,
-            ctx,
-            &part_of(raw, field, offset, count)?,
-            offset,
-        )?;
-        if m.failed.is_some() {
-            row.failed = true;
-            break;
-        }
-        if k == 0 {
-            row.skipped = m.groups.iter().all(Vec::is_empty) && m.skip.is_some();
-        }
-        // The primary document once, from the first part.
-        for g in &m.groups {
-            for p in g.iter().skip(usize::from(k > 0)) {
-                summed(p, &mut row, sums)?;
-            }
-        }
-    }
-    Ok(row)
-}
-
-/// One produced document of `row`'s record added to `sums`, and counted as found.
-fn summed(p: &super::Produced, row: &mut Checked, sums: &mut Sums) -> anyhow::Result<()> {
-    let raw = mongodb::bson::RawDocumentBuf::from_document(&p.doc)?;
-    let h = raw_content_hash(&raw, &[])?;
-    row.source = row.source.wrapping_add(h);
-    row.target = row.target.wrapping_add(h);
-    sums.add(p.collection, with_id_hash(h, &raw)?);
-    Ok(())
 }
 
 /// The `_id` of the last of `records`.
