@@ -9,8 +9,8 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
 
 use heimdall_host::migration::legacy::{
-    coerce, primary_id, LegacyMapper, LegacySource, LegacyStepSpec, MapContext, Mapped, Prepared,
-    Produced,
+    coerce, primary_id, scan, LegacyMapper, LegacySource, LegacyStepSpec, MapContext, Mapped,
+    Prepared, Produced,
 };
 use heimdall_plugin_core::legacy::{SETTINGS, SETTINGS_LABEL};
 
@@ -62,10 +62,12 @@ impl LegacyMapper for InfractionMapper {
     ) -> anyhow::Result<Prepared> {
         let mut max: HashMap<String, i64> = HashMap::new();
         let mut pending: HashMap<String, Vec<(i64, String)>> = HashMap::new();
-        let mut cursor = source
-            .find(filter.clone())
-            .projection(doc! { "guildID": 1, "caseID": 1, "date": 1, "userID": 1, "moderatorID": 1, "type": 1 })
-            .await?;
+        let mut cursor = scan(
+            source,
+            filter,
+            doc! { "guildID": 1, "caseID": 1, "date": 1, "userID": 1, "moderatorID": 1, "type": 1 },
+        )
+        .await?;
         while let Some(d) = cursor.try_next().await? {
             // A record that cannot be imported takes no case number.
             let Ok((guild, _)) = validate(&d) else {

@@ -10,8 +10,8 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
 
 use heimdall_host::migration::legacy::{
-    coerce, primary_id, DerivedIds, LegacyMapper, LegacySource, LegacyStepSpec, MapContext, Mapped,
-    Prepared, Produced,
+    coerce, primary_id, scan, DerivedIds, LegacyMapper, LegacySource, LegacyStepSpec, MapContext,
+    Mapped, Prepared, Produced,
 };
 
 /// A legacy `_id`, held compactly (most are ObjectIds): the numbering holds one per thread.
@@ -44,10 +44,7 @@ impl LegacyMapper for ModmailMapper {
         filter: &Document,
     ) -> anyhow::Result<Prepared> {
         let mut per_guild: HashMap<String, Vec<(i64, LegacyId)>> = HashMap::new();
-        let mut cursor = source
-            .find(filter.clone())
-            .projection(doc! { "guildID": 1, "createdAt": 1 })
-            .await?;
+        let mut cursor = scan(source, filter, doc! { "guildID": 1, "createdAt": 1 }).await?;
         while let Some(d) = cursor.try_next().await? {
             let (Ok(Some(guild)), Ok(Some(created))) =
                 (coerce::id(&d, "guildID"), coerce::date(&d, "createdAt"))

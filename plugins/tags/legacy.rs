@@ -9,8 +9,8 @@ use mongodb::bson::{doc, Document};
 use mongodb::Collection;
 
 use heimdall_host::migration::legacy::{
-    coerce, primary_id, LegacyMapper, LegacySource, LegacyStepSpec, MapContext, Mapped, Prepared,
-    Produced,
+    coerce, primary_id, scan, LegacyMapper, LegacySource, LegacyStepSpec, MapContext, Mapped,
+    Prepared, Produced,
 };
 
 /// (guild, name) → the winning record: (creation time, `_id` text), for the names more
@@ -52,11 +52,12 @@ impl TagMapper {
         source: &Collection<Document>,
         filter: &Document,
     ) -> anyhow::Result<mongodb::Cursor<Document>> {
-        Ok(source
-            .find(filter.clone())
-            .projection(doc! { "guildID": 1, "name": 1, "createdAt": 1, "content": 1 })
-            .batch_size(1000)
-            .await?)
+        Ok(scan(
+            source,
+            filter,
+            doc! { "guildID": 1, "name": 1, "createdAt": 1, "content": 1 },
+        )
+        .await?)
     }
 }
 

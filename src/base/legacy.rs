@@ -56,11 +56,32 @@ pub enum Mapped {
     Nothing,
 }
 
+/// Legacy records per server reply while a mapper's [`LegacyMapper::prepare`] reads them
+/// ([`scan`]). A reply is held whole until its last record is taken, and with no batch
+/// size the server fills each one up to 16 MB: at 500k records, reading the warnings'
+/// projection that way took a legacy import's RSS from 166 to 201 MB in 30 ms.
+pub const PREPARE_PER_REPLY: u32 = 1000;
+
+/// `projection` of every legacy record `filter` selects, in the server's order,
+/// [`PREPARE_PER_REPLY`] records per reply: what [`LegacyMapper::prepare`] reads with.
+pub async fn scan(
+    source: &Collection<Document>,
+    filter: &Document,
+    projection: Document,
+) -> mongodb::error::Result<mongodb::Cursor<Document>> {
+    source
+        .find(filter.clone())
+        .projection(projection)
+        .batch_size(PREPARE_PER_REPLY)
+        .await
+}
+
 /// Turns legacy records into Heimdall documents for one plugin.
 #[async_trait]
 pub trait LegacyMapper: Send + Sync {
     /// Reads what the mapping needs from all selected legacy records before any is mapped
-    /// (e.g. ticket numbering, name collisions). `filter` is the guild filter, if any.
+    /// (e.g. ticket numbering, name collisions), with [`scan`]. `filter` is the guild
+    /// filter, if any.
     async fn prepare(
         &self,
         _source: &Collection<Document>,
