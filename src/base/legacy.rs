@@ -58,8 +58,8 @@ pub enum Mapped {
 
 /// Legacy records per server reply while a mapper's [`LegacyMapper::prepare`] reads them
 /// ([`scan`]). A reply is held whole until its last record is taken, and with no batch
-/// size the server fills each one up to 16 MB: at 500k records, as the warnings' projection
-/// was read that way, a legacy import's RSS jumped from 166 to 201 MB in 30 ms.
+/// size the server fills each one up to 16 MB: at 500k records, as one step's numbering
+/// read its projection that way, a legacy import's RSS jumped from 166 to 201 MB in 30 ms.
 pub const PREPARE_PER_REPLY: u32 = 1000;
 
 /// `projection` of every legacy record `filter` selects, in the server's order,
