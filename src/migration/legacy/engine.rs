@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::map_thread::{MapThread, Mapping};
 use super::{coerce, LegacySource, LegacyStepSpec, MapContext, Mapped, Prepared};
 use crate::clone::{
     existing_in, identity, insert_unordered, key_of, new_run_id, IdKey, MigrationEnv,
@@ -277,7 +278,7 @@ pub async fn begin(
     let src = preflight(env, &opts).await?;
     let run_id = new_run_id();
     let watch = crate::StallWatch::new(sink, env.stall_after);
-    let engine = Engine::new(env, &opts, src, watch.clone(), cancel, run_id.clone());
+    let engine = Engine::new(env, &opts, src, watch.clone(), cancel, run_id.clone())?;
     if opts.dry_run {
         return Ok(Begun::Plan(engine.plan().await?));
     }
@@ -336,7 +337,7 @@ pub async fn begin_resume(
     let src = preflight(env, &opts).await?;
     let lease = crate::take_over(env, &mut record, &src, &opts.source_uri, force_source).await?;
     let watch = crate::StallWatch::new(sink, env.stall_after);
-    let engine = Engine::new(env, &opts, src, watch.clone(), cancel, record.id.clone());
+    let engine = Engine::new(env, &opts, src, watch.clone(), cancel, record.id.clone())?;
     let source = engine.source.client.clone();
     Ok(
         PendingRun::new(record.id.clone(), Box::pin(engine.execute(record, lease)))
@@ -368,6 +369,8 @@ struct Engine {
     clock: crate::RunClock,
     /// KiB of legacy records being mapped now (see [`MAPPING_BYTES_AT_ONCE`]).
     room: tokio::sync::Semaphore,
+    /// Maps the batch after the one being written (see [`MapThread`]); ends with the run.
+    mapper: MapThread,
 }
 
 /// A legacy record run through every mapper of its step.
@@ -397,8 +400,9 @@ impl Engine {
         sink: Arc<dyn ProgressSink>,
         cancel: CancellationToken,
         run_id: String,
-    ) -> Self {
-        Self {
+    ) -> anyhow::Result<Self> {
+        let mapper = MapThread::start("heimdall-map").context("starting the mapping thread")?;
+        Ok(Self {
             target: env.target.clone(),
             registry: env.registry.clone(),
             source,
@@ -416,7 +420,8 @@ impl Engine {
             journal: None,
             clock: crate::RunClock::new(steps(&env.registry).len()),
             room: tokio::sync::Semaphore::new(MAPPING_BYTES_AT_ONCE / 1024),
-        }
+            mapper,
+        })
     }
 
     fn initial_steps(&self) -> Vec<StepResult> {
@@ -736,10 +741,10 @@ impl Engine {
         };
         progress(res, &mut throttle);
         // While a batch is written, the next one, if read already and there is room for it,
-        // is split and mapped on a blocking thread (CPU only; a run stopped meanwhile lets
-        // that one batch finish and drops what it made).
+        // is split and mapped on the run's mapping thread (CPU only; a run stopped meanwhile
+        // lets that one batch finish and drops what it made).
         let map_aside = |records: Vec<mongodb::bson::RawDocumentBuf>| {
-            self.map_blocking(step, &prepared, move |step, prepared, ctx| {
+            self.map_on_thread(step, &prepared, move |step, prepared, ctx| {
                 map_batch(step, prepared, ctx, records)
             })
         };
@@ -881,20 +886,18 @@ impl Engine {
 
     /// The step's next batch, mapped, with its mapping room, or `None` at the end: the
     /// one mapped aside, else the next read, mapped here. The one after it, if read already
-    /// and there is room, starts being mapped aside (CPU only, on a blocking thread; a run
-    /// stopped meanwhile lets it finish and drops what it made).
+    /// and there is room, starts being mapped aside (CPU only, on the run's mapping thread;
+    /// a run stopped meanwhile lets it finish and drops what it made).
     async fn next_batch<'a>(
         &'a self,
         next: &mut Option<Next<'a>>,
         rx: &mut tokio::sync::mpsc::Receiver<anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>>,
-        map_aside: &impl Fn(
-            Vec<mongodb::bson::RawDocumentBuf>,
-        ) -> tokio::task::JoinHandle<anyhow::Result<MappedBatch>>,
+        map_aside: &impl Fn(Vec<mongodb::bson::RawDocumentBuf>) -> Mapping<MappedBatch>,
         step: &Step,
         prepared: &[Prepared],
     ) -> anyhow::Result<Option<(MappedBatch, tokio::sync::SemaphorePermit<'a>)>> {
         let arrived = match next.take() {
-            Some(Next::Mapping(mapping, room)) => (mapping.await??, room),
+            Some(Next::Mapping(mapping, room)) => (mapping.await?, room),
             waiting => {
                 let records = match waiting {
                     Some(Next::Read(read)) => read?,
@@ -964,23 +967,24 @@ impl Engine {
         Ok(self.room.acquire_many(room_kib(records)).await?)
     }
 
-    /// Runs `map` (CPU only) on a blocking thread, with what mapping needs: `step`, what
-    /// it prepared, the registry and the run's `now`.
-    fn map_blocking<T: Send + 'static>(
+    /// Runs `map` (CPU only) on the run's mapping thread, with what mapping needs: `step`,
+    /// what it prepared, the registry and the run's `now`.
+    fn map_on_thread<T: Send + 'static>(
         &self,
         step: &Step,
         prepared: &Arc<Vec<Prepared>>,
         map: impl FnOnce(&Step, &[Prepared], (&Registry, DateTime)) -> anyhow::Result<T>
             + Send
             + 'static,
-    ) -> tokio::task::JoinHandle<anyhow::Result<T>> {
+    ) -> Mapping<T> {
         let (step, prepared, registry, now) = (
             step.clone(),
             prepared.clone(),
             self.registry.clone(),
             self.now,
         );
-        tokio::task::spawn_blocking(move || map(&step, &prepared, (&registry, now)))
+        self.mapper
+            .run(move || map(&step, &prepared, (&registry, now)))
     }
 
     /// [`Self::room_for`] if there is room now.
@@ -1542,7 +1546,8 @@ impl Engine {
     /// written. The first part is imported as the record (counted, its primary document
     /// deciding a conflict); each later part adds its other documents to it (without the
     /// primary, see `BatchOutcome::primary`), counted into the record's outcome. Each part
-    /// after the first is mapped on a blocking thread while the one before it is written.
+    /// after the first is mapped on the run's mapping thread while the one before it is
+    /// written.
     async fn import_in_parts(
         &self,
         step: &Step,
@@ -1573,7 +1578,7 @@ impl Engine {
         }
         let map_part = |(offset, count): (usize, usize)| {
             let raw = raw.clone();
-            self.map_blocking(step, prepared, move |step, prepared, ctx| {
+            self.map_on_thread(step, prepared, move |step, prepared, ctx| {
                 let part = part_of(&raw, field, offset, count)?;
                 map_records(step, prepared, ctx, vec![part], offset)
             })
@@ -1583,7 +1588,7 @@ impl Engine {
         let mut imported = false;
         let mut mapping = slices.first().map(|&s| map_part(s));
         for (k, &(offset, _)) in slices.iter().enumerate() {
-            let mapped = mapping.take().expect("each part mapped").await??;
+            let mapped = mapping.take().expect("each part mapped").await?;
             mapping = slices.get(k + 1).map(|&s| map_part(s));
             let saved = counts(res);
             let (errors, skips) = self
@@ -2177,10 +2182,7 @@ fn room_kib(records: &[mongodb::bson::RawDocumentBuf]) -> u32 {
 /// The batch after the one being written.
 enum Next<'a> {
     /// Being mapped aside, with its room.
-    Mapping(
-        tokio::task::JoinHandle<anyhow::Result<MappedBatch>>,
-        tokio::sync::SemaphorePermit<'a>,
-    ),
+    Mapping(Mapping<MappedBatch>, tokio::sync::SemaphorePermit<'a>),
     /// Read (or its read failed), not mapped yet: there was no room.
     Read(anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>),
 }

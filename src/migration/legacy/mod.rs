@@ -9,5 +9,6 @@
 
 pub mod coerce;
 pub mod engine;
+mod map_thread;
 
 pub use heimdall_base::legacy::*;
