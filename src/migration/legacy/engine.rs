@@ -369,7 +369,8 @@ struct Engine {
     clock: crate::RunClock,
     /// KiB of legacy records being mapped now (see [`MAPPING_BYTES_AT_ONCE`]).
     room: tokio::sync::Semaphore,
-    /// Maps the batch after the one being written (see [`MapThread`]); ends with the run.
+    /// Maps aside the batch after the one being written and a long thread's next part
+    /// (see [`MapThread`]); ends with the run.
     mapper: MapThread,
 }
 
