@@ -2,9 +2,10 @@
 //! writes the batch before.
 //!
 //! Not tokio's blocking pool: its threads come and go (one idle for ten seconds ends, the
-//! next burst starts another), and each has its own allocator heap, which keeps the pages
-//! of the documents it made until it runs again or ends. Documents mapped on one thread that
-//! lives as long as the run and maps every batch land in one heap that is always in use.
+//! next burst starts another), and each has its own allocator heap, which holds the pages
+//! whose blocks other threads freed (the documents it made, written and dropped on the
+//! run's task) until it next allocates or ends. Documents mapped on one thread that lives
+//! as long as the run and maps every batch land in one heap that is always in use.
 
 use std::sync::mpsc;
 
@@ -121,10 +122,15 @@ mod tests {
     async fn dropping_it_ends_the_thread_once_its_jobs_have_run() {
         let name = "hmap-drop-test";
         let on_a_thread_named = |name: &str| {
-            std::fs::read_dir("/proc/self/task").unwrap().any(|t| {
-                let comm = std::fs::read_to_string(t.unwrap().path().join("comm")).unwrap();
-                comm.trim() == name
-            })
+            // Other tests' threads end meanwhile: one gone between the listing and the read
+            // of its name is not this one.
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(Result::ok)
+                .any(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|comm| comm.trim() == name)
+                })
         };
         let t = MapThread::start(name).unwrap();
         let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
