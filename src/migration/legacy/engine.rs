@@ -45,10 +45,21 @@ const VERIFY_SLICE: usize = 2000;
 /// Batches of one step verified at once: one's mapping (CPU) overlaps another's reads.
 const VERIFY_BATCHES_AT_ONCE: usize = 3;
 
-/// Raw bytes of legacy records being mapped at once, by the import and the verification
-/// trailing it together: what they map to is several times more. A batch bigger than
-/// this (one long thread) is mapped alone.
-const MAPPING_BYTES_AT_ONCE: usize = 3 * LEGACY_BATCH_BYTES;
+/// Steps imported at once. Their legacy collections and what they become are apart, and
+/// one step (modmail) is most of a run: the others go beside it, and the database has
+/// more than one stream of writes to answer (the clone writes several collections at
+/// once too).
+const STEPS_AT_ONCE: usize = 2;
+
+/// Raw bytes of legacy records a step's import maps at once: the batch being written and
+/// the next one, mapped aside meanwhile. What they map to is several times more.
+const IMPORT_MAPPING_BYTES: usize = 2 * LEGACY_BATCH_BYTES;
+
+/// Raw bytes of legacy records the verification maps at once. Apart from the import's
+/// room: the verification's first pass runs ahead of the import (it reads no target), and
+/// sharing one room it took it all and kept the import waiting (17 of the modmail step's
+/// 120 s at 500k records).
+const VERIFY_MAPPING_BYTES: usize = LEGACY_BATCH_BYTES;
 /// The options of a legacy import.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -352,6 +363,10 @@ struct Engine {
     source: Source,
     sink: Arc<dyn ProgressSink>,
     cancel: CancellationToken,
+    /// Stops every step at its next batch: one of them failed or stopped.
+    halt: CancellationToken,
+    /// Steps completed (in this attempt or an earlier one), for the events.
+    completed: std::sync::atomic::AtomicU16,
     run_id: String,
     guild: Option<String>,
     modmail: String,
@@ -367,11 +382,14 @@ struct Engine {
     journal: Option<crate::journal::Journal>,
     /// The whole run's pace.
     clock: crate::RunClock,
-    /// KiB of legacy records being mapped now (see [`MAPPING_BYTES_AT_ONCE`]).
-    room: tokio::sync::Semaphore,
+    /// Legacy records the verification maps now (see [`VERIFY_MAPPING_BYTES`]).
+    verify_room: Room,
     /// Maps aside the batch after the one being written and a long thread's next part
     /// (see [`MapThread`]); ends with the run.
     mapper: MapThread,
+    /// The thread the verification maps and hashes records on: off the run's task, which
+    /// drives the import's writes (mapping there held them up: the database sat idle).
+    checker: MapThread,
 }
 
 /// A legacy record run through every mapper of its step.
@@ -403,12 +421,16 @@ impl Engine {
         run_id: String,
     ) -> anyhow::Result<Self> {
         let mapper = MapThread::start("heimdall-map").context("starting the mapping thread")?;
+        let checker =
+            MapThread::start("heimdall-check").context("starting the verification's thread")?;
         Ok(Self {
             target: env.target.clone(),
             registry: env.registry.clone(),
             source,
             sink,
+            halt: cancel.child_token(),
             cancel,
+            completed: 0.into(),
             run_id,
             guild: opts.guild.clone(),
             modmail: opts.modmail_collection.clone(),
@@ -420,8 +442,9 @@ impl Engine {
             fail_point: env.fail_point.clone(),
             journal: None,
             clock: crate::RunClock::new(steps(&env.registry).len()),
-            room: tokio::sync::Semaphore::new(MAPPING_BYTES_AT_ONCE / 1024),
+            verify_room: Room::new(VERIFY_MAPPING_BYTES),
             mapper,
+            checker,
         })
     }
 
@@ -454,7 +477,8 @@ impl Engine {
         }
     }
 
-    fn event(&self, kind: EventKind, step: &Step, completed: u16) -> ProgressEvent {
+    fn event(&self, kind: EventKind, step: &Step) -> ProgressEvent {
+        let completed = self.completed.load(std::sync::atomic::Ordering::SeqCst);
         ProgressEvent {
             kind: Some(kind),
             run_id: self.run_id.clone(),
@@ -479,6 +503,46 @@ impl Engine {
             pace: None,
             result: None,
         }
+    }
+
+    /// Imports step `i` into `result`, told to the verification by `started` as it starts;
+    /// not when the run is halting. A step that fails or stops halts the others.
+    async fn import_step(
+        &self,
+        i: usize,
+        step: &Step,
+        result: &mut StepResult,
+        started: &futures::channel::mpsc::UnboundedSender<(usize, watch::Receiver<Imported>)>,
+    ) -> anyhow::Result<()> {
+        if self.halt.is_cancelled() {
+            return Err(Cancelled.into());
+        }
+        let (tx, rx) = watch::channel(Imported::default());
+        // The receiving end only goes away with the run.
+        let _ = started.unbounded_send((i, rx));
+        let res = &mut result.collections[0];
+        let ran = self
+            .run_step(i, step, res, &mut Vec::new(), Some(&tx))
+            .await;
+        if ran.is_err() {
+            self.halt.cancel();
+        }
+        ran?;
+        tx.send_modify(|i| {
+            i.started = true;
+            i.up_to = res.last_id.clone();
+            i.done = true;
+            i.skipped = res.skipped;
+        });
+        result.status = StepStatus::Completed;
+        Ok(())
+    }
+
+    /// The event of `step` completed, counted.
+    fn step_completed(&self, step: &Step) -> ProgressEvent {
+        self.completed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.event(EventKind::StepComplete, step)
     }
 
     async fn plan(self) -> anyhow::Result<LegacyPlan> {
@@ -534,22 +598,34 @@ impl Engine {
                 futures::channel::mpsc::unbounded::<(usize, watch::Receiver<Imported>)>();
             let (this, results) = (&self, &mut results);
             let copy = async move {
-                for (i, step) in this.steps.iter().enumerate() {
-                    let (tx, rx) = watch::channel(Imported::default());
-                    // The receiving end only goes away with the run.
-                    let _ = started_tx.unbounded_send((i, rx));
-                    let res = &mut results[i].collections[0];
-                    this.run_step(i, step, res, &mut Vec::new(), Some(&tx))
-                        .await?;
-                    tx.send_modify(|i| {
-                        i.started = true;
-                        i.up_to = res.last_id.clone();
-                        i.done = true;
-                        i.skipped = res.skipped;
-                    });
-                    results[i].status = StepStatus::Completed;
+                use futures::StreamExt;
+                // `STEPS_AT_ONCE` steps at a time, in order. One that fails or stops
+                // halts the others at their next batch (each saved where it got to).
+                let mut waiting = this.steps.iter().enumerate().zip(results.iter_mut());
+                let mut running = futures::stream::FuturesUnordered::new();
+                let mut outcomes = Vec::new();
+                loop {
+                    while running.len() < STEPS_AT_ONCE {
+                        let Some(((i, step), result)) = waiting.next() else {
+                            break;
+                        };
+                        running.push(this.import_step(i, step, result, &started_tx));
+                    }
+                    match running.next().await {
+                        Some(outcome) => outcomes.push(outcome),
+                        None => break,
+                    }
                 }
+                drop(running);
                 drop(started_tx);
+                // The run's error: a step's own rather than the halt it caused elsewhere.
+                let (stopped, failed): (Vec<anyhow::Error>, Vec<_>) = outcomes
+                    .into_iter()
+                    .filter_map(Result::err)
+                    .partition(|e| e.is::<Cancelled>());
+                if let Some(e) = failed.into_iter().chain(stopped).next() {
+                    return Err(e);
+                }
                 this.store
                     .set(
                         &this.run_id,
@@ -558,7 +634,15 @@ impl Engine {
                     .await?;
                 anyhow::Ok(std::time::Instant::now())
             };
-            let (copied, checks) = futures::try_join!(copy, self.verify(started_rx))?;
+            // A step's import that stopped ends its verification too: the import's own
+            // error (or stop) is the run's, once every step has halted.
+            let verify = async {
+                match self.verify(started_rx).await {
+                    Err(e) if e.is::<ImportStopped>() => std::future::pending().await,
+                    other => other,
+                }
+            };
+            let (copied, checks) = futures::try_join!(copy, verify)?;
             // The part of the verification that ran after the copy.
             self.store
                 .set(
@@ -571,14 +655,11 @@ impl Engine {
         .instrument(tracing::info_span!("legacy_run", run = %self.run_id));
         let rec =
             run_under_lease(&self.store, lease, &self.run_id, self.cancel.clone(), work).await?;
-        let mut ev = self.event(
-            final_kind(&rec),
-            &self.steps[0],
-            results
-                .iter()
-                .filter(|s| s.status == StepStatus::Completed)
-                .count() as u16,
-        );
+        let mut ev = self.event(final_kind(&rec), &self.steps[0]);
+        ev.completed = results
+            .iter()
+            .filter(|s| s.status == StepStatus::Completed)
+            .count() as u16;
         ev.step = 0;
         ev.label = "Legacy Import".into();
         ev.plugin = String::new();
@@ -634,9 +715,7 @@ impl Engine {
                 });
             }
         };
-        let completed_before = index as u16;
-        self.sink
-            .emit(&self.event(EventKind::StepStart, step, completed_before));
+        self.sink.emit(&self.event(EventKind::StepStart, step));
         let coll_name = source_name(step.source, &self.modmail);
         let coll = self.source.db.collection::<Document>(&coll_name);
         let filter = self.filter();
@@ -646,7 +725,7 @@ impl Engine {
             Vec::new()
         };
         if res.done && missing.is_empty() {
-            let mut ev = self.event(EventKind::StepComplete, step, completed_before + 1);
+            let mut ev = self.step_completed(step);
             ev.result = Some(serde_json::to_value(&*res)?);
             self.sink.emit(&ev);
             return Ok(());
@@ -698,7 +777,7 @@ impl Engine {
             self.store
                 .set_step_status(&self.run_id, index, StepStatus::Completed)
                 .await?;
-            let mut ev = self.event(EventKind::StepComplete, step, completed_before + 1);
+            let mut ev = self.step_completed(step);
             ev.result = Some(serde_json::to_value(&*res)?);
             self.sink.emit(&ev);
             return Ok(());
@@ -726,7 +805,7 @@ impl Engine {
         let progress = |res: &CollectionResult, throttle: &mut Throttle| {
             self.clock.step(index, res.processed);
             if step.record_progress && throttle.allow(res.processed, res.total) {
-                let mut ev = self.event(EventKind::StepProgress, step, completed_before);
+                let mut ev = self.event(EventKind::StepProgress, step);
                 ev.collection = Some(coll_name.clone());
                 ev.run_pace = Some(self.clock.pace());
                 ev.record_index = Some(res.processed);
@@ -745,7 +824,7 @@ impl Engine {
         // is split and mapped on the run's mapping thread (CPU only; a run stopped meanwhile
         // lets that one batch finish and drops what it made).
         let map_aside = |records: Vec<mongodb::bson::RawDocumentBuf>| {
-            self.map_on_thread(step, &prepared, move |step, prepared, ctx| {
+            self.map_on_thread(&self.mapper, step, &prepared, move |step, prepared, ctx| {
                 map_batch(step, prepared, ctx, records)
             })
         };
@@ -772,9 +851,10 @@ impl Engine {
         };
         // Whether the run stops after the step's batch `n`: stopped, or a fail point there.
         let stops_after = |n: u64| {
-            self.cancel.is_cancelled()
+            self.halt.is_cancelled()
                 || (self.write && crate::FailPoint::hit(&self.fail_point, &coll_name, n))
         };
+        let room = Room::new(IMPORT_MAPPING_BYTES);
         let mut next: Option<Next<'_>> = None;
         let mut batches = 0u64;
         // The batch whose primary documents are written and whose others are not yet: they
@@ -787,7 +867,7 @@ impl Engine {
             let arrived = if stopping {
                 Ok(None)
             } else {
-                self.next_batch(&mut next, &mut rx, &map_aside, step, &prepared)
+                self.next_batch((&mut next, &room), &mut rx, &map_aside, step, &prepared)
                     .await
             };
             let (batch, _room) = match arrived {
@@ -877,7 +957,7 @@ impl Engine {
                 .set_step_status(&self.run_id, index, StepStatus::Completed)
                 .await?;
         }
-        let mut ev = self.event(EventKind::StepComplete, step, completed_before + 1);
+        let mut ev = self.step_completed(step);
         ev.record_index = Some(res.processed);
         ev.record_total = Some(res.total);
         ev.result = Some(serde_json::to_value(&*res)?);
@@ -890,8 +970,8 @@ impl Engine {
     /// and there is room, starts being mapped aside (CPU only, on the run's mapping thread;
     /// a run stopped meanwhile lets it finish and drops what it made).
     async fn next_batch<'a>(
-        &'a self,
-        next: &mut Option<Next<'a>>,
+        &self,
+        (next, room): (&mut Option<Next<'a>>, &'a Room),
         rx: &mut tokio::sync::mpsc::Receiver<anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>>,
         map_aside: &impl Fn(Vec<mongodb::bson::RawDocumentBuf>) -> Mapping<MappedBatch>,
         step: &Step,
@@ -907,14 +987,14 @@ impl Engine {
                         None => return Ok(None),
                     },
                 };
-                let room = self.room_for(&records).await?;
+                let room = room.acquire(&records).await?;
                 let batch = map_batch(step, prepared, (&self.registry, self.now), records)?;
                 (batch, room)
             }
         };
         if let Ok(read) = rx.try_recv() {
             *next = Some(match read {
-                Ok(records) => match self.room_now(&records) {
+                Ok(records) => match room.try_acquire(&records) {
                     Some(room) => Next::Mapping(map_aside(records), room),
                     None => Next::Read(Ok(records)),
                 },
@@ -959,19 +1039,11 @@ impl Engine {
         })
     }
 
-    /// Waits until the records being mapped at once leave room for `records` (memory: a
-    /// long thread in the import and another in the verification would add up).
-    async fn room_for(
-        &self,
-        records: &[mongodb::bson::RawDocumentBuf],
-    ) -> anyhow::Result<tokio::sync::SemaphorePermit<'_>> {
-        Ok(self.room.acquire_many(room_kib(records)).await?)
-    }
-
     /// Runs `map` (CPU only) on the run's mapping thread, with what mapping needs: `step`,
     /// what it prepared, the registry and the run's `now`.
     fn map_on_thread<T: Send + 'static>(
         &self,
+        thread: &MapThread,
         step: &Step,
         prepared: &Arc<Vec<Prepared>>,
         map: impl FnOnce(&Step, &[Prepared], (&Registry, DateTime)) -> anyhow::Result<T>
@@ -984,16 +1056,7 @@ impl Engine {
             self.registry.clone(),
             self.now,
         );
-        self.mapper
-            .run(move || map(&step, &prepared, (&registry, now)))
-    }
-
-    /// [`Self::room_for`] if there is room now.
-    fn room_now(
-        &self,
-        records: &[mongodb::bson::RawDocumentBuf],
-    ) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        self.room.try_acquire_many(room_kib(records)).ok()
+        thread.run(move || map(&step, &prepared, (&registry, now)))
     }
 
     /// Verifies each step as `started` announces it (step index, how far its import is),
@@ -1023,7 +1086,9 @@ impl Engine {
             Sums,
             HashMap<&'static str, (u64, u64)>,
         );
-        let firsts: Vec<First> = started
+        // Steps as they start, two at once, whichever ends first making room for the next
+        // (the import runs several at once, one of them maybe most of the run).
+        let mut firsts: Vec<First> = started
             .map(|(i, imported)| {
                 let step = &self.steps[i];
                 async move {
@@ -1042,9 +1107,10 @@ impl Engine {
                 }
                 .instrument(span(step))
             })
-            .buffered(2)
+            .buffer_unordered(2)
             .try_collect()
             .await?;
+        firsts.sort_by_key(|f| f.0);
         // Every step's import has ended: each first pass waited for its own.
         let mut wanted = Sums::default();
         // How many steps write each collection: one step's collection was summed once its
@@ -1190,7 +1256,7 @@ impl Engine {
     async fn check_batch(
         &self,
         step: &Step,
-        prepared: &[Prepared],
+        prepared: &Arc<Vec<Prepared>>,
         name: &str,
         records: anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>,
         (mut imported, sums): (watch::Receiver<Imported>, Option<&std::sync::Mutex<Sums>>),
@@ -1202,48 +1268,34 @@ impl Engine {
         if sums.is_none() {
             wait_for(&mut imported, |i| i.passed(last.as_ref())).await?;
         }
-        let room = self.room_for(&records).await?;
+        let room = self.verify_room.acquire(&records).await?;
         let mut rows: Vec<Checked> = Vec::with_capacity(records.len());
-        let mut whole_records = Vec::with_capacity(records.len());
+        let mut whole = Vec::with_capacity(records.len());
         for r in records {
             match parts_of(step, &r)? {
                 Some(parts) => rows.push(
-                    self.check_in_parts(step, prepared, (&r, &parts), sums)
+                    self.check_in_parts(step, prepared, (Arc::new(r), parts), sums)
                         .await?,
                 ),
-                None => whole_records.push(r),
+                None => whole.push(r),
             }
         }
-        // Each record parsed, mapped and its documents hashed at once: what is held until
-        // the target is read is their identities and digests, not the documents.
+        // Each record parsed, mapped and its documents hashed at once, on the verification's
+        // thread: what is held until the target is read is their identities and digests,
+        // not the documents.
         let first = rows.len();
-        let mut pending: Vec<Digested> = Vec::new();
-        for raw in whole_records {
-            let record = raw.to_document()?;
-            drop(raw);
-            let m = self.map_record(step, prepared, &record, 0)?;
-            let mut row = Checked {
-                id: only_id(&record),
-                failed: m.failed.is_some(),
-                skipped: m.groups.iter().all(Vec::is_empty) && m.skip.is_some(),
-                source: 0,
-                target: 0,
-                whole: true,
-            };
-            if m.failed.is_none() {
-                let ri = rows.len() - first;
-                for g in &m.groups {
-                    for (i, p) in g.iter().enumerate() {
-                        match sums {
-                            Some(sums) => self.summed(p, &mut row, sums)?,
-                            None => pending.push(self.digested(ri, i, p, &mut row.source)?),
-                        }
-                    }
-                }
-            }
-            rows.push(row);
+        let summing = sums.is_some();
+        let checks = self
+            .map_on_thread(&self.checker, step, prepared, move |step, prepared, ctx| {
+                let records = whole.into_iter().map(|r| anyhow::Ok(r.to_document()?));
+                check_records(step, prepared, ctx, records, (0, 0), summing)
+            })
+            .await?;
+        if let Some(sums) = sums {
+            lock(sums).absorb(&checks.sums);
         }
-        self.digest(&pending, &mut rows[first..]).await?;
+        rows.extend(checks.rows);
+        self.digest(&checks.pending, &mut rows[first..]).await?;
         let mut tally = VerifyTally::default();
         let mut absent = Vec::new();
         for row in rows {
@@ -1263,7 +1315,8 @@ impl Engine {
             };
             absent.push(RecordError::of(step.order, name, &row.id, why));
         }
-        // The import may need the mapping budget to get there.
+        // Mapped: the room for the verification's next batch, while this one waits for
+        // the import.
         drop(room);
         if !absent.is_empty() {
             wait_for(&mut imported, |i| i.passed(last.as_ref())).await?;
@@ -1285,8 +1338,8 @@ impl Engine {
     async fn check_in_parts(
         &self,
         step: &Step,
-        prepared: &[Prepared],
-        (raw, Parts { field, slices }): (&mongodb::bson::RawDocument, &Parts),
+        prepared: &Arc<Vec<Prepared>>,
+        (raw, Parts { field, slices }): (Arc<mongodb::bson::RawDocumentBuf>, Parts),
         sums: Option<&std::sync::Mutex<Sums>>,
     ) -> anyhow::Result<Checked> {
         let mut row = Checked {
@@ -1300,70 +1353,34 @@ impl Engine {
             target: 0,
             whole: true,
         };
+        let summing = sums.is_some();
         for (k, &(offset, count)) in slices.iter().enumerate() {
-            let m =
-                self.map_record(step, prepared, &part_of(raw, field, offset, count)?, offset)?;
-            if m.failed.is_some() {
+            // The primary document once, from the first part.
+            let skip = usize::from(k > 0);
+            let raw = raw.clone();
+            let mut checks = self
+                .map_on_thread(&self.checker, step, prepared, move |step, prepared, ctx| {
+                    let part = part_of(&raw, field, offset, count);
+                    check_records(step, prepared, ctx, [part], (offset, skip), summing)
+                })
+                .await?;
+            let part = checks.rows.pop().context("a part checked")?;
+            if part.failed {
                 row.failed = true;
                 break;
             }
             if k == 0 {
-                row.skipped = m.groups.iter().all(Vec::is_empty) && m.skip.is_some();
+                row.skipped = part.skipped;
             }
-            // The primary document once, from the first part.
-            let skip = usize::from(k > 0);
-            let mut pending = Vec::new();
-            for g in &m.groups {
-                for (i, p) in g.iter().enumerate().skip(skip) {
-                    match sums {
-                        Some(sums) => self.summed(p, &mut row, sums)?,
-                        None => pending.push(self.digested(0, i, p, &mut row.source)?),
-                    }
-                }
+            row.source = row.source.wrapping_add(part.source);
+            row.target = row.target.wrapping_add(part.target);
+            if let Some(sums) = sums {
+                lock(sums).absorb(&checks.sums);
             }
-            drop(m);
-            self.digest(&pending, std::slice::from_mut(&mut row))
+            self.digest(&checks.pending, std::slice::from_mut(&mut row))
                 .await?;
         }
         Ok(row)
-    }
-
-    /// One produced document of `row`'s record added to `sums`, and counted as found as
-    /// it is: the first pass's finding stands only if the target adds up to `sums`.
-    fn summed(
-        &self,
-        p: &super::Produced,
-        row: &mut Checked,
-        sums: &std::sync::Mutex<Sums>,
-    ) -> anyhow::Result<()> {
-        let raw = mongodb::bson::RawDocumentBuf::from_document(&p.doc)?;
-        let h = raw_content_hash(&raw, &[])?;
-        row.source = row.source.wrapping_add(h);
-        row.target = row.target.wrapping_add(h);
-        let id_hash = with_id_hash(h, &raw)?;
-        sums.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .add(p.collection, id_hash);
-        Ok(())
-    }
-
-    /// One produced document of record `ri` (`i`-th of its group) reduced to what its
-    /// verification needs, its hash as serialized added to the record's `source` digest.
-    fn digested(
-        &self,
-        ri: usize,
-        i: usize,
-        p: &super::Produced,
-        source: &mut u64,
-    ) -> anyhow::Result<Digested> {
-        let raw = mongodb::bson::RawDocumentBuf::from_document(&p.doc)?;
-        *source = source.wrapping_add(raw_content_hash(&raw, &[])?);
-        Ok(Digested {
-            ri,
-            i,
-            collection: p.collection,
-            identity: identity(self.spec(p.collection)?, &p.doc),
-        })
     }
 
     /// Adds to each of `rows` the hashes, as the target stores them, of its `pending`
@@ -1399,18 +1416,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs `record` through every mapper of `step` (with `now` pinned to the run's start),
-    /// checking each mapper produces only documents of its own plugin.
-    fn map_record(
-        &self,
-        step: &Step,
-        prepared: &[Prepared],
-        record: &Document,
-        offset: usize,
-    ) -> anyhow::Result<MappedRecord> {
-        map_record(step, prepared, (&self.registry, self.now), record, offset)
-    }
-
     /// Which of `produced` already exist in the target, per collection: by `_id` and key.
     async fn existing<'a>(
         &self,
@@ -1443,9 +1448,7 @@ impl Engine {
     }
 
     fn spec(&self, collection: &str) -> anyhow::Result<&CollectionSpec> {
-        self.registry.collection(collection).with_context(|| {
-            format!("a legacy mapper produced a document for unknown collection {collection}")
-        })
+        spec_in(&self.registry, collection)
     }
 
     /// Maps, checks and writes one batch of legacy records. With `insert_first` (a run
@@ -1579,7 +1582,7 @@ impl Engine {
         }
         let map_part = |(offset, count): (usize, usize)| {
             let raw = raw.clone();
-            self.map_on_thread(step, prepared, move |step, prepared, ctx| {
+            self.map_on_thread(&self.mapper, step, prepared, move |step, prepared, ctx| {
                 let part = part_of(&raw, field, offset, count)?;
                 map_records(step, prepared, ctx, vec![part], offset)
             })
@@ -1987,6 +1990,19 @@ impl Imported {
     }
 }
 
+/// A step's import ended before its verification did (it failed or stopped: it says why).
+/// Only ever sent by a step that returns an error, so the run ends with that error.
+#[derive(Debug)]
+struct ImportStopped;
+
+impl std::fmt::Display for ImportStopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the step's import stopped before its verification ended")
+    }
+}
+
+impl std::error::Error for ImportStopped {}
+
 /// Waits until `ready` holds for what the import says.
 async fn wait_for(
     imported: &mut watch::Receiver<Imported>,
@@ -1994,7 +2010,7 @@ async fn wait_for(
 ) -> anyhow::Result<Imported> {
     match imported.wait_for(ready).await {
         Ok(now) => Ok(now.clone()),
-        Err(_) => anyhow::bail!("the step's import stopped before its verification ended"),
+        Err(_) => Err(ImportStopped.into()),
     }
 }
 
@@ -2055,6 +2071,82 @@ struct Checked {
     source: u64,
     target: u64,
     whole: bool,
+}
+
+/// What the verification made of some records on its thread ([`check_records`]).
+#[derive(Default)]
+struct Checks {
+    /// Per record, in order.
+    rows: Vec<Checked>,
+    /// Their documents to look up in the target (checking record by record).
+    pending: Vec<Digested>,
+    /// Their documents summed (the first pass).
+    sums: Sums,
+}
+
+/// Maps `records` as the import does and reduces what each becomes to what its
+/// verification needs (CPU only): with `summing`, each document added to the sums and
+/// counted as found as it is (the first pass's finding stands only if the target adds
+/// up to the sums); else each reduced to its identity, for a lookup, its hash as
+/// serialized added to its record's digest. `offset`: of a big record's part, its first
+/// element's; `skip`: documents of each group left out (a later part's primary).
+fn check_records(
+    step: &Step,
+    prepared: &[Prepared],
+    ctx @ (registry, _): (&Registry, DateTime),
+    records: impl IntoIterator<Item = anyhow::Result<Document>>,
+    (offset, skip): (usize, usize),
+    summing: bool,
+) -> anyhow::Result<Checks> {
+    let mut out = Checks::default();
+    for record in records {
+        let record = record?;
+        let m = map_record(step, prepared, ctx, &record, offset)?;
+        let mut row = Checked {
+            id: only_id(&record),
+            failed: m.failed.is_some(),
+            skipped: m.groups.iter().all(Vec::is_empty) && m.skip.is_some(),
+            source: 0,
+            target: 0,
+            whole: true,
+        };
+        drop(record);
+        if m.failed.is_none() {
+            let ri = out.rows.len();
+            for g in &m.groups {
+                for (i, p) in g.iter().enumerate().skip(skip) {
+                    let raw = mongodb::bson::RawDocumentBuf::from_document(&p.doc)?;
+                    let h = raw_content_hash(&raw, &[])?;
+                    row.source = row.source.wrapping_add(h);
+                    if summing {
+                        row.target = row.target.wrapping_add(h);
+                        out.sums.add(p.collection, with_id_hash(h, &raw)?);
+                    } else {
+                        out.pending.push(Digested {
+                            ri,
+                            i,
+                            collection: p.collection,
+                            identity: identity(spec_in(registry, p.collection)?, &p.doc),
+                        });
+                    }
+                }
+            }
+        }
+        out.rows.push(row);
+    }
+    Ok(out)
+}
+
+/// The spec of `collection`, which a mapper produced a document for.
+fn spec_in<'a>(registry: &'a Registry, collection: &str) -> anyhow::Result<&'a CollectionSpec> {
+    registry.collection(collection).with_context(|| {
+        format!("a legacy mapper produced a document for unknown collection {collection}")
+    })
+}
+
+/// `sums`, poisoned or not (a panic elsewhere leaves them whole).
+fn lock(sums: &std::sync::Mutex<Sums>) -> std::sync::MutexGuard<'_, Sums> {
+    sums.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The `_id` of the last of `records`.
@@ -2174,10 +2266,46 @@ fn map_record(
     Ok(out)
 }
 
-/// The room `records` take while mapped: their KiB, at most all of it.
-fn room_kib(records: &[mongodb::bson::RawDocumentBuf]) -> u32 {
-    let bytes: usize = records.iter().map(|r| r.as_bytes().len()).sum();
-    bytes.div_ceil(1024).clamp(1, MAPPING_BYTES_AT_ONCE / 1024) as u32
+/// KiB of legacy records being mapped at once by one side of the run (memory: what they
+/// map to is several times more). A batch bigger than all of it (one long thread) takes
+/// all of it, and is mapped alone.
+struct Room {
+    /// All of it.
+    kib: u32,
+    /// What is free.
+    free: tokio::sync::Semaphore,
+}
+
+impl Room {
+    fn new(bytes: usize) -> Self {
+        let kib = (bytes / 1024).max(1) as u32;
+        Self {
+            kib,
+            free: tokio::sync::Semaphore::new(kib as usize),
+        }
+    }
+
+    /// The room `records` take: their KiB, at most all of it.
+    fn of(&self, records: &[mongodb::bson::RawDocumentBuf]) -> u32 {
+        let bytes: usize = records.iter().map(|r| r.as_bytes().len()).sum();
+        (bytes.div_ceil(1024) as u32).clamp(1, self.kib)
+    }
+
+    /// Waits until there is room for `records`.
+    async fn acquire(
+        &self,
+        records: &[mongodb::bson::RawDocumentBuf],
+    ) -> anyhow::Result<tokio::sync::SemaphorePermit<'_>> {
+        Ok(self.free.acquire_many(self.of(records)).await?)
+    }
+
+    /// [`Self::acquire`] if there is room now.
+    fn try_acquire(
+        &self,
+        records: &[mongodb::bson::RawDocumentBuf],
+    ) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.free.try_acquire_many(self.of(records)).ok()
+    }
 }
 
 /// The batch after the one being written.
