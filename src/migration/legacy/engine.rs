@@ -387,9 +387,6 @@ struct Engine {
     /// Maps aside the batch after the one being written and a long thread's next part
     /// (see [`MapThread`]); ends with the run.
     mapper: MapThread,
-    /// The thread the verification maps and hashes records on: off the run's task, which
-    /// drives the import's writes (mapping there held them up: the database sat idle).
-    checker: MapThread,
 }
 
 /// A legacy record run through every mapper of its step.
@@ -421,8 +418,6 @@ impl Engine {
         run_id: String,
     ) -> anyhow::Result<Self> {
         let mapper = MapThread::start("heimdall-map").context("starting the mapping thread")?;
-        let checker =
-            MapThread::start("heimdall-check").context("starting the verification's thread")?;
         Ok(Self {
             target: env.target.clone(),
             registry: env.registry.clone(),
@@ -444,7 +439,6 @@ impl Engine {
             clock: crate::RunClock::new(steps(&env.registry).len()),
             verify_room: Room::new(VERIFY_MAPPING_BYTES),
             mapper,
-            checker,
         })
     }
 
@@ -824,7 +818,7 @@ impl Engine {
         // is split and mapped on the run's mapping thread (CPU only; a run stopped meanwhile
         // lets that one batch finish and drops what it made).
         let map_aside = |records: Vec<mongodb::bson::RawDocumentBuf>| {
-            self.map_on_thread(&self.mapper, step, &prepared, move |step, prepared, ctx| {
+            self.map_on_thread(step, &prepared, move |step, prepared, ctx| {
                 map_batch(step, prepared, ctx, records)
             })
         };
@@ -1043,7 +1037,6 @@ impl Engine {
     /// what it prepared, the registry and the run's `now`.
     fn map_on_thread<T: Send + 'static>(
         &self,
-        thread: &MapThread,
         step: &Step,
         prepared: &Arc<Vec<Prepared>>,
         map: impl FnOnce(&Step, &[Prepared], (&Registry, DateTime)) -> anyhow::Result<T>
@@ -1056,7 +1049,8 @@ impl Engine {
             self.registry.clone(),
             self.now,
         );
-        thread.run(move || map(&step, &prepared, (&registry, now)))
+        self.mapper
+            .run(move || map(&step, &prepared, (&registry, now)))
     }
 
     /// Verifies each step as `started` announces it (step index, how far its import is),
@@ -1256,7 +1250,7 @@ impl Engine {
     async fn check_batch(
         &self,
         step: &Step,
-        prepared: &Arc<Vec<Prepared>>,
+        prepared: &[Prepared],
         name: &str,
         records: anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>,
         (mut imported, sums): (watch::Receiver<Imported>, Option<&std::sync::Mutex<Sums>>),
@@ -1274,23 +1268,26 @@ impl Engine {
         for r in records {
             match parts_of(step, &r)? {
                 Some(parts) => rows.push(
-                    self.check_in_parts(step, prepared, (Arc::new(r), parts), sums)
+                    self.check_in_parts(step, prepared, (&r, parts), sums)
                         .await?,
                 ),
                 None => whole.push(r),
             }
         }
-        // Each record parsed, mapped and its documents hashed at once, on the verification's
-        // thread: what is held until the target is read is their identities and digests,
-        // not the documents.
+        // Each record parsed, mapped and its documents hashed at once: what is held until
+        // the target is read is their identities and digests, not the documents. On the
+        // run's task: a thread of its own for it made the run slower and bigger (the
+        // machine's two cores are busy either way, see docs/benchmarks.md).
         let first = rows.len();
-        let summing = sums.is_some();
-        let checks = self
-            .map_on_thread(&self.checker, step, prepared, move |step, prepared, ctx| {
-                let records = whole.into_iter().map(|r| anyhow::Ok(r.to_document()?));
-                check_records(step, prepared, ctx, records, (0, 0), summing)
-            })
-            .await?;
+        let records = whole.into_iter().map(|r| anyhow::Ok(r.to_document()?));
+        let checks = check_records(
+            step,
+            prepared,
+            (&self.registry, self.now),
+            records,
+            (0, 0),
+            sums.is_some(),
+        )?;
         if let Some(sums) = sums {
             lock(sums).absorb(&checks.sums);
         }
@@ -1338,8 +1335,8 @@ impl Engine {
     async fn check_in_parts(
         &self,
         step: &Step,
-        prepared: &Arc<Vec<Prepared>>,
-        (raw, Parts { field, slices }): (Arc<mongodb::bson::RawDocumentBuf>, Parts),
+        prepared: &[Prepared],
+        (raw, Parts { field, slices }): (&mongodb::bson::RawDocument, Parts),
         sums: Option<&std::sync::Mutex<Sums>>,
     ) -> anyhow::Result<Checked> {
         let mut row = Checked {
@@ -1357,13 +1354,14 @@ impl Engine {
         for (k, &(offset, count)) in slices.iter().enumerate() {
             // The primary document once, from the first part.
             let skip = usize::from(k > 0);
-            let raw = raw.clone();
-            let mut checks = self
-                .map_on_thread(&self.checker, step, prepared, move |step, prepared, ctx| {
-                    let part = part_of(&raw, field, offset, count);
-                    check_records(step, prepared, ctx, [part], (offset, skip), summing)
-                })
-                .await?;
+            let mut checks = check_records(
+                step,
+                prepared,
+                (&self.registry, self.now),
+                [part_of(raw, field, offset, count)],
+                (offset, skip),
+                summing,
+            )?;
             let part = checks.rows.pop().context("a part checked")?;
             if part.failed {
                 row.failed = true;
@@ -1582,7 +1580,7 @@ impl Engine {
         }
         let map_part = |(offset, count): (usize, usize)| {
             let raw = raw.clone();
-            self.map_on_thread(&self.mapper, step, prepared, move |step, prepared, ctx| {
+            self.map_on_thread(step, prepared, move |step, prepared, ctx| {
                 let part = part_of(&raw, field, offset, count)?;
                 map_records(step, prepared, ctx, vec![part], offset)
             })
