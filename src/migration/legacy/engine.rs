@@ -60,6 +60,7 @@ const IMPORT_MAPPING_BYTES: usize = 2 * LEGACY_BATCH_BYTES;
 /// sharing one room it took it all and kept the import waiting (17 of the modmail step's
 /// 120 s at 500k records).
 const VERIFY_MAPPING_BYTES: usize = LEGACY_BATCH_BYTES;
+
 /// The options of a legacy import.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
