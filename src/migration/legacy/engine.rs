@@ -364,7 +364,8 @@ struct Engine {
     source: Source,
     sink: Arc<dyn ProgressSink>,
     cancel: CancellationToken,
-    /// Stops every step at its next batch: one of them failed or stopped.
+    /// Stops every step at its next batch: the run was cancelled, or a step failed or
+    /// stopped (a child of `cancel`).
     halt: CancellationToken,
     /// Steps completed (in this attempt or an earlier one), for the events.
     completed: std::sync::atomic::AtomicU16,
@@ -1990,7 +1991,8 @@ impl Imported {
 }
 
 /// A step's import ended before its verification did (it failed or stopped: it says why).
-/// Only ever sent by a step that returns an error, so the run ends with that error.
+/// Its progress channel closes without `done` only when the step returns an error, so the
+/// run ends with that error, never this one.
 #[derive(Debug)]
 struct ImportStopped;
 
@@ -2072,7 +2074,7 @@ struct Checked {
     whole: bool,
 }
 
-/// What the verification made of some records on its thread ([`check_records`]).
+/// What the verification made of some records ([`check_records`]).
 #[derive(Default)]
 struct Checks {
     /// Per record, in order.
