@@ -463,6 +463,11 @@ pub enum FailKind {
     /// the batch is handled, with a field `arrivedMeanwhile: true` more, as a live bot
     /// writing to the target would put it there; the run goes on.
     Arrival,
+    /// Legacy only: once the collection's import has ended, and before its verification
+    /// reads it again, its first record (in `_id` order) gets this field set to a new text,
+    /// as an old bot still running would change it; the run goes on. `after_batches` is
+    /// not used.
+    SourceChange(&'static str),
 }
 
 impl FailPoint {
@@ -490,6 +495,31 @@ impl FailPoint {
         Self {
             kind: FailKind::Arrival,
             ..Self::after(collection, batch)
+        }
+    }
+
+    /// A legacy import whose `collection` has its first record's `field` changed in the
+    /// source between the import and the verification of its step.
+    pub fn source_change(collection: &str, field: &'static str) -> Self {
+        Self {
+            kind: FailKind::SourceChange(field),
+            ..Self::after(collection, 0)
+        }
+    }
+
+    /// The field a [`FailKind::SourceChange`] point changes in `collection`, if one is set
+    /// there (never in a release build).
+    pub(crate) fn source_change_of(
+        fp: &Option<FailPoint>,
+        collection: &str,
+    ) -> Option<&'static str> {
+        match fp {
+            Some(FailPoint {
+                collection: c,
+                kind: FailKind::SourceChange(field),
+                ..
+            }) if cfg!(debug_assertions) && c == collection => Some(*field),
+            _ => None,
         }
     }
 

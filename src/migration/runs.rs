@@ -270,6 +270,9 @@ pub struct VerifyTally {
     pub source_digest: u64,
     /// Wrapping sum of the found target documents' content hashes.
     pub target_digest: u64,
+    /// Of the absent source documents, those the run recorded as skipped (with a
+    /// reason): accounted for as absent, they excuse no differing document.
+    pub skips_absent: u64,
 }
 
 impl VerifyTally {
@@ -310,6 +313,7 @@ impl VerifyTally {
         self.differing += other.differing;
         self.failed += other.failed;
         self.missing += other.missing;
+        self.skips_absent += other.skips_absent;
         let room = 10usize.saturating_sub(self.first_missing.len());
         self.first_missing
             .extend(other.first_missing.into_iter().take(room));
@@ -865,13 +869,21 @@ impl RunStore {
         }
         let digests: Vec<String> = absent.iter().map(|e| e.id_digest.clone()).collect();
         let mut recorded = HashSet::new();
+        let mut skips = HashSet::new();
         for kind in listed {
-            recorded.extend(self.recorded(run_id, *kind, collection, &digests).await?);
+            let these = self.recorded(run_id, *kind, collection, &digests).await?;
+            if *kind == FailureKind::Skip {
+                skips.extend(these.iter().cloned());
+            }
+            recorded.extend(these);
         }
         let mut missing = Vec::new();
         for e in absent {
             let known = recorded.contains(&e.id_digest);
             tally.add_absent(known, &e.source_id);
+            if skips.contains(&e.id_digest) {
+                tally.skips_absent += 1;
+            }
             if !known {
                 missing.push(e);
             }

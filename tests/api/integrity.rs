@@ -182,6 +182,53 @@ async fn legacy_verification_sees_records_removed_behind_the_runs_back() {
     assert_eq!(docs(&target, "tags", doc! {}).await, before);
 }
 
+/// A legacy import of the seeded old-bot database (databases named from `prefix`) whose
+/// first tag record gets `field` changed in the source once the tags step is imported
+/// and before it is verified (an old bot still running). The run.
+async fn legacy_with_a_tag_changed_meanwhile(prefix: &str, field: &'static str) -> RunRecord {
+    let source = fresh_db(&format!("{prefix}src")).await;
+    heimdall::seed::seed_legacy(&source, &heimdall::seed::SeedOptions::new(test_key()))
+        .await
+        .unwrap();
+    let target = fresh_db(&format!("{prefix}dst")).await;
+    let mut o = LegacyOptions::new(mongo_uri(), "test");
+    o.source_db = Some(source.name().to_string());
+    let mut e = env(&target);
+    e.fail_point = Some(FailPoint::source_change("tags", field));
+    crate::legacy::import_in(&e, o, Arc::new(Recorder::default())).await
+}
+
+/// The import took a tag as it was; the old bot changed its content before the
+/// verification read it again: the tag differs from what the record now says, and the run
+/// is not verified (the import's own mapping of the records is not taken for the
+/// source's).
+#[tokio::test]
+async fn legacy_verification_sees_a_record_changed_in_the_source_meanwhile() {
+    let r = legacy_with_a_tag_changed_meanwhile("lsc", "content").await;
+    assert_eq!(r.status, RunStatus::Failed, "{:?}", r.message);
+    let v = r.verification.as_ref().expect("verified");
+    let tags = v.collections.iter().find(|c| c.name == "tags").unwrap();
+    assert_eq!(tags.differing, 1, "{tags:?}");
+    assert!(!tags.ok, "{tags:?}");
+    for c in v.collections.iter().filter(|c| c.name != "tags") {
+        assert!(c.ok, "{c:?}");
+    }
+}
+
+/// The same with a field no mapper reads: the target still holds what every record maps
+/// to, and the run is verified (checked record by record, as the records read again are
+/// not byte for byte the ones imported).
+#[tokio::test]
+async fn legacy_verification_passes_a_source_change_no_mapper_reads() {
+    let r = legacy_with_a_tag_changed_meanwhile("lsu", "editedMeanwhile").await;
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    let v = r.verification.as_ref().expect("verified");
+    assert!(v.ok, "{v:?}");
+    let tags = v.collections.iter().find(|c| c.name == "tags").unwrap();
+    assert_eq!(tags.differing, 0, "{tags:?}");
+    assert_eq!(tags.matching, tags.found, "{tags:?}");
+}
+
 /// A legacy import of the seeded old-bot database (databases named from `prefix`) stopped
 /// after modmail's (step 4) first batch: tags (step 2) are in. The target and the run.
 async fn legacy_stopped_in_modmail(prefix: &str) -> (Database, RunRecord) {

@@ -508,18 +508,20 @@ impl Engine {
         i: usize,
         step: &Step,
         result: &mut StepResult,
-        started: &futures::channel::mpsc::UnboundedSender<(usize, watch::Receiver<Imported>)>,
+        started: &futures::channel::mpsc::UnboundedSender<Started>,
     ) -> anyhow::Result<()> {
         if self.halt.is_cancelled() {
             return Err(Cancelled.into());
         }
         let (tx, rx) = watch::channel(Imported::default());
+        let (checks_tx, checks_rx) = futures::channel::mpsc::unbounded();
         // The receiving end only goes away with the run.
-        let _ = started.unbounded_send((i, rx));
+        let _ = started.unbounded_send((i, rx, checks_rx));
         let res = &mut result.collections[0];
         let ran = self
-            .run_step(i, step, res, &mut Vec::new(), Some(&tx))
+            .run_step(i, step, res, &mut Vec::new(), Some((&tx, &checks_tx)))
             .await;
+        drop(checks_tx);
         if ran.is_err() {
             self.halt.cancel();
         }
@@ -590,8 +592,7 @@ impl Engine {
             // Each step is verified as its import goes, a batch of records once the import
             // has passed it (the copy waits on the database, the verification on mapping);
             // what is left of the verification runs after the last step.
-            let (started_tx, started_rx) =
-                futures::channel::mpsc::unbounded::<(usize, watch::Receiver<Imported>)>();
+            let (started_tx, started_rx) = futures::channel::mpsc::unbounded::<Started>();
             let (this, results) = (&self, &mut results);
             let copy = async move {
                 use futures::StreamExt;
@@ -697,17 +698,24 @@ impl Engine {
         step: &Step,
         res: &mut CollectionResult,
         plan_errors: &mut Vec<RecordError>,
-        imported: Option<&watch::Sender<Imported>>,
+        imported: Option<(
+            &watch::Sender<Imported>,
+            &futures::channel::mpsc::UnboundedSender<MappedChecks>,
+        )>,
     ) -> anyhow::Result<()> {
+        // Whether the verification takes the mapping of the step's whole records from this
+        // import (see `MappedChecks`): when it maps every record of the step, from the first.
+        let mut checks_to = None;
         // How far the import is, for the step's verification.
-        let tell = |res: &CollectionResult, prepared: &Arc<Vec<Prepared>>| {
-            if let Some(tx) = imported {
+        let tell = |res: &CollectionResult, prepared: &Arc<Vec<Prepared>>, mapped: bool| {
+            if let Some((tx, _)) = imported {
                 tx.send_replace(Imported {
                     started: true,
                     up_to: res.last_id.clone(),
                     done: false,
                     skipped: res.skipped,
                     prepared: Some(prepared.clone()),
+                    mapped,
                 });
             }
         };
@@ -780,7 +788,11 @@ impl Engine {
         }
         // Records up to the checkpoint were imported by an earlier attempt, and what its
         // verification found missing just now.
-        tell(res, &prepared);
+        if self.write && res.last_id.is_none() && res.processed == 0 {
+            checks_to = imported.map(|(_, checks)| checks);
+        }
+        let checking = checks_to.is_some();
+        tell(res, &prepared, checking);
         res.total = coll.count_documents(filter.clone()).await?;
         let query = match &res.last_id {
             Some(last) => crate::id_order::and(filter, crate::id_order::after(last)),
@@ -821,7 +833,7 @@ impl Engine {
         // lets that one batch finish and drops what it made).
         let map_aside = |records: Vec<mongodb::bson::RawDocumentBuf>| {
             self.map_on_thread(step, &prepared, move |step, prepared, ctx| {
-                map_batch(step, prepared, ctx, records)
+                map_batch(step, prepared, ctx, records, checking)
             })
         };
         // A batch once written (and its big records): its checkpoint saved, the records
@@ -837,7 +849,7 @@ impl Engine {
                 self.store
                     .save_collection(&self.run_id, index, 0, res, &errors, &skips)
                     .await?;
-                tell(res, &prepared);
+                tell(res, &prepared, checking);
             } else {
                 let room = crate::MAX_RECORDED_ERRORS.saturating_sub(plan_errors.len());
                 plan_errors.extend(errors.into_iter().take(room));
@@ -863,8 +875,13 @@ impl Engine {
             let arrived = if stopping {
                 Ok(None)
             } else {
-                self.next_batch((&mut next, &room), &mut rx, &map_aside, step, &prepared)
-                    .await
+                self.next_batch(
+                    (&mut next, &room),
+                    &mut rx,
+                    &map_aside,
+                    (step, &prepared, checking),
+                )
+                .await
             };
             let (batch, _room) = match arrived {
                 Ok(Some(arrived)) => arrived,
@@ -886,7 +903,16 @@ impl Engine {
                 }
             };
             batches += 1;
-            let MappedBatch { last, whole, big } = batch;
+            let MappedBatch {
+                last,
+                whole,
+                big,
+                checks,
+            } = batch;
+            if let (Some(to), Some(checks)) = (checks_to, checks) {
+                // Ends with the verification.
+                let _ = to.unbounded_send(checks);
+            }
             if !(self.write && insert_first) {
                 // Looked up first (a re-run, or a dry run): one batch at a time.
                 if let Some(p) = pending.take() {
@@ -970,8 +996,7 @@ impl Engine {
         (next, room): (&mut Option<Next<'a>>, &'a Room),
         rx: &mut tokio::sync::mpsc::Receiver<anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>>,
         map_aside: &impl Fn(Vec<mongodb::bson::RawDocumentBuf>) -> Mapping<MappedBatch>,
-        step: &Step,
-        prepared: &[Prepared],
+        (step, prepared, checking): (&Step, &[Prepared], bool),
     ) -> anyhow::Result<Option<(MappedBatch, tokio::sync::SemaphorePermit<'a>)>> {
         let arrived = match next.take() {
             Some(Next::Mapping(mapping, room)) => (mapping.await?, room),
@@ -984,7 +1009,13 @@ impl Engine {
                     },
                 };
                 let room = room.acquire(&records).await?;
-                let batch = map_batch(step, prepared, (&self.registry, self.now), records)?;
+                let batch = map_batch(
+                    step,
+                    prepared,
+                    (&self.registry, self.now),
+                    records,
+                    checking,
+                )?;
                 (batch, room)
             }
         };
@@ -1055,10 +1086,13 @@ impl Engine {
             .run(move || map(&step, &prepared, (&registry, now)))
     }
 
-    /// Verifies each step as `started` announces it (step index, how far its import is),
-    /// two steps at a time, in two passes. The first reads every in-scope legacy record
-    /// again and maps it as the import does, beside the import: per target collection it
-    /// sums what the records should have become (count and hashes of `_id` and content).
+    /// Verifies each step as `started` announces it (step index, how far its import is,
+    /// what its mapping made of the records), two steps at a time, in two passes. The
+    /// first reads every in-scope legacy record again, beside the import, and per target
+    /// collection sums what the records should have become (count and hashes of `_id` and
+    /// content): mapped here, or, for a step whose import maps every record, taken from
+    /// that mapping once the records read here add up to the ones it mapped (see
+    /// [`Self::verify_step`]).
     /// Once every import has ended, each such collection of the target is read through
     /// once and summed the same way. A step whose collections all agree is verified; a
     /// step with one that does not (the target held other documents, or something is
@@ -1066,7 +1100,7 @@ impl Engine {
     /// sums), which says which records. Ends when `started` does.
     async fn verify(
         &self,
-        started: futures::channel::mpsc::UnboundedReceiver<(usize, watch::Receiver<Imported>)>,
+        started: futures::channel::mpsc::UnboundedReceiver<Started>,
     ) -> anyhow::Result<Verification> {
         use futures::{StreamExt, TryStreamExt};
         let span = |step: &Step| tracing::info_span!("legacy_verify", run = %self.run_id, step = step.order);
@@ -1085,12 +1119,12 @@ impl Engine {
         // Steps as they start, two at once, whichever ends first making room for the next
         // (the import runs several at once, one of them maybe most of the run).
         let mut firsts: Vec<First> = started
-            .map(|(i, imported)| {
+            .map(|(i, imported, mapped)| {
                 let step = &self.steps[i];
                 async move {
                     let sums = std::sync::Mutex::new(Sums::default());
                     let report = self
-                        .verify_step(step, imported.clone(), Some(&sums))
+                        .verify_step(step, imported.clone(), Some((&sums, mapped)))
                         .await?;
                     let sums = sums.into_inner().unwrap_or_else(|e| e.into_inner());
                     let skipped = imported.borrow().skipped;
@@ -1192,15 +1226,39 @@ impl Engine {
     /// missing. With `sums` (the first pass, see [`Self::verify`]) nothing is looked up:
     /// the documents are added to `sums` and counted as found, to stand only if the target
     /// adds up to them; the records are read without waiting for the import.
+    ///
+    /// In the first pass of a step whose import maps every record of it (from the first,
+    /// [`Imported::mapped`]), the whole records (not the big ones) are not mapped twice:
+    /// what the import's mapping made of them comes from `mapped` ([`MappedChecks`]), and
+    /// this side only sums the records as it reads them ([`RecordSums`]). The import maps
+    /// with the same mappers, as prepared, from the same bytes; the records' sums say that
+    /// it mapped the very records this side read, each once. When they differ (the
+    /// source changed, or a record was mapped twice or never), the step's sums cannot
+    /// vouch for it and it is checked record by record.
     async fn verify_step(
         &self,
         step: &Step,
         mut imported: watch::Receiver<Imported>,
-        sums: Option<&std::sync::Mutex<Sums>>,
+        first: Option<(
+            &std::sync::Mutex<Sums>,
+            futures::channel::mpsc::UnboundedReceiver<MappedChecks>,
+        )>,
     ) -> anyhow::Result<CollectionVerification> {
         let name = source_name(step.source, &self.modmail);
         // Not before the step has imported again what an earlier verification found missing.
         wait_for(&mut imported, |i| i.started).await?;
+        let (sums, mapped) = match first {
+            Some((sums, mapped)) => (Some(sums), Some(mapped)),
+            None => (None, None),
+        };
+        let mapped = mapped.filter(|_| imported.borrow().mapped);
+        if let Some(field) = crate::FailPoint::source_change_of(&self.fail_point, &name) {
+            self.change_first_record(&name, field, &mut imported)
+                .await?;
+        }
+        // The whole records read here, left to the import's mapping.
+        let read = std::sync::Mutex::new(RecordSums::default());
+        let by_import = mapped.is_some().then_some(&read);
         let trailing = imported.clone();
         self.store.forget_missing(&self.run_id, &name).await?;
         let coll = self.source.db.collection::<Document>(&name);
@@ -1232,30 +1290,90 @@ impl Engine {
         let mut checked = std::pin::pin!(batches
             .map(|records| {
                 let imported = trailing.clone();
-                self.check_batch(step, &prepared, &name, records, (imported, sums))
+                self.check_batch(step, &prepared, &name, records, (imported, sums, by_import))
             })
             .buffered(VERIFY_BATCHES_AT_ONCE));
         // The batches' own tallies are added up here without awaiting anything: the
         // batches in flight hold database connections only polling them gives back.
-        let mut tally = VerifyTally::default();
-        while let Some(part) = checked.try_next().await? {
-            tally.absorb(part);
+        let read_here = async {
+            let mut tally = VerifyTally::default();
+            while let Some(part) = checked.try_next().await? {
+                tally.absorb(part);
+            }
+            anyhow::Ok(tally)
+        };
+        let from_import = async {
+            match (mapped, sums) {
+                (Some(mapped), Some(sums)) => self
+                    .take_mapped(step, &name, mapped, (trailing.clone(), sums))
+                    .await
+                    .map(Some),
+                _ => Ok(None),
+            }
+        };
+        let (mut tally, from_import) = futures::try_join!(read_here, from_import)?;
+        if let (Some((theirs, records)), Some(sums)) = (from_import, sums) {
+            tally.absorb(theirs);
+            let read = *lock(&read);
+            if records != read {
+                tracing::warn!(
+                    collection = %name,
+                    read = read.count,
+                    mapped = records.count,
+                    "the records the import mapped are not the source's as read again: checking record by record"
+                );
+                lock(sums).unsure = true;
+            }
         }
         let skipped = wait_for(&mut imported, |i| i.done).await?.skipped;
-        Ok(tally.report(step.order, &name, skipped))
+        // A record skipped without a reason (all of it there already, from an earlier run)
+        // may find the target's documents changed since; one skipped with a reason is
+        // counted among the absent ones, and excuses no difference.
+        let allowed = skipped.saturating_sub(tally.skips_absent);
+        Ok(tally.report(step.order, &name, allowed))
+    }
+
+    /// The [`crate::FailKind::SourceChange`] point (tests only): once the step's import has
+    /// ended, the first record of `name` gets `field` changed in the source.
+    async fn change_first_record(
+        &self,
+        name: &str,
+        field: &str,
+        imported: &mut watch::Receiver<Imported>,
+    ) -> anyhow::Result<()> {
+        wait_for(imported, |i| i.done).await?;
+        let coll = self.source.db.collection::<Document>(name);
+        let first = coll
+            .find_one(doc! {})
+            .sort(doc! { "_id": 1 })
+            .await?
+            .context("a record to change")?;
+        let id = first.get("_id").cloned().unwrap_or(Bson::Null);
+        coll.update_one(
+            doc! { "_id": id },
+            doc! { "$set": { field: "changed in the old bot's database meanwhile" } },
+        )
+        .await?;
+        Ok(())
     }
 
     /// Verifies one batch of legacy records: per record its source digest and, when all it
     /// becomes is in the target, the target's digest; the records found absent are checked
     /// against what the run recorded. Big records are mapped in parts (see [`parts_of`]).
     /// With `sums`, the documents are summed instead of looked up (see [`Self::verify`]).
+    /// With `by_import`, the whole records are only summed into it: the import's mapping
+    /// of them is checked instead (see [`Self::verify_step`]).
     async fn check_batch(
         &self,
         step: &Step,
         prepared: &[Prepared],
         name: &str,
         records: anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>,
-        (mut imported, sums): (watch::Receiver<Imported>, Option<&std::sync::Mutex<Sums>>),
+        (mut imported, sums, by_import): (
+            watch::Receiver<Imported>,
+            Option<&std::sync::Mutex<Sums>>,
+            Option<&std::sync::Mutex<RecordSums>>,
+        ),
     ) -> anyhow::Result<VerifyTally> {
         let records = records?;
         // Not before the import has passed the batch's records: the target is read, or
@@ -1281,6 +1399,13 @@ impl Engine {
         // run's task: a thread of its own for it made the run slower and bigger (the
         // machine's two cores are busy either way, see docs/benchmarks.md).
         let first = rows.len();
+        if let Some(read) = by_import {
+            let mut here = RecordSums::default();
+            for r in whole.drain(..) {
+                here.add(&r);
+            }
+            lock(read).absorb(here);
+        }
         let records = whole.into_iter().map(|r| anyhow::Ok(r.to_document()?));
         let checks = check_records(
             step,
@@ -1295,6 +1420,52 @@ impl Engine {
         }
         rows.extend(checks.rows);
         self.digest(&checks.pending, &mut rows[first..]).await?;
+        // Mapped: the room for the verification's next batch, while this one waits for
+        // the import.
+        drop(room);
+        self.account(step, name, rows, (last, imported)).await
+    }
+
+    /// The first pass over what the step's import made of its whole records (see
+    /// [`Self::verify_step`]), batch by batch as it maps them: their sums added to `sums`,
+    /// their rows accounted for as [`Self::check_batch`] does. Returns the tally and the
+    /// sums of the records the import mapped, once it has ended.
+    async fn take_mapped(
+        &self,
+        step: &Step,
+        name: &str,
+        mut mapped: futures::channel::mpsc::UnboundedReceiver<MappedChecks>,
+        (imported, sums): (watch::Receiver<Imported>, &std::sync::Mutex<Sums>),
+    ) -> anyhow::Result<(VerifyTally, RecordSums)> {
+        use futures::StreamExt;
+        let mut tally = VerifyTally::default();
+        let mut records = RecordSums::default();
+        while let Some(MappedChecks {
+            last,
+            checks,
+            records: theirs,
+        }) = mapped.next().await
+        {
+            records.absorb(theirs);
+            lock(sums).absorb(&checks.sums);
+            let part = self
+                .account(step, name, checks.rows, (last, imported.clone()))
+                .await?;
+            tally.absorb(part);
+        }
+        Ok((tally, records))
+    }
+
+    /// Counts a batch's checked records (`rows`, the batch ending at `last`) into a tally:
+    /// each found, or absent and then checked against what the run recorded (once the
+    /// import has passed the batch).
+    async fn account(
+        &self,
+        step: &Step,
+        name: &str,
+        rows: Vec<Checked>,
+        (last, mut imported): (Option<Bson>, watch::Receiver<Imported>),
+    ) -> anyhow::Result<VerifyTally> {
         let mut tally = VerifyTally::default();
         let mut absent = Vec::new();
         for row in rows {
@@ -1314,9 +1485,6 @@ impl Engine {
             };
             absent.push(RecordError::of(step.order, name, &row.id, why));
         }
-        // Mapped: the room for the verification's next batch, while this one waits for
-        // the import.
-        drop(room);
         if !absent.is_empty() {
             wait_for(&mut imported, |i| i.passed(last.as_ref())).await?;
         }
@@ -1972,7 +2140,18 @@ struct Imported {
     skipped: u64,
     /// What the step's mappers prepared (none when an earlier attempt finished the step).
     prepared: Option<Arc<Vec<Prepared>>>,
+    /// The import sends what its mapping of the step's whole records makes of them
+    /// ([`MappedChecks`]): it maps every one, from the first.
+    mapped: bool,
 }
+
+/// A step whose import started: its index, how far its import is, and what its mapping
+/// makes of its records for the verification (see [`Imported::mapped`]).
+type Started = (
+    usize,
+    watch::Receiver<Imported>,
+    futures::channel::mpsc::UnboundedReceiver<MappedChecks>,
+);
 
 impl Imported {
     /// Whether a batch of records ending at `last` (`None`: an empty one) can be verified.
@@ -2086,11 +2265,8 @@ struct Checks {
 }
 
 /// Maps `records` as the import does and reduces what each becomes to what its
-/// verification needs (CPU only): with `summing`, each document added to the sums and
-/// counted as found as it is (the first pass's finding stands only if the target adds
-/// up to the sums); else each reduced to its identity, for a lookup, its hash as
-/// serialized added to its record's digest. `offset`: of a big record's part, its first
-/// element's; `skip`: documents of each group left out (a later part's primary).
+/// verification needs (CPU only, see [`check_mapped`]). `offset`: of a big record's part,
+/// its first element's; `skip`: documents of each group left out (a later part's primary).
 fn check_records(
     step: &Step,
     prepared: &[Prepared],
@@ -2103,39 +2279,56 @@ fn check_records(
     for record in records {
         let record = record?;
         let m = map_record(step, prepared, ctx, &record, offset)?;
-        let mut row = Checked {
-            id: only_id(&record),
-            failed: m.failed.is_some(),
-            skipped: m.groups.iter().all(Vec::is_empty) && m.skip.is_some(),
-            source: 0,
-            target: 0,
-            whole: true,
-        };
+        let id = only_id(&record);
         drop(record);
-        if m.failed.is_none() {
-            let ri = out.rows.len();
-            for g in &m.groups {
-                for (i, p) in g.iter().enumerate().skip(skip) {
-                    let raw = mongodb::bson::RawDocumentBuf::from_document(&p.doc)?;
-                    let h = raw_content_hash(&raw, &[])?;
-                    row.source = row.source.wrapping_add(h);
-                    if summing {
-                        row.target = row.target.wrapping_add(h);
-                        out.sums.add(p.collection, with_id_hash(h, &raw)?);
-                    } else {
-                        out.pending.push(Digested {
-                            ri,
-                            i,
-                            collection: p.collection,
-                            identity: identity(spec_in(registry, p.collection)?, &p.doc),
-                        });
-                    }
+        check_mapped(registry, (id, &m), skip, summing, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Reduces what one record (its `_id` document) became to what its verification needs,
+/// onto `out`: with `summing`, each document added to the sums and counted as found as it
+/// is (the first pass's finding stands only if the target adds up to the sums); else each
+/// reduced to its identity, for a lookup, its hash as serialized added to its record's
+/// digest. `skip`: documents of each group left out (a later part's primary).
+fn check_mapped(
+    registry: &Registry,
+    (id, m): (Document, &MappedRecord),
+    skip: usize,
+    summing: bool,
+    out: &mut Checks,
+) -> anyhow::Result<()> {
+    let mut row = Checked {
+        id,
+        failed: m.failed.is_some(),
+        skipped: m.groups.iter().all(Vec::is_empty) && m.skip.is_some(),
+        source: 0,
+        target: 0,
+        whole: true,
+    };
+    if m.failed.is_none() {
+        let ri = out.rows.len();
+        for g in &m.groups {
+            for (i, p) in g.iter().enumerate().skip(skip) {
+                let raw = mongodb::bson::RawDocumentBuf::from_document(&p.doc)?;
+                let h = raw_content_hash(&raw, &[])?;
+                row.source = row.source.wrapping_add(h);
+                if summing {
+                    row.target = row.target.wrapping_add(h);
+                    out.sums.add(p.collection, with_id_hash(h, &raw)?);
+                } else {
+                    out.pending.push(Digested {
+                        ri,
+                        i,
+                        collection: p.collection,
+                        identity: identity(spec_in(registry, p.collection)?, &p.doc),
+                    });
                 }
             }
         }
-        out.rows.push(row);
     }
-    Ok(out)
+    out.rows.push(row);
+    Ok(())
 }
 
 /// The spec of `collection`, which a mapper produced a document for.
@@ -2146,7 +2339,7 @@ fn spec_in<'a>(registry: &'a Registry, collection: &str) -> anyhow::Result<&'a C
 }
 
 /// `sums`, poisoned or not (a panic elsewhere leaves them whole).
-fn lock(sums: &std::sync::Mutex<Sums>) -> std::sync::MutexGuard<'_, Sums> {
+fn lock<T>(sums: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     sums.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -2326,6 +2519,49 @@ struct MappedBatch {
     whole: (Vec<Document>, Vec<MappedRecord>),
     /// The big records, with their parts.
     big: Vec<BigRecord>,
+    /// What the mapping of its whole records adds to the step's verification, when the
+    /// verification takes it from the import (see [`MappedChecks`]).
+    checks: Option<MappedChecks>,
+}
+
+/// What the import's mapping of one batch's whole records adds to its step's first
+/// verification pass, in place of the verification mapping them again (see
+/// [`Engine::verify_step`]): per record what became of it and its documents' sums, and
+/// the records' own [`RecordSums`], which the verification's own read of the source has
+/// to match.
+struct MappedChecks {
+    /// The `_id` of the batch's last record.
+    last: Option<Bson>,
+    /// Rows and sums of its whole records ([`check_mapped`] with sums).
+    checks: Checks,
+    /// Its whole records, as read.
+    records: RecordSums,
+}
+
+/// How many legacy records, and the wrapping sum of a hash of each one's bytes as read:
+/// what tells the verification that the records the import mapped are the source's
+/// in-scope records as they are now, each once.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct RecordSums {
+    count: u64,
+    sum: u64,
+}
+
+impl RecordSums {
+    /// Adds one record.
+    fn add(&mut self, raw: &mongodb::bson::RawDocument) {
+        use std::hash::Hasher;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        h.write(raw.as_bytes());
+        self.count += 1;
+        self.sum = self.sum.wrapping_add(h.finish());
+    }
+
+    /// Adds what `other` summed.
+    fn absorb(&mut self, other: RecordSums) {
+        self.count += other.count;
+        self.sum = self.sum.wrapping_add(other.sum);
+    }
 }
 
 /// A record mapped in parts (see [`parts_of`]), its later parts checked already.
@@ -2336,12 +2572,14 @@ struct BigRecord {
     refused: Option<usize>,
 }
 
-/// Splits and maps one batch (CPU only; see [`MappedBatch`]).
+/// Splits and maps one batch (CPU only; see [`MappedBatch`]). With `checking`, also
+/// reduces what its whole records became to what the step's verification needs.
 fn map_batch(
     step: &Step,
     prepared: &[Prepared],
     (registry, now): (&Registry, DateTime),
     records: Vec<mongodb::bson::RawDocumentBuf>,
+    checking: bool,
 ) -> anyhow::Result<MappedBatch> {
     let last = last_id(&records)?;
     let mut big = Vec::new();
@@ -2371,11 +2609,33 @@ fn map_batch(
             None => whole.push(r),
         }
     }
+    let mut read = RecordSums::default();
+    if checking {
+        for r in &whole {
+            read.add(r);
+        }
+    }
     let whole = crate::parse_batch(whole)?;
+    let whole = map_records(step, prepared, (registry, now), whole, 0)?;
+    let checks = match checking {
+        true => {
+            let mut checks = Checks::default();
+            for (id, m) in whole.0.iter().zip(&whole.1) {
+                check_mapped(registry, (id.clone(), m), 0, true, &mut checks)?;
+            }
+            Some(MappedChecks {
+                last: last.clone(),
+                checks,
+                records: read,
+            })
+        }
+        false => None,
+    };
     Ok(MappedBatch {
         last,
-        whole: map_records(step, prepared, (registry, now), whole, 0)?,
+        whole,
         big,
+        checks,
     })
 }
 
