@@ -182,10 +182,9 @@ async fn legacy_verification_sees_records_removed_behind_the_runs_back() {
     assert_eq!(docs(&target, "tags", doc! {}).await, before);
 }
 
-/// A legacy import of the seeded old-bot database (databases named from `prefix`) whose
-/// first tag record gets `field` changed in the source once the tags step is imported
-/// and before it is verified (an old bot still running). The run.
-async fn legacy_with_a_tag_changed_meanwhile(prefix: &str, field: &'static str) -> RunRecord {
+/// A legacy import of the seeded old-bot database (databases named from `prefix`), with
+/// `fail_point`. The target and the run.
+async fn legacy_seeded_with(prefix: &str, fail_point: FailPoint) -> (Database, RunRecord) {
     let source = fresh_db(&format!("{prefix}src")).await;
     heimdall::seed::seed_legacy(&source, &heimdall::seed::SeedOptions::new(test_key()))
         .await
@@ -194,8 +193,17 @@ async fn legacy_with_a_tag_changed_meanwhile(prefix: &str, field: &'static str) 
     let mut o = LegacyOptions::new(mongo_uri(), "test");
     o.source_db = Some(source.name().to_string());
     let mut e = env(&target);
-    e.fail_point = Some(FailPoint::source_change("tags", field));
-    crate::legacy::import_in(&e, o, Arc::new(Recorder::default())).await
+    e.fail_point = Some(fail_point);
+    let r = crate::legacy::import_in(&e, o, Arc::new(Recorder::default())).await;
+    (target, r)
+}
+
+/// [`legacy_seeded_with`] whose first tag record gets `field` changed in the source once
+/// the tags step is imported and before it is verified (an old bot still running).
+async fn legacy_with_a_tag_changed_meanwhile(prefix: &str, field: &'static str) -> RunRecord {
+    legacy_seeded_with(prefix, FailPoint::source_change("tags", field))
+        .await
+        .1
 }
 
 /// The import took a tag as it was; the old bot changed its content before the
@@ -232,16 +240,7 @@ async fn legacy_verification_passes_a_source_change_no_mapper_reads() {
 /// A legacy import of the seeded old-bot database (databases named from `prefix`) stopped
 /// after modmail's (step 4) first batch: tags (step 2) are in. The target and the run.
 async fn legacy_stopped_in_modmail(prefix: &str) -> (Database, RunRecord) {
-    let source = fresh_db(&format!("{prefix}src")).await;
-    heimdall::seed::seed_legacy(&source, &heimdall::seed::SeedOptions::new(test_key()))
-        .await
-        .unwrap();
-    let target = fresh_db(&format!("{prefix}dst")).await;
-    let mut o = LegacyOptions::new(mongo_uri(), "test");
-    o.source_db = Some(source.name().to_string());
-    let mut e = env(&target);
-    e.fail_point = Some(FailPoint::after("modmail", 1));
-    let r = crate::legacy::import_in(&e, o, Arc::new(Recorder::default())).await;
+    let (target, r) = legacy_seeded_with(prefix, FailPoint::after("modmail", 1)).await;
     assert_eq!(r.status, RunStatus::Cancelled, "{:?}", r.message);
     (target, r)
 }
