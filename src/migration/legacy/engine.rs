@@ -1247,11 +1247,9 @@ impl Engine {
         let name = source_name(step.source, &self.modmail);
         // Not before the step has imported again what an earlier verification found missing.
         wait_for(&mut imported, |i| i.started).await?;
-        let (sums, mapped) = match first {
-            Some((sums, mapped)) => (Some(sums), Some(mapped)),
-            None => (None, None),
-        };
-        let mapped = mapped.filter(|_| imported.borrow().mapped);
+        let sums = first.as_ref().map(|&(sums, _)| sums);
+        // The import's mapping of the whole records, with the sums it adds to.
+        let mapped = first.filter(|_| imported.borrow().mapped);
         if let Some(field) = crate::FailPoint::source_change_of(&self.fail_point, &name) {
             self.change_first_record(&name, field, &mut imported)
                 .await?;
@@ -1303,16 +1301,16 @@ impl Engine {
             anyhow::Ok(tally)
         };
         let from_import = async {
-            match (mapped, sums) {
-                (Some(mapped), Some(sums)) => self
+            match mapped {
+                Some((sums, mapped)) => self
                     .take_mapped(step, &name, mapped, (trailing.clone(), sums))
                     .await
-                    .map(Some),
-                _ => Ok(None),
+                    .map(|(tally, records)| Some((tally, records, sums))),
+                None => Ok(None),
             }
         };
         let (mut tally, from_import) = futures::try_join!(read_here, from_import)?;
-        if let (Some((theirs, records)), Some(sums)) = (from_import, sums) {
+        if let Some((theirs, records, sums)) = from_import {
             tally.absorb(theirs);
             let read = *lock(&read);
             if records != read {
