@@ -136,13 +136,9 @@ async fn verification_sees_documents_whose_contents_trade_places() {
 
 #[tokio::test]
 async fn legacy_verification_sees_records_removed_behind_the_runs_back() {
-    let source = fresh_db("lvsrc").await;
-    heimdall::seed::seed_legacy(&source, &heimdall::seed::SeedOptions::new(test_key()))
-        .await
-        .unwrap();
+    let source = crate::legacy::legacy_db("lvsrc").await;
     let target = fresh_db("lvdst").await;
-    let mut o = LegacyOptions::new(mongo_uri(), "test");
-    o.source_db = Some(source.name().to_string());
+    let o = crate::legacy::opts(&source);
     let r = crate::legacy::import_in(&env(&target), o, Arc::new(Recorder::default())).await;
     assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
     assert!(r.verification.as_ref().unwrap().ok, "{:?}", r.verification);
@@ -156,8 +152,7 @@ async fn legacy_verification_sees_records_removed_behind_the_runs_back() {
         .await
         .unwrap();
     // A new import puts it back (it is missing, so it is imported) and verifies.
-    let mut o = LegacyOptions::new(mongo_uri(), "test");
-    o.source_db = Some(source.name().to_string());
+    let o = crate::legacy::opts(&source);
     let mut e = env(&target);
     // Stop right after the tags step's first batch: the deleted tag is re-imported in it.
     e.fail_point = Some(FailPoint::after("tags", 1));
@@ -185,15 +180,11 @@ async fn legacy_verification_sees_records_removed_behind_the_runs_back() {
 /// A legacy import of the seeded old-bot database (databases named from `prefix`), with
 /// `fail_point`. The target and the run.
 async fn legacy_seeded_with(prefix: &str, fail_point: FailPoint) -> (Database, RunRecord) {
-    let source = fresh_db(&format!("{prefix}src")).await;
-    heimdall::seed::seed_legacy(&source, &heimdall::seed::SeedOptions::new(test_key()))
-        .await
-        .unwrap();
+    let source = crate::legacy::legacy_db(&format!("{prefix}src")).await;
     let target = fresh_db(&format!("{prefix}dst")).await;
-    let mut o = LegacyOptions::new(mongo_uri(), "test");
-    o.source_db = Some(source.name().to_string());
     let mut e = env(&target);
     e.fail_point = Some(fail_point);
+    let o = crate::legacy::opts(&source);
     let r = crate::legacy::import_in(&e, o, Arc::new(Recorder::default())).await;
     (target, r)
 }

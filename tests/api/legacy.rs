@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use crate::clone::{docs, env, snapshot, Recorder};
 use crate::helpers::{fresh_db, mongo_uri, test_key};
 
-async fn legacy_db(prefix: &str) -> Database {
+/// A fresh database named from `prefix`, seeded with the old bot's sample data.
+pub(crate) async fn legacy_db(prefix: &str) -> Database {
     let db = fresh_db(prefix).await;
     seed_legacy(&db, &SeedOptions::new(test_key()))
         .await
@@ -21,7 +22,8 @@ async fn legacy_db(prefix: &str) -> Database {
     db
 }
 
-fn opts(source: &Database) -> LegacyOptions {
+/// Options of a legacy import from `source`.
+pub(crate) fn opts(source: &Database) -> LegacyOptions {
     let mut o = LegacyOptions::new(mongo_uri(), "test");
     o.source_db = Some(source.name().to_string());
     o
