@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use mongodb::bson::{self, doc, Bson, DateTime, Document};
+use mongodb::bson::{self, doc, Bson, DateTime, Document, RawDocumentBuf};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -52,8 +52,15 @@ const VERIFY_BATCHES_AT_ONCE: usize = 3;
 const STEPS_AT_ONCE: usize = 2;
 
 /// Raw bytes of legacy records a step's import maps at once: the batch being written and
-/// the next one, mapped aside meanwhile. What they map to is several times more.
-const IMPORT_MAPPING_BYTES: usize = 2 * LEGACY_BATCH_BYTES;
+/// the next one, mapped aside meanwhile. What they map to is held serialized (see [`Out`]),
+/// about as big as the records; as parsed documents it was several times more (a peak RSS
+/// of 178 MB against 130 at a million records, and 118 MB held serialized). A batch
+/// is closed by the record that takes it past [`LEGACY_BATCH_BYTES`], whole (at most
+/// [`PART_BYTES`]) or big, so it is up to that much over: with room for two bare batches
+/// only, every modmail batch (a hundred threads of 10 KB, a little over a megabyte) was
+/// found with no room, mapped on the run's task and not aside, and held the writes up
+/// (24 of the modmail step's 100 s at 500k records).
+const IMPORT_MAPPING_BYTES: usize = 2 * (LEGACY_BATCH_BYTES + PART_BYTES);
 
 /// Raw bytes of legacy records the verification maps at once. Apart from the import's
 /// room: the verification's first pass runs ahead of the import (it reads no target), and
@@ -396,7 +403,7 @@ struct Engine {
 struct MappedRecord {
     /// One group of produced documents per mapper that produced some; a group's first is its
     /// primary document.
-    groups: Vec<Vec<super::Produced>>,
+    groups: Vec<Vec<Out>>,
     /// The first reason a mapper gave for skipping it.
     skip: Option<String>,
     /// Why a mapper could not map it (then it is not imported).
@@ -1585,7 +1592,7 @@ impl Engine {
     /// Which of `produced` already exist in the target, per collection: by `_id` and key.
     async fn existing<'a>(
         &self,
-        produced: impl Iterator<Item = &'a super::Produced>,
+        produced: impl Iterator<Item = &'a Out>,
     ) -> anyhow::Result<HashMap<&'static str, crate::clone::Existing>> {
         let by_coll = self.identities(produced)?;
         let mut out = HashMap::new();
@@ -1601,14 +1608,14 @@ impl Engine {
     /// What identifies each of `produced` (`_id` and unique key), per target collection.
     fn identities<'a>(
         &self,
-        produced: impl Iterator<Item = &'a super::Produced>,
+        produced: impl Iterator<Item = &'a Out>,
     ) -> anyhow::Result<BTreeMap<&'static str, Vec<Document>>> {
         let mut by_coll: BTreeMap<&'static str, Vec<Document>> = BTreeMap::new();
         for p in produced {
             by_coll
                 .entry(p.collection)
                 .or_default()
-                .push(identity(self.spec(p.collection)?, &p.doc));
+                .push(identity(self.spec(p.collection)?, &p.doc()?));
         }
         Ok(by_coll)
     }
@@ -1814,7 +1821,7 @@ impl Engine {
     /// a record whose primary document the target has under another `_id` is a conflict.
     async fn look_up_first(
         &self,
-        groups: &mut [Vec<Vec<super::Produced>>],
+        groups: &mut [Vec<Vec<Out>>],
         planned: &mut HashMap<&'static str, HashSet<String>>,
         out: &mut BatchOutcome,
     ) -> anyhow::Result<()> {
@@ -1828,8 +1835,9 @@ impl Engine {
                 let Some(primary) = g.first() else { continue };
                 if out.primary {
                     let spec = self.spec(primary.collection)?;
-                    let key = key_of(spec, &primary.doc);
-                    let pid = primary.doc.get("_id").cloned().unwrap_or(Bson::Null);
+                    let doc = primary.doc()?;
+                    let key = key_of(spec, &doc);
+                    let pid = doc.get("_id").cloned().unwrap_or(Bson::Null);
                     let ex = &existing[primary.collection];
                     let seen_in_plan = !self.write
                         && planned
@@ -1853,19 +1861,19 @@ impl Engine {
                 }
                 for p in g.iter_mut() {
                     let spec = self.spec(p.collection)?;
-                    if already_there(spec, &existing[p.collection], &p.doc) {
+                    let doc = p.doc()?;
+                    if already_there(spec, &existing[p.collection], &doc) {
                         out.existed += 1;
                         continue;
                     }
-                    let key = key_of(spec, &p.doc);
+                    let key = key_of(spec, &doc);
                     if !self.write && !planned.entry(p.collection).or_default().insert(key) {
                         continue;
                     }
-                    inserts.entry(p.collection).or_default().push((
-                        ri,
-                        gi,
-                        std::mem::take(&mut p.doc),
-                    ));
+                    inserts
+                        .entry(p.collection)
+                        .or_default()
+                        .push((ri, gi, p.take()));
                     out.wrote[ri] += 1;
                 }
             }
@@ -1898,11 +1906,10 @@ impl Engine {
             }
             for (gi, g) in gs.iter_mut().enumerate() {
                 if let Some(p) = g.first_mut().filter(|_| out.primary) {
-                    primaries.entry(p.collection).or_default().push((
-                        ri,
-                        gi,
-                        std::mem::take(&mut p.doc),
-                    ));
+                    primaries
+                        .entry(p.collection)
+                        .or_default()
+                        .push((ri, gi, p.take()));
                     out.wrote[ri] += 1;
                 }
             }
@@ -1910,15 +1917,8 @@ impl Engine {
         let refused = self.write_inserts(primaries, out, false).await?;
         if !refused.is_empty() {
             let existing = self.existing(refused.iter().map(|(_, _, p)| p)).await?;
-            for (
-                ri,
-                gi,
-                super::Produced {
-                    collection: c,
-                    doc: d,
-                },
-            ) in refused
-            {
+            for (ri, gi, p) in refused {
+                let (c, d) = (p.collection, p.doc()?);
                 out.existed += 1;
                 let spec = self.spec(c)?;
                 let pid = d.get("_id").cloned().unwrap_or(Bson::Null);
@@ -1959,11 +1959,9 @@ impl Engine {
                     continue;
                 }
                 for p in g.iter_mut().skip(usize::from(out.primary)) {
-                    rest.entry(p.collection).or_default().push((
-                        ri,
-                        gi,
-                        std::mem::take(&mut p.doc),
-                    ));
+                    rest.entry(p.collection)
+                        .or_default()
+                        .push((ri, gi, p.take()));
                     out.wrote[ri] += 1;
                 }
             }
@@ -1971,15 +1969,8 @@ impl Engine {
         let refused = self.write_inserts(rest, out, true).await?;
         if !refused.is_empty() {
             let existing = self.existing(refused.iter().map(|(_, _, p)| p)).await?;
-            for (
-                ri,
-                _,
-                super::Produced {
-                    collection: c,
-                    doc: d,
-                },
-            ) in refused
-            {
+            for (ri, _, p) in refused {
+                let (c, d) = (p.collection, p.doc()?);
                 out.existed += 1;
                 if !already_there(self.spec(c)?, &existing[c], &d) {
                     out.skip_reason[ri].get_or_insert(same_document(c));
@@ -2000,11 +1991,11 @@ impl Engine {
         inserts: Inserts,
         out: &mut BatchOutcome,
         overlap: bool,
-    ) -> anyhow::Result<Vec<(usize, usize, super::Produced)>> {
+    ) -> anyhow::Result<Vec<(usize, usize, Out)>> {
         use futures::{StreamExt, TryStreamExt};
         let mut refused_by_index = Vec::new();
         // Per collection: the owner (record, group) and document of each item.
-        type Owned = (&'static str, Vec<(usize, usize)>, Vec<Document>);
+        type Owned = (&'static str, Vec<(usize, usize)>, Vec<RawDocumentBuf>);
         let mut colls: Vec<Owned> = Vec::new();
         for (c, items) in inserts {
             let (owners, docs) = items.into_iter().map(|(ri, gi, d)| ((ri, gi), d)).unzip();
@@ -2042,9 +2033,9 @@ impl Engine {
                 refused_by_index.push((
                     ri,
                     gi,
-                    super::Produced {
+                    Out {
                         collection: c,
-                        doc: docs[di].clone(),
+                        raw: docs[di].clone(),
                     },
                 ));
             }
@@ -2057,24 +2048,13 @@ impl Engine {
     async fn write_chunk(
         &self,
         c: &'static str,
-        docs: &[Document],
+        docs: &[RawDocumentBuf],
         start: usize,
     ) -> anyhow::Result<ChunkWritten> {
         let mut written_out = ChunkWritten::default();
-        // Serialized once, for the journal entry and the insert alike.
-        let mut at: Vec<usize> = Vec::with_capacity(docs.len());
-        let mut raw: Vec<mongodb::bson::RawDocumentBuf> = Vec::with_capacity(docs.len());
-        for (i, d) in docs.iter().enumerate() {
-            match mongodb::bson::RawDocumentBuf::from_document(d) {
-                Ok(r) => {
-                    at.push(start + i);
-                    raw.push(r);
-                }
-                Err(e) => written_out
-                    .failed
-                    .push((start + i, format!("not written: {e}"))),
-            }
-        }
+        // Serialized as mapped (see `Out`), for the journal entry and the insert alike.
+        let mut at: Vec<usize> = (start..start + docs.len()).collect();
+        let mut raw = std::borrow::Cow::Borrowed(docs);
         // The journal first: a document whose entry cannot be written is not.
         let mut written = crate::journal::Written::default();
         if let Some(j) = &self.journal {
@@ -2082,7 +2062,7 @@ impl Engine {
             written = w;
             refused.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
             for (i, why) in refused {
-                raw.remove(i);
+                raw.to_mut().remove(i);
                 written_out.failed.push((at.remove(i), why));
             }
         }
@@ -2308,18 +2288,18 @@ fn check_mapped(
         let ri = out.rows.len();
         for g in &m.groups {
             for (i, p) in g.iter().enumerate().skip(skip) {
-                let raw = mongodb::bson::RawDocumentBuf::from_document(&p.doc)?;
-                let h = raw_content_hash(&raw, &[])?;
+                let raw = &p.raw;
+                let h = raw_content_hash(raw, &[])?;
                 row.source = row.source.wrapping_add(h);
                 if summing {
                     row.target = row.target.wrapping_add(h);
-                    out.sums.add(p.collection, with_id_hash(h, &raw)?);
+                    out.sums.add(p.collection, with_id_hash(h, raw)?);
                 } else {
                     out.pending.push(Digested {
                         ri,
                         i,
                         collection: p.collection,
-                        identity: identity(spec_in(registry, p.collection)?, &p.doc),
+                        identity: identity(spec_in(registry, p.collection)?, &p.doc()?),
                     });
                 }
             }
@@ -2435,15 +2415,29 @@ fn map_record(
         };
         match part.mapper.map(record, &ctx) {
             Ok(Mapped::Docs(docs)) => {
-                for d in &docs {
+                let mut group = Vec::with_capacity(docs.len());
+                for d in docs {
                     let owner = registry.owner(d.collection);
                     anyhow::ensure!(
                         owner == Some(*plugin),
                         "plugin {plugin} produced a document for {}, which it does not own",
                         d.collection
                     );
+                    match RawDocumentBuf::from_document(&d.doc) {
+                        Ok(raw) => group.push(Out {
+                            collection: d.collection,
+                            raw,
+                        }),
+                        Err(e) => {
+                            out.failed = Some(format!("not written: {e}"));
+                            break;
+                        }
+                    }
                 }
-                out.groups.push(docs);
+                if out.failed.is_some() {
+                    break;
+                }
+                out.groups.push(group);
             }
             Ok(Mapped::Skip(why)) => {
                 out.skip.get_or_insert(why);
@@ -2459,8 +2453,8 @@ fn map_record(
 }
 
 /// KiB of legacy records being mapped at once by one side of the run (memory: what they
-/// map to is several times more). A batch bigger than all of it (one long thread) takes
-/// all of it, and is mapped alone.
+/// map to, held serialized, is about as much again). A batch bigger than all of it (one
+/// long thread) takes all of it, and is mapped alone.
 struct Room {
     /// All of it.
     kib: u32,
@@ -2675,7 +2669,31 @@ struct Digested {
 }
 
 /// Documents to insert, per collection: (record, group of the record, document).
-type Inserts = BTreeMap<&'static str, Vec<(usize, usize, Document)>>;
+type Inserts = BTreeMap<&'static str, Vec<(usize, usize, RawDocumentBuf)>>;
+
+/// A document a mapper produced, serialized as soon as it is made: what a batch holds
+/// until it is written is its bytes, several times smaller than the parsed [`Document`]
+/// (its fields' map, keys and values each allocated apart), and the journal, the insert
+/// and the verification's sums all take the same bytes, serialized once.
+struct Out {
+    /// Its collection in the target.
+    collection: &'static str,
+    /// The document (with its `_id`).
+    raw: RawDocumentBuf,
+}
+
+impl Out {
+    /// The document parsed again, where its keys are looked at (a record imported
+    /// before, a conflict): not on the path of a first import.
+    fn doc(&self) -> anyhow::Result<Document> {
+        Ok(self.raw.to_document()?)
+    }
+
+    /// The bytes, leaving an empty document.
+    fn take(&mut self) -> RawDocumentBuf {
+        std::mem::replace(&mut self.raw, RawDocumentBuf::new())
+    }
+}
 
 /// A batch of the step being written, and what is left of it to write.
 struct Pending {
@@ -2704,7 +2722,7 @@ struct Batch {
     /// The records, reduced to their `_id`s.
     records: Vec<Document>,
     /// Per record, its groups of produced documents (one group per mapper).
-    groups: Vec<Vec<Vec<super::Produced>>>,
+    groups: Vec<Vec<Vec<Out>>>,
     out: BatchOutcome,
     /// How many documents the batch's records produced.
     produced: usize,
@@ -2716,7 +2734,7 @@ impl Batch {
     /// `records` and what the mappers made of each; `offset` > 0 for a later part of a
     /// record mapped in parts (its primary document came with the first).
     fn of((records, mapped): (Vec<Document>, Vec<MappedRecord>), offset: usize) -> Self {
-        let mut groups: Vec<Vec<Vec<super::Produced>>> = Vec::with_capacity(records.len());
+        let mut groups: Vec<Vec<Vec<Out>>> = Vec::with_capacity(records.len());
         let mut fate: Vec<Option<RecordOutcome>> = Vec::with_capacity(records.len());
         let mut skip_reason: Vec<Option<String>> = Vec::with_capacity(records.len());
         for m in mapped {
@@ -2788,4 +2806,45 @@ fn conflict(spec: &CollectionSpec) -> String {
 /// record of the old bot makes the same one.
 fn same_document(collection: &str) -> String {
     format!("conflict: another legacy record maps to the same {collection} document")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch as the reader closes it: records of about `record_bytes` each until they
+    /// reach `LEGACY_BATCH_BYTES`, the last one taking it over.
+    fn batch(record_bytes: usize) -> Vec<mongodb::bson::RawDocumentBuf> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        while bytes < LEGACY_BATCH_BYTES {
+            let r = mongodb::bson::RawDocumentBuf::from_document(
+                &doc! { "_id": out.len() as i64, "pad": "x".repeat(record_bytes) },
+            )
+            .unwrap();
+            bytes += r.as_bytes().len();
+            out.push(r);
+        }
+        out
+    }
+
+    #[test]
+    fn the_next_batch_of_threads_is_mapped_aside_while_one_is_written() {
+        let room = Room::new(IMPORT_MAPPING_BYTES);
+        for record_bytes in [10_000, 100_000, PART_BYTES - 100] {
+            let written = batch(record_bytes);
+            assert!(written.iter().map(|r| r.as_bytes().len()).sum::<usize>() > LEGACY_BATCH_BYTES);
+            let held = room
+                .try_acquire(&written)
+                .expect("room for the batch written");
+            let aside = room.try_acquire(&batch(record_bytes));
+            assert!(
+                aside.is_some(),
+                "no room to map a batch of {record_bytes}-byte records aside"
+            );
+            // A third waits: what is mapped at once stays bounded.
+            assert!(room.try_acquire(&batch(record_bytes)).is_none());
+            drop((held, aside));
+        }
+    }
 }
