@@ -53,8 +53,9 @@ const STEPS_AT_ONCE: usize = 2;
 
 /// Raw bytes of legacy records a step's import maps at once: the batch being written and
 /// the next one, mapped aside meanwhile. What they map to is held serialized (see [`Out`]),
-/// about as big as the records; as parsed documents it was several times more (a peak RSS
-/// of 178 MB against 130 at a million records, and 118 MB held serialized). A batch
+/// about as big as the records; held as parsed documents it was several times more (at a
+/// million records, 178 MB peak RSS with this room against 130 MB without it; held
+/// serialized, 118.5 MB against 137.9 on another machine; docs/benchmarks.md). A batch
 /// is closed by the record that takes it past [`LEGACY_BATCH_BYTES`], whole (at most
 /// [`PART_BYTES`]) or big, so it is up to that much over: with room for two bare batches
 /// only, every modmail batch (a hundred threads of 10 KB, a little over a megabyte) was
@@ -2684,7 +2685,8 @@ struct Out {
 
 impl Out {
     /// The document parsed again, where its keys are looked at (a record imported
-    /// before, a conflict): not on the path of a first import.
+    /// before, a conflict, a verification record by record): not on the path of a first
+    /// import.
     fn doc(&self) -> anyhow::Result<Document> {
         Ok(self.raw.to_document()?)
     }
