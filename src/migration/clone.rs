@@ -921,6 +921,9 @@ struct Engine {
     /// Each collection's source count as the run's start measured it, taken by its step
     /// (counting again costs the source a scan on some servers).
     counted: Mutex<HashMap<&'static str, u64>>,
+    /// The `_id`s of referenced collections this run read whole, on local disk: what their
+    /// children's references are counted against before the source is asked.
+    parent_ids: super::parent_ids::ParentIds,
 }
 
 impl Engine {
@@ -964,6 +967,7 @@ impl Engine {
             journal: None,
             found_whole: Mutex::default(),
             counted: Mutex::default(),
+            parent_ids: super::parent_ids::ParentIds::new(),
         }
     }
 
@@ -1419,6 +1423,12 @@ impl Engine {
         } else {
             Compare::Nothing
         };
+        // A referenced collection of the whole instance, read from its first document: its
+        // `_id`s go to disk as they are read, for its children's counts.
+        let mut ids_out =
+            (tracked && self.guild.is_none() && result.processed == 0 && result.last_id.is_none())
+                .then(|| self.parent_ids.writer(spec.name))
+                .flatten();
         let mut inserting = futures::stream::FuturesOrdered::new();
         let mut inserted = std::collections::VecDeque::new();
         // The references waiting to be counted are counted while the copy goes on, one
@@ -1450,6 +1460,14 @@ impl Engine {
                         };
                         let batch = batch?;
                         batches += 1;
+                        if let Some(Err(e)) = ids_out.as_mut().map(|w| w.add(&batch)) {
+                            tracing::warn!(
+                                collection = spec.name,
+                                error = %e,
+                                "the collection's ids are not kept on disk: references to it are counted on the source"
+                            );
+                            ids_out = None;
+                        }
                         // A test's fail point: this batch stops between its journal entry
                         // and its inserts.
                         let stop_before_insert = self.write
@@ -1550,6 +1568,9 @@ impl Engine {
             result.gone = self.find_gone(order, spec, &base_for_gone).await?;
         }
         result.done = true;
+        if let Some(w) = ids_out.take() {
+            self.parent_ids.finish(w);
+        }
         if self.write {
             self.store
                 .save_collection(&self.run_id, step_index, coll_index, &result, &[], &[])
@@ -1957,9 +1978,10 @@ impl Engine {
     }
 
     /// How many of `refs` (per reference of `spec`, by index: referenced `_id`s) dangle:
-    /// each list sorted in place, then read from the source by `_id` ([`IN_CHUNK`] distinct
-    /// `_id`s a query, `_id`s only), so that what a count holds beside them is a few
-    /// queries' worth.
+    /// each list sorted, then merged with the parent's `_id`s this run read, when it read
+    /// them whole (see [`super::parent_ids`]); what that does not place is read from the
+    /// source by `_id` ([`IN_CHUNK`] distinct `_id`s a query, `_id`s only), so that what a
+    /// count holds beside them is a few queries' worth.
     async fn count_dangling(
         &self,
         spec: &CollectionSpec,
@@ -1971,17 +1993,39 @@ impl Engine {
                 continue;
             }
             ids.sort_unstable();
+            let parent = spec.references[i].collection;
+            let mut ask = std::mem::take(ids);
+            // The parent's `_id`s as this run read them, if it read them whole: only what
+            // they do not hold is asked of the source (a parent added since is there).
+            if let Some(path) = self.parent_ids.complete(parent) {
+                let sorted = std::mem::take(&mut ask);
+                let (absent, sorted) = tokio::task::spawn_blocking(move || {
+                    let absent = super::parent_ids::absent_from_file(&path, &sorted);
+                    (absent, sorted)
+                })
+                .await
+                .context("counting references against the parents read")?;
+                ask = match absent {
+                    Ok(absent) => absent,
+                    Err(e) => {
+                        tracing::warn!(
+                            collection = spec.name,
+                            parent,
+                            error = %e,
+                            "cannot read the parents' ids kept on disk: counting on the source"
+                        );
+                        sorted
+                    }
+                };
+            }
             tracing::debug!(
                 collection = spec.name,
-                parent = spec.references[i].collection,
-                references = ids.len(),
-                "counting references memory did not place"
+                parent,
+                references = ask.len(),
+                "counting references on the source"
             );
-            let parents = self
-                .source
-                .db
-                .collection::<RawDocumentBuf>(spec.references[i].collection);
-            let mut counts = dangling_counts(&parents, ids);
+            let parents = self.source.db.collection::<RawDocumentBuf>(parent);
+            let mut counts = dangling_counts(&parents, &ask);
             while let Some(n) = counts.try_next().await? {
                 dangling += n;
             }

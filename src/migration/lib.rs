@@ -16,6 +16,7 @@ pub mod clone;
 pub mod id_order;
 pub mod journal;
 pub mod legacy;
+mod parent_ids;
 pub mod runs;
 mod schedule;
 pub mod source;
