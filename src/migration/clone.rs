@@ -1994,20 +1994,18 @@ impl Engine {
             }
             ids.sort_unstable();
             let parent = spec.references[i].collection;
-            let mut ask = std::mem::take(ids);
+            let sorted = std::mem::take(ids);
             // The parent's `_id`s as this run read them, if it read them whole: only what
             // they do not hold is asked of the source (a parent added since is there).
-            if let Some(path) = self.parent_ids.complete(parent) {
-                let sorted = std::mem::take(&mut ask);
-                let (absent, sorted) = tokio::task::spawn_blocking(move || {
-                    let absent = super::parent_ids::absent_from_file(&path, &sorted);
-                    (absent, sorted)
-                })
-                .await
-                .context("counting references against the parents read")?;
-                ask = match absent {
-                    Ok(absent) => absent,
-                    Err(e) => {
+            let ask = match self.parent_ids.complete(parent) {
+                None => sorted,
+                Some(path) => {
+                    let (absent, sorted) = tokio::task::spawn_blocking(move || {
+                        (super::parent_ids::absent_from_file(&path, &sorted), sorted)
+                    })
+                    .await
+                    .context("counting references against the parents read")?;
+                    absent.unwrap_or_else(|e| {
                         tracing::warn!(
                             collection = spec.name,
                             parent,
@@ -2015,9 +2013,9 @@ impl Engine {
                             "cannot read the parents' ids kept on disk: counting on the source"
                         );
                         sorted
-                    }
-                };
-            }
+                    })
+                }
+            };
             tracing::debug!(
                 collection = spec.name,
                 parent,

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{RawBsonRef, RawDocumentBuf};
@@ -27,36 +27,39 @@ use mongodb::bson::{RawBsonRef, RawDocumentBuf};
 /// The run's files of parent `_id`s, by collection.
 #[derive(Debug)]
 pub(crate) struct ParentIds {
-    /// Removed with the run; `None` when no temporary directory could be made.
-    dir: Option<tempfile::TempDir>,
+    /// Made when a copy first writes `_id`s (a run that copies no referenced collection
+    /// whole makes none); removed with the run; `None` when it could not be made.
+    dir: OnceLock<Option<tempfile::TempDir>>,
     /// The collections whose file is complete: every `ObjectId` `_id` the copy read.
     complete: Mutex<HashMap<&'static str, PathBuf>>,
 }
 
 impl ParentIds {
-    /// A directory of the run's own under the system's temporary directory (none, and every
-    /// count on the source, if it cannot be made).
+    /// None yet: the run's directory under the system's temporary directory is made with
+    /// its first file.
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("heimdall-clone-")
-            .tempdir()
-            .map_err(|e| {
-                tracing::warn!(
-                    error = %e,
-                    "no temporary directory for the parents' ids: references are counted on the source"
-                )
-            })
-            .ok();
         Self {
-            dir,
+            dir: OnceLock::new(),
             complete: Mutex::new(HashMap::new()),
         }
     }
 
     /// A writer for `collection`'s `_id`s, for a copy that reads it whole from its first
-    /// document.
+    /// document; none (and every count on the source) without a temporary directory.
     pub fn writer(&self, collection: &'static str) -> Option<IdsWriter> {
-        let path = self.dir.as_ref()?.path().join(format!("{collection}.ids"));
+        let dir = self.dir.get_or_init(|| {
+            tempfile::Builder::new()
+                .prefix("heimdall-clone-")
+                .tempdir()
+                .map_err(|e| {
+                    tracing::warn!(
+                        error = %e,
+                        "no temporary directory for the parents' ids: references are counted on the source"
+                    )
+                })
+                .ok()
+        });
+        let path = dir.as_ref()?.path().join(format!("{collection}.ids"));
         match File::create(&path) {
             Ok(f) => Some(IdsWriter {
                 collection,
