@@ -531,6 +531,81 @@ async fn remapped_references_hold_across_a_stop_and_resume() {
     assert!(r.verification.as_ref().unwrap().ok);
 }
 
+/// A first copy reads the source in the order the source keeps it (the seeder's `_id`s are
+/// not in that order), with no position to resume from: stopped midway, the resume reads
+/// the collection again from its start and the run ends as one never stopped — every
+/// document once, counted once as inserted, each bad one once among the errors — and its
+/// undo still removes everything it wrote.
+#[tokio::test]
+async fn a_first_copy_stopped_midway_reads_again_and_counts_each_document_once() {
+    let source = seeded("asrc").await;
+    let bad: Vec<Document> = (0..2)
+        .map(|i| doc! { "_id": ObjectId::new(), "guildId": format!("{i}"), "name": "", "content": "bad" })
+        .collect();
+    source
+        .collection::<Document>("tags")
+        .insert_many(&bad)
+        .await
+        .unwrap();
+    let in_source = docs(&source, "tags", doc! {}).await.len();
+    let whole = fresh_db("aref").await;
+    let reference = run(&env(&whole), opts(&source)).await;
+    assert_eq!(reference.status, RunStatus::Completed);
+
+    let target = fresh_db("adst").await;
+    let mut o = opts(&source);
+    o.batch_size = 10;
+    o.parallelism = 1;
+    let mut e = env(&target);
+    e.fail_point = Some(heimdall_host::migration::FailPoint::after("tags", 3));
+    let stopped = run(&e, o).await;
+    assert_eq!(
+        stopped.status,
+        RunStatus::Cancelled,
+        "{:?}",
+        stopped.message
+    );
+    let partly = docs(&target, "tags", doc! {}).await.len();
+    assert!(partly > 0 && partly < in_source, "{partly} of {in_source}");
+    let at_stop = collection_result(&stopped, "tags");
+    assert!(
+        at_stop.as_stored && at_stop.last_id.is_none(),
+        "{at_stop:?}"
+    );
+
+    let r = resume_with(&env(&target), &stopped.id).await;
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    let (got, want) = (
+        collection_result(&r, "tags"),
+        collection_result(&reference, "tags"),
+    );
+    assert_eq!(
+        (got.processed, got.inserted, got.skipped, got.failed),
+        (want.processed, want.inserted, want.skipped, want.failed),
+        "{got:?}"
+    );
+    assert_eq!(got.failed, 2);
+    assert_eq!(r.error_count, reference.error_count);
+    let bad_ones = |r: &RunRecord| r.errors.iter().filter(|e| e.collection == "tags").count();
+    assert_eq!(bad_ones(&r), 2, "{:?}", r.errors);
+    assert_eq!(
+        r.verification.as_ref().map(|v| v.ok),
+        reference.verification.as_ref().map(|v| v.ok)
+    );
+    assert_eq!(
+        docs(&target, "tags", doc! {}).await,
+        docs(&whole, "tags", doc! {}).await
+    );
+
+    let undone = crate::undo::undo_run(
+        &env(&target),
+        heimdall_host::migration::undo::UndoOptions::new(&r.id, "test"),
+    )
+    .await;
+    assert_eq!(undone.status, RunStatus::Completed, "{:?}", undone.message);
+    assert!(docs(&target, "tags", doc! {}).await.is_empty());
+}
+
 #[tokio::test]
 async fn a_key_mismatch_is_refused_before_anything_is_written() {
     let source = seeded("ksrc").await;
