@@ -1333,26 +1333,6 @@ impl Engine {
         let mut state = RefState::default();
         let tracked = self.referenced.contains(spec.name);
         let base = self.selection(spec).await?.unwrap_or_default();
-        if result.as_stored && !result.done && self.write {
-            // Stopped while reading the source in its own order: no position to go on from.
-            // It reads again from the start, in `_id` order, finding in the target what it
-            // wrote there (it began into an empty collection), and counts again: those
-            // count as inserted, and its recorded errors are dropped, to be met again.
-            tracing::info!(
-                collection = spec.name,
-                inserted = result.inserted,
-                "the copy starts again from the beginning"
-            );
-            self.store
-                .forget_errors_of(&self.run_id, spec.name, result.failed)
-                .await?;
-            result = CollectionResult {
-                name: result.name.clone(),
-                total: result.total,
-                inserted_before_restart: result.inserted + result.inserted_before_restart,
-                ..Default::default()
-            };
-        }
         if tracked && (result.done || result.last_id.is_some()) {
             // Resuming: rebuild what dependants need from the part already copied.
             let upto = match (result.done, &result.last_id) {
@@ -1395,7 +1375,6 @@ impl Engine {
                 result.processed = n;
                 result.skipped = n;
                 result.done = true;
-                result.count_own_found();
                 self.store
                     .save_collection(&self.run_id, step_index, coll_index, &result, &[], &[])
                     .await?;
@@ -1416,18 +1395,12 @@ impl Engine {
         // to the insert, without reading the target first. What arrives there meanwhile (a
         // live bot writing) comes back as a duplicate key and is looked up then.
         let empty_target = target_holds == Some(0);
-        // And such a copy of the whole collection (not a sync's, whose reads find what is
-        // gone by `_id`) reads the source in the order the source keeps it: through the
-        // `_id` index, a source whose documents were not written in `_id` order costs the
-        // server a third more (docs/benchmarks.md). A stop then means reading again.
-        let as_stored = empty_target && query.is_empty() && !self.sync;
-        result.as_stored = as_stored;
-        let source = self.source.db.collection::<RawDocumentBuf>(spec.name);
-        let (reader, mut rx) = if as_stored {
-            super::read_raw_batches_as_stored(source, query, self.batch_size, "reading the source")
-        } else {
-            super::read_raw_batches(source, query, self.batch_size, "reading the source")
-        };
+        let (reader, mut rx) = super::read_raw_batches(
+            self.source.db.collection::<RawDocumentBuf>(spec.name),
+            query,
+            self.batch_size,
+            "reading the source",
+        );
         progress(&result);
         let mut batches = 0u64;
         // Checkpoints at most every CHECKPOINT_EVERY, and at once for a batch with errors
@@ -1503,7 +1476,6 @@ impl Engine {
                         let last_id = batch
                             .last()
                             .and_then(|d| raw_id(d))
-                            .filter(|_| !as_stored)
                             .map(raw_to_bson)
                             .transpose()?;
                         let (to_insert, staged) = self
@@ -1523,12 +1495,7 @@ impl Engine {
                         let step = staged.step;
                         inserting.push_back(async move {
                             let outcome = self
-                                .insert_staged(
-                                    spec,
-                                    step,
-                                    (stop_before_insert, !as_stored),
-                                    to_insert,
-                                )
+                                .insert_staged(spec, step, stop_before_insert, to_insert)
                                 .await;
                             (staged, last_id, outcome)
                         });
@@ -1601,12 +1568,8 @@ impl Engine {
             result.gone = self.find_gone(order, spec, &base_for_gone).await?;
         }
         result.done = true;
-        result.count_own_found();
         if let Some(w) = ids_out.take() {
-            let sealed = tokio::task::spawn_blocking(move || w.seal())
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-            self.parent_ids.finish(spec.name, sealed);
+            self.parent_ids.finish(w);
         }
         if self.write {
             self.store
@@ -2203,7 +2166,7 @@ impl Engine {
             .stage_batch(of, batch, state, result, false, None)
             .await?;
         let inserted = self
-            .insert_staged(spec, staged.step, (false, true), to_insert)
+            .insert_staged(spec, staged.step, false, to_insert)
             .await?;
         self.settle_batch(spec, staged, inserted, state, result, compare)
             .await
@@ -2397,13 +2360,11 @@ impl Engine {
 
     /// The inserts of a staged batch, unordered, its journal entry first. They need no
     /// memory of the run, so a collection can have a few batches' inserts in flight.
-    /// `stretch`: the documents are one stretch of the source's `_id` order (so the undo
-    /// reads them back as one range).
     async fn insert_staged(
         &self,
         spec: &CollectionSpec,
         step: u16,
-        (stop_before_insert, stretch): (bool, bool),
+        stop_before_insert: bool,
         mut to_insert: Vec<RawDocumentBuf>,
     ) -> anyhow::Result<Inserted> {
         let mut out = Inserted::default();
@@ -2419,7 +2380,7 @@ impl Engine {
             // The journal first: a document whose entry cannot be written is not written.
             let mut written = super::journal::Written::default();
             if let Some(j) = &self.journal {
-                let (refused, w) = j.will_insert_raw(spec.name, &to_insert, stretch).await?;
+                let (refused, w) = j.will_insert_raw(spec.name, &to_insert, true).await?;
                 written = w;
                 if !refused.is_empty() {
                     let refused_at: HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();

@@ -574,29 +574,6 @@ pub(crate) fn read_raw_batches(
     read_raw_batches_within(coll, query, (batch, batch), MAX_BATCH_BYTES, what)
 }
 
-/// [`read_raw_batches`] in the order the source keeps its documents rather than `_id`
-/// order: a plain scan, where an `_id`-ordered read fetches each document through the
-/// `_id` index (a third slower on a server whose documents were not written in `_id`
-/// order). No position to resume from: a copy read so starts again from the beginning.
-pub(crate) fn read_raw_batches_as_stored(
-    coll: mongodb::Collection<mongodb::bson::RawDocumentBuf>,
-    query: Document,
-    batch: usize,
-    what: &'static str,
-) -> (
-    AbortOnDrop,
-    tokio::sync::mpsc::Receiver<anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>>,
-) {
-    read_batches_sized(
-        coll,
-        query,
-        (batch, batch, false),
-        MAX_BATCH_BYTES,
-        |d| d.as_bytes().len(),
-        what,
-    )
-}
-
 /// [`read_raw_batches`] with batches of at most `max_bytes` (a bigger document is a batch
 /// of its own), the server answering `per_reply` documents at a time: a reply is held
 /// whole until its last document is taken, so big documents want short replies.
@@ -613,7 +590,7 @@ pub(crate) fn read_raw_batches_within(
     read_batches_sized(
         coll,
         query,
-        (batch, per_reply, true),
+        (batch, per_reply),
         max_bytes,
         |d| d.as_bytes().len(),
         what,
@@ -629,12 +606,11 @@ pub(crate) fn parse_batch(
         .collect()
 }
 
-/// Batches of `T` bounded by count and by bytes, measured by `size`; in `_id` order when
-/// `by_id`, else in the server's own.
+/// Batches of `T` bounded by count and by bytes, measured by `size`.
 fn read_batches_sized<T>(
     coll: mongodb::Collection<T>,
     query: Document,
-    (batch, per_reply, by_id): (usize, usize, bool),
+    (batch, per_reply): (usize, usize),
     max_bytes: usize,
     size: fn(&T) -> usize,
     what: &'static str,
@@ -649,14 +625,11 @@ where
     let (tx, rx) = tokio::sync::mpsc::channel::<anyhow::Result<Vec<T>>>(1);
     let task = tokio::spawn(async move {
         let res: anyhow::Result<()> = async {
-            let find = coll
+            let mut cursor = coll
                 .find(query)
-                .batch_size(per_reply.clamp(1, batch.max(1)) as u32);
-            let mut cursor = if by_id {
-                find.sort(mongodb::bson::doc! { "_id": 1 }).await?
-            } else {
-                find.await?
-            };
+                .sort(mongodb::bson::doc! { "_id": 1 })
+                .batch_size(per_reply.clamp(1, batch.max(1)) as u32)
+                .await?;
             let mut buf = Vec::with_capacity(batch.min(1024));
             let mut bytes = 0usize;
             while let Some(d) = cursor.try_next().await? {

@@ -174,32 +174,8 @@ pub struct CollectionResult {
     /// The last source `_id` handled (resume point).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_id: Option<Bson>,
-    /// The copy reads the source in the order the source keeps its documents (a first copy
-    /// into an empty collection): there is no `last_id`, and a resume reads the collection
-    /// again from the start, in `_id` order.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub as_stored: bool,
-    /// Documents the run had inserted when its copy of the collection started again from
-    /// the start (see `as_stored`): found again, they count as inserted, not as skipped.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub inserted_before_restart: u64,
     /// Whether the collection is finished.
     pub done: bool,
-}
-
-impl CollectionResult {
-    /// At the end of a copy that started again ([`Self::inserted_before_restart`]): the
-    /// documents it had inserted before, found again and counted as skipped, count as
-    /// inserted.
-    pub fn count_own_found(&mut self) {
-        let own = self.skipped.min(self.inserted_before_restart);
-        self.skipped -= own;
-        self.inserted += own;
-    }
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 /// A collection a step deliberately does not copy.
@@ -944,30 +920,6 @@ impl RunStore {
         let prefix = failure_prefix(run_id, FailureKind::Missing, Some(collection));
         self.failures.delete_many(under(&prefix, &prefix)).await?;
         Ok(())
-    }
-
-    /// A copy of `collection` starting again from the beginning (see
-    /// [`CollectionResult::as_stored`]): the `count` errors it recorded come out of the
-    /// record, to be recorded again as the copy meets them.
-    pub async fn forget_errors_of(
-        &self,
-        run_id: &str,
-        collection: &str,
-        count: u64,
-    ) -> anyhow::Result<()> {
-        if count == 0 {
-            return Ok(());
-        }
-        self.update_record(
-            run_id,
-            doc! {
-                "$pull": { "errors": { "collection": collection } },
-                "$inc": { "errorCount": -(count as i64) },
-                "$set": { "updatedAt": DateTime::now() },
-            },
-        )
-        .await
-        .context("saving the run checkpoint")
     }
 
     /// Forgets failures (the `missing` records a resume copied again).
