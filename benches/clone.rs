@@ -1,14 +1,15 @@
 //! Instance Clone benchmark: throughput as a ratio to a plain copy measured in the same run.
 //!
 //! `cargo bench --bench clone -- [--scale X] [--runs N] [--clone-only 1] [--seed-once 1]
-//! [--cache 2G]`
+//! [--scattered-ids 1] [--cache 2G]`
 //!
 //! Per run: seed a source instance, measure the ceiling (cursor read + unordered
 //! `insert_many` of 1,000 into empty collections with the same indexes, no checks), then a
 //! first clone and a re-run with nothing to copy, each through the `heimdall` binary (which
 //! reports its peak RSS; the benchmark samples the anonymous and file-backed parts of it).
 //! `--seed-once 1`: the runs share one seeded source (read only; at ten million documents the
-//! seed takes as long as a clone). Prints medians, and where the CPU went: the database server's
+//! seed takes as long as a clone). `--scattered-ids 1`: a source whose ObjectIds carry random
+//! times, so no collection is stored in `_id` order (`heimdall seed --scattered-ids`). Prints medians, and where the CPU went: the database server's
 //! CPU seconds in the ceiling and in the first run (when the benchmark started the server),
 //! and the `heimdall` process's own. Uses `MONGODB_BENCH_URI` or starts a secantusd-rs
 //! with a cache of `--cache`.

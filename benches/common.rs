@@ -16,10 +16,12 @@ use mongodb::Database;
 /// The key every benchmark encrypts with.
 pub const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
-/// Seed options at `scale`, encrypting with [`KEY`].
+/// Seed options at `scale`, encrypting with [`KEY`]; `--scattered-ids 1` scatters the
+/// ObjectIds' times (no collection stored in `_id` order).
 pub fn seed_options(scale: f64) -> heimdall::seed::SeedOptions {
     heimdall::seed::SeedOptions {
         scale,
+        scattered_ids: arg("--scattered-ids", 0.0) > 0.0,
         ..heimdall::seed::SeedOptions::new(KEY.parse().unwrap())
     }
 }

@@ -78,6 +78,10 @@ pub struct SeedArgs {
     /// With --legacy: the name of the modmail collection (default: the old bot's `modmail`).
     #[arg(long)]
     pub modmail_collection: Option<String>,
+    /// ObjectIds at random times instead of in the order they are written, as a bot mints
+    /// them: no collection is then stored in `_id` order (a harder layout to copy).
+    #[arg(long)]
+    pub scattered_ids: bool,
     /// Drop the database first if it holds data.
     #[arg(long)]
     pub drop: bool,
@@ -191,6 +195,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 key,
                 modmail_collection: args.modmail_collection.clone(),
                 drop: args.drop,
+                scattered_ids: args.scattered_ids,
             };
             let client =
                 heimdall_host::db::connect(&args.uri, std::time::Duration::from_secs(10)).await?;

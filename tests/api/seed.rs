@@ -168,6 +168,64 @@ async fn the_same_seed_writes_the_same_data() {
     }
 }
 
+/// The `ObjectId` `_id`s of `coll` in the order the server stores them.
+async fn stored_object_ids(db: &Database, coll: &str) -> Vec<ObjectId> {
+    db.collection::<Document>(coll)
+        .find(doc! {})
+        .projection(doc! { "_id": 1 })
+        .await
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|d| d.get_object_id("_id").ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_seeded_instance_is_stored_in_id_order_as_a_bot_writes_it_unless_scattered() {
+    let minted = fresh_db("minted").await;
+    let scattered = fresh_db("scattered").await;
+    let opts = SeedOptions::new(test_key());
+    seed_instance(&minted, &opts).await.unwrap();
+    seed_instance(
+        &scattered,
+        &SeedOptions {
+            scattered_ids: true,
+            ..opts.clone()
+        },
+    )
+    .await
+    .unwrap();
+    let reg = Registry::new(heimdall::plugins::all()).unwrap();
+    let (mut checked, mut out_of_order) = (0, 0);
+    for c in reg.collections() {
+        let ids = stored_object_ids(&minted, c.spec.name).await;
+        if ids.len() < 10 {
+            continue;
+        }
+        checked += 1;
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "{}: the ids a bot mints rise in the order it writes them",
+            c.spec.name
+        );
+        let other = stored_object_ids(&scattered, c.spec.name).await;
+        if other.windows(2).any(|w| w[0] > w[1]) {
+            out_of_order += 1;
+        }
+    }
+    assert!(
+        checked >= 5,
+        "only {checked} collections of ten ids or more"
+    );
+    assert_eq!(
+        out_of_order, checked,
+        "with scattered ids, every such collection is stored out of `_id` order"
+    );
+}
+
 #[tokio::test]
 async fn seeding_refuses_a_database_that_holds_data() {
     let db = fresh_db("nonempty").await;

@@ -39,6 +39,9 @@ pub struct SeedOptions {
     pub modmail_collection: Option<String>,
     /// Drop the database first when it holds data.
     pub drop: bool,
+    /// ObjectIds at random times instead of minted in order as a bot writes them: no
+    /// collection is then stored in `_id` order (a harder layout for a copy reading by `_id`).
+    pub scattered_ids: bool,
 }
 
 impl SeedOptions {
@@ -51,6 +54,7 @@ impl SeedOptions {
             key,
             modmail_collection: None,
             drop: false,
+            scattered_ids: false,
         }
     }
 }
@@ -178,6 +182,25 @@ pub struct Gen {
     pub rng: ChaCha8Rng,
     /// 2024-01-01T00:00:00Z in ms: the fixed anchor of generated history.
     pub epoch_ms: i64,
+    /// How [`Gen::oid`] makes ids: minted in order (the default) or scattered in time.
+    ids: IdClock,
+}
+
+/// How a seeding run's ObjectIds carry time.
+enum IdClock {
+    /// As a bot's driver mints them while it writes: a clock that only moves forward, one
+    /// process part, a counter. Each collection is then stored in `_id` order.
+    Minted {
+        /// Seconds since the Unix epoch of the last id.
+        secs: u32,
+        /// The 5 bytes a driver draws once per process.
+        process: [u8; 5],
+        /// The 3-byte counter.
+        counter: u32,
+    },
+    /// Each id at a random time of the generated history: no collection is stored in `_id`
+    /// order (a layout no bot writes; see `SeedOptions::scattered_ids`).
+    Scattered,
 }
 
 const WORDS: &[&str] = &[
@@ -215,20 +238,54 @@ const WORDS: &[&str] = &[
 ];
 
 impl Gen {
-    /// A generator seeded with `seed`.
+    /// A generator seeded with `seed`, minting its ids in order.
     pub fn new(seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let epoch_ms = 1_704_067_200_000;
+        let mut process = [0u8; 5];
+        rng.fill(&mut process);
         Self {
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            epoch_ms: 1_704_067_200_000,
+            rng,
+            epoch_ms,
+            ids: IdClock::Minted {
+                secs: (epoch_ms / 1000) as u32,
+                process,
+                counter: 0,
+            },
         }
     }
 
-    /// An ObjectId whose timestamp lies in the generated history.
+    /// A generator seeded with `seed` whose ids are scattered in time.
+    pub fn scattered(seed: u64) -> Self {
+        Self {
+            ids: IdClock::Scattered,
+            ..Self::new(seed)
+        }
+    }
+
+    /// An ObjectId whose timestamp lies in the generated history: each one after the last
+    /// (a second or two later, or in the same second with the next count), unless the
+    /// generator scatters them.
     pub fn oid(&mut self) -> ObjectId {
-        let secs = (self.epoch_ms / 1000) as u32 + self.rng.gen_range(0..60 * 86_400 * 6);
         let mut bytes = [0u8; 12];
-        bytes[..4].copy_from_slice(&secs.to_be_bytes());
-        self.rng.fill(&mut bytes[4..]);
+        match &mut self.ids {
+            IdClock::Minted {
+                secs,
+                process,
+                counter,
+            } => {
+                *secs += self.rng.gen_range(0..3u32);
+                *counter = (*counter + 1) & 0x00ff_ffff;
+                bytes[..4].copy_from_slice(&secs.to_be_bytes());
+                bytes[4..9].copy_from_slice(process);
+                bytes[9..].copy_from_slice(&counter.to_be_bytes()[1..]);
+            }
+            IdClock::Scattered => {
+                let secs = (self.epoch_ms / 1000) as u32 + self.rng.gen_range(0..60 * 86_400 * 6);
+                bytes[..4].copy_from_slice(&secs.to_be_bytes());
+                self.rng.fill(&mut bytes[4..]);
+            }
+        }
         ObjectId::from_bytes(bytes)
     }
 
@@ -353,7 +410,11 @@ impl<'a> Sample<'a> {
     /// A run's start: the RNG seeded with `opts.seed`, an empty writer into `db`.
     fn new(db: &'a Database, opts: &'a SeedOptions) -> Self {
         Self {
-            g: Gen::new(opts.seed),
+            g: if opts.scattered_ids {
+                Gen::scattered(opts.seed)
+            } else {
+                Gen::new(opts.seed)
+            },
             w: Writer::new(db),
             crypto: Crypto::new(&opts.key),
             scale: opts.scale,
