@@ -170,17 +170,17 @@ async fn the_same_seed_writes_the_same_data() {
 
 /// The `ObjectId` `_id`s of `coll` in the order the server stores them.
 async fn stored_object_ids(db: &Database, coll: &str) -> Vec<ObjectId> {
-    db.collection::<Document>(coll)
+    let mut cursor = db
+        .collection::<Document>(coll)
         .find(doc! {})
         .projection(doc! { "_id": 1 })
         .await
-        .unwrap()
-        .try_collect::<Vec<_>>()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|d| d.get_object_id("_id").ok())
-        .collect()
+        .unwrap();
+    let mut ids = Vec::new();
+    while let Some(d) = cursor.try_next().await.unwrap() {
+        ids.extend(d.get_object_id("_id").ok());
+    }
+    ids
 }
 
 #[tokio::test]
