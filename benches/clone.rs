@@ -20,7 +20,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::{arg, median, migrate, plain_copy, seed_options, CpuClock};
+use common::{arg, median, migrate, plain_copy, seed_options, settle, CpuClock};
 use heimdall::seed::seed_instance;
 use heimdall_host::plugin::{Lifetime, Registry};
 
@@ -75,17 +75,22 @@ async fn main() {
         heimdall_host::db::ensure_indexes(&ceiling_db, &registry)
             .await
             .unwrap();
+        let waited = settle(server_pid).await;
+        eprintln!("run {r}: the server settled in {waited:.0}s before the ceiling");
         let clock = CpuClock::start(server_pid);
         let (ceil, n) = plain_copy(&src, &ceiling_db, &durable_names).await;
         let (ceil_server, _) = clock.elapsed();
         assert_eq!(n, durable);
         let target = format!("bench_dst_{r}");
         let clone_args = ["clone", "--source", uri.as_str(), "--source-db", src.name()];
+        let waited = settle(server_pid).await;
+        eprintln!("run {r}: the server settled in {waited:.0}s before the clone");
         let clock = CpuClock::start(server_pid);
         let run1 = migrate(&uri, &target, &clone_args);
         let (first_server, first_own) = clock.elapsed();
         let (first, json) = (run1.secs, &run1.json);
         assert_eq!(json["imported"].as_u64().unwrap(), durable);
+        settle(server_pid).await;
         let run2 = migrate(&uri, &target, &clone_args);
         let (again, json2) = (run2.secs, &run2.json);
         assert_eq!(json2["imported"].as_u64().unwrap(), 0);
@@ -128,6 +133,7 @@ async fn main() {
                 src.name(),
                 "--sync",
             ];
+            settle(server_pid).await;
             let run4 = migrate(&uri, &target, &sync_args);
             let (sync, json4) = (run4.secs, &run4.json);
             assert_eq!(json4["imported"].as_u64().unwrap(), 0, "{json4}");
@@ -140,6 +146,7 @@ async fn main() {
             sync_ratios.push(sync / first);
             // Undo of the first run: every document it inserted removed, checked again.
             let first_id = json["runId"].as_str().unwrap().to_string();
+            settle(server_pid).await;
             let run3 = migrate(&uri, &target, &["undo", &first_id]);
             let (undo, json3) = (run3.secs, &run3.json);
             assert_eq!(json3["status"], "completed", "{json3}");

@@ -222,6 +222,29 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     (hz > 0).then(|| ticks / hz as f64)
 }
 
+/// Waits until the database server the benchmark started is idle: under a tenth of a core
+/// over three seconds in a row, at most ten minutes. A drop, a seed or a copy leaves the
+/// server work to finish after its commands have returned (a dropped 3M-document database
+/// kept one core busy for 45 s), which would otherwise land on whatever is measured next.
+/// Returns the seconds waited; 0 without a server of the benchmark's own.
+pub async fn settle(pid: Option<u32>) -> f64 {
+    let Some(pid) = pid else { return 0.0 };
+    let start = Instant::now();
+    let mut quiet = 0;
+    let mut last = cpu_seconds(pid);
+    while quiet < 3 && start.elapsed() < Duration::from_secs(600) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = cpu_seconds(pid);
+        quiet = match (last, now) {
+            (Some(a), Some(b)) if b - a < 0.1 => quiet + 1,
+            (Some(_), Some(_)) => 0,
+            _ => return start.elapsed().as_secs_f64(),
+        };
+        last = now;
+    }
+    start.elapsed().as_secs_f64()
+}
+
 /// CPU seconds (user and system) of this process's children that have ended (each
 /// `heimdall` run once it has exited; not a server still running).
 pub fn children_cpu_seconds() -> f64 {

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{arg, median, migrate, plain_copy, seed_options};
+use common::{arg, median, migrate, plain_copy, seed_options, settle};
 use heimdall::seed::seed_legacy;
 
 const LEGACY: &[&str] = &[
@@ -28,7 +28,8 @@ async fn main() {
     let scale = arg("--scale", 270.0);
     let runs = arg("--runs", 3.0) as usize;
     let dir = tempfile::tempdir().unwrap();
-    let (uri, _server) = common::server(dir.path());
+    let (uri, server) = common::server(dir.path());
+    let server_pid = server.as_ref().map(|s| s.pid);
     let client = common::client(&uri).await;
     let (mut rate, mut ceil_rate, mut ratio, mut rss, mut produced_rate) =
         (vec![], vec![], vec![], vec![], vec![]);
@@ -44,6 +45,8 @@ async fn main() {
             "run {r}: seeded {records} legacy records in {:.1}s",
             t0.elapsed().as_secs_f64()
         );
+        let waited = settle(server_pid).await;
+        eprintln!("run {r}: the server settled in {waited:.0}s before the ceiling");
         let (ceil, n) = plain_copy(
             &src,
             &client.database(&format!("bench_legacy_ceiling_{r}")),
@@ -52,6 +55,7 @@ async fn main() {
         .await;
         assert_eq!(n, records);
         let target = format!("bench_legacy_dst_{r}");
+        settle(server_pid).await;
         let run = migrate(
             &uri,
             &target,
@@ -95,6 +99,7 @@ async fn main() {
         }
         // The clone's pace on the same documents: the import's result cloned.
         let cloned = format!("bench_legacy_clone_{r}");
+        settle(server_pid).await;
         let crun = migrate(
             &uri,
             &cloned,
