@@ -9,10 +9,10 @@
 //! reports its peak RSS; the benchmark samples the anonymous and file-backed parts of it).
 //! `--seed-once 1`: the runs share one seeded source (read only; at ten million documents the
 //! seed takes as long as a clone). `--scattered-ids 1`: a source whose ObjectIds carry random
-//! times, so no collection is stored in `_id` order (`heimdall seed --scattered-ids`). Prints medians, and where the CPU went: the database server's
-//! CPU seconds in the ceiling and in the first run (when the benchmark started the server),
-//! and the `heimdall` process's own. Uses `MONGODB_BENCH_URI` or starts a secantusd-rs
-//! with a cache of `--cache`.
+//! times, so no collection is stored in `_id` order (`heimdall seed --scattered-ids`). Prints
+//! medians, and where the CPU went: the database server's CPU seconds in the ceiling and in
+//! the first run (when the benchmark started the server), and the `heimdall` process's own.
+//! Uses `MONGODB_BENCH_URI` or starts a secantusd-rs with a cache of `--cache`.
 
 #[path = "common.rs"]
 mod common;

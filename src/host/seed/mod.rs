@@ -276,6 +276,8 @@ impl Gen {
             } => {
                 *secs += self.rng.gen_range(0..3u32);
                 *counter = (*counter + 1) & 0x00ff_ffff;
+                // A counter that wraps moves on to the next second, so ids keep rising.
+                *secs += u32::from(*counter == 0);
                 bytes[..4].copy_from_slice(&secs.to_be_bytes());
                 bytes[4..9].copy_from_slice(process);
                 bytes[9..].copy_from_slice(&counter.to_be_bytes()[1..]);
