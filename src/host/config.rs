@@ -348,6 +348,7 @@ impl Config {
         for setting in [
             "HEIMDALL_MIGRATION_LEASE_SECS",
             "HEIMDALL_MIGRATION_STALL_SECS",
+            "HEIMDALL_MIGRATION_READ_WAIT_SECS",
             "HEIMDALL_MIGRATION_PARALLELISM",
         ] {
             if let Some(v) = env.get(setting).filter(|v| !v.trim().is_empty()) {

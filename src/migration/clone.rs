@@ -1321,7 +1321,7 @@ impl Engine {
     /// Copies (or, in a dry run, plans) one collection from its checkpoint.
     #[allow(clippy::too_many_arguments)]
     async fn copy_collection(
-        &self,
+        self: &Arc<Self>,
         step_index: usize,
         coll_index: usize,
         spec: &CollectionSpec,
@@ -1493,10 +1493,14 @@ impl Engine {
                             )
                             .await?;
                         let step = staged.step;
+                        // Its own task: an insert holds a pooled connection from its first
+                        // poll to its end, and this loop awaits other calls meanwhile.
+                        let insert = self.spawn_owned(spec, move |me, spec| async move {
+                            me.insert_staged(&spec, step, stop_before_insert, to_insert)
+                                .await
+                        });
                         inserting.push_back(async move {
-                            let outcome = self
-                                .insert_staged(spec, step, stop_before_insert, to_insert)
-                                .await;
+                            let outcome = insert.await.and_then(|r| r);
                             (staged, last_id, outcome)
                         });
                         stopping = self.cancel.is_cancelled()
@@ -1537,9 +1541,10 @@ impl Engine {
                     .await?;
                 let refs = std::mem::take(&mut deferred.pending);
                 let save = checkpoint.then(|| (result.clone(), std::mem::take(&mut errors)));
-                counting = Some(Box::pin(async move {
-                    (self.count_dangling(spec, refs).await, save)
-                }));
+                let count = self.spawn_owned(spec, move |me, spec| async move {
+                    me.count_dangling(&spec, refs).await
+                });
+                counting = Some(Box::pin(async move { (count.await.and_then(|r| r), save) }));
                 if checkpoint {
                     saved_at = std::time::Instant::now();
                 }
@@ -1578,6 +1583,30 @@ impl Engine {
         }
         self.publish(spec, state);
         Ok(result)
+    }
+
+    /// Runs `work` (database calls of `spec`'s copy) as a task of its own, in the caller's
+    /// span; the returned future gives its result (an error if it panicked) and aborts it
+    /// when dropped. Database calls the copy keeps in flight while it awaits others go
+    /// here: a driver future holds its pooled connection from its first poll to its end,
+    /// so one left unpolled beside a call waiting for a connection can starve the pool.
+    fn spawn_owned<T, F>(
+        self: &Arc<Self>,
+        spec: &CollectionSpec,
+        work: impl FnOnce(Arc<Self>, CollectionSpec) -> F,
+    ) -> impl std::future::Future<Output = anyhow::Result<T>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = T> + Send + 'static,
+    {
+        let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+            work(self.clone(), spec.clone()).instrument(tracing::Span::current()),
+        ));
+        let collection = spec.name;
+        async move {
+            task.await
+                .with_context(|| format!("a task copying {collection} failed"))
+        }
     }
 
     /// Whether the target holds `spec`'s collection whole already (a run again over what an

@@ -623,16 +623,19 @@ where
 {
     use futures::TryStreamExt;
     let (tx, rx) = tokio::sync::mpsc::channel::<anyhow::Result<Vec<T>>>(1);
+    let wait = read_wait_from_env();
     let task = tokio::spawn(async move {
         let res: anyhow::Result<()> = async {
-            let mut cursor = coll
-                .find(query)
-                .sort(mongodb::bson::doc! { "_id": 1 })
-                .batch_size(per_reply.clamp(1, batch.max(1)) as u32)
-                .await?;
+            let mut cursor = answered(
+                wait,
+                coll.find(query)
+                    .sort(mongodb::bson::doc! { "_id": 1 })
+                    .batch_size(per_reply.clamp(1, batch.max(1)) as u32),
+            )
+            .await??;
             let mut buf = Vec::with_capacity(batch.min(1024));
             let mut bytes = 0usize;
-            while let Some(d) = cursor.try_next().await? {
+            while let Some(d) = answered(wait, cursor.try_next()).await?? {
                 bytes += size(&d);
                 buf.push(d);
                 if (buf.len() >= batch || bytes >= max_bytes)
@@ -657,6 +660,28 @@ where
     (AbortOnDrop(task), rx)
 }
 
+/// `HEIMDALL_MIGRATION_READ_WAIT_SECS` (default 300): how long a migration waits for one
+/// read of its source to be answered before the run stops (resumable). The driver has no
+/// socket timeout: a paused or cut-off server would be waited for for ever.
+pub fn read_wait_from_env() -> Duration {
+    Duration::from_secs(positive_from_env("HEIMDALL_MIGRATION_READ_WAIT_SECS", 300) as u64)
+}
+
+/// The server did not answer a read within the migration's read wait.
+#[derive(Debug, thiserror::Error)]
+#[error("the server did not answer within {} s (paused, overloaded or cut off)", .0.as_secs())]
+pub(crate) struct NoAnswer(pub Duration);
+
+/// `call`, given up with [`NoAnswer`] after `wait`.
+pub(crate) async fn answered<T>(
+    wait: Duration,
+    call: impl std::future::IntoFuture<Output = T>,
+) -> Result<T, NoAnswer> {
+    tokio::time::timeout(wait, call.into_future())
+        .await
+        .map_err(|_| NoAnswer(wait))
+}
+
 /// Runs a migration's `work` under its lease and closes its record.
 ///
 /// The lease is renewed while `work` runs (a requested cancel or a lost lease cancels
@@ -677,13 +702,28 @@ where
     use mongodb::bson::{doc, DateTime};
     let stop = tokio_util::sync::CancellationToken::new();
     let lease = Arc::new(lease);
-    let keep = {
+    let mut keep = {
         let (stop, l) = (stop.clone(), lease.clone());
-        AbortOnDrop(tokio::spawn(
-            async move { l.keep_alive(stop, cancel).await },
-        ))
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+            l.keep_alive(stop, cancel).await
+        }))
     };
-    let outcome = work.await;
+    let ttl = lease.ttl();
+    tokio::pin!(work);
+    let outcome = tokio::select! {
+        outcome = &mut work => outcome,
+        // The lease is gone (lost, or not renewed in time: the database stopped answering)
+        // and the run was told to stop. Work waiting on a database that does not answer
+        // would wait for ever: it gets the lease's lifetime to stop, then is dropped (its
+        // tasks with it). The lease is no longer this process's, so nothing more is written.
+        _ = &mut keep => match tokio::time::timeout(ttl, &mut work).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                tracing::error!(run = %run_id, waited = ?ttl, "the run did not stop after its lease was gone; dropped");
+                Err(runs::LeaseLost.into())
+            }
+        },
+    };
     stop.cancel();
     drop(keep);
     let fence = lease.fence();
@@ -728,22 +768,40 @@ where
     }
     // The lease was lost: nothing more is written, except this process's last word when no
     // other process took the run over (the record's token is still its own).
-    let secs = lease.ttl().as_secs();
+    let secs = ttl.as_secs();
     tracing::error!(run = %run_id, "the run's lease was lost; this process stopped writing");
-    let said = store
-        .set_if_token(
-            run_id,
-            fence.token(),
-            doc! {
-                "status": runs::RunStatus::Failed.as_str(),
-                "endedAt": DateTime::now(),
-                "message": format!("lease lost: the process running it ({}) did not renew its lease within {secs} s (paused, asleep, or cut off from the database) and stopped without writing more; resume with `heimdall migrate resume {run_id}`", runs::owner_id()),
-            },
-        )
-        .await?;
-    if said {
-        lease.release().await?;
-        return store.require(run_id).await;
+    // This process's last word, if the database answers it in time.
+    let last_word = tokio::time::timeout(ttl, async {
+        let said = store
+            .set_if_token(
+                run_id,
+                fence.token(),
+                doc! {
+                    "status": runs::RunStatus::Failed.as_str(),
+                    "endedAt": DateTime::now(),
+                    "message": format!("lease lost: the process running it ({}) did not renew its lease within {secs} s (paused, asleep, or cut off from the database) and stopped without writing more; resume with `heimdall migrate resume {run_id}`", runs::owner_id()),
+                },
+            )
+            .await?;
+        if said {
+            lease.release().await?;
+            return store.require(run_id).await.map(Some);
+        }
+        Ok(None)
+    })
+    .await;
+    match last_word {
+        Ok(Ok(Some(record))) => return Ok(record),
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            return Err(UserError::new(
+                UserErrorKind::Unavailable,
+                "database_unresponsive",
+                format!("the bot's database stopped answering (the run's lease could not be renewed within {secs} s), so run {run_id} stopped and wrote nothing more; nothing copied so far is lost. Once the database answers again, go on with `heimdall migrate resume {run_id}`"),
+            )
+            .into());
+        }
     }
     Err(UserError::new(
         UserErrorKind::Conflict,

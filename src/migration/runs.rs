@@ -1398,7 +1398,9 @@ impl Lease {
     }
 
     /// Renews the lease every third of its lifetime until `stop`; cancels `cancel` when a
-    /// cancel was requested or the lease was lost.
+    /// cancel was requested or the lease was lost. Returns at `stop`, or once the lease is
+    /// lost or ran out (the database did not answer a renewal in time: each call here waits
+    /// a third of the lease's lifetime at most), the run then told to stop.
     pub async fn keep_alive(&self, stop: CancellationToken, cancel: CancellationToken) {
         let every = self.ttl / 3;
         loop {
@@ -1411,16 +1413,21 @@ impl Lease {
                 cancel.cancel();
                 return;
             }
-            match self.renew().await {
-                Ok(true) => {}
-                Ok(false) => {
+            match tokio::time::timeout(every, self.renew()).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
                     tracing::error!(run = %self.run_id, "the migration lease was lost; stopping the run");
                     cancel.cancel();
                     return;
                 }
-                Err(e) => tracing::warn!(error = %e, "could not renew the migration lease"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not renew the migration lease"),
+                Err(_) => tracing::warn!(
+                    waited = ?every,
+                    "the database did not answer the lease renewal in time"
+                ),
             }
-            if self.cancel_requested().await.unwrap_or(false) {
+            let asked = tokio::time::timeout(every, self.cancel_requested()).await;
+            if matches!(asked, Ok(Ok(true))) {
                 tracing::info!(run = %self.run_id, "cancel requested");
                 cancel.cancel();
             }

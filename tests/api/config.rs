@@ -157,6 +157,7 @@ fn a_migration_setting_that_is_not_a_number_stops_the_start() {
         ("HEIMDALL_MIGRATION_PARALLELISM", "0"),
         ("HEIMDALL_MIGRATION_LEASE_SECS", "30s"),
         ("HEIMDALL_MIGRATION_STALL_SECS", "-1"),
+        ("HEIMDALL_MIGRATION_READ_WAIT_SECS", "5m"),
     ] {
         let err = Config::from_sources(&env(&[(name, value)]), None).unwrap_err();
         assert_eq!(err.setting, name);

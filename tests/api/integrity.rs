@@ -892,3 +892,81 @@ async fn a_source_that_stops_answering_mid_run_is_reported_as_stalled_until_it_m
         "no progress after the stall"
     );
 }
+
+/// Pauses a server (`SIGSTOP`) when the run reaches step `step`.
+struct PauseAt {
+    step: u16,
+    pid: i32,
+    paused: std::sync::atomic::AtomicBool,
+}
+
+impl heimdall_host::migration::ProgressSink for PauseAt {
+    fn emit(&self, e: &heimdall_host::migration::ProgressEvent) {
+        use std::sync::atomic::Ordering;
+        if e.step == self.step && !self.paused.swap(true, Ordering::SeqCst) {
+            // SAFETY: signalling a server this test started.
+            unsafe { libc::kill(self.pid, libc::SIGSTOP) };
+        }
+    }
+}
+
+/// The bot's own database stops answering mid-run (paused; the driver has no socket
+/// timeout): the run must not wait for ever. Its lease cannot be renewed, so it stops,
+/// says so in plain words, and once the database answers again it resumes to a verified
+/// copy.
+#[tokio::test]
+async fn a_run_whose_database_stops_answering_ends_in_time_and_resumes() {
+    if std::env::var("MONGODB_TEST_URI").is_ok() {
+        return; // needs a server of its own to pause
+    }
+    let source = seeded("tpsrc").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _) = own_server(dir.path());
+    let client = heimdall_host::db::connect(&server.uri, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let target = client.database("paused_target");
+    let mut e = env(&target);
+    e.target_uri = server.uri.clone();
+    e.lease_ttl = Duration::from_secs(2);
+    let mut o = opts(&source);
+    o.batch_size = 20;
+    o.parallelism = 1;
+    let pid = server.pid as i32;
+    let _resumes = Resumes(pid);
+    let sink = Arc::new(PauseAt {
+        step: 5,
+        pid,
+        paused: Default::default(),
+    });
+    let ended = tokio::time::timeout(
+        Duration::from_secs(60),
+        clone::start(&e, o, sink, CancellationToken::new()),
+    )
+    .await
+    .expect("the run still waits on a database that stopped answering");
+    let err = match ended {
+        Err(err) => err,
+        Ok(_) => panic!("the run went on although its database was paused"),
+    };
+    let m = err.to_string();
+    assert!(
+        m.contains("stopped answering") && m.contains("heimdall migrate resume"),
+        "{m}"
+    );
+    // SAFETY: signalling a server this test started.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let run_id = RunStore::new(&target)
+        .list(1)
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .expect("the run's record")
+        .id;
+    assert!(m.contains(&run_id), "{m}");
+    let r = crate::clone::resume_with(&e, &run_id).await;
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    assert!(r.verification.as_ref().unwrap().ok);
+    assert_same_docs(&source, &target, &durable()).await;
+}
