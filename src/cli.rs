@@ -463,6 +463,7 @@ async fn migrate_on(
             .map(heimdall_host::crypto::Crypto::new),
         lease_ttl: clone::lease_ttl_from_env(),
         stall_after: heimdall_host::migration::stall_after_from_env(),
+        read_wait: heimdall_host::migration::read_wait_from_env(),
         fail_point: None,
     };
     let cancel = tokio_util::sync::CancellationToken::new();

@@ -27,6 +27,7 @@ pub fn migration_env(data: &Data) -> heimdall_host::migration::clone::MigrationE
         crypto: data.crypto.clone(),
         lease_ttl: heimdall_host::migration::clone::lease_ttl_from_env(),
         stall_after: heimdall_host::migration::stall_after_from_env(),
+        read_wait: heimdall_host::migration::read_wait_from_env(),
         fail_point: None,
     }
 }

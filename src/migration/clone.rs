@@ -68,6 +68,9 @@ pub struct MigrationEnv {
     pub lease_ttl: Duration,
     /// How long a run may make no progress before `migration:stalled` is sent.
     pub stall_after: Duration,
+    /// How long the source may take to answer a read (or a ping) before the run stops
+    /// ([`read_wait_from_env`](super::read_wait_from_env)).
+    pub read_wait: Duration,
     /// A test's deterministic stop (never set outside tests).
     pub fail_point: Option<super::FailPoint>,
 }
@@ -907,6 +910,8 @@ struct Engine {
     write: bool,
     batch_size: usize,
     parallelism: usize,
+    /// How long the source may take to answer a read.
+    read_wait: Duration,
     store: RunStore,
     states: Mutex<HashMap<&'static str, Arc<RefState>>>,
     referenced: HashSet<&'static str>,
@@ -958,6 +963,7 @@ impl Engine {
             write,
             batch_size: opts.batch_size.max(1),
             parallelism: opts.parallelism.max(1),
+            read_wait: env.read_wait,
             store: RunStore::new(&env.target),
             states: Mutex::new(HashMap::new()),
             referenced,
@@ -1399,6 +1405,7 @@ impl Engine {
             self.source.db.collection::<RawDocumentBuf>(spec.name),
             query,
             self.batch_size,
+            self.read_wait,
             "reading the source",
         );
         progress(&result);
@@ -1780,6 +1787,7 @@ impl Engine {
             self.source.db.collection::<RawDocumentBuf>(spec.name),
             base,
             self.batch_size,
+            self.read_wait,
             "reading the source to verify the copy",
         );
         let mut tally = VerifyTally::default();
@@ -2746,6 +2754,14 @@ impl Engine {
                 )
                 .await?;
             anyhow::Ok(Verification::of(checks))
+        };
+        // A source that stops answering (paused, cut off) stops the run: the calls in flight
+        // to it would wait for ever.
+        let work = async {
+            tokio::select! {
+                r = work => r,
+                e = super::source_stops_answering(&me.source.db, me.read_wait) => Err(e),
+            }
         }
         .instrument(tracing::info_span!("clone_run", run = %me.run_id));
         let record = run_under_lease(&me.store, lease, &me.run_id, me.cancel.clone(), work).await?;

@@ -561,17 +561,19 @@ pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Streams the raw documents of `query` in `_id` order, in batches of at most `batch`
 /// documents and [`MAX_BATCH_BYTES`] (a bigger document is a batch of its own), from a task
 /// of its own that stays one batch ahead of the consumer. A read error arrives as the last
-/// item, with `what` as its context. The task ends with the guard (or the receiver).
+/// item, with `what` as its context; so does a read the server does not answer within `wait`
+/// ([`NoAnswer`]). The task ends with the guard (or the receiver).
 pub(crate) fn read_raw_batches(
     coll: mongodb::Collection<mongodb::bson::RawDocumentBuf>,
     query: Document,
     batch: usize,
+    wait: Duration,
     what: &'static str,
 ) -> (
     AbortOnDrop,
     tokio::sync::mpsc::Receiver<anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>>,
 ) {
-    read_raw_batches_within(coll, query, (batch, batch), MAX_BATCH_BYTES, what)
+    read_raw_batches_within(coll, query, (batch, batch), MAX_BATCH_BYTES, wait, what)
 }
 
 /// [`read_raw_batches`] with batches of at most `max_bytes` (a bigger document is a batch
@@ -582,6 +584,7 @@ pub(crate) fn read_raw_batches_within(
     query: Document,
     (batch, per_reply): (usize, usize),
     max_bytes: usize,
+    wait: Duration,
     what: &'static str,
 ) -> (
     AbortOnDrop,
@@ -591,7 +594,7 @@ pub(crate) fn read_raw_batches_within(
         coll,
         query,
         (batch, per_reply),
-        max_bytes,
+        (max_bytes, wait),
         |d| d.as_bytes().len(),
         what,
     )
@@ -611,7 +614,7 @@ fn read_batches_sized<T>(
     coll: mongodb::Collection<T>,
     query: Document,
     (batch, per_reply): (usize, usize),
-    max_bytes: usize,
+    (max_bytes, wait): (usize, Duration),
     size: fn(&T) -> usize,
     what: &'static str,
 ) -> (
@@ -623,7 +626,6 @@ where
 {
     use futures::TryStreamExt;
     let (tx, rx) = tokio::sync::mpsc::channel::<anyhow::Result<Vec<T>>>(1);
-    let wait = read_wait_from_env();
     let task = tokio::spawn(async move {
         let res: anyhow::Result<()> = async {
             let mut cursor = answered(
@@ -671,6 +673,27 @@ pub fn read_wait_from_env() -> Duration {
 #[derive(Debug, thiserror::Error)]
 #[error("the server did not answer within {} s (paused, overloaded or cut off)", .0.as_secs())]
 pub(crate) struct NoAnswer(pub Duration);
+
+/// Pings the source every so often (at most every 30 s), each ping answered within
+/// `wait`; returns when one is not (an error saying so). Beside a run's work, it stops a run
+/// whose source was paused or cut off: the driver has no socket timeout, so a call in
+/// flight to such a server would be waited for for ever.
+pub(crate) async fn source_stops_answering(
+    source: &mongodb::Database,
+    wait: Duration,
+) -> anyhow::Error {
+    let every = (wait / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
+    loop {
+        tokio::time::sleep(every).await;
+        let ping = source.run_command(mongodb::bson::doc! { "ping": 1 });
+        let e = match answered(wait, ping).await {
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => anyhow::Error::from(e),
+            Err(e) => anyhow::Error::from(e),
+        };
+        return e.context("the source stopped answering");
+    }
+}
 
 /// `call`, given up with [`NoAnswer`] after `wait`.
 pub(crate) async fn answered<T>(
@@ -817,11 +840,17 @@ pub(crate) fn describe_failure(e: &anyhow::Error, run_id: &str) -> String {
     if let Some(u) = heimdall_base::error::user_error(e) {
         return u.message.clone();
     }
-    let what = e
+    let resume = format!(
+        "Nothing is lost: resume with `heimdall migrate resume {run_id}` once this is fixed"
+    );
+    let Some(what) = e
         .chain()
         .find_map(|c| c.downcast_ref::<mongodb::error::Error>())
         .map(heimdall_base::db::describe_db_error)
-        .unwrap_or_else(|| clone::short(&format!("{e:#}")));
+    else {
+        // No driver error: the chain says it all (`context: cause`).
+        return format!("{}. {resume}", clone::short(&format!("{e:#}")));
+    };
     let outermost_is_driver = e
         .chain()
         .next()
@@ -831,7 +860,7 @@ pub(crate) fn describe_failure(e: &anyhow::Error, run_id: &str) -> String {
     } else {
         e.to_string()
     };
-    format!("{context}: {what}. Nothing is lost: resume with `heimdall migrate resume {run_id}` once this is fixed")
+    format!("{context}: {what}. {resume}")
 }
 
 /// The run-level event for a finished record: `migration:error` when it failed, else

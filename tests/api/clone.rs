@@ -36,6 +36,7 @@ pub fn env(target: &Database) -> MigrationEnv {
         crypto: Some(Crypto::new(&test_key())),
         lease_ttl: Duration::from_secs(10),
         stall_after: Duration::from_secs(30),
+        read_wait: Duration::from_secs(300),
         fail_point: None,
     }
 }

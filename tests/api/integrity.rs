@@ -970,3 +970,60 @@ async fn a_run_whose_database_stops_answering_ends_in_time_and_resumes() {
     assert!(r.verification.as_ref().unwrap().ok);
     assert_same_docs(&source, &target, &durable()).await;
 }
+
+/// The source stops answering mid-run (paused): calls in flight to it would be waited for
+/// for ever. The run stops within the read wait, its record says why and how to go on, and
+/// once the source answers again the resume finishes a verified copy.
+#[tokio::test]
+async fn a_run_whose_source_stops_answering_fails_in_plain_words_and_resumes() {
+    if std::env::var("MONGODB_TEST_URI").is_ok() {
+        return; // needs a server of its own to pause
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _) = own_server(dir.path());
+    let client = heimdall_host::db::connect(&server.uri, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let source = client.database("paused_source");
+    heimdall::seed::seed_instance(&source, &heimdall::seed::SeedOptions::new(test_key()))
+        .await
+        .unwrap();
+    let target = fresh_db("spdst").await;
+    let mut e = env(&target);
+    e.read_wait = Duration::from_secs(2);
+    let mut o = clone::CloneOptions::new(server.uri.clone(), "test");
+    o.source_db = Some(source.name().into());
+    o.batch_size = 20;
+    o.parallelism = 1;
+    let pid = server.pid as i32;
+    let _resumes = Resumes(pid);
+    let sink = Arc::new(PauseAt {
+        step: 5,
+        pid,
+        paused: Default::default(),
+    });
+    let ended = tokio::time::timeout(
+        Duration::from_secs(60),
+        clone::start(&e, o, sink, CancellationToken::new()),
+    )
+    .await
+    .expect("the run still waits on a source that stopped answering");
+    let r = match ended.unwrap() {
+        Outcome::Run(r) => *r,
+        Outcome::Plan(_) => panic!(),
+    };
+    assert_eq!(r.status, RunStatus::Failed);
+    let m = r.message.clone().unwrap();
+    assert!(
+        m.contains("source")
+            && m.contains("did not answer within 2 s")
+            && m.contains(&format!("heimdall migrate resume {}", r.id)),
+        "{m}"
+    );
+    // SAFETY: signalling a server this test started.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let r = crate::clone::resume_with(&e, &r.id).await;
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    assert!(r.verification.as_ref().unwrap().ok);
+    assert_same_docs(&source, &target, &durable()).await;
+}

@@ -381,6 +381,8 @@ struct Engine {
     guild: Option<String>,
     modmail: String,
     batch_size: usize,
+    /// How long the source may take to answer a read.
+    read_wait: std::time::Duration,
     steps: Vec<Step>,
     store: RunStore,
     write: bool,
@@ -440,6 +442,7 @@ impl Engine {
             guild: opts.guild.clone(),
             modmail: opts.modmail_collection.clone(),
             batch_size: opts.batch_size.max(1),
+            read_wait: env.read_wait,
             steps: steps(&env.registry),
             store: RunStore::new(&env.target),
             write: !opts.dry_run,
@@ -647,7 +650,13 @@ impl Engine {
                     other => other,
                 }
             };
-            let (copied, checks) = futures::try_join!(copy, verify)?;
+            // A source that stops answering (paused, cut off) stops the run.
+            let (copied, checks) = tokio::select! {
+                r = async { futures::try_join!(copy, verify) } => r?,
+                e = crate::source_stops_answering(&self.source.db, self.read_wait) => {
+                    return Err(e)
+                }
+            };
             // The part of the verification that ran after the copy.
             self.store
                 .set(
@@ -813,6 +822,7 @@ impl Engine {
             query,
             (self.batch_size, LEGACY_PER_REPLY),
             LEGACY_BATCH_BYTES,
+            self.read_wait,
             "reading the legacy database",
         );
         let mut throttle = Throttle::new(10);
@@ -1288,6 +1298,7 @@ impl Engine {
             filter,
             (self.batch_size, LEGACY_PER_REPLY),
             LEGACY_BATCH_BYTES,
+            self.read_wait,
             "reading the legacy database to verify the import",
         );
         use futures::{StreamExt as _, TryStreamExt as _};
