@@ -674,21 +674,33 @@ pub fn read_wait_from_env() -> Duration {
 #[error("the server did not answer within {} s (paused, overloaded or cut off)", .0.as_secs())]
 pub(crate) struct NoAnswer(pub Duration);
 
-/// Pings the source every so often (at most every 30 s), each ping answered within
-/// `wait`; returns when one is not (an error saying so). Beside a run's work, it stops a run
-/// whose source was paused or cut off: the driver has no socket timeout, so a call in
-/// flight to such a server would be waited for for ever.
+/// Pings the source every so often (a quarter of `wait`, at most every 30 s); returns (an
+/// error saying why) when a ping is not answered within `wait`, or pings have failed for
+/// `wait` (a blip in between is forgiven). Beside a run's work, it stops a run whose source
+/// was paused or cut off: the driver has no socket timeout, so a call in flight to such a
+/// server would be waited for for ever.
 pub(crate) async fn source_stops_answering(
     source: &mongodb::Database,
     wait: Duration,
 ) -> anyhow::Error {
     let every = (wait / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
+    let mut failing_since: Option<Instant> = None;
     loop {
         tokio::time::sleep(every).await;
         let ping = source.run_command(mongodb::bson::doc! { "ping": 1 });
         let e = match answered(wait, ping).await {
-            Ok(Ok(_)) => continue,
-            Ok(Err(e)) => anyhow::Error::from(e),
+            Ok(Ok(_)) => {
+                failing_since = None;
+                continue;
+            }
+            Ok(Err(e)) => {
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < wait {
+                    tracing::warn!(error = %e, "the source did not answer a ping");
+                    continue;
+                }
+                anyhow::Error::from(e)
+            }
             Err(e) => anyhow::Error::from(e),
         };
         return e.context("the source stopped answering");
