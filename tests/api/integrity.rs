@@ -910,6 +910,61 @@ impl heimdall_host::migration::ProgressSink for PauseAt {
     }
 }
 
+/// A server of the test's own to pause: its client, the server and the guard that resumes
+/// it (a failing test leaves no server paused).
+async fn pausable(
+    dir: &std::path::Path,
+) -> (
+    mongodb::Client,
+    heimdall_host::embedded::EmbeddedServer,
+    Resumes,
+) {
+    let (server, _) = own_server(dir);
+    let client = heimdall_host::db::connect(&server.uri, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let resumes = Resumes(server.pid as i32);
+    (client, server, resumes)
+}
+
+/// A clone, one step at a time in batches of 20, that pauses server `pid` at step 5; it must
+/// end within a minute (`what` stopped answering).
+async fn clone_pausing(
+    e: &heimdall_host::migration::clone::MigrationEnv,
+    mut o: clone::CloneOptions,
+    pid: i32,
+    what: &str,
+) -> anyhow::Result<Outcome> {
+    o.batch_size = 20;
+    o.parallelism = 1;
+    let sink = Arc::new(PauseAt {
+        step: 5,
+        pid,
+        paused: Default::default(),
+    });
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        clone::start(e, o, sink, CancellationToken::new()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the run still waits on {what} that stopped answering"))
+}
+
+/// Resumes server `pid`, then run `run_id`: it must finish a verified copy.
+async fn resumed_verifies(
+    e: &heimdall_host::migration::clone::MigrationEnv,
+    pid: i32,
+    run_id: &str,
+    source: &Database,
+) {
+    // SAFETY: signalling a server this test started.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let r = crate::clone::resume_with(e, run_id).await;
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    assert!(r.verification.as_ref().unwrap().ok);
+    assert_same_docs(source, &e.target, &durable()).await;
+}
+
 /// The bot's own database stops answering mid-run (paused; the driver has no socket
 /// timeout): the run must not wait for ever. Its lease cannot be renewed, so it stops,
 /// says so in plain words, and once the database answers again it resumes to a verified
@@ -921,33 +976,14 @@ async fn a_run_whose_database_stops_answering_ends_in_time_and_resumes() {
     }
     let source = seeded("tpsrc").await;
     let dir = tempfile::tempdir().unwrap();
-    let (server, _) = own_server(dir.path());
-    let client = heimdall_host::db::connect(&server.uri, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let (client, server, _resumes) = pausable(dir.path()).await;
     let target = client.database("paused_target");
     let mut e = env(&target);
     e.target_uri = server.uri.clone();
     e.lease_ttl = Duration::from_secs(2);
-    let mut o = opts(&source);
-    o.batch_size = 20;
-    o.parallelism = 1;
     let pid = server.pid as i32;
-    let _resumes = Resumes(pid);
-    let sink = Arc::new(PauseAt {
-        step: 5,
-        pid,
-        paused: Default::default(),
-    });
-    let ended = tokio::time::timeout(
-        Duration::from_secs(60),
-        clone::start(&e, o, sink, CancellationToken::new()),
-    )
-    .await
-    .expect("the run still waits on a database that stopped answering");
-    let err = match ended {
-        Err(err) => err,
-        Ok(_) => panic!("the run went on although its database was paused"),
+    let Err(err) = clone_pausing(&e, opts(&source), pid, "a database").await else {
+        panic!("the run went on although its database was paused");
     };
     let m = err.to_string();
     assert!(
@@ -965,10 +1001,7 @@ async fn a_run_whose_database_stops_answering_ends_in_time_and_resumes() {
         .expect("the run's record")
         .id;
     assert!(m.contains(&run_id), "{m}");
-    let r = crate::clone::resume_with(&e, &run_id).await;
-    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
-    assert!(r.verification.as_ref().unwrap().ok);
-    assert_same_docs(&source, &target, &durable()).await;
+    resumed_verifies(&e, pid, &run_id, &source).await;
 }
 
 /// The source stops answering mid-run (paused): calls in flight to it would be waited for
@@ -980,10 +1013,7 @@ async fn a_run_whose_source_stops_answering_fails_in_plain_words_and_resumes() {
         return; // needs a server of its own to pause
     }
     let dir = tempfile::tempdir().unwrap();
-    let (server, _) = own_server(dir.path());
-    let client = heimdall_host::db::connect(&server.uri, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let (client, server, _resumes) = pausable(dir.path()).await;
     let source = client.database("paused_source");
     heimdall::seed::seed_instance(&source, &heimdall::seed::SeedOptions::new(test_key()))
         .await
@@ -993,24 +1023,10 @@ async fn a_run_whose_source_stops_answering_fails_in_plain_words_and_resumes() {
     e.read_wait = Duration::from_secs(2);
     let mut o = clone::CloneOptions::new(server.uri.clone(), "test");
     o.source_db = Some(source.name().into());
-    o.batch_size = 20;
-    o.parallelism = 1;
     let pid = server.pid as i32;
-    let _resumes = Resumes(pid);
-    let sink = Arc::new(PauseAt {
-        step: 5,
-        pid,
-        paused: Default::default(),
-    });
-    let ended = tokio::time::timeout(
-        Duration::from_secs(60),
-        clone::start(&e, o, sink, CancellationToken::new()),
-    )
-    .await
-    .expect("the run still waits on a source that stopped answering");
-    let r = match ended.unwrap() {
+    let r = match clone_pausing(&e, o, pid, "a source").await.unwrap() {
         Outcome::Run(r) => *r,
-        Outcome::Plan(_) => panic!(),
+        Outcome::Plan(_) => panic!("not a dry run"),
     };
     assert_eq!(r.status, RunStatus::Failed);
     let m = r.message.clone().unwrap();
@@ -1020,10 +1036,5 @@ async fn a_run_whose_source_stops_answering_fails_in_plain_words_and_resumes() {
             && m.contains(&format!("heimdall migrate resume {}", r.id)),
         "{m}"
     );
-    // SAFETY: signalling a server this test started.
-    unsafe { libc::kill(pid, libc::SIGCONT) };
-    let r = crate::clone::resume_with(&e, &r.id).await;
-    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
-    assert!(r.verification.as_ref().unwrap().ok);
-    assert_same_docs(&source, &target, &durable()).await;
+    resumed_verifies(&e, pid, &r.id, &source).await;
 }
