@@ -803,7 +803,7 @@ type Counted = (
 );
 
 /// A count of deferred references under way beside the copy ([`Counted`]).
-type Counting<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Counted> + Send + 'a>>;
+type Counting = std::pin::Pin<Box<dyn std::future::Future<Output = Counted> + Send>>;
 
 /// What the engine learned about a collection that others reference, bounded whatever the
 /// collection's size.
@@ -1440,7 +1440,7 @@ impl Engine {
         let mut inserted = std::collections::VecDeque::new();
         // The references waiting to be counted are counted while the copy goes on, one
         // count at a time; a checkpoint is saved once its count is in (see [`Counting`]).
-        let mut counting: Option<Counting<'_>> = None;
+        let mut counting: Option<Counting> = None;
         let (mut read_all, mut stopping) = (false, false);
         loop {
             let Some((staged, last_id, outcome)) = inserted.pop_front() else {
@@ -2071,7 +2071,7 @@ impl Engine {
     /// Waits for the count under way, if any, and records it ([`Self::record_count`]).
     async fn finish_count(
         &self,
-        counting: &mut Option<Counting<'_>>,
+        counting: &mut Option<Counting>,
         step_index: usize,
         coll_index: usize,
         result: &mut CollectionResult,
@@ -2757,13 +2757,8 @@ impl Engine {
         };
         // A source that stops answering (paused, cut off) stops the run: the calls in flight
         // to it would wait for ever.
-        let work = async {
-            tokio::select! {
-                r = work => r,
-                e = super::source_stops_answering(&me.source.db, me.read_wait) => Err(e),
-            }
-        }
-        .instrument(tracing::info_span!("clone_run", run = %me.run_id));
+        let work = super::while_source_answers(&me.source.db, me.read_wait, work)
+            .instrument(tracing::info_span!("clone_run", run = %me.run_id));
         let record = run_under_lease(&me.store, lease, &me.run_id, me.cancel.clone(), work).await?;
         me.sink
             .emit(&me.run_event(final_kind(&record), record.to_json()));

@@ -545,22 +545,14 @@ impl FailPoint {
 #[error("the run was cancelled")]
 pub(crate) struct Cancelled;
 
-/// Kills a spawned task when dropped: a reader never outlives the copy it feeds.
-pub(crate) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// At most this many bytes of documents in one batch, whatever its count: a batch of big
 /// documents (a modmail thread of 20,000 messages, a 16 MB document) stays small in memory.
 pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 /// Streams the raw documents of `query` in `_id` order, in batches of at most `batch`
 /// documents and [`MAX_BATCH_BYTES`] (a bigger document is a batch of its own), from a task
-/// of its own that stays one batch ahead of the consumer. A read error arrives as the last
+/// of its own (aborted when the returned handle is dropped: a reader never outlives the copy
+/// it feeds) that stays one batch ahead of the consumer. A read error arrives as the last
 /// item, with `what` as its context; so does a read the server does not answer within `wait`
 /// ([`NoAnswer`]). The task ends with the guard (or the receiver).
 pub(crate) fn read_raw_batches(
@@ -570,7 +562,7 @@ pub(crate) fn read_raw_batches(
     wait: Duration,
     what: &'static str,
 ) -> (
-    AbortOnDrop,
+    tokio_util::task::AbortOnDropHandle<()>,
     tokio::sync::mpsc::Receiver<anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>>,
 ) {
     read_raw_batches_within(coll, query, (batch, batch), MAX_BATCH_BYTES, wait, what)
@@ -587,7 +579,7 @@ pub(crate) fn read_raw_batches_within(
     wait: Duration,
     what: &'static str,
 ) -> (
-    AbortOnDrop,
+    tokio_util::task::AbortOnDropHandle<()>,
     tokio::sync::mpsc::Receiver<anyhow::Result<Vec<mongodb::bson::RawDocumentBuf>>>,
 ) {
     read_batches_sized(
@@ -618,7 +610,7 @@ fn read_batches_sized<T>(
     size: fn(&T) -> usize,
     what: &'static str,
 ) -> (
-    AbortOnDrop,
+    tokio_util::task::AbortOnDropHandle<()>,
     tokio::sync::mpsc::Receiver<anyhow::Result<Vec<T>>>,
 )
 where
@@ -659,7 +651,7 @@ where
             let _ = tx.send(Err(e.context(what))).await;
         }
     });
-    (AbortOnDrop(task), rx)
+    (tokio_util::task::AbortOnDropHandle::new(task), rx)
 }
 
 /// `HEIMDALL_MIGRATION_READ_WAIT_SECS` (default 300): how long a migration waits for one
@@ -679,10 +671,7 @@ pub(crate) struct NoAnswer(pub Duration);
 /// `wait` (a blip in between is forgiven). Beside a run's work, it stops a run whose source
 /// was paused or cut off: the driver has no socket timeout, so a call in flight to such a
 /// server would be waited for for ever.
-pub(crate) async fn source_stops_answering(
-    source: &mongodb::Database,
-    wait: Duration,
-) -> anyhow::Error {
+async fn source_stops_answering(source: &mongodb::Database, wait: Duration) -> anyhow::Error {
     let every = (wait / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
     let mut failing_since: Option<Instant> = None;
     loop {
@@ -704,6 +693,19 @@ pub(crate) async fn source_stops_answering(
             Err(e) => anyhow::Error::from(e),
         };
         return e.context("the source stopped answering");
+    }
+}
+
+/// `work`, unless the source stops answering first ([`source_stops_answering`]): then the
+/// work is dropped (its tasks with it) and that error returned.
+pub(crate) async fn while_source_answers<T>(
+    source: &mongodb::Database,
+    wait: Duration,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::select! {
+        r = work => r,
+        e = source_stops_answering(source, wait) => Err(e),
     }
 }
 

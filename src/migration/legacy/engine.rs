@@ -651,12 +651,11 @@ impl Engine {
                 }
             };
             // A source that stops answering (paused, cut off) stops the run.
-            let (copied, checks) = tokio::select! {
-                r = async { futures::try_join!(copy, verify) } => r?,
-                e = crate::source_stops_answering(&self.source.db, self.read_wait) => {
-                    return Err(e)
-                }
-            };
+            let (copied, checks) =
+                crate::while_source_answers(&self.source.db, self.read_wait, async {
+                    futures::try_join!(copy, verify)
+                })
+                .await?;
             // The part of the verification that ran after the copy.
             self.store
                 .set(
