@@ -3049,7 +3049,7 @@ fn raw_id_bson(d: &RawDocument) -> Option<Bson> {
 
 /// A raw value as a [`Bson`].
 pub(crate) fn raw_to_bson(v: RawBsonRef<'_>) -> anyhow::Result<Bson> {
-    Ok(Bson::try_from(v.to_raw_bson())?)
+    Ok(crate::raw::value(v)?)
 }
 
 /// Whether two raw documents hold other values in `spec`'s reference fields (as they are:

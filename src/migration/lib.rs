@@ -17,6 +17,7 @@ pub mod id_order;
 pub mod journal;
 pub mod legacy;
 mod parent_ids;
+pub mod raw;
 pub mod runs;
 mod schedule;
 pub mod source;
@@ -590,15 +591,6 @@ pub(crate) fn read_raw_batches_within(
         |d| d.as_bytes().len(),
         what,
     )
-}
-
-/// Raw batches parsed, one batch at a time.
-pub(crate) fn parse_batch(
-    raw: Vec<mongodb::bson::RawDocumentBuf>,
-) -> anyhow::Result<Vec<Document>> {
-    raw.iter()
-        .map(|d| d.to_document().map_err(anyhow::Error::from))
-        .collect()
 }
 
 /// Batches of `T` bounded by count and by bytes, measured by `size`.

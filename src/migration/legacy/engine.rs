@@ -1422,7 +1422,9 @@ impl Engine {
             }
             lock(read).absorb(here);
         }
-        let records = whole.into_iter().map(|r| anyhow::Ok(r.to_document()?));
+        let records = whole
+            .into_iter()
+            .map(|r| anyhow::Ok(crate::raw::document(&r)?));
         let checks = check_records(
             step,
             prepared,
@@ -2434,7 +2436,7 @@ fn map_record(
                         "plugin {plugin} produced a document for {}, which it does not own",
                         d.collection
                     );
-                    match RawDocumentBuf::from_document(&d.doc) {
+                    match crate::raw::to_raw(&d.doc) {
                         Ok(raw) => group.push(Out {
                             collection: d.collection,
                             raw,
@@ -2618,8 +2620,18 @@ fn map_batch(
             read.add(r);
         }
     }
-    let whole = crate::parse_batch(whole)?;
-    let whole = map_records(step, prepared, (registry, now), whole, 0)?;
+    // Each record parsed, mapped and let go before the next: a batch parsed whole is
+    // several times its bytes, in memory taken afresh for each batch.
+    let whole: (Vec<Document>, Vec<MappedRecord>) = whole
+        .iter()
+        .map(|r| {
+            let record = crate::raw::document(r)?;
+            let mapped = map_record(step, prepared, (registry, now), &record, 0)?;
+            anyhow::Ok((only_id(&record), mapped))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
     let checks = match checking {
         true => {
             let mut checks = Checks::default();
@@ -2698,7 +2710,7 @@ impl Out {
     /// before, a conflict, a verification record by record): not on the path of a first
     /// import.
     fn doc(&self) -> anyhow::Result<Document> {
-        Ok(self.raw.to_document()?)
+        Ok(crate::raw::document(&self.raw)?)
     }
 
     /// The bytes, leaving an empty document.
