@@ -1650,7 +1650,13 @@ impl Engine {
         planned: &mut HashMap<&'static str, HashSet<String>>,
         insert_first: &mut bool,
     ) -> anyhow::Result<(Vec<RecordError>, Vec<RecordError>)> {
-        let whole = map_records(step, prepared, (&self.registry, self.now), records, offset)?;
+        let whole = map_records(
+            step,
+            prepared,
+            (&self.registry, self.now),
+            records.into_iter().map(Ok),
+            offset,
+        )?;
         let batch = Batch::of(whole, offset);
         self.import_mapped(step, batch, false, res, planned, insert_first)
             .await
@@ -1770,7 +1776,7 @@ impl Engine {
             let raw = raw.clone();
             self.map_on_thread(step, prepared, move |step, prepared, ctx| {
                 let part = part_of(&raw, field, offset, count)?;
-                map_records(step, prepared, ctx, vec![part], offset)
+                map_records(step, prepared, ctx, [Ok(part)], offset)
             })
         };
         let counts = |r: &CollectionResult| (r.processed, r.inserted, r.skipped, r.failed);
@@ -2620,18 +2626,8 @@ fn map_batch(
             read.add(r);
         }
     }
-    // Each record parsed, mapped and let go before the next: a batch parsed whole is
-    // several times its bytes, in memory taken afresh for each batch.
-    let whole: (Vec<Document>, Vec<MappedRecord>) = whole
-        .iter()
-        .map(|r| {
-            let record = crate::raw::document(r)?;
-            let mapped = map_record(step, prepared, (registry, now), &record, 0)?;
-            anyhow::Ok((only_id(&record), mapped))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?
-        .into_iter()
-        .unzip();
+    let parsed = whole.iter().map(|r| anyhow::Ok(crate::raw::document(r)?));
+    let whole = map_records(step, prepared, (registry, now), parsed, 0)?;
     let checks = match checking {
         true => {
             let mut checks = Checks::default();
@@ -2655,23 +2651,25 @@ fn map_batch(
 }
 
 /// Each of `records` run through [`map_record`], and the records reduced to their `_id`s
-/// (all that is needed of them from here on: a long thread is big).
+/// (all that is needed of them from here on: a long thread is big). Each is taken, mapped
+/// and let go before the next: records parsed as they are taken (a batch read raw) are
+/// never all held parsed, which is several times their bytes, in memory taken afresh for
+/// each batch.
 fn map_records(
     step: &Step,
     prepared: &[Prepared],
     ctx: (&Registry, DateTime),
-    records: Vec<Document>,
+    records: impl IntoIterator<Item = anyhow::Result<Document>>,
     offset: usize,
 ) -> anyhow::Result<(Vec<Document>, Vec<MappedRecord>)> {
-    let mapped = records
-        .iter()
-        .map(|r| map_record(step, prepared, ctx, r, offset))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok((only_ids(records), mapped))
-}
-
-fn only_ids(records: Vec<Document>) -> Vec<Document> {
-    records.iter().map(only_id).collect()
+    let mut out = (Vec::new(), Vec::new());
+    for record in records {
+        let record = record?;
+        out.1
+            .push(map_record(step, prepared, ctx, &record, offset)?);
+        out.0.push(only_id(&record));
+    }
+    Ok(out)
 }
 
 /// A record reduced to its `_id`.
