@@ -913,6 +913,89 @@ async fn a_long_thread_is_imported_whole_or_not_at_all() {
     }
 }
 
+/// A run stopped while a long thread's later parts were being written (two are written at
+/// once) left holes in the middle and at the end of it: the next run's preview and the run
+/// itself count the thread as imported, fill every hole, and verify; the run after that
+/// finds it all there.
+#[tokio::test]
+async fn a_long_thread_cut_off_midway_is_finished_by_the_next_run() {
+    let source = fresh_db("lhsrc").await;
+    let target = fresh_db("lhdst").await;
+    let id = ObjectId::new();
+    let t0 = 1_600_000_000_000i64;
+    let messages: Vec<Bson> = (0..12_000)
+        .map(|i| {
+            Bson::Document(doc! {
+                "authorID": "200000000000000001",
+                "content": format!("message {i} {}", "x".repeat(60)),
+                "createdAt": DateTime::from_millis(t0 + i as i64 * 1000),
+                "attachments": [],
+            })
+        })
+        .collect();
+    source
+        .collection::<Document>("modmail")
+        .insert_one(doc! {
+            "_id": id, "guildID": "100000000000000003", "userID": "300000000000000001",
+            "createdAt": DateTime::from_millis(t0), "status": "closed", "messages": messages,
+        })
+        .await
+        .unwrap();
+    let first = import(&target, opts(&source), Arc::new(Recorder::default())).await;
+    assert_eq!(first.status, RunStatus::Completed, "{:?}", first.message);
+    let msgs = target.collection::<Document>("modmail_messages");
+    let at = |i: i64| DateTime::from_millis(t0 + i * 1000);
+    let holes = msgs
+        .delete_many(doc! { "conversationId": id, "$or": [
+            { "createdAt": { "$gte": at(3_000), "$lt": at(9_000) } },
+            { "createdAt": { "$gte": at(11_990) } },
+        ] })
+        .await
+        .unwrap();
+    assert_eq!(holes.deleted_count, 6_010);
+    let mut o = opts(&source);
+    o.dry_run = true;
+    let Outcome::Plan(plan) = engine::start(
+        &env(&target),
+        o,
+        Arc::new(Recorder::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap() else {
+        panic!("a plan")
+    };
+    let again = import(&target, opts(&source), Arc::new(Recorder::default())).await;
+    assert_eq!(again.status, RunStatus::Completed, "{:?}", again.message);
+    assert_eq!(again.imported(), 1, "the thread counts as imported");
+    assert!(
+        again.errors.is_empty() && again.skips.is_empty(),
+        "{again:?}"
+    );
+    assert!(
+        again.verification.as_ref().unwrap().ok,
+        "{:?}",
+        again.verification
+    );
+    for (p, s) in plan.steps.iter().zip(&again.steps) {
+        let c = &s.collections[0];
+        assert_eq!(
+            (p.found, p.to_import, p.to_skip, p.errors),
+            (c.total, c.inserted, c.skipped, c.failed),
+            "the preview of step {}",
+            p.label
+        );
+    }
+    let n = msgs
+        .count_documents(doc! { "conversationId": id })
+        .await
+        .unwrap();
+    assert_eq!(n, 12_000, "every hole filled");
+    let third = import(&target, opts(&source), Arc::new(Recorder::default())).await;
+    assert_eq!(third.imported(), 0);
+    assert!(third.skips.is_empty(), "{:?}", third.skips);
+}
+
 /// A long thread whose conversation the target already has under another `_id` is a
 /// conflict like a short one: skipped with its reason, not one of its messages written,
 /// whichever part they would have come in.

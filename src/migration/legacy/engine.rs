@@ -1741,9 +1741,10 @@ impl Engine {
     /// already ([`map_batch`]): a refused one fails the record before anything of it is
     /// written. The first part is imported as the record (counted, its primary document
     /// deciding a conflict); each later part adds its other documents to it (without the
-    /// primary, see `BatchOutcome::primary`), counted into the record's outcome. Each part
-    /// after the first is mapped on the run's mapping thread while the one before it is
-    /// written.
+    /// primary, see `BatchOutcome::primary`), counted into the record's outcome, taken in
+    /// part order. The later parts depend on the first only: once it is written, two of
+    /// them are written at once (one at a time in a dry run, whose plan they share). Each
+    /// part is mapped on the run's mapping thread while the ones before it are written.
     async fn import_in_parts(
         &self,
         step: &Step,
@@ -1757,6 +1758,7 @@ impl Engine {
         planned: &mut HashMap<&'static str, HashSet<String>>,
         insert_first: &mut bool,
     ) -> anyhow::Result<(Vec<RecordError>, Vec<RecordError>)> {
+        use futures::StreamExt;
         if let Some(k) = refused {
             // Counted as failed with its reason; nothing written.
             let (offset, count) = slices[k];
@@ -1774,46 +1776,84 @@ impl Engine {
         }
         let map_part = |(offset, count): (usize, usize)| {
             let raw = raw.clone();
-            self.map_on_thread(step, prepared, move |step, prepared, ctx| {
+            let mapping = self.map_on_thread(step, prepared, move |step, prepared, ctx| {
                 let part = part_of(&raw, field, offset, count)?;
                 map_records(step, prepared, ctx, [Ok(part)], offset)
-            })
+            });
+            (offset, mapping)
         };
-        let counts = |r: &CollectionResult| (r.processed, r.inserted, r.skipped, r.failed);
-        let mut out = (Vec::new(), Vec::new());
-        let mut imported = false;
-        let mut mapping = slices.first().map(|&s| map_part(s));
-        for (k, &(offset, _)) in slices.iter().enumerate() {
-            let mapped = mapping.take().expect("each part mapped").await?;
-            mapping = slices.get(k + 1).map(|&s| map_part(s));
-            let saved = counts(res);
-            let (errors, skips) = self
+        let mut parts = slices.iter().map(|&s| map_part(s));
+        let Some((offset, first)) = parts.next() else {
+            return Ok(Default::default());
+        };
+        // The second part is mapped while the first is written.
+        let mut later = parts.next().into_iter().chain(parts);
+        let saved = (res.inserted, res.skipped);
+        let out = self
+            .import_mapped(
+                step,
+                Batch::of(first.await?, offset),
+                false,
+                res,
+                planned,
+                insert_first,
+            )
+            .await?;
+        // What the first part counted the record as. Imported, or skipped with no reason
+        // (all of it there already: a run stopped inside the record), the later parts
+        // follow; failed, or skipped with a reason (a conflict, the mapper's skip), it is
+        // done.
+        let mut imported = res.inserted > saved.0;
+        let all_there = res.skipped > saved.1 && out.1.is_empty();
+        if !imported && !all_there {
+            return Ok(out);
+        }
+        let mut out = out;
+        // A later part, counted on its own: what it wrote, whether it failed, its errors,
+        // and the plan and `insert_first` it leaves.
+        let import_part = |(offset, mapping): (usize, Mapping<_>),
+                           mut planned: HashMap<&'static str, HashSet<String>>,
+                           mut first: bool| async move {
+            let mut counted = CollectionResult::default();
+            let (errors, _) = self
                 .import_mapped(
                     step,
-                    Batch::of(mapped, offset),
+                    Batch::of(mapping.await?, offset),
                     false,
-                    res,
-                    planned,
-                    insert_first,
+                    &mut counted,
+                    &mut planned,
+                    &mut first,
                 )
                 .await?;
-            if k == 0 {
-                // What the first part counted the record as. Imported, or skipped with no
-                // reason (all of it there already: a run stopped inside the record), the
-                // later parts follow; failed, or skipped with a reason (a conflict, the
-                // mapper's skip), it is done.
-                imported = res.inserted > saved.1;
-                let all_there = res.skipped > saved.2 && skips.is_empty();
-                out = (errors, skips);
-                if !imported && !all_there {
-                    return Ok(out);
-                }
-                continue;
+            anyhow::Ok((counted, errors, planned, first))
+        };
+        let window = if self.write { 2 } else { 1 };
+        let mut writing = futures::stream::FuturesOrdered::new();
+        loop {
+            while writing.len() < window {
+                let Some(part) = later.next() else { break };
+                // A dry run's plan goes with its one part and comes back with it.
+                let plan = if self.write {
+                    HashMap::new()
+                } else {
+                    std::mem::take(planned)
+                };
+                writing.push_back(import_part(part, plan, *insert_first));
             }
-            let (wrote, failed) = (res.inserted > saved.1, res.failed > saved.3);
-            (res.processed, res.inserted, res.skipped, res.failed) = saved;
-            if failed {
-                // A later part could not be written: the record failed.
+            let Some(done) = writing.next().await else {
+                break;
+            };
+            let (counted, errors, plan, first) = done?;
+            if !self.write {
+                *planned = plan;
+            }
+            *insert_first = first;
+            if counted.failed > 0 {
+                // A later part could not be written: the record failed. The part written
+                // beside it ends first (its outcome no longer counts).
+                while let Some(beside) = writing.next().await {
+                    beside?;
+                }
                 if imported {
                     res.inserted -= 1;
                 } else {
@@ -1824,7 +1864,7 @@ impl Engine {
                 out.1.clear();
                 return Ok(out);
             }
-            if wrote && !imported {
+            if counted.inserted > 0 && !imported {
                 // Its first part was there already (a run stopped inside the record), a
                 // later one was not: the record is imported.
                 res.skipped -= 1;
