@@ -962,22 +962,22 @@ impl Engine {
                     .await?;
                 saved(res, finished).await?;
             }
+            // The batch before it is finished and its checkpoint saved while this one's
+            // primaries are written.
             let mut batch = Batch::of(whole, 0);
             let (finished, primed) = futures::join!(
                 async {
-                    match pending.take() {
-                        Some(p) => self
-                            .finish(step, &prepared, p, res, &mut planned, &mut insert_first)
-                            .await
-                            .map(Some),
-                        None => Ok(None),
-                    }
+                    let Some(p) = pending.take() else {
+                        return Ok(());
+                    };
+                    let finished = self
+                        .finish(step, &prepared, p, res, &mut planned, &mut insert_first)
+                        .await?;
+                    saved(res, finished).await
                 },
                 self.insert_primaries(&mut batch),
             );
-            if let Some(finished) = finished? {
-                saved(res, finished).await?;
-            }
+            finished?;
             primed?;
             pending = Some(Pending {
                 number: batches,
