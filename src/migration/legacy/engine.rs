@@ -1789,7 +1789,7 @@ impl Engine {
         // The second part is mapped while the first is written.
         let mut later = parts.next().into_iter().chain(parts);
         let saved = (res.inserted, res.skipped);
-        let out = self
+        let mut out = self
             .import_mapped(
                 step,
                 Batch::of(first.await?, offset),
@@ -1808,7 +1808,6 @@ impl Engine {
         if !imported && !all_there {
             return Ok(out);
         }
-        let mut out = out;
         // A later part, counted on its own: what it wrote, whether it failed, its errors,
         // and the plan and `insert_first` it leaves.
         let import_part = |(offset, mapping): (usize, Mapping<_>),
