@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use heimdall::seed::{legacy_fixtures as fx, seed_legacy, SeedOptions};
-use heimdall_host::migration::legacy::engine::{self, LegacyOptions, Outcome};
+use heimdall_host::migration::legacy::engine::{self, LegacyOptions, LegacyPlan, Outcome};
 use heimdall_host::migration::runs::{RunRecord, RunStatus};
 use heimdall_host::migration::{EventKind, ProgressEvent, ProgressSink};
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
@@ -605,36 +605,40 @@ async fn guild_filter_imports_one_guild() {
     );
 }
 
+/// Asserts that `plan` foresaw, step by step, what `run` found, imported, skipped and failed.
+fn plan_matches(plan: &LegacyPlan, run: &RunRecord) {
+    for (p, s) in plan.steps.iter().zip(&run.steps) {
+        let c = &s.collections[0];
+        assert_eq!(
+            (p.found, p.to_import, p.to_skip, p.errors),
+            (c.total, c.inserted, c.skipped, c.failed),
+            "the preview of step {}",
+            p.label
+        );
+    }
+}
+
+/// What a dry run of `o` into `target` plans (it writes nothing).
+async fn preview(target: &Database, mut o: LegacyOptions) -> LegacyPlan {
+    o.dry_run = true;
+    let sink = Arc::new(Recorder::default());
+    match engine::start(&env(target), o, sink, CancellationToken::new()).await {
+        Ok(Outcome::Plan(plan)) => plan,
+        _ => panic!("a dry run makes a plan"),
+    }
+}
+
 #[tokio::test]
 async fn dry_run_writes_nothing_and_matches_the_real_run() {
     let source = legacy_db("dsrc").await;
     let target = fresh_db("ddst").await;
-    let mut o = opts(&source);
-    o.dry_run = true;
-    let Outcome::Plan(plan) = engine::start(
-        &env(&target),
-        o,
-        Arc::new(Recorder::default()),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap() else {
-        panic!("a plan")
-    };
+    let plan = preview(&target, opts(&source)).await;
     assert!(
         target.list_collection_names().await.unwrap().is_empty(),
         "a dry run wrote"
     );
     let r = import(&target, opts(&source), Arc::new(Recorder::default())).await;
-    for (p, s) in plan.steps.iter().zip(&r.steps) {
-        let c = &s.collections[0];
-        assert_eq!(
-            (p.found, p.to_import, p.to_skip, p.errors),
-            (c.total, c.inserted, c.skipped, c.failed),
-            "step {}",
-            p.label
-        );
-    }
+    plan_matches(&plan, &r);
     assert!(plan.errors.iter().any(|e| e.source_id == fx::TAG_EMPTY));
 }
 
@@ -922,23 +926,10 @@ async fn a_long_thread_cut_off_midway_is_finished_by_the_next_run() {
     let source = fresh_db("lhsrc").await;
     let target = fresh_db("lhdst").await;
     let id = ObjectId::new();
-    let t0 = 1_600_000_000_000i64;
-    let messages: Vec<Bson> = (0..12_000)
-        .map(|i| {
-            Bson::Document(doc! {
-                "authorID": "200000000000000001",
-                "content": format!("message {i} {}", "x".repeat(60)),
-                "createdAt": DateTime::from_millis(t0 + i as i64 * 1000),
-                "attachments": [],
-            })
-        })
-        .collect();
+    let t0 = LONG_THREAD_START;
     source
         .collection::<Document>("modmail")
-        .insert_one(doc! {
-            "_id": id, "guildID": "100000000000000003", "userID": "300000000000000001",
-            "createdAt": DateTime::from_millis(t0), "status": "closed", "messages": messages,
-        })
+        .insert_one(long_thread(id, "100000000000000003", 12_000))
         .await
         .unwrap();
     let first = import(&target, opts(&source), Arc::new(Recorder::default())).await;
@@ -953,18 +944,7 @@ async fn a_long_thread_cut_off_midway_is_finished_by_the_next_run() {
         .await
         .unwrap();
     assert_eq!(holes.deleted_count, 6_010);
-    let mut o = opts(&source);
-    o.dry_run = true;
-    let Outcome::Plan(plan) = engine::start(
-        &env(&target),
-        o,
-        Arc::new(Recorder::default()),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap() else {
-        panic!("a plan")
-    };
+    let plan = preview(&target, opts(&source)).await;
     let again = import(&target, opts(&source), Arc::new(Recorder::default())).await;
     assert_eq!(again.status, RunStatus::Completed, "{:?}", again.message);
     assert_eq!(again.imported(), 1, "the thread counts as imported");
@@ -977,15 +957,7 @@ async fn a_long_thread_cut_off_midway_is_finished_by_the_next_run() {
         "{:?}",
         again.verification
     );
-    for (p, s) in plan.steps.iter().zip(&again.steps) {
-        let c = &s.collections[0];
-        assert_eq!(
-            (p.found, p.to_import, p.to_skip, p.errors),
-            (c.total, c.inserted, c.skipped, c.failed),
-            "the preview of step {}",
-            p.label
-        );
-    }
+    plan_matches(&plan, &again);
     let n = msgs
         .count_documents(doc! { "conversationId": id })
         .await
@@ -1004,23 +976,9 @@ async fn a_long_thread_in_conflict_keeps_all_its_parts_out() {
     let source = fresh_db("lcfsrc").await;
     let target = fresh_db("lcfdst").await;
     let (guild, id) = ("100000000000000002", ObjectId::new());
-    let t0 = 1_600_000_000_000i64;
-    let messages: Vec<Bson> = (0..6_000)
-        .map(|i| {
-            Bson::Document(doc! {
-                "authorID": "200000000000000001",
-                "content": format!("message {i} {}", "x".repeat(60)),
-                "createdAt": DateTime::from_millis(t0 + i as i64 * 1000),
-                "attachments": [],
-            })
-        })
-        .collect();
     source
         .collection::<Document>("modmail")
-        .insert_one(doc! {
-            "_id": id, "guildID": guild, "userID": "300000000000000001",
-            "createdAt": DateTime::from_millis(t0), "status": "closed", "messages": messages,
-        })
+        .insert_one(long_thread(id, guild, 6_000))
         .await
         .unwrap();
     let theirs = their_first_ticket(&target, guild).await;
@@ -1045,6 +1003,29 @@ async fn a_long_thread_in_conflict_keeps_all_its_parts_out() {
         docs(&target, "modmail_conversations", doc! {}).await,
         vec![theirs]
     );
+}
+
+/// When the first message of a [`long_thread`] was written; one a second after it.
+const LONG_THREAD_START: i64 = 1_600_000_000_000;
+
+/// A closed legacy modmail thread `id` in `guild` with `n` messages of about a hundred
+/// bytes each, from [`LONG_THREAD_START`] one a second.
+fn long_thread(id: ObjectId, guild: &str, n: usize) -> Document {
+    let t0 = LONG_THREAD_START;
+    let messages: Vec<Bson> = (0..n)
+        .map(|i| {
+            Bson::Document(doc! {
+                "authorID": "200000000000000001",
+                "content": format!("message {i} {}", "x".repeat(60)),
+                "createdAt": DateTime::from_millis(t0 + i as i64 * 1000),
+                "attachments": [],
+            })
+        })
+        .collect();
+    doc! {
+        "_id": id, "guildID": guild, "userID": "300000000000000001",
+        "createdAt": DateTime::from_millis(t0), "status": "closed", "messages": messages,
+    }
 }
 
 /// The target's own conversation with ticket 1 in `guild` (not imported: another `_id`).
