@@ -968,6 +968,36 @@ async fn a_long_thread_cut_off_midway_is_finished_by_the_next_run() {
     assert!(third.skips.is_empty(), "{:?}", third.skips);
 }
 
+/// While a long thread is written part by part, owners keep hearing that the modmail step
+/// moves (a run silent for too long is reported stalled): progress comes part after part,
+/// not only once the thread is done.
+#[tokio::test]
+async fn a_long_thread_keeps_reporting_progress_while_written() {
+    let source = fresh_db("lbsrc").await;
+    let target = fresh_db("lbdst").await;
+    source
+        .collection::<Document>("modmail")
+        .insert_one(long_thread(ObjectId::new(), "100000000000000004", 12_000))
+        .await
+        .unwrap();
+    let rec = Arc::new(Recorder::default());
+    let r = import(&target, opts(&source), rec.clone()).await;
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.message);
+    let during: Vec<u64> = rec
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.step == 4 && e.kind() == EventKind::StepProgress)
+        .filter_map(|e| e.record_index)
+        .collect();
+    // 12,000 messages of about 130 bytes come in at least five parts of 256 KB.
+    assert!(
+        during.iter().filter(|&&i| i == 1).count() >= 4,
+        "progress while the thread was written: {during:?}"
+    );
+}
+
 /// A long thread whose conversation the target already has under another `_id` is a
 /// conflict like a short one: skipped with its reason, not one of its messages written,
 /// whichever part they would have come in.

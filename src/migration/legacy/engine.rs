@@ -1871,8 +1871,25 @@ impl Engine {
                 imported = true;
                 out.1.clear();
             }
+            self.still_writing(step, res);
         }
         Ok(out)
+    }
+
+    /// Tells the owners `step` is moving while one big record is written part by part (a
+    /// thread of 20,000 messages on a loaded machine can take longer than a run may stay
+    /// silent before it is called stalled): a progress event at `res`, the record counted
+    /// as its first part left it.
+    fn still_writing(&self, step: &Step, res: &CollectionResult) {
+        if !step.record_progress {
+            return;
+        }
+        let mut ev = self.event(EventKind::StepProgress, step);
+        ev.collection = Some(source_name(step.source, &self.modmail).to_string());
+        ev.record_index = Some(res.processed);
+        ev.record_total = Some(res.total);
+        ev.counts = Some(crate::StepCounts::of([res]));
+        self.sink.emit(&ev);
     }
 
     /// Looks every produced document up (by `_id` and key), then inserts those not there:
