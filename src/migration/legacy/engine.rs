@@ -830,12 +830,8 @@ impl Engine {
         let progress = |res: &CollectionResult, throttle: &mut Throttle| {
             self.clock.step(index, res.processed);
             if step.record_progress && throttle.allow(res.processed, res.total) {
-                let mut ev = self.event(EventKind::StepProgress, step);
-                ev.collection = Some(coll_name.clone());
+                let mut ev = self.record_event(step, res);
                 ev.run_pace = Some(self.clock.pace());
-                ev.record_index = Some(res.processed);
-                ev.record_total = Some(res.total);
-                ev.counts = Some(crate::StepCounts::of([res]));
                 ev.pace = Some(crate::Pace::of(
                     step_started,
                     res.processed.saturating_sub(resumed_from),
@@ -1881,15 +1877,20 @@ impl Engine {
     /// silent before it is called stalled): a progress event at `res`, the record counted
     /// as its first part left it.
     fn still_writing(&self, step: &Step, res: &CollectionResult) {
-        if !step.record_progress {
-            return;
+        if step.record_progress {
+            self.sink.emit(&self.record_event(step, res));
         }
+    }
+
+    /// A progress event of `step` at `res`: the collection read, how many of its records
+    /// are done, and the step's counts so far.
+    fn record_event(&self, step: &Step, res: &CollectionResult) -> ProgressEvent {
         let mut ev = self.event(EventKind::StepProgress, step);
-        ev.collection = Some(source_name(step.source, &self.modmail).to_string());
+        ev.collection = Some(source_name(step.source, &self.modmail));
         ev.record_index = Some(res.processed);
         ev.record_total = Some(res.total);
         ev.counts = Some(crate::StepCounts::of([res]));
-        self.sink.emit(&ev);
+        ev
     }
 
     /// Looks every produced document up (by `_id` and key), then inserts those not there:
