@@ -9,8 +9,8 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
 
 use heimdall_host::migration::legacy::{
-    coerce, primary_id, scan, LegacyMapper, LegacySource, LegacyStepSpec, MapContext, Mapped,
-    Prepared, Produced,
+    coerce, primary_id, scan, IdKey, IdNumbers, LegacyMapper, LegacySource, LegacyStepSpec,
+    MapContext, Mapped, Prepared, Produced,
 };
 use heimdall_plugin_core::legacy::{SETTINGS, SETTINGS_LABEL};
 
@@ -34,7 +34,7 @@ impl LegacyMapper for ModerationConfigMapper {
 
 /// Case numbers of the warnings without `caseID`: after the guild's highest `caseID`, in
 /// order of `date` (ties by `_id`).
-struct CaseNumbers(HashMap<String, i32>);
+struct CaseNumbers(IdNumbers);
 
 /// Checks what a warning needs to be imported; returns its guild and type.
 fn validate(r: &Document) -> Result<(String, String), String> {
@@ -61,7 +61,7 @@ impl LegacyMapper for InfractionMapper {
         filter: &Document,
     ) -> anyhow::Result<Prepared> {
         let mut max: HashMap<String, i64> = HashMap::new();
-        let mut pending: HashMap<String, Vec<(i64, String)>> = HashMap::new();
+        let mut pending: HashMap<String, Vec<(i64, IdKey)>> = HashMap::new();
         let mut cursor = scan(
             source,
             filter,
@@ -82,24 +82,23 @@ impl LegacyMapper for InfractionMapper {
                     let Ok(Some(date)) = coerce::date(&d, "date") else {
                         continue;
                     };
-                    pending.entry(guild).or_default().push((
-                        date.timestamp_millis(),
-                        heimdall_host::migration::id_text(&d),
-                    ));
+                    pending
+                        .entry(guild)
+                        .or_default()
+                        .push((date.timestamp_millis(), IdKey::of_record(&d)));
                 }
                 Err(_) => {}
             }
         }
-        let mut numbers = HashMap::new();
-        for (guild, mut list) in pending {
+        // Each guild's list is numbered and let go in turn.
+        let numbers = pending.into_iter().flat_map(|(guild, mut list)| {
             list.sort();
-            let mut next = max.get(&guild).copied().unwrap_or(0);
-            for (_, id) in list {
-                next += 1;
-                numbers.insert(id, next as i32);
-            }
-        }
-        Ok(Box::new(CaseNumbers(numbers)))
+            let after = max.get(&guild).copied().unwrap_or(0);
+            list.into_iter()
+                .zip(after + 1..)
+                .map(|((_, id), n)| (id, n as i32))
+        });
+        Ok(Box::new(CaseNumbers(numbers.collect())))
     }
 
     fn map(&self, r: &Document, ctx: &MapContext<'_>) -> Result<Mapped, String> {
@@ -115,9 +114,9 @@ impl LegacyMapper for InfractionMapper {
                     .prepared
                     .downcast_ref::<CaseNumbers>()
                     .ok_or("internal: case numbering missing")?;
-                *numbers
+                numbers
                     .0
-                    .get(&heimdall_host::migration::id_text(r))
+                    .get(r.get("_id").unwrap_or(&Bson::Null))
                     .ok_or("could not number this case")?
             }
         };

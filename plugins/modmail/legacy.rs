@@ -10,28 +10,12 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
 
 use heimdall_host::migration::legacy::{
-    coerce, primary_id, scan, DerivedIds, LegacyMapper, LegacySource, LegacyStepSpec, MapContext,
-    Mapped, Prepared, Produced,
+    coerce, primary_id, scan, DerivedIds, IdKey, IdNumbers, LegacyMapper, LegacySource,
+    LegacyStepSpec, MapContext, Mapped, Prepared, Produced,
 };
 
-/// A legacy `_id`, held compactly (most are ObjectIds): the numbering holds one per thread.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum LegacyId {
-    Oid(mongodb::bson::oid::ObjectId),
-    Other(String),
-}
-
-impl LegacyId {
-    fn of(b: &Bson) -> Self {
-        match b {
-            Bson::ObjectId(o) => Self::Oid(*o),
-            other => Self::Other(id_text(other)),
-        }
-    }
-}
-
 /// Legacy `_id` → ticket number.
-struct Numbers(HashMap<LegacyId, i32>);
+struct Numbers(IdNumbers);
 
 /// Maps a legacy modmail thread and every message in it.
 pub struct ModmailMapper;
@@ -43,7 +27,7 @@ impl LegacyMapper for ModmailMapper {
         source: &Collection<Document>,
         filter: &Document,
     ) -> anyhow::Result<Prepared> {
-        let mut per_guild: HashMap<String, Vec<(i64, LegacyId)>> = HashMap::new();
+        let mut per_guild: HashMap<String, Vec<(i64, IdKey)>> = HashMap::new();
         let mut cursor = scan(source, filter, doc! { "guildID": 1, "createdAt": 1 }).await?;
         while let Some(d) = cursor.try_next().await? {
             let (Ok(Some(guild)), Ok(Some(created))) =
@@ -51,20 +35,19 @@ impl LegacyMapper for ModmailMapper {
             else {
                 continue;
             };
-            per_guild.entry(guild).or_default().push((
-                created.timestamp_millis(),
-                LegacyId::of(d.get("_id").unwrap_or(&Bson::Null)),
-            ));
+            per_guild
+                .entry(guild)
+                .or_default()
+                .push((created.timestamp_millis(), IdKey::of_record(&d)));
         }
-        let mut numbers = HashMap::new();
-        for (_, mut list) in per_guild {
-            list.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| cmp_id(&a.1, &b.1)));
-            numbers.reserve(list.len());
-            for (i, (_, id)) in list.into_iter().enumerate() {
-                numbers.insert(id, i as i32 + 1);
-            }
-        }
-        Ok(Box::new(Numbers(numbers)))
+        // Each guild's list is numbered and let go in turn.
+        let numbers = per_guild.into_values().flat_map(|mut list| {
+            list.sort();
+            list.into_iter()
+                .enumerate()
+                .map(|(i, (_, id))| (id, i as i32 + 1))
+        });
+        Ok(Box::new(Numbers(numbers.collect())))
     }
 
     fn list_field(&self) -> Option<&'static str> {
@@ -84,9 +67,9 @@ impl LegacyMapper for ModmailMapper {
             .prepared
             .downcast_ref::<Numbers>()
             .ok_or("internal: modmail numbering missing")?;
-        let number = *numbers
+        let number = numbers
             .0
-            .get(&LegacyId::of(r.get("_id").unwrap_or(&Bson::Null)))
+            .get(r.get("_id").unwrap_or(&Bson::Null))
             .ok_or("could not number this conversation")?;
         let id = primary_id(r);
         let mut out = vec![Produced {
@@ -138,23 +121,6 @@ impl LegacyMapper for ModmailMapper {
             });
         }
         Ok(Mapped::Docs(out))
-    }
-}
-
-fn id_text(b: &Bson) -> String {
-    match b {
-        Bson::ObjectId(o) => o.to_hex(),
-        Bson::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn cmp_id(a: &LegacyId, b: &LegacyId) -> std::cmp::Ordering {
-    match (a, b) {
-        (LegacyId::Oid(x), LegacyId::Oid(y)) => x.bytes().cmp(&y.bytes()),
-        (LegacyId::Oid(x), LegacyId::Other(y)) => x.to_hex().cmp(y),
-        (LegacyId::Other(x), LegacyId::Oid(y)) => x.as_str().cmp(y.to_hex().as_str()),
-        (LegacyId::Other(x), LegacyId::Other(y)) => x.cmp(y),
     }
 }
 
