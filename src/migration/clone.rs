@@ -1660,8 +1660,11 @@ impl Engine {
         collection: &str,
         ignore: &[&str],
     ) -> anyhow::Result<(Summed, Summed)> {
-        let read =
-            |db: &Database| Summed::of(db.collection(collection), doc! {}, ignore, self.batch_size);
+        let alive = || self.sink.alive();
+        let read = |db: &Database| {
+            let coll = db.collection(collection);
+            Summed::of(coll, doc! {}, ignore, (self.batch_size, &alive))
+        };
         tokio::try_join!(
             async {
                 read(&self.source.db)
@@ -1794,6 +1797,7 @@ impl Engine {
         let mut gone = syncing.then(|| gone::GoneScan::new(base_filter.is_empty()));
         while let Some(batch) = rx.recv().await {
             let batch = batch?;
+            self.sink.alive();
             let ids: Vec<Bson> = batch.iter().filter_map(|d| raw_id_bson(d)).collect();
             let window = gone.as_mut().and_then(|g| g.window(&ids));
             let by_id = match (window, gone.as_mut()) {
@@ -2782,16 +2786,22 @@ pub(crate) struct Summed {
 
 impl Summed {
     /// Reads the documents of `coll` that match `filter` once, raw, in the server's own
-    /// order; `ignore`: fields left out of the content hashes.
+    /// order, `batch` a reply, calling `alive` after each reply's worth (a whole
+    /// collection's read sends no progress event of its own); `ignore`: fields left out of
+    /// the content hashes.
     pub(crate) async fn of(
         coll: Collection<RawDocumentBuf>,
         filter: Document,
         ignore: &[&str],
-        batch: usize,
+        (batch, alive): (usize, &(dyn Fn() + Sync)),
     ) -> anyhow::Result<Summed> {
-        let mut cursor = coll.find(filter).batch_size(batch.max(1) as u32).await?;
+        let batch = batch.max(1);
+        let mut cursor = coll.find(filter).batch_size(batch as u32).await?;
         let mut out = Summed::default();
         while let Some(d) = cursor.try_next().await? {
+            if out.count % batch as u64 == 0 {
+                alive();
+            }
             let h = raw_content_hash(&d, ignore)?;
             out.count += 1;
             out.contents = out.contents.wrapping_add(h);

@@ -312,6 +312,11 @@ impl ProgressEvent {
 pub trait ProgressSink: Send + Sync {
     /// Receives one event. Must not block for long.
     fn emit(&self, event: &ProgressEvent);
+
+    /// The run moved without an event to send (a verification reading the target once
+    /// every step's import has ended): a watch for stalls counts it as progress. Nothing
+    /// by default.
+    fn alive(&self) {}
 }
 
 /// A sink that drops everything.
@@ -377,6 +382,11 @@ impl ProgressSink for StallWatch {
         *self.last.lock().expect("stall watch") = (Instant::now(), Some(event.clone()), false);
         self.inner.emit(event);
     }
+
+    fn alive(&self) {
+        let mut last = self.last.lock().expect("stall watch");
+        (last.0, last.2) = (Instant::now(), false);
+    }
 }
 
 /// `HEIMDALL_MIGRATION_STALL_SECS` (default 30): how long a run may make no progress before
@@ -401,6 +411,12 @@ impl ProgressSink for FanOut {
     fn emit(&self, event: &ProgressEvent) {
         for s in &self.0 {
             s.emit(event);
+        }
+    }
+
+    fn alive(&self) {
+        for s in &self.0 {
+            s.alive();
         }
     }
 }
@@ -1266,6 +1282,49 @@ mod tests {
         assert_eq!(Pace::of(Instant::now(), 0, 100).eta_ms, None);
     }
     use mongodb::bson::{doc, Bson, RawDocumentBuf};
+
+    /// Records the kinds of the events it is sent.
+    #[derive(Default)]
+    struct Kinds(std::sync::Mutex<Vec<EventKind>>);
+
+    impl ProgressSink for Kinds {
+        fn emit(&self, e: &ProgressEvent) {
+            self.0.lock().unwrap().push(e.kind());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_that_moves_without_events_is_not_stalled_but_one_that_stops_is() {
+        let kinds = Arc::new(Kinds::default());
+        // Two seconds of silence are a stall here; the run moves every 200 ms.
+        let watch = StallWatch::new(kinds.clone(), Duration::from_secs(2));
+        let watching = {
+            let w = watch.clone();
+            tokio::spawn(async move { w.watch().await })
+        };
+        let mut ev: ProgressEvent = serde_json::from_value(serde_json::json!({
+            "runId": "r", "mode": "legacy", "step": 7, "label": "Last",
+            "plugin": "p", "completed": 7, "total": 7
+        }))
+        .unwrap();
+        ev.kind = Some(EventKind::StepComplete);
+        watch.emit(&ev);
+        // A verification reading the target after the last step's event, for twice as
+        // long as a stall takes.
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            watch.alive();
+        }
+        let stalls = || {
+            let k = kinds.0.lock().unwrap();
+            k.iter().filter(|k| **k == EventKind::Stalled).count()
+        };
+        assert_eq!(stalls(), 0, "reading is moving");
+        // Then nothing at all: a stall, reported once.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(stalls(), 1);
+        watching.abort();
+    }
 
     #[test]
     fn event_names_are_spelled_once_and_read_back() {

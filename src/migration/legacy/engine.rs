@@ -1225,7 +1225,7 @@ impl Engine {
             self.target.collection(collection),
             filter,
             &[],
-            VERIFY_SLICE,
+            (VERIFY_SLICE, &|| self.sink.alive()),
         )
         .await
         .with_context(|| format!("reading {collection} in the target to verify the import"))?;
@@ -1311,6 +1311,9 @@ impl Engine {
             let mut tally = VerifyTally::default();
             while let Some(part) = checked.try_next().await? {
                 tally.absorb(part);
+                // After the last step's import, the verification's checks are the run's
+                // only moves.
+                self.sink.alive();
             }
             anyhow::Ok(tally)
         };
