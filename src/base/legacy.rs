@@ -293,16 +293,12 @@ impl FromIterator<(IdKey, i32)> for IdNumbers {
                 }
             }
         }
-        // Stable: of equal keys the last one given stays last, and is the one kept.
+        // Reversed, then a stable sort: of equal keys the last one given comes first, and
+        // is the one `dedup` keeps. In place: no second list beside the first.
+        out.oids.reverse();
         out.oids.sort_by_key(|e| e.0);
-        let mut kept: Vec<([u8; 12], i32)> = Vec::with_capacity(out.oids.len());
-        for e in out.oids.drain(..) {
-            match kept.last_mut() {
-                Some(last) if last.0 == e.0 => *last = e,
-                _ => kept.push(e),
-            }
-        }
-        out.oids = kept;
+        out.oids.dedup_by_key(|e| e.0);
+        out.oids.shrink_to_fit();
         out.texts.shrink_to_fit();
         out
     }
