@@ -1459,11 +1459,13 @@ impl Engine {
         let mut records = RecordSums::default();
         while let Some(MappedChecks {
             last,
+            found,
             checks,
             records: theirs,
         }) = mapped.next().await
         {
             records.absorb(theirs);
+            tally.absorb(found);
             lock(sums).absorb(&checks.sums);
             let part = self
                 .account(step, name, checks.rows, (last, imported.clone()))
@@ -1486,6 +1488,9 @@ impl Engine {
         let mut tally = VerifyTally::default();
         let mut absent = Vec::new();
         for row in rows {
+            if row.count_found(&mut tally) {
+                continue;
+            }
             let why = if row.failed {
                 tally.add_source(0);
                 "verification: failed to map"
@@ -1493,9 +1498,6 @@ impl Engine {
                 tally.add_source(row.source);
                 if row.skipped {
                     "verification: skipped"
-                } else if row.whole {
-                    tally.add_found(row.source, row.target);
-                    continue;
                 } else {
                     "verification: not in the target"
                 }
@@ -2310,6 +2312,20 @@ struct Checked {
     whole: bool,
 }
 
+impl Checked {
+    /// Counts the record into `tally` when all it became is there (mapped, not skipped,
+    /// every document found), as [`Engine::account`] does; `false`, nothing counted, when
+    /// it is not: the record is then accounted for by what the run recorded of it.
+    fn count_found(&self, tally: &mut VerifyTally) -> bool {
+        let found = !self.failed && !self.skipped && self.whole;
+        if found {
+            tally.add_source(self.source);
+            tally.add_found(self.source, self.target);
+        }
+        found
+    }
+}
+
 /// What the verification made of some records ([`check_records`]).
 #[derive(Default)]
 struct Checks {
@@ -2319,6 +2335,20 @@ struct Checks {
     pending: Vec<Digested>,
     /// Their documents summed (the first pass).
     sums: Sums,
+}
+
+impl Checks {
+    /// Takes the records found out of the rows, counted into a tally: what is left is
+    /// the records to account for one by one, most often none. Summed checks only (no
+    /// documents pending a lookup, which point into the rows).
+    fn take_found(&mut self) -> VerifyTally {
+        debug_assert!(self.pending.is_empty(), "rows with lookups pending");
+        let mut tally = VerifyTally::default();
+        self.rows.retain(|row| !row.count_found(&mut tally));
+        // Not a batch's worth of room kept for the few left.
+        self.rows.shrink_to_fit();
+        tally
+    }
 }
 
 /// Maps `records` as the import does and reduces what each becomes to what its
@@ -2603,7 +2633,12 @@ struct MappedBatch {
 struct MappedChecks {
     /// The `_id` of the batch's last record.
     last: Option<Bson>,
-    /// Rows and sums of its whole records ([`check_mapped`] with sums).
+    /// Its whole records found (all of them mapped, not skipped), counted, not a row a
+    /// record: a batch waits here until its step's verification takes it up, after the
+    /// two steps being verified (see [`Engine::verify`]).
+    found: VerifyTally,
+    /// Sums of its whole records' documents ([`check_mapped`] with sums), and the rows of
+    /// those not in `found`.
     checks: Checks,
     /// Its whole records, as read.
     records: RecordSums,
@@ -2696,6 +2731,7 @@ fn map_batch(
             }
             Some(MappedChecks {
                 last: last.clone(),
+                found: checks.take_found(),
                 checks,
                 records: read,
             })
@@ -2928,5 +2964,43 @@ mod tests {
             assert!(room.try_acquire(&batch(record_bytes)).is_none());
             drop((held, aside));
         }
+    }
+
+    #[test]
+    fn a_batch_waiting_for_its_verification_holds_only_the_records_not_found() {
+        let row = |n: i64, (failed, skipped, whole): (bool, bool, bool), target: u64| Checked {
+            id: doc! { "_id": n },
+            failed,
+            skipped,
+            source: n as u64,
+            target,
+            whole,
+        };
+        let mut checks = Checks::default();
+        for n in 0..2000 {
+            // One found record whose documents came out different.
+            let target = if n == 7 { 1 << 40 } else { n as u64 };
+            checks.rows.push(row(n, (false, false, true), target));
+        }
+        checks.rows.push(row(2000, (true, false, true), 0));
+        checks.rows.push(row(2001, (false, true, true), 0));
+        checks.rows.push(row(2002, (false, false, false), 0));
+        let found = checks.take_found();
+        assert_eq!((found.source, found.found), (2000, 2000));
+        assert_eq!((found.matching, found.differing), (1999, 1));
+        assert_eq!(found.source_digest, (0..2000u64).sum::<u64>());
+        assert_eq!(
+            found.target_digest,
+            (0..2000u64).sum::<u64>() - 7 + (1 << 40)
+        );
+        // The failed, the skipped and the one not found stay, to be looked up in what the
+        // run recorded; the room of 2003 rows goes.
+        let left: Vec<_> = checks
+            .rows
+            .iter()
+            .map(|r| r.id.get_i64("_id").unwrap())
+            .collect();
+        assert_eq!(left, [2000, 2001, 2002]);
+        assert!(checks.rows.capacity() < 10, "{}", checks.rows.capacity());
     }
 }
