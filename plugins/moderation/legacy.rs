@@ -8,9 +8,10 @@ use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
 
+use anyhow::Context as _;
 use heimdall_host::migration::legacy::{
     coerce, primary_id, scan, IdKey, IdNumbers, LegacyMapper, LegacySource, LegacyStepSpec,
-    MapContext, Mapped, Prepared, Produced,
+    MapContext, Mapped, Numbering, Prepared, Produced,
 };
 use heimdall_plugin_core::legacy::{SETTINGS, SETTINGS_LABEL};
 
@@ -61,7 +62,8 @@ impl LegacyMapper for InfractionMapper {
         filter: &Document,
     ) -> anyhow::Result<Prepared> {
         let mut max: HashMap<String, i64> = HashMap::new();
-        let mut pending: HashMap<String, Vec<(i64, IdKey)>> = HashMap::new();
+        // Sorted and numbered in bounded memory (runs on a temporary file past a chunk).
+        let mut pending = Numbering::new();
         let mut cursor = scan(
             source,
             filter,
@@ -82,23 +84,17 @@ impl LegacyMapper for InfractionMapper {
                     let Ok(Some(date)) = coerce::date(&d, "date") else {
                         continue;
                     };
-                    pending
-                        .entry(guild)
-                        .or_default()
-                        .push((date.timestamp_millis(), IdKey::of_record(&d)));
+                    pending.push(&guild, date.timestamp_millis(), IdKey::of_record(&d));
                 }
                 Err(_) => {}
             }
         }
-        // Each guild's list is numbered and let go in turn.
-        let numbers = pending.into_iter().flat_map(|(guild, mut list)| {
-            list.sort();
-            let after = max.get(&guild).copied().unwrap_or(0);
-            list.into_iter()
-                .zip(after + 1..)
-                .map(|((_, id), n)| (id, n as i32))
-        });
-        Ok(Box::new(CaseNumbers(numbers.collect())))
+        let numbers = tokio::task::spawn_blocking(move || {
+            pending.finish(|guild| max.get(guild).copied().unwrap_or(0) + 1)
+        })
+        .await?
+        .context("numbering the cases on a temporary file")?;
+        Ok(Box::new(CaseNumbers(numbers)))
     }
 
     fn map(&self, r: &Document, ctx: &MapContext<'_>) -> Result<Mapped, String> {

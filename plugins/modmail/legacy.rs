@@ -2,16 +2,16 @@
 //! `modmail_messages`. Conversations are numbered per guild by `createdAt` (ties by `_id`)
 //! from 1, so every re-run gives each the same `ticketNumber`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
 
+use anyhow::Context as _;
 use heimdall_host::migration::legacy::{
     coerce, primary_id, scan, DerivedIds, IdKey, IdNumbers, LegacyMapper, LegacySource,
-    LegacyStepSpec, MapContext, Mapped, Prepared, Produced,
+    LegacyStepSpec, MapContext, Mapped, Numbering, Prepared, Produced,
 };
 
 /// Legacy `_id` → ticket number.
@@ -27,7 +27,8 @@ impl LegacyMapper for ModmailMapper {
         source: &Collection<Document>,
         filter: &Document,
     ) -> anyhow::Result<Prepared> {
-        let mut per_guild: HashMap<String, Vec<(i64, IdKey)>> = HashMap::new();
+        // Sorted and numbered in bounded memory (runs on a temporary file past a chunk).
+        let mut numbering = Numbering::new();
         let mut cursor = scan(source, filter, doc! { "guildID": 1, "createdAt": 1 }).await?;
         while let Some(d) = cursor.try_next().await? {
             let (Ok(Some(guild)), Ok(Some(created))) =
@@ -35,19 +36,12 @@ impl LegacyMapper for ModmailMapper {
             else {
                 continue;
             };
-            per_guild
-                .entry(guild)
-                .or_default()
-                .push((created.timestamp_millis(), IdKey::of_record(&d)));
+            numbering.push(&guild, created.timestamp_millis(), IdKey::of_record(&d));
         }
-        // Each guild's list is numbered and let go in turn.
-        let numbers = per_guild.into_values().flat_map(|mut list| {
-            list.sort();
-            list.into_iter()
-                .enumerate()
-                .map(|(i, (_, id))| (id, i as i32 + 1))
-        });
-        Ok(Box::new(Numbers(numbers.collect())))
+        let numbers = tokio::task::spawn_blocking(move || numbering.finish(|_| 1))
+            .await?
+            .context("numbering the conversations on a temporary file")?;
+        Ok(Box::new(Numbers(numbers)))
     }
 
     fn list_field(&self) -> Option<&'static str> {

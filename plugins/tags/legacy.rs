@@ -8,9 +8,10 @@ use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::Collection;
 
+use anyhow::Context as _;
 use heimdall_host::migration::legacy::{
     coerce, primary_id, scan, LegacyMapper, LegacySource, LegacyStepSpec, MapContext, Mapped,
-    Prepared, Produced,
+    Prepared, Produced, Repeated,
 };
 
 /// (guild, name) → the winning record: (creation time, `_id` text), for the names more
@@ -64,27 +65,31 @@ impl TagMapper {
 #[async_trait::async_trait]
 impl LegacyMapper for TagMapper {
     /// Which tag wins each name taken more than once. Memory follows the tags that share a
-    /// name, not all tags: a first read counts claims by a 64-bit hash (a byte each), a
-    /// second keeps whole claims only for hashes counted twice or more.
+    /// name, not all tags: a first read finds the claims' 64-bit hashes given twice or more
+    /// ([`Repeated`]: sorted, past a chunk on a temporary file), a second keeps whole
+    /// claims only for those hashes.
     async fn prepare(
         &self,
         source: &Collection<Document>,
         filter: &Document,
     ) -> anyhow::Result<Prepared> {
-        let mut counts: HashMap<u64, u8> = HashMap::new();
+        // The hashes given twice or more, found in bounded memory (sorted in runs on a
+        // temporary file past a chunk), not counted in a map of every tag's.
+        let mut claims = Repeated::new();
         let mut cursor = Self::claims(source, filter).await?;
         while let Some(d) = cursor.try_next().await? {
             if let Some(c) = claim(&d) {
-                let n = counts.entry(claim_hash(&c)).or_default();
-                *n = n.saturating_add(1);
+                claims.push(claim_hash(&c));
             }
         }
-        counts.retain(|_, n| *n > 1);
+        let counts = tokio::task::spawn_blocking(move || claims.finish())
+            .await?
+            .context("finding the tag names taken twice on a temporary file")?;
         let mut winners: HashMap<(String, String), (i64, String)> = HashMap::new();
         if !counts.is_empty() {
             let mut cursor = Self::claims(source, filter).await?;
             while let Some(d) = cursor.try_next().await? {
-                let Some(c) = claim(&d).filter(|c| counts.contains_key(&claim_hash(c))) else {
+                let Some(c) = claim(&d).filter(|c| counts.contains(&claim_hash(c))) else {
                     continue;
                 };
                 let cand = (age(&d), heimdall_host::migration::id_text(&d));

@@ -8,6 +8,8 @@ use async_trait::async_trait;
 use mongodb::bson::{oid::ObjectId, Bson, DateTime, Document};
 use mongodb::Collection;
 
+pub use crate::numbering::{IdNumbers, Numbering, Repeated};
+
 /// Where a legacy step reads from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LegacySource {
@@ -243,64 +245,6 @@ impl Ord for IdKey {
 impl PartialOrd for IdKey {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
-    }
-}
-
-/// Numbers a step's preparation gives legacy records by `_id` (a modmail thread's ticket
-/// number, a warning's case number), held for the whole step and so held small: 16 bytes a
-/// record with an ObjectId `_id` (a sorted list), a map entry for any other. A map keyed
-/// by `_id` took 54 bytes a record and more while it grew (8.4 MB for the 155,299 threads
-/// of a million-record import, held beside the step's batches).
-#[derive(Debug, Default)]
-pub struct IdNumbers {
-    oids: Vec<([u8; 12], i32)>,
-    texts: std::collections::HashMap<Box<str>, i32>,
-}
-
-impl IdNumbers {
-    /// The number of the record whose `_id` is `id`, if it was given one.
-    pub fn get(&self, id: &Bson) -> Option<i32> {
-        match IdKey::of(id) {
-            IdKey::Oid(b) => self
-                .oids
-                .binary_search_by(|(k, _)| k.cmp(&b))
-                .ok()
-                .map(|i| self.oids[i].1),
-            IdKey::Text(t) => self.texts.get(&t).copied(),
-        }
-    }
-
-    /// How many records have a number.
-    pub fn len(&self) -> usize {
-        self.oids.len() + self.texts.len()
-    }
-
-    /// Whether no record has a number.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl FromIterator<(IdKey, i32)> for IdNumbers {
-    /// Numbers by key; a key given twice keeps its last number.
-    fn from_iter<I: IntoIterator<Item = (IdKey, i32)>>(iter: I) -> Self {
-        let mut out = Self::default();
-        for (key, n) in iter {
-            match key {
-                IdKey::Oid(b) => out.oids.push((b, n)),
-                IdKey::Text(t) => {
-                    out.texts.insert(t, n);
-                }
-            }
-        }
-        // Reversed, then a stable sort: of equal keys the last one given comes first, and
-        // is the one `dedup` keeps. In place: no second list beside the first.
-        out.oids.reverse();
-        out.oids.sort_by_key(|e| e.0);
-        out.oids.dedup_by_key(|e| e.0);
-        out.oids.shrink_to_fit();
-        out.texts.shrink_to_fit();
-        out
     }
 }
 

@@ -10,5 +10,6 @@ pub mod error;
 pub mod ids;
 pub mod legacy;
 pub mod net;
+pub mod numbering;
 pub mod secret;
 pub mod settings;

@@ -1,0 +1,219 @@
+//! Numbering benchmark: the heap a Legacy Import step's numbering (modmail's ticket
+//! numbers, moderation's case numbers) takes while it is built and while it is held, built
+//! in bounded memory (`Numbering`: sorted runs on a temporary file, looked up a block at a
+//! time) against the way the steps built it before, every record in memory (the ceiling,
+//! measured in the same run on the same records), and the time each takes to build and to
+//! answer a look-up per record.
+//!
+//! The heap is counted by this binary's allocator (every allocation and free), so the
+//! figures are the numbering's own bytes, not the process's pages.
+//!
+//! `cargo bench -p heimdall-base --bench numbering -- [--records N] [--guilds G] [--runs R]`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
+
+use heimdall_base::legacy::{IdKey, IdNumbers, Numbering};
+use mongodb::bson::{oid::ObjectId, Bson};
+
+/// The system's allocator, counting the bytes live and their highest point.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            let now = LIVE.fetch_add(layout.size(), Relaxed) + layout.size();
+            PEAK.fetch_max(now, Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        LIVE.fetch_sub(layout.size(), Relaxed);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = System.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            if new_size >= layout.size() {
+                let now =
+                    LIVE.fetch_add(new_size - layout.size(), Relaxed) + new_size - layout.size();
+                PEAK.fetch_max(now, Relaxed);
+            } else {
+                LIVE.fetch_sub(layout.size() - new_size, Relaxed);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// The records of a source as a scan gives them, the same each time for one `seed`:
+/// guild, time, `_id` (ObjectIds, as the old bot made them, a few times shared).
+fn records(n: usize, guilds: u64, seed: u64) -> impl Iterator<Item = (String, i64, Bson)> {
+    let mut x = seed | 1;
+    let mut next = move || {
+        // xorshift64*: no allocation, the same sequence for a seed.
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    (0..n).map(move |i| {
+        let guild = format!("{}", 700_000_000_000_000_000 + next() % guilds);
+        let at = 1_500_000_000_000 + (next() % (n as u64 * 20)) as i64;
+        let mut b = [0u8; 12];
+        b[..4].copy_from_slice(&((at / 1000) as u32).to_be_bytes());
+        b[4..].copy_from_slice(&(next() ^ i as u64).to_be_bytes());
+        (guild, at, Bson::ObjectId(ObjectId::from_bytes(b)))
+    })
+}
+
+/// The numbering as the steps built it before: a list per guild, all in memory, sorted
+/// and numbered into a sorted list.
+fn in_memory(n: usize, guilds: u64, seed: u64) -> IdNumbers {
+    let mut per: HashMap<String, Vec<(i64, IdKey)>> = HashMap::new();
+    for (g, at, id) in records(n, guilds, seed) {
+        per.entry(g).or_default().push((at, IdKey::of(&id)));
+    }
+    per.into_values()
+        .flat_map(|mut list| {
+            list.sort();
+            list.into_iter()
+                .enumerate()
+                .map(|(i, (_, id))| (id, i as i32 + 1))
+        })
+        .collect()
+}
+
+fn bounded(n: usize, guilds: u64, seed: u64) -> IdNumbers {
+    let mut numbering = Numbering::new();
+    for (g, at, id) in records(n, guilds, seed) {
+        numbering.push(&g, at, IdKey::of(&id));
+    }
+    numbering.finish(|_| 1).unwrap()
+}
+
+/// What one way took: heap at its highest while built, heap held once built, seconds to
+/// build, seconds to look every record up.
+struct Took {
+    peak: usize,
+    held: usize,
+    build: f64,
+    look: f64,
+}
+
+fn measure(n: usize, guilds: u64, seed: u64, way: fn(usize, u64, u64) -> IdNumbers) -> (Took, u64) {
+    let base = LIVE.load(Relaxed);
+    PEAK.store(base, Relaxed);
+    let t0 = Instant::now();
+    let numbers = way(n, guilds, seed);
+    let build = t0.elapsed().as_secs_f64();
+    let (peak, held) = (
+        PEAK.load(Relaxed).saturating_sub(base),
+        LIVE.load(Relaxed).saturating_sub(base),
+    );
+    let t0 = Instant::now();
+    let mut sum = 0u64;
+    for (_, _, id) in records(n, guilds, seed) {
+        sum += numbers.get(&id).expect("every record is numbered") as u64;
+    }
+    let look = t0.elapsed().as_secs_f64();
+    (
+        Took {
+            peak,
+            held,
+            build,
+            look,
+        },
+        sum,
+    )
+}
+
+/// `--name value` from the command line.
+fn arg(name: &str, default: f64) -> f64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The median (of an even number of values, the mean of the middle two).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let mid = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    }
+}
+
+fn main() {
+    let n = arg("--records", 1_500_000.0) as usize;
+    let guilds = arg("--guilds", 200.0) as u64;
+    let runs = arg("--runs", 3.0) as usize;
+    let mb = |b: usize| b as f64 / 1e6;
+    let (mut peak, mut held, mut build, mut look) = (vec![], vec![], vec![], vec![]);
+    let (mut bpeak, mut bheld) = (vec![], vec![]);
+    for r in 0..runs {
+        let seed = 0x5eed + r as u64;
+        let (mem, want) = measure(n, guilds, seed, in_memory);
+        let (disk, got) = measure(n, guilds, seed, bounded);
+        // The same numbers either way: the sums of every record's number agree.
+        assert_eq!(got, want, "run {r}: the numberings differ");
+        eprintln!(
+            "run {r}: {n} records in {guilds} guilds; in memory: peak {:.1} MB, held {:.1} MB, \
+             built in {:.2}s, looked up in {:.2}s; bounded: peak {:.1} MB, held {:.3} MB, \
+             built in {:.2}s, looked up in {:.2}s",
+            mb(mem.peak),
+            mb(mem.held),
+            mem.build,
+            mem.look,
+            mb(disk.peak),
+            mb(disk.held),
+            disk.build,
+            disk.look
+        );
+        bpeak.push(mb(disk.peak));
+        bheld.push(mb(disk.held));
+        peak.push(disk.peak as f64 / mem.peak as f64);
+        held.push(disk.held as f64 / mem.held as f64);
+        build.push(disk.build / mem.build);
+        look.push(disk.look / mem.look);
+    }
+    let spread = |v: &[f64]| {
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+        format!("{lo:.3}–{hi:.3}")
+    };
+    println!("numbering of {n} records in {guilds} guilds, median of {runs} (spread):");
+    println!(
+        "  bounded: peak heap {:.1} MB ({}), held {:.3} MB ({})",
+        median(bpeak.clone()),
+        spread(&bpeak),
+        median(bheld.clone()),
+        spread(&bheld)
+    );
+    println!(
+        "  bounded ÷ in memory: peak heap {:.3} ({}), held {:.4} ({}), build time {:.2} ({}), look-up time {:.2} ({})",
+        median(peak.clone()),
+        spread(&peak),
+        median(held.clone()),
+        spread(&held),
+        median(build.clone()),
+        spread(&build),
+        median(look.clone()),
+        spread(&look)
+    );
+}
