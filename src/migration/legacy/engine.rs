@@ -525,12 +525,14 @@ impl Engine {
             return Err(Cancelled.into());
         }
         let (tx, rx) = watch::channel(Imported::default());
-        let (checks_tx, checks_rx) = futures::channel::mpsc::unbounded();
+        let queue = Arc::new(MappedQueue::default());
+        // Closed when the import ends, however it ends.
+        let checks_tx = QueueCloser(queue.clone());
         // The receiving end only goes away with the run.
-        let _ = started.unbounded_send((i, rx, checks_rx));
+        let _ = started.unbounded_send((i, rx, queue));
         let res = &mut result.collections[0];
         let ran = self
-            .run_step(i, step, res, &mut Vec::new(), Some((&tx, &checks_tx)))
+            .run_step(i, step, res, &mut Vec::new(), Some((&tx, &checks_tx.0)))
             .await;
         drop(checks_tx);
         if ran.is_err() {
@@ -714,10 +716,7 @@ impl Engine {
         step: &Step,
         res: &mut CollectionResult,
         plan_errors: &mut Vec<RecordError>,
-        imported: Option<(
-            &watch::Sender<Imported>,
-            &futures::channel::mpsc::UnboundedSender<MappedChecks>,
-        )>,
+        imported: Option<(&watch::Sender<Imported>, &MappedQueue)>,
     ) -> anyhow::Result<()> {
         // Whether the verification takes the mapping of the step's whole records from this
         // import (see `MappedChecks`): when it maps every record of the step, from the first.
@@ -924,7 +923,7 @@ impl Engine {
             } = batch;
             if let (Some(to), Some(checks)) = (checks_to, checks) {
                 // Ends with the verification.
-                let _ = to.unbounded_send(checks);
+                to.send(checks);
             }
             if !(self.write && insert_first) {
                 // Looked up first (a re-run, or a dry run): one batch at a time.
@@ -1252,10 +1251,7 @@ impl Engine {
         &self,
         step: &Step,
         mut imported: watch::Receiver<Imported>,
-        first: Option<(
-            &std::sync::Mutex<Sums>,
-            futures::channel::mpsc::UnboundedReceiver<MappedChecks>,
-        )>,
+        first: Option<(&std::sync::Mutex<Sums>, Arc<MappedQueue>)>,
     ) -> anyhow::Result<CollectionVerification> {
         let name = source_name(step.source, &self.modmail);
         // Not before the step has imported again what an earlier verification found missing.
@@ -1451,10 +1447,9 @@ impl Engine {
         &self,
         step: &Step,
         name: &str,
-        mut mapped: futures::channel::mpsc::UnboundedReceiver<MappedChecks>,
+        mapped: Arc<MappedQueue>,
         (imported, sums): (watch::Receiver<Imported>, &std::sync::Mutex<Sums>),
     ) -> anyhow::Result<(VerifyTally, RecordSums)> {
-        use futures::StreamExt;
         let mut tally = VerifyTally::default();
         let mut records = RecordSums::default();
         while let Some(MappedChecks {
@@ -2206,11 +2201,7 @@ struct Imported {
 
 /// A step whose import started: its index, how far its import is, and what its mapping
 /// makes of its records for the verification (see [`Imported::mapped`]).
-type Started = (
-    usize,
-    watch::Receiver<Imported>,
-    futures::channel::mpsc::UnboundedReceiver<MappedChecks>,
-);
+type Started = (usize, watch::Receiver<Imported>, Arc<MappedQueue>);
 
 impl Imported {
     /// Whether a batch of records ending at `last` (`None`: an empty one) can be verified.
@@ -2625,6 +2616,58 @@ struct MappedBatch {
     checks: Option<MappedChecks>,
 }
 
+/// What the import's mapping of a step's whole records adds to its verification
+/// ([`MappedChecks`]), merged as it comes: however far the verification lags behind the
+/// import, one entry waits here, not one a batch.
+#[derive(Default)]
+struct MappedQueue {
+    /// What waits, and whether the import has ended.
+    state: std::sync::Mutex<(Option<MappedChecks>, bool)>,
+    ready: tokio::sync::Notify,
+}
+
+impl MappedQueue {
+    /// Adds a batch's checks to what waits.
+    fn send(&self, checks: MappedChecks) {
+        {
+            let mut state = lock(&self.state);
+            match &mut state.0 {
+                Some(waiting) => waiting.merge(checks),
+                None => state.0 = Some(checks),
+            }
+        }
+        self.ready.notify_one();
+    }
+
+    /// What waits, once there is some; `None` once the import has ended and all was
+    /// taken.
+    async fn next(&self) -> Option<MappedChecks> {
+        loop {
+            {
+                let mut state = lock(&self.state);
+                if let Some(checks) = state.0.take() {
+                    return Some(checks);
+                }
+                if state.1 {
+                    return None;
+                }
+            }
+            // A send between the look above and this wait leaves a permit: not missed.
+            self.ready.notified().await;
+        }
+    }
+}
+
+/// Ends a [`MappedQueue`] when dropped: the import has ended (done, failed or stopped).
+struct QueueCloser(Arc<MappedQueue>);
+
+impl Drop for QueueCloser {
+    fn drop(&mut self) {
+        lock(&self.0.state).1 = true;
+        self.0.ready.notify_one();
+    }
+}
+
 /// What the import's mapping of one batch's whole records adds to its step's first
 /// verification pass, in place of the verification mapping them again (see
 /// [`Engine::verify_step`]): per record what became of it and its documents' sums, and
@@ -2634,14 +2677,28 @@ struct MappedChecks {
     /// The `_id` of the batch's last record.
     last: Option<Bson>,
     /// Its whole records found (all of them mapped, not skipped), counted, not a row a
-    /// record: a batch waits here until its step's verification takes it up, after the
-    /// two steps being verified (see [`Engine::verify`]).
+    /// record: what a batch adds waits in its step's [`MappedQueue`] until the step's
+    /// verification takes it up, after the two steps being verified (see
+    /// [`Engine::verify`]).
     found: VerifyTally,
     /// Sums of its whole records' documents ([`check_mapped`] with sums), and the rows of
     /// those not in `found`.
     checks: Checks,
     /// Its whole records, as read.
     records: RecordSums,
+}
+
+impl MappedChecks {
+    /// Adds a later batch's checks: one entry for both, ending where the later one ends.
+    fn merge(&mut self, later: MappedChecks) {
+        if later.last.is_some() {
+            self.last = later.last;
+        }
+        self.found.absorb(later.found);
+        self.checks.rows.extend(later.checks.rows);
+        self.checks.sums.absorb(&later.checks.sums);
+        self.records.absorb(later.records);
+    }
 }
 
 /// How many legacy records, and the wrapping sum of a hash of each one's bytes as read:
@@ -3002,5 +3059,72 @@ mod tests {
             .collect();
         assert_eq!(left, [2000, 2001, 2002]);
         assert!(checks.rows.capacity() < 10, "{}", checks.rows.capacity());
+    }
+
+    /// A batch's checks: `found` records found, one failed row with `_id` `failed`, its
+    /// sums, its last `_id`.
+    fn batch_checks(last: i64, found: u64, failed: i64) -> MappedChecks {
+        let mut tally = VerifyTally::default();
+        for n in 0..found {
+            tally.add_source(n);
+            tally.add_found(n, n);
+        }
+        let mut checks = Checks::default();
+        checks.rows.push(Checked {
+            id: doc! { "_id": failed },
+            failed: true,
+            skipped: false,
+            source: 0,
+            target: 0,
+            whole: true,
+        });
+        checks.sums.add("produced", Some(found));
+        let mut records = RecordSums::default();
+        records.add(&mongodb::bson::rawdoc! { "_id": last });
+        MappedChecks {
+            last: Some(Bson::Int64(last)),
+            found: tally,
+            checks,
+            records,
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_a_lagging_verification_has_not_taken_wait_as_one() {
+        let queue = Arc::new(MappedQueue::default());
+        let closer = QueueCloser(queue.clone());
+        for (last, found, failed) in [(100, 100, 5), (200, 99, 150), (300, 100, 250)] {
+            queue.send(batch_checks(last, found, failed));
+        }
+        // Three batches sent before the verification looked: one entry, all three in it.
+        let one = queue.next().await.expect("checks waiting");
+        assert_eq!(one.last, Some(Bson::Int64(300)));
+        assert_eq!((one.found.source, one.found.found), (299, 299));
+        let failed: Vec<_> = one
+            .checks
+            .rows
+            .iter()
+            .map(|r| r.id.get_i64("_id").unwrap())
+            .collect();
+        assert_eq!(failed, [5, 150, 250]);
+        assert_eq!(one.checks.sums.by_collection["produced"], (3, 299));
+        assert_eq!(one.records.count, 3);
+        // A verification waiting is woken by the next batch, then by the import's end.
+        let waiting = tokio::spawn({
+            let queue = queue.clone();
+            async move {
+                let next = queue.next().await.map(|c| c.last);
+                (next, queue.next().await.is_none())
+            }
+        });
+        tokio::task::yield_now().await;
+        queue.send(batch_checks(400, 1, 399));
+        drop(closer);
+        let (next, ended) = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("the verification was woken")
+            .unwrap();
+        assert_eq!(next, Some(Some(Bson::Int64(400))));
+        assert!(ended);
     }
 }
