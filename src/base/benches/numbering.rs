@@ -16,6 +16,10 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
 use heimdall_base::legacy::{IdKey, IdNumbers, Numbering};
+
+#[path = "../../../benches/args.rs"]
+mod args;
+use args::{arg, median};
 use mongodb::bson::{oid::ObjectId, Bson};
 
 /// The system's allocator, counting the bytes live and their highest point.
@@ -135,27 +139,6 @@ fn measure(n: usize, guilds: u64, seed: u64, way: fn(usize, u64, u64) -> IdNumbe
         },
         sum,
     )
-}
-
-/// `--name value` from the command line.
-fn arg(name: &str, default: f64) -> f64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The median (of an even number of values, the mean of the middle two).
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let mid = v.len() / 2;
-    if v.len().is_multiple_of(2) {
-        (v[mid - 1] + v[mid]) / 2.0
-    } else {
-        v[mid]
-    }
 }
 
 fn main() {
