@@ -286,11 +286,10 @@ impl<'f> RunReader<'f> {
 /// Builds an [`IdNumbers`] in bounded memory (see the module's documentation): records are
 /// given with [`Numbering::push`] in any order, numbered with [`Numbering::finish`].
 pub struct Numbering {
+    /// Each group's index (in the order first given).
     groups: HashMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
     texts: Vec<Box<str>>,
     entries: Sorter<Entry>,
-    chunk: usize,
 }
 
 impl Default for Numbering {
@@ -310,10 +309,8 @@ impl Numbering {
     pub fn with_chunk(chunk: usize) -> Self {
         Self {
             groups: HashMap::new(),
-            names: Vec::new(),
             texts: Vec::new(),
             entries: Sorter::new(chunk),
-            chunk,
         }
     }
 
@@ -322,8 +319,7 @@ impl Numbering {
         let group = match self.groups.get(group) {
             Some(&g) => g,
             None => {
-                let g = self.names.len() as u32;
-                self.names.push(group.into());
+                let g = self.groups.len() as u32;
                 self.groups.insert(group.into(), g);
                 g
             }
@@ -345,14 +341,15 @@ impl Numbering {
     pub fn finish(self, first: impl Fn(&str) -> i64) -> io::Result<IdNumbers> {
         let Self {
             groups,
-            names,
             texts,
             entries,
-            chunk,
         } = self;
-        drop(groups);
+        let mut names: Vec<Box<str>> = vec![Box::default(); groups.len()];
+        for (name, g) in groups {
+            names[g as usize] = name;
+        }
         let mut text_numbers: Vec<(u32, i32)> = Vec::new();
-        let mut oids: Sorter<OidNumber> = Sorter::new(chunk);
+        let mut oids: Sorter<OidNumber> = Sorter::new(entries.limit);
         let by_oid = |a: &OidNumber, b: &OidNumber| a.0.cmp(&b.0);
         let mut current: Option<(u32, i64)> = None;
         entries.drain(&|a, b| cmp_entry(a, b, &texts), |e| {
@@ -470,74 +467,32 @@ impl Default for Oids {
 }
 
 impl IdNumbers {
-    /// From the ObjectIds' numbers (in any order: sorted here) and the others'.
+    /// From the ObjectIds' numbers (in any order: sorted here) and the others'. Of an
+    /// `_id` given twice, the first number in order stays.
     fn sorted(oids: Sorter<OidNumber>, texts: HashMap<Box<str>, i32>) -> io::Result<Self> {
-        let by_oid = |a: &OidNumber, b: &OidNumber| a.0.cmp(&b.0);
-        if oids.runs.is_empty() {
-            let mut list = Vec::new();
-            oids.drain(&by_oid, |r| {
-                list.push(r);
-                Ok(())
-            })?;
-            list.dedup_by_key(|e| e.0);
-            list.shrink_to_fit();
-            return Ok(Self {
-                oids: Oids::Memory(list),
-                texts,
-            });
-        }
-        let mut out = Spill::default();
-        let (mut fences, mut block, mut len) = (Vec::new(), Vec::with_capacity(BLOCK), 0usize);
-        let mut memory: Option<Vec<OidNumber>> = None;
+        let mut out = Written {
+            // All in one chunk: a list, never a file.
+            list: oids.runs.is_empty().then(Vec::new),
+            ..Written::default()
+        };
+        let mut block = Vec::with_capacity(BLOCK);
         let mut last: Option<[u8; 12]> = None;
-        oids.drain(&by_oid, |r| {
+        oids.drain(&|a, b| a.0.cmp(&b.0), |r| {
             if last == Some(r.0) {
                 return Ok(());
             }
             last = Some(r.0);
-            if let Some(list) = memory.as_mut() {
-                list.push(r);
-                return Ok(());
-            }
             block.push(r);
             if block.len() == BLOCK {
-                if out.append(&block).is_err() {
-                    // No file: what was written and what comes stay in memory.
-                    memory = Some(read_all(&out, len)?);
-                    memory.as_mut().expect("set above").append(&mut block);
-                    return Ok(());
-                }
-                fences.push(block[0].0);
-                len += block.len();
-                block.clear();
+                out.put(&mut block)?;
             }
             Ok(())
         })?;
-        if let Some(mut list) = memory {
-            list.shrink_to_fit();
-            return Ok(Self {
-                oids: Oids::Memory(list),
-                texts,
-            });
-        }
-        if !block.is_empty() {
-            if out.append(&block).is_err() {
-                let mut list = read_all(&out, len)?;
-                list.append(&mut block);
-                return Ok(Self {
-                    oids: Oids::Memory(list),
-                    texts,
-                });
-            }
-            fences.push(block[0].0);
-            len += block.len();
-        }
-        fences.shrink_to_fit();
-        let oids = match out.file {
-            Some(file) => Oids::File { file, len, fences },
-            None => Oids::Memory(Vec::new()),
-        };
-        Ok(Self { oids, texts })
+        out.put(&mut block)?;
+        Ok(Self {
+            oids: out.into_oids(),
+            texts,
+        })
     }
 
     /// The number of the record whose `_id` is `id`, if it was given one. A numbering's
@@ -598,16 +553,61 @@ impl IdNumbers {
     }
 }
 
-/// The first `len` numbers a spill holds, back in memory.
-fn read_all(spill: &Spill, len: usize) -> io::Result<Vec<OidNumber>> {
-    let mut list = Vec::with_capacity(len + BLOCK);
-    if let Some(file) = &spill.file {
-        let mut r = RunReader::new(file, 0, (len * 16) as u64, 16);
-        while let Some(x) = r.next::<OidNumber>()? {
-            list.push(x);
+/// Where a numbering's sorted ObjectId numbers go, a block at a time: a file, with the
+/// first key of each block; or a list in memory, for a numbering that fits in one chunk or
+/// a file that could not be written (what it held is read back into the list).
+#[derive(Default)]
+struct Written {
+    list: Option<Vec<OidNumber>>,
+    file: Spill,
+    fences: Vec<[u8; 12]>,
+    len: usize,
+}
+
+impl Written {
+    /// Moves `block` (sorted, after every block before it) to the file or the list.
+    fn put(&mut self, block: &mut Vec<OidNumber>) -> io::Result<()> {
+        if block.is_empty() {
+            return Ok(());
+        }
+        if self.list.is_none() {
+            if self.file.append(block).is_ok() {
+                self.fences.push(block[0].0);
+                self.len += block.len();
+                block.clear();
+                return Ok(());
+            }
+            let mut list = Vec::with_capacity(self.len + block.len());
+            if let Some(file) = &self.file.file {
+                let mut r = RunReader::new(file, 0, (self.len * 16) as u64, 16);
+                while let Some(x) = r.next::<OidNumber>()? {
+                    list.push(x);
+                }
+            }
+            self.list = Some(list);
+        }
+        self.list.as_mut().expect("set above").append(block);
+        Ok(())
+    }
+
+    fn into_oids(self) -> Oids {
+        match (self.list, self.file.file) {
+            (Some(mut list), _) => {
+                list.shrink_to_fit();
+                Oids::Memory(list)
+            }
+            (None, Some(file)) => Oids::File {
+                file,
+                len: self.len,
+                fences: {
+                    let mut f = self.fences;
+                    f.shrink_to_fit();
+                    f
+                },
+            },
+            (None, None) => Oids::Memory(Vec::new()),
         }
     }
-    Ok(list)
 }
 
 impl FromIterator<(IdKey, i32)> for IdNumbers {
@@ -774,6 +774,38 @@ mod tests {
             .collect();
         assert!(!want.is_empty());
         assert_eq!(repeated.finish().unwrap(), want);
+    }
+
+    #[test]
+    fn numbers_a_full_disk_refused_stay_in_memory_with_those_it_took() {
+        let nums: Vec<OidNumber> = (0..1000u32)
+            .map(|i| {
+                let mut b = [0u8; 12];
+                b[..4].copy_from_slice(&i.to_be_bytes());
+                (b, i as i32 + 1)
+            })
+            .collect();
+        let mut out = Written::default();
+        let mut blocks = nums.chunks(BLOCK);
+        out.put(&mut blocks.next().unwrap().to_vec()).unwrap();
+        assert_eq!(out.len, BLOCK, "the first block is on the file");
+        // The disk is full from here on.
+        out.file.failed = true;
+        for b in blocks {
+            out.put(&mut b.to_vec()).unwrap();
+        }
+        let numbers = IdNumbers {
+            oids: out.into_oids(),
+            texts: HashMap::new(),
+        };
+        assert!(!numbers.on_disk());
+        assert_eq!(numbers.len(), nums.len());
+        for (k, n) in &nums {
+            assert_eq!(
+                numbers.get(&Bson::ObjectId(ObjectId::from_bytes(*k))),
+                Some(*n)
+            );
+        }
     }
 
     #[test]
