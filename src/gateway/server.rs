@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 use tracing::Instrument;
 
 use heimdall_base::net::{accept, Admission, Ticket};
@@ -278,15 +278,6 @@ fn origin_allowed(origins: &[String], origin: Option<&str>) -> bool {
 /// Frames kept free in a client's queue for replays and control frames, beyond the replay.
 const CONTROL_RESERVE: usize = 16;
 
-/// Aborts the writer task when the connection ends, however it ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Writes a client's queued frames to its socket, as many as are waiting per flush, until a
 /// Close frame went out or the socket fails (or the connection drops it). The only place
 /// that writes: the connection's own loop never waits on the network.
@@ -402,7 +393,8 @@ impl Gateway {
             slow: slow.clone(),
             reserve,
         };
-        let mut writer = AbortOnDrop(tokio::spawn(write_frames(sink, outbox)));
+        // Aborted when the connection ends, however it ends.
+        let mut writer = AbortOnDropHandle::new(tokio::spawn(write_frames(sink, outbox)));
         let epoch = hub.epoch();
 
         handle.push(control(
@@ -564,7 +556,7 @@ impl Gateway {
                 _ = signed_out.cancelled() => {
                     return Ok(Some(close_frame(close::INVALID_TOKEN, "this session was signed out; sign in with a new token")));
                 }
-                _ = &mut writer.0 => {
+                _ = &mut writer => {
                     return Ok(None); // the socket failed under the writer
                 }
                 _ = tokio::time::sleep_until((last_pong + cfg.heartbeat * 2).into()) => {
@@ -681,7 +673,7 @@ const GOODBYE: Duration = Duration::from_millis(500);
 /// answer, then drops the socket (and with it the writer).
 async fn finish<S>(
     handle: ClientHandle,
-    mut writer: AbortOnDrop,
+    mut writer: AbortOnDropHandle<()>,
     mut stream: S,
     frame: Option<Out>,
     grace: Duration,
@@ -693,7 +685,7 @@ where
         return Ok(());
     };
     handle.push(frame);
-    if tokio::time::timeout(grace, &mut writer.0).await.is_ok() {
+    if tokio::time::timeout(grace, &mut writer).await.is_ok() {
         let _ = tokio::time::timeout(Duration::from_millis(500), async {
             while let Some(Ok(m)) = stream.next().await {
                 if matches!(m, Message::Close(_)) {
