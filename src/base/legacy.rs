@@ -230,14 +230,17 @@ impl Ord for IdKey {
     /// before a string of the same text.
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         use std::cmp::Ordering;
+        // An ObjectId's text, written on the stack: sorts are full of these comparisons.
+        let hex = |b: &[u8; 12]| {
+            let mut out = [0u8; 24];
+            hex::encode_to_slice(b, &mut out).expect("24 bytes for 12");
+            out
+        };
         match (self, other) {
             (Self::Oid(a), Self::Oid(b)) => a.cmp(b),
             (Self::Text(a), Self::Text(b)) => a.cmp(b),
-            (Self::Oid(a), Self::Text(b)) => hex::encode(a).as_str().cmp(b).then(Ordering::Less),
-            (Self::Text(a), Self::Oid(b)) => a
-                .as_ref()
-                .cmp(hex::encode(b).as_str())
-                .then(Ordering::Greater),
+            (Self::Oid(a), Self::Text(b)) => hex(a)[..].cmp(b.as_bytes()).then(Ordering::Less),
+            (Self::Text(a), Self::Oid(b)) => a.as_bytes().cmp(&hex(b)[..]).then(Ordering::Greater),
         }
     }
 }

@@ -4,12 +4,13 @@
 //! A numbering orders a step's records within their group (a guild) by a time, ties by
 //! `_id` ([`IdKey`]'s order), and numbers them from the group's first number. [`Numbering`]
 //! takes the records in whatever order a scan of the source gives them and holds at most
-//! [`CHUNK`] of them: a full chunk is sorted and written to a temporary file as a run, and
-//! the runs are merged at the end. The numbers then go through a second sort, by `_id`, into
-//! a file [`IdNumbers`] reads one block of [`BLOCK`] numbers at a time, holding the first
-//! key of each block. So what memory holds grows with the number of groups, not with the
-//! number of records: a chunk while the numbering is built, 12 bytes per [`BLOCK`] records
-//! once it is. A numbering that fits in one chunk never touches the disk.
+//! [`CHUNK`] of them (or [`CHUNK_BYTES`] of them written, for long `_id`s): a full chunk is
+//! sorted and written to a temporary file as a run, and the runs are merged at the end. The
+//! numbers then go through a second sort, by `_id`, into a file [`IdNumbers`] reads one
+//! block of [`BLOCK`] numbers at a time, holding the first key of each block. So what
+//! memory holds grows with the number of groups, not with the number of records, whatever
+//! the `_id`s' type: a chunk while the numbering is built, a key per [`BLOCK`] records once
+//! it is. A numbering that fits in one chunk never touches the disk.
 //!
 //! The files are anonymous (gone with the numbering, or with the process). Without one (no
 //! temporary directory, a full disk) the numbering is held in memory, as it was before
@@ -25,8 +26,13 @@ use mongodb::bson::Bson;
 
 use crate::legacy::IdKey;
 
-/// Records a numbering sorts in memory before it writes them out as a run (about 2 MB).
+/// Records a numbering sorts in memory before it writes them out as a run (about 2 MB of
+/// ObjectId `_id`s).
 pub const CHUNK: usize = 64 * 1024;
+
+/// Bytes of records (as written) a numbering sorts in memory before it writes them out as a
+/// run, whatever their count: `_id`s of long text fill a run before [`CHUNK`] records do.
+pub const CHUNK_BYTES: usize = 4 << 20;
 
 /// Numbers in one block of a numbering's file: one read answers a look-up.
 pub const BLOCK: usize = 256;
@@ -34,83 +40,134 @@ pub const BLOCK: usize = 256;
 /// Bytes read at a time from a run while runs are merged.
 const READ_BYTES: usize = 16 * 1024;
 
+/// Bytes a numbered record with an ObjectId `_id` takes on a numbering's file.
+const OID_NUMBER_BYTES: usize = 17;
+
 /// A record of a numbering: its group, its time, its `_id`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Entry {
     group: u32,
     at: i64,
-    id: Id,
+    id: IdKey,
 }
 
-/// An `_id` as a numbering holds it: an ObjectId's bytes, or the index of its text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Id {
-    Oid([u8; 12]),
-    Text(u32),
+fn corrupt(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("a numbering's temporary file holds {what}"),
+    )
 }
 
-/// `a` against `b` in [`IdKey`]'s order, texts looked up in `texts`.
-fn cmp_id(a: Id, b: Id, texts: &[Box<str>]) -> Ordering {
-    let text = |i: u32| texts[i as usize].as_ref();
-    match (a, b) {
-        (Id::Oid(x), Id::Oid(y)) => x.cmp(&y),
-        (Id::Text(x), Id::Text(y)) => text(x).cmp(text(y)),
-        (Id::Oid(x), Id::Text(y)) => hex::encode(x).as_str().cmp(text(y)).then(Ordering::Less),
-        (Id::Text(x), Id::Oid(y)) => text(x).cmp(hex::encode(y).as_str()).then(Ordering::Greater),
+/// A record a run holds, written as bytes: an `_id` of text makes it as long as its text.
+trait Record: Sized {
+    /// Bytes it takes written.
+    fn size(&self) -> usize;
+    fn put(&self, out: &mut Vec<u8>);
+    /// The record `b` starts with and the bytes it took; `None` when `b` holds only a part
+    /// of it.
+    fn get(b: &[u8]) -> io::Result<Option<(Self, usize)>>;
+}
+
+/// `_id` as written: 0 and an ObjectId's 12 bytes, or 1, the text's length (4 bytes) and
+/// its text.
+fn key_size(id: &IdKey) -> usize {
+    match id {
+        IdKey::Oid(_) => 13,
+        IdKey::Text(t) => 5 + t.len(),
     }
 }
 
-/// A fixed-size record a run holds.
-trait Record: Copy {
-    const SIZE: usize;
-    fn put(&self, out: &mut Vec<u8>);
-    fn get(b: &[u8]) -> Self;
+fn put_key(id: &IdKey, out: &mut Vec<u8>) {
+    match id {
+        IdKey::Oid(b) => {
+            out.push(0);
+            out.extend_from_slice(b);
+        }
+        IdKey::Text(t) => {
+            out.push(1);
+            out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+            out.extend_from_slice(t.as_bytes());
+        }
+    }
+}
+
+fn get_key(b: &[u8]) -> io::Result<Option<(IdKey, usize)>> {
+    match b.first() {
+        None => Ok(None),
+        Some(0) => Ok(b
+            .get(1..13)
+            .map(|id| (IdKey::Oid(id.try_into().expect("12 bytes")), 13))),
+        Some(1) => {
+            let Some(len) = b.get(1..5) else {
+                return Ok(None);
+            };
+            let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+            let Some(text) = b.get(5..5 + len) else {
+                return Ok(None);
+            };
+            let text = std::str::from_utf8(text).map_err(|_| corrupt("an `_id` not in UTF-8"))?;
+            Ok(Some((IdKey::Text(text.into()), 5 + len)))
+        }
+        Some(_) => Err(corrupt("an `_id` of no known kind")),
+    }
 }
 
 impl Record for Entry {
-    const SIZE: usize = 25;
+    fn size(&self) -> usize {
+        12 + key_size(&self.id)
+    }
     fn put(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.group.to_le_bytes());
         out.extend_from_slice(&self.at.to_le_bytes());
-        match self.id {
-            Id::Oid(b) => {
-                out.push(0);
-                out.extend_from_slice(&b);
-            }
-            Id::Text(i) => {
-                out.push(1);
-                out.extend_from_slice(&i.to_le_bytes());
-                out.extend_from_slice(&[0; 8]);
-            }
-        }
+        put_key(&self.id, out);
     }
-    fn get(b: &[u8]) -> Self {
-        let id: [u8; 12] = b[13..25].try_into().expect("12 bytes");
-        Self {
-            group: u32::from_le_bytes(b[..4].try_into().expect("4 bytes")),
-            at: i64::from_le_bytes(b[4..12].try_into().expect("8 bytes")),
-            id: match b[12] {
-                0 => Id::Oid(id),
-                _ => Id::Text(u32::from_le_bytes(id[..4].try_into().expect("4 bytes"))),
-            },
-        }
+    fn get(b: &[u8]) -> io::Result<Option<(Self, usize)>> {
+        let Some(head) = b.get(..12) else {
+            return Ok(None);
+        };
+        Ok(get_key(&b[12..])?.map(|(id, used)| {
+            let entry = Self {
+                group: u32::from_le_bytes(head[..4].try_into().expect("4 bytes")),
+                at: i64::from_le_bytes(head[4..].try_into().expect("8 bytes")),
+                id,
+            };
+            (entry, 12 + used)
+        }))
     }
 }
 
-/// An ObjectId `_id` and its number.
-type OidNumber = ([u8; 12], i32);
+/// An `_id` and its number.
+type Numbered = (IdKey, i32);
 
-impl Record for OidNumber {
-    const SIZE: usize = 16;
+impl Record for Numbered {
+    fn size(&self) -> usize {
+        key_size(&self.0) + 4
+    }
     fn put(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.0);
+        put_key(&self.0, out);
         out.extend_from_slice(&self.1.to_le_bytes());
     }
-    fn get(b: &[u8]) -> Self {
-        (
-            b[..12].try_into().expect("12 bytes"),
-            i32::from_le_bytes(b[12..16].try_into().expect("4 bytes")),
-        )
+    fn get(b: &[u8]) -> io::Result<Option<(Self, usize)>> {
+        let Some((id, used)) = get_key(b)? else {
+            return Ok(None);
+        };
+        Ok(b.get(used..used + 4).map(|n| {
+            let n = i32::from_le_bytes(n.try_into().expect("4 bytes"));
+            ((id, n), used + 4)
+        }))
+    }
+}
+
+impl Record for u64 {
+    fn size(&self) -> usize {
+        8
+    }
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn get(b: &[u8]) -> io::Result<Option<(Self, usize)>> {
+        Ok(b.get(..8)
+            .map(|k| (u64::from_le_bytes(k.try_into().expect("8 bytes")), 8)))
     }
 }
 
@@ -125,7 +182,10 @@ struct Spill {
 
 impl Spill {
     /// Writes `records` at the end of the file; where they went.
-    fn append<T: Record>(&mut self, records: &[T]) -> io::Result<(u64, u64)> {
+    fn append<'r, T: Record + 'r>(
+        &mut self,
+        records: impl IntoIterator<Item = &'r T>,
+    ) -> io::Result<(u64, u64)> {
         if self.failed {
             return Err(io::Error::other("no temporary file"));
         }
@@ -135,14 +195,20 @@ impl Spill {
             }
             let file = self.file.as_ref().expect("made above");
             let start = self.end;
-            let per_write = READ_BYTES * 4 / T::SIZE;
-            let mut buf = Vec::with_capacity(records.len().min(per_write) * T::SIZE);
-            for part in records.chunks(per_write) {
+            let mut buf = Vec::with_capacity(READ_BYTES * 4);
+            let write = |buf: &mut Vec<u8>, end: &mut u64| -> io::Result<()> {
+                file.write_all_at(buf, *end)?;
+                *end += buf.len() as u64;
                 buf.clear();
-                part.iter().for_each(|r| r.put(&mut buf));
-                file.write_all_at(&buf, self.end)?;
-                self.end += buf.len() as u64;
+                Ok(())
+            };
+            for r in records {
+                r.put(&mut buf);
+                if buf.len() >= READ_BYTES * 4 {
+                    write(&mut buf, &mut self.end)?;
+                }
             }
+            write(&mut buf, &mut self.end)?;
             Ok((start, self.end))
         })();
         if let Err(e) = &res {
@@ -153,9 +219,12 @@ impl Spill {
     }
 }
 
-/// Records sorted in bounded memory: runs of `limit` on a temporary file, merged in order.
+/// Records sorted in bounded memory: runs of `limit` records (or [`CHUNK_BYTES`] of them
+/// written) on a temporary file, merged in order.
 struct Sorter<T> {
     chunk: Vec<T>,
+    /// Bytes the chunk's records take written.
+    bytes: usize,
     limit: usize,
     spill: Spill,
     runs: Vec<(u64, u64)>,
@@ -165,6 +234,7 @@ impl<T: Record> Sorter<T> {
     fn new(limit: usize) -> Self {
         Self {
             chunk: Vec::new(),
+            bytes: 0,
             limit: limit.max(1),
             spill: Spill::default(),
             runs: Vec::new(),
@@ -172,12 +242,14 @@ impl<T: Record> Sorter<T> {
     }
 
     fn push(&mut self, t: T, cmp: &impl Fn(&T, &T) -> Ordering) {
+        self.bytes += t.size();
         self.chunk.push(t);
-        if self.chunk.len() >= self.limit && !self.spill.failed {
+        if (self.chunk.len() >= self.limit || self.bytes >= CHUNK_BYTES) && !self.spill.failed {
             self.chunk.sort_unstable_by(cmp);
             if let Ok(run) = self.spill.append(&self.chunk) {
                 self.runs.push(run);
                 self.chunk.clear();
+                self.bytes = 0;
             }
         }
     }
@@ -195,7 +267,7 @@ impl<T: Record> Sorter<T> {
         let mut readers: Vec<RunReader<'_>> = self
             .runs
             .iter()
-            .map(|&(start, end)| RunReader::new(file, start, end, T::SIZE))
+            .map(|&(start, end)| RunReader::new(file, start, end))
             .collect();
         let mut memory = std::mem::take(&mut self.chunk).into_iter();
         // Source `readers.len()` is the chunk left in memory.
@@ -245,7 +317,7 @@ impl<T, C: Fn(&T, &T) -> Ordering> PartialEq for Head<'_, T, C> {
 }
 impl<T, C: Fn(&T, &T) -> Ordering> Eq for Head<'_, T, C> {}
 
-/// One run of a file, read [`READ_BYTES`] at a time.
+/// One run of a file, read [`READ_BYTES`] at a time (more for a record longer than that).
 struct RunReader<'f> {
     file: &'f File,
     pos: u64,
@@ -255,31 +327,40 @@ struct RunReader<'f> {
 }
 
 impl<'f> RunReader<'f> {
-    fn new(file: &'f File, pos: u64, end: u64, size: usize) -> Self {
+    fn new(file: &'f File, pos: u64, end: u64) -> Self {
         Self {
             file,
             pos,
             end,
-            buf: Vec::with_capacity(READ_BYTES / size * size),
+            buf: Vec::new(),
             at: 0,
         }
     }
 
     fn next<T: Record>(&mut self) -> io::Result<Option<T>> {
-        if self.at >= self.buf.len() {
-            let want = (self.buf.capacity() / T::SIZE * T::SIZE).max(T::SIZE) as u64;
-            let n = want.min(self.end - self.pos) as usize;
-            if n == 0 {
-                return Ok(None);
+        loop {
+            if let Some((t, used)) = T::get(&self.buf[self.at..])? {
+                self.at += used;
+                return Ok(Some(t));
             }
-            self.buf.resize(n, 0);
-            self.file.read_exact_at(&mut self.buf, self.pos)?;
-            self.pos += n as u64;
+            let left = self.end - self.pos;
+            if left == 0 {
+                if self.at == self.buf.len() {
+                    return Ok(None);
+                }
+                return Err(corrupt("a record cut short"));
+            }
+            // What is left of the buffer moves to its start, the next bytes go after it.
+            let have = self.buf.len() - self.at;
+            self.buf.copy_within(self.at.., 0);
+            self.buf.truncate(have);
             self.at = 0;
+            let n = (READ_BYTES as u64).min(left) as usize;
+            self.buf.reserve_exact(n);
+            self.buf.resize(have + n, 0);
+            self.file.read_exact_at(&mut self.buf[have..], self.pos)?;
+            self.pos += n as u64;
         }
-        let t = T::get(&self.buf[self.at..self.at + T::SIZE]);
-        self.at += T::SIZE;
-        Ok(Some(t))
     }
 }
 
@@ -288,7 +369,6 @@ impl<'f> RunReader<'f> {
 pub struct Numbering {
     /// Each group's index (in the order first given).
     groups: HashMap<Box<str>, u32>,
-    texts: Vec<Box<str>>,
     entries: Sorter<Entry>,
 }
 
@@ -309,7 +389,6 @@ impl Numbering {
     pub fn with_chunk(chunk: usize) -> Self {
         Self {
             groups: HashMap::new(),
-            texts: Vec::new(),
             entries: Sorter::new(chunk),
         }
     }
@@ -324,70 +403,41 @@ impl Numbering {
                 g
             }
         };
-        let id = match id {
-            IdKey::Oid(b) => Id::Oid(b),
-            IdKey::Text(t) => {
-                self.texts.push(t);
-                Id::Text(self.texts.len() as u32 - 1)
-            }
-        };
-        let texts = &self.texts;
-        self.entries
-            .push(Entry { group, at, id }, &|a, b| cmp_entry(a, b, texts));
+        self.entries.push(Entry { group, at, id }, &cmp_entry);
     }
 
     /// The numbers: each group's records in order of time, ties by `_id`, from
     /// `first(group)` on. An error is a temporary file that could not be read back.
     pub fn finish(self, first: impl Fn(&str) -> i64) -> io::Result<IdNumbers> {
-        let Self {
-            groups,
-            texts,
-            entries,
-        } = self;
+        let Self { groups, entries } = self;
         let mut names: Vec<Box<str>> = vec![Box::default(); groups.len()];
         for (name, g) in groups {
             names[g as usize] = name;
         }
-        let mut text_numbers: Vec<(u32, i32)> = Vec::new();
-        let mut oids: Sorter<OidNumber> = Sorter::new(entries.limit);
-        let by_oid = |a: &OidNumber, b: &OidNumber| a.0.cmp(&b.0);
+        let mut numbers: Sorter<Numbered> = Sorter::new(entries.limit);
         let mut current: Option<(u32, i64)> = None;
-        entries.drain(&|a, b| cmp_entry(a, b, &texts), |e| {
+        entries.drain(&cmp_entry, |e| {
             let n = match current {
                 Some((g, n)) if g == e.group => n + 1,
                 _ => first(names[e.group as usize].as_ref()),
             };
             current = Some((e.group, n));
-            match e.id {
-                Id::Oid(b) => oids.push((b, n as i32), &by_oid),
-                Id::Text(i) => text_numbers.push((i, n as i32)),
-            }
+            numbers.push((e.id, n as i32), &by_id);
             Ok(())
         })?;
-        let mut texts = texts;
-        let texts: HashMap<Box<str>, i32> = text_numbers
-            .into_iter()
-            .map(|(i, n)| (std::mem::take(&mut texts[i as usize]), n))
-            .collect();
-        IdNumbers::sorted(oids, texts)
+        IdNumbers::sorted(numbers)
     }
 }
 
-fn cmp_entry(a: &Entry, b: &Entry, texts: &[Box<str>]) -> Ordering {
+fn cmp_entry(a: &Entry, b: &Entry) -> Ordering {
     a.group
         .cmp(&b.group)
         .then(a.at.cmp(&b.at))
-        .then_with(|| cmp_id(a.id, b.id, texts))
+        .then_with(|| a.id.cmp(&b.id))
 }
 
-impl Record for u64 {
-    const SIZE: usize = 8;
-    fn put(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-    fn get(b: &[u8]) -> Self {
-        u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
-    }
+fn by_id(a: &Numbered, b: &Numbered) -> Ordering {
+    a.0.cmp(&b.0)
 }
 
 /// Which of many 64-bit keys (hashes of what records claim: a tag's guild and name) are
@@ -440,106 +490,104 @@ impl Repeated {
 
 /// Numbers a step's preparation gives legacy records by `_id` (a modmail thread's ticket
 /// number, a warning's case number), held for the whole step and so held small: a numbering
-/// built by [`Numbering`] past one chunk is a file of 16 bytes a record with an ObjectId
-/// `_id`, read a block at a time, and 12 bytes in memory per [`BLOCK`] of them; a smaller
-/// one, or one collected from a list, is a sorted list in memory. Records whose `_id` is
-/// not an ObjectId have a map entry each (in memory).
-#[derive(Debug, Default)]
-pub struct IdNumbers {
-    oids: Oids,
-    texts: HashMap<Box<str>, i32>,
-}
+/// built by [`Numbering`] past one chunk is a file (17 bytes a record with an ObjectId
+/// `_id`, 9 and its text's length for another), read a block at a time, with the first
+/// `_id` of each [`BLOCK`] in memory; a smaller one, or one collected from a list, is a
+/// sorted list in memory.
+#[derive(Debug)]
+pub struct IdNumbers(Numbers);
 
 #[derive(Debug)]
-enum Oids {
-    Memory(Vec<OidNumber>),
+enum Numbers {
+    Memory(Vec<Numbered>),
     File {
         file: File,
         len: usize,
-        fences: Vec<[u8; 12]>,
+        /// Where the blocks end on the file.
+        end: u64,
+        /// Each block's first `_id`, where it starts on the file, its records' size.
+        fences: Vec<Fence>,
     },
 }
 
-impl Default for Oids {
+impl Default for IdNumbers {
     fn default() -> Self {
-        Self::Memory(Vec::new())
+        Self(Numbers::Memory(Vec::new()))
     }
 }
 
 impl IdNumbers {
-    /// From the ObjectIds' numbers (in any order: sorted here) and the others'. Of an
-    /// `_id` given twice, the first number in order stays.
-    fn sorted(oids: Sorter<OidNumber>, texts: HashMap<Box<str>, i32>) -> io::Result<Self> {
+    /// From the numbers (in any order: sorted here). Of an `_id` given twice, the first
+    /// number in order stays.
+    fn sorted(numbers: Sorter<Numbered>) -> io::Result<Self> {
         let mut out = Written {
             // All in one chunk: a list, never a file.
-            list: oids.runs.is_empty().then(Vec::new),
+            list: numbers.runs.is_empty().then(Vec::new),
             ..Written::default()
         };
         let mut block = Vec::with_capacity(BLOCK);
-        let mut last: Option<[u8; 12]> = None;
-        oids.drain(&|a, b| a.0.cmp(&b.0), |r| {
-            if last == Some(r.0) {
+        // The last key of the blocks already written.
+        let mut last: Option<IdKey> = None;
+        numbers.drain(&by_id, |r| {
+            let before = block.last().map(|p: &Numbered| &p.0).or(last.as_ref());
+            if before == Some(&r.0) {
                 return Ok(());
             }
-            last = Some(r.0);
             block.push(r);
             if block.len() == BLOCK {
+                last = block.last().map(|p| p.0.clone());
                 out.put(&mut block)?;
             }
             Ok(())
         })?;
         out.put(&mut block)?;
-        Ok(Self {
-            oids: out.into_oids(),
-            texts,
-        })
+        Ok(Self(out.into_numbers()))
     }
 
     /// The number of the record whose `_id` is `id`, if it was given one. A numbering's
     /// file that cannot be read is logged and answers `None` (the record is then reported
     /// as not numbered, never given another's number).
     pub fn get(&self, id: &Bson) -> Option<i32> {
-        match IdKey::of(id) {
-            IdKey::Oid(b) => match &self.oids {
-                Oids::Memory(list) => list
-                    .binary_search_by(|(k, _)| k.cmp(&b))
-                    .ok()
-                    .map(|i| list[i].1),
-                Oids::File { file, len, fences } => {
-                    let block = fences.partition_point(|f| *f <= b).checked_sub(1)?;
-                    let start = block * BLOCK;
-                    let n = BLOCK.min(len - start);
-                    let mut buf = [0u8; BLOCK * 16];
-                    let buf = &mut buf[..n * 16];
-                    if let Err(e) = file.read_exact_at(buf, (start * 16) as u64) {
-                        tracing::warn!(error = %e, "a numbering's file could not be read");
-                        return None;
-                    }
-                    let at = |i: usize| OidNumber::get(&buf[i * 16..i * 16 + 16]);
-                    let (mut lo, mut hi) = (0, n);
-                    while lo < hi {
-                        let mid = (lo + hi) / 2;
-                        let (k, v) = at(mid);
-                        match k.cmp(&b) {
-                            Ordering::Less => lo = mid + 1,
-                            Ordering::Greater => hi = mid,
-                            Ordering::Equal => return Some(v),
-                        }
-                    }
+        let key = IdKey::of(id);
+        match &self.0 {
+            Numbers::Memory(list) => list
+                .binary_search_by(|(k, _)| k.cmp(&key))
+                .ok()
+                .map(|i| list[i].1),
+            Numbers::File {
+                file, end, fences, ..
+            } => {
+                let block = fences.partition_point(|f| f.first <= key).checked_sub(1)?;
+                let (start, each) = (fences[block].at, fences[block].each as usize);
+                let stop = fences.get(block + 1).map_or(*end, |f| f.at);
+                let len = (stop - start) as usize;
+                // A block of ObjectIds fits on the stack; one of long texts does not.
+                let mut stack = [0u8; BLOCK * OID_NUMBER_BYTES];
+                let mut heap;
+                let buf: &mut [u8] = if len <= stack.len() {
+                    &mut stack[..len]
+                } else {
+                    heap = vec![0u8; len];
+                    &mut heap
+                };
+                let found = match file.read_exact_at(buf, start) {
+                    Ok(()) => find_in_block(buf, each, &key),
+                    Err(e) => Err(e),
+                };
+                found.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "a numbering's file could not be read");
                     None
-                }
-            },
-            IdKey::Text(t) => self.texts.get(&t).copied(),
+                })
+            }
         }
     }
 
     /// How many records have a number.
     pub fn len(&self) -> usize {
-        self.texts.len()
-            + match &self.oids {
-                Oids::Memory(list) => list.len(),
-                Oids::File { len, .. } => *len,
-            }
+        match &self.0 {
+            Numbers::Memory(list) => list.len(),
+            Numbers::File { len, .. } => *len,
+        }
     }
 
     /// Whether no record has a number.
@@ -547,40 +595,93 @@ impl IdNumbers {
         self.len() == 0
     }
 
-    /// Whether the ObjectIds' numbers are on a file (not in memory).
+    /// Whether the numbers are on a file (not in memory).
     pub fn on_disk(&self) -> bool {
-        matches!(self.oids, Oids::File { .. })
+        matches!(self.0, Numbers::File { .. })
     }
 }
 
-/// Where a numbering's sorted ObjectId numbers go, a block at a time: a file, with the
-/// first key of each block; or a list in memory, for a numbering that fits in one chunk or
-/// a file that could not be written (what it held is read back into the list).
+/// A block of a numbering's file: its first `_id`, where it starts, and the size of each
+/// of its records when they all have one (0 when not: they are read one after another).
+#[derive(Debug)]
+struct Fence {
+    first: IdKey,
+    at: u64,
+    each: u32,
+}
+
+/// The number of `key` in `block` (numbered records sorted by `_id`, each `each` bytes, or
+/// of different sizes when `each` is 0).
+fn find_in_block(mut block: &[u8], each: usize, key: &IdKey) -> io::Result<Option<i32>> {
+    if each > 0 {
+        // Records of one size (ObjectIds, mostly): searched by halves.
+        if !block.len().is_multiple_of(each) {
+            return Err(corrupt("a block cut short"));
+        }
+        let (mut lo, mut hi) = (0, block.len() / each);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let Some(((k, n), _)) = Numbered::get(&block[mid * each..])? else {
+                return Err(corrupt("a block cut short"));
+            };
+            match k.cmp(key) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return Ok(Some(n)),
+            }
+        }
+        return Ok(None);
+    }
+    while !block.is_empty() {
+        let Some(((k, n), used)) = Numbered::get(block)? else {
+            return Err(corrupt("a block cut short"));
+        };
+        match k.cmp(key) {
+            Ordering::Less => block = &block[used..],
+            Ordering::Equal => return Ok(Some(n)),
+            Ordering::Greater => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// Where a numbering's sorted numbers go, a block at a time: a file, with the first key of
+/// each block; or a list in memory, for a numbering that fits in one chunk or a file that
+/// could not be written (what it held is read back into the list).
 #[derive(Default)]
 struct Written {
-    list: Option<Vec<OidNumber>>,
+    list: Option<Vec<Numbered>>,
     file: Spill,
-    fences: Vec<[u8; 12]>,
+    fences: Vec<Fence>,
     len: usize,
+    /// Where the last block written whole ends.
+    end: u64,
 }
 
 impl Written {
     /// Moves `block` (sorted, after every block before it) to the file or the list.
-    fn put(&mut self, block: &mut Vec<OidNumber>) -> io::Result<()> {
+    fn put(&mut self, block: &mut Vec<Numbered>) -> io::Result<()> {
         if block.is_empty() {
             return Ok(());
         }
         if self.list.is_none() {
-            if self.file.append(block).is_ok() {
-                self.fences.push(block[0].0);
+            if let Ok((start, end)) = self.file.append(block.iter()) {
+                let each = block[0].size();
+                let same = block.iter().all(|r| r.size() == each);
+                self.fences.push(Fence {
+                    first: block[0].0.clone(),
+                    at: start,
+                    each: if same { each as u32 } else { 0 },
+                });
+                self.end = end;
                 self.len += block.len();
                 block.clear();
                 return Ok(());
             }
             let mut list = Vec::with_capacity(self.len + block.len());
             if let Some(file) = &self.file.file {
-                let mut r = RunReader::new(file, 0, (self.len * 16) as u64, 16);
-                while let Some(x) = r.next::<OidNumber>()? {
+                let mut r = RunReader::new(file, 0, self.end);
+                while let Some(x) = r.next::<Numbered>()? {
                     list.push(x);
                 }
             }
@@ -590,22 +691,23 @@ impl Written {
         Ok(())
     }
 
-    fn into_oids(self) -> Oids {
+    fn into_numbers(self) -> Numbers {
         match (self.list, self.file.file) {
             (Some(mut list), _) => {
                 list.shrink_to_fit();
-                Oids::Memory(list)
+                Numbers::Memory(list)
             }
-            (None, Some(file)) => Oids::File {
+            (None, Some(file)) => Numbers::File {
                 file,
                 len: self.len,
+                end: self.end,
                 fences: {
                     let mut f = self.fences;
                     f.shrink_to_fit();
                     f
                 },
             },
-            (None, None) => Oids::Memory(Vec::new()),
+            (None, None) => Numbers::Memory(Vec::new()),
         }
     }
 }
@@ -613,30 +715,16 @@ impl Written {
 impl FromIterator<(IdKey, i32)> for IdNumbers {
     /// Numbers by key, held in memory; a key given twice keeps its last number.
     fn from_iter<I: IntoIterator<Item = (IdKey, i32)>>(iter: I) -> Self {
-        let mut oids = Vec::new();
-        let mut texts = HashMap::new();
-        for (key, n) in iter {
-            match key {
-                IdKey::Oid(b) => oids.push((b, n)),
-                IdKey::Text(t) => {
-                    texts.insert(t, n);
-                }
-            }
-        }
+        let mut list: Vec<Numbered> = iter.into_iter().collect();
         // Reversed, then a stable sort: of equal keys the last one given comes first, and
         // is the one `dedup` keeps. In place: no second list beside the first.
-        oids.reverse();
-        oids.sort_by_key(|e| e.0);
-        oids.dedup_by_key(|e| e.0);
-        oids.shrink_to_fit();
-        texts.shrink_to_fit();
-        Self {
-            oids: Oids::Memory(oids),
-            texts,
-        }
+        list.reverse();
+        list.sort_by(by_id);
+        list.dedup_by(|a, b| a.0 == b.0);
+        list.shrink_to_fit();
+        Self(Numbers::Memory(list))
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -778,11 +866,11 @@ mod tests {
 
     #[test]
     fn numbers_a_full_disk_refused_stay_in_memory_with_those_it_took() {
-        let nums: Vec<OidNumber> = (0..1000u32)
+        let nums: Vec<Numbered> = (0..1000u32)
             .map(|i| {
                 let mut b = [0u8; 12];
                 b[..4].copy_from_slice(&i.to_be_bytes());
-                (b, i as i32 + 1)
+                (IdKey::Oid(b), i as i32 + 1)
             })
             .collect();
         let mut out = Written::default();
@@ -794,17 +882,114 @@ mod tests {
         for b in blocks {
             out.put(&mut b.to_vec()).unwrap();
         }
-        let numbers = IdNumbers {
-            oids: out.into_oids(),
-            texts: HashMap::new(),
-        };
+        let numbers = IdNumbers(out.into_numbers());
         assert!(!numbers.on_disk());
         assert_eq!(numbers.len(), nums.len());
         for (k, n) in &nums {
+            let IdKey::Oid(b) = k else { unreachable!() };
             assert_eq!(
-                numbers.get(&Bson::ObjectId(ObjectId::from_bytes(*k))),
+                numbers.get(&Bson::ObjectId(ObjectId::from_bytes(*b))),
                 Some(*n)
             );
+        }
+    }
+
+    #[test]
+    fn ids_of_text_are_numbered_on_the_disk_and_memory_holds_a_key_a_block() {
+        // An old database whose records all have string or number `_id`s.
+        let records: Vec<(String, i64, Bson)> = records(4_000, 13)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (g, at, _))| {
+                let id = match i % 3 {
+                    0 => Bson::String(format!("{:024x}", i * 7919)),
+                    1 => Bson::Int32(i as i32),
+                    _ => Bson::String(format!("ticket {i} of an old bot")),
+                };
+                (g, at, id)
+            })
+            .collect();
+        let before = in_memory(&records, |g| if g == "100003" { 41 } else { 1 });
+        let spilled = numbered(&records, 64);
+        assert!(spilled.on_disk());
+        assert_eq!(spilled.len(), records.len());
+        for (_, _, id) in &records {
+            assert!(before.get(id).is_some());
+            assert_eq!(spilled.get(id), before.get(id), "{id}");
+        }
+        let Numbers::File { fences, .. } = &spilled.0 else {
+            unreachable!()
+        };
+        assert_eq!(fences.len(), records.len().div_ceil(BLOCK));
+        assert_eq!(
+            spilled.get(&Bson::String("ticket 4000 of an old bot".into())),
+            None
+        );
+        assert_eq!(spilled.get(&Bson::String(String::new())), None);
+        assert_eq!(spilled.get(&Bson::String("\u{10ffff}".into())), None);
+    }
+
+    #[test]
+    fn blocks_of_one_record_size_are_searched_by_halves_whatever_the_ids_kinds() {
+        // ObjectIds and strings of 8 characters take 17 bytes each, numbered.
+        let records: Vec<(String, i64, Bson)> = records(3_000, 17)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (g, at, id))| match i % 4 {
+                0 => (g, at, Bson::String(format!("{:08}", i * 31))),
+                _ => (g, at, id),
+            })
+            .filter(|(_, _, id)| matches!(id, Bson::ObjectId(_) | Bson::String(_)))
+            .filter(|(_, _, id)| !matches!(id, Bson::String(s) if s.len() != 8))
+            .collect();
+        let before = in_memory(&records, |g| if g == "100003" { 41 } else { 1 });
+        let spilled = numbered(&records, 64);
+        let Numbers::File { fences, .. } = &spilled.0 else {
+            unreachable!()
+        };
+        assert!(fences.iter().all(|f| f.each == OID_NUMBER_BYTES as u32));
+        assert!(fences.len() > 5);
+        for (_, _, id) in &records {
+            assert!(before.get(id).is_some());
+            assert_eq!(spilled.get(id), before.get(id), "{id}");
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        for _ in 0..2_000 {
+            let mut b = [0u8; 12];
+            rng.fill(&mut b);
+            assert_eq!(spilled.get(&Bson::ObjectId(ObjectId::from_bytes(b))), None);
+            let text = format!("{:08}", rng.gen_range(0..100_000) * 31 + 1);
+            assert_eq!(spilled.get(&Bson::String(text)), None);
+        }
+    }
+
+    #[test]
+    fn ids_longer_than_a_read_fill_runs_by_their_bytes_and_are_read_back_whole() {
+        // 260 `_id`s of 20 KB text (each longer than a read of a run), between ObjectIds:
+        // a chunk's bytes fill before its count does.
+        let records: Vec<(String, i64, Bson)> = (0..520u32)
+            .map(|i| {
+                let id = match i % 2 {
+                    0 => Bson::String(format!("{i:05}").repeat(4_000)),
+                    _ => {
+                        let mut b = [0u8; 12];
+                        b[..4].copy_from_slice(&i.wrapping_mul(2_654_435_761).to_be_bytes());
+                        Bson::ObjectId(ObjectId::from_bytes(b))
+                    }
+                };
+                (format!("{}", i % 3), i64::from(i % 50), id)
+            })
+            .collect();
+        let before = in_memory(&records, |_| 1);
+        let numbers = numbered(&records, 1_000_000);
+        assert!(
+            numbers.on_disk(),
+            "{CHUNK_BYTES} bytes of records make a run"
+        );
+        assert_eq!(numbers.len(), records.len());
+        for (_, _, id) in &records {
+            assert_eq!(numbers.get(id), before.get(id));
+            assert!(numbers.get(id).is_some());
         }
     }
 

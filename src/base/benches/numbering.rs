@@ -8,7 +8,8 @@
 //! The heap is counted by this binary's allocator (every allocation and free), so the
 //! figures are the numbering's own bytes, not the process's pages.
 //!
-//! `cargo bench -p heimdall-base --bench numbering -- [--records N] [--guilds G] [--runs R]`
+//! `cargo bench -p heimdall-base --bench numbering -- [--records N] [--guilds G] [--runs R]
+//! [--text-ids 1]` (`--text-ids 1`: every `_id` a string of 36 characters, not an ObjectId).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
@@ -60,8 +61,14 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOC: Counting = Counting;
 
 /// The records of a source as a scan gives them, the same each time for one `seed`:
-/// guild, time, `_id` (ObjectIds, as the old bot made them, a few times shared).
-fn records(n: usize, guilds: u64, seed: u64) -> impl Iterator<Item = (String, i64, Bson)> {
+/// guild, time, `_id` (ObjectIds, as the old bot made them, a few times shared; or, with
+/// `text`, strings of 36 characters, as a database filled by another tool has them).
+fn records(
+    n: usize,
+    guilds: u64,
+    seed: u64,
+    text: bool,
+) -> impl Iterator<Item = (String, i64, Bson)> {
     let mut x = seed | 1;
     let mut next = move || {
         // xorshift64*: no allocation, the same sequence for a seed.
@@ -76,30 +83,77 @@ fn records(n: usize, guilds: u64, seed: u64) -> impl Iterator<Item = (String, i6
         let mut b = [0u8; 12];
         b[..4].copy_from_slice(&((at / 1000) as u32).to_be_bytes());
         b[4..].copy_from_slice(&(next() ^ i as u64).to_be_bytes());
-        (guild, at, Bson::ObjectId(ObjectId::from_bytes(b)))
+        let id = if text {
+            Bson::String(format!("{}-{:011x}", hex::encode(b), i))
+        } else {
+            Bson::ObjectId(ObjectId::from_bytes(b))
+        };
+        (guild, at, id)
     })
 }
 
-/// The numbering as the steps built it before: a list per guild, all in memory, sorted
-/// and numbered into a sorted list.
-fn in_memory(n: usize, guilds: u64, seed: u64) -> IdNumbers {
-    let mut per: HashMap<String, Vec<(i64, IdKey)>> = HashMap::new();
-    for (g, at, id) in records(n, guilds, seed) {
-        per.entry(g).or_default().push((at, IdKey::of(&id)));
-    }
-    per.into_values()
-        .flat_map(|mut list| {
-            list.sort();
-            list.into_iter()
-                .enumerate()
-                .map(|(i, (_, id))| (id, i as i32 + 1))
-        })
-        .collect()
+/// A numbering's look-up, whichever way it was built.
+trait Lookup {
+    fn get(&self, id: &Bson) -> Option<i32>;
 }
 
-fn bounded(n: usize, guilds: u64, seed: u64) -> IdNumbers {
+impl Lookup for IdNumbers {
+    fn get(&self, id: &Bson) -> Option<i32> {
+        IdNumbers::get(self, id)
+    }
+}
+
+/// The numbers as the steps held them before (session 44's `IdNumbers`): ObjectIds' in a
+/// sorted list of 16 bytes each, the others' in a map by their text.
+struct Before {
+    oids: Vec<([u8; 12], i32)>,
+    texts: HashMap<Box<str>, i32>,
+}
+
+impl Lookup for Before {
+    fn get(&self, id: &Bson) -> Option<i32> {
+        match IdKey::of(id) {
+            IdKey::Oid(b) => self
+                .oids
+                .binary_search_by(|(k, _)| k.cmp(&b))
+                .ok()
+                .map(|i| self.oids[i].1),
+            IdKey::Text(t) => self.texts.get(&t).copied(),
+        }
+    }
+}
+
+/// The numbering as the steps built it before: a list per guild, all in memory, sorted
+/// and numbered into a sorted list (and a map, for `_id`s that are not ObjectIds).
+fn in_memory(n: usize, guilds: u64, seed: u64, text: bool) -> Before {
+    let mut per: HashMap<String, Vec<(i64, IdKey)>> = HashMap::new();
+    for (g, at, id) in records(n, guilds, seed, text) {
+        per.entry(g).or_default().push((at, IdKey::of(&id)));
+    }
+    let mut out = Before {
+        oids: Vec::new(),
+        texts: HashMap::new(),
+    };
+    for mut list in per.into_values() {
+        list.sort();
+        for (i, (_, id)) in list.into_iter().enumerate() {
+            match id {
+                IdKey::Oid(b) => out.oids.push((b, i as i32 + 1)),
+                IdKey::Text(t) => {
+                    out.texts.insert(t, i as i32 + 1);
+                }
+            }
+        }
+    }
+    out.oids.sort_by_key(|e| e.0);
+    out.oids.shrink_to_fit();
+    out.texts.shrink_to_fit();
+    out
+}
+
+fn bounded(n: usize, guilds: u64, seed: u64, text: bool) -> IdNumbers {
     let mut numbering = Numbering::new();
-    for (g, at, id) in records(n, guilds, seed) {
+    for (g, at, id) in records(n, guilds, seed, text) {
         numbering.push(&g, at, IdKey::of(&id));
     }
     numbering.finish(|_| 1).unwrap()
@@ -114,11 +168,17 @@ struct Took {
     look: f64,
 }
 
-fn measure(n: usize, guilds: u64, seed: u64, way: fn(usize, u64, u64) -> IdNumbers) -> (Took, u64) {
+fn measure<L: Lookup>(
+    n: usize,
+    guilds: u64,
+    seed: u64,
+    text: bool,
+    way: fn(usize, u64, u64, bool) -> L,
+) -> (Took, u64) {
     let base = LIVE.load(Relaxed);
     PEAK.store(base, Relaxed);
     let t0 = Instant::now();
-    let numbers = way(n, guilds, seed);
+    let numbers = way(n, guilds, seed, text);
     let build = t0.elapsed().as_secs_f64();
     let (peak, held) = (
         PEAK.load(Relaxed).saturating_sub(base),
@@ -126,7 +186,7 @@ fn measure(n: usize, guilds: u64, seed: u64, way: fn(usize, u64, u64) -> IdNumbe
     );
     let t0 = Instant::now();
     let mut sum = 0u64;
-    for (_, _, id) in records(n, guilds, seed) {
+    for (_, _, id) in records(n, guilds, seed, text) {
         sum += numbers.get(&id).expect("every record is numbered") as u64;
     }
     let look = t0.elapsed().as_secs_f64();
@@ -145,13 +205,14 @@ fn main() {
     let n = arg("--records", 1_500_000.0) as usize;
     let guilds = arg("--guilds", 200.0) as u64;
     let runs = arg("--runs", 3.0) as usize;
+    let text = arg("--text-ids", 0.0) != 0.0;
     let mb = |b: usize| b as f64 / 1e6;
     let (mut peak, mut held, mut build, mut look) = (vec![], vec![], vec![], vec![]);
     let (mut bpeak, mut bheld) = (vec![], vec![]);
     for r in 0..runs {
         let seed = 0x5eed + r as u64;
-        let (mem, want) = measure(n, guilds, seed, in_memory);
-        let (disk, got) = measure(n, guilds, seed, bounded);
+        let (mem, want) = measure(n, guilds, seed, text, in_memory);
+        let (disk, got) = measure(n, guilds, seed, text, bounded);
         // The same numbers either way: the sums of every record's number agree.
         assert_eq!(got, want, "run {r}: the numberings differ");
         eprintln!(
@@ -180,7 +241,10 @@ fn main() {
             .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
         format!("{lo:.3}–{hi:.3}")
     };
-    println!("numbering of {n} records in {guilds} guilds, median of {runs} (spread):");
+    let ids = if text { "text" } else { "ObjectId" };
+    println!(
+        "numbering of {n} records ({ids} `_id`s) in {guilds} guilds, median of {runs} (spread):"
+    );
     println!(
         "  bounded: peak heap {:.1} MB ({}), held {:.3} MB ({})",
         median(bpeak.clone()),
