@@ -21,10 +21,11 @@ use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::sync::Mutex;
 
 use mongodb::bson::Bson;
 
-use crate::legacy::IdKey;
+use crate::legacy::{IdKey, IdView};
 
 /// Records a numbering sorts in memory before it writes them out as a run (about 2 MB of
 /// ObjectId `_id`s).
@@ -40,8 +41,14 @@ pub const BLOCK: usize = 256;
 /// Bytes read at a time from a run while runs are merged.
 const READ_BYTES: usize = 16 * 1024;
 
-/// Bytes a numbered record with an ObjectId `_id` takes on a numbering's file.
-const OID_NUMBER_BYTES: usize = 17;
+/// Bytes of records gathered before they are written to a temporary file.
+const WRITE_BYTES: usize = 4 * READ_BYTES;
+
+/// Runs merged at once, each with its read buffer: past that many, runs are first merged
+/// this many at a time into longer runs (on a new file, the old one then dropped), so that a
+/// merge holds at most this many buffers ([`READ_BYTES`] each, 1 MB) whatever the number of
+/// records.
+const FAN_IN: usize = 64;
 
 /// A record of a numbering: its group, its time, its `_id`.
 #[derive(Debug, Clone)]
@@ -91,25 +98,50 @@ fn put_key(id: &IdKey, out: &mut Vec<u8>) {
     }
 }
 
-fn get_key(b: &[u8]) -> io::Result<Option<(IdKey, usize)>> {
+/// The `_id` `b` starts with, as it lies there, and the bytes it takes; `None` when `b`
+/// holds only a part of it.
+fn view_key(b: &[u8]) -> io::Result<Option<(IdView<'_>, usize)>> {
     match b.first() {
         None => Ok(None),
         Some(0) => Ok(b
             .get(1..13)
-            .map(|id| (IdKey::Oid(id.try_into().expect("12 bytes")), 13))),
+            .map(|id| (IdView::Oid(id.try_into().expect("12 bytes")), 13))),
         Some(1) => {
             let Some(len) = b.get(1..5) else {
                 return Ok(None);
             };
             let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
-            let Some(text) = b.get(5..5 + len) else {
-                return Ok(None);
-            };
-            let text = std::str::from_utf8(text).map_err(|_| corrupt("an `_id` not in UTF-8"))?;
-            Ok(Some((IdKey::Text(text.into()), 5 + len)))
+            Ok(b.get(5..5 + len).map(|text| (IdView::Text(text), 5 + len)))
         }
         Some(_) => Err(corrupt("an `_id` of no known kind")),
     }
+}
+
+fn get_key(b: &[u8]) -> io::Result<Option<(IdKey, usize)>> {
+    let Some((view, used)) = view_key(b)? else {
+        return Ok(None);
+    };
+    let key = match view {
+        IdView::Oid(id) => IdKey::Oid(*id),
+        IdView::Text(text) => IdKey::Text(
+            std::str::from_utf8(text)
+                .map_err(|_| corrupt("an `_id` not in UTF-8"))?
+                .into(),
+        ),
+    };
+    Ok(Some((key, used)))
+}
+
+/// The numbered record `b` starts with, as it lies there: its `_id`, its number, the bytes
+/// it takes; `None` when `b` holds only a part of it.
+fn view_numbered(b: &[u8]) -> io::Result<Option<(IdView<'_>, i32, usize)>> {
+    let Some((id, used)) = view_key(b)? else {
+        return Ok(None);
+    };
+    Ok(b.get(used..used + 4).map(|n| {
+        let n = i32::from_le_bytes(n.try_into().expect("4 bytes"));
+        (id, n, used + 4)
+    }))
 }
 
 impl Record for Entry {
@@ -178,6 +210,8 @@ struct Spill {
     file: Option<File>,
     failed: bool,
     end: u64,
+    /// Bytes the file may take (a full disk in tests); none when `None`.
+    room: Option<u64>,
 }
 
 impl Spill {
@@ -186,6 +220,28 @@ impl Spill {
         &mut self,
         records: impl IntoIterator<Item = &'r T>,
     ) -> io::Result<(u64, u64)> {
+        let start = self.end;
+        let mut buf = Vec::with_capacity(WRITE_BYTES);
+        let res = (|| {
+            for r in records {
+                self.put(r, &mut buf)?;
+            }
+            self.flush(&mut buf)
+        })();
+        res.map(|()| (start, self.end))
+    }
+
+    /// Adds `r` to `buf`, written at the end of the file once it holds [`WRITE_BYTES`].
+    fn put<T: Record>(&mut self, r: &T, buf: &mut Vec<u8>) -> io::Result<()> {
+        r.put(buf);
+        if buf.len() >= WRITE_BYTES {
+            self.flush(buf)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `buf` at the end of the file (made first if there is none) and empties it.
+    fn flush(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
         if self.failed {
             return Err(io::Error::other("no temporary file"));
         }
@@ -193,23 +249,17 @@ impl Spill {
             if self.file.is_none() {
                 self.file = Some(tempfile::tempfile()?);
             }
-            let file = self.file.as_ref().expect("made above");
-            let start = self.end;
-            let mut buf = Vec::with_capacity(READ_BYTES * 4);
-            let write = |buf: &mut Vec<u8>, end: &mut u64| -> io::Result<()> {
-                file.write_all_at(buf, *end)?;
-                *end += buf.len() as u64;
-                buf.clear();
-                Ok(())
-            };
-            for r in records {
-                r.put(&mut buf);
-                if buf.len() >= READ_BYTES * 4 {
-                    write(&mut buf, &mut self.end)?;
-                }
+            if self
+                .room
+                .is_some_and(|room| self.end + buf.len() as u64 > room)
+            {
+                return Err(io::Error::from(io::ErrorKind::StorageFull));
             }
-            write(&mut buf, &mut self.end)?;
-            Ok((start, self.end))
+            let file = self.file.as_ref().expect("made above");
+            file.write_all_at(buf, self.end)?;
+            self.end += buf.len() as u64;
+            buf.clear();
+            Ok(())
         })();
         if let Err(e) = &res {
             tracing::warn!(error = %e, "no temporary file for a numbering: it is held in memory");
@@ -258,39 +308,87 @@ impl<T: Record> Sorter<T> {
     fn drain(
         mut self,
         cmp: &impl Fn(&T, &T) -> Ordering,
-        mut each: impl FnMut(T) -> io::Result<()>,
+        each: impl FnMut(T) -> io::Result<()>,
     ) -> io::Result<()> {
         self.chunk.sort_unstable_by(cmp);
-        let Some(file) = self.spill.file.as_ref().filter(|_| !self.runs.is_empty()) else {
-            return self.chunk.into_iter().try_for_each(each);
-        };
-        let mut readers: Vec<RunReader<'_>> = self
-            .runs
-            .iter()
-            .map(|&(start, end)| RunReader::new(file, start, end))
-            .collect();
-        let mut memory = std::mem::take(&mut self.chunk).into_iter();
-        // Source `readers.len()` is the chunk left in memory.
-        let mut next = |src: usize| -> io::Result<Option<T>> {
-            match readers.get_mut(src) {
-                Some(r) => r.next::<T>(),
-                None => Ok(memory.next()),
-            }
-        };
-        let mut heap = BinaryHeap::new();
-        for src in 0..=self.runs.len() {
-            if let Some(item) = next(src)? {
-                heap.push(Head { item, src, cmp });
-            }
+        self.narrow(cmp)?;
+        let chunk = std::mem::take(&mut self.chunk);
+        match self.spill.file.as_ref().filter(|_| !self.runs.is_empty()) {
+            Some(file) => merge(file, &self.runs, chunk, cmp, each),
+            None => chunk.into_iter().try_for_each(each),
         }
-        while let Some(Head { item, src, .. }) = heap.pop() {
-            each(item)?;
-            if let Some(item) = next(src)? {
-                heap.push(Head { item, src, cmp });
+    }
+
+    /// Merges the runs [`FAN_IN`] at a time into longer runs on a new file, until they and
+    /// the chunk in memory are at most [`FAN_IN`]. A new file that cannot be written leaves
+    /// the runs as they are (all of them then merged at once, a buffer each), with a
+    /// warning; an old file that cannot be read is an error.
+    fn narrow(&mut self, cmp: &impl Fn(&T, &T) -> Ordering) -> io::Result<()> {
+        while self.runs.len() >= FAN_IN {
+            let Some(file) = self.spill.file.as_ref() else {
+                return Ok(());
+            };
+            let mut next = Spill {
+                room: self.spill.room,
+                ..Spill::default()
+            };
+            let mut runs = Vec::with_capacity(self.runs.len().div_ceil(FAN_IN));
+            let mut buf = Vec::with_capacity(WRITE_BYTES);
+            for group in self.runs.chunks(FAN_IN) {
+                let start = next.end;
+                let mut refused = false;
+                let merged = merge(file, group, Vec::new(), cmp, |t| {
+                    next.put(&t, &mut buf).inspect_err(|_| refused = true)
+                })
+                .and_then(|()| next.flush(&mut buf).inspect_err(|_| refused = true));
+                match merged {
+                    Ok(()) => runs.push((start, next.end)),
+                    // The new file refused a write (warned of): the runs stay as they are.
+                    Err(_) if refused => return Ok(()),
+                    Err(e) => return Err(e),
+                }
             }
+            self.spill = next;
+            self.runs = runs;
         }
         Ok(())
     }
+}
+
+/// The records of `runs` (each sorted, on `file`) and of `memory` (sorted), in order, to
+/// `each`: one read buffer a run.
+fn merge<T: Record>(
+    file: &File,
+    runs: &[(u64, u64)],
+    memory: Vec<T>,
+    cmp: &impl Fn(&T, &T) -> Ordering,
+    mut each: impl FnMut(T) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut readers: Vec<RunReader<'_>> = runs
+        .iter()
+        .map(|&(start, end)| RunReader::new(file, start, end))
+        .collect();
+    let mut memory = memory.into_iter();
+    // Source `readers.len()` is the records in memory.
+    let mut next = |src: usize| -> io::Result<Option<T>> {
+        match readers.get_mut(src) {
+            Some(r) => r.next::<T>(),
+            None => Ok(memory.next()),
+        }
+    };
+    let mut heap = BinaryHeap::with_capacity(runs.len() + 1);
+    for src in 0..=runs.len() {
+        if let Some(item) = next(src)? {
+            heap.push(Head { item, src, cmp });
+        }
+    }
+    while let Some(Head { item, src, .. }) = heap.pop() {
+        each(item)?;
+        if let Some(item) = next(src)? {
+            heap.push(Head { item, src, cmp });
+        }
+    }
+    Ok(())
 }
 
 /// The next record of one source in a merge; the smallest comes out of the heap first.
@@ -507,8 +605,22 @@ enum Numbers {
         end: u64,
         /// Each block's first `_id`, where it starts on the file, its records' size.
         fences: Vec<Fence>,
+        /// The block read last, kept for the next look-up: the import looks records up
+        /// in the order it reads them, by `_id`, so the next is mostly in the same block.
+        last: Mutex<Option<Block>>,
     },
 }
+
+/// A block of a numbering's file as read: which, and its bytes.
+#[derive(Debug)]
+struct Block {
+    index: usize,
+    bytes: Vec<u8>,
+}
+
+/// The longest block kept for the next look-up (one of ObjectIds takes 4,352 bytes):
+/// one of long `_id`s is read again each time.
+const KEPT_BLOCK_BYTES: usize = 64 * 1024;
 
 impl Default for IdNumbers {
     fn default() -> Self {
@@ -548,31 +660,54 @@ impl IdNumbers {
     /// file that cannot be read is logged and answers `None` (the record is then reported
     /// as not numbered, never given another's number).
     pub fn get(&self, id: &Bson) -> Option<i32> {
-        let key = IdKey::of(id);
+        IdView::with(id, |key| self.get_view(key))
+    }
+
+    fn get_view(&self, key: IdView<'_>) -> Option<i32> {
         match &self.0 {
             Numbers::Memory(list) => list
-                .binary_search_by(|(k, _)| k.cmp(&key))
+                .binary_search_by(|(k, _)| k.view().cmp(&key))
                 .ok()
                 .map(|i| list[i].1),
             Numbers::File {
-                file, end, fences, ..
+                file,
+                end,
+                fences,
+                last,
+                ..
             } => {
-                let block = fences.partition_point(|f| f.first <= key).checked_sub(1)?;
+                let block = fences
+                    .partition_point(|f| f.first.view() <= key)
+                    .checked_sub(1)?;
                 let (start, each) = (fences[block].at, fences[block].each as usize);
                 let stop = fences.get(block + 1).map_or(*end, |f| f.at);
                 let len = (stop - start) as usize;
-                // A block of ObjectIds fits on the stack; one of long texts does not.
-                let mut stack = [0u8; BLOCK * OID_NUMBER_BYTES];
-                let mut heap;
-                let buf: &mut [u8] = if len <= stack.len() {
-                    &mut stack[..len]
-                } else {
-                    heap = vec![0u8; len];
-                    &mut heap
-                };
-                let found = match file.read_exact_at(buf, start) {
-                    Ok(()) => find_in_block(buf, each, &key),
-                    Err(e) => Err(e),
+                // Another thread looking up at the same time reads its block for itself.
+                let mut last = last.try_lock().ok();
+                let found = match last.as_deref_mut() {
+                    Some(Some(kept)) if kept.index == block => {
+                        find_in_block(&kept.bytes, each, key)
+                    }
+                    Some(kept) if len <= KEPT_BLOCK_BYTES => {
+                        // The block read replaces the one kept, in its allocation.
+                        let mut bytes = kept.take().map(|b| b.bytes).unwrap_or_default();
+                        bytes.resize(len, 0);
+                        let found = file
+                            .read_exact_at(&mut bytes, start)
+                            .and_then(|()| find_in_block(&bytes, each, key));
+                        if found.is_ok() {
+                            *kept = Some(Block {
+                                index: block,
+                                bytes,
+                            });
+                        }
+                        found
+                    }
+                    _ => {
+                        let mut bytes = vec![0u8; len];
+                        file.read_exact_at(&mut bytes, start)
+                            .and_then(|()| find_in_block(&bytes, each, key))
+                    }
                 };
                 found.unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "a numbering's file could not be read");
@@ -610,9 +745,14 @@ struct Fence {
     each: u32,
 }
 
+/// The record read, or an error for a block that ends in the middle of one.
+fn whole<T>(record: Option<T>) -> io::Result<T> {
+    record.ok_or_else(|| corrupt("a block cut short"))
+}
+
 /// The number of `key` in `block` (numbered records sorted by `_id`, each `each` bytes, or
-/// of different sizes when `each` is 0).
-fn find_in_block(mut block: &[u8], each: usize, key: &IdKey) -> io::Result<Option<i32>> {
+/// of different sizes when `each` is 0), compared as they lie in the block.
+fn find_in_block(block: &[u8], each: usize, key: IdView<'_>) -> io::Result<Option<i32>> {
     if each > 0 {
         // Records of one size (ObjectIds, mostly): searched by halves.
         if !block.len().is_multiple_of(each) {
@@ -621,10 +761,8 @@ fn find_in_block(mut block: &[u8], each: usize, key: &IdKey) -> io::Result<Optio
         let (mut lo, mut hi) = (0, block.len() / each);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            let Some(((k, n), _)) = Numbered::get(&block[mid * each..])? else {
-                return Err(corrupt("a block cut short"));
-            };
-            match k.cmp(key) {
+            let (k, n, _) = whole(view_numbered(&block[mid * each..])?)?;
+            match k.cmp(&key) {
                 Ordering::Less => lo = mid + 1,
                 Ordering::Greater => hi = mid,
                 Ordering::Equal => return Ok(Some(n)),
@@ -632,12 +770,11 @@ fn find_in_block(mut block: &[u8], each: usize, key: &IdKey) -> io::Result<Optio
         }
         return Ok(None);
     }
-    while !block.is_empty() {
-        let Some(((k, n), used)) = Numbered::get(block)? else {
-            return Err(corrupt("a block cut short"));
-        };
-        match k.cmp(key) {
-            Ordering::Less => block = &block[used..],
+    let mut rest = block;
+    while !rest.is_empty() {
+        let (k, n, used) = whole(view_numbered(rest)?)?;
+        match k.cmp(&key) {
+            Ordering::Less => rest = &rest[used..],
             Ordering::Equal => return Ok(Some(n)),
             Ordering::Greater => return Ok(None),
         }
@@ -699,6 +836,7 @@ impl Written {
             }
             (None, Some(file)) => Numbers::File {
                 file,
+                last: Mutex::new(None),
                 len: self.len,
                 end: self.end,
                 fences: {
@@ -820,6 +958,32 @@ mod tests {
                 "{g}"
             );
         }
+    }
+
+    #[test]
+    fn look_ups_in_the_imports_order_answer_from_the_block_kept() {
+        // The import reads records by `_id` and looks each one up: mostly in the block read
+        // for the one before. Every answer is the one a fresh read gives, in any order.
+        let records = records(4_000, 19);
+        let before = in_memory(&records, |g| if g == "100003" { 41 } else { 1 });
+        let spilled = numbered(&records, 97);
+        let mut ids: Vec<&Bson> = records.iter().map(|(_, _, id)| id).collect();
+        ids.sort_by_key(|id| IdKey::of(id));
+        for id in &ids {
+            assert_eq!(spilled.get(id), before.get(id), "{id}");
+        }
+        // Back and forth between the first block and the last, and a miss between.
+        let (first, last) = (ids[0], ids[ids.len() - 1]);
+        for _ in 0..3 {
+            assert_eq!(spilled.get(first), before.get(first));
+            assert_eq!(spilled.get(&Bson::String("thread-x".into())), None);
+            assert_eq!(spilled.get(last), before.get(last));
+        }
+        let Numbers::File { last, .. } = &spilled.0 else {
+            unreachable!()
+        };
+        let kept = last.lock().unwrap();
+        assert!(kept.as_ref().is_some_and(|b| b.bytes.len() <= BLOCK * 17));
     }
 
     #[test]
@@ -947,7 +1111,9 @@ mod tests {
         let Numbers::File { fences, .. } = &spilled.0 else {
             unreachable!()
         };
-        assert!(fences.iter().all(|f| f.each == OID_NUMBER_BYTES as u32));
+        let oid_bytes = (IdKey::Oid([0; 12]), 0).size();
+        assert_eq!(oid_bytes, "12345678".len() + 9);
+        assert!(fences.iter().all(|f| f.each == oid_bytes as u32));
         assert!(fences.len() > 5);
         for (_, _, id) in &records {
             assert!(before.get(id).is_some());
@@ -991,6 +1157,67 @@ mod tests {
             assert_eq!(numbers.get(id), before.get(id));
             assert!(numbers.get(id).is_some());
         }
+    }
+
+    /// A sorter of `n` keys (the same for a `seed`) in runs of `chunk`; the keys sorted.
+    fn runs_of(n: usize, chunk: usize, seed: u64) -> (Sorter<u64>, Vec<u64>) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut sorter = Sorter::new(chunk);
+        let mut keys = Vec::with_capacity(n);
+        for _ in 0..n {
+            let k = rng.gen_range(0..n as u64 / 2);
+            sorter.push(k, &u64::cmp);
+            keys.push(k);
+        }
+        keys.sort_unstable();
+        (sorter, keys)
+    }
+
+    fn drained(sorter: Sorter<u64>) -> Vec<u64> {
+        let mut out = Vec::new();
+        sorter
+            .drain(&u64::cmp, |k| {
+                out.push(k);
+                Ok(())
+            })
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn runs_past_the_fan_in_are_merged_in_passes_and_nothing_is_lost() {
+        // 10,000 keys in runs of 3: 3,333 runs, a buffer each if merged at once.
+        let (mut sorter, keys) = runs_of(10_000, 3, 21);
+        assert_eq!(sorter.runs.len(), 3_333);
+        sorter.narrow(&u64::cmp).unwrap();
+        // 3,333 → 53 runs of up to 64 merged: at most FAN_IN buffers from here on.
+        assert_eq!(sorter.runs.len(), 3_333usize.div_ceil(FAN_IN));
+        assert!(sorter.runs.len() < FAN_IN);
+        assert_eq!(drained(sorter), keys);
+
+        // Two passes: 300,000 keys in runs of 2 (150,000 → 2,344 → 37 runs).
+        let (mut sorter, keys) = runs_of(300_000, 2, 22);
+        sorter.narrow(&u64::cmp).unwrap();
+        assert_eq!(sorter.runs.len(), 37);
+        assert_eq!(drained(sorter), keys);
+
+        // One run fewer than the fan-in, and the chunk in memory: merged as they are.
+        let (mut sorter, keys) = runs_of(3 * (FAN_IN - 1) + 2, 3, 23);
+        let runs = sorter.runs.clone();
+        sorter.narrow(&u64::cmp).unwrap();
+        assert_eq!(sorter.runs, runs);
+        assert_eq!(drained(sorter), keys);
+    }
+
+    #[test]
+    fn a_disk_too_full_for_a_pass_leaves_the_runs_merged_at_once() {
+        let (mut sorter, keys) = runs_of(5_000, 3, 24);
+        let runs = sorter.runs.clone();
+        // A disk with room for half a copy of the runs: the pass's new file fills midway.
+        sorter.spill.room = Some(sorter.spill.end / 2);
+        sorter.narrow(&u64::cmp).unwrap();
+        assert_eq!(sorter.runs, runs, "the runs as they were");
+        assert_eq!(drained(sorter), keys);
     }
 
     #[test]

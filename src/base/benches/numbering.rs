@@ -9,7 +9,9 @@
 //! figures are the numbering's own bytes, not the process's pages.
 //!
 //! `cargo bench -p heimdall-base --bench numbering -- [--records N] [--guilds G] [--runs R]
-//! [--text-ids 1]` (`--text-ids 1`: every `_id` a string of 36 characters, not an ObjectId).
+//! [--text-ids 1] [--by-id 1]` (`--text-ids 1`: every `_id` a string of 36 characters, not
+//! an ObjectId; `--by-id 1`: records looked up in order of `_id`, as the import reads them,
+//! not in the order they were given).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
@@ -173,6 +175,7 @@ fn measure<L: Lookup>(
     guilds: u64,
     seed: u64,
     text: bool,
+    by_id: bool,
     way: fn(usize, u64, u64, bool) -> L,
 ) -> (Took, u64) {
     let base = LIVE.load(Relaxed);
@@ -184,12 +187,22 @@ fn measure<L: Lookup>(
         PEAK.load(Relaxed).saturating_sub(base),
         LIVE.load(Relaxed).saturating_sub(base),
     );
-    let t0 = Instant::now();
     let mut sum = 0u64;
-    for (_, _, id) in records(n, guilds, seed, text) {
-        sum += numbers.get(&id).expect("every record is numbered") as u64;
-    }
-    let look = t0.elapsed().as_secs_f64();
+    let look = if by_id {
+        let mut ids: Vec<Bson> = records(n, guilds, seed, text).map(|r| r.2).collect();
+        ids.sort_by_cached_key(IdKey::of);
+        let t0 = Instant::now();
+        for id in &ids {
+            sum += numbers.get(id).expect("every record is numbered") as u64;
+        }
+        t0.elapsed().as_secs_f64()
+    } else {
+        let t0 = Instant::now();
+        for (_, _, id) in records(n, guilds, seed, text) {
+            sum += numbers.get(&id).expect("every record is numbered") as u64;
+        }
+        t0.elapsed().as_secs_f64()
+    };
     (
         Took {
             peak,
@@ -206,13 +219,14 @@ fn main() {
     let guilds = arg("--guilds", 200.0) as u64;
     let runs = arg("--runs", 3.0) as usize;
     let text = arg("--text-ids", 0.0) != 0.0;
+    let by_id = arg("--by-id", 0.0) != 0.0;
     let mb = |b: usize| b as f64 / 1e6;
     let (mut peak, mut held, mut build, mut look) = (vec![], vec![], vec![], vec![]);
     let (mut bpeak, mut bheld) = (vec![], vec![]);
     for r in 0..runs {
         let seed = 0x5eed + r as u64;
-        let (mem, want) = measure(n, guilds, seed, text, in_memory);
-        let (disk, got) = measure(n, guilds, seed, text, bounded);
+        let (mem, want) = measure(n, guilds, seed, text, by_id, in_memory);
+        let (disk, got) = measure(n, guilds, seed, text, by_id, bounded);
         // The same numbers either way: the sums of every record's number agree.
         assert_eq!(got, want, "run {r}: the numberings differ");
         eprintln!(
@@ -242,8 +256,10 @@ fn main() {
         format!("{lo:.3}–{hi:.3}")
     };
     let ids = if text { "text" } else { "ObjectId" };
+    let order = if by_id { "by `_id`" } else { "as given" };
     println!(
-        "numbering of {n} records ({ids} `_id`s) in {guilds} guilds, median of {runs} (spread):"
+        "numbering of {n} records ({ids} `_id`s, looked up {order}) in {guilds} guilds, \
+         median of {runs} (spread):"
     );
     println!(
         "  bounded: peak heap {:.1} MB ({}), held {:.3} MB ({})",
