@@ -1510,7 +1510,10 @@ impl Engine {
                             let outcome = insert.await.and_then(|r| r);
                             (staged, last_id, outcome)
                         });
+                        // A process stopped inside a batch starts no batch after it: the
+                        // next is not read while this one's stop is on its way.
                         stopping = self.cancel.is_cancelled()
+                            || stop_before_insert
                             || (self.write
                                 && super::FailPoint::hit(&self.fail_point, spec.name, batches));
                     }
