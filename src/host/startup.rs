@@ -29,9 +29,40 @@ pub struct Application {
     _embedded: Option<EmbeddedServer>,
 }
 
-/// Binds `addr:port`; a taken port is a [`ConfigError`] naming `setting`.
+/// Connections the kernel keeps waiting for the bot to accept them on each of its ports
+/// (capped by `net.core.somaxconn`). Past that, a new connection's handshake is dropped and
+/// its client waits for TCP to try again (1 s, then 3 s, then 7 s): a dashboard's clients
+/// coming back all at once after a restart or a network blip did, with tokio's 128.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr:port` with a [`LISTEN_BACKLOG`]; a taken port is a [`ConfigError`] naming
+/// `setting`.
 pub async fn bind(setting: &'static str, addr: &str, port: u16) -> anyhow::Result<TcpListener> {
-    TcpListener::bind((addr, port)).await.map_err(|e| {
+    let listen = |a: SocketAddr| -> std::io::Result<TcpListener> {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // As `TcpListener::bind`: a restarted bot takes its port back at once.
+        socket.set_reuseaddr(true)?;
+        socket.bind(a)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    let bound = async {
+        let mut last = None;
+        // The first of the name's addresses that can be listened on.
+        for a in tokio::net::lookup_host((addr, port)).await? {
+            match listen(a) {
+                Ok(l) => return Ok(l),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+        }))
+    };
+    bound.await.map_err(|e| {
         let msg = if e.kind() == std::io::ErrorKind::AddrInUse {
             format!("port {port} on {addr} is already in use; stop the program using it or choose another port")
         } else {
@@ -261,5 +292,47 @@ impl Application {
         // driver's own once the last handle drops.
         db::close(data.client.clone()).await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// The most connections the kernel keeps waiting on `listener` (Linux's `TCP_INFO` of a
+    /// listening socket gives it as `tcpi_sacked`).
+    fn backlog_of(listener: &TcpListener) -> u32 {
+        // SAFETY: `tcp_info` is plain data; zeroes are a valid value.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        // SAFETY: an open socket, and a buffer of `len` bytes the kernel fills.
+        let rc = unsafe {
+            libc::getsockopt(
+                listener.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        info.tcpi_sacked
+    }
+
+    #[tokio::test]
+    async fn the_ports_keep_a_storm_of_connections_waiting() {
+        let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let ours = bind("WS_PORT", "127.0.0.1", 0).await.unwrap();
+        assert_eq!(backlog_of(&ours), LISTEN_BACKLOG.min(somaxconn));
+        // A taken port, named as the setting.
+        let port = ours.local_addr().unwrap().port();
+        let taken = bind("WS_PORT", "127.0.0.1", port).await.unwrap_err();
+        assert!(taken.to_string().contains("WS_PORT"), "{taken}");
+        assert!(format!("{taken:#}").contains("already in use"), "{taken:#}");
     }
 }
