@@ -255,6 +255,10 @@ struct Tracker {
     duplicated: AtomicU64,
     /// Set once a reconnected client has received the first event after its `ownerSeq`.
     resumed: std::sync::atomic::AtomicBool,
+    /// When that was (µs since the epoch).
+    resumed_us: AtomicU64,
+    /// Connection attempts that failed or timed out (each then retried after a back-off).
+    retries: AtomicU64,
 }
 
 /// The loopback address storm client `i` connects from: 50 clients per address.
@@ -289,6 +293,7 @@ async fn storm_client(
             match tokio::time::timeout(Duration::from_secs(10), attempt).await {
                 Ok(Some(ws)) => break ws,
                 _ => {
+                    tracker.retries.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
@@ -317,7 +322,9 @@ async fn storm_client(
                 .first
                 .compare_exchange(0, seq, Ordering::Relaxed, Ordering::Relaxed);
             tracker.last.store(seq, Ordering::Relaxed);
-            tracker.resumed.store(true, Ordering::Relaxed);
+            if !tracker.resumed.swap(true, Ordering::Relaxed) {
+                tracker.resumed_us.store(now_us(), Ordering::Relaxed);
+            }
         }
     })
 }
@@ -367,11 +374,13 @@ async fn storm(base: &str, port: u16, pid: u32, n: usize) -> Storm {
         t.abort();
     }
     let dropped = Instant::now();
+    let dropped_us = now_us();
     for t in tasks.drain(..) {
         let _ = t.await;
     }
     for t in &trackers {
         t.resumed.store(false, Ordering::Relaxed);
+        t.retries.store(0, Ordering::Relaxed);
     }
     let reconnects = futures::future::join_all((0..n).map(|i| {
         let last = trackers[i].last.load(Ordering::Relaxed);
@@ -385,6 +394,27 @@ async fn storm(base: &str, port: u16, pid: u32, n: usize) -> Storm {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let resumed_in = dropped.elapsed().as_secs_f64();
+    // How the clients' resumptions spread over that time, and how many had to try again.
+    let mut each: Vec<u64> = trackers
+        .iter()
+        .map(|t| {
+            t.resumed_us
+                .load(Ordering::Relaxed)
+                .saturating_sub(dropped_us)
+        })
+        .collect();
+    each.sort_unstable();
+    let retried = trackers
+        .iter()
+        .filter(|t| t.retries.load(Ordering::Relaxed) > 0)
+        .count();
+    eprintln!(
+        "storm: clients resumed after p50 {:.0} / p90 {:.0} / p99 {:.0} / max {:.0} ms; {retried} of {n} tried more than once",
+        percentile(&each, 0.5),
+        percentile(&each, 0.9),
+        percentile(&each, 0.99),
+        percentile(&each, 1.0),
+    );
     // Until the last event: every client must hold every seq exactly once. The storm's
     // 300 events are the owner stream's from the first one every client saw.
     let head = |t: &Arc<Tracker>| t.last.load(Ordering::Relaxed);
