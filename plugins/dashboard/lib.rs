@@ -36,11 +36,11 @@ impl Plugin for DashboardPlugin {
     }
     fn collections(&self) -> Vec<CollectionSpec> {
         vec![
-            CollectionSpec::new("dashboard_permissions", "DashboardPermission").unique(&[
-                "guildId",
-                "targetType",
-                "targetId",
-            ]),
+            CollectionSpec::new("dashboard_permissions", "DashboardPermission")
+                .unique(&["guildId", "targetType", "targetId"])
+                // Every gateway authentication looks a user's grants up in every guild, and
+                // the guilds granting roles (see `granted`).
+                .index(&["targetType", "targetId"]),
             CollectionSpec::new("dashboard_settings", "DashboardSettings").unique(&["guildId"]),
             CollectionSpec::new(SESSION_REVOCATIONS, "SessionRevocation")
                 .unique(&["userId"])

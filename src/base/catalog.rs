@@ -73,6 +73,9 @@ pub struct CollectionSpec {
     pub model: &'static str,
     /// Fields of the unique key besides `_id` (empty: identified by `_id` only).
     pub unique_key: Vec<&'static str>,
+    /// Indexes (not unique) for the look-ups its plugin makes by other fields than the
+    /// unique key's first ones, each its fields in order.
+    pub indexes: Vec<Vec<&'static str>>,
     /// How documents belong to a guild.
     pub scope: GuildScope,
     /// Fields referencing other collections.
@@ -92,6 +95,7 @@ impl CollectionSpec {
             name,
             model,
             unique_key: Vec::new(),
+            indexes: Vec::new(),
             scope: GuildScope::Field {
                 field: "guildId",
                 nullable: false,
@@ -106,6 +110,13 @@ impl CollectionSpec {
     /// Sets the unique key.
     pub fn unique(mut self, fields: &[&'static str]) -> Self {
         self.unique_key = fields.to_vec();
+        self
+    }
+
+    /// Adds an index on `fields` (in order), not unique: a look-up by them then reads what
+    /// it finds, not the whole collection.
+    pub fn index(mut self, fields: &[&'static str]) -> Self {
+        self.indexes.push(fields.to_vec());
         self
     }
 

@@ -149,21 +149,26 @@ fn first_line(s: &str) -> String {
     s.chars().take(300).collect()
 }
 
-/// The index models a collection declares: its unique key and its TTL index.
+/// The index models a collection declares: its unique key, its other indexes and its TTL
+/// index.
 pub fn index_models(spec: &CollectionSpec) -> Vec<IndexModel> {
-    let mut out = Vec::new();
-    if !spec.unique_key.is_empty() {
-        let keys: Document = spec
-            .unique_key
+    let keys = |fields: &[&str]| -> Document {
+        fields
             .iter()
             .map(|f| ((*f).to_string(), 1i32.into()))
-            .collect();
+            .collect()
+    };
+    let mut out = Vec::new();
+    if !spec.unique_key.is_empty() {
         out.push(
             IndexModel::builder()
-                .keys(keys)
+                .keys(keys(&spec.unique_key))
                 .options(IndexOptions::builder().unique(true).build())
                 .build(),
         );
+    }
+    for fields in spec.indexes.iter().filter(|f| !f.is_empty()) {
+        out.push(IndexModel::builder().keys(keys(fields)).build());
     }
     if let Some(ttl) = spec.ttl {
         out.push(
@@ -180,7 +185,7 @@ pub fn index_models(spec: &CollectionSpec) -> Vec<IndexModel> {
     out
 }
 
-/// Creates the unique and TTL indexes of one collection in `db`.
+/// Creates the indexes of one collection in `db` (see [`index_models`]).
 pub async fn ensure_collection_indexes(db: &Database, spec: &CollectionSpec) -> anyhow::Result<()> {
     let models = index_models(spec);
     if models.is_empty() {
@@ -193,7 +198,7 @@ pub async fn ensure_collection_indexes(db: &Database, spec: &CollectionSpec) -> 
     Ok(())
 }
 
-/// Creates every unique and TTL index of every registered collection.
+/// Creates every index of every registered collection (see [`index_models`]).
 pub async fn ensure_indexes(db: &Database, registry: &Catalog) -> anyhow::Result<()> {
     for c in registry.collections() {
         ensure_collection_indexes(db, &c.spec).await?;

@@ -213,14 +213,15 @@ async fn start_up_stops_on_a_broken_catalog() {
     assert!(text.contains("imposter"), "{text}");
 }
 
-/// Every unique and TTL index of the catalog exists after start-up (read with listIndexes).
+/// Every unique, look-up and TTL index of the catalog exists after start-up (read with
+/// listIndexes).
 #[tokio::test]
-async fn start_up_creates_every_unique_and_ttl_index() {
+async fn start_up_creates_every_index_of_the_catalog() {
     let app = spawn_app().await;
     let mut checked = 0;
     for c in app.data.registry.collections() {
         let spec = &c.spec;
-        if spec.unique_key.is_empty() && spec.ttl.is_none() {
+        if spec.unique_key.is_empty() && spec.ttl.is_none() && spec.indexes.is_empty() {
             continue;
         }
         let internal = spec.lifetime == heimdall_host::plugin::Lifetime::Internal;
@@ -270,9 +271,23 @@ async fn start_up_creates_every_unique_and_ttl_index() {
             );
             checked += 1;
         }
+        for want in &spec.indexes {
+            let found = indexes.iter().any(|ix| {
+                let keys: Vec<&str> = ix
+                    .get_document("key")
+                    .unwrap()
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                keys == *want && !ix.get_bool("unique").unwrap_or(false)
+            });
+            assert!(found, "{}: no index on {want:?}: {indexes:?}", spec.name);
+            checked += 1;
+        }
     }
-    // 35 unique keys + 3 TTL indexes of the data model (the bot's internal ones checked besides).
-    assert_eq!(checked, 38);
+    // 35 unique keys, 1 look-up index and 3 TTL indexes of the data model (the bot's
+    // internal ones checked besides).
+    assert_eq!(checked, 39);
 }
 
 /// Discord refuses to register a command tree with a bad name or description, and then the
