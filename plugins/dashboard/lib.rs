@@ -185,6 +185,12 @@ impl DashboardAccess {
 
     /// The servers Discord listed at `user`'s last login.
     async fn login_guilds(&self, user: u64) -> anyhow::Result<Vec<LoginGuild>> {
+        Ok(self.last_login(user).await?.unwrap_or_default())
+    }
+
+    /// The servers Discord listed at `user`'s last login; `None` when `user` never logged
+    /// in on the dashboard (a token made otherwise).
+    async fn last_login(&self, user: u64) -> anyhow::Result<Option<Vec<LoginGuild>>> {
         let d = self
             .db
             .collection::<Document>(LOGINS)
@@ -195,8 +201,7 @@ impl DashboardAccess {
                 a.into_iter()
                     .filter_map(|g| mongodb::bson::from_bson(g).ok())
                     .collect()
-            })
-            .unwrap_or_default())
+            }))
     }
 
     /// The servers `user` may open by `dashboard_permissions` and by managing them, before
@@ -212,19 +217,28 @@ impl DashboardAccess {
             .iter()
             .filter_map(|d| d.get_str("guildId").ok().map(String::from))
             .collect();
+        let login = self.last_login(user).await?;
         guilds.extend(
-            self.login_guilds(user)
-                .await?
-                .into_iter()
-                .filter(LoginGuild::manages)
-                .map(|g| g.id),
+            login
+                .iter()
+                .flatten()
+                .filter(|g| g.manages())
+                .map(|g| g.id.clone()),
         );
         if self.discord.is_some() {
-            // Guilds that grant access to roles: is the user a member with one of them?
+            // Guilds that grant access to roles: is the user a member with one of them? Only
+            // those Discord listed at the user's login are asked about: each question is a
+            // request to Discord (the bot may make 50 a second in all), and of a bot's many
+            // servers granting roles, the user is in a few.
+            let mut filter = doc! { "targetType": "role" };
+            if let Some(login) = &login {
+                let member_of: Vec<&str> = login.iter().map(|g| g.id.as_str()).collect();
+                filter.insert("guildId", doc! { "$in": member_of });
+            }
             let mut by_guild: HashMap<String, Vec<String>> = HashMap::new();
             let mut cursor = self
                 .permissions()
-                .find(doc! { "targetType": "role" })
+                .find(filter)
                 .projection(doc! { "guildId": 1, "targetId": 1 })
                 .await?;
             while let Some(d) = cursor.try_next().await? {

@@ -799,6 +799,62 @@ async fn members_stand_in() -> (String, std::sync::Arc<std::sync::atomic::Atomic
 }
 
 #[tokio::test]
+async fn role_entries_ask_discord_only_about_the_servers_the_user_is_in() {
+    let (proxy, hits) = members_stand_in().await;
+    let app = app(&[
+        ("DISCORD_TOKEN", "test-token"),
+        ("DISCORD_API_PROXY", proxy.as_str()),
+    ])
+    .await;
+    // 40 servers grant a role; Discord listed two servers at USER_A's login, GUILD_C among
+    // them.
+    let grants: Vec<Document> = (0..40u64)
+        .map(|i| {
+            let guild = if i == 0 {
+                GUILD_C.to_string()
+            } else {
+                (210_000_000_000_000_000 + i).to_string()
+            };
+            doc! { "guildId": guild, "targetType": "role", "targetId": ROLE_MOD, "permissions": ["view"] }
+        })
+        .collect();
+    app.db
+        .collection::<Document>("dashboard_permissions")
+        .insert_many(grants)
+        .await
+        .unwrap();
+    app.db
+        .collection::<Document>("dashboard_logins")
+        .insert_one(doc! {
+            "userId": USER_A.to_string(),
+            "guilds": [
+                { "id": GUILD_C, "name": "C", "owner": false, "permissions": "0" },
+                { "id": "299999999999999999", "name": "Z", "owner": false, "permissions": "0" },
+            ],
+        })
+        .await
+        .unwrap();
+
+    let mut a = connect(&app, None).await.unwrap();
+    next(&mut a).await;
+    send(&mut a, json!({ "type": "auth", "token": token(USER_A) })).await;
+    let authed_a = next_event(&mut a, "authenticated").await;
+    assert!(
+        authed_a["data"]["guilds"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(GUILD_C)),
+        "{authed_a}"
+    );
+    assert_eq!(
+        subscribe(&mut a, GUILD_C, None).await["event"],
+        "subscribed"
+    );
+    // One question to Discord (GUILD_C's member, then cached), not one per granting server.
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn a_role_entry_grants_dashboard_access_to_members_with_that_role() {
     let (proxy, hits) = members_stand_in().await;
     let app = app(&[
