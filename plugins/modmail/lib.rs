@@ -74,7 +74,10 @@ impl Plugin for ModmailPlugin {
             CollectionSpec::new("modmail_conversations", "ModmailConversation")
                 .unique(&["guildId", "ticketNumber"]),
             CollectionSpec::new("modmail_messages", "ModmailMessage")
-                .references("conversationId", "modmail_conversations"),
+                .references("conversationId", "modmail_conversations")
+                // A conversation's page of messages, oldest first after a message (see
+                // `ops::messages`): threads of 20,000 among millions.
+                .index(&["conversationId", "_id"]),
         ]
     }
     fn clone_steps(&self) -> Vec<CloneStepSpec> {
