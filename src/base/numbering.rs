@@ -117,19 +117,23 @@ fn view_key(b: &[u8]) -> io::Result<Option<(IdView<'_>, usize)>> {
     }
 }
 
-fn get_key(b: &[u8]) -> io::Result<Option<(IdKey, usize)>> {
-    let Some((view, used)) = view_key(b)? else {
-        return Ok(None);
-    };
-    let key = match view {
+/// The `_id` a view read from a file is, made to be kept.
+fn owned(view: IdView<'_>) -> io::Result<IdKey> {
+    Ok(match view {
         IdView::Oid(id) => IdKey::Oid(*id),
         IdView::Text(text) => IdKey::Text(
             std::str::from_utf8(text)
                 .map_err(|_| corrupt("an `_id` not in UTF-8"))?
                 .into(),
         ),
+    })
+}
+
+fn get_key(b: &[u8]) -> io::Result<Option<(IdKey, usize)>> {
+    let Some((view, used)) = view_key(b)? else {
+        return Ok(None);
     };
-    Ok(Some((key, used)))
+    Ok(Some((owned(view)?, used)))
 }
 
 /// The numbered record `b` starts with, as it lies there: its `_id`, its number, the bytes
@@ -180,13 +184,10 @@ impl Record for Numbered {
         out.extend_from_slice(&self.1.to_le_bytes());
     }
     fn get(b: &[u8]) -> io::Result<Option<(Self, usize)>> {
-        let Some((id, used)) = get_key(b)? else {
+        let Some((id, n, used)) = view_numbered(b)? else {
             return Ok(None);
         };
-        Ok(b.get(used..used + 4).map(|n| {
-            let n = i32::from_le_bytes(n.try_into().expect("4 bytes"));
-            ((id, n), used + 4)
-        }))
+        Ok(Some(((owned(id)?, n), used)))
     }
 }
 
@@ -222,13 +223,11 @@ impl Spill {
     ) -> io::Result<(u64, u64)> {
         let start = self.end;
         let mut buf = Vec::with_capacity(WRITE_BYTES);
-        let res = (|| {
-            for r in records {
-                self.put(r, &mut buf)?;
-            }
-            self.flush(&mut buf)
-        })();
-        res.map(|()| (start, self.end))
+        for r in records {
+            self.put(r, &mut buf)?;
+        }
+        self.flush(&mut buf)?;
+        Ok((start, self.end))
     }
 
     /// Adds `r` to `buf`, written at the end of the file once it holds [`WRITE_BYTES`].
@@ -682,6 +681,10 @@ impl IdNumbers {
                 let (start, each) = (fences[block].at, fences[block].each as usize);
                 let stop = fences.get(block + 1).map_or(*end, |f| f.at);
                 let len = (stop - start) as usize;
+                let read = |bytes: &mut [u8]| {
+                    file.read_exact_at(bytes, start)
+                        .and_then(|()| find_in_block(bytes, each, key))
+                };
                 // Another thread looking up at the same time reads its block for itself.
                 let mut last = last.try_lock().ok();
                 let found = match last.as_deref_mut() {
@@ -692,9 +695,7 @@ impl IdNumbers {
                         // The block read replaces the one kept, in its allocation.
                         let mut bytes = kept.take().map(|b| b.bytes).unwrap_or_default();
                         bytes.resize(len, 0);
-                        let found = file
-                            .read_exact_at(&mut bytes, start)
-                            .and_then(|()| find_in_block(&bytes, each, key));
+                        let found = read(&mut bytes);
                         if found.is_ok() {
                             *kept = Some(Block {
                                 index: block,
@@ -703,11 +704,7 @@ impl IdNumbers {
                         }
                         found
                     }
-                    _ => {
-                        let mut bytes = vec![0u8; len];
-                        file.read_exact_at(&mut bytes, start)
-                            .and_then(|()| find_in_block(&bytes, each, key))
-                    }
+                    _ => read(&mut vec![0u8; len]),
                 };
                 found.unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "a numbering's file could not be read");
