@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
+pub mod coalesce;
 pub mod server;
 
 pub use server::{Gatekeeper, Gateway, GatewayContext, Rejection, Session};

@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use heimdall_base::net::{accept, Admission, Ticket};
 
+use super::coalesce::Coalesce;
 use super::{ClientHandle, GatewayConfig, Out, Outbox, StreamKey, WebSocketManager};
 
 /// Milliseconds since the epoch.
@@ -189,7 +190,7 @@ impl Gateway {
                     _ = gw.shutdown.cancelled() => return,
                 };
                 let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
-                    io,
+                    Coalesce::new(io),
                     tokio_tungstenite::tungstenite::protocol::Role::Server,
                     Some(websocket_config(&gw.ctx.config)),
                 )
@@ -209,7 +210,8 @@ pub fn accept_key(key: &[u8]) -> String {
 }
 
 /// Small per-connection buffers: a 1 KiB read buffer that grows up to `max_frame`, and
-/// outbound frames are written as they come (the defaults allocate 128 KiB per connection).
+/// outbound frames are written as they come (the defaults allocate 128 KiB per connection)
+/// to a [`Coalesce`], which sends them together at the writer's flush.
 fn websocket_config(cfg: &GatewayConfig) -> WebSocketConfig {
     let mut wsc = WebSocketConfig::default();
     wsc.max_frame_size = Some(cfg.max_frame);
@@ -354,7 +356,7 @@ impl Gateway {
         let handshake = tokio::time::timeout(
             cfg.handshake_timeout,
             tokio_tungstenite::accept_hdr_async_with_config(
-                tcp,
+                Coalesce::new(tcp),
                 check,
                 Some(websocket_config(cfg)),
             ),
