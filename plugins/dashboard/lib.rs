@@ -12,6 +12,7 @@ use mongodb::bson::{doc, oid::ObjectId, Document};
 use poise::serenity_prelude as serenity;
 use serde::{Deserialize, Serialize};
 
+use heimdall_host::batch::Batcher;
 use heimdall_host::context::Data;
 use heimdall_host::plugin::{
     AccessPolicy, CloneStepSpec, CollectionSpec, GuildSummary, LoginGuild, Plugin,
@@ -63,12 +64,10 @@ impl Plugin for DashboardPlugin {
         Some(&STRINGS)
     }
     fn access_policy(&self, data: &Data) -> Option<Arc<dyn AccessPolicy>> {
-        Some(Arc::new(DashboardAccess {
-            db: data.db.clone(),
-            discord: data.discord.clone(),
-            roles: Mutex::new(HashMap::new()),
-            bot_guilds: tokio::sync::Mutex::new(None),
-        }))
+        Some(Arc::new(DashboardAccess::new(
+            data.db.clone(),
+            data.discord.clone(),
+        )))
     }
 }
 
@@ -90,17 +89,119 @@ const ROLES_TTL: Duration = Duration::from_secs(60);
 /// "user"`), or for one of the user's roles in that guild (`"role"`; the member's roles come
 /// from Discord's API and are cached for a minute). Without Discord, role entries grant
 /// nothing.
+///
+/// Every gateway authentication reads a user's sign-out, grants and last login; those
+/// reads go through [`Batcher`]s, so that thousands of clients coming back at once are a
+/// few queries, not three each.
 pub struct DashboardAccess {
     db: mongodb::Database,
     discord: Option<Arc<serenity::Http>>,
     roles: Mutex<HashMap<(String, u64), CachedRoles>>,
     bot_guilds: tokio::sync::Mutex<Option<(Instant, Arc<Vec<GuildSummary>>)>>,
+    /// By user id: the time before which its sessions are signed out.
+    revocations: Batcher<String, i64>,
+    /// By user id: the servers Discord listed at its last login.
+    logins: Batcher<String, Vec<LoginGuild>>,
+    /// By user id: the guilds granting it dashboard access by a `"user"` entry.
+    grants: Batcher<String, Vec<String>>,
 }
 
 /// A member's role ids in a guild, and when they were read.
 type CachedRoles = (Instant, Vec<String>);
 
+/// Most users read by one query, and queries out at once for each kind of read (the
+/// driver's pool holds 10 connections).
+const BATCH: usize = 256;
+const BATCHES_AT_ONCE: usize = 3;
+
+/// A [`Batcher`] of look-ups by `field` (a user id) in `collection`: one `{field: {$in:
+/// ids}, ..extra}` query a batch, each document it finds folded into the answers.
+fn by_user<V: Clone + Send + 'static>(
+    db: &mongodb::Database,
+    name: &'static str,
+    collection: &'static str,
+    field: &'static str,
+    extra: Document,
+    projection: Document,
+    fold: fn(&mut HashMap<String, V>, Document),
+) -> Batcher<String, V> {
+    let db = db.clone();
+    Batcher::new(
+        name,
+        BATCH,
+        BATCHES_AT_ONCE,
+        Arc::new(move |ids: Vec<String>| {
+            let c = db.collection::<Document>(collection);
+            let (mut filter, projection) = (extra.clone(), projection.clone());
+            Box::pin(async move {
+                filter.insert(field, doc! { "$in": ids });
+                let mut cursor = c.find(filter).projection(projection).await?;
+                let mut found = HashMap::new();
+                while let Some(d) = cursor.try_next().await? {
+                    fold(&mut found, d);
+                }
+                Ok(found)
+            })
+        }),
+    )
+}
+
 impl DashboardAccess {
+    /// Access decided from `db`'s collections, and from Discord's API when given.
+    pub fn new(db: mongodb::Database, discord: Option<Arc<serenity::Http>>) -> Self {
+        let revocations = by_user(
+            &db,
+            "reading sign-outs",
+            SESSION_REVOCATIONS,
+            "userId",
+            doc! {},
+            doc! { "userId": 1, "before": 1 },
+            |found, d| {
+                if let (Ok(u), Ok(b)) = (d.get_str("userId"), d.get_i64("before")) {
+                    found.insert(u.to_string(), b);
+                }
+            },
+        );
+        let logins = by_user(
+            &db,
+            "reading logins",
+            LOGINS,
+            "userId",
+            doc! {},
+            doc! { "userId": 1, "guilds": 1 },
+            |found, d| {
+                if let (Ok(u), Ok(g)) = (d.get_str("userId"), d.get_array("guilds")) {
+                    let guilds = g
+                        .iter()
+                        .filter_map(|g| mongodb::bson::from_bson(g.clone()).ok())
+                        .collect();
+                    found.insert(u.to_string(), guilds);
+                }
+            },
+        );
+        let grants = by_user::<Vec<String>>(
+            &db,
+            "reading dashboard grants",
+            "dashboard_permissions",
+            "targetId",
+            doc! { "targetType": "user" },
+            doc! { "guildId": 1, "targetId": 1 },
+            |found, d| {
+                if let (Ok(u), Ok(g)) = (d.get_str("targetId"), d.get_str("guildId")) {
+                    found.entry(u.to_string()).or_default().push(g.to_string());
+                }
+            },
+        );
+        Self {
+            db,
+            discord,
+            roles: Mutex::new(HashMap::new()),
+            bot_guilds: tokio::sync::Mutex::new(None),
+            revocations,
+            logins,
+            grants,
+        }
+    }
     fn permissions(&self) -> mongodb::Collection<Document> {
         self.db.collection("dashboard_permissions")
     }
@@ -191,33 +292,15 @@ impl DashboardAccess {
     /// The servers Discord listed at `user`'s last login; `None` when `user` never logged
     /// in on the dashboard (a token made otherwise).
     async fn last_login(&self, user: u64) -> anyhow::Result<Option<Vec<LoginGuild>>> {
-        let d = self
-            .db
-            .collection::<Document>(LOGINS)
-            .find_one(doc! { "userId": user.to_string() })
-            .await?;
-        Ok(d.and_then(|d| d.get_array("guilds").ok().cloned())
-            .map(|a| {
-                a.into_iter()
-                    .filter_map(|g| mongodb::bson::from_bson(g).ok())
-                    .collect()
-            }))
+        self.logins.get(user.to_string()).await
     }
 
     /// The servers `user` may open by `dashboard_permissions` and by managing them, before
     /// asking whether the bot is there.
     async fn granted(&self, user: u64) -> anyhow::Result<Vec<String>> {
-        let mut guilds: Vec<String> = self
-            .permissions()
-            .find(doc! { "targetType": "user", "targetId": user.to_string() })
-            .projection(doc! { "guildId": 1 })
-            .await?
-            .try_collect::<Vec<_>>()
-            .await?
-            .iter()
-            .filter_map(|d| d.get_str("guildId").ok().map(String::from))
-            .collect();
-        let login = self.last_login(user).await?;
+        let (guilds, login) =
+            tokio::join!(self.grants.get(user.to_string()), self.last_login(user));
+        let (mut guilds, login) = (guilds?.unwrap_or_default(), login?);
         guilds.extend(
             login
                 .iter()
@@ -369,13 +452,10 @@ impl AccessPolicy for DashboardAccess {
     }
 
     async fn session_valid(&self, user: u64, issued_at: u64) -> anyhow::Result<bool> {
-        let revoked = self
-            .db
-            .collection::<Document>(SESSION_REVOCATIONS)
-            .find_one(doc! { "userId": user.to_string() })
-            .await?;
-        let before = revoked
-            .and_then(|d| d.get_i64("before").ok())
+        let before = self
+            .revocations
+            .get(user.to_string())
+            .await?
             .unwrap_or(i64::MIN);
         Ok(i64::try_from(issued_at).unwrap_or(i64::MAX) > before)
     }

@@ -3,6 +3,7 @@
 //! must never be printed ([`secret`]) and Discord ids ([`ids`]).
 //! It depends on no other Heimdall crate.
 
+pub mod batch;
 pub mod catalog;
 pub mod crypto;
 pub mod db;

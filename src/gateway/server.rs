@@ -488,14 +488,16 @@ impl Gateway {
             user,
             client,
         };
-        let valid = ctx
-            .gatekeeper
-            .session_valid(user, claims.issued_at)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = ?e, user, "checking the session failed; refused");
-                false
-            });
+        // The guilds are read beside the check (one round trip, not two) and sent only if
+        // it passes.
+        let (valid, guilds) = tokio::join!(
+            ctx.gatekeeper.session_valid(user, claims.issued_at),
+            permitted_guilds(ctx, user)
+        );
+        let valid = valid.unwrap_or_else(|e| {
+            tracing::warn!(error = ?e, user, "checking the session failed; refused");
+            false
+        });
         if !valid {
             let frame = close_frame(
                 close::INVALID_TOKEN,
@@ -507,7 +509,6 @@ impl Gateway {
         let owner = ctx.gatekeeper.is_owner(user);
         let mut rooms: HashSet<String> = HashSet::new();
 
-        let guilds: Vec<String> = permitted_guilds(ctx, user).await;
         let authenticated = control(
             "authenticated",
             None,

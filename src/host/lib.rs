@@ -10,6 +10,8 @@
 
 pub mod api;
 pub mod auth;
+/// Look-ups asked at the same moment answered by one query, from the base crate.
+pub use heimdall_base::batch;
 pub mod config;
 pub mod context;
 /// Secrets at rest (AES-256-GCM), from the base crate.

@@ -904,3 +904,86 @@ async fn a_role_entry_grants_dashboard_access_to_members_with_that_role() {
         GUILD_C
     );
 }
+
+/// Sixty users come in at once, as after a restart: their look-ups are read together, and
+/// each still gets exactly its own servers, and a signed-out user its refusal.
+#[tokio::test]
+async fn users_authenticating_at_once_each_get_their_own_guilds_and_sign_outs() {
+    let app = app(&[("WS_MAX_PENDING_PER_ADDRESS", "1000")]).await;
+    let users: Vec<u64> = (0..60).map(|k| 600_000_000_000_000_000 + k).collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let granted = |k: usize| format!("3000000000000000{k:02}");
+    let managed = |k: usize| format!("4000000000000000{k:02}");
+    for (k, user) in users.iter().enumerate() {
+        app.db
+            .collection::<Document>("dashboard_permissions")
+            .insert_one(doc! { "guildId": granted(k), "targetType": "user", "targetId": user.to_string(), "permissions": ["view"] })
+            .await
+            .unwrap();
+        if k % 2 == 0 {
+            app.db
+                .collection::<Document>("dashboard_logins")
+                .insert_one(doc! { "userId": user.to_string(), "guilds": [
+                    { "id": managed(k), "name": "managed", "owner": true, "permissions": "0" },
+                    { "id": "499999999999999999", "name": "member only", "owner": false, "permissions": "0" },
+                ] })
+                .await
+                .unwrap();
+        }
+        if k % 3 == 0 {
+            app.db
+                .collection::<Document>("session_revocations")
+                .insert_one(doc! { "userId": user.to_string(), "before": now + 60 })
+                .await
+                .unwrap();
+        }
+    }
+    let outcomes = futures::future::join_all(users.iter().map(|&user| {
+        let app = &app;
+        async move {
+            let mut ws = connect(app, None).await.unwrap();
+            next_event(&mut ws, "hello").await;
+            send(&mut ws, json!({ "type": "auth", "token": token(user) })).await;
+            loop {
+                match tokio::time::timeout(Duration::from_secs(10), ws.next())
+                    .await
+                    .expect("no answer within 10 s")
+                {
+                    Some(Ok(Message::Text(t))) => {
+                        let v: Value = serde_json::from_str(&t).unwrap();
+                        if v["event"] == "authenticated" {
+                            assert_eq!(v["data"]["userId"], user.to_string());
+                            let mut g: Vec<String> = v["data"]["guilds"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .map(|g| g.as_str().unwrap().to_string())
+                                .collect();
+                            g.sort();
+                            return Ok(g);
+                        }
+                    }
+                    Some(Ok(Message::Close(f))) => return Err(f.map(|f| u16::from(f.code))),
+                    Some(Ok(_)) => continue,
+                    other => panic!("stream ended: {other:?}"),
+                }
+            }
+        }
+    }))
+    .await;
+    for (k, outcome) in outcomes.into_iter().enumerate() {
+        if k % 3 == 0 {
+            assert_eq!(outcome, Err(Some(4003)), "user {k} signed out");
+            continue;
+        }
+        let mut want = vec![granted(k)];
+        if k % 2 == 0 {
+            want.push(managed(k));
+        }
+        want.sort();
+        assert_eq!(outcome, Ok(want), "user {k}");
+    }
+}
