@@ -4,14 +4,17 @@
 //!   come from many loopback addresses, 50 each, as from real networks);
 //! - one event to `--room` sockets (10,000) in one guild room: publish → receipt p50 and
 //!   p99, against a minimal tokio-tungstenite broadcaster (this binary run with
-//!   `--minimal-broadcaster`, a separate process as the bot is) in the same run;
+//!   `--minimal-broadcaster`, a separate process as the bot is; it writes what is waiting
+//!   for a client and flushes once, as the gateway does) in the same run;
 //! - owner broadcast to `--owners` sockets: sustained events delivered per second;
 //! - a reconnect storm: `--storm N` owner connections dropped at once while events keep
 //!   coming, all reconnecting and resuming from their last `seq`: time until every one has
 //!   resumed, events lost or duplicated (must be 0), and the server's RSS afterwards
-//!   against its idle figure.
+//!   against its idle figure. `--storm-users U` (1 by default, as first measured): the
+//!   storm's clients are U owners, client `i` signed in as the `i % U`-th.
 //!
-//! `cargo bench --bench gateway -- [--idle N] [--room N] [--owners N] [--storm N] [--runs N]`
+//! `cargo bench --bench gateway -- [--idle N] [--room N] [--owners N] [--storm N]
+//! [--storm-users U] [--runs N]`
 
 #[path = "common.rs"]
 mod common;
@@ -27,6 +30,11 @@ use tokio_tungstenite::tungstenite::Message;
 
 const SECRET: &str = "bench-secret-bench-secret-bench-secret-0000";
 const OWNER: u64 = 100_000_000_000_000_001;
+
+/// The owner storm client `i` signs in as, of `users`.
+fn storm_user(i: usize, users: usize) -> u64 {
+    OWNER + (i % users.max(1)) as u64
+}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -180,15 +188,33 @@ async fn minimal_broadcaster(port: u16) {
         while let Ok((tcp, _)) = listener.accept().await {
             let mut rx = accept_tx.subscribe();
             tokio::spawn(async move {
-                let Ok(ws) =
-                    tokio_tungstenite::accept_async_with_config(tcp, Some(client_config())).await
+                // tungstenite's write buffer: what is fed before a flush leaves together,
+                // as the gateway's own writer does.
+                let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                    .read_buffer_size(4096);
+                let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await
                 else {
                     return;
                 };
                 let (mut sink, mut stream) = ws.split();
                 tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
                 while let Ok(m) = rx.recv().await {
-                    if sink.send(Message::Text(m)).await.is_err() {
+                    if sink.feed(Message::Text(m)).await.is_err() {
+                        return;
+                    }
+                    // Everything else already waiting, then one flush.
+                    loop {
+                        match rx.try_recv() {
+                            Ok(m) => {
+                                if sink.feed(Message::Text(m)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(tokio::sync::broadcast::error::TryRecvError::Empty) => break,
+                            Err(_) => return,
+                        }
+                    }
+                    if sink.flush().await.is_err() {
                         return;
                     }
                 }
@@ -273,6 +299,7 @@ fn storm_source(i: usize) -> std::net::Ipv4Addr {
 async fn storm_client(
     port: u16,
     src: std::net::Ipv4Addr,
+    user: u64,
     resume: Option<u64>,
     tracker: Arc<Tracker>,
 ) -> tokio::task::JoinHandle<()> {
@@ -282,7 +309,7 @@ async fn storm_client(
             let attempt = async {
                 let mut ws = connect_from(port, src).await?;
                 ws.next().await?.ok()?; // hello
-                let token = heimdall_host::auth::mint(SECRET, OWNER, Duration::from_secs(3600));
+                let token = heimdall_host::auth::mint(SECRET, user, Duration::from_secs(3600));
                 let mut auth = json!({ "type": "auth", "token": token });
                 if let Some(seq) = resume {
                     auth["ownerSeq"] = seq.into();
@@ -340,14 +367,23 @@ struct Storm {
 
 /// Connects `n` owner clients, keeps owner events coming (10 a second), drops every client
 /// at once, reconnects them all resuming from their last `seq`, and checks what each got.
-async fn storm(base: &str, port: u16, pid: u32, n: usize) -> Storm {
+async fn storm(base: &str, port: u16, pid: u32, n: usize, users: usize) -> Storm {
     let http = reqwest::Client::new();
     let token = heimdall_host::auth::mint(SECRET, OWNER, Duration::from_secs(3600));
     let trackers: Vec<Arc<Tracker>> = (0..n).map(|_| Arc::new(Tracker::default())).collect();
     let mut tasks = Vec::with_capacity(n);
     for chunk in (0..n).collect::<Vec<_>>().chunks(250) {
         for &i in chunk {
-            tasks.push(storm_client(port, storm_source(i), None, trackers[i].clone()).await);
+            tasks.push(
+                storm_client(
+                    port,
+                    storm_source(i),
+                    storm_user(i, users),
+                    None,
+                    trackers[i].clone(),
+                )
+                .await,
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -384,7 +420,13 @@ async fn storm(base: &str, port: u16, pid: u32, n: usize) -> Storm {
     }
     let reconnects = futures::future::join_all((0..n).map(|i| {
         let last = trackers[i].last.load(Ordering::Relaxed);
-        storm_client(port, storm_source(i), Some(last), trackers[i].clone())
+        storm_client(
+            port,
+            storm_source(i),
+            storm_user(i, users),
+            Some(last),
+            trackers[i].clone(),
+        )
     }))
     .await;
     tasks.extend(reconnects);
@@ -471,6 +513,11 @@ async fn main() {
     let owners = arg("--owners", 1_000.0) as usize;
     let runs = arg("--runs", 5.0) as usize;
     let storm_n = arg("--storm", 10_000.0) as usize;
+    let storm_users = arg("--storm-users", 1.0).max(1.0) as usize;
+    // Every storm user is an owner (the storm resumes the owner stream).
+    let owner_ids: Vec<String> = (0..storm_users.min(storm_n.max(1)))
+        .map(|i| storm_user(i, storm_users).to_string())
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let (uri, _server) = common::server(dir.path());
     const GUILD: &str = "200000000000000042";
@@ -488,7 +535,7 @@ async fn main() {
             .env("API_PORT", api.to_string())
             .env("WS_PORT", wsp.to_string())
             .env("AUTH_SECRET", SECRET)
-            .env("OWNER_IDS", OWNER.to_string())
+            .env("OWNER_IDS", owner_ids.join(","))
             .env("HEIMDALL_CONFIG", "/nonexistent")
             .env("RUST_LOG", "warn")
             .env("WS_MAX_CONNECTIONS", most.to_string())
@@ -645,9 +692,9 @@ async fn main() {
         // 4. Reconnect storm.
         if storm_n > 0 {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let st = storm(&base, wsp, bot.id(), storm_n).await;
+            let st = storm(&base, wsp, bot.id(), storm_n, storm_users).await;
             eprintln!(
-                "run {r}: storm of {storm_n}: all resumed in {:.2}s, {} lost, {} duplicated, server RSS {} kB idle → {} kB after",
+                "run {r}: storm of {storm_n} ({storm_users} users): all resumed in {:.2}s, {} lost, {} duplicated, server RSS {} kB idle → {} kB after",
                 st.resumed_in, st.lost, st.duplicated, st.rss_idle_kb, st.rss_after_kb
             );
             storms.push(st);
@@ -689,7 +736,7 @@ async fn main() {
     );
     if !storms.is_empty() {
         println!(
-            "| reconnect storm of {storm_n}: all resumed, seconds after the drop | {:.2} | ≤ 10 |",
+            "| reconnect storm of {storm_n} ({storm_users} users): all resumed, seconds after the drop | {:.2} | ≤ 10 |",
             median(storms.iter().map(|s| s.resumed_in).collect())
         );
         println!(
