@@ -30,6 +30,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 const SECRET: &str = "bench-secret-bench-secret-bench-secret-0000";
 const OWNER: u64 = 100_000_000_000_000_001;
+/// The guild room of the latency test.
+const GUILD: &str = "200000000000000042";
 
 /// The owner storm client `i` signs in as, of `users`.
 fn storm_user(i: usize, users: usize) -> u64 {
@@ -173,7 +175,8 @@ async fn bare_client(
 
 /// The minimal broadcaster (`--minimal-broadcaster PORT`): accepts WebSocket connections,
 /// and for each line `go COUNT INTERVAL_MS` on standard input sends COUNT events
-/// `{"sentAtUs": …}` INTERVAL_MS apart to every connection, through a tokio broadcast
+/// shaped as the gateway's (`{"data": {"i", "sentAtUs"}, "event", "timestamp", "guildId",
+/// "seq"}`) INTERVAL_MS apart to every connection, through a tokio broadcast
 /// channel and one writer task per connection. Nothing else: the floor a gateway's
 /// fan-out is compared with.
 async fn minimal_broadcaster(port: u16) {
@@ -233,11 +236,20 @@ async fn minimal_broadcaster(port: u16) {
             parts.first().copied().unwrap_or(1),
             parts.get(1).copied().unwrap_or(20),
         );
-        for _ in 0..count {
+        for i in 0..count {
+            // The gateway's frame for the same event, byte for byte in shape: the clients
+            // parse as much from either.
+            let ms = now_us() / 1000;
             let _ = tx.send(
-                json!({ "event": "dev:ping", "data": { "sentAtUs": now_us() } })
-                    .to_string()
-                    .into(),
+                json!({
+                    "data": { "i": i, "sentAtUs": now_us() },
+                    "event": "dev:ping",
+                    "timestamp": ms,
+                    "guildId": GUILD,
+                    "seq": i + 1,
+                })
+                .to_string()
+                .into(),
             );
             tokio::time::sleep(Duration::from_millis(interval)).await;
         }
@@ -520,7 +532,6 @@ async fn main() {
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let (uri, _server) = common::server(dir.path());
-    const GUILD: &str = "200000000000000042";
 
     let (mut per_conn, mut p50s, mut p99s, mut rates) = (vec![], vec![], vec![], vec![]);
     let (mut min_p99s, mut p99_ratios) = (vec![], vec![]);
