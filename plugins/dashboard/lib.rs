@@ -109,6 +109,9 @@ pub struct DashboardAccess {
 /// A member's role ids in a guild, and when they were read.
 type CachedRoles = (Instant, Vec<String>);
 
+/// The servers Discord listed at a user's last login (`None`: never logged in).
+type Login = Option<Vec<LoginGuild>>;
+
 /// Most users read by one query, and queries out at once for each kind of read (the
 /// driver's pool holds 10 connections).
 const BATCH: usize = 256;
@@ -295,12 +298,22 @@ impl DashboardAccess {
         self.logins.get(user.to_string()).await
     }
 
-    /// The servers `user` may open by `dashboard_permissions` and by managing them, before
-    /// asking whether the bot is there.
-    async fn granted(&self, user: u64) -> anyhow::Result<Vec<String>> {
-        let (guilds, login) =
+    /// The guilds granting `user` access by a `"user"` entry, and its last login, read
+    /// together.
+    async fn grants_and_login(&self, user: u64) -> anyhow::Result<(Vec<String>, Login)> {
+        let (grants, login) =
             tokio::join!(self.grants.get(user.to_string()), self.last_login(user));
-        let (mut guilds, login) = (guilds?.unwrap_or_default(), login?);
+        Ok((grants?.unwrap_or_default(), login?))
+    }
+
+    /// The servers `user` may open by `dashboard_permissions` (`guilds`: its `"user"`
+    /// entries) and by managing them (`login`), before asking whether the bot is there.
+    async fn granted(
+        &self,
+        user: u64,
+        mut guilds: Vec<String>,
+        login: &Login,
+    ) -> anyhow::Result<Vec<String>> {
         guilds.extend(
             login
                 .iter()
@@ -314,7 +327,7 @@ impl DashboardAccess {
             // request to Discord (the bot may make 50 a second in all), and of a bot's many
             // servers granting roles, the user is in a few.
             let mut filter = doc! { "targetType": "role" };
-            if let Some(login) = &login {
+            if let Some(login) = login {
                 let member_of: Vec<&str> = login.iter().map(|g| g.id.as_str()).collect();
                 filter.insert("guildId", doc! { "$in": member_of });
             }
@@ -343,6 +356,20 @@ impl DashboardAccess {
         Ok(guilds)
     }
 
+    /// The guilds of [`granted`](Self::granted) the bot is in.
+    async fn visible(
+        &self,
+        user: u64,
+        grants: Vec<String>,
+        login: &Login,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut guilds = self.granted(user, grants, login).await?;
+        if let Some(bot) = self.bot_guilds().await? {
+            guilds.retain(|g| bot.iter().any(|b| &b.id == g));
+        }
+        Ok(guilds)
+    }
+
     /// Whether one of the member's roles in `guild` is among `role_ids`.
     async fn has_role(&self, guild: &str, user: u64, role_ids: &[String]) -> anyhow::Result<bool> {
         if role_ids.is_empty() {
@@ -356,11 +383,8 @@ impl DashboardAccess {
 #[async_trait::async_trait]
 impl AccessPolicy for DashboardAccess {
     async fn guilds(&self, user: u64) -> anyhow::Result<Vec<String>> {
-        let mut guilds = self.granted(user).await?;
-        if let Some(bot) = self.bot_guilds().await? {
-            guilds.retain(|g| bot.iter().any(|b| &b.id == g));
-        }
-        Ok(guilds)
+        let (grants, login) = self.grants_and_login(user).await?;
+        self.visible(user, grants, &login).await
     }
 
     async fn picker(&self, user: u64, owner: bool) -> anyhow::Result<Vec<GuildSummary>> {
@@ -370,10 +394,10 @@ impl AccessPolicy for DashboardAccess {
                 return Ok(bot.to_vec());
             }
         }
-        let logins = self.login_guilds(user).await?;
-        Ok(self
-            .guilds(user)
-            .await?
+        let (grants, login) = self.grants_and_login(user).await?;
+        let visible = self.visible(user, grants, &login).await?;
+        let logins = login.unwrap_or_default();
+        Ok(visible
             .into_iter()
             .map(|id| {
                 let known = bot
