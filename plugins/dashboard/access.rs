@@ -17,8 +17,7 @@ use heimdall_host::context::Data;
 use heimdall_host::error::{AppError, UserError, UserErrorKind};
 use heimdall_host::extract::JsonBody;
 
-/// The collection.
-const PERMISSIONS: &str = "dashboard_permissions";
+use crate::PERMISSIONS;
 
 /// The routes.
 pub fn routes() -> Routes {

@@ -37,7 +37,7 @@ impl Plugin for DashboardPlugin {
     }
     fn collections(&self) -> Vec<CollectionSpec> {
         vec![
-            CollectionSpec::new("dashboard_permissions", "DashboardPermission")
+            CollectionSpec::new(PERMISSIONS, "DashboardPermission")
                 .unique(&["guildId", "targetType", "targetId"])
                 // Every gateway authentication looks a user's grants up in every guild, and
                 // the guilds granting roles (see `granted`).
@@ -70,6 +70,10 @@ impl Plugin for DashboardPlugin {
         )))
     }
 }
+
+/// A guild's dashboard grants, to users and roles (`{guildId, targetType, targetId,
+/// permissions}`).
+pub const PERMISSIONS: &str = "dashboard_permissions";
 
 /// Per user, the time before which its session tokens are signed out (`{userId, before}`,
 /// seconds since the epoch). Internal: an instance's sign-outs are not cloned.
@@ -185,7 +189,7 @@ impl DashboardAccess {
         let grants = by_user::<Vec<String>>(
             &db,
             "reading dashboard grants",
-            "dashboard_permissions",
+            PERMISSIONS,
             "targetId",
             doc! { "targetType": "user" },
             doc! { "guildId": 1, "targetId": 1 },
@@ -206,7 +210,7 @@ impl DashboardAccess {
         }
     }
     fn permissions(&self) -> mongodb::Collection<Document> {
-        self.db.collection("dashboard_permissions")
+        self.db.collection(PERMISSIONS)
     }
 
     /// The member's role ids in `guild` (none when not a member or Discord is off).
